@@ -1,0 +1,5 @@
+import sys
+
+from fwsetup.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""Output: machine-readable JSON on stdout alone; progress, logs and messages on stderr (rich).
+
+rich is imported on first use, so that `fwsetup profile` and `--json` paths stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@dataclass
+class State:
+    debug: bool = False
+    recipes_dir: str | None = None  # --recipes / FWSETUP_RECIPES
+    quiet: bool = False
+
+
+state = State()
+
+
+@cache
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=False)
+
+
+@cache
+def out_console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def emit_json(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def info(message: str, **kw: Any) -> None:
+    if not state.quiet:
+        err_console().print(message, **kw)
+
+
+def error(message: str) -> None:
+    from rich.markup import escape
+
+    err_console().print(f"[bold red]error:[/] {escape(message)}")
+
+
+def recipes_dir_override() -> str | None:
+    return state.recipes_dir or os.environ.get("FWSETUP_RECIPES") or None
