@@ -42,7 +42,7 @@ class Rejection(_S):
     why: list[str]
 
 
-class Plan(_S):
+class Plan(_S, kw_only=True):
     schema_version: int = 1
     status: Literal["ok", "refused"]
     framework: str

@@ -58,8 +58,8 @@ class Build(_S):
     cuda: str | None = None  # "12.6"
     cudnn: str | None = None
     python: str = ">=3.10"  # PEP 440 specifier
-    os: list[str] = ["linux"]
-    arch: list[str] = ["x86_64"]
+    os: list[str] = msgspec.field(default_factory=lambda: ["linux"])
+    arch: list[str] = msgspec.field(default_factory=lambda: ["x86_64"])
     min_driver: str | None = None  # Linux; derived from data/cuda-drivers.toml when None
     min_driver_windows: str | None = None
     compute_capabilities: list[str] = []  # SASS targets, "8.0" = sm_80
@@ -76,7 +76,7 @@ class Build(_S):
     notes: str = ""
 
 
-class Recipe(_S):
+class Recipe(_S, kw_only=True):
     name: str  # "pytorch"
     title: str  # "PyTorch"
     aliases: list[str] = []
