@@ -42,6 +42,12 @@ class CondaSpec(_S):
     channels: list[str] = []
     packages: list[str] = []  # conda MatchSpecs, e.g. "pytorch=2.5.1", "cuda-version=12.6"
     cuda_version: str | None = None  # the cuda-version pin (conda-forge)
+    # PEP 508 requirements for the environment.yml `pip:` section, installed after the conda packages.
+    pip: list[str] = []
+    # The `__cuda` virtual package the solver assumes (conda's CONDA_OVERRIDE_CUDA): the highest CUDA the
+    # host's driver supports (HostProfile nvidia.cuda_driver_version). The planner fills it in the Plan;
+    # None = no NVIDIA driver (packages that need `__cuda` cannot be solved).
+    cuda_driver: str | None = None
 
 
 class DockerSpec(_S):
