@@ -1,0 +1,443 @@
+"""conda backend: create a conda environment for a Plan (`fwsetup install NAME --method conda`).
+
+render() is the environment.yml (what --dry-run prints); install() solves, creates, smoke-tests and only
+then puts the environment in place, with a lock file of the exact packages (name, version, build, channel,
+url, sha256, md5). A repeat of the same plan on an intact environment is a no-op.
+
+Where the environment is built, and why (conda prefixes are not relocatable):
+  Conda packages hold absolute paths: entry-point shebangs, and text files in which the build prefix is
+  replaced by the install prefix when the package is linked. Building in a staging folder and renaming it
+  would leave every such path pointing at the staging folder. So:
+  - py-rattler and micromamba (libmamba's --relocate-prefix) *link into the staging folder while writing
+    the final path into the files* (rattler's alternative_target_prefix). The staged environment is
+    smoke-tested with its own python (which finds its prefix from its own location, so it loads the
+    staged packages, not the old environment's), then swapped in atomically (staging.py). After the swap
+    every recorded path is the final one: the environment is byte for byte what an install at the final
+    path makes. tests/test_conda_install.py checks a prefix-replaced file and an entry-point script after
+    the swap.
+  - conda and mamba 1.x cannot do that, so they build *at the final path*: the old environment is first
+    moved aside (same filesystem, one rename, its own paths unchanged) and moved back if anything fails,
+    including a run killed half-way (a marker file beside the target says what to undo; the target's
+    install lock makes sure the marker's writer is dead when another run reads it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fwsetup import staging
+from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
+from fwsetup.backends.conda_env import CondaEnv, conda_env_for, render_environment_yml
+from fwsetup.backends.conda_tools import (
+    Installer,
+    Solution,
+    describe_installer,
+    find_installer,
+    python_in,
+    read_conda_meta,
+)
+from fwsetup.errors import FwsetupError, InstallError, SmokeError
+from fwsetup.plan import Plan, plan_to_dict
+
+ENV_FILE = "environment.yml"  # in <env>/.fwsetup/
+PIP_TIMEOUT = 1800.0
+SMOKE_TIMEOUT = 900.0
+
+
+def _platform_subdir() -> str:
+    machine = platform.machine().lower()
+    arch = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64"}.get(machine, machine)
+    system = {"linux": "linux", "darwin": "osx", "windows": "win"}.get(platform.system().lower(), "linux")
+    return f"{system}-{arch}"
+
+
+class CondaBackend(Backend):
+    name = "conda"
+
+    def __init__(self, installer: Installer | None = None) -> None:
+        # Tests and callers may hand in an installer; by default the machine's (find_installer).
+        self._installer = installer
+
+    # -- render ------------------------------------------------------------------------------------------
+
+    def environment(self, plan: Plan, options: InstallOptions) -> CondaEnv:
+        return conda_env_for(plan, options.env, name=Path(options.target).name or "env")
+
+    def render(self, plan: Plan, options: InstallOptions) -> str:
+        env = self.environment(plan, options)
+        text = render_environment_yml(env)
+        target = Path(options.target).absolute()
+        label = self._installer.label if self._installer else describe_installer(options.env)
+        cuda = env.cuda_driver or '""'
+        lines = [
+            f"# installer: {label}",
+            f"# equivalent: CONDA_OVERRIDE_CUDA={cuda} micromamba create -y -p {target} -f {ENV_FILE}",
+        ]
+        if plan.smoke is not None and options.run_smoke:
+            lines.append(f"# then: smoke test {plan.smoke.script} on {plan.smoke.device} with {python_in(target)}")
+        return text + "\n".join(lines) + "\n"
+
+    # -- install -----------------------------------------------------------------------------------------
+
+    def install(self, plan: Plan, options: InstallOptions, progress: Progress = no_progress) -> InstallResult:
+        t0 = time.monotonic()
+        env = self.environment(plan, options)
+        target = Path(options.target).absolute()
+        if options.dry_run:
+            return InstallResult(target=target, changed=False, message=self.render(plan, options))
+        digest = staging.plan_digest(
+            plan_to_dict(plan),
+            {"method": "conda", "conda": env.digest_data(), "subdir": _platform_subdir(), "smoke": options.run_smoke},
+        )
+        on_wait = lambda message: progress("resolve", message)  # noqa: E731
+        with staging.terminate_as_interrupt(), staging.target_lock(target, on_wait=on_wait):
+            for line in _recover_in_place(target) + staging.recover(target):
+                progress("resolve", line)
+            same = _unchanged(target, digest)
+            if same is not None:
+                return InstallResult(
+                    target=target,
+                    changed=False,
+                    message=f"{plan.framework} {plan.version or ''} is already installed in {target} (same plan).",
+                    lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
+                    packages={p["name"]: p["version"] for p in same.get("packages", [])},
+                    seconds=time.monotonic() - t0,
+                )
+            installer = self._installer or find_installer(options.env)
+            progress("resolve", f"solving {len(env.specs)} conda specs with {installer.label}")
+            solution = installer.solve(env)
+            progress("resolve", f"{len(solution.packages)} packages from {', '.join(env.channels)}")
+            build = _build_staged if installer.relocates else _build_in_place
+            smoke, packages = build(plan, options, env, installer, solution, target, digest, progress)
+        names = ", ".join(f"{p['name']} {p['version']}" for p in packages if p["name"] in _wanted(env))
+        return InstallResult(
+            target=target,
+            changed=True,
+            message=f"created conda environment {target} ({names or f'{len(packages)} packages'})"
+            + (", smoke test passed." if smoke else "."),
+            lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
+            log_file=staging.meta_dir(target) / "install.log",
+            smoke=smoke,
+            packages={p["name"]: p["version"] for p in packages},
+            seconds=time.monotonic() - t0,
+        )
+
+
+def _wanted(env: CondaEnv) -> set[str]:
+    from fwsetup.backends.conda_env import spec_name
+
+    return {spec_name(s) for s in env.specs} - {"python", "pip", "cuda-version"}
+
+
+# -- no-op check -----------------------------------------------------------------------------------------
+
+
+def _unchanged(target: Path, digest: str) -> dict[str, Any] | None:
+    """The lock file when `target` holds exactly what this plan asks for, else None.
+
+    Same digest is not enough: the packages listed in the lock file must still be the ones in
+    conda-meta (nobody ran `conda install` into it since) and the python must still start."""
+    lock = staging.read_lock_file(target)
+    if not lock or lock.get("plan_digest") != digest or lock.get("method") != "conda":
+        return None
+    want = {(p["name"], p["version"], p.get("build")) for p in lock.get("packages", [])}
+    have = {(p["name"], p["version"], p.get("build")) for p in read_conda_meta(target)}
+    if not want or want != have:
+        return None
+    python = python_in(target)
+    if python.exists() or os.path.lexists(python):
+        from fwsetup import proc
+
+        if not proc.run([python, "-c", "pass"], timeout=60).ok:
+            return None
+    return lock
+
+
+# -- the two ways to build -------------------------------------------------------------------------------
+
+
+def _build_staged(
+    plan: Plan,
+    options: InstallOptions,
+    env: CondaEnv,
+    installer: Installer,
+    solution: Solution,
+    target: Path,
+    digest: str,
+    progress: Progress,
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    with _TempLog(target) as log, staging.Staging(target) as st:
+        staging.check_free_space(target.parent, _size_of(solution))
+        if installer.kind != "rattler":
+            st.path.rmdir()  # libmamba wants to create the prefix itself; the name stays ours (lock held)
+        progress("install", f"linking {len(solution.packages)} packages into {st.path.name} (prefix {target})")
+        try:
+            installer.create(env, solution, prefix=st.path, final=target, log=log.path)
+            smoke, packages = _finish(plan, options, env, installer, solution.packages, st.path, target, digest, log, progress)
+        except BaseException as exc:
+            _keep_log(log, exc)
+            raise
+        progress("swap", f"moving the new environment into {target}")
+        st.commit()
+    return smoke, packages
+
+
+def _marker(target: Path) -> Path:
+    return target.parent / f".{target.name}.fwsetup-conda-inplace.json"
+
+
+def _build_in_place(
+    plan: Plan,
+    options: InstallOptions,
+    env: CondaEnv,
+    installer: Installer,
+    solution: Solution,
+    target: Path,
+    digest: str,
+    progress: Progress,
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    staging.check_free_space(target.parent, _size_of(solution))
+    marker = _marker(target)
+    aside: Path | None = None
+    if os.path.lexists(target):
+        # Named like staging.py's moved-aside folders: a run killed before the marker is written is
+        # repaired by staging.recover() (aside present, target missing -> moved back).
+        aside = target.parent / f".{target.name}.fwsetup-old-{os.getpid()}-{secrets.token_hex(3)}"
+        os.rename(target, aside)
+    marker.write_text(json.dumps({"aside": str(aside) if aside else None, "pid": os.getpid()}))
+    with _TempLog(target) as log:
+        try:
+            progress("install", f"creating {target} with {installer.label} (the old environment is kept aside)")
+            installer.create(env, solution, prefix=target, final=target, log=log.path)
+            smoke, packages = _finish(plan, options, env, installer, solution.packages, target, target, digest, log, progress)
+        except BaseException as exc:
+            _keep_log(log, exc)
+            with staging._deferred_signals():
+                if os.path.lexists(target):
+                    staging._rmtree(target)
+                if aside is not None:
+                    os.rename(aside, target)
+                marker.unlink(missing_ok=True)
+            raise
+    # Marker first: once it is gone, a leftover aside folder is only rubbish that recover() deletes.
+    marker.unlink(missing_ok=True)
+    if aside is not None:
+        staging._rmtree(aside)
+    return smoke, packages
+
+
+def _recover_in_place(target: Path) -> list[str]:
+    """Undo an in-place build killed half-way (call with the target's lock held)."""
+    marker = _marker(target)
+    if not marker.exists():
+        return []
+    try:
+        aside = json.loads(marker.read_text()).get("aside")
+    except (OSError, ValueError, AttributeError):
+        aside = None
+    done = []
+    if os.path.lexists(target):
+        staging._rmtree(target)
+        done.append(f"removed the half-made environment {target}, left by an interrupted run")
+    if aside and os.path.lexists(aside):
+        os.rename(aside, target)
+        done.append(f"restored {target} from {Path(aside).name}, left by an interrupted run")
+    marker.unlink(missing_ok=True)
+    return done
+
+
+def _keep_log(log: _TempLog, exc: BaseException) -> None:
+    log.keep()
+    if log.kept is not None and isinstance(exc, FwsetupError):
+        exc.hint = f"{exc.hint + ' ' if exc.hint else ''}Log: {log.kept}"
+
+
+# -- after the packages are linked -----------------------------------------------------------------------
+
+
+def _finish(
+    plan: Plan,
+    options: InstallOptions,
+    env: CondaEnv,
+    installer: Installer,
+    installer_rows: tuple[dict[str, Any], ...],
+    prefix: Path,
+    target: Path,
+    digest: str,
+    log: _TempLog,
+    progress: Progress,
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    python = python_in(prefix)
+    if env.pip:
+        _pip_install(env, options, python, log.path, progress)
+        if prefix != target:
+            _fix_shebangs(prefix, target)
+    if env.variables:
+        _write_state(prefix, env.variables)
+    packages = read_conda_meta(prefix)
+    if not packages:
+        msg = f"{installer.label} created {prefix} but it holds no conda packages (no conda-meta records)."
+        raise InstallError(msg)
+    smoke = None
+    if options.run_smoke and plan.smoke is not None:
+        progress("smoke", f"training step ({plan.smoke.script}, {plan.smoke.device}) with {python}")
+        smoke = run_smoke(python, plan, options, log.path)
+    meta = staging.meta_dir(prefix)
+    meta.mkdir(parents=True, exist_ok=True)
+    (meta / ENV_FILE).write_text(render_environment_yml(env))
+    (meta / "plan.json").write_text(json.dumps(plan_to_dict(plan), indent=2) + "\n")
+    # conda-meta holds url, sha256 and md5 for every tool; the solver's answer fills what a tool left out.
+    solved = {p["name"]: p for p in installer_rows}
+    rows = [{**solved.get(p["name"], {}), **{k: v for k, v in p.items() if v is not None}} for p in packages]
+    staging.write_lock_file(
+        prefix,
+        {
+            "plan_digest": digest,
+            "method": "conda",
+            "installer": installer.label,
+            "subdir": _platform_subdir(),
+            "channels": list(env.channels),
+            "specs": list(env.specs),
+            "pip": list(env.pip),
+            "virtual_packages": {"__cuda": env.cuda_driver, "source": env.cuda_source},
+            "prefix": str(target),
+            "framework": plan.framework,
+            "version": plan.version,
+            "plan": plan_to_dict(plan),
+            "packages": rows,
+            "smoke": smoke,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
+    log.move_into(meta / "install.log")
+    return smoke, rows
+
+
+def _size_of(solution: Solution) -> int:
+    # Package archives are compressed; an environment is about 3x its downloads. Unknown sizes count 0.
+    return 3 * sum(int(p.get("size") or 0) for p in solution.packages)
+
+
+def _write_state(prefix: Path, variables: Mapping[str, str]) -> None:
+    """Environment variables the framework needs, where `conda activate` sets them (conda-meta/state)."""
+    path = prefix / "conda-meta" / "state"
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        state = {}
+    state.setdefault("env_vars", {}).update(variables)
+    path.write_text(json.dumps(state, indent=2) + "\n")
+
+
+def _pip_install(env: CondaEnv, options: InstallOptions, python: Path, log: Path, progress: Progress) -> None:
+    """The environment.yml pip: section, with uv into the environment's own python."""
+    from fwsetup import proc
+
+    progress("install", f"pip section: {', '.join(env.pip)}")
+    uv = shutil.which("uv") or ""
+    argv = [uv, "pip", "install"] if uv else [sys.executable, "-m", "uv", "pip", "install"]
+    argv += ["--python", str(python)]
+    if options.wheelhouse:
+        argv += ["--find-links", str(options.wheelhouse)]
+    if options.offline:
+        argv += ["--offline", "--no-index"]
+    argv += list(env.pip)
+    res = proc.run(argv, timeout=PIP_TIMEOUT, env=dict(options.env) or None)
+    with contextlib.suppress(OSError), open(log, "a") as f:
+        f.write(f"+ {' '.join(res.argv)}\n{res.stdout}\n{res.stderr}\n")
+    if not res.ok:
+        tail = (res.error or res.stderr.strip().splitlines()[-1:] or ["no output"])
+        msg = f"the pip section of the environment ({', '.join(env.pip)}) failed: {tail if isinstance(tail, str) else tail[0]}"
+        raise InstallError(msg, hint="Check the pip requirements in the recipe's conda table.")
+
+
+def _fix_shebangs(prefix: Path, target: Path) -> None:
+    """pip/uv write the interpreter's path into console scripts: point those at the final prefix."""
+    old, new = f"#!{prefix}/".encode(), f"#!{target}/".encode()
+    bindir = prefix / "bin"
+    for path in bindir.iterdir() if bindir.is_dir() else ():
+        if path.is_symlink() or not path.is_file():
+            continue
+        with contextlib.suppress(OSError):
+            with open(path, "rb") as f:
+                head = f.read(len(old))
+            if head == old:
+                data = path.read_bytes()
+                path.write_bytes(new + data[len(old) :])
+
+
+# -- smoke ---------------------------------------------------------------------------------------------
+
+
+def run_smoke(python: Path, plan: Plan, options: InstallOptions, log: Path) -> dict[str, Any]:
+    """Run the plan's smoke test with the environment's python; SmokeError unless it trained."""
+    from fwsetup import proc
+    from fwsetup.resources import smoke_dir
+
+    spec = plan.smoke
+    assert spec is not None
+    script = Path(spec.script)
+    if not (script.is_absolute() and script.is_file()):
+        script = smoke_dir() / f"train_{spec.script}.py"
+    argv = [str(python), str(script), "--device", spec.device]
+    if spec.all_gpus:
+        argv.append("--all-gpus")
+    env_overrides = {**plan.env, **spec.env, "PYTHONNOUSERSITE": "1"}
+    base = dict(options.env) if options.env else None
+    res = proc.run(argv, timeout=SMOKE_TIMEOUT, env=base, env_overrides=env_overrides)
+    with contextlib.suppress(OSError), open(log, "a") as f:
+        f.write(f"+ {' '.join(res.argv)}\n{res.stdout}\n{res.stderr}\n")
+    report = _last_json(res.stdout)
+    if res.ok and report and report.get("ok"):
+        return report
+    why = (report or {}).get("error") or res.error or (res.stderr.strip().splitlines() or ["no output"])[-1]
+    msg = f"the smoke test of {plan.framework} failed in the new conda environment: {why}"
+    raise SmokeError(msg, hint="The environment was not put in place; the log has the details.")
+
+
+def _last_json(stdout: str) -> dict[str, Any] | None:
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and "ok" in data:
+                return data
+    return None
+
+
+class _TempLog:
+    """The install log, outside the prefix until it is complete (installers want an empty prefix)."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        fd, name = tempfile.mkstemp(prefix=f"fwsetup-conda-{target.name}-", suffix=".log")
+        os.close(fd)
+        self.path = Path(name)
+        self.kept: Path | None = None
+
+    def keep(self) -> None:
+        self.kept = staging.keep_failure_log(self.path, self.target)
+
+    def move_into(self, dest: Path) -> None:
+        with contextlib.suppress(OSError):
+            shutil.copyfile(self.path, dest)
+
+    def __enter__(self) -> _TempLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,149 @@
+"""The conda form of a Plan: the specs the solver gets, the `__cuda` virtual package it assumes, and the
+environment.yml a person can read (and feed to micromamba/mamba/conda themselves).
+
+Pure: no I/O, no solver. The backend (conda.py) executes what this module describes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fwsetup.errors import UsageError
+from fwsetup.plan import Plan
+
+# A MatchSpec's package name: an optional "channel::" prefix, then the name (conda's name characters).
+_NAME = re.compile(r"^\s*(?:[^\s:]+::)?([A-Za-z0-9_][A-Za-z0-9_.\-]*)")
+
+
+def spec_name(spec: str) -> str:
+    """The package name of a conda MatchSpec ("pytorch=2.5.1=*cuda*" -> "pytorch")."""
+    m = _NAME.match(spec)
+    return m.group(1).lower() if m else spec.strip().lower()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CondaEnv:
+    """What to create: channels in priority order, MatchSpecs, the pip section and the virtual CUDA."""
+
+    name: str
+    channels: tuple[str, ...]
+    specs: tuple[str, ...]
+    pip: tuple[str, ...] = ()
+    variables: Mapping[str, str] = field(default_factory=dict)
+    # The `__cuda` virtual package version the solver is told about (CONDA_OVERRIDE_CUDA semantics:
+    # None = no CUDA driver, so packages that depend on `__cuda` are not installable).
+    cuda_driver: str | None = None
+    cuda_source: str = ""  # a phrase: where cuda_driver came from, for messages
+    header: tuple[str, ...] = ()  # comment lines for environment.yml
+
+    def solver_env(self) -> dict[str, str]:
+        """The variables conda, mamba and micromamba read for the virtual CUDA package."""
+        return {"CONDA_OVERRIDE_CUDA": self.cuda_driver or ""}
+
+    def digest_data(self) -> dict[str, Any]:
+        """Everything that changes the environment: same data, same environment (the no-op check)."""
+        return {
+            "channels": list(self.channels),
+            "specs": list(self.specs),
+            "pip": list(self.pip),
+            "variables": dict(sorted(self.variables.items())),
+            "cuda_driver": self.cuda_driver,
+        }
+
+
+def virtual_cuda(plan: Plan, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """The `__cuda` version to solve with, and where it came from.
+
+    The caller's CONDA_OVERRIDE_CUDA wins, as it does for conda itself (an empty value means "no CUDA");
+    otherwise the host profile's driver (the planner copies nvidia.cuda_driver_version into
+    plan.conda.cuda_driver). fwsetup never lets the solver probe libcuda on its own: the plan may be for
+    another machine (--host-profile), and the answer must be the one the plan was made with.
+    """
+    if "CONDA_OVERRIDE_CUDA" in env:
+        value = env["CONDA_OVERRIDE_CUDA"].strip()
+        return (value or None), "CONDA_OVERRIDE_CUDA"
+    driver = plan.conda.cuda_driver if plan.conda is not None else None
+    if driver:
+        return driver, "the host profile's NVIDIA driver"
+    return None, "the host profile has no NVIDIA driver"
+
+
+def conda_env_for(plan: Plan, env: Mapping[str, str], *, name: str) -> CondaEnv:
+    """The conda environment a Plan asks for; UsageError when the plan has no conda form."""
+    if plan.status != "ok":
+        msg = f"the plan for {plan.framework} was refused; there is nothing to create."
+        raise UsageError(msg, hint="Run `fwsetup plan` to see why.")
+    spec = plan.conda
+    if spec is None or not spec.packages:
+        what = f"{plan.framework} {plan.version or ''} ({plan.variant or 'any variant'})".replace("  ", " ")
+        msg = f"the recipe has no conda build for {what}: no [builds.conda] packages."
+        raise UsageError(msg, hint="Use --method venv, or add a conda table to the recipe's build.")
+    if not spec.channels:
+        msg = f"the conda build of {plan.framework} {plan.version or ''} names no channel."
+        raise UsageError(msg, hint='Add channels = ["conda-forge"] (or your mirror) to its conda table.')
+
+    specs: list[str] = []
+    names = {spec_name(s) for s in spec.packages}
+    if plan.python and "python" not in names:
+        specs.append(f"python={plan.python}")
+    specs.extend(spec.packages)
+    # conda-forge pins the CUDA minor of every CUDA package through the `cuda-version` metapackage.
+    if spec.cuda_version and "cuda-version" not in names and plan.accelerator == "cuda":
+        specs.append(f"cuda-version={spec.cuda_version}")
+    pip = tuple(spec.pip)
+    if pip and "pip" not in names:
+        specs.append("pip")
+
+    cuda, source = virtual_cuda(plan, env)
+    title = f"{plan.framework} {plan.version or ''} ({plan.variant or '?'}) for Python {plan.python or '?'}"
+    if cuda:
+        solve_line = f"solve with CONDA_OVERRIDE_CUDA={cuda} (__cuda from {source})"
+    else:
+        solve_line = f'solve with CONDA_OVERRIDE_CUDA="" (no __cuda: {source})'
+    header = [f"fwsetup: {title}", solve_line]
+    return CondaEnv(
+        name=name,
+        channels=tuple(spec.channels),
+        specs=tuple(specs),
+        pip=pip,
+        variables=dict(plan.env),
+        cuda_driver=cuda,
+        cuda_source=source,
+        header=tuple(header),
+    )
+
+
+# -- environment.yml --------------------------------------------------------------------------------------
+
+# A plain YAML scalar needs no quotes when it starts with a letter/digit/underscore and holds none of the
+# characters that mean something to YAML (": ", " #", flow brackets...). Everything else is written as a
+# JSON string, which YAML reads as a double-quoted scalar.
+_PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_.\-=<>,*!~+/ ]*$")
+_YAML_WORDS = frozenset({"yes", "no", "true", "false", "null", "on", "off", "y", "n", "~"})
+
+
+def _scalar(value: str) -> str:
+    looks_numeric = re.fullmatch(r"[0-9.+\-eE_:]+", value) is not None
+    if _PLAIN.match(value) and not value.endswith(" ") and value.lower() not in _YAML_WORDS and not looks_numeric:
+        return value
+    return json.dumps(value)
+
+
+def render_environment_yml(env: CondaEnv) -> str:
+    lines = [f"# {h}" for h in env.header]
+    lines.append(f"name: {_scalar(env.name)}")
+    lines.append("channels:")
+    lines.extend(f"  - {_scalar(c)}" for c in env.channels)
+    lines.append("dependencies:")
+    lines.extend(f"  - {_scalar(s)}" for s in env.specs)
+    if env.pip:
+        lines.append("  - pip:")
+        lines.extend(f"      - {_scalar(r)}" for r in env.pip)
+    if env.variables:
+        lines.append("variables:")
+        lines.extend(f"  {_scalar(k)}: {json.dumps(v)}" for k, v in sorted(env.variables.items()))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,521 @@
+"""The programs that solve and create conda environments: micromamba, mamba or conda when the machine has
+one, else py-rattler (the `fwsetup[conda]` extra) in-process.
+
+Each installer does two things: `solve` (no side effects: the exact packages, or one clear error) and
+`create` (link the solved packages into a prefix). Solver output is never shown raw: `explain()` turns it
+into one message that names the package and the constraint.
+
+Prefixes: conda packages carry absolute paths (shebangs, text files with the build prefix replaced at
+link time), so an environment cannot be renamed after it is made. Installers that can write the final
+prefix into files while linking into another folder (`relocates`: py-rattler's alternative_target_prefix,
+micromamba's --relocate-prefix) build in the staging folder; the others (conda, mamba 1.x) must build at
+the final path (see conda.py for how the old environment is kept safe meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fwsetup import proc
+from fwsetup.backends.conda_env import CondaEnv
+from fwsetup.errors import FwsetupError, InstallError, NetworkError, UsageError
+
+SOLVE_TIMEOUT = 900.0
+CREATE_TIMEOUT = 3600.0
+TOOL_NAMES = ("micromamba", "mamba", "conda")
+RATTLER_MISSING = "install fwsetup[conda] or micromamba"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Solution:
+    """The solver's answer: one dict per package (name, version, build, channel, subdir, url, sha256,
+    md5, size), and whatever the installer needs to link exactly these (`native`)."""
+
+    packages: tuple[dict[str, Any], ...]
+    native: Any = None
+
+
+class Installer(ABC):
+    kind: str  # micromamba | mamba | conda | rattler
+    version: str = ""
+    relocates: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.version}".strip()
+
+    @abstractmethod
+    def solve(self, env: CondaEnv) -> Solution: ...
+
+    @abstractmethod
+    def create(self, env: CondaEnv, solution: Solution, *, prefix: Path, final: Path, log: Path) -> None:
+        """Link the solution into `prefix`; files must name `final` (== prefix unless `relocates`)."""
+
+    @abstractmethod
+    def command(self, env: CondaEnv, *, prefix: Path, final: Path) -> list[str]:
+        """The equivalent command line, for --dry-run and the log."""
+
+
+# -- finding one ----------------------------------------------------------------------------------------
+
+
+def _which(name: str, env: Mapping[str, str]) -> str | None:
+    return shutil.which(name, path=env.get("PATH", os.defpath))
+
+
+def find_installer(env: Mapping[str, str]) -> Installer:
+    """micromamba, mamba or conda (MAMBA_EXE, CONDA_EXE, then PATH), else py-rattler.
+
+    FWSETUP_CONDA_TOOL=micromamba|mamba|conda|rattler (or a path to one of the programs) picks one."""
+    choice = env.get("FWSETUP_CONDA_TOOL", "").strip()
+    if choice == "rattler":
+        return RattlerInstaller.load()
+    if choice:
+        exe = choice if os.sep in choice else _which(choice, env)
+        if not exe or not os.access(exe, os.X_OK):
+            msg = f"FWSETUP_CONDA_TOOL={choice}: no such program."
+            raise UsageError(msg, hint="Use micromamba, mamba, conda, rattler or the path of one of them.")
+        return CliInstaller.probe(exe, env)
+    candidates: list[str] = []
+    for var in ("MAMBA_EXE", "CONDA_EXE"):
+        value = env.get(var)
+        if value and os.path.isfile(value) and os.access(value, os.X_OK):
+            candidates.append(value)
+    for name in TOOL_NAMES:
+        exe = _which(name, env)
+        if exe:
+            candidates.append(exe)
+    if candidates:
+        # micromamba first (it can build at a staging prefix), then mamba, then conda.
+        order = {name: i for i, name in enumerate(TOOL_NAMES)}
+        candidates.sort(key=lambda p: order.get(_kind_of(p), len(order)))
+        return CliInstaller.probe(candidates[0], env)
+    return RattlerInstaller.load()
+
+
+def describe_installer(env: Mapping[str, str]) -> str:
+    """What find_installer would use, without failing (for --dry-run)."""
+    try:
+        return find_installer(env).label
+    except FwsetupError as exc:
+        return f"none ({exc.message})"
+
+
+def _kind_of(exe: str) -> str:
+    base = os.path.basename(exe).lower()
+    for name in TOOL_NAMES:
+        if base.startswith(name):
+            return name
+    return "conda"
+
+
+# -- micromamba / mamba / conda ---------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class CliInstaller(Installer):
+    exe: str
+    kind: str = "conda"
+    version: str = ""
+    relocates: bool = False
+    base_env: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def probe(cls, exe: str, env: Mapping[str, str]) -> CliInstaller:
+        kind = _kind_of(exe)
+        ver = proc.run([exe, "--version"], timeout=60, env=env)
+        version = ver.stdout.strip().split()[-1] if ver.ok and ver.stdout.strip() else ""
+        # libmamba's create (micromamba, mamba 2) links with the final prefix while writing elsewhere.
+        helptext = proc.run([exe, "create", "--help"], timeout=60, env=env)
+        relocates = "--relocate-prefix" in (helptext.stdout + helptext.stderr)
+        return cls(exe=exe, kind=kind, version=version, relocates=relocates, base_env=dict(env))
+
+    def _argv(self, env: CondaEnv, prefix: Path, final: Path, *, dry_run: bool) -> list[str]:
+        argv = [self.exe, "create", "--yes", "--json", "--prefix", str(prefix), "--override-channels"]
+        if dry_run:
+            argv.append("--dry-run")
+        elif self.relocates and prefix != final:
+            argv += ["--relocate-prefix", str(final)]
+        for channel in env.channels:
+            argv += ["--channel", channel]
+        return argv + list(env.specs)
+
+    def command(self, env: CondaEnv, *, prefix: Path, final: Path) -> list[str]:
+        return [a for a in self._argv(env, prefix, final, dry_run=False) if a != "--json"]
+
+    def _run(self, argv: Sequence[str], env: CondaEnv, timeout: float) -> proc.Result:
+        return proc.run(argv, timeout=timeout, env=self.base_env, env_overrides=env.solver_env())
+
+    def solve(self, env: CondaEnv) -> Solution:
+        # A prefix that is never created: --dry-run only solves (and fetches repodata).
+        probe = Path(self.base_env.get("TMPDIR", "/tmp")) / f"fwsetup-solve-{os.getpid()}"
+        res = self._run(self._argv(env, probe, probe, dry_run=True), env, SOLVE_TIMEOUT)
+        data = _json_out(res.stdout)
+        if not res.ok or (isinstance(data, dict) and data.get("success") is False):
+            raise explain(_error_text(res, data), env, tool=self.label)
+        actions = data.get("actions", {}) if isinstance(data, dict) else {}
+        link = actions.get("LINK", []) if isinstance(actions, dict) else []
+        fetch = {(r.get("name"), r.get("version")): r for r in actions.get("FETCH", []) or [] if isinstance(r, dict)}
+        packages = []
+        for rec in link:
+            if not isinstance(rec, dict):
+                continue
+            full = {**fetch.get((rec.get("name"), rec.get("version")), {}), **rec}
+            packages.append(_package_entry(full))
+        return Solution(packages=tuple(sorted(packages, key=lambda p: p["name"])))
+
+    def create(self, env: CondaEnv, solution: Solution, *, prefix: Path, final: Path, log: Path) -> None:
+        if prefix != final and not self.relocates:
+            msg = f"{self.label} cannot build at {prefix} for {final} (no --relocate-prefix)."
+            raise InstallError(msg)
+        argv = self._argv(env, prefix, final, dry_run=False)
+        res = self._run(argv, env, CREATE_TIMEOUT)
+        _append_log(log, res)
+        if not res.ok:
+            raise explain(_error_text(res, _json_out(res.stdout)), env, tool=self.label)
+
+
+def _json_out(stdout: str) -> Any:
+    text = stdout.strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        # Some versions print a line before the JSON document (mamba #207).
+        start = text.find("{")
+        try:
+            return json.loads(text[start:]) if start >= 0 else None
+        except ValueError:
+            return None
+
+
+def _error_text(res: proc.Result, data: Any) -> str:
+    parts: list[str] = []
+    if isinstance(data, dict):
+        for key in ("solver_problems", "message", "error", "exception_name"):
+            value = data.get(key)
+            if isinstance(value, list):
+                parts.extend(str(v) for v in value)
+            elif value:
+                parts.append(str(value))
+    if res.error:
+        parts.append(res.error)
+    parts.append(res.stderr)
+    if not isinstance(data, dict):
+        parts.append(res.stdout)
+    return "\n".join(p for p in parts if p)
+
+
+def _append_log(log: Path, res: proc.Result) -> None:
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as f:
+            f.write(f"+ {' '.join(res.argv)}\n{res.stdout}\n{res.stderr}\n")
+            f.write(f"exit: {res.returncode if res.error is None else res.error}\n")
+    except OSError:
+        pass
+
+
+# -- py-rattler -------------------------------------------------------------------------------------------
+
+
+def _rattler() -> Any:
+    try:
+        import rattler
+    except ImportError:
+        msg = "no conda installer here: no micromamba, mamba or conda on PATH, and py-rattler is not installed."
+        raise InstallError(msg, hint=f"To create conda environments, {RATTLER_MISSING}.") from None
+    return rattler
+
+
+def _run_async(coro: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from inside an event loop (a notebook): run the coroutine in a thread of its own.
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@dataclass(kw_only=True)
+class RattlerInstaller(Installer):
+    kind: str = "rattler"
+    version: str = ""
+    relocates: bool = True
+    cache_dir: Path | None = None
+
+    @classmethod
+    def load(cls, cache_dir: Path | None = None) -> RattlerInstaller:
+        rattler = _rattler()
+        return cls(version=getattr(rattler, "__version__", ""), cache_dir=cache_dir)
+
+    def command(self, env: CondaEnv, *, prefix: Path, final: Path) -> list[str]:
+        # No program runs: fwsetup solves and links in-process. This is the micromamba equivalent.
+        argv = ["micromamba", "create", "--yes", "--prefix", str(prefix), "--override-channels"]
+        if prefix != final:
+            argv += ["--relocate-prefix", str(final)]
+        for channel in env.channels:
+            argv += ["--channel", channel]
+        return argv + list(env.specs)
+
+    def _virtual_packages(self, env: CondaEnv) -> list[Any]:
+        rattler = _rattler()
+        # This machine's __unix/__linux/__glibc/__archspec, with __cuda exactly as the plan says
+        # (an empty override removes it): rattler never probes libcuda itself here.
+        overrides = rattler.VirtualPackageOverrides(cuda=rattler.Override.string(env.cuda_driver or ""))
+        return list(rattler.VirtualPackage.detect(overrides))
+
+    def _channels(self, env: CondaEnv) -> list[Any]:
+        rattler = _rattler()
+        out = []
+        for name in env.channels:
+            try:
+                out.append(rattler.Channel(name))
+            except Exception as exc:  # noqa: BLE001 - rattler raises its own error types
+                msg = f"conda channel {name!r} is not a channel name, URL or path: {_first_line(exc)}."
+                raise UsageError(msg) from None
+        return out
+
+    def solve(self, env: CondaEnv) -> Solution:
+        import datetime
+
+        rattler = _rattler()
+        platform = str(rattler.Platform.current())
+        try:
+            records = _run_async(
+                rattler.solve(
+                    self._channels(env),
+                    list(env.specs),
+                    platforms=[platform, "noarch"],
+                    virtual_packages=self._virtual_packages(env),
+                    timeout=datetime.timedelta(seconds=SOLVE_TIMEOUT),
+                )
+            )
+        except FwsetupError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - SolverError, GatewayError, InvalidMatchSpecError, ...
+            raise explain(f"{type(exc).__name__}: {exc}", env, tool=self.label) from None
+        packages = [_package_entry(_rattler_record(r)) for r in records]
+        return Solution(packages=tuple(sorted(packages, key=lambda p: p["name"])), native=list(records))
+
+    def create(self, env: CondaEnv, solution: Solution, *, prefix: Path, final: Path, log: Path) -> None:
+        rattler = _rattler()
+        try:
+            _run_async(
+                rattler.install(
+                    solution.native,
+                    target_prefix=prefix,
+                    cache_dir=self.cache_dir,
+                    alternative_target_prefix=final if final != prefix else None,
+                    execute_link_scripts=False,
+                    show_progress=False,
+                )
+            )
+        except Exception as exc:  # noqa: BLE001
+            text = f"{type(exc).__name__}: {exc}"
+            try:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.open("a").write(f"rattler.install into {prefix} (prefix {final}) failed:\n{text}\n")
+            except OSError:
+                pass
+            raise explain(text, env, tool=self.label) from None
+
+
+def _rattler_record(r: Any) -> dict[str, Any]:
+    return {
+        "name": r.name.normalized,
+        "version": str(r.version),
+        "build": r.build,
+        "build_number": r.build_number,
+        "channel": r.channel,
+        "subdir": r.subdir,
+        "url": r.url,
+        "fn": r.file_name,
+        "sha256": r.sha256.hex() if r.sha256 else None,
+        "md5": r.md5.hex() if r.md5 else None,
+        "size": r.size,
+    }
+
+
+def _package_entry(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """One lock-file row from a repodata/conda-meta/JSON-output record (field names differ by tool)."""
+    channel = rec.get("channel") or rec.get("base_url") or ""
+    if isinstance(channel, dict):  # conda's JSON: {"name": ..., "base_url": ...}
+        channel = channel.get("base_url") or channel.get("name") or ""
+    return {
+        "name": str(rec.get("name", "")),
+        "version": str(rec.get("version", "")),
+        "build": str(rec.get("build") or rec.get("build_string") or ""),
+        "channel": str(channel).rstrip("/"),
+        "subdir": rec.get("subdir"),
+        "url": rec.get("url"),
+        "sha256": rec.get("sha256"),
+        "md5": rec.get("md5"),
+    }
+
+
+def read_conda_meta(prefix: Path) -> list[dict[str, Any]]:
+    """The packages really installed in a prefix, from its conda-meta/*.json records (written the same
+    way by conda, mamba, micromamba and rattler)."""
+    rows = []
+    meta = Path(prefix) / "conda-meta"
+    for path in sorted(meta.glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("name"):
+            rows.append(_package_entry(rec))
+    return sorted(rows, key=lambda p: p["name"])
+
+
+# -- solver output -> one message -----------------------------------------------------------------------
+
+_CUDA = re.compile(r"__cuda\s*(?:\[version=')?\s*([<>=!~]=?\s*[0-9][\w.*]*(?:\s*,\s*[<>=!~]=?\s*[0-9][\w.*]*)*)")
+_PKG_VER = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)[ =]+v?([0-9][\w.+!]*)")
+_NEEDED_BY = re.compile(r"needed by\s+([A-Za-z0-9_][A-Za-z0-9_.\-]*?)-([0-9][\w.+!]*)-")
+_MISSING = (
+    re.compile(r"No candidates were found for\s+(.+?)\.?\s*$", re.M),  # rattler
+    re.compile(r"nothing provides requested\s+(.+?)\s*$", re.M),  # libsolv (micromamba 1.x)
+    re.compile(r"└─\s*(\S+(?: \S+)?) does not exist", re.M),  # libmamba 2
+    re.compile(r"PackagesNotFoundError.*?:\s*\n\s*-\s*(.+?)\s*$", re.M | re.S),  # conda
+    re.compile(r"^\s*-\s*(\S+)\s*$", re.M),  # conda's list of missing specs
+)
+_NETWORK = ("dns error", "client error (connect)", "could not resolve host", "name or service not known",
+            "connectionerror", "connection refused", "network is unreachable", "timed out", "curl error 6",
+            "curl error 7", "failed to connect")
+_NO_CHANNEL = ("404", "could not find subdir", "unavailableinvalidchannel", "channelnotallowed",
+               "no such file or directory", "not found")
+
+
+def _first_line(exc: BaseException | str) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _which_channel(text: str, env: CondaEnv) -> str:
+    low = text.lower()
+    for channel in env.channels:
+        c = channel.lower().rstrip("/")
+        tail = c.removeprefix("file://")
+        if c in low or tail in low or f"/{c}/" in low:
+            return channel
+    return ", ".join(env.channels)
+
+
+def _cuda_requirer(lines: list[str], i: int) -> tuple[str, str] | None:
+    line = lines[i]
+    m = _NEEDED_BY.search(line)
+    if m:
+        return m.group(1), m.group(2)
+    m = re.search(r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*->\s*__cuda", line)  # conda classic
+    if m:
+        return m.group(1), ""
+    for j in range(i - 1, -1, -1):
+        for m in _PKG_VER.finditer(lines[j]):
+            if not m.group(1).startswith("__"):
+                return m.group(1), m.group(2)
+    return None
+
+
+def explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
+    """One clear error for a failed solve or link: which package, which constraint, what to do."""
+    low = text.lower()
+    channels = ", ".join(env.channels)
+    lines = text.splitlines()
+
+    for i, line in enumerate(lines):
+        m = _CUDA.search(line)
+        if not m or "__cuda" not in line:
+            continue
+        constraint = re.sub(r"\s+", "", m.group(1))
+        who = _cuda_requirer(lines, i)
+        name = f"{who[0]} {who[1]}".strip() if who else "a package in the environment"
+        have = (
+            f"this machine's driver supports CUDA {env.cuda_driver} (__cuda={env.cuda_driver}, "
+            f"from {env.cuda_source})"
+            if env.cuda_driver
+            else f"there is no CUDA driver (no __cuda virtual package: {env.cuda_source})"
+        )
+        msg = f"{name} needs a driver that supports CUDA {constraint} (it depends on __cuda {constraint}), but {have}."
+        return InstallError(
+            msg,
+            hint="Update the NVIDIA driver, choose a build for an older CUDA (--version), or use --cpu. "
+            "CONDA_OVERRIDE_CUDA=X.Y tells the solver to assume another driver.",
+        )
+
+    if any(s in low for s in _NETWORK) and ("http" in low or "channel" in low or "url" in low or "curl" in low):
+        channel = _which_channel(text, env)
+        msg = f"cannot reach conda channel {channel}: {_network_reason(text)}."
+        return NetworkError(
+            msg,
+            hint="conda channels need network access. Use a mirror (a channel URL in your recipe, or "
+            "CONDA_CHANNEL_ALIAS) or a local channel folder.",
+        )
+
+    if ("gatewayerror" in low or "fetchrepodata" in low or "channel" in low) and any(s in low for s in _NO_CHANNEL):
+        channel = _which_channel(text, env)
+        msg = f"conda channel {channel} does not exist or has no packages for this platform ({_first_line(_strip_kind(text))})."
+        return InstallError(msg, hint="Check the channel name or URL in the recipe's conda table.")
+
+    if "invalidmatchspec" in low or "invalid match spec" in low or "invalid package spec" in low:
+        msg = f"a conda package spec is not valid: {_first_line(_strip_kind(text))}."
+        return UsageError(msg, hint="Fix the recipe's conda packages (MatchSpec syntax, e.g. pytorch=2.5.1).")
+
+    for pattern in _MISSING:
+        m = pattern.search(text)
+        if m:
+            what = m.group(1).strip().rstrip(".")
+            msg = f"no package in conda channel(s) {channels} matches {what}."
+            return InstallError(msg, hint="Check the package name and version in the recipe, and its channels.")
+
+    if "solvererror" in low or "cannot solve" in low or "unsatisfiable" in low or "could not solve" in low:
+        summary = _solver_summary(lines)
+        msg = f"the conda packages {', '.join(env.specs)} cannot be installed together: {summary}"
+        return InstallError(msg, hint="Relax the versions in the recipe, or pick another --version.")
+
+    msg = f"{tool} failed: {_first_line(_strip_kind(text)) if text.strip() else 'no output'}."
+    return InstallError(msg)
+
+
+def _strip_kind(text: str) -> str:
+    return re.sub(r"^\w+Error:\s*", "", text.strip())
+
+
+def _network_reason(text: str) -> str:
+    for line in text.splitlines():
+        low = line.lower()
+        if any(s in low for s in _NETWORK):
+            return line.strip().removeprefix("Caused by:").strip().rstrip(".")
+    return _first_line(text)
+
+
+def _solver_summary(lines: list[str]) -> str:
+    """The conflict tree, short: the lines that name packages, at most 6, joined."""
+    keep = []
+    for line in lines:
+        s = line.strip().lstrip("└├│─ ").strip()
+        if not s or s.lower().startswith(("cannot solve", "solvererror", "could not solve")):
+            continue
+        keep.append(s.rstrip(":"))
+        if len(keep) == 6:
+            break
+    return "; ".join(keep) + "."
+
+
+def python_in(prefix: Path) -> Path:
+    return Path(prefix) / ("python.exe" if sys.platform == "win32" else "bin/python")
