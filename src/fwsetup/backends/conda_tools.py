@@ -294,7 +294,8 @@ class RattlerInstaller(Installer):
         import datetime
 
         rattler = _rattler()
-        platform = str(rattler.Platform.current())
+        subdir = getattr(rattler, "Subdir", None) or rattler.Platform  # Platform: py-rattler < 0.27
+        platform = str(subdir.current())
         try:
             records = _run_async(
                 rattler.solve(
@@ -339,7 +340,7 @@ def _rattler_record(r: Any) -> dict[str, Any]:
     return {
         "name": r.name.normalized,
         "version": str(r.version),
-        "build": r.build,
+        "build": str(r.build),
         "build_number": r.build_number,
         "channel": r.channel,
         "subdir": r.subdir,
@@ -404,7 +405,11 @@ _NO_CHANNEL = ("404", "could not find subdir", "unavailableinvalidchannel", "cha
 
 def _first_line(exc: BaseException | str) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # A program that crashed: its last line says what went wrong, not "Traceback (most recent call last):".
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
 
 
 def _which_channel(text: str, env: CondaEnv) -> str:
