@@ -1,0 +1,62 @@
+"""Smoke tests: one small training-step script per framework, run by the *target* interpreter.
+
+The scripts (train_<name>.py, plus _harness.py and _symbolic.py that they import from their own folder) use
+the standard library and the framework only, never fwsetup: copy or mount the whole folder (`SMOKE_DIR`)
+where the interpreter can see it (a container: `-v SMOKE_DIR:/somewhere:ro`).
+
+Contract of every script:
+  argv:   train_<name>.py [--device cpu|cuda|mps] [--all-gpus] [--steps N] [--seed S]
+  env:    read as given (KERAS_BACKEND, THEANO_FLAGS, XLA_FLAGS, CUDA_VISIBLE_DEVICES, ...)
+  stdout: the last line that is a JSON object with an "ok" key is the report:
+          ok, framework, version, device, devices, steps, loss_before, loss_after, seconds, import_seconds,
+          seconds_total; on failure ok=false and "error" (one sentence). Anything else on stdout is noise.
+  exit:   0 when ok, 1 when not (any other status: the interpreter crashed).
+It fails when the loss is not finite or does not fall, when a GPU was asked for (--device cuda|mps) and the
+work ran on the CPU, or when --all-gpus was asked and fewer than two devices took part. --all-gpus on a
+machine without GPUs (--device cpu) runs the same data-parallel code path on two CPU processes/devices.
+
+Running them and reading the report: fwsetup.smokerun.run_smoke().
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Final
+
+SMOKE_DIR: Final = Path(__file__).resolve().parent
+
+# name (a recipe's `smoke` / SmokeSpec.script) -> script file in SMOKE_DIR
+SCRIPTS: Final = {
+    name: f"train_{name}.py" for name in ("pytorch", "tensorflow", "keras", "jax", "mxnet", "theano", "pytensor")
+}
+
+
+def script_path(name: str) -> Path:
+    """The local script for a smoke name ("pytorch"), a file name ("train_pytorch.py") or a path."""
+    p = Path(name)
+    if p.is_absolute() or p.parent != Path("."):
+        return p
+    for candidate in (SCRIPTS.get(name), name, f"train_{name}.py", f"{name}.py"):
+        if candidate and (SMOKE_DIR / candidate).is_file() and not candidate.startswith("_"):
+            return SMOKE_DIR / candidate
+    from fwsetup.errors import SmokeError
+
+    known = ", ".join(sorted(SCRIPTS))
+    msg = f"no smoke test named {name!r} (known: {known})."
+    raise SmokeError(msg)
+
+
+def parse_report(stdout: str) -> dict[str, Any] | None:
+    """The report line of a smoke script's stdout, or None when there is none."""
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and "ok" in data:
+            return data
+    return None
