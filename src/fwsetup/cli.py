@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        command.main(args=args, prog_name="fwsetup", standalone_mode=False)
+        # Non-standalone click returns the code of a `typer.Exit(code)` raised in a command.
+        rv = command.main(args=args, prog_name="fwsetup", standalone_mode=False)
     except FwsetupError as exc:
         if debug:
             raise
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
         _handle_click_or_crash(exc, debug)
         return getattr(exc, "exit_code", 1) if _is_click(exc) else 1
-    return 0
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
 
 
 def _is_click(exc: BaseException) -> bool:
