@@ -2,13 +2,31 @@
 
 Recipes are data, never code. The loader validates every file on load: an error names the file, the key
 and what was expected. Compatibility facts (CUDA -> minimum driver, ...) live in data/ (see compat.py).
+
+TOML layout: the Recipe fields at top level, a `[facts]` table, an optional `[build_defaults]` table merged
+into every `[[builds]]` entry (the entry's own keys win; tables such as `conda`/`docker`/`env` are merged
+one level deep), and `[[builds]]` entries. An entry may give `versions = [...]` instead of `version`: it
+expands to one build per version, and "{version}" in requirements, conda.packages, docker.base_image and
+docker.official_image is replaced by that build's version.
+
+Where recipes come from: the ones shipped with fwsetup, overlaid by a user directory (`--recipes DIR` or
+FWSETUP_RECIPES): a user recipe with the same name replaces the shipped one.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Final, Literal
 
 import msgspec
+
+from fwsetup.errors import RecipeError, UsageError
+
 
 Status = Literal["active", "maintenance", "legacy", "retired", "cloud-only"]
 AcceleratorName = Literal["cpu", "cuda", "mps", "rocm"]
@@ -95,3 +113,614 @@ class Recipe(_S, kw_only=True):
     sources: list[str] = []
     builds: list[Build] = []
     path: str = ""  # set by the loader
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading and validation
+
+KNOWN_OS: Final = ("linux", "darwin", "windows")
+KNOWN_ARCH: Final = ("x86_64", "aarch64", "arm64")
+VERSION_PLACEHOLDER: Final = "{version}"
+
+_NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_CC_RE: Final = re.compile(r"^\d{1,2}\.\d$")
+_CUDA_RE: Final = re.compile(r"^\d{1,2}\.\d{1,2}(\.\d{1,3})?$")
+_FEATURE_RE: Final = re.compile(r"^[a-z0-9_.]+$")
+# "cu126", "cuda12", "torch-cu126": a variant that names a CUDA version.
+_CUDA_VARIANT_RE: Final = re.compile(r"(?:^|[-_+.])cu(?:da)?(\d{2,3})(?:$|[-_+.])")
+_URL_PREFIXES: Final = ("https://", "http://", "file://")
+_TOML_LINE_RE: Final = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
+_MSGSPEC_AT_RE: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_TYPE_WORDS: Final = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "array": "an array",
+    "object": "a table",
+    "null": "nothing",
+}
+
+
+def _hint() -> str:
+    return "Fix the file, then check it with `fwsetup recipes validate DIR`."
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where an expanded build came from, to name keys as the file spells them."""
+
+    entry: int  # index of the [[builds]] entry in the file
+    version: str | None  # the `versions` item this build was expanded from
+    own_keys: frozenset[str]
+    default_keys: frozenset[str]
+
+    def key(self, field: str = "", rest: str = "") -> str:
+        if field == "version" and self.version is not None:
+            return f"builds[{self.entry}].versions"
+        if field and field not in self.own_keys and field in self.default_keys:
+            where = f"build_defaults.{field}{rest} (merged into builds[{self.entry}])"
+        else:
+            where = f"builds[{self.entry}]" + (f".{field}" if field else "") + rest
+        return where
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return repr(value)
+
+
+def _struct_fields(cls: type) -> dict[str, Any]:
+    return {f.name: f.type for f in msgspec.structs.fields(cls)}
+
+
+def _type_at(root: type, segments: list[str]) -> Any:
+    """The annotation at a msgspec path below `root` (for enum choices and unknown-key suggestions)."""
+    import typing
+
+    tp: Any = root
+    for seg in segments:
+        if seg.startswith("["):
+            args = typing.get_args(tp)
+            tp = args[-1] if args else Any
+            continue
+        # unwrap Optional[X]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if args and isinstance(args[0], type) and issubclass(args[0], msgspec.Struct):
+            tp = args[0]
+        if not (isinstance(tp, type) and issubclass(tp, msgspec.Struct)):
+            return Any
+        tp = _struct_fields(tp).get(seg, Any)
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if args and isinstance(args[0], type) and issubclass(args[0], msgspec.Struct):
+        return args[0]
+    return tp
+
+
+def _split_path(path: str) -> list[str]:
+    # ".builds[3].conda.packages[0]" -> ["builds", "[3]", "conda", "packages", "[0]"]
+    return [s for s in re.findall(r"\[[^\]]*\]|[^.\[\]]+", path) if s]
+
+
+def _lookup(raw: Any, segments: list[str]) -> Any:
+    cur = raw
+    for seg in segments:
+        try:
+            if seg.startswith("["):
+                cur = cur[int(seg[1:-1])] if seg[1:-1].isdigit() else None
+            else:
+                cur = cur[seg]
+        except (KeyError, IndexError, TypeError):
+            return msgspec.UNSET
+    return cur
+
+
+def _explain_validation(exc: msgspec.ValidationError, root: type, raw: Any) -> tuple[list[str], str]:
+    """msgspec's message -> (path segments of the offending key, what was expected)."""
+    import typing
+
+    m = _MSGSPEC_AT_RE.match(str(exc))
+    msg, path = (m.group("msg"), m.group("path") or "") if m else (str(exc), "")
+    segments = _split_path(path)
+    if mm := re.match(r"Object contains unknown field `(.+)`", msg):
+        name = mm.group(1)
+        tp = _type_at(root, segments)
+        known = list(_struct_fields(tp)) if isinstance(tp, type) and issubclass(tp, msgspec.Struct) else []
+        close = difflib.get_close_matches(name, known, n=1)
+        what = "unknown key" + (f"; did you mean `{close[0]}`?" if close else "")
+        if known:
+            what += f" (expected one of: {', '.join(k for k in known if k != 'path')})"
+        return [*segments, name], what
+    if mm := re.match(r"Object missing required field `(.+)`", msg):
+        return [*segments, mm.group(1)], "missing: this key is required"
+    value = _lookup(raw, segments)
+    got = "" if value is msgspec.UNSET else f", got {_describe(value)}"
+    if mm := re.match(r"Expected `(.+?)`, got `(.+?)`", msg):
+        words = " or ".join(_TYPE_WORDS.get(w.strip(), w.strip()) for w in mm.group(1).split("|"))
+        return segments, f"expected {words}{got}"
+    if msg.startswith("Invalid enum value"):
+        choices = typing.get_args(_type_at(root, segments))
+        return segments, f"expected one of {', '.join(map(repr, choices))}{got}"
+    return segments, msg[:1].lower() + msg[1:] + got
+
+
+class _Problems:
+    """Problems of one file; the same problem in several builds expanded from one `versions` list is
+    reported once, naming the versions."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self._found: dict[tuple[str, str], list[str]] = {}
+
+    def add(self, key: str, what: str, version: str | None = None) -> None:
+        versions = self._found.setdefault((key, what), [])
+        if version is not None:
+            versions.append(version)
+
+    @property
+    def items(self) -> list[str]:
+        out = []
+        for (key, what), versions in self._found.items():
+            where = key
+            if versions:
+                where += f" (for version{'s' if len(versions) > 1 else ''} {', '.join(map(repr, versions))} of `versions`)"
+            out.append(f"{self.file}: {where}: {what}")
+        return out
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        msg = f"{path}: cannot read recipe: {exc.strerror or exc}."
+        raise RecipeError(msg) from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        msg = f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})."
+        raise RecipeError(msg, hint=_hint()) from None
+    except tomllib.TOMLDecodeError as exc:
+        text = str(exc)
+        m = _TOML_LINE_RE.match(text)
+        where = f"{path}, line {m.group('line')}, column {m.group('col')}" if m else str(path)
+        what = m.group("msg") if m else text
+        msg = f"{where}: TOML syntax error: {what}."
+        raise RecipeError(msg, hint=_hint()) from None
+
+
+def _substitute(build: dict[str, Any]) -> None:
+    version = build.get("version")
+    if not isinstance(version, str):
+        return
+
+    def sub(v: Any) -> Any:
+        return v.replace(VERSION_PLACEHOLDER, version) if isinstance(v, str) else v
+
+    if isinstance(build.get("requirements"), list):
+        build["requirements"] = [sub(r) for r in build["requirements"]]
+    conda = build.get("conda")
+    if isinstance(conda, dict) and isinstance(conda.get("packages"), list):
+        build["conda"] = {**conda, "packages": [sub(p) for p in conda["packages"]]}
+    docker = build.get("docker")
+    if isinstance(docker, dict):
+        build["docker"] = {
+            **docker,
+            **{k: sub(docker[k]) for k in ("base_image", "official_image") if k in docker},
+        }
+
+
+def _expand_builds(raw: dict[str, Any], problems: _Problems) -> list[tuple[dict[str, Any], _Origin]]:
+    defaults = raw.get("build_defaults", {})
+    if not isinstance(defaults, dict):
+        problems.add("build_defaults", f"expected a table ([build_defaults]), got {_describe(defaults)}")
+        defaults = {}
+    entries = raw.get("builds", [])
+    if not isinstance(entries, list):
+        problems.add("builds", f"expected an array of tables ([[builds]]), got {_describe(entries)}")
+        return []
+    out: list[tuple[dict[str, Any], _Origin]] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            problems.add(f"builds[{i}]", f"expected a table ([[builds]]), got {_describe(entry)}")
+            continue
+        merged: dict[str, Any] = dict(defaults)
+        for key, value in entry.items():
+            base = merged.get(key)
+            merged[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) else value
+        versions = merged.pop("versions", None)
+        own = frozenset(entry)
+        dkeys = frozenset(defaults)
+        if versions is None:
+            _substitute(merged)
+            out.append((merged, _Origin(i, None, own, dkeys)))
+            continue
+        origin = _Origin(i, None, own, dkeys)
+        if "version" in merged:
+            problems.add(origin.key("versions"), "expected either `version` or `versions`, not both")
+            continue
+        if not isinstance(versions, list) or not versions or not all(isinstance(v, str) for v in versions):
+            problems.add(
+                origin.key("versions"), f"expected a non-empty array of version strings, got {_describe(versions)}"
+            )
+            continue
+        for v in versions:
+            build = {**merged, "version": v}
+            _substitute(build)
+            out.append((build, _Origin(i, v, own, dkeys)))
+    return out
+
+
+@cache
+def _specifier(text: str) -> Any:
+    from packaging.specifiers import SpecifierSet
+
+    return SpecifierSet(text)
+
+
+@cache
+def _version(text: str) -> Any:
+    from packaging.version import Version
+
+    return Version(text)
+
+
+@cache
+def _requirement(text: str) -> Any:
+    from packaging.requirements import Requirement
+
+    return Requirement(text)
+
+
+def canonical_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: Mapping[str, str]) -> None:
+    from packaging.requirements import InvalidRequirement
+    from packaging.specifiers import InvalidSpecifier
+    from packaging.version import InvalidVersion
+
+    key = origin.key
+
+    def add(k: str, what: str) -> None:
+        problems.add(k, what, origin.version)
+
+    try:
+        _version(b.version)
+    except InvalidVersion:
+        add(key("version"), f"expected a version such as '2.5.1', got {b.version!r}")
+    try:
+        _specifier(b.python)
+    except InvalidSpecifier:
+        add(key("python"), f"expected a PEP 440 specifier such as '>=3.10,<3.14', got {b.python!r}")
+    if b.accelerator == "cuda":
+        if not b.cuda:
+            add(key("cuda"), "missing: a build with accelerator = 'cuda' needs its CUDA version, e.g. '12.6'")
+    else:
+        for field in ("cuda", "min_driver", "min_driver_windows", "compute_capabilities", "ptx"):
+            if getattr(b, field):
+                add(
+                    key(field), f"only meaningful for accelerator = 'cuda' (this build's accelerator is {b.accelerator!r})"
+                )
+    if b.cuda and not _CUDA_RE.match(b.cuda):
+        add(key("cuda"), f"expected a CUDA version such as '12.6', got {b.cuda!r}")
+    if b.variant == "cpu" and b.accelerator != "cpu":
+        add(key("accelerator"), f"expected 'cpu' for variant 'cpu', got {b.accelerator!r}")
+    if m := _CUDA_VARIANT_RE.search(b.variant):
+        if b.accelerator != "cuda":
+            add(
+                key("accelerator"), f"expected 'cuda' for variant {b.variant!r}, got {b.accelerator!r}"
+            )
+        elif b.cuda and _CUDA_RE.match(b.cuda):
+            major, minor = b.cuda.split(".")[:2]
+            if m.group(1) not in (major, major + minor):
+                add(
+                    key("variant"),
+                    f"expected a variant that matches cuda = {b.cuda!r} (cu{major}{minor} or cuda{major}), "
+                    f"got {b.variant!r}",
+                )
+    for field in ("compute_capabilities", "ptx"):
+        for j, cc in enumerate(getattr(b, field)):
+            if not _CC_RE.match(cc):
+                add(key(field, f"[{j}]"), f"expected a compute capability such as '8.6', got {cc!r}")
+    for field in ("min_driver", "min_driver_windows"):
+        value = getattr(b, field)
+        if value is not None:
+            try:
+                _version(value)
+            except InvalidVersion:
+                add(key(field), f"expected a driver version such as '525.60.13', got {value!r}")
+    for j, system in enumerate(b.os):
+        if system not in KNOWN_OS:
+            add(key("os", f"[{j}]"), f"expected one of {', '.join(map(repr, KNOWN_OS))}, got {system!r}")
+    for j, arch in enumerate(b.arch):
+        if arch not in KNOWN_ARCH:
+            add(key("arch", f"[{j}]"), f"expected one of {', '.join(map(repr, KNOWN_ARCH))}, got {arch!r}")
+    for j, feat in enumerate(b.cpu_features):
+        if not _FEATURE_RE.match(feat):
+            add(key("cpu_features", f"[{j}]"), f"expected a lower-case CPU flag such as 'avx2', got {feat!r}")
+    for j, text in enumerate(b.requirements):
+        try:
+            req = _requirement(text)
+        except InvalidRequirement as exc:
+            add(
+                key("requirements", f"[{j}]"),
+                f"expected a PEP 508 requirement such as 'torch==2.5.1', got {text!r} "
+                f"({str(exc).splitlines()[0]})",
+            )
+            continue
+        owner = never_install.get(canonical_name(req.name))
+        if owner:
+            add(
+                key("requirements", f"[{j}]"),
+                f"names {req.name!r}, which the {owner!r} recipe lists in never_install "
+                "(that PyPI name is not the real project): expected a different package",
+            )
+    if b.index_url is not None and not b.index_url.startswith(_URL_PREFIXES):
+        add(key("index_url"), f"expected an https:// (or file://) URL, got {b.index_url!r}")
+    for j, url in enumerate(b.extra_index_urls):
+        if not url.startswith(_URL_PREFIXES):
+            add(key("extra_index_urls", f"[{j}]"), f"expected an https:// (or file://) URL, got {url!r}")
+    has_docker = b.docker is not None and bool(b.docker.base_image or b.docker.official_image)
+    if b.installable and not (b.requirements or (b.conda and b.conda.packages) or has_docker):
+        add(
+            key(),
+            "an installable build needs `requirements`, `conda.packages` or a docker image "
+            "(or `installable = false`)",
+        )
+
+
+def _convert(data: dict[str, Any], cls: type[Any], report: Any) -> Any:
+    """msgspec.convert, reporting every problem rather than the first: the offending key is dropped and
+    the conversion tried again (a dropped key falls back to its default, or is reported missing)."""
+    import copy
+
+    try:
+        return msgspec.convert(data, cls)
+    except msgspec.ValidationError:
+        data = copy.deepcopy(data)  # below, failing keys are dropped one by one: work on a copy
+    dropped: set[tuple[str, ...]] = set()
+    for _ in range(64):
+        try:
+            return msgspec.convert(data, cls)
+        except msgspec.ValidationError as exc:
+            segments, what = _explain_validation(exc, cls, data)
+        # Drop the key that failed (a whole array for a bad item), then retry.
+        cut: list[str] = []
+        for seg in segments:
+            if seg.startswith("["):
+                break
+            cut.append(seg)
+        if what.startswith("missing") and tuple(cut) in dropped:
+            return None  # the key was reported already and dropped by us
+        report(segments, what)
+        if what.startswith("missing") or not cut:
+            return None
+        parent: Any = data
+        for seg in cut[:-1]:
+            parent = parent.get(seg) if isinstance(parent, dict) else None
+        if not isinstance(parent, dict) or cut[-1] not in parent:
+            return None
+        del parent[cut[-1]]
+        dropped.add(tuple(cut))
+    return None
+
+
+def parse_recipe(
+    raw: dict[str, Any], *, path: str, never_install: Mapping[str, str] | None = None
+) -> tuple[Recipe | None, list[str]]:
+    """Validate one recipe's TOML data. Returns the Recipe (None when it cannot be built) and the
+    problems found, each "FILE: KEY: what was expected"."""
+    problems = _Problems(path)
+    raw = dict(raw)
+    expanded = _expand_builds(raw, problems)
+    raw.pop("build_defaults", None)
+    raw["builds"] = []
+    raw.pop("path", None)
+    top = _convert(raw, Recipe, lambda seg, what: problems.add(_join(seg) or "(top level)", what))
+    own_never = {canonical_name(n): (top.name if top else "this") for n in (top.never_install if top else [])}
+    all_never = {**(never_install or {}), **own_never}
+    builds: list[Build] = []
+    seen: dict[tuple[str, str, str, str], str] = {}
+    for data, origin in expanded:
+        b = _convert(
+            data,
+            Build,
+            lambda seg, what, origin=origin: problems.add(  # type: ignore[misc]
+                origin.key(seg[0] if seg else "", _join(seg[1:], lead=True)), what, origin.version
+            ),
+        )
+        if b is None:
+            continue
+        _check_build(b, origin, problems, all_never)
+        for system in b.os:
+            for arch in b.arch:
+                ident = (b.version, b.variant, system, arch)
+                if ident in seen and seen[ident] != origin.key():
+                    problems.add(
+                        origin.key(),
+                        f"duplicates {seen[ident]} (version {b.version}, variant {b.variant}, "
+                        f"{system} {arch}): expected each build once",
+                    )
+                seen.setdefault(ident, origin.key())
+        builds.append(b)
+    if top is not None:
+        if not _NAME_RE.match(top.name):
+            problems.add("name", f"expected a lower-case name such as 'pytorch', got {top.name!r}")
+        for j, alias in enumerate(top.aliases):
+            if alias != alias.lower() or not alias.strip():
+                problems.add(f"aliases[{j}]", f"expected a lower-case name, got {alias!r}")
+        if top.smoke is not None and not _NAME_RE.match(top.smoke):
+            problems.add("smoke", f"expected the name of a smoke script such as 'pytorch', got {top.smoke!r}")
+    if problems.items or top is None:
+        return None, problems.items
+    return msgspec.structs.replace(top, builds=builds, path=path), []
+
+
+def _join(segments: list[str], *, lead: bool = False) -> str:
+    out = ""
+    for seg in segments:
+        out += seg if seg.startswith("[") else f".{seg}"
+    return out if lead else out.lstrip(".")
+
+
+def _raise(problems: list[str]) -> None:
+    if len(problems) == 1:
+        raise RecipeError(problems[0], hint=_hint())
+    msg = f"{len(problems)} problems in recipes:\n" + "\n".join(f"  {p}" for p in problems)
+    raise RecipeError(msg, hint=_hint())
+
+
+def load_recipe_file(path: str | Path, *, never_install: Mapping[str, str] | None = None) -> Recipe:
+    p = Path(path)
+    recipe, problems = parse_recipe(read_toml(p), path=str(p), never_install=never_install)
+    if problems or recipe is None:
+        _raise(problems)
+    assert recipe is not None
+    return recipe
+
+
+@dataclass(frozen=True)
+class RecipeSet:
+    """All recipes, by name, with alias lookup."""
+
+    recipes: dict[str, Recipe]
+    aliases: dict[str, str]  # alias -> recipe name
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self.recipes.values())
+
+    def __len__(self) -> int:
+        return len(self.recipes)
+
+    def names(self) -> list[str]:
+        return list(self.recipes)
+
+    def resolve(self, name: str) -> str | None:
+        key = name.strip().lower()
+        if key in self.recipes:
+            return key
+        return self.aliases.get(key)
+
+    def get(self, name: str) -> Recipe:
+        found = self.resolve(name)
+        if found is not None:
+            return self.recipes[found]
+        choices = {**{n: n for n in self.recipes}, **self.aliases}
+        close = difflib.get_close_matches(name.strip().lower(), list(choices), n=3, cutoff=0.6)
+        names = list(dict.fromkeys(choices[c] for c in close))
+        msg = f"unknown framework {name!r}."
+        hint = (f"Did you mean {' or '.join(names)}? " if names else "") + "`fwsetup recipes list` shows them all."
+        raise UsageError(msg, hint=hint)
+
+
+def _recipe_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        msg = f"recipes directory {directory} does not exist or is not a directory."
+        raise RecipeError(msg, hint="Point --recipes (or FWSETUP_RECIPES) at a folder of *.toml recipes.")
+    return sorted(p for p in directory.glob("*.toml") if p.is_file())
+
+
+def _never_install_of(raws: Iterable[tuple[Path, dict[str, Any]]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path, raw in raws:
+        names = raw.get("never_install")
+        owner = raw.get("name") if isinstance(raw.get("name"), str) else path.stem
+        if isinstance(names, list):
+            for n in names:
+                if isinstance(n, str):
+                    out.setdefault(canonical_name(n), owner)
+    return out
+
+
+def _collect(
+    dirs: tuple[Path, ...], context: tuple[Path, ...] = ()
+) -> tuple[dict[str, Recipe], dict[str, str], list[str]]:
+    """Read every *.toml of `dirs` (later dirs replace earlier recipes of the same name). The never_install
+    lists of the recipes in `context` count too (a user's recipe may not install the shipped placeholders)."""
+    problems: list[str] = []
+    raws: list[tuple[Path, dict[str, Any]]] = []
+    for d in dirs:
+        for path in _recipe_files(d):
+            try:
+                raws.append((path, read_toml(path)))
+            except RecipeError as exc:
+                problems.append(exc.message)
+    others: list[tuple[Path, dict[str, Any]]] = []
+    for d in context:
+        for path in _recipe_files(d) if d.is_dir() and d not in dirs else []:
+            try:
+                others.append((path, read_toml(path)))
+            except RecipeError:
+                pass  # reported when that folder itself is validated
+    never = {**_never_install_of(others), **_never_install_of(raws)}
+    by_name: dict[str, Recipe] = {}
+    for path, raw in raws:
+        recipe, found = parse_recipe(raw, path=str(path), never_install=never)
+        problems.extend(found)
+        if recipe is not None:
+            prev = by_name.get(recipe.name)
+            if prev is not None and Path(prev.path).parent == path.parent:
+                problems.append(f"{path}: name: {recipe.name!r} is also the name in {prev.path}: expected a unique name")
+            by_name[recipe.name] = recipe
+    aliases: dict[str, str] = {}
+    for recipe in by_name.values():
+        for alias in recipe.aliases:
+            other = aliases.get(alias) or (alias if alias in by_name and alias != recipe.name else None)
+            if other and other != recipe.name:
+                problems.append(
+                    f"{recipe.path}: aliases: {alias!r} already names the {other!r} recipe: expected a unique alias"
+                )
+                continue
+            aliases[alias] = recipe.name
+    return dict(sorted(by_name.items())), aliases, problems
+
+
+def validate_dir(directory: str | Path) -> tuple[list[Recipe], list[str]]:
+    """Every recipe of `directory` and every problem found (for `fwsetup recipes validate`)."""
+    try:
+        recipes, _, problems = _collect((Path(directory).resolve(),), (shipped_recipes_dir().resolve(),))
+    except RecipeError as exc:
+        return [], [exc.message]
+    return list(recipes.values()), problems
+
+
+@cache
+def _load(dirs: tuple[Path, ...]) -> RecipeSet:
+    recipes, aliases, problems = _collect(dirs)
+    if problems:
+        _raise(problems)
+    return RecipeSet(recipes=recipes, aliases=aliases)
+
+
+def shipped_recipes_dir() -> Path:
+    from fwsetup.resources import recipes_dir
+
+    return recipes_dir()
+
+
+def load_recipes(user_dir: str | Path | None = None) -> RecipeSet:
+    """The shipped recipes, overlaid by `user_dir` (default: --recipes / FWSETUP_RECIPES). Cached."""
+    if user_dir is None:
+        from fwsetup.ui import recipes_dir_override
+
+        user_dir = recipes_dir_override()
+    dirs = [shipped_recipes_dir()]
+    if user_dir:
+        dirs.append(Path(user_dir).expanduser().resolve())
+    return _load(tuple(dirs))
+
+
+def get_recipe(name: str, user_dir: str | Path | None = None) -> Recipe:
+    return load_recipes(user_dir).get(name)

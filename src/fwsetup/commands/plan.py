@@ -1,0 +1,193 @@
+"""`fwsetup plan NAME`: the exact build that will run here, or a refusal with reasons (exit 3).
+
+Parse, plan (pure), render: the human view on stdout, or the Plan JSON alone on stdout with --json.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from fwsetup.cli import app
+
+if TYPE_CHECKING:
+    from fwsetup.plan import Plan
+
+EXIT_REFUSED = 3
+METHODS = ("venv", "conda", "docker")
+
+
+def build_request(
+    name: str,
+    *,
+    gpu: bool = False,
+    cpu: bool = False,
+    version: str | None = None,
+    python: str | None = None,
+    method: str = "venv",
+    all_gpus: bool = False,
+):  # noqa: ANN201 - returns fwsetup.plan.Request (imported lazily)
+    """The Request the command-line options describe; UsageError for contradictions."""
+    from fwsetup.errors import UsageError
+    from fwsetup.plan import Request
+
+    if gpu and cpu:
+        msg = "--gpu and --cpu exclude each other: give one (or neither, to use the GPU when it can be used)."
+        raise UsageError(msg)
+    if method not in METHODS:
+        msg = f"--method {method!r}: expected one of {', '.join(METHODS)}."
+        raise UsageError(msg)
+    if python is not None:
+        m = re.match(r"^(?:python)?(3)\.(\d{1,2})(?:\.\d+)?$", python.strip())
+        if not m:
+            msg = f"--python {python!r}: expected a Python version such as 3.11."
+            raise UsageError(msg)
+        python = f"{m.group(1)}.{m.group(2)}"
+    if cpu and all_gpus:
+        msg = "--all-gpus asks for every GPU, --cpu for none: give one of them."
+        raise UsageError(msg)
+    want = "gpu" if gpu else "cpu" if cpu else "auto"
+    return Request(
+        framework=name,
+        want=want,
+        version=version,
+        python=python,
+        method=method,  # type: ignore[arg-type]
+        all_gpus=all_gpus,
+    )
+
+
+def install_command(plan: Plan) -> list[str]:
+    """What the plan implies, as commands a person could run by hand (the backends do the same)."""
+    reqs = " ".join(shlex.quote(r) for r in plan.requirements)
+    if plan.method == "conda" and plan.conda is not None and plan.conda.packages:
+        chans = " ".join(f"-c {shlex.quote(c)}" for c in plan.conda.channels)
+        pkgs = " ".join(shlex.quote(p) for p in plan.conda.packages)
+        py = f" python={plan.python}" if plan.python else ""
+        lines = [f"conda create -p ENV --override-channels {chans}{py} {pkgs}".replace("  ", " ")]
+        if plan.conda.pip:
+            lines.append("ENV/bin/python -m pip install " + " ".join(shlex.quote(r) for r in plan.conda.pip))
+        return lines
+    if plan.method == "docker" and plan.docker is not None and plan.docker.use_official and plan.docker.official_image:
+        return [f"docker pull {plan.docker.official_image}"]
+    if not reqs:
+        return []
+    indexes = "".join(f" --index {shlex.quote(u)}" for u in plan.index_urls)
+    py = f" --python {plan.python}" if plan.python else ""
+    lines = [f"uv venv{py} ENV", f"uv pip install --python ENV{indexes} {reqs}"]
+    if plan.method == "docker":
+        base = plan.docker.base_image if plan.docker and plan.docker.base_image else "a Python base image"
+        lines = [f"(in a container FROM {base})", f"pip install{''.join(' --extra-index-url ' + shlex.quote(u) for u in plan.index_urls)} {reqs}"]
+    return lines
+
+
+def _flags_of(plan: Plan, request) -> str:  # noqa: ANN001
+    parts = [plan.framework]
+    if request.want != "auto":
+        parts.append(f"--{request.want}")
+    if plan.version:
+        parts.append(f"--version {plan.version}")
+    if request.python:
+        parts.append(f"--python {request.python}")
+    if request.method != "venv":
+        parts.append(f"--method {request.method}")
+    if request.all_gpus:
+        parts.append("--all-gpus")
+    return " ".join(parts)
+
+
+def render_plan(plan: Plan, request) -> None:  # noqa: ANN001
+    from rich.markup import escape
+
+    from fwsetup.ui import out_console
+
+    con = out_console()
+    e = escape
+    if plan.status == "ok":
+        where = {"cuda": "the NVIDIA GPU", "mps": "the Apple GPU (MPS)", "rocm": "the AMD GPU"}.get(
+            plan.accelerator or "", "the CPU"
+        )
+        if plan.accelerator == "cuda" and len(plan.gpus) > 1:
+            where = f"{len(plan.gpus)} NVIDIA GPUs"
+        cuda = f", CUDA {plan.cuda}" if plan.cuda else ""
+        con.print(
+            f"[bold green]plan:[/] [bold]{e(plan.title)} {e(plan.version or '')}[/] "
+            f"({e(plan.variant or '')}{e(cuda)}) on {where}, {plan.method}"
+            + (f", Python {e(plan.python)}" if plan.python else "")
+        )
+    else:
+        con.print(f"[bold red]refused:[/] no build of [bold]{e(plan.title)}[/] fits this request here")
+    if plan.reasons:
+        con.print("[bold]why[/]")
+        for r in plan.reasons:
+            con.print(f"  • {e(r)}")
+    if plan.status == "ok":
+        if plan.requirements:
+            con.print(f"[bold]requirements[/]  {e(' '.join(plan.requirements))}")
+        if plan.index_urls:
+            con.print(f"[bold]index[/]         {e(' '.join(plan.index_urls))}")
+        if plan.env:
+            con.print(f"[bold]environment[/]   {e(' '.join(f'{k}={v}' for k, v in plan.env.items()))}")
+        if plan.min_driver:
+            con.print(f"[bold]min driver[/]    {e(plan.min_driver)}")
+        con.print("[bold]install[/]")
+        con.print(f"  fwsetup install {e(_flags_of(plan, request))}")
+        cmds = install_command(plan)
+        if cmds:
+            con.print("  [dim]which amounts to:[/]")
+            for c in cmds:
+                con.print(f"  [dim]{e(c)}[/]")
+    if plan.rejected:
+        con.print("[bold]not chosen[/]")
+        for rej in plan.rejected[:12]:
+            con.print(f"  {e(rej.version)} {e(rej.variant)}: {e('; '.join(rej.why))}")
+        if len(plan.rejected) > 12:
+            con.print(f"  … {len(plan.rejected) - 12} more (--json shows all)")
+    if plan.suggestions:
+        con.print("[bold]what would work[/]" if plan.status == "refused" else "[bold]also[/]")
+        for s in plan.suggestions:
+            con.print(f"  • {e(s)}")
+
+
+@app.command("plan")
+def plan_command(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Framework (see `fwsetup recipes list`).")],
+    gpu: Annotated[bool, typer.Option("--gpu", help="Use the GPU, or refuse.")] = False,
+    cpu: Annotated[bool, typer.Option("--cpu", help="The CPU build, even where a GPU could be used.")] = False,
+    version: Annotated[
+        Optional[str],
+        typer.Option("--version", metavar="V", help="A release (2.5.1), a series (2.5) or a specifier ('<2.8')."),
+    ] = None,
+    python: Annotated[
+        Optional[str], typer.Option("--python", metavar="X.Y", help="Plan for this Python (default: the machine's).")
+    ] = None,
+    method: Annotated[str, typer.Option("--method", metavar="venv|conda|docker", help="How to install.")] = "venv",
+    all_gpus: Annotated[bool, typer.Option("--all-gpus", help="Use every usable GPU (data-parallel).")] = False,
+    host_profile: Annotated[
+        Optional[str],
+        typer.Option("--host-profile", metavar="FILE", help="Plan for the machine in FILE (`fwsetup profile`)."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the Plan as JSON on stdout.")] = False,
+) -> None:
+    """The exact build of NAME that will run here, and why; or a refusal with what would work (exit 3)."""
+    from fwsetup.detect import get_host
+    from fwsetup.plan import make_plan, plan_to_json
+    from fwsetup.recipes import load_recipes
+
+    request = build_request(
+        name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus
+    )
+    recipe = load_recipes().get(name)
+    profile = get_host(host_profile)
+    plan = make_plan(profile, recipe, request)
+    if json_out:
+        from fwsetup.ui import emit_json
+
+        emit_json(plan_to_json(plan))
+    else:
+        render_plan(plan, request)
+    if plan.status != "ok":
+        raise typer.Exit(EXIT_REFUSED)

@@ -1,0 +1,237 @@
+"""Compatibility facts: which NVIDIA driver runs which CUDA build, which GPU runs which kernels.
+
+The facts are data (data/cuda-drivers.toml, each with its source); this module reads them once and answers
+the planner's questions. Rules (NVIDIA CUDA Compatibility guide):
+- A build for CUDA X.Y runs with full features on a driver >= the toolkit's own driver of X.Y, and under
+  minor-version compatibility (MVC) on any driver >= the MVC minimum of major X (11.x: 450.80.02,
+  12.x: 525.60.13, 13.x: 580). Newer drivers always run older-CUDA builds.
+- SASS built for sm_XY runs on GPUs of the same major X with minor >= Y; PTX for compute_XY is compiled by
+  the driver for any GPU with compute capability >= X.Y.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+from fwsetup.errors import RecipeError
+
+CUDA_DRIVERS_FILE: Final = "cuda-drivers.toml"
+COMPUTE_CAPABILITIES_FILE: Final = "compute-capabilities.toml"
+
+
+@dataclass(frozen=True)
+class DriverMin:
+    linux: str | None = None
+    windows: str | None = None  # None: any Windows driver of the Linux minimum's branch (e.g. "580")
+
+    def for_system(self, windows: bool) -> str | None:
+        if not windows:
+            return self.linux
+        # Windows drivers number their own minors (560.76 vs 560.28.03); where the data gives no Windows
+        # figure (CUDA 13.x: "N/A" in the release notes) the branch number is the requirement.
+        return self.windows or (self.linux.split(".")[0] if self.linux else None)
+
+
+@dataclass(frozen=True)
+class CompatData:
+    # "12.6" -> the driver the CUDA 12.6 toolkit (GA) needs for full features
+    toolkit: Mapping[str, DriverMin] = field(default_factory=dict)
+    # 12 -> the lowest driver that runs any 12.x build (minor-version compatibility)
+    mvc: Mapping[int, DriverMin] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+    # "8.6" -> "Ampere" (data/compute-capabilities.toml)
+    architectures: Mapping[str, str] = field(default_factory=dict)
+    # 13 -> "7.5": the lowest compute capability CUDA 13 still builds for
+    toolkit_min_cc: Mapping[int, str] = field(default_factory=dict)
+
+    def arch_name(self, cc: str | None) -> str | None:
+        return self.architectures.get(cc or "")
+
+    def min_driver(self, cuda: str, *, windows: bool = False) -> str | None:
+        """The lowest driver that runs a build made with CUDA `cuda` (MVC where NVIDIA defines it)."""
+        major = _major(cuda)
+        if major is not None and major in self.mvc:
+            return self.mvc[major].for_system(windows)
+        row = self.toolkit.get(_major_minor(cuda))
+        return row.for_system(windows) if row else None
+
+    def full_driver(self, cuda: str, *, windows: bool = False) -> str | None:
+        """The driver the CUDA `cuda` toolkit itself needs (all features, no MVC caveats)."""
+        row = self.toolkit.get(_major_minor(cuda))
+        return row.for_system(windows) if row else None
+
+    def driver_cuda(self, driver: str, *, windows: bool = False) -> str | None:
+        """The newest CUDA whose toolkit driver is <= `driver` (what nvidia-smi calls "CUDA Version")."""
+        best: tuple[int, int] | None = None
+        d = parse_driver(driver)
+        if d is None:
+            return None
+        for cuda, row in self.toolkit.items():
+            need = row.for_system(windows)
+            key = _cuda_key(cuda)
+            if need and key and parse_driver(need) is not None and parse_driver(need) <= d:  # type: ignore[operator]
+                best = max(best, key) if best else key
+        return f"{best[0]}.{best[1]}" if best else None
+
+
+def _major(cuda: str) -> int | None:
+    m = re.match(r"^(\d+)", cuda)
+    return int(m.group(1)) if m else None
+
+
+def _major_minor(cuda: str) -> str:
+    return ".".join(cuda.split(".")[:2])
+
+
+def _cuda_key(cuda: str) -> tuple[int, int] | None:
+    m = re.match(r"^(\d+)\.(\d+)", cuda)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+@cache
+def parse_driver(text: str) -> Any:
+    """A driver version ("580.65.06", "560.94") as a comparable packaging Version; None if unreadable."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(text.strip())
+    except (InvalidVersion, AttributeError):
+        return None
+
+
+def driver_at_least(driver: str | None, minimum: str | None) -> bool | None:
+    """True/False, or None when either side is unknown."""
+    if driver is None or minimum is None:
+        return None
+    d, m = parse_driver(driver), parse_driver(minimum)
+    if d is None or m is None:
+        return None
+    return bool(d >= m)
+
+
+# -- compute capabilities ------------------------------------------------------------------------------
+
+
+def parse_cc(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    m = re.match(r"^\s*(\d+)\.(\d+)", text)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def cc_runs(cc: str, sass: Iterable[str], ptx: Iterable[str]) -> bool | None:
+    """Whether a GPU of compute capability `cc` runs kernels built as `sass` (sm_XY) / `ptx` (compute_XY).
+
+    None when it cannot be told (unreadable capability, or the build lists neither)."""
+    gpu = parse_cc(cc)
+    sass_l, ptx_l = [parse_cc(s) for s in sass], [parse_cc(p) for p in ptx]
+    if gpu is None or not (sass_l or ptx_l):
+        return None
+    if any(s is not None and s[0] == gpu[0] and s[1] <= gpu[1] for s in sass_l):
+        return True
+    return any(p is not None and p <= gpu for p in ptx_l)
+
+
+def cc_text(sass: Iterable[str], ptx: Iterable[str]) -> str:
+    parts = [f"sm_{s.replace('.', '')}" for s in sass] + [f"compute_{p.replace('.', '')}" for p in ptx]
+    return ", ".join(parts) if parts else "none listed"
+
+
+# -- reading data/cuda-drivers.toml ---------------------------------------------------------------------
+
+
+def _driver_text(value: Any) -> str | None:
+    # Values may be written ">=560.28.03", "560.28.03", or a note ("N/A (...)"): keep the version only.
+    if not isinstance(value, str):
+        return None
+    m = re.search(r"\d+(\.\d+)*", value)
+    return m.group(0) if m and not value.strip().upper().startswith("N/A") else None
+
+
+def _lower(current: str | None, new: str | None) -> str | None:
+    if new is None:
+        return current
+    if current is None:
+        return new
+    a, b = parse_driver(current), parse_driver(new)
+    return new if a is not None and b is not None and b < a else current
+
+
+def compat_from_data(raw: Mapping[str, Any], *, source: str = CUDA_DRIVERS_FILE) -> CompatData:
+    """Build CompatData from the TOML data (pure)."""
+    toolkit: dict[str, DriverMin] = {}
+    rows = raw.get("toolkit") or raw.get("cuda") or []
+    if not isinstance(rows, list):
+        msg = f"{source}: toolkit: expected an array of tables ([[toolkit]]), got {type(rows).__name__}."
+        raise RecipeError(msg)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            msg = f"{source}: toolkit[{i}]: expected a table."
+            raise RecipeError(msg)
+        cuda = row.get("cuda") or row.get("version") or row.get("major_minor")
+        if not isinstance(cuda, str) or _cuda_key(cuda) is None:
+            msg = f"{source}: toolkit[{i}].cuda: expected a CUDA version such as '12.6', got {cuda!r}."
+            raise RecipeError(msg)
+        key = _major_minor(cuda)
+        linux = _driver_text(row.get("linux") or row.get("min_driver_linux") or row.get("linux_x86_64_min"))
+        windows = _driver_text(
+            row.get("windows") or row.get("min_driver_windows") or row.get("windows_x86_64_min")
+        )
+        prev = toolkit.get(key, DriverMin())
+        # Several rows per minor release (GA, updates): the GA (lowest) driver is what a build needs.
+        toolkit[key] = DriverMin(linux=_lower(prev.linux, linux), windows=_lower(prev.windows, windows))
+    mvc: dict[int, DriverMin] = {}
+    mvc_raw = raw.get("minor_version_compatibility") or raw.get("mvc") or {}
+    if isinstance(mvc_raw, dict):
+        items: Iterable[tuple[Any, Any]] = mvc_raw.items()
+    elif isinstance(mvc_raw, list):
+        items = ((r.get("major"), r) for r in mvc_raw if isinstance(r, dict))
+    else:
+        items = ()
+    for major, row in items:
+        m = re.match(r"^(\d+)", str(major))
+        if not m or not isinstance(row, dict):
+            msg = f"{source}: minor_version_compatibility.{major}: expected a table with `linux` (and `windows`)."
+            raise RecipeError(msg)
+        linux = _driver_text(row.get("linux") or row.get("min_driver_linux") or row.get("min_driver"))
+        windows = _driver_text(row.get("windows") or row.get("min_driver_windows"))
+        mvc[int(m.group(1))] = DriverMin(linux=linux, windows=windows)
+    sources = raw.get("sources") or raw.get("source") or ()
+    if isinstance(sources, str):
+        sources = (sources,)
+    return CompatData(toolkit=toolkit, mvc=mvc, sources=tuple(str(s) for s in sources))
+
+
+def read_compat(directory: str | Path) -> CompatData:
+    import dataclasses
+
+    from fwsetup.recipes import read_toml
+
+    path = Path(directory) / CUDA_DRIVERS_FILE
+    data = compat_from_data(read_toml(path), source=str(path)) if path.is_file() else CompatData()
+    cc_path = Path(directory) / COMPUTE_CAPABILITIES_FILE
+    if cc_path.is_file():
+        raw = read_toml(cc_path)
+        names = raw.get("architectures") or {}
+        mins = raw.get("toolkit_min_compute_capability") or {}
+        data = dataclasses.replace(
+            data,
+            architectures={str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {},
+            toolkit_min_cc=(
+                {int(k): str(v) for k, v in mins.items() if str(k).isdigit()} if isinstance(mins, dict) else {}
+            ),
+        )
+    return data
+
+
+@cache
+def load_compat() -> CompatData:
+    """The shipped compatibility data (cached)."""
+    from fwsetup.resources import compat_dir
+
+    return read_compat(compat_dir())
