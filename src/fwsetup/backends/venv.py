@@ -1,0 +1,766 @@
+"""venv backend: a virtual environment for a Plan, made with uv (pip when uv cannot be used).
+
+The steps, each shown as progress and logged to <env>/.fwsetup/install.log:
+  1. lock <parent>/.<name>.fwsetup.lock, repair what a killed run left, and stop here when the environment
+     already holds the same plan (lock.json's plan_digest): "already installed: same plan".
+  2. `uv venv --relocatable` in a staging folder beside the target (same filesystem).
+  3. resolve: `uv pip compile --format pylock.toml` (PEP 751): exact versions, wheel URLs, sha256 and sizes.
+  4. a disk-space check from those sizes, then `uv pip install -r pylock.toml` (hash-checked).
+  5. the smoke test, with the staging folder's own python.
+  6. lock.json + plan.json + pylock.toml in <env>/.fwsetup/, then the atomic swap into place.
+A failure at any step leaves the target as it was; the log is kept in <parent>/.fwsetup-logs/.
+
+Why --relocatable: a venv's scripts and activate files embed its absolute path, and we build under another
+name than the final one. uv's relocatable venvs use relative paths (entry points re-exec through their own
+directory); whatever still names the staging path after the install (pip's fallback writes absolute
+shebangs) is rewritten to the final path before the swap (fix_paths).
+
+The user's pip configuration (pip.conf, PIP_*) is carried to uv (pipconfig.py). The plan's own index (e.g.
+PyTorch's) is not contacted when a local wheel (--wheelhouse, or find-links from the pip configuration)
+already provides every pinned requirement, or with --offline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fwsetup import pipconfig, proc, staging
+from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
+from fwsetup.errors import FwsetupError, InstallError, NetworkError, SmokeError
+from fwsetup.plan import Plan, plan_to_dict
+
+INSTALL_TIMEOUT = 3600.0
+EXPANSION = 2.5  # installed size / wheel size, roughly (torch 190 MB wheel -> ~450 MB installed)
+PYLOCK = "pylock.toml"
+PLAN_FILE = "plan.json"
+LOG_NAME = "install.log"
+
+
+# -- the installer -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Installer:
+    kind: str  # "uv" | "pip"
+    exe: str | None  # the uv binary (None for pip)
+    version: str
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.version}"
+
+
+@functools.cache
+def _uv_version(exe: str) -> str | None:
+    res = proc.run([exe, "--version"], timeout=20)
+    if not res.ok:
+        return None
+    m = re.search(r"uv (\S+)", res.stdout)
+    return m.group(1) if m else None
+
+
+def find_uv(env: Mapping[str, str]) -> str | None:
+    """The uv binary: $FWSETUP_UV, the `uv` Python package's own, then PATH. None when none runs."""
+    candidates: list[str] = []
+    if env.get("FWSETUP_UV"):
+        candidates.append(env["FWSETUP_UV"])
+    try:
+        import uv  # the PyPI package ships the binary
+
+        candidates.append(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        pass
+    if which := shutil.which("uv", path=env.get("PATH")):
+        candidates.append(which)
+    for exe in candidates:
+        if _uv_version(exe):
+            return exe
+    return None
+
+
+def find_installer(env: Mapping[str, str]) -> Installer:
+    """uv unless FWSETUP_INSTALLER=pip asks for pip, or no uv binary runs here."""
+    want = env.get("FWSETUP_INSTALLER", "").strip().lower()
+    if want not in ("", "uv", "pip"):
+        from fwsetup.errors import UsageError
+
+        msg = f"FWSETUP_INSTALLER={want!r}: expected uv or pip."
+        raise UsageError(msg)
+    if want != "pip":
+        exe = find_uv(env)
+        if exe:
+            return Installer("uv", exe, _uv_version(exe) or "?")
+        if want == "uv":
+            msg = "FWSETUP_INSTALLER=uv, but no working uv was found (pip install uv)."
+            raise InstallError(msg)
+    return Installer("pip", None, "")
+
+
+# -- local wheels and the plan's index -------------------------------------------------------------------
+
+
+def _target_tags(python: str | None) -> set[str]:
+    from packaging import tags
+
+    if python and re.fullmatch(r"3\.\d+", python):
+        ver = tuple(int(x) for x in python.split("."))
+    else:
+        ver = sys.version_info[:2]
+    platforms = list(tags.platform_tags())
+    out = {str(t) for t in tags.cpython_tags(python_version=ver, platforms=platforms)}
+    out |= {str(t) for t in tags.compatible_tags(python_version=ver, platforms=platforms)}
+    return out
+
+
+def local_wheels(dirs: Sequence[str | Path], python: str | None) -> dict[str, list[tuple[Any, Path]]]:
+    """canonical name -> [(Version, wheel path)] of the wheels in `dirs` that can install on `python`."""
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+    ok_tags = _target_tags(python)
+    found: dict[str, list[tuple[Any, Path]]] = {}
+    for d in dirs:
+        p = pipconfig.local_path(str(d))
+        if p is None or not p.is_dir():
+            continue
+        for whl in sorted(p.glob("*.whl")):
+            try:
+                name, version, _build, wtags = parse_wheel_filename(whl.name)
+            except (InvalidWheelFilename, ValueError):
+                continue
+            if any(str(t) in ok_tags for t in wtags):
+                found.setdefault(canonicalize_name(name), []).append((version, whl))
+    return found
+
+
+def _pinned(requirements: Sequence[str]) -> list[Any]:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    out = []
+    for text in requirements:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if any(s.operator in ("==", "===") for s in req.specifier):
+            out.append(req)
+    return out
+
+
+class IndexUnreachable(NetworkError):
+    """The plan's own index cannot be reached and no local wheel provides what it was for."""
+
+    def __init__(self, url: str, *, names: Sequence[str], local: Mapping[str, Sequence[str]], detail: str) -> None:
+        what = " and ".join(names) or "the framework"
+        msg = f"cannot reach {url} ({detail}): use --wheelhouse DIR with the {what} wheel"
+        have = "; ".join(f"{n} {', '.join(vs)}" for n, vs in local.items() if vs)
+        hint = f"Local wheels found: {have} (choose one with --version)." if have else None
+        super().__init__(msg, hint=hint)
+        self.url = url
+        self.names = list(names)
+        self.local = {k: list(v) for k, v in local.items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sources:
+    """Where the packages will come from."""
+
+    plan_indexes: tuple[str, ...]  # the plan's indexes still used
+    local: Mapping[str, str] = field(default_factory=dict)  # pinned requirement -> local wheel path
+    notes: tuple[str, ...] = ()
+
+
+@functools.cache
+def probe_index(url: str, cafile: str | None = None, timeout: float = 10.0) -> str | None:
+    """None when the index answers (any HTTP status), else why not (one phrase)."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    if url.startswith("file:"):
+        p = pipconfig.local_path(url)
+        return None if p is not None and p.is_dir() else "no such folder"
+    try:
+        ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
+        req = urllib.request.Request(url.rstrip("/") + "/", method="HEAD", headers={"User-Agent": "fwsetup"})
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx):
+            return None
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        return str(getattr(reason, "strerror", None) or reason)
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+
+
+def check_sources(
+    plan: Plan, options: InstallOptions, settings: pipconfig.PipSettings | None = None, *, probe: bool = True
+) -> Sources:
+    """Decide whether the plan's own index is needed; IndexUnreachable when it is and cannot be reached."""
+    env = _env(options)
+    settings = settings if settings is not None else pipconfig.read_pip_settings(env)
+    if not plan.index_urls:
+        return Sources(plan_indexes=())
+    if options.offline:
+        return Sources(plan_indexes=(), notes=("--offline: no index is contacted, local wheels only",))
+    dirs = ([str(options.wheelhouse)] if options.wheelhouse else []) + list(settings.find_links)
+    found = local_wheels(dirs, options.python or plan.python)
+    pinned = _pinned(plan.requirements)
+    from packaging.utils import canonicalize_name
+
+    local: dict[str, str] = {}
+    for req in pinned:
+        hits = [w for v, w in found.get(canonicalize_name(req.name), []) if req.specifier.contains(v, prereleases=True)]
+        if hits:
+            local[str(req)] = str(hits[-1])
+    if pinned and len(local) == len(pinned):
+        where = ", ".join(sorted({str(Path(p).parent) for p in local.values()}))
+        note = f"{', '.join(local)} from the local wheels in {where}; not contacting {', '.join(plan.index_urls)}"
+        return Sources(plan_indexes=(), local=local, notes=(note,))
+    if not probe:
+        return Sources(plan_indexes=tuple(plan.index_urls), local=local)
+    cafile = settings.cert if settings.cert and Path(settings.cert).is_file() else env.get("SSL_CERT_FILE")
+    for url in plan.index_urls:
+        why = probe_index(url, cafile)
+        if why is not None:
+            names = [r.name for r in pinned if str(r) not in local] or [r.split("[")[0].split("=")[0] for r in plan.requirements[:1]]
+            versions = {n: [str(v) for v, _ in sorted(found.get(canonicalize_name(n), []))] for n in names}
+            raise IndexUnreachable(url, names=names, local=versions, detail=why)
+    return Sources(plan_indexes=tuple(plan.index_urls), local=local)
+
+
+# -- running commands ----------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:  # preexec_fn: the child is killed when fwsetup dies (even by SIGKILL)
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def run_streamed(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    log: Path | None,
+    timeout: float,
+    on_line: Callable[[str], None] | None = None,
+) -> proc.Result:
+    """Run argv, appending its merged output to `log` line by line (and to on_line); the child dies with us."""
+    argv = tuple(str(a) for a in argv)
+    out_lines: list[str] = []
+    logf = open(log, "a", buffering=1) if log is not None else None  # noqa: SIM115
+    try:
+        if logf:
+            logf.write(f"+ {shlex.join(argv)}\n")
+        try:
+            p = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=dict(env),
+                text=True,
+                errors="replace",
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+            )
+        except OSError as exc:
+            return proc.Result(argv=argv, returncode=None, stdout="", stderr="", error=f"{argv[0]}: {exc.strerror}")
+        expired = threading.Event()
+
+        def on_timeout() -> None:
+            expired.set()
+            p.kill()
+
+        timer = threading.Timer(timeout, on_timeout)
+        timer.start()
+        try:
+            assert p.stdout is not None
+            for line in p.stdout:
+                out_lines.append(line)
+                if logf:
+                    logf.write(line)
+                if on_line:
+                    on_line(line.rstrip("\n"))
+            rc = p.wait()
+        except BaseException:
+            p.kill()
+            p.wait()
+            raise
+        finally:
+            timer.cancel()
+        text = "".join(out_lines)
+        if expired.is_set():
+            return proc.Result(argv=argv, returncode=None, stdout="", stderr=text, error=f"timed out after {timeout:g}s")
+        return proc.Result(argv=argv, returncode=rc, stdout="", stderr=text)
+    finally:
+        if logf:
+            logf.close()
+
+
+def smoke_runner(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None,
+                 env_overrides: Mapping[str, str] | None = None) -> proc.Result:
+    """proc.run's contract, but the child (and so its own children) dies with fwsetup."""
+    argv = tuple(str(a) for a in argv)
+    full = dict(os.environ if env is None else env)
+    full.update(env_overrides or {})
+    try:
+        cp = subprocess.run(
+            argv, capture_output=True, text=True, errors="replace", timeout=timeout, env=full,
+            stdin=subprocess.DEVNULL, check=False,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+        )
+    except FileNotFoundError:
+        return proc.Result(argv=argv, returncode=None, stdout="", stderr="", error=f"{argv[0]}: not found")
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout if isinstance(exc.stdout, str) else (exc.stdout or b"").decode(errors="replace")
+        err = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode(errors="replace")
+        return proc.Result(argv=argv, returncode=None, stdout=out, stderr=err, error=f"timed out after {timeout:g}s")
+    return proc.Result(argv=argv, returncode=cp.returncode, stdout=cp.stdout, stderr=cp.stderr)
+
+
+# -- failure reasons -------------------------------------------------------------------------------------
+
+_NET = re.compile(
+    r"(dns error|failed to lookup address|Could not resolve host|Connection refused|connection error|"
+    r"error sending request|Network is unreachable|timed out|Temporary failure in name resolution|"
+    r"Failed to establish a new connection|certificate verify failed|invalid peer certificate)",
+    re.I,
+)
+
+
+def failure_reason(output: str, what: str) -> tuple[str, bool]:
+    """(one sentence, is-network) from uv's or pip's output."""
+    lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
+    text = "\n".join(lines)
+    # uv: "  ╰─▶ Because there is no version of foo==9 and you require foo==9, we can conclude ..."
+    m = re.search(r"╰─▶\s*(.+?)(?:\n\s*\n|\n\s*hint:|\Z)", text, re.S)
+    if m:
+        because = " ".join(part.strip() for part in m.group(1).splitlines())
+        return f"no matching distribution: {because}", False
+    m = re.search(r"No matching distribution found for (\S+)", text)  # pip
+    if m:
+        return f"no matching distribution for {m.group(1)}", False
+    m = re.search(r"not found in the (?:package registry|provided package locations)[^\n]*", text)
+    if m:
+        return f"no matching distribution: {m.group(0)}", False
+    net = _NET.search(text)
+    if net:
+        url = re.search(r"(https?://\S+?)[`'\"\s)]", text)
+        where = f" ({url.group(1)})" if url else ""
+        return f"could not reach the package index{where}: {net.group(1)}", True
+    err = next((ln.strip() for ln in reversed(lines) if re.match(r"\s*(error|×|ERROR)", ln)), None)
+    if err:
+        return f"{what} failed: {err.lstrip('×').strip()}", False
+    return f"{what} failed: {lines[-1].strip() if lines else 'no output'}", False
+
+
+def _tail(path: Path | None, n: int = 15) -> str:
+    if path is None:
+        return ""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+# -- the lock data ---------------------------------------------------------------------------------------
+
+
+def read_pylock(path: Path) -> list[dict[str, Any]]:
+    """[{name, version, url, sha256, size}] from a PEP 751 pylock.toml (the wheel chosen for this machine)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    data = tomllib.loads(path.read_text())
+    out = []
+    for pkg in data.get("packages", []):
+        wheels = pkg.get("wheels") or []
+        art = wheels[0] if wheels else (pkg.get("sdist") or pkg.get("archive") or {})
+        entry: dict[str, Any] = {"name": pkg.get("name"), "version": pkg.get("version")}
+        if art.get("url"):
+            entry["url"] = art["url"]
+        elif art.get("path"):
+            entry["url"] = art["path"]
+        sha = (art.get("hashes") or {}).get("sha256")
+        if sha:
+            entry["sha256"] = sha
+        size = art.get("size")
+        if size is None and str(entry.get("url", "")).startswith("file:"):
+            p = pipconfig.local_path(entry["url"])
+            with contextlib.suppress(OSError):
+                size = p.stat().st_size if p else None
+        if size is not None:
+            entry["size"] = int(size)
+        if not wheels and (pkg.get("sdist") or pkg.get("archive")):
+            entry["sdist"] = True
+        out.append(entry)
+    return out
+
+
+def read_pip_report(path: Path) -> list[dict[str, Any]]:
+    """The same from `pip install --report`."""
+    data = json.loads(path.read_text())
+    out = []
+    for item in data.get("install", []):
+        meta = item.get("metadata", {})
+        info = item.get("download_info", {})
+        entry: dict[str, Any] = {"name": meta.get("name"), "version": meta.get("version"), "url": info.get("url")}
+        hashes = (info.get("archive_info") or {}).get("hashes") or {}
+        if hashes.get("sha256"):
+            entry["sha256"] = hashes["sha256"]
+        out.append(entry)
+    return out
+
+
+# -- paths inside a built environment --------------------------------------------------------------------
+
+
+def fix_paths(env_dir: Path, old: Path, new: Path) -> list[str]:
+    """Rewrite `old` to `new` in the environment's text scripts (bin/*, pyvenv.cfg). Returns the files changed."""
+    old_b, new_b = os.fsencode(str(old)), os.fsencode(str(new))
+    changed = []
+    candidates = [env_dir / "pyvenv.cfg"]
+    bindir = env_dir / ("Scripts" if os.name == "nt" else "bin")
+    if bindir.is_dir():
+        candidates += [p for p in bindir.iterdir() if p.is_file() and not p.is_symlink()]
+    for p in candidates:
+        try:
+            if p.stat().st_size > 2_000_000:
+                continue
+            data = p.read_bytes()
+        except OSError:
+            continue
+        if b"\0" in data[:4096] or old_b not in data:
+            continue  # binaries (ELF launchers) and files that do not name the staging folder
+        mode = p.stat().st_mode
+        p.write_bytes(data.replace(old_b, new_b))
+        os.chmod(p, mode)
+        changed.append(p.name)
+    return changed
+
+
+def env_python(env_dir: Path) -> Path:
+    return env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _env(options: InstallOptions) -> dict[str, str]:
+    return dict(options.env) if options.env else dict(os.environ)
+
+
+def digest_for(plan: Plan, options: InstallOptions) -> str:
+    d = plan_to_dict(plan)
+    keep = ("framework", "version", "variant", "accelerator", "cuda", "python", "requirements", "index_urls", "env", "smoke")
+    return staging.plan_digest({k: d.get(k) for k in keep}, {"method": "venv", "python": options.python, "smoke": options.run_smoke})
+
+
+# -- the backend ---------------------------------------------------------------------------------------
+
+
+class VenvBackend(Backend):
+    name = "venv"
+
+    def __init__(self, installer: Installer | None = None) -> None:
+        self._installer = installer
+
+    def installer(self, options: InstallOptions) -> Installer:
+        if self._installer is None:
+            self._installer = find_installer(_env(options))
+        return self._installer
+
+    # -- what would be run ---------------------------------------------------------------------------------
+
+    def commands(self, plan: Plan, options: InstallOptions, where: Path, sources: Sources, uvcfg: pipconfig.UvConfig) -> list[list[str]]:
+        inst = self.installer(options)
+        py = options.python or plan.python
+        meta = where / staging.META_DIR
+        if inst.kind == "uv":
+            assert inst.exe
+            return [
+                [inst.exe, "venv", "--relocatable", "--no-project", *(["--python", py] if py else []), str(where)],
+                [inst.exe, "pip", "compile", "--no-header", "--quiet", "--python", str(env_python(where)),
+                 *uvcfg.args, "--format", "pylock.toml", "-o", str(meta / PYLOCK), str(meta / "requirements.in")],
+                [inst.exe, "pip", "install", "--python", str(env_python(where)), *uvcfg.args, "-r", str(meta / PYLOCK)],
+            ]
+        base = _base_python(py, _env(options))
+        pip_args: list[str] = []
+        for url in sources.plan_indexes:
+            pip_args += ["--extra-index-url", url]
+        if options.wheelhouse:
+            pip_args += ["--find-links", str(Path(options.wheelhouse).absolute())]
+        if options.offline:
+            pip_args.append("--no-index")
+        return [
+            [base, "-m", "venv", str(where)],
+            [str(env_python(where)), "-m", "pip", "install", "--disable-pip-version-check", *pip_args,
+             "--report", str(meta / "pip-report.json"), "-r", str(meta / "requirements.in")],
+        ]
+
+    def render(self, plan: Plan, options: InstallOptions) -> str:
+        env = _env(options)
+        settings = pipconfig.read_pip_settings(env)
+        sources = check_sources(plan, options, settings, probe=False)
+        uvcfg = pipconfig.to_uv(settings, plan_indexes=sources.plan_indexes, wheelhouse=options.wheelhouse,
+                                offline=options.offline, env=env)
+        target = Path(options.target).absolute()
+        lines = [f"# venv for {plan.title or plan.framework} {plan.version} ({plan.variant}) at {target}",
+                 f"# installer: {self.installer(options).describe()}"]
+        lines += [f"# {n}" for n in sources.notes]
+        lines += [f"# warning: {w}" for w in uvcfg.warnings]
+        for var, value in uvcfg.env.items():
+            lines.append(f"export {var}={shlex.quote(value)}")
+        lines.append(f"# requirements.in: {' '.join(plan.requirements)}")
+        for argv in self.commands(plan, options, target, sources, uvcfg):
+            lines.append(shlex.join(argv))
+        if plan.smoke is not None and options.run_smoke:
+            from fwsetup.smokerun import smoke_argv
+
+            lines.append(shlex.join(smoke_argv([str(env_python(target))], plan.smoke.script, plan.smoke)))
+        lines.append("# (built in a staging folder beside the target, swapped in after the smoke test passes)")
+        return "\n".join(lines)
+
+    # -- install ------------------------------------------------------------------------------------------
+
+    def install(self, plan: Plan, options: InstallOptions, progress: Progress = no_progress) -> InstallResult:
+        t0 = time.monotonic()
+        if plan.status != "ok":
+            msg = f"the plan for {plan.framework} was refused: " + " ".join(plan.reasons)
+            raise InstallError(msg)
+        target = Path(options.target).expanduser().absolute()
+        env = _env(options)
+        digest = digest_for(plan, options)
+        with staging.terminate_as_interrupt(), staging.target_lock(target, on_wait=lambda m: progress("resolve", m)):
+            for line in staging.recover(target):
+                progress("resolve", line)
+            if (same := self._same(target, digest)) is not None:
+                return InstallResult(
+                    target=target, changed=False, seconds=time.monotonic() - t0,
+                    message=f"already installed: same plan ({plan.framework} {plan.version}, {plan.variant}) in {target}; nothing changed.",
+                    lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
+                    packages={p["name"]: p["version"] for p in same.get("packages", []) if p.get("name")},
+                    smoke=same.get("smoke"),
+                )
+            _refuse_foreign(target)
+            st = staging.Staging(target, log_name=LOG_NAME)
+            try:
+                with st:
+                    result = self._build(plan, options, env, st, digest, progress)
+                    progress("swap", f"moving the new environment into place at {target}")
+                    st.commit()
+            except FwsetupError as exc:
+                raise _with_log(exc, st) from None
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one clear message, the log has the rest
+                msg = f"installing {plan.framework} failed: {type(exc).__name__}: {exc}"
+                raise _with_log(InstallError(msg), st) from exc
+        return InstallResult(
+            target=target, changed=True, seconds=time.monotonic() - t0,
+            message=f"installed {plan.title or plan.framework} {plan.version} ({plan.variant}) in {target}"
+            + (", smoke test passed." if result["smoke"] else "."),
+            lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
+            log_file=staging.meta_dir(target) / LOG_NAME,
+            smoke=result["smoke"],
+            packages={p["name"]: p["version"] for p in result["packages"] if p.get("name")},
+        )
+
+    @staticmethod
+    def _same(target: Path, digest: str) -> dict[str, Any] | None:
+        lock = staging.read_lock_file(target)
+        if lock and lock.get("plan_digest") == digest and env_python(target).exists():
+            return lock
+        return None
+
+    def _build(self, plan: Plan, options: InstallOptions, env: dict[str, str], st: staging.Staging,
+               digest: str, progress: Progress) -> dict[str, Any]:
+        inst = self.installer(options)
+        settings = pipconfig.read_pip_settings(env)
+        sources = check_sources(plan, options, settings)
+        uvcfg = pipconfig.to_uv(settings, plan_indexes=sources.plan_indexes, wheelhouse=options.wheelhouse,
+                                offline=options.offline, env=env)
+        cmds = self.commands(plan, options, st.path, sources, uvcfg)
+        run_env = {**env, **uvcfg.env}
+        run_env.pop("VIRTUAL_ENV", None)  # uv would warn that it is not the target
+        run_env.pop("PYTHONHOME", None)
+        pre_log: list[str] = [f"fwsetup: {plan.framework} {plan.version} ({plan.variant}) -> {st.target}",
+                              f"installer: {inst.describe()}"]
+        pre_log += [f"note: {n}" for n in sources.notes] + [f"warning: {w}" for w in uvcfg.warnings]
+        pre_log += [f"pip setting {k} from {v}" for k, v in settings.sources.items()]
+        if inst.kind == "uv":
+            pre_log += [f"env {k}={v}" for k, v in uvcfg.env.items()]
+        for w in uvcfg.warnings:
+            progress("resolve", f"warning: {w}")
+        for n in sources.notes:
+            progress("resolve", n)
+
+        # 1. the environment (into the empty staging folder), then its metadata folder and the log
+        progress("resolve", f"creating the environment ({inst.describe()})")
+        first = proc.run(cmds[0], timeout=300, env=run_env)
+        st.meta.mkdir(parents=True, exist_ok=True)
+        with open(st.log_file, "a") as f:
+            f.write("\n".join(pre_log) + "\n")
+            f.write(f"+ {shlex.join(first.argv)}\n{first.stdout}{first.stderr}\n")
+        if not first.ok:
+            why = first.error or _last(first.stderr)
+            msg = f"could not create the environment with {shlex.join(cmds[0][:2])}: {why}"
+            if "No interpreter found" in (first.stderr or "") or "not found" in why:
+                msg = f"no Python {options.python or plan.python} found to create the environment: {why}"
+                raise InstallError(msg, hint=f"Install it (uv python install {options.python or plan.python}) or choose another with --python X.Y.")
+            raise InstallError(msg)
+        (st.meta / "requirements.in").write_text("\n".join(plan.requirements) + "\n")
+        if inst.kind == "uv":
+            packages = self._uv_install(plan, cmds, run_env, st, progress)
+        else:
+            packages = self._pip_install(plan, cmds, run_env, st, progress)
+
+        smoke = None
+        if options.run_smoke and plan.smoke is not None:
+            from fwsetup.smokerun import run_smoke
+
+            progress("smoke", f"training step ({plan.smoke.script} on {plan.smoke.device}) in the new environment")
+            smoke = run_smoke(
+                [str(env_python(st.path))], plan.smoke.script, plan.smoke,
+                env=_smoke_env(env), env_overrides={**plan.env, **plan.smoke.env},
+                log_file=st.log_file, runner=smoke_runner, where="in the new environment",
+            )
+        changed = fix_paths(st.path, st.path, st.target)
+        if changed:
+            with open(st.log_file, "a") as f:
+                f.write(f"fixed the staging path in: {', '.join(changed)}\n")
+        py_version = _python_version(env_python(st.path))
+        (st.meta / PLAN_FILE).write_text(json.dumps(plan_to_dict(plan), indent=2) + "\n")
+        staging.write_lock_file(st.path, {
+            "plan_digest": digest,
+            "framework": plan.framework,
+            "version": plan.version,
+            "variant": plan.variant,
+            "python": py_version,
+            "installer": inst.describe(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "requirements": list(plan.requirements),
+            "indexes": list(uvcfg.index_urls) if inst.kind == "uv" else list(sources.plan_indexes),
+            "find_links": list(uvcfg.find_links),
+            "packages": packages,
+            "smoke": smoke,
+        })
+        return {"smoke": smoke, "packages": packages}
+
+    def _uv_install(self, plan: Plan, cmds: list[list[str]], env: dict[str, str], st: staging.Staging,
+                    progress: Progress) -> list[dict[str, Any]]:
+        progress("resolve", f"resolving {' '.join(plan.requirements)}")
+        res = run_streamed(cmds[1], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT)
+        _raise_for(res, "resolving", st)
+        packages = read_pylock(st.meta / PYLOCK)
+        total = sum(p.get("size", 0) for p in packages)
+        if total:
+            staging.check_free_space(st.target.parent, int(total * (1 + EXPANSION)))
+        n = len(packages)
+        progress("download", f"downloading {n} packages ({staging.human_bytes(total)})" if total else f"downloading {n} packages")
+
+        def on_line(line: str) -> None:
+            s = line.strip()
+            if s.startswith("Prepared"):
+                progress("install", f"installing {n} packages")
+
+        res = run_streamed(cmds[2], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT, on_line=on_line)
+        _raise_for(res, "installing", st)
+        return packages
+
+    def _pip_install(self, plan: Plan, cmds: list[list[str]], env: dict[str, str], st: staging.Staging,
+                     progress: Progress) -> list[dict[str, Any]]:
+        progress("download", f"pip: resolving and downloading {' '.join(plan.requirements)}")
+
+        def on_line(line: str) -> None:
+            if line.startswith("Installing collected packages"):
+                progress("install", "pip: installing")
+
+        res = run_streamed(cmds[1], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT, on_line=on_line)
+        _raise_for(res, "installing", st)
+        return read_pip_report(st.meta / "pip-report.json")
+
+
+def _raise_for(res: proc.Result, what: str, st: staging.Staging) -> None:
+    if res.ok:
+        return
+    if res.returncode is None:
+        msg = f"{what} failed: {res.error}"
+        raise InstallError(msg)
+    reason, network = failure_reason(res.stderr, what)
+    raise (NetworkError if network else InstallError)(reason)
+
+
+def _with_log(exc: FwsetupError, st: staging.Staging) -> FwsetupError:
+    """Add the last lines of the install log and where it was kept to the error's hint."""
+    log = st.failure_log
+    tail = _tail(log, 12)
+    parts = [exc.hint] if exc.hint else []
+    if tail and not isinstance(exc, SmokeError):
+        parts.append("last lines of the log:\n" + "\n".join("  " + ln for ln in tail.splitlines()))
+    if log is not None:
+        parts.append(f"full log: {log}")
+    parts.append(f"{st.target} was left as it was.")
+    exc.hint = "\n".join(parts)
+    return exc
+
+
+def _refuse_foreign(target: Path) -> None:
+    """Never replace a folder fwsetup did not make."""
+    if not target.exists():
+        return
+    if target.is_dir() and (staging.read_lock_file(target) is not None or (target / staging.META_DIR).is_dir()):
+        return
+    if target.is_dir() and not any(target.iterdir()):
+        return
+    msg = f"{target} exists and was not made by fwsetup; it will not be replaced."
+    raise InstallError(msg, hint="Choose another place with --env PATH, or remove it yourself.")
+
+
+def _smoke_env(env: Mapping[str, str]) -> dict[str, str]:
+    out = dict(env)
+    for var in ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH", "CONDA_PREFIX"):
+        out.pop(var, None)
+    out["PYTHONNOUSERSITE"] = "1"
+    return out
+
+
+def _base_python(py: str | None, env: Mapping[str, str]) -> str:
+    """The interpreter `python -m venv` runs with (pip fallback)."""
+    if py and os.sep in py:
+        return py
+    if py:
+        found = shutil.which(f"python{py}", path=env.get("PATH"))
+        if found:
+            return found
+        if f"{sys.version_info[0]}.{sys.version_info[1]}" == py:
+            return sys.executable
+        msg = f"no python{py} on PATH to create the environment with (the pip fallback needs one)."
+        raise InstallError(msg, hint="Install uv (pip install uv), or install that Python.")
+    return sys.executable
+
+
+def _python_version(python: Path) -> str | None:
+    res = proc.run([str(python), "-c", "import platform; print(platform.python_version())"], timeout=60)
+    return res.stdout.strip() if res.ok else None
+
+
+def _last(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,239 @@
+"""Carry the user's pip configuration across to uv, which does not read pip's files or PIP_* variables.
+
+What is read, with pip's own precedence (later wins): the global files (each $XDG_CONFIG_DIRS/pip/pip.conf,
+then /etc/pip.conf), the user files (~/.pip/pip.conf, then $XDG_CONFIG_HOME/pip/pip.conf; skipped when
+PIP_CONFIG_FILE names an existing file), the site file ($VIRTUAL_ENV/pip.conf), the PIP_CONFIG_FILE file,
+then the PIP_* environment variables. Within a file, the [install] section overrides [global].
+PIP_CONFIG_FILE=/dev/null (os.devnull) turns the files off, as in pip.
+
+What is carried: index-url, extra-index-url, find-links, no-index, cert, client-cert, trusted-host, proxy,
+timeout. Everything is passed in (env, home) so that tests use fake files; nothing here runs pip.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+KEYS = ("index-url", "extra-index-url", "find-links", "no-index", "cert", "client-cert", "trusted-host", "proxy", "timeout")
+_LIST_KEYS = {"extra-index-url", "find-links", "trusted-host"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipSettings:
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    cert: str | None = None
+    client_cert: str | None = None
+    trusted_hosts: tuple[str, ...] = ()
+    proxy: str | None = None
+    timeout: str | None = None
+    # where each value came from ("PIP_FIND_LINKS", "/root/.config/pip/pip.conf [global]"), for the log
+    sources: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.index_url or self.extra_index_urls or self.find_links or self.no_index or self.cert)
+
+
+def config_files(env: Mapping[str, str], *, home: Path | None = None) -> list[tuple[str, Path]]:
+    """(kind, path) of pip's configuration files in the order pip loads them (later overrides earlier)."""
+    home = Path(home) if home is not None else Path(env.get("HOME") or Path.home())
+    env_file = env.get("PIP_CONFIG_FILE")
+    if env_file is not None and (env_file == os.devnull or env_file == ""):
+        return []
+    files: list[tuple[str, Path]] = []
+    xdg_dirs = env.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    files += [("global", Path(d) / "pip" / "pip.conf") for d in xdg_dirs.split(os.pathsep) if d]
+    files.append(("global", Path("/etc/pip.conf")))
+    if not (env_file and Path(env_file).exists()):
+        xdg_home = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+        files += [("user", home / ".pip" / "pip.conf"), ("user", xdg_home / "pip" / "pip.conf")]
+    if env.get("VIRTUAL_ENV"):
+        files.append(("site", Path(env["VIRTUAL_ENV"]) / "pip.conf"))
+    if env_file:
+        files.append(("env", Path(env_file)))
+    return files
+
+
+def _split(value: str) -> list[str]:
+    # pip splits list options on whitespace (multi-line values included)
+    return [v for v in shlex.split(value, posix=True) if v] if value.strip() else []
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def read_pip_settings(
+    env: Mapping[str, str] | None = None, *, home: Path | None = None, files: Sequence[Path] | None = None
+) -> PipSettings:
+    """The pip settings in force for `pip install`, from files and PIP_* variables (see module doc)."""
+    env = dict(os.environ if env is None else env)
+    raw: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    warnings: list[str] = []
+    paths = [("file", Path(p)) for p in files] if files is not None else config_files(env, home=home)
+    for _kind, path in paths:
+        if not path.is_file():
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError) as exc:
+            warnings.append(f"ignored pip configuration {path}: {exc}")
+            continue
+        for section in ("global", "install"):
+            if not parser.has_section(section):
+                continue
+            for key, value in parser.items(section):
+                key = key.replace("_", "-")
+                if key in KEYS:
+                    raw[key] = value
+                    sources[key] = f"{path} [{section}]"
+    for key in KEYS:
+        var = "PIP_" + key.upper().replace("-", "_")
+        if var in env:
+            raw[key] = env[var]
+            sources[key] = var
+    if "timeout" not in raw and "PIP_DEFAULT_TIMEOUT" in env:
+        raw["timeout"] = env["PIP_DEFAULT_TIMEOUT"]
+        sources["timeout"] = "PIP_DEFAULT_TIMEOUT"
+
+    def one(key: str) -> str | None:
+        v = raw.get(key, "").strip()
+        return v or None
+
+    return PipSettings(
+        index_url=one("index-url"),
+        extra_index_urls=tuple(_split(raw.get("extra-index-url", ""))),
+        find_links=tuple(_split(raw.get("find-links", ""))),
+        no_index=_truthy(raw.get("no-index", "")),
+        cert=one("cert"),
+        client_cert=one("client-cert"),
+        trusted_hosts=tuple(_split(raw.get("trusted-host", ""))),
+        proxy=one("proxy"),
+        timeout=one("timeout"),
+        sources=sources,
+        warnings=tuple(warnings),
+    )
+
+
+def local_path(url_or_path: str) -> Path | None:
+    """The local folder or file a find-links / index entry names (file:// URL or a path), else None."""
+    if url_or_path.startswith("file:"):
+        parsed = urlparse(url_or_path)
+        return Path(unquote(parsed.path))
+    if "://" in url_or_path:
+        return None
+    return Path(url_or_path).expanduser()
+
+
+@dataclass(frozen=True, kw_only=True)
+class UvConfig:
+    """uv command-line flags and environment variables equivalent to some pip settings."""
+
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+    index_urls: tuple[str, ...]  # every index in priority order (for messages)
+    find_links: tuple[str, ...]
+    offline: bool
+    warnings: tuple[str, ...]
+
+
+def to_uv(
+    settings: PipSettings,
+    *,
+    plan_indexes: Sequence[str] = (),
+    wheelhouse: Path | None = None,
+    offline: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> UvConfig:
+    """uv flags for `uv pip install/compile`: plan_indexes (the framework's own, e.g. PyTorch's) come first,
+    then the user's extra indexes, then the default index (the user's index-url, or PyPI).
+
+    Local entries (file:// indexes, find-links folders) that do not exist are skipped with a warning, so one
+    stale line in pip.conf does not break every install. offline: no index at all, only local wheels.
+    """
+    env = dict(os.environ if env is None else env)
+    warnings = list(settings.warnings)
+    args: list[str] = []
+    out_env: dict[str, str] = {}
+
+    def usable_index(url: str, what: str) -> bool:
+        p = local_path(url)
+        if p is not None and not p.is_dir():
+            warnings.append(f"skipped {what} {url} (from pip configuration): not a folder")
+            return False
+        return True
+
+    find_links: list[str] = []
+    if wheelhouse is not None:
+        find_links.append(str(Path(wheelhouse).absolute()))
+    for fl in settings.find_links:
+        p = local_path(fl)
+        if p is not None and not p.exists():
+            warnings.append(f"skipped find-links {fl} (from pip configuration): no such file or folder")
+            continue
+        if str(p if p is not None else fl) not in find_links:
+            find_links.append(str(p) if p is not None else fl)
+    indexes: list[str] = []
+    if offline or settings.no_index:
+        args.append("--no-index")
+        if offline:
+            args.append("--offline")
+    else:
+        extra = [u for u in plan_indexes] + [
+            u for u in settings.extra_index_urls if usable_index(u, "extra index")
+        ]
+        default = settings.index_url if settings.index_url and usable_index(settings.index_url, "index") else None
+        for url in extra:
+            args += ["--extra-index-url", url]
+        if default:
+            args += ["--index-url", default]
+        indexes = [*extra, default or "https://pypi.org/simple"]
+        if len(indexes) > 1:
+            # pip merges every index and picks the best version; uv's default stops at the first index that
+            # has the package. The framework's own index (plan_indexes) must win for its packages (PyTorch's
+            # advice), so: first-index when there is one, pip's semantics otherwise (a partial local mirror
+            # listed before PyPI must not hide the versions PyPI has).
+            args += ["--index-strategy", "first-index" if plan_indexes else "unsafe-best-match"]
+    for fl in find_links:
+        args += ["--find-links", fl]
+    for host in settings.trusted_hosts:
+        args += ["--allow-insecure-host", host]
+    if settings.cert:
+        cert = Path(settings.cert).expanduser()
+        if cert.is_dir():
+            out_env["SSL_CERT_DIR"] = str(cert)
+        elif cert.is_file():
+            out_env["SSL_CERT_FILE"] = str(cert)
+        else:
+            warnings.append(f"skipped cert {settings.cert} (from pip configuration): no such file")
+    if settings.client_cert:
+        out_env["SSL_CLIENT_CERT"] = str(Path(settings.client_cert).expanduser())
+    if settings.proxy:
+        for var in ("HTTPS_PROXY", "HTTP_PROXY"):
+            if not env.get(var) and not env.get(var.lower()):
+                out_env[var] = settings.proxy
+    if settings.timeout:
+        try:
+            out_env["UV_HTTP_TIMEOUT"] = str(int(float(settings.timeout)))
+        except ValueError:
+            warnings.append(f"ignored pip timeout {settings.timeout!r}: not a number")
+    return UvConfig(
+        args=tuple(args),
+        env=out_env,
+        index_urls=tuple(indexes),
+        find_links=tuple(find_links),
+        offline=offline,
+        warnings=tuple(warnings),
+    )
