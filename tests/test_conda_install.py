@@ -406,16 +406,10 @@ def test_in_place_build_killed_half_way_is_undone(tmp_path: Path) -> None:
 
 
 def test_no_installer_at_all_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import builtins
+    import importlib.util
 
-    real_import = builtins.__import__
-
-    def no_rattler(name: str, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        if name == "rattler" or name.startswith("rattler."):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_rattler)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rattler" else real(name, *a))
     with pytest.raises(InstallError, match=r"install fwsetup\[conda\] or micromamba"):
         find_installer({"PATH": str(tmp_path)})
 
@@ -434,3 +428,26 @@ def test_network_errors_are_network_errors(pkgs_dir: Path, tmp_path: Path) -> No
         port = s.getsockname()[1]
     with pytest.raises(NetworkError, match="cannot reach conda channel"):
         rattler_backend(pkgs_dir).install(make_plan(f"http://127.0.0.1:{port}/ch", ["x"]), options(tmp_path / "t"))
+
+
+def test_pip_section_goes_into_the_conda_env(channel: Path, pkgs_dir: Path, tmp_path: Path) -> None:
+    from conda_channel.build import make_wheel
+
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels)
+    plan = make_plan(channel, ["tinytrain=0.1.0"])
+    plan = Plan(**{**{f: getattr(plan, f) for f in plan.__struct_fields__}, "conda": CondaSpec(
+        channels=[str(channel)], packages=["tinytrain=0.1.0"], pip=["tinyextra==0.1.0"])})
+    target = tmp_path / "tt"
+    opts = InstallOptions(target=target, env={"PATH": os.environ.get("PATH", "")}, wheelhouse=wheels, offline=True)
+    result = rattler_backend(pkgs_dir).install(plan, opts)
+    assert result.changed and "pip" in result.packages  # the conda `pip` package the pip: section needs
+    lock = json.loads(result.lock_file.read_text())
+    assert {"name": "tinyextra", "version": "0.1.0"} in lock["pip_packages"]
+    assert lock["pip"] == ["tinyextra==0.1.0"]
+    # uv wrote the console script while the environment sat in staging; after the swap it names the final path.
+    script = target / "bin" / "tinyextra"
+    assert script.read_text().startswith(f"#!{target}/")
+    out = _run([script])
+    assert out.returncode == 0 and str(target) in out.stdout, out.stderr
+    assert_works_in_place(target)

@@ -18,6 +18,9 @@ Packages:
   tinytrain     0.2.0   noarch     same, .conda; needs `cuda-version` and `__cuda >=12.8` (a GPU build)
   cuda-version  12.4, 12.8  noarch  conda-forge's CUDA pin metapackage (constrains __cuda >=12)
   legacy-only   1.0     noarch     depends on python <3.8 (an unsatisfiable combination)
+  pip           (this venv's)  noarch  the real pip, repackaged from the installed distribution: an
+                                   environment.yml with a pip: section depends on it
+make_wheel() writes a tiny real wheel (tinyextra, with a console script) for the pip: section tests.
 """
 
 from __future__ import annotations
@@ -230,9 +233,57 @@ def build_channel(channel: Path, *, work: Path | None = None) -> Path:
         depends=["python <3.8"],
         noarch="generic",
     )
+    _repackage_pip(channel / "noarch", work)
     asyncio.run(rattler.index.index_fs(channel, write_zst=False, write_shards=False))
     shutil.rmtree(channel / ".tmp", ignore_errors=True)
     return channel
+
+
+def _repackage_pip(out_dir: Path, work: Path) -> Path:
+    """pip as conda-forge ships it (noarch: python), from the files of the pip installed here."""
+    from importlib.metadata import distribution
+
+    dist = distribution("pip")
+    files: dict[str, str] = {}
+    for f in dist.files or ():
+        if f.suffix == ".pyc" or "__pycache__" in f.parts or str(f).startswith(".."):
+            continue
+        src = Path(str(dist.locate_file(f)))
+        if src.is_file():
+            try:
+                files[f"site-packages/{f}"] = src.read_text()
+            except UnicodeDecodeError:
+                continue  # pip's .exe launchers for Windows
+    link = {"noarch": {"type": "python", "entry_points": ["pip = pip._internal.cli.main:main"]},
+            "package_metadata_version": 1}
+    return build_package(out_dir, work, name="pip", version=dist.version, build="pyh_0", subdir_name="noarch",
+                         files=files, depends=["python >=3.9"], noarch="python", link=link)
+
+
+def make_wheel(dest: Path, name: str = "tinyextra", version: str = "0.1.0") -> Path:
+    """A real (if tiny) pure-Python wheel with a console script, for environment.yml pip: sections."""
+    import base64
+    import zipfile
+
+    dest.mkdir(parents=True, exist_ok=True)
+    info = f"{name}-{version}.dist-info"
+    members = {
+        f"{name}/__init__.py": f"__version__ = {version!r}\n\ndef main():\n    import sys\n    print('{name}', sys.prefix)\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: fwsetup-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/entry_points.txt": f"[console_scripts]\n{name} = {name}:main\n",
+    }
+    record = []
+    for path, text in members.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    wheel = dest / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for path, text in members.items():
+            z.writestr(path, text)
+        z.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return wheel
 
 
 if __name__ == "__main__":

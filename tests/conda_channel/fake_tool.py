@@ -28,7 +28,10 @@ def install_fake_tool(bin_dir: Path, name: str, *, relocate: bool) -> Path:
         "import sys\n"
         f"sys.path.insert(0, {str(Path(__file__).parent.parent)!r})\n"
         "from conda_channel.fake_tool import main\n"
-        f"sys.exit(main(sys.argv[1:], name={name!r}, relocate={relocate!r}))\n"
+        "import os\n"
+        f"rc = main(sys.argv[1:], name={name!r}, relocate={relocate!r})\n"
+        # py-rattler may abort while the interpreter finalizes (see fwsetup/backends/conda_rattler.py).
+        "sys.stdout.flush(); sys.stderr.flush(); os._exit(rc)\n"
     )
     exe.chmod(0o755)
     return exe

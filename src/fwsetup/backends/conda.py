@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import secrets
+import shlex
 import shutil
 import sys
 import tempfile
@@ -52,7 +53,6 @@ from fwsetup.plan import Plan, plan_to_dict
 
 ENV_FILE = "environment.yml"  # in <env>/.fwsetup/
 PIP_TIMEOUT = 1800.0
-SMOKE_TIMEOUT = 900.0
 
 
 def _platform_subdir() -> str:
@@ -279,8 +279,9 @@ def _finish(
     progress: Progress,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     python = python_in(prefix)
+    pip_rows: list[dict[str, str]] = []
     if env.pip:
-        _pip_install(env, options, python, log.path, progress)
+        pip_rows = _pip_install(env, options, python, log.path, progress)
         if prefix != target:
             _fix_shebangs(prefix, target)
     if env.variables:
@@ -316,6 +317,7 @@ def _finish(
             "version": plan.version,
             "plan": plan_to_dict(plan),
             "packages": rows,
+            "pip_packages": pip_rows,
             "smoke": smoke,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
@@ -340,26 +342,45 @@ def _write_state(prefix: Path, variables: Mapping[str, str]) -> None:
     path.write_text(json.dumps(state, indent=2) + "\n")
 
 
-def _pip_install(env: CondaEnv, options: InstallOptions, python: Path, log: Path, progress: Progress) -> None:
-    """The environment.yml pip: section, with uv into the environment's own python."""
+def _uv() -> list[str]:
+    uv = shutil.which("uv")
+    return [uv] if uv else [sys.executable, "-m", "uv"]
+
+
+def _pip_install(
+    env: CondaEnv, options: InstallOptions, python: Path, log: Path, progress: Progress
+) -> list[dict[str, str]]:
+    """The environment.yml pip: section, with uv into the environment's own python. Returns what pip
+    installed (name, version) for the lock file; conda's records do not list those."""
     from fwsetup import proc
 
     progress("install", f"pip section: {', '.join(env.pip)}")
-    uv = shutil.which("uv") or ""
-    argv = [uv, "pip", "install"] if uv else [sys.executable, "-m", "uv", "pip", "install"]
-    argv += ["--python", str(python)]
+    argv = [*_uv(), "pip", "install", "--python", str(python)]
     if options.wheelhouse:
         argv += ["--find-links", str(options.wheelhouse)]
     if options.offline:
         argv += ["--offline", "--no-index"]
-    argv += list(env.pip)
+    for line in env.pip:  # requirement-file lines: options ("--extra-index-url URL") or requirements
+        argv += shlex.split(line) if line.startswith("-") else [line]
     res = proc.run(argv, timeout=PIP_TIMEOUT, env=dict(options.env) or None)
     with contextlib.suppress(OSError), open(log, "a") as f:
-        f.write(f"+ {' '.join(res.argv)}\n{res.stdout}\n{res.stderr}\n")
+        f.write(f"+ {shlex.join(res.argv)}\n{res.stdout}\n{res.stderr}\n")
     if not res.ok:
-        tail = (res.error or res.stderr.strip().splitlines()[-1:] or ["no output"])
-        msg = f"the pip section of the environment ({', '.join(env.pip)}) failed: {tail if isinstance(tail, str) else tail[0]}"
+        lines = [ln.strip() for ln in res.stderr.strip().splitlines() if ln.strip()]
+        why = res.error or (lines[0] if lines else "no output")
+        msg = f"the pip section of the environment ({', '.join(env.pip)}) failed: {why}"
         raise InstallError(msg, hint="Check the pip requirements in the recipe's conda table.")
+    listed = proc.run([*_uv(), "pip", "list", "--format", "json", "--python", str(python)], timeout=120)
+    try:
+        items = json.loads(listed.stdout) if listed.ok else []
+    except ValueError:
+        items = []
+    conda_names = {p["name"] for p in read_conda_meta(python.parent.parent)}
+    return [
+        {"name": str(i["name"]), "version": str(i["version"])}
+        for i in items
+        if isinstance(i, dict) and str(i.get("name", "")).lower() not in conda_names
+    ]
 
 
 def _fix_shebangs(prefix: Path, target: Path) -> None:
@@ -382,41 +403,19 @@ def _fix_shebangs(prefix: Path, target: Path) -> None:
 
 def run_smoke(python: Path, plan: Plan, options: InstallOptions, log: Path) -> dict[str, Any]:
     """Run the plan's smoke test with the environment's python; SmokeError unless it trained."""
-    from fwsetup import proc
-    from fwsetup.resources import smoke_dir
+    from fwsetup import smokerun
 
     spec = plan.smoke
     assert spec is not None
-    script = Path(spec.script)
-    if not (script.is_absolute() and script.is_file()):
-        script = smoke_dir() / f"train_{spec.script}.py"
-    argv = [str(python), str(script), "--device", spec.device]
-    if spec.all_gpus:
-        argv.append("--all-gpus")
-    env_overrides = {**plan.env, **spec.env, "PYTHONNOUSERSITE": "1"}
-    base = dict(options.env) if options.env else None
-    res = proc.run(argv, timeout=SMOKE_TIMEOUT, env=base, env_overrides=env_overrides)
-    with contextlib.suppress(OSError), open(log, "a") as f:
-        f.write(f"+ {' '.join(res.argv)}\n{res.stdout}\n{res.stderr}\n")
-    report = _last_json(res.stdout)
-    if res.ok and report and report.get("ok"):
-        return report
-    why = (report or {}).get("error") or res.error or (res.stderr.strip().splitlines() or ["no output"])[-1]
-    msg = f"the smoke test of {plan.framework} failed in the new conda environment: {why}"
-    raise SmokeError(msg, hint="The environment was not put in place; the log has the details.")
-
-
-def _last_json(stdout: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(data, dict) and "ok" in data:
-                return data
-    return None
+    return smokerun.run_smoke(
+        [str(python)],
+        spec.script,
+        spec,
+        env=dict(options.env) if options.env else None,
+        env_overrides={**smokerun.smoke_env(spec, plan.env), "PYTHONNOUSERSITE": "1"},
+        log_file=log,
+        where=f"in the new conda environment {python.parent.parent}",
+    )
 
 
 class _TempLog:

@@ -14,6 +14,7 @@ from typing import Any
 
 from fwsetup.errors import UsageError
 from fwsetup.plan import Plan
+from fwsetup.recipes import CondaSpec
 
 # A MatchSpec's package name: an optional "channel::" prefix, then the name (conda's name characters).
 _NAME = re.compile(r"^\s*(?:[^\s:]+::)?([A-Za-z0-9_][A-Za-z0-9_.\-]*)")
@@ -55,6 +56,23 @@ class CondaEnv:
         }
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pip_requirements(requirements: list[str], conda_packages: list[str]) -> list[str]:
+    """The plan's pip requirements that the conda packages do not already provide (by name): a build that
+    mixes takes its CUDA libraries from conda and the framework from pip (TensorFlow 2.10 on Windows)."""
+    have = {_canonical(spec_name(s)) for s in conda_packages}
+    out = []
+    for req in requirements:
+        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
+        if m and _canonical(m.group(1)) in have:
+            continue
+        out.append(req)
+    return out
+
+
 def virtual_cuda(plan: Plan, env: Mapping[str, str]) -> tuple[str | None, str]:
     """The `__cuda` version to solve with, and where it came from.
 
@@ -77,12 +95,16 @@ def conda_env_for(plan: Plan, env: Mapping[str, str], *, name: str) -> CondaEnv:
     if plan.status != "ok":
         msg = f"the plan for {plan.framework} was refused; there is nothing to create."
         raise UsageError(msg, hint="Run `fwsetup plan` to see why.")
-    spec = plan.conda
-    if spec is None or not spec.packages:
+    spec = plan.conda or CondaSpec()
+    pip = list(spec.pip) or _pip_requirements(plan.requirements, spec.packages)
+    if not spec.packages and not pip:
         what = f"{plan.framework} {plan.version or ''} ({plan.variant or 'any variant'})".replace("  ", " ")
-        msg = f"the recipe has no conda build for {what}: no [builds.conda] packages."
+        msg = f"the recipe has no conda build for {what}: no conda packages and no pip requirements."
         raise UsageError(msg, hint="Use --method venv, or add a conda table to the recipe's build.")
-    if not spec.channels:
+    # Only pip packages (pytorch.toml: the `pytorch` channel stopped at 2.5, so its wheels go into the
+    # conda environment): conda still provides the interpreter, from conda-forge unless the recipe says.
+    channels = list(spec.channels) or (["conda-forge"] if not spec.packages else [])
+    if not channels:
         msg = f"the conda build of {plan.framework} {plan.version or ''} names no channel."
         raise UsageError(msg, hint='Add channels = ["conda-forge"] (or your mirror) to its conda table.')
 
@@ -94,9 +116,9 @@ def conda_env_for(plan: Plan, env: Mapping[str, str], *, name: str) -> CondaEnv:
     # conda-forge pins the CUDA minor of every CUDA package through the `cuda-version` metapackage.
     if spec.cuda_version and "cuda-version" not in names and plan.accelerator == "cuda":
         specs.append(f"cuda-version={spec.cuda_version}")
-    pip = tuple(spec.pip)
     if pip and "pip" not in names:
         specs.append("pip")
+    pip_lines = [f"--extra-index-url {url}" for url in plan.index_urls] + pip if pip else []
 
     cuda, source = virtual_cuda(plan, env)
     title = f"{plan.framework} {plan.version or ''} ({plan.variant or '?'}) for Python {plan.python or '?'}"
@@ -107,9 +129,9 @@ def conda_env_for(plan: Plan, env: Mapping[str, str], *, name: str) -> CondaEnv:
     header = [f"fwsetup: {title}", solve_line]
     return CondaEnv(
         name=name,
-        channels=tuple(spec.channels),
+        channels=tuple(channels),
         specs=tuple(specs),
-        pip=pip,
+        pip=tuple(pip_lines),
         variables=dict(plan.env),
         cuda_driver=cuda,
         cuda_source=source,

@@ -14,7 +14,6 @@ the final path (see conda.py for how the old environment is kept safe meanwhile)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -79,7 +78,7 @@ def find_installer(env: Mapping[str, str]) -> Installer:
     FWSETUP_CONDA_TOOL=micromamba|mamba|conda|rattler (or a path to one of the programs) picks one."""
     choice = env.get("FWSETUP_CONDA_TOOL", "").strip()
     if choice == "rattler":
-        return RattlerInstaller.load()
+        return RattlerInstaller.load(env=env)
     if choice:
         exe = choice if os.sep in choice else _which(choice, env)
         if not exe or not os.access(exe, os.X_OK):
@@ -100,7 +99,7 @@ def find_installer(env: Mapping[str, str]) -> Installer:
         order = {name: i for i, name in enumerate(TOOL_NAMES)}
         candidates.sort(key=lambda p: order.get(_kind_of(p), len(order)))
         return CliInstaller.probe(candidates[0], env)
-    return RattlerInstaller.load()
+    return RattlerInstaller.load(env=env)
 
 
 def describe_installer(env: Mapping[str, str]) -> str:
@@ -209,12 +208,11 @@ def _error_text(res: proc.Result, data: Any) -> str:
                 parts.extend(str(v) for v in value)
             elif value:
                 parts.append(str(value))
-    if res.error:
-        parts.append(res.error)
     parts.append(res.stderr)
     if not isinstance(data, dict):
         parts.append(res.stdout)
-    return "\n".join(p for p in parts if p)
+    text = "\n".join(p for p in parts if p and p.strip())
+    return text or f"{_status(res)}, no output"
 
 
 def _append_log(log: Path, res: proc.Result) -> None:
@@ -230,41 +228,36 @@ def _append_log(log: Path, res: proc.Result) -> None:
 # -- py-rattler -------------------------------------------------------------------------------------------
 
 
-def _rattler() -> Any:
-    try:
-        import rattler
-    except ImportError:
+def _rattler_version() -> str:
+    """py-rattler's version, or InstallError with what to install. Imports nothing heavy."""
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    if find_spec("rattler") is None:
         msg = "no conda installer here: no micromamba, mamba or conda on PATH, and py-rattler is not installed."
-        raise InstallError(msg, hint=f"To create conda environments, {RATTLER_MISSING}.") from None
-    return rattler
-
-
-def _run_async(coro: Any) -> Any:
+        raise InstallError(msg, hint=f"To create conda environments, {RATTLER_MISSING}.")
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # Called from inside an event loop (a notebook): run the coroutine in a thread of its own.
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        return metadata.version("py-rattler")
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 @dataclass(kw_only=True)
 class RattlerInstaller(Installer):
+    """py-rattler (the `fwsetup[conda]` extra), driven in a child process (conda_rattler.py says why)."""
+
     kind: str = "rattler"
     version: str = ""
     relocates: bool = True
     cache_dir: Path | None = None
+    base_env: Mapping[str, str] | None = None  # the child's environment (proxies, certificates); None: ours
 
     @classmethod
-    def load(cls, cache_dir: Path | None = None) -> RattlerInstaller:
-        rattler = _rattler()
-        return cls(version=getattr(rattler, "__version__", ""), cache_dir=cache_dir)
+    def load(cls, cache_dir: Path | None = None, env: Mapping[str, str] | None = None) -> RattlerInstaller:
+        return cls(version=_rattler_version(), cache_dir=cache_dir, base_env=env)
 
     def command(self, env: CondaEnv, *, prefix: Path, final: Path) -> list[str]:
-        # No program runs: fwsetup solves and links in-process. This is the micromamba equivalent.
+        # No program runs: fwsetup solves and links with py-rattler. This is the micromamba equivalent.
         argv = ["micromamba", "create", "--yes", "--prefix", str(prefix), "--override-channels"]
         if prefix != final:
             argv += ["--relocate-prefix", str(final)]
@@ -272,84 +265,48 @@ class RattlerInstaller(Installer):
             argv += ["--channel", channel]
         return argv + list(env.specs)
 
-    def _virtual_packages(self, env: CondaEnv) -> list[Any]:
-        rattler = _rattler()
-        # This machine's __unix/__linux/__glibc/__archspec, with __cuda exactly as the plan says
-        # (an empty override removes it): rattler never probes libcuda itself here.
-        overrides = rattler.VirtualPackageOverrides(cuda=rattler.Override.string(env.cuda_driver or ""))
-        return list(rattler.VirtualPackage.detect(overrides))
-
-    def _channels(self, env: CondaEnv) -> list[Any]:
-        rattler = _rattler()
-        out = []
-        for name in env.channels:
-            try:
-                out.append(rattler.Channel(name))
-            except Exception as exc:  # noqa: BLE001 - rattler raises its own error types
-                msg = f"conda channel {name!r} is not a channel name, URL or path: {_first_line(exc)}."
-                raise UsageError(msg) from None
-        return out
+    def _call(self, request: dict[str, Any], env: CondaEnv, timeout: float, log: Path | None = None) -> list[dict[str, Any]]:
+        request = {"channels": list(env.channels), "specs": list(env.specs), "cuda": env.cuda_driver, **request}
+        child_env = dict(self.base_env or os.environ)
+        child_env.pop("PYTHONHOME", None)
+        # The child must import this fwsetup, whatever the caller's PYTHONPATH says.
+        src = str(Path(__file__).resolve().parents[2])
+        child_env["PYTHONPATH"] = os.pathsep.join(p for p in (src, child_env.get("PYTHONPATH", "")) if p)
+        res = proc.run(
+            [sys.executable, "-m", "fwsetup.backends.conda_rattler"],
+            timeout=timeout,
+            env=child_env,
+            input=json.dumps(request),
+        )
+        if log is not None:
+            _append_log(log, res)
+        answer = _json_out(res.stdout.strip().splitlines()[-1] if res.stdout.strip() else "")
+        if not isinstance(answer, dict):
+            msg = f"{self.label} stopped without an answer ({_status(res)}): {_first_line(res.stderr) if res.stderr.strip() else 'no output'}."
+            raise InstallError(msg)
+        if answer.get("ok"):
+            return list(answer.get("packages", []))
+        if answer.get("kind") == "import":
+            msg = f"py-rattler cannot be imported: {_first_line(answer.get('error', ''))}."
+            raise InstallError(msg, hint=f"Reinstall it: {RATTLER_MISSING}.")
+        if answer.get("kind") == "changed":
+            msg = f"the packages in {', '.join(env.channels)} changed while fwsetup was installing."
+            raise InstallError(msg, hint="Run the command again.")
+        raise explain(str(answer.get("error", "")), env, tool=self.label)
 
     def solve(self, env: CondaEnv) -> Solution:
-        import datetime
-
-        rattler = _rattler()
-        subdir = getattr(rattler, "Subdir", None) or rattler.Platform  # Platform: py-rattler < 0.27
-        platform = str(subdir.current())
-        try:
-            records = _run_async(
-                rattler.solve(
-                    self._channels(env),
-                    list(env.specs),
-                    platforms=[platform, "noarch"],
-                    virtual_packages=self._virtual_packages(env),
-                    timeout=datetime.timedelta(seconds=SOLVE_TIMEOUT),
-                )
-            )
-        except FwsetupError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - SolverError, GatewayError, InvalidMatchSpecError, ...
-            raise explain(f"{type(exc).__name__}: {exc}", env, tool=self.label) from None
-        packages = [_package_entry(_rattler_record(r)) for r in records]
-        return Solution(packages=tuple(sorted(packages, key=lambda p: p["name"])), native=list(records))
+        packages = self._call({"op": "solve"}, env, SOLVE_TIMEOUT + 60)
+        return Solution(packages=tuple(_package_entry(p) | {"size": p.get("size")} for p in packages))
 
     def create(self, env: CondaEnv, solution: Solution, *, prefix: Path, final: Path, log: Path) -> None:
-        rattler = _rattler()
-        try:
-            _run_async(
-                rattler.install(
-                    solution.native,
-                    target_prefix=prefix,
-                    cache_dir=self.cache_dir,
-                    alternative_target_prefix=final if final != prefix else None,
-                    execute_link_scripts=False,
-                    show_progress=False,
-                )
-            )
-        except Exception as exc:  # noqa: BLE001
-            text = f"{type(exc).__name__}: {exc}"
-            try:
-                log.parent.mkdir(parents=True, exist_ok=True)
-                log.open("a").write(f"rattler.install into {prefix} (prefix {final}) failed:\n{text}\n")
-            except OSError:
-                pass
-            raise explain(text, env, tool=self.label) from None
-
-
-def _rattler_record(r: Any) -> dict[str, Any]:
-    return {
-        "name": r.name.normalized,
-        "version": str(r.version),
-        "build": str(r.build),
-        "build_number": r.build_number,
-        "channel": r.channel,
-        "subdir": r.subdir,
-        "url": r.url,
-        "fn": r.file_name,
-        "sha256": r.sha256.hex() if r.sha256 else None,
-        "md5": r.md5.hex() if r.md5 else None,
-        "size": r.size,
-    }
+        request = {
+            "op": "create",
+            "prefix": str(prefix),
+            "final": str(final),
+            "cache_dir": str(self.cache_dir) if self.cache_dir else None,
+            "expect": [dict(p) for p in solution.packages],
+        }
+        self._call(request, env, CREATE_TIMEOUT, log=log)
 
 
 def _package_entry(rec: Mapping[str, Any]) -> dict[str, Any]:
@@ -495,6 +452,13 @@ def explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
 
     msg = f"{tool} failed: {_first_line(_strip_kind(text)) if text.strip() else 'no output'}."
     return InstallError(msg)
+
+
+def _status(res: proc.Result) -> str:
+    if res.error:
+        return res.error
+    rc = res.returncode or 0
+    return f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
 
 
 def _strip_kind(text: str) -> str:
