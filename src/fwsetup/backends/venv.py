@@ -348,11 +348,19 @@ def failure_reason(output: str, what: str) -> tuple[str, bool]:
     """(one sentence, is-network) from uv's or pip's output."""
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
     text = "\n".join(lines)
-    # uv: "  ╰─▶ Because there is no version of foo==9 and you require foo==9, we can conclude ..."
-    m = re.search(r"╰─▶\s*(.+?)(?:\n\s*\n|\n\s*hint:|\Z)", text, re.S)
-    if m:
-        because = " ".join(part.strip() for part in m.group(1).splitlines())
-        return f"no matching distribution: {because}", False
+    # uv: "  ╰─▶ Because there is no version of foo==9 and you require foo==9, we can conclude ..." on a
+    # terminal, "  cause: Because ..." elsewhere; the sentence may go on over indented lines.
+    for i, ln in enumerate(lines):
+        s = ln.strip()
+        if s.startswith("╰─▶") or (s.startswith("cause:") and "Because" in s):
+            parts = [s.removeprefix("╰─▶").removeprefix("cause:").strip()]
+            for more in lines[i + 1 :]:
+                if not more.startswith((" ", "\t")) or more.strip().startswith(("hint:", "help:", "cause:")):
+                    break
+                parts.append(more.strip())
+            because = " ".join(parts)
+            if "Because" in because or "no version" in because or "not found" in because:
+                return f"no matching distribution: {because}", False
     m = re.search(r"No matching distribution found for (\S+)", text)  # pip
     if m:
         return f"no matching distribution for {m.group(1)}", False

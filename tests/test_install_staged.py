@@ -1,0 +1,270 @@
+"""The venv backend end to end with real uv, offline, on a tiny wheel made here: the staging folder, the
+atomic swap, the no-op, the lock, and what Ctrl-C, SIGKILL and failures leave behind.
+
+No network: `uv pip ... --offline` installs from a wheelhouse in tmp_path, and the smoke test is a small
+script that imports the wheel's module (it can be told to fail or to sleep, to give a kill a window).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fwsetup import staging
+from fwsetup.backends.base import InstallOptions
+from fwsetup.backends.venv import VenvBackend, env_python, find_uv
+from fwsetup.errors import InstallError, SmokeError
+from fwsetup.plan import Plan, SmokeSpec, plan_to_json
+
+pytestmark = pytest.mark.skipif(find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)")
+
+SMOKE = """
+import json, os, sys, time
+import fakefw
+marker = os.environ.get("FAKE_SMOKE_STARTED")
+if marker:
+    open(marker, "w").write(str(os.getpid()))
+time.sleep(float(os.environ.get("FAKE_SMOKE_SLEEP", "0")))
+ok = os.environ.get("FAKE_SMOKE_FAIL") != "1"
+print(json.dumps({"ok": ok, "framework": "fakefw", "version": fakefw.__version__, "device": "cpu", "steps": 1,
+                  "loss_before": 1.0, "loss_after": 0.5 if ok else 2.0,
+                  **({} if ok else {"error": "the loss did not fall (1 -> 2)"})}))
+sys.exit(0 if ok else 1)
+"""
+
+DRIVER = """
+import json, sys
+from pathlib import Path
+from fwsetup.backends.base import InstallOptions
+from fwsetup.backends.venv import VenvBackend
+from fwsetup.plan import plan_from_json
+plan = plan_from_json(Path(sys.argv[1]).read_text())
+opts = InstallOptions(target=Path(sys.argv[2]), wheelhouse=Path(sys.argv[3]), offline=True, python=sys.argv[4])
+try:
+    r = VenvBackend().install(plan, opts)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+print(json.dumps({"changed": r.changed, "message": r.message}), flush=True)
+"""
+
+
+def make_wheel(folder: Path, version: str, name: str = "fakefw") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f'__version__ = "{version}"\n',
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: fwsetup-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{dist}/RECORD,,")
+    files[f"{dist}/RECORD"] = "\n".join(record) + "\n"
+    whl = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+    return whl
+
+
+@pytest.fixture()
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    wh = tmp_path / "wheels"
+    make_wheel(wh, "1.0")
+    make_wheel(wh, "2.0")
+    smoke = tmp_path / "train_fakefw.py"
+    smoke.write_text(SMOKE)
+    # The machine's pip configuration is not part of these tests.
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "FAKE_SMOKE_FAIL", "FAKE_SMOKE_SLEEP"):
+        monkeypatch.delenv(var, raising=False)
+    return {"wh": wh, "smoke": smoke, "parent": tmp_path / "envs", "tmp": tmp_path}
+
+
+def plan_for(world: dict, version: str) -> Plan:
+    return Plan(
+        status="ok", framework="fakefw", title="FakeFW", version=version, variant="cpu", accelerator="cpu",
+        python=f"{sys.version_info[0]}.{sys.version_info[1]}", requirements=[f"fakefw=={version}"],
+        smoke=SmokeSpec(script=str(world["smoke"])),
+    )
+
+
+def options_for(world: dict, target: Path) -> InstallOptions:
+    return InstallOptions(target=target, env=dict(os.environ), wheelhouse=world["wh"], offline=True, python=sys.executable)
+
+
+def installed_version(target: Path) -> str:
+    cp = subprocess.run([str(env_python(target)), "-c", "import fakefw; print(fakefw.__version__)"],
+                        capture_output=True, text=True, check=True)
+    return cp.stdout.strip()
+
+
+def litter(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if "fwsetup-staging" in p.name or "fwsetup-old" in p.name)
+
+
+def test_install_then_noop_then_upgrade(world: dict) -> None:
+    target = world["parent"] / "fake"
+    stages: list[str] = []
+    r = VenvBackend().install(plan_for(world, "1.0"), options_for(world, target), lambda s, m: stages.append(s))
+    assert r.changed and "smoke test passed" in r.message
+    assert installed_version(target) == "1.0"
+    assert {"resolve", "download", "smoke", "swap"} <= set(stages)
+    lock = json.loads((target / ".fwsetup" / "lock.json").read_text())
+    (pkg,) = lock["packages"]
+    assert pkg["name"] == "fakefw" and pkg["version"] == "1.0"
+    assert pkg["sha256"] == hashlib.sha256((world["wh"] / "fakefw-1.0-py3-none-any.whl").read_bytes()).hexdigest()
+    assert (target / ".fwsetup" / "install.log").is_file() and (target / ".fwsetup" / "pylock.toml").is_file()
+    assert lock["smoke"]["ok"] is True
+    # the venv does not name the staging folder anywhere it matters
+    for p in [target / "pyvenv.cfg", *(target / "bin").iterdir()]:
+        if p.is_file() and not p.is_symlink():
+            assert b"fwsetup-staging" not in p.read_bytes(), p
+
+    before = (target.stat().st_ino, target.stat().st_mtime_ns, (target / ".fwsetup" / "lock.json").stat().st_mtime_ns)
+    r2 = VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
+    assert not r2.changed and r2.message.startswith("already installed: same plan")
+    after = (target.stat().st_ino, target.stat().st_mtime_ns, (target / ".fwsetup" / "lock.json").stat().st_mtime_ns)
+    assert before == after
+
+    r3 = VenvBackend().install(plan_for(world, "2.0"), options_for(world, target))
+    assert r3.changed and installed_version(target) == "2.0"
+    assert litter(world["parent"]) == []
+
+
+def test_failed_smoke_leaves_the_old_environment(world: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = world["parent"] / "fake"
+    VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
+    ino = target.stat().st_ino
+    monkeypatch.setenv("FAKE_SMOKE_FAIL", "1")
+    with pytest.raises(SmokeError) as info:
+        VenvBackend().install(plan_for(world, "2.0"), InstallOptions(
+            target=target, env=dict(os.environ), wheelhouse=world["wh"], offline=True, python=sys.executable))
+    assert "the loss did not fall" in info.value.message
+    assert "was left as it was" in (info.value.hint or "")
+    assert target.stat().st_ino == ino and installed_version(target) == "1.0"
+    assert litter(world["parent"]) == []
+    logs = list((world["parent"] / ".fwsetup-logs").iterdir())
+    assert len(logs) == 1 and "the loss did not fall" in logs[0].read_text()
+
+
+def test_no_matching_distribution(world: dict) -> None:
+    target = world["parent"] / "fake"
+    VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
+    with pytest.raises(InstallError) as info:
+        VenvBackend().install(plan_for(world, "9.9"), options_for(world, target))
+    assert info.value.message.startswith("no matching distribution")
+    assert "fakefw" in info.value.message
+    assert "last lines of the log" in (info.value.hint or "")
+    assert installed_version(target) == "1.0" and litter(world["parent"]) == []
+
+
+def test_refuses_to_replace_a_foreign_folder(world: dict) -> None:
+    target = world["parent"] / "mine"
+    target.mkdir(parents=True)
+    (target / "thesis.tex").write_text("precious")
+    with pytest.raises(InstallError, match="not made by fwsetup"):
+        VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
+    assert (target / "thesis.tex").read_text() == "precious"
+
+
+def _start(world: dict, version: str, target: Path, **env: str) -> subprocess.Popen:
+    plan_file = world["tmp"] / f"plan-{version}.json"
+    plan_file.write_text(plan_to_json(plan_for(world, version)))
+    driver = world["tmp"] / "driver.py"
+    driver.write_text(DRIVER)
+    return subprocess.Popen(
+        [sys.executable, str(driver), str(plan_file), str(target), str(world["wh"]), sys.executable],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for(path: Path, timeout: float = 120) -> None:
+    t0 = time.monotonic()
+    while not path.exists():
+        assert time.monotonic() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+def test_interrupted_install_leaves_the_old_environment(world: dict, sig: signal.Signals) -> None:
+    target = world["parent"] / "fake"
+    VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
+    ino = target.stat().st_ino
+    started = world["tmp"] / "smoke-started"
+    p = _start(world, "2.0", target, FAKE_SMOKE_SLEEP="60", FAKE_SMOKE_STARTED=str(started))
+    _wait_for(started)  # killed during the smoke test: the new environment is complete but not checked
+    smoke_pid = int(started.read_text())
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    if sig == signal.SIGKILL:
+        assert p.returncode == -9
+        assert len(litter(world["parent"])) == 1  # a SIGKILLed run cannot clean up...
+    else:
+        assert p.returncode == 130, out + err
+        assert litter(world["parent"]) == []  # ...an interrupted one does
+    t0 = time.monotonic()
+    while _pid_alive(smoke_pid) and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    assert not _pid_alive(smoke_pid), "the smoke test outlived fwsetup"
+    assert target.stat().st_ino == ino and installed_version(target) == "1.0"
+    # the next run cleans what the killed one left, and the same plan as before is still a no-op
+    r = VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
+    assert not r.changed
+    assert litter(world["parent"]) == []
+
+
+def test_two_installs_at_once_are_serialised(world: dict) -> None:
+    target = world["parent"] / "fake"
+    world["parent"].mkdir(parents=True, exist_ok=True)
+    procs = [_start(world, "1.0", target, FAKE_SMOKE_SLEEP="1") for _ in range(2)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert sorted(r["changed"] for r in results) == [False, True]
+    assert any(r["message"].startswith("already installed: same plan") for r in results)
+    assert installed_version(target) == "1.0" and litter(world["parent"]) == []
+
+
+def test_lock_held_elsewhere_times_out(world: dict) -> None:
+    target = world["parent"] / "fake"
+    with staging.target_lock(target), pytest.raises(InstallError, match="still installing"):
+        with staging.target_lock(target, timeout=0.3):
+            pass
+
+
+def test_pip_fallback(world: dict) -> None:
+    from fwsetup.backends.venv import Installer
+
+    target = world["parent"] / "viapip"
+    r = VenvBackend(installer=Installer("pip", None, "")).install(plan_for(world, "1.0"), options_for(world, target))
+    assert r.changed and installed_version(target) == "1.0"
+    lock = json.loads((target / ".fwsetup" / "lock.json").read_text())
+    assert lock["installer"].startswith("pip") and lock["packages"][0]["name"] == "fakefw"
+    # pip writes absolute shebangs: they must name the final place, not the staging folder
+    pip_script = target / "bin" / "pip"
+    assert pip_script.read_text().splitlines()[0].startswith(f"#!{target}/bin/python")
+    assert litter(world["parent"]) == []
