@@ -6,7 +6,6 @@ Pure: no I/O, no solver. The backend (conda.py) executes what this module descri
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -143,7 +142,7 @@ def conda_env_for(plan: Plan, env: Mapping[str, str], *, name: str) -> CondaEnv:
 
 # A plain YAML scalar needs no quotes when it starts with a letter/digit/underscore and holds none of the
 # characters that mean something to YAML (": ", " #", flow brackets...). Everything else is written as a
-# JSON string, which YAML reads as a double-quoted scalar.
+# double-quoted scalar with escapes.
 _PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_.\-=<>,*!~+/ ]*$")
 _YAML_WORDS = frozenset({"yes", "no", "true", "false", "null", "on", "off", "y", "n", "~"})
 
@@ -152,11 +151,28 @@ def _scalar(value: str) -> str:
     looks_numeric = re.fullmatch(r"[0-9.+\-eE_:]+", value) is not None
     if _PLAIN.match(value) and not value.endswith(" ") and value.lower() not in _YAML_WORDS and not looks_numeric:
         return value
-    return json.dumps(value)
+    return _quoted(value)
+
+
+def _quoted(value: str) -> str:
+    """A YAML double-quoted scalar: printable ASCII as is, everything else as \\uXXXX / \\UXXXXXXXX
+    (not json.dumps: its surrogate pairs for characters beyond U+FFFF are not read back by YAML parsers)."""
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
 
 
 def render_environment_yml(env: CondaEnv) -> str:
-    lines = [f"# {h}" for h in env.header]
+    lines = [f"# {h}".replace("\n", " ").replace("\r", " ") for h in env.header]
     lines.append(f"name: {_scalar(env.name)}")
     lines.append("channels:")
     lines.extend(f"  - {_scalar(c)}" for c in env.channels)
@@ -167,5 +183,5 @@ def render_environment_yml(env: CondaEnv) -> str:
         lines.extend(f"      - {_scalar(r)}" for r in env.pip)
     if env.variables:
         lines.append("variables:")
-        lines.extend(f"  {_scalar(k)}: {json.dumps(v)}" for k, v in sorted(env.variables.items()))
+        lines.extend(f"  {_scalar(k)}: {_quoted(v)}" for k, v in sorted(env.variables.items()))
     return "\n".join(lines) + "\n"

@@ -349,7 +349,7 @@ _NEEDED_BY = re.compile(r"needed by\s+([A-Za-z0-9_][A-Za-z0-9_.\-]*?)-([0-9][\w.
 _MISSING = (
     re.compile(r"No candidates were found for\s+(.+?)\.?\s*$", re.M),  # rattler
     re.compile(r"nothing provides requested\s+(.+?)\s*$", re.M),  # libsolv (micromamba 1.x)
-    re.compile(r"└─\s*(\S+(?: \S+)?) does not exist", re.M),  # libmamba 2
+    re.compile(r"└─\s*(.+?)\s+does not exist", re.M),  # libmamba 2
     re.compile(r"PackagesNotFoundError.*?:\s*\n\s*-\s*(.+?)\s*$", re.M | re.S),  # conda
     re.compile(r"^\s*-\s*(\S+)\s*$", re.M),  # conda's list of missing specs
 )
@@ -379,19 +379,31 @@ def _which_channel(text: str, env: CondaEnv) -> str:
     return ", ".join(env.channels)
 
 
+_REQUIRER = re.compile(
+    r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)(?:\s*=*\s*([0-9][\w.+!]*))?[^\n]*?\b(?:would require|is not installable|requires)\b"
+)
+
+
 def _cuda_requirer(lines: list[str], i: int) -> tuple[str, str] | None:
     line = lines[i]
-    m = _NEEDED_BY.search(line)
+    m = _NEEDED_BY.search(line)  # libsolv: "nothing provides __cuda >=12.8 needed by pkg-1.0-0"
     if m:
         return m.group(1), m.group(2)
-    m = re.search(r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*->\s*__cuda", line)  # conda classic
+    m = re.search(r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*->\s*__cuda", line)  # conda: "pkg -> __cuda[version=...]"
     if m:
         return m.group(1), ""
-    for j in range(i - 1, -1, -1):
-        for m in _PKG_VER.finditer(lines[j]):
-            if not m.group(1).startswith("__"):
-                return m.group(1), m.group(2)
+    for j in range(i - 1, -1, -1):  # rattler / libmamba trees: the parent line names the package
+        m = _REQUIRER.search(lines[j].replace("└─", " ").replace("├─", " ").replace("│", " "))
+        if m and not m.group(1).startswith("__"):
+            return m.group(1), m.group(2) or ""
     return None
+
+
+def _cuda_constraint(line: str) -> str | None:
+    if "__cuda" not in line or "feature:" in line or "::__cuda" in line or "installed version" in line.lower():
+        return None  # conda's description of the machine's own __cuda, not a requirement
+    m = _CUDA.search(line)
+    return re.sub(r"\s+", "", m.group(1)) if m else None
 
 
 def explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
@@ -401,10 +413,9 @@ def explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
     lines = text.splitlines()
 
     for i, line in enumerate(lines):
-        m = _CUDA.search(line)
-        if not m or "__cuda" not in line:
+        constraint = _cuda_constraint(line)
+        if constraint is None:
             continue
-        constraint = re.sub(r"\s+", "", m.group(1))
         who = _cuda_requirer(lines, i)
         name = f"{who[0]} {who[1]}".strip() if who else "a package in the environment"
         have = (
