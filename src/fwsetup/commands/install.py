@@ -223,7 +223,7 @@ def install_command(
         from fwsetup.backends.venv import IndexUnreachable, check_sources
 
         try:
-            check_sources(plan, options_for(plan), probe=not dry_run)
+            check_sources(plan, options_for(plan))  # a HEAD request, in --dry-run too: it shows what will happen
         except IndexUnreachable as exc:
             alt = _local_fallback(plan, recipe, request, profile, exc)
             if alt is None:
