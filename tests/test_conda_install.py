@@ -451,3 +451,111 @@ def test_pip_section_goes_into_the_conda_env(channel: Path, pkgs_dir: Path, tmp_
     out = _run([script])
     assert out.returncode == 0 and str(target) in out.stdout, out.stderr
     assert_works_in_place(target)
+
+
+# -- the command a user types -----------------------------------------------------------------------------
+
+RECIPE = """
+name = "tinytrain"
+title = "tinytrain"
+import_name = "tinytrain"
+
+[facts]
+developer = "fwsetup tests"
+language = "Python"
+platforms = ["Linux"]
+interfaces = ["Python"]
+autograd = "no"
+pretrained = "no"
+cnn = "no"
+rnn = "no"
+multi_gpu = "no"
+multi_node = "no"
+status = "active"
+
+[build_defaults]
+python = ">=3.10"
+arch = ["{arch}"]
+multi_gpu = false
+
+[[builds]]
+version = "0.1.0"
+variant = "cpu"
+conda = {{ channels = ["{channel}"], packages = ["tinytrain=0.1.0"] }}
+
+[[builds]]
+version = "0.2.0"
+variant = "cu128"
+accelerator = "cuda"
+cuda = "12.8"
+conda = {{ channels = ["{channel}"], packages = ["tinytrain=0.2.0"], cuda_version = "12.8" }}
+"""
+
+
+def gpu_profile(path: Path, cuda_driver: str, driver: str) -> Path:
+    import platform
+
+    profile = {
+        "schema_version": 1,
+        "os": {"system": "linux", "libc": "glibc", "libc_version": "2.36"},
+        "cpu": {"arch": platform.machine(), "cores": 2, "features": ["avx", "avx2", "fma"]},
+        "python": {"version": platform.python_version(), "implementation": "cpython"},
+        "nvidia": {"nvml": "ok", "driver_version": driver, "cuda_driver_version": cuda_driver,
+                   "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "mig": False}]},
+    }
+    path.write_text(json.dumps(profile))
+    return path
+
+
+def fwsetup(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fwsetup", *map(str, args)],
+        capture_output=True, text=True, timeout=300,
+        env={**{k: v for k, v in os.environ.items() if k not in ("FWSETUP_CONDA_TOOL", "CONDA_OVERRIDE_CUDA")},
+             "COLUMNS": "200", **(env or {})},
+    )
+
+
+@pytest.fixture()
+def recipes(channel: Path, tmp_path: Path) -> Path:
+    import platform
+
+    d = tmp_path / "recipes"
+    d.mkdir()
+    (d / "tinytrain.toml").write_text(RECIPE.format(channel=channel, arch=platform.machine()))
+    return d
+
+
+def test_cli_install_method_conda(recipes: Path, tmp_path: Path) -> None:
+    target = tmp_path / "envs" / "tt"
+    common = ("--recipes", recipes, "install", "tinytrain", "--version", "0.1.0", "--method", "conda", "--env", target)
+    dry = fwsetup(*common, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "tinytrain=0.1.0" in dry.stdout and "channels:" in dry.stdout
+    assert not target.parent.exists()
+
+    first = fwsetup(*common, "--json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["changed"] and report["packages"]["tinytrain"] == "0.1.0"
+    assert_works_in_place(target)
+    again = fwsetup(*common, "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False
+
+
+def test_cli_gpu_plan_and_the_driver_conda_sees(recipes: Path, tmp_path: Path) -> None:
+    # The planner accepts a CUDA 12.8 build on a 12.4 driver (CUDA minor-version compatibility), but the
+    # conda package itself depends on __cuda >=12.8: the solver refuses, in one sentence, with exit 5.
+    old = fwsetup("--recipes", recipes, "install", "tinytrain", "--method", "conda", "--env", tmp_path / "a",
+                  "--host-profile", gpu_profile(tmp_path / "p124.json", "12.4", "550.54.15"))
+    assert old.returncode == 5, old.stdout + old.stderr
+    text = " ".join(old.stderr.split())
+    assert "tinytrain 0.2.0 needs a driver that supports CUDA >=12.8" in text and "supports CUDA 12.4" in text
+    assert not (tmp_path / "a").exists()
+
+    new = fwsetup("--recipes", recipes, "install", "tinytrain", "--method", "conda", "--env", tmp_path / "b",
+                  "--host-profile", gpu_profile(tmp_path / "p128.json", "12.8", "570.86.10"), "--json")
+    assert new.returncode == 0, new.stdout + new.stderr
+    lock = json.loads((tmp_path / "b" / ".fwsetup" / "lock.json").read_text())
+    assert lock["virtual_packages"]["__cuda"] == "12.8"
+    assert {p["name"]: p["version"] for p in lock["packages"]}["cuda-version"] == "12.8"
