@@ -291,6 +291,20 @@ def _evaluate(
     return ev
 
 
+def min_driver_for(b: Build, *, windows: bool, compat: CompatData) -> str | None:
+    """The lowest driver that runs build `b`: the recipe's own figure, else the minor-version-compatibility
+    minimum of its CUDA major (data/cuda-drivers.toml). Windows (and WSL2, which reports the Windows driver)
+    use the Windows column; a Linux-only figure counts there by its branch number (560.28.03 -> 560)."""
+    if windows:
+        if b.min_driver_windows:
+            return b.min_driver_windows
+        if b.min_driver:
+            return b.min_driver.split(".")[0]
+    elif b.min_driver:
+        return b.min_driver
+    return compat.min_driver(b.cuda, windows=windows) if b.cuda else None
+
+
 def _check_cuda(ev: _Eval, profile: HostProfile, request: Request, t: _Target, compat: CompatData) -> None:
     from fwsetup.compat import cc_runs, cc_text, driver_at_least, parse_cc
 
@@ -316,19 +330,16 @@ def _check_cuda(ev: _Eval, profile: HostProfile, request: Request, t: _Target, c
     if t.docker and profile.tools.docker.nvidia_runtime is False:
         fail(_Fail("gpu", "the Docker engine has no NVIDIA runtime (install nvidia-container-toolkit)"))
     ev.gpus = usable if request.all_gpus else usable[:1]
-    need = b.min_driver_windows if t.windows_driver and b.min_driver_windows else None
-    if need is None and not t.windows_driver:
-        need = b.min_driver
-    if need is None and b.cuda:
-        need = compat.min_driver(b.cuda, windows=t.windows_driver)
-    ev.min_driver = need
+    ev.min_driver = need = min_driver_for(b, windows=t.windows_driver, compat=compat)
     ok = driver_at_least(nv.driver_version, need)
     if nv.driver_version is None:
         fail(_Fail("driver", "the NVIDIA driver's version could not be read"))
+    elif need is None:
+        fail(_Fail("driver", f"no minimum driver is known for CUDA {b.cuda} (the recipe should give min_driver)"))
     elif ok is False:
         fail(_Fail("driver", f"needs NVIDIA driver >= {need} for CUDA {b.cuda} (this one is {nv.driver_version})"))
     elif ok is None:
-        ev.notes.append(f"No minimum driver is known for CUDA {b.cuda}; the driver was not checked.")
+        fail(_Fail("driver", f"driver {nv.driver_version} cannot be compared with the minimum {need}"))
     sass, ptx = b.compute_capabilities, b.ptx
     for g in ev.gpus:
         runs = cc_runs(g.compute_capability or "", sass, ptx)
@@ -442,14 +453,23 @@ def _nearest_python(spec: str, current: str) -> str | None:
 
 
 def _python_suggestion(recipe: Recipe, evals: Sequence[_Eval], t: _Target, request: Request) -> str | None:
-    """The nearest Python with which the newest release held back only by Python would run."""
+    """The nearest Python with which a release held back only by Python would run (and its newest release)."""
     held = [ev for ev in evals if ev.kinds() == {"python"}]
     if not held or t.python is None:
         return None
-    ev = max(held, key=lambda e: _ver(e.build.version))
-    py = _nearest_python(ev.build.python, t.python)
-    if py is None:
+    cur = _ver(t.python).release
+    minor = cur[1] if len(cur) > 1 else 0
+    best: tuple[tuple[int, int], str, _Eval] | None = None
+    for py in _PYTHONS:
+        fits = [ev for ev in held if _python_ok(py, ev.build.python)]
+        if not fits:
+            continue
+        key = (-abs(int(py.split(".")[1]) - minor), int(py.split(".")[1]))  # nearest, then the newer
+        if best is None or key > best[0]:
+            best = (key, py, max(fits, key=lambda e: _ver(e.build.version)))
+    if best is None:
         return None
+    _, py, ev = best
     return (
         f"Use Python {py}: {recipe.title} {ev.build.version} supports Python {ev.build.python} "
         f"({_cmd(recipe, request, python=py)})."
@@ -475,8 +495,9 @@ def _gpu_suggestions(
     if runs:
         best = _newest(runs, profile, gpu_request)
         native_best = _ver(best.build.version)
+        driver = " with this driver" if best.build.accelerator == "cuda" else ""
         out.append(
-            f"{recipe.title} {best.build.version} ({best.build.variant}) runs on this GPU with this driver: "
+            f"{recipe.title} {best.build.version} ({best.build.variant}) runs on this GPU{driver}: "
             f"{_cmd(recipe, gpu_request, version=best.build.version)}."
         )
     # A newer one that needs another Python (TensorFlow 2.10, the last with GPU on native Windows: <= 3.10).
@@ -542,7 +563,8 @@ def _gpu_wanted(profile: HostProfile, request: Request) -> bool:
     if request.want != "auto":
         return request.want == "gpu"
     nv = profile.nvidia
-    return bool(nv.gpus or nv.pci_devices)
+    apple = profile.os.system == "darwin" and norm_arch("darwin", profile.cpu.arch) == "arm64"
+    return bool(nv.gpus or nv.pci_devices) or apple
 
 
 def _platform_text(t: _Target) -> str:
@@ -605,7 +627,8 @@ def make_plan(
         reasons = [f"No release of {recipe.title}{matching} has {what} for {_platform_text(t)}."]
         reasons += [f"{recipe.title} {r.version} ({r.variant}): {'; '.join(r.why)}." for r in rejected]
         sugg = []
-        if py := _python_suggestion(recipe, evals, t, request):
+        # (With --gpu, a GPU build held back by Python alone is among the GPU suggestions below.)
+        if request.want != "gpu" and (py := _python_suggestion(recipe, evals, t, request)):
             sugg.append(py)
         if request.want == "gpu" or _gpu_wanted(profile, request):
             sugg += _gpu_suggestions(recipe, evals, profile, request, t, compat)

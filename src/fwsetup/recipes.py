@@ -15,7 +15,6 @@ FWSETUP_RECIPES): a user recipe with the same name replaces the shipped one.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -231,6 +230,8 @@ def _explain_validation(exc: msgspec.ValidationError, root: type, raw: Any) -> t
     segments = _split_path(path)
     if mm := re.match(r"Object contains unknown field `(.+)`", msg):
         name = mm.group(1)
+        import difflib
+
         tp = _type_at(root, segments)
         known = list(_struct_fields(tp)) if isinstance(tp, type) and issubclass(tp, msgspec.Struct) else []
         close = difflib.get_close_matches(name, known, n=1)
@@ -617,8 +618,14 @@ class RecipeSet:
         found = self.resolve(name)
         if found is not None:
             return self.recipes[found]
+        import difflib
+
         choices = {**{n: n for n in self.recipes}, **self.aliases}
-        close = difflib.get_close_matches(name.strip().lower(), list(choices), n=3, cutoff=0.6)
+        key = name.strip().lower()
+        close = difflib.get_close_matches(key, list(choices), n=3, cutoff=0.6)
+        if close:  # the closest, and others only as close
+            best = difflib.SequenceMatcher(None, key, close[0]).ratio()
+            close = [c for c in close if difflib.SequenceMatcher(None, key, c).ratio() >= best - 0.05]
         names = list(dict.fromkeys(choices[c] for c in close))
         msg = f"unknown framework {name!r}."
         hint = (f"Did you mean {' or '.join(names)}? " if names else "") + "`fwsetup recipes list` shows them all."
@@ -698,10 +705,83 @@ def validate_dir(directory: str | Path) -> tuple[list[Recipe], list[str]]:
 
 @cache
 def _load(dirs: tuple[Path, ...]) -> RecipeSet:
+    cache_file = _cache_file(dirs)
+    cached = _read_cache(cache_file)
+    if cached is not None:
+        return cached
     recipes, aliases, problems = _collect(dirs)
     if problems:
         _raise(problems)
-    return RecipeSet(recipes=recipes, aliases=aliases)
+    result = RecipeSet(recipes=recipes, aliases=aliases)
+    _write_cache(cache_file, result)
+    return result
+
+
+# -- the validated recipes, cached on disk ----------------------------------------------------------------
+# Parsing and validating every TOML file costs ~0.2 s, more than the rest of `fwsetup plan`; the validated
+# result is kept in one msgpack file per set of inputs (each recipe file's path, size and mtime, and this
+# module's own), so an edited recipe, or a new fwsetup, is validated again. FWSETUP_NO_CACHE=1 turns it off.
+
+
+class _CacheDoc(msgspec.Struct, frozen=True):
+    recipes: list[Recipe]
+    aliases: dict[str, str]
+
+
+def cache_dir() -> Path | None:
+    import os
+
+    if os.environ.get("FWSETUP_NO_CACHE"):
+        return None
+    base = os.environ.get("FWSETUP_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    if base:
+        return Path(base) / ("" if os.environ.get("FWSETUP_CACHE_DIR") else "fwsetup")
+    home = Path.home() if os.environ.get("HOME") or os.name != "nt" else None
+    return home / ".cache" / "fwsetup" if home else None
+
+
+def _cache_file(dirs: tuple[Path, ...]) -> Path | None:
+    import hashlib
+
+    base = cache_dir()
+    if base is None:
+        return None
+    h = hashlib.sha256()
+    try:
+        for p in [Path(__file__), *(f for d in dirs for f in _recipe_files(d))]:
+            st = p.stat()
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    except (OSError, RecipeError):
+        return None
+    return base / f"recipes-{h.hexdigest()[:24]}.msgpack"
+
+
+def _read_cache(path: Path | None) -> RecipeSet | None:
+    if path is None:
+        return None
+    try:
+        doc = msgspec.msgpack.decode(path.read_bytes(), type=_CacheDoc)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return RecipeSet(recipes={r.name: r for r in doc.recipes}, aliases=dict(doc.aliases))
+
+
+def _write_cache(path: Path | None, result: RecipeSet) -> None:
+    if path is None:
+        return
+    import os
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Keep a few (shipped recipes alone, with a user folder, ...); older inputs are never read again.
+        olds = sorted(path.parent.glob("recipes-*.msgpack"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in olds[3:]:
+            old.unlink(missing_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(msgspec.msgpack.encode(_CacheDoc(recipes=list(result.recipes.values()), aliases=result.aliases)))
+        tmp.replace(path)
+    except OSError:
+        pass  # a cache that cannot be written is only slower
 
 
 def shipped_recipes_dir() -> Path:

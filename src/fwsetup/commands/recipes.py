@@ -236,8 +236,8 @@ def validate_command(
 
         from rich.markup import escape
 
-        for p in problems:
-            err_console().print(f"[bold red]error:[/] {escape(p)}")
+        for p in problems:  # one line each (FILE: KEY: what), never wrapped: people grep them
+            err_console().print(f"[bold red]error:[/] {escape(p)}", soft_wrap=True)
         err_console().print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {', '.join(dirs)}")
         raise typer.Exit(2)
     print(f"{count} recipe{'s' if count != 1 else ''} OK")
