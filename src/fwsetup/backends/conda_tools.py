@@ -296,7 +296,7 @@ class RattlerInstaller(Installer):
 
     def solve(self, env: CondaEnv) -> Solution:
         packages = self._call({"op": "solve"}, env, SOLVE_TIMEOUT + 60)
-        return Solution(packages=tuple(_package_entry(p) | {"size": p.get("size")} for p in packages))
+        return Solution(packages=tuple(_package_entry(p) for p in packages))
 
     def create(self, env: CondaEnv, solution: Solution, *, prefix: Path, final: Path, log: Path) -> None:
         request = {
@@ -323,6 +323,7 @@ def _package_entry(rec: Mapping[str, Any]) -> dict[str, Any]:
         "url": rec.get("url"),
         "sha256": rec.get("sha256"),
         "md5": rec.get("md5"),
+        "size": rec.get("size"),
     }
 
 
