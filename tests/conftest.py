@@ -17,6 +17,17 @@ import pytest
 _DOCKER_ERROR: list[str] = []
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cli_state():
+    # The CLI keeps --recipes/--debug in a module-level state; a CliRunner test that passed --recipes must
+    # not leak it into the next test.
+    from fwsetup.ui import state
+
+    saved = (state.debug, state.recipes_dir, state.quiet)
+    yield
+    state.debug, state.recipes_dir, state.quiet = saved
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-docker", action="store_true", help="run tests that need a Docker engine")
     parser.addoption("--run-network", action="store_true", help="run tests that install from registries")
