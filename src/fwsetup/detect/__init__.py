@@ -1,33 +1,139 @@
 """Detection: one probe per concern; together they give the HostProfile (DESIGN.md).
 
-Every probe fails soft (a value or None, never an exception) and none may hang (short time-outs).
+Every probe fails soft (a value or None, never an exception; what went wrong is a note in
+`probe_errors`) and none may hang (short time-outs). The probes that wait on other programs or on the
+driver (docker, uv, conda, NVML) run in threads, so detection costs about as much as the slowest one.
+Results are cached for the life of the process.
+
 Other modules call `get_host(path)`: the profile from a file (--host-profile) or from this machine.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from fwsetup.profile import HostProfile
 
+T = TypeVar("T")
 
-def detect_host(*, disk_path: str | Path | None = None) -> HostProfile:
-    """Probe this machine. (Placeholder until the probes land: OS, CPU and Python only.)"""
-    import os
-    import platform
-    import sys
+_cache: dict[str | None, HostProfile] = {}
+_lock = threading.Lock()
 
-    from fwsetup.profile import CPUInfo, OSInfo, PythonInfo
+# Every subprocess probe has its own time-out (docker 5 s, versions 5-10 s); this bounds what has none:
+# nvmlInit() can block for a long time on a GPU in a bad state.
+BACKGROUND_DEADLINE = 20.0
 
+
+def _soft(name: str, fn: Callable[[list[str]], T], default: T) -> Callable[[], tuple[T, list[str]]]:
+    def call() -> tuple[T, list[str]]:
+        notes: list[str] = []
+        try:
+            return fn(notes), notes
+        except Exception as exc:  # noqa: BLE001 - a probe bug must not stop detection
+            notes.append(f"{name}: unexpected {type(exc).__name__}: {exc}")
+            return default, notes
+
+    return call
+
+
+def _start(fns: dict[str, Callable[[], tuple[Any, list[str]]]]) -> dict[str, tuple[threading.Thread, list]]:
+    # Daemon threads, not a ThreadPoolExecutor: a probe stuck in the driver must not keep the process
+    # from exiting (the executor joins its threads at exit).
+    out: dict[str, tuple[threading.Thread, list]] = {}
+    for name, fn in fns.items():
+        box: list = []
+        t = threading.Thread(
+            target=lambda fn=fn, box=box: box.append(fn()), name=f"fwsetup-{name}", daemon=True
+        )
+        t.start()
+        out[name] = (t, box)
+    return out
+
+
+def _collect(
+    waiting: dict[str, tuple[threading.Thread, list]], defaults: dict[str, Any]
+) -> dict[str, tuple[Any, list[str]]]:
+    import time
+
+    deadline = time.monotonic() + BACKGROUND_DEADLINE
+    results: dict[str, tuple[Any, list[str]]] = {}
+    for name, (t, box) in waiting.items():
+        t.join(max(0.0, deadline - time.monotonic()))
+        if box:
+            results[name] = box[0]
+        else:
+            note = f"{name}: no answer within {BACKGROUND_DEADLINE:g} s"
+            results[name] = (defaults.get(name), [note])
+    return results
+
+
+def _detect(disk_path: str | Path | None) -> HostProfile:
+    from fwsetup.detect import cpu, cuda, nvidia, python, system, tools
+    from fwsetup.profile import CPUInfo, CudaToolkitInfo, CudnnInfo, DockerInfo, NvidiaInfo, OSInfo, ToolsInfo
+
+    # Threads for what waits (subprocesses, the driver); the file reads run meanwhile on this thread.
+    background: dict[str, Callable[[], tuple[Any, list[str]]]] = {
+        "docker": _soft("docker", tools.probe_docker, DockerInfo()),
+        "nvidia": _soft("nvidia", nvidia.probe_nvidia, NvidiaInfo()),
+        "uv": _soft("uv", tools.probe_uv, None),
+        "conda": _soft("conda", lambda n: tools.probe_conda_family(n, "conda"), None),
+        "mamba": _soft("mamba", lambda n: tools.probe_conda_family(n, "mamba"), None),
+        "micromamba": _soft("micromamba", lambda n: tools.probe_conda_family(n, "micromamba"), None),
+    }
+    waiting = _start(background)
+    os_info, n_os = _soft("os", system.probe_os, OSInfo())()
+    cpu_info, n_cpu = _soft("cpu", lambda n: cpu.probe_cpu(n, system=os_info.system), CPUInfo())()
+    memory, n_mem = _soft("memory", system.probe_memory, None)()
+    (disk_free, disk_at), n_disk = _soft("disk", lambda n: system.probe_disk(disk_path, n), (None, None))()
+    py, n_py = _soft("python", python.probe_python, python.PythonInfo())()
+    toolkit, n_tk = _soft("cuda", cuda.probe_toolkit, CudaToolkitInfo())()
+    cudnn, n_dnn = _soft("cudnn", lambda n: cuda.probe_cudnn(n, toolkit_home=toolkit.home), CudnnInfo())()
+    pip, n_pip = _soft("pip", tools.probe_pip, None)()
+    defaults = {"docker": DockerInfo(), "nvidia": NvidiaInfo(nvml="error: NVML did not answer")}
+    results = _collect(waiting, defaults)
+    notes = n_os + n_cpu + n_mem + n_disk + n_py + n_tk + n_dnn + n_pip
+    for _value, n in results.values():
+        notes += n
     return HostProfile(
-        os=OSInfo(system=platform.system().lower(), release=platform.release()),
-        cpu=CPUInfo(arch=platform.machine(), cores=os.cpu_count()),
-        python=PythonInfo(
-            version=platform.python_version(),
-            implementation=sys.implementation.name,
-            executable=sys.executable,
+        os=os_info,
+        cpu=cpu_info,
+        memory_bytes=memory,
+        disk_free_bytes=disk_free,
+        disk_path=disk_at,
+        python=py,
+        nvidia=results["nvidia"][0],
+        cuda_toolkit=toolkit,
+        cudnn=cudnn,
+        tools=ToolsInfo(
+            docker=results["docker"][0],
+            uv=results["uv"][0],
+            pip=pip,
+            conda=results["conda"][0],
+            mamba=results["mamba"][0],
+            micromamba=results["micromamba"][0],
         ),
+        probe_errors=tuple(notes),
     )
+
+
+def detect_host(*, disk_path: str | Path | None = None, refresh: bool = False) -> HostProfile:
+    """Probe this machine (cached per process; `refresh=True` probes again)."""
+    key = str(disk_path) if disk_path is not None else None
+    with _lock:
+        if not refresh and key in _cache:
+            return _cache[key]
+    profile = _detect(disk_path)
+    with _lock:
+        _cache[key] = profile
+    return profile
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
 
 
 def get_host(host_profile: str | Path | None = None) -> HostProfile:

@@ -1,0 +1,341 @@
+"""`fwsetup doctor` and `fwsetup profile`: parse options, call detection/doctor, render.
+
+Heavy imports (rich, the probes) happen inside the commands, so that `fwsetup --help` and the other
+commands do not pay for them.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from fwsetup.cli import app
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from fwsetup.detect.environment import Framework
+    from fwsetup.doctor import DoctorReport, Finding
+    from fwsetup.profile import HostProfile
+
+HostProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--host-profile", metavar="FILE", help="Read the machine from FILE (`fwsetup profile --output FILE`)."
+    ),
+]
+
+
+@app.command("profile")
+def profile_command(
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", metavar="FILE", help="Write the profile to FILE.")
+    ] = None,
+    host_profile: HostProfileOpt = None,
+) -> None:
+    """Print this machine's HostProfile as JSON (or write it to FILE)."""
+    from fwsetup.detect import get_host
+    from fwsetup.profile import dumps, save
+
+    host = get_host(host_profile)
+    if output:
+        save(host, output)
+        from fwsetup.ui import info
+
+        info(f"wrote {output}")
+        return
+    from fwsetup.ui import emit_json
+
+    emit_json(dumps(host))
+
+
+@app.command("doctor")
+def doctor_command(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    host_profile: HostProfileOpt = None,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python",
+            metavar="EXE",
+            help="The environment to inspect (default: $VIRTUAL_ENV, else $CONDA_PREFIX, else fwsetup's own).",
+        ),
+    ] = None,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Import every framework, even when metadata already answers.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Time allowed for each framework import.")
+    ] = 180.0,
+) -> None:
+    """What this machine is, what is installed, what is wrong and what to do (exit 1 when something is wrong)."""
+    from fwsetup.doctor import report_to_json, run_doctor
+    from fwsetup.ui import err_console
+
+    def progress(message: str) -> None:
+        if not json_out or sys.stderr.isatty():
+            err_console().print(f"[dim]{message}[/]")
+
+    report = run_doctor(
+        host_profile=host_profile, python=python, deep=deep, import_timeout=timeout, progress=progress
+    )
+    if json_out:
+        from fwsetup.ui import emit_json
+
+        emit_json(report_to_json(report))
+    else:
+        from fwsetup.ui import out_console
+
+        render(report, out_console())
+    raise typer.Exit(report.exit_code)
+
+
+# -- rendering ------------------------------------------------------------------------------------------
+
+MARKS = {
+    "ok": "[bold green]✔[/]",
+    "warning": "[bold yellow]![/]",
+    "error": "[bold red]✘[/]",
+    "info": "[bold blue]i[/]",
+    "none": "[dim]·[/]",
+}
+
+
+def _worst(findings: list[Finding], prefixes: tuple[str, ...], default: str = "ok") -> str:
+    sev = [f.severity for f in findings if f.id.startswith(prefixes)]
+    for s in ("error", "warning", "info"):
+        if s in sev:
+            return s
+    return default
+
+
+def _gib(n: int | None) -> str:
+    return f"{n / 1024**3:.1f} GiB" if n is not None else "unknown"
+
+
+class _Section:
+    """One heading and its checks, as a grid: mark, label, text (long text wraps in its own column)."""
+
+    def __init__(self, console: Console, title: str) -> None:
+        from rich.table import Table
+
+        self.console = console
+        self.title = title
+        self.table = Table.grid(padding=(0, 1))
+        self.table.add_column(width=1)
+        self.table.add_column(min_width=13, no_wrap=True)
+        self.table.add_column(overflow="fold")
+
+    def add(self, mark: str, label: str, text: str) -> None:
+        from rich.markup import escape
+        from rich.text import Text
+
+        self.table.add_row(MARKS[mark], escape(label), Text(text))
+
+    def print(self) -> None:
+        from rich.padding import Padding
+
+        self.console.print(self.title)
+        _print_trimmed(self.console, Padding(self.table, (0, 0, 0, 2)))
+
+
+_TRAILING = re.compile(r"[ ]+((?:\x1b\[[0-9;]*m)*)$")
+
+
+def _print_trimmed(console: Console, renderable: object) -> None:
+    # Grids pad every cell to the column width: drop the trailing blanks so logs and diffs stay clean.
+    with console.capture() as cap:
+        console.print(renderable)
+    text = "\n".join(_TRAILING.sub(r"\1", line) for line in cap.get().splitlines())
+    console.file.write(text + "\n")
+    console.file.flush()
+
+
+def _machine(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
+    o, c = host.os, host.cpu
+    distro = " ".join(x for x in (o.distro_id, o.distro_version) if x)
+    os_text = f"{o.system or '?'} {o.release or ''}".strip() + (f" ({distro})" if distro else "")
+    if o.libc:
+        os_text += f", {o.libc} {o.libc_version or ''}".rstrip()
+    if o.wsl:
+        os_text += ", WSL"
+    sec.add("ok" if o.system else "none", "OS", os_text)
+    cpu_text = ", ".join(
+        x for x in (c.model, c.arch, f"{c.cores} cores" if c.cores else None, c.microarch) if x
+    )
+    if c.features:
+        cpu_text += ": " + " ".join(c.features)
+    sec.add(_worst(findings, ("cpu.",)), "CPU", cpu_text or "unknown")
+    sec.add("ok" if host.memory_bytes else "none", "Memory", _gib(host.memory_bytes))
+    sec.add(
+        _worst(findings, ("disk.",)),
+        "Disk",
+        f"{_gib(host.disk_free_bytes)} free at {host.disk_path or '?'}",
+    )
+    p = host.python
+    sec.add("ok", "Python", f"{p.version or '?'} ({p.implementation or '?'}) {p.executable or ''}".rstrip())
+
+
+def _nvidia(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
+    nv = host.nvidia
+    mark = _worst(findings, ("nvidia.",))
+    if nv.nvml == "ok":
+        sec.add(
+            mark,
+            "Driver",
+            f"{nv.driver_version or '?'} (supports CUDA {nv.cuda_driver_version or '?'}), "
+            f"{len(nv.gpus)} GPU(s)",
+        )
+    elif nv.nvml == "missing":
+        sec.add(mark, "Driver", "not installed (the NVML library libnvidia-ml.so.1 was not found)")
+    else:
+        sec.add(mark, "Driver", f"not working: {nv.nvml.removeprefix('error: ')}")
+    for g in nv.gpus:
+        gmark = _worst(findings, (f"nvidia.gpu{g.index}.",))
+        parts = [
+            g.name or "?",
+            _gib(g.memory_bytes) if g.memory_bytes else None,
+            f"compute capability {g.compute_capability}" if g.compute_capability else None,
+            "MIG on" if g.mig else None,
+            g.error,
+        ]
+        sec.add(gmark, f"GPU {g.index}", ", ".join(p for p in parts if p))
+    for link in nv.links:
+        kind = f"NVLink x{link.nvlink_count}" if link.kind == "nvlink" and link.nvlink_count else link.kind
+        sec.add("none", f"GPU {link.a}↔{link.b}", kind + (f" ({link.detail})" if link.detail else ""))
+    if nv.pci_devices and nv.nvml != "ok":
+        sec.add(mark, "PCI", "NVIDIA GPU(s) on the bus: " + ", ".join(nv.pci_devices))
+    elif nv.nvml != "ok":
+        sec.add("none", "PCI", "no NVIDIA GPU on the PCI bus" if host.os.system == "linux" else "not scanned")
+    tk = host.cuda_toolkit
+    if tk.version or tk.nvcc:
+        where = ", ".join(x for x in (tk.home, f"nvcc {tk.nvcc}" if tk.nvcc else None) if x)
+        sec.add(_worst(findings, ("cuda.",)), "CUDA toolkit", f"{tk.version or '?'} ({where})")
+    else:
+        sec.add("none", "CUDA toolkit", "not installed (pip builds of the frameworks bring their own)")
+    dnn = host.cudnn
+    sec.add(
+        "ok" if dnn.version else "none",
+        "cuDNN",
+        f"{dnn.version} ({dnn.path})" if dnn.version else "not found on the system",
+    )
+
+
+def _tools(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
+    d, t = host.tools.docker, host.tools
+    mark = _worst(findings, ("docker.",))
+    if d.server:
+        rt = {True: ", NVIDIA runtime", False: ", no NVIDIA runtime", None: ""}[d.nvidia_runtime]
+        text = f"client {d.client or '-'}, engine {d.server} at {d.host or '?'}{rt}"
+    elif d.client:
+        text = f"client {d.client}; engine unreachable at {d.host or '?'}"
+    else:
+        text = "not installed"
+    if d.buildx:
+        text += f", buildx {d.buildx}"
+    sec.add(mark, "Docker", text)
+    sec.add(
+        _worst(findings, ("tools.",)),
+        "Installers",
+        ", ".join(f"{n} {v}" for n, v in (("uv", t.uv), ("pip", t.pip)) if v) or "none",
+    )
+    conda = ", ".join(
+        f"{n} {v}" for n, v in (("conda", t.conda), ("mamba", t.mamba), ("micromamba", t.micromamba)) if v
+    )
+    sec.add("ok" if conda else "none", "Conda", conda or "not installed")
+
+
+def _framework_line(fw: Framework, findings: list[Finding]) -> tuple[str, str]:
+    mark = _worst(findings, (f"framework.{fw.name}.", f"env.ld-library-path.shadows-{fw.name}"), default="")
+    g = fw.gpu
+    build = {
+        "cpu": "CPU build",
+        "cuda": f"CUDA {fw.cuda} build" if fw.cuda else "CUDA build",
+        "rocm": "ROCm build",
+        "backend": f"backend {fw.details.get('backend', '?')}",
+    }.get(fw.build, "build unknown")
+    text = f"{fw.version or '?'}  {build}"
+    if fw.build == "backend":
+        pass  # its GPU is its backend's: see that framework's line
+    elif g.visible:
+        text += f"; sees the GPU ({', '.join(g.devices)})" if g.devices else "; sees the GPU"
+    elif g.reason and not (fw.build == "cpu" and g.reason.startswith("CPU build")):
+        text += f"; {g.reason}"
+    elif g.reason:
+        text += g.reason.removeprefix("CPU build").replace(" anyway", "").replace("; ", "; ", 1)
+    how = {"metadata": "decided from metadata, not imported", "import": "imported", "skipped": "not checked"}[
+        g.checked
+    ]
+    if fw.imported is not None:
+        if fw.imported.ok:
+            how = (
+                f"imported in {fw.imported.seconds:.1f} s" if fw.imported.seconds is not None else "imported"
+            )
+        else:
+            how = "import failed"
+    text += f"  [{how}]"
+    if not mark:
+        mark = "ok" if (g.visible or fw.build in ("cpu", "backend") or g.checked == "metadata") else "none"
+    return mark, text
+
+
+def render(report: DoctorReport, console: Console) -> None:
+    from rich.markup import escape
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    findings = list(report.findings)
+    host = report.host
+    src = "" if report.host_source == "detected" else f" (from {report.host_source})"
+    sections = [
+        (f"[bold]Machine[/]{escape(src)}", _machine),
+        ("[bold]NVIDIA[/]", _nvidia),
+        ("[bold]Tools[/]", _tools),
+    ]
+    for title, fill in sections:
+        sec = _Section(console, title)
+        fill(sec, host, findings)
+        sec.print()
+    env = report.environment
+    if env is not None:
+        head = f"{env.executable}"
+        if env.version:
+            head += f" (Python {env.version}, {env.kind or '?'}, from {env.source})"
+        sec = _Section(console, f"[bold]Environment[/] {escape(head)}")
+        if env.error:
+            sec.add(_worst(findings, ("env.inspect",)), "inspect", env.error)
+        elif not report.frameworks:
+            sec.add("info", "frameworks", "none installed")
+        for fw in report.frameworks:
+            mark, text = _framework_line(fw, findings)
+            sec.add(mark, fw.name, text)
+        sec.print()
+    console.print("[bold]Findings[/]")
+    if not findings:
+        console.print(f"  {MARKS['ok']} nothing to report")
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(width=1)
+    grid.add_column(overflow="fold")
+    for f in findings:
+        body = Text(f.title, style="bold")
+        if f.detail:
+            body.append("\n" + f.detail, style="dim" if f.severity == "info" else "")
+        if f.remedy:
+            body.append("\n→ ", style="cyan")
+            body.append(f.remedy)
+        grid.add_row(MARKS[f.severity], body)
+    if findings:
+        _print_trimmed(console, Padding(grid, (0, 0, 0, 2)))
+    n = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
+    if n["error"]:
+        console.print(
+            f"[bold red]{n['error']} error(s)[/], {n['warning']} warning(s), {n['info']} note(s): exit 1"
+        )
+    elif n["warning"]:
+        console.print(f"[bold green]No errors[/]; {n['warning']} warning(s), {n['info']} note(s)")
+    else:
+        console.print(f"[bold green]No problems found[/] ({n['info']} note(s))")

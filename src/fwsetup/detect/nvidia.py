@@ -1,0 +1,274 @@
+"""NVIDIA driver and GPUs through NVML (nvidia-ml-py, imported as pynvml), plus the PCI bus.
+
+NVML answers in milliseconds and needs no CUDA. Every query is wrapped: when one call fails for one GPU
+that field stays unknown (and GPU.error says why) while the other GPUs still report - gpustat's
+`safenvml`, nvitop's `nvmlQuery(default=NA)`. The PCI scan (sysfs) sees NVIDIA hardware even when no
+driver works, so doctor can say "GPU present, no working driver".
+
+Overrides (tests, CI without GPUs, like conda's CONDA_OVERRIDE_CUDA): FWSETUP_OVERRIDE_CUDA sets the
+driver's CUDA version ("" = none), FWSETUP_OVERRIDE_DRIVER the driver version.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+from fwsetup.profile import GPU, GPULink, NvidiaInfo
+
+T = TypeVar("T")
+
+NVIDIA_PCI_VENDOR = "0x10de"
+_SYSFS_PCI = "/sys/bus/pci/devices"
+
+# NVML topology levels (nvmlGpuTopologyLevel_t) -> what a person reads in `nvidia-smi topo -m`.
+_TOPOLOGY = {
+    0: "same board (internal)",
+    10: "same PCIe switch (PIX)",
+    20: "several PCIe switches (PXB)",
+    30: "same PCIe host bridge (PHB)",
+    40: "same NUMA node (NODE)",
+    50: "across NUMA nodes (SYS)",
+}
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _err(exc: BaseException) -> str:
+    return _text(exc) or type(exc).__name__
+
+
+def scan_pci(root: str = _SYSFS_PCI) -> tuple[str, ...]:
+    """NVIDIA display/3D controllers (PCI class 0x03xxxx) as "0000:01:00.0 10de:2330"."""
+    out = []
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError:
+        return ()
+    for name in entries:
+        dev = os.path.join(root, name)
+        try:
+            vendor = Path(dev, "vendor").read_text().strip().lower()
+            if vendor != NVIDIA_PCI_VENDOR:
+                continue
+            pci_class = Path(dev, "class").read_text().strip().lower()
+            device = Path(dev, "device").read_text().strip().lower()
+        except OSError:
+            continue
+        if pci_class.startswith("0x03"):  # 0x0300 VGA, 0x0302 3D controller; NVSwitches are bridges (0x0680)
+            out.append(f"{name} 10de:{device.removeprefix('0x')}")
+    return tuple(out)
+
+
+def format_cuda_version(value: int) -> str:
+    # NVML encodes 13.0 as 13000, 12.4 as 12040.
+    return f"{value // 1000}.{(value % 1000) // 10}"
+
+
+class _Safe:
+    """Calls one NVML function; NotSupported -> None (not an error), other NVML errors -> None + recorded."""
+
+    def __init__(self, nvml: ModuleType) -> None:
+        self.nvml = nvml
+        self.errors: list[str] = []
+
+    def __call__(self, what: str, fn: Callable[..., T], *args: Any) -> T | None:
+        try:
+            return fn(*args)
+        except self.nvml.NVMLError as exc:
+            if getattr(exc, "value", None) == getattr(self.nvml, "NVML_ERROR_NOT_SUPPORTED", 3):
+                return None
+            self.errors.append(f"{what}: {_err(exc)}")
+            return None
+
+
+def _gpu(nvml: ModuleType, index: int) -> tuple[GPU, Any]:
+    try:
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+    except nvml.NVMLError as exc:
+        # The GPU is there (it was counted) but cannot be opened: lost, in a bad state, no permission.
+        return GPU(index=index, mig=None, error=f"cannot open GPU {index}: {_err(exc)}"), None
+    safe = _Safe(nvml)
+    name = safe("name", nvml.nvmlDeviceGetName, handle)
+    uuid = safe("uuid", nvml.nvmlDeviceGetUUID, handle)
+    mem = safe("memory", nvml.nvmlDeviceGetMemoryInfo, handle)
+    cc = safe("compute capability", nvml.nvmlDeviceGetCudaComputeCapability, handle)
+    mig_mode = safe("MIG mode", nvml.nvmlDeviceGetMigMode, handle)
+    mig: bool | None
+    if mig_mode is None:
+        mig = False if not safe.errors or not safe.errors[-1].startswith("MIG") else None
+    else:
+        mig = bool(mig_mode[0] == getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1))
+    return (
+        GPU(
+            index=index,
+            name=_text(name) if name is not None else None,
+            uuid=_text(uuid) if uuid is not None else None,
+            memory_bytes=int(mem.total) if mem is not None else None,
+            compute_capability=f"{cc[0]}.{cc[1]}" if cc is not None else None,
+            mig=mig,
+            error="; ".join(safe.errors) or None,
+        ),
+        handle,
+    )
+
+
+def _links(nvml: ModuleType, handles: Mapping[int, Any], notes: list[str]) -> tuple[GPULink, ...]:
+    safe = _Safe(nvml)
+    max_links = int(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18))
+    enabled = getattr(nvml, "NVML_FEATURE_ENABLED", 1)
+    bus_ids: dict[int, str] = {}
+    active: dict[int, list[str]] = {}  # remote PCI bus id per active NVLink
+    for i, h in handles.items():
+        pci = safe("pci", nvml.nvmlDeviceGetPciInfo, h)
+        if pci is not None:
+            bus_ids[i] = _text(pci.busId).lower()
+        remotes: list[str] = []
+        for link in range(max_links):
+            try:
+                if nvml.nvmlDeviceGetNvLinkState(h, link) != enabled:
+                    continue
+                remote = nvml.nvmlDeviceGetNvLinkRemotePciInfo(h, link)
+                remotes.append(_text(remote.busId).lower())
+            except nvml.NVMLError:
+                # NotSupported (no NVLink on this GPU) or InvalidArgument past its last link: stop.
+                break
+        active[i] = remotes
+    out = []
+    indexes = sorted(handles)
+    for pos, a in enumerate(indexes):
+        for b in indexes[pos + 1 :]:
+            level = safe("topology", nvml.nvmlDeviceGetTopologyCommonAncestor, handles[a], handles[b])
+            p2p_nvlink = safe(
+                "p2p",
+                nvml.nvmlDeviceGetP2PStatus,
+                handles[a],
+                handles[b],
+                getattr(nvml, "NVML_P2P_CAPS_INDEX_NVLINK", 2),
+            )
+            direct = sum(1 for r in active.get(a, []) if bus_ids.get(b) and r == bus_ids[b])
+            detail = _TOPOLOGY.get(int(level), f"topology level {level}") if level is not None else None
+            if direct:
+                kind, count = "nvlink", direct
+            elif p2p_nvlink == getattr(nvml, "NVML_P2P_STATUS_OK", 0) and active.get(a):
+                # Through NVSwitch: the links end at the switch, not at the peer GPU.
+                kind, count = "nvlink", len(active[a])
+                detail = "NVLink through NVSwitch" + (f"; PCIe: {detail}" if detail else "")
+            elif level is not None:
+                kind, count = "pcie", None
+            else:
+                kind, count = "unknown", None
+            out.append(GPULink(a=a, b=b, kind=kind, nvlink_count=count, detail=detail))
+    notes.extend(f"nvidia: links: {e}" for e in safe.errors)
+    return tuple(out)
+
+
+def _apply_overrides(info: NvidiaInfo, env: Mapping[str, str], notes: list[str]) -> NvidiaInfo:
+    import msgspec
+
+    if "FWSETUP_OVERRIDE_CUDA" in env:
+        value = env["FWSETUP_OVERRIDE_CUDA"].strip() or None
+        notes.append(f"nvidia: cuda_driver_version set by FWSETUP_OVERRIDE_CUDA={value or ''}")
+        info = msgspec.structs.replace(info, cuda_driver_version=value)
+    if "FWSETUP_OVERRIDE_DRIVER" in env:
+        value = env["FWSETUP_OVERRIDE_DRIVER"].strip() or None
+        notes.append(f"nvidia: driver_version set by FWSETUP_OVERRIDE_DRIVER={value or ''}")
+        info = msgspec.structs.replace(info, driver_version=value)
+    return info
+
+
+def _import_pynvml() -> ModuleType:
+    import pynvml
+
+    return pynvml
+
+
+def probe_nvidia(
+    notes: list[str],
+    *,
+    nvml: ModuleType | None = None,
+    env: Mapping[str, str] | None = None,
+    pci_root: str = _SYSFS_PCI,
+) -> NvidiaInfo:
+    env = os.environ if env is None else env
+    info = _probe_nvml(notes, nvml)
+    info = NvidiaInfo(
+        nvml=info.nvml,
+        driver_version=info.driver_version,
+        cuda_driver_version=info.cuda_driver_version,
+        gpus=info.gpus,
+        links=info.links,
+        pci_devices=scan_pci(pci_root),
+    )
+    return _apply_overrides(info, env, notes)
+
+
+def nvml_library_missing() -> bool:
+    """True when libnvidia-ml cannot be loaded: the same dlopen pynvml does on Linux, without its ~40 ms import."""
+    import sys
+
+    if sys.platform != "linux" or "pynvml" in sys.modules:  # a test's fake pynvml must be used
+        return False
+    import ctypes
+
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return True
+    return False
+
+
+def _probe_nvml(notes: list[str], nvml: ModuleType | None) -> NvidiaInfo:
+    if nvml is None:
+        if nvml_library_missing():
+            return NvidiaInfo(nvml="missing")
+        try:
+            nvml = _import_pynvml()
+        except Exception as exc:  # noqa: BLE001 - a broken install must not stop detection
+            notes.append(f"nvidia: cannot import pynvml (nvidia-ml-py): {exc}")
+            return NvidiaInfo(nvml=f"error: nvidia-ml-py not importable: {exc}")
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as exc:
+        if (
+            isinstance(exc, getattr(nvml, "NVMLError_LibraryNotFound", ()))
+            or getattr(exc, "value", None) == 12
+        ):
+            return NvidiaInfo(nvml="missing")
+        return NvidiaInfo(nvml=f"error: {_err(exc)}")
+    except OSError as exc:  # a library that is there but cannot be loaded (wrong arch, broken file)
+        return NvidiaInfo(nvml=f"error: {exc}")
+    try:
+        safe = _Safe(nvml)
+        driver = safe("driver version", nvml.nvmlSystemGetDriverVersion)
+        cuda_fn = (
+            getattr(nvml, "nvmlSystemGetCudaDriverVersion_v2", None) or nvml.nvmlSystemGetCudaDriverVersion
+        )
+        cuda = safe("CUDA driver version", cuda_fn)
+        count = safe("device count", nvml.nvmlDeviceGetCount)
+        gpus: list[GPU] = []
+        handles: dict[int, Any] = {}
+        for index in range(count or 0):
+            gpu, handle = _gpu(nvml, index)
+            gpus.append(gpu)
+            if handle is not None:
+                handles[index] = handle
+        links = _links(nvml, handles, notes) if len(handles) > 1 else ()
+        notes.extend(f"nvidia: {e}" for e in safe.errors)
+        return NvidiaInfo(
+            nvml="ok",
+            driver_version=_text(driver) if driver is not None else None,
+            cuda_driver_version=format_cuda_version(int(cuda)) if cuda else None,
+            gpus=tuple(gpus),
+            links=links,
+        )
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001, S110 - shutting down is best effort
+            pass

@@ -1,0 +1,209 @@
+"""Tools: the Docker client and engine, buildx, uv, pip, conda/mamba/micromamba.
+
+The external probes run as subprocesses with short time-outs; detect_host runs them in threads, so the
+slowest one (usually docker) sets the wall time, not their sum.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+from collections.abc import Mapping
+from glob import glob
+from pathlib import Path
+
+from fwsetup.proc import run
+from fwsetup.profile import DockerInfo
+
+DOCKER_TIMEOUT = 5.0
+VERSION_TIMEOUT = 5.0
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+_API_TOO_NEW = re.compile(r"[Mm]aximum supported API version is (\d+\.\d+)")
+_VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?(?:[-.+]?\w+)?)")
+
+
+def _first_version(text: str) -> str | None:
+    m = _VERSION.search(text)
+    return m.group(1) if m else None
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def _docker_info(docker: str, env: Mapping[str, str], timeout: float) -> tuple[dict | None, str]:
+    res = run([docker, "info", "--format", "{{json .}}"], timeout=timeout, env=env)
+    if res.error:
+        return None, res.error
+    data = None
+    for line in res.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                pass
+            break
+    return data, res.stderr.strip()
+
+
+def _server_error(data: dict | None, stderr: str) -> str | None:
+    errs = (data or {}).get("ServerErrors") or []
+    if errs:
+        return "; ".join(str(e) for e in errs)
+    return _first_line(stderr) or None
+
+
+def probe_docker(
+    notes: list[str], *, env: Mapping[str, str] | None = None, timeout: float = DOCKER_TIMEOUT
+) -> DockerInfo:
+    env = dict(os.environ if env is None else env)
+    host = env.get("DOCKER_HOST") or None
+    docker = shutil.which("docker", path=env.get("PATH"))
+    if docker is None:
+        # No client: the engine may still be there (fwsetup's docker backend talks to the socket).
+        return _probe_socket(
+            host or DEFAULT_DOCKER_HOST, timeout, client_error="docker client not found on PATH"
+        )
+    data, stderr = _docker_info(docker, env, timeout)
+    err = None if data and data.get("ServerVersion") else _server_error(data, stderr)
+    m = _API_TOO_NEW.search(err or "")
+    if m and not env.get("DOCKER_API_VERSION"):
+        # A client newer than the engine refuses it ("client version 1.50 is too new"): the engine answered,
+        # so ask again at the engine's API version - what DOCKER_API_VERSION is for.
+        env["DOCKER_API_VERSION"] = m.group(1)
+        data2, _stderr2 = _docker_info(docker, env, timeout)
+        if data2 and data2.get("ServerVersion"):
+            data, err = data2, None
+            notes.append(
+                f"docker: client is newer than the engine; set DOCKER_API_VERSION={m.group(1)} to use it"
+            )
+    client_info = (data or {}).get("ClientInfo") or {}
+    client = client_info.get("Version")
+    if not client:
+        res = run([docker, "version", "--format", "{{.Client.Version}}"], timeout=timeout, env=env)
+        client = _first_line(res.stdout) or None
+    buildx = None
+    for plugin in client_info.get("Plugins") or []:
+        if isinstance(plugin, dict) and plugin.get("Name") == "buildx":
+            buildx = plugin.get("Version") or "unknown"
+    server = (data or {}).get("ServerVersion") or None
+    runtimes = (data or {}).get("Runtimes")
+    if host is None:
+        context = client_info.get("Context")
+        host = DEFAULT_DOCKER_HOST if context in (None, "default") else f"context {context}"
+    if server is None and err is None:
+        err = "the engine did not answer"
+    return DockerInfo(
+        client=client,
+        server=server,
+        nvidia_runtime=("nvidia" in runtimes) if server and isinstance(runtimes, dict) else None,
+        host=host,
+        error=None if server else err,
+        buildx=buildx,
+    )
+
+
+def _probe_socket(host: str, timeout: float, *, client_error: str) -> DockerInfo:
+    """GET /info straight from the engine (unix:// or tcp:// without TLS)."""
+    try:
+        if host.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(host[len("unix://") :])
+        elif host.startswith("tcp://"):
+            hostport = host[len("tcp://") :].split("/")[0]
+            name, _, port = hostport.rpartition(":")
+            sock = socket.create_connection((name or hostport, int(port or 2375)), timeout=timeout)
+        else:
+            return DockerInfo(host=host, error=f"{client_error}; cannot reach {host} without it")
+        with sock:
+            sock.sendall(b"GET /info HTTP/1.0\r\nHost: docker\r\n\r\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        _head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        data = json.loads(body)
+    except (OSError, ValueError) as exc:
+        return DockerInfo(host=host, error=f"{client_error}; engine at {host}: {exc}")
+    runtimes = data.get("Runtimes")
+    return DockerInfo(
+        server=data.get("ServerVersion") or None,
+        nvidia_runtime=("nvidia" in runtimes) if isinstance(runtimes, dict) else None,
+        host=host,
+        error=None if data.get("ServerVersion") else f"{client_error}; unexpected answer from {host}",
+    )
+
+
+def dist_version(name: str, paths: list[str] | None = None) -> str | None:
+    """Version of an installed distribution from its dist-info folder name (importlib.metadata costs ~20 ms)."""
+    prefix = name.lower().replace("-", "_") + "-"
+    for entry in sys.path if paths is None else paths:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for n in names:
+            if n.endswith(".dist-info") and n.lower().startswith(prefix):
+                return n[len(prefix) : -len(".dist-info")]
+    return None
+
+
+def probe_uv(notes: list[str], *, env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    # The uv that fwsetup installs with (its own dependency) first, then the one on PATH.
+    bundled = Path(sys.executable).parent / ("uv.exe" if os.name == "nt" else "uv")
+    if bundled.is_file():
+        version = dist_version("uv")
+        if version:
+            return version
+    exe = str(bundled) if bundled.is_file() else shutil.which("uv", path=env.get("PATH"))
+    if not exe:
+        return None
+    res = run([exe, "--version"], timeout=VERSION_TIMEOUT)
+    if not res.ok:
+        notes.append(f"tools: {exe} --version: {res.error or _first_line(res.stderr)}")
+        return None
+    return _first_version(res.stdout)
+
+
+def probe_pip(notes: list[str]) -> str | None:
+    # pip of the interpreter running fwsetup (the fallback installer), from its metadata: no subprocess.
+    return dist_version("pip")
+
+
+def _conda_version_from_meta(exe: str) -> str | None:
+    # <base>/bin/conda or <base>/condabin/conda -> <base>/conda-meta/conda-24.7.1-py311_0.json
+    base = Path(exe).resolve().parent.parent
+    for meta in sorted(glob(str(base / "conda-meta" / "conda-[0-9]*.json")), reverse=True):
+        m = re.match(r"conda-(\d[^-]*)-", os.path.basename(meta))
+        if m:
+            return m.group(1)
+    return None
+
+
+def probe_conda_family(notes: list[str], name: str, *, env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    exe = None
+    if name == "conda" and env.get("CONDA_EXE"):
+        exe = env["CONDA_EXE"]
+    if name == "micromamba" and env.get("MAMBA_EXE") and os.path.basename(env["MAMBA_EXE"]).startswith(name):
+        exe = env["MAMBA_EXE"]
+    exe = exe if exe and os.path.isfile(exe) else shutil.which(name, path=env.get("PATH"))
+    if not exe:
+        return None
+    if name == "conda":
+        v = _conda_version_from_meta(exe)  # `conda --version` takes about a second: read conda-meta instead
+        if v:
+            return v
+    res = run([exe, "--version"], timeout=VERSION_TIMEOUT * 2)
+    if not res.ok:
+        notes.append(f"tools: {name} --version: {res.error or _first_line(res.stderr)}")
+        return None
+    # mamba 1.x prints "mamba 1.5.8\nconda 24.1.2": the first line is the tool's own.
+    return _first_version(_first_line(res.stdout) or res.stderr)

@@ -1,0 +1,813 @@
+"""doctor: what is wrong with this machine and its Python environment, and what to do about each problem.
+
+`diagnose()` is pure: a HostProfile, the inspected environment and its frameworks in, Findings out, so it
+is tested on crafted profiles. `run_doctor()` gathers those inputs (detection, one inspection script in the
+target interpreter, and framework imports only where the answer is not already known from metadata).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+import msgspec
+
+from fwsetup.detect.environment import Framework, GpuCheck, ImportResult, PythonEnv
+from fwsetup.profile import HostProfile
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+SCHEMA_VERSION = 1
+GIB = 1024**3
+LOW_DISK_BYTES = 10 * GIB  # a CUDA build of torch with its nvidia-* wheels takes 5-8 GB
+
+START_DOCKER = (
+    "Start an engine: `sudo systemctl start docker` (or `sudo service docker start`). Where there is no "
+    'systemd (containers, CI), `eval "$(./scripts/start-docker-engine)"` from the fwsetup repository starts '
+    "a private engine and sets DOCKER_HOST."
+)
+
+
+class Finding(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    severity: Severity
+    title: str
+    detail: str = ""
+    remedy: str = ""
+
+
+class DoctorReport(msgspec.Struct, frozen=True, kw_only=True):
+    schema_version: int = SCHEMA_VERSION
+    host: HostProfile
+    host_source: str = "detected"  # "detected" or the --host-profile path
+    environment: PythonEnv | None = None
+    frameworks: tuple[Framework, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(f.severity == "error" for f in self.findings) else 0
+
+
+# -- CUDA driver minimums -------------------------------------------------------------------------------
+
+# Fallback when data/cuda-drivers.toml (fwsetup.compat) is not available. Linux x86_64 drivers from
+# "CUDA Toolkit and Corresponding Driver Versions", https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html
+# and minor-version compatibility minimums from
+# https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html
+FALLBACK_SOURCE = "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html"
+FALLBACK_MVC = {11: "450.80.02", 12: "525.60.13", 13: "580.65.06"}
+FALLBACK_TOOLKIT = {
+    "11.0": "450.51.05", "11.1": "455.23", "11.2": "460.27.03", "11.3": "465.19.01", "11.4": "470.42.01",
+    "11.5": "495.29.05", "11.6": "510.39.01", "11.7": "515.43.04", "11.8": "520.61.05",
+    "12.0": "525.60.13", "12.1": "530.30.02", "12.2": "535.54.03", "12.3": "545.23.06", "12.4": "550.54.14",
+    "12.5": "555.42.02", "12.6": "560.28.03", "12.8": "570.26", "12.9": "575.51.03",
+    "13.0": "580.65.06", "13.1": "590.44.01", "13.2": "595.45.04",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DriverTable:
+    mvc: Mapping[int, str]
+    toolkit: Mapping[str, str]
+    source: str
+
+    def min_driver(self, cuda: str) -> str | None:
+        """The lowest driver that runs a build made with CUDA `cuda` (minor-version compatibility)."""
+        key = cuda_key(cuda)
+        if key is None:
+            return None
+        return self.mvc.get(key[0]) or self.toolkit.get(f"{key[0]}.{key[1]}")
+
+
+@cache
+def driver_table() -> DriverTable:
+    try:
+        from fwsetup.compat import load_compat
+
+        data = load_compat()
+        mvc = {int(k): v.linux for k, v in data.mvc.items() if v.linux}
+        toolkit = {k: v.linux for k, v in data.toolkit.items() if v.linux}
+        if mvc and toolkit:
+            source = "; ".join(data.sources) or "data/cuda-drivers.toml"
+            return DriverTable(
+                mvc={**FALLBACK_MVC, **mvc}, toolkit={**FALLBACK_TOOLKIT, **toolkit}, source=source
+            )
+    except Exception as exc:  # noqa: BLE001 - the data file is optional here: fall back to the table above
+        import logging
+
+        logging.getLogger("fwsetup").debug("driver table: using the built-in fallback (%s)", exc)
+    return DriverTable(mvc=FALLBACK_MVC, toolkit=FALLBACK_TOOLKIT, source=FALLBACK_SOURCE)
+
+
+def cuda_key(version: str | None) -> tuple[int, int] | None:
+    if not version:
+        return None
+    m = re.match(r"^\s*(\d+)(?:\.(\d+))?", version)
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else None
+
+
+def _driver_key(version: str | None) -> tuple[int, ...] | None:
+    if not version:
+        return None
+    parts = re.findall(r"\d+", version)
+    return tuple(int(p) for p in parts) if parts else None
+
+
+@dataclass(frozen=True)
+class DriverVerdict:
+    ok: bool | None  # None: unknown (no driver information)
+    how: str  # "full" | "minor-version compatibility" | "too old" | "unknown"
+    minimum: str | None
+
+
+def driver_verdict(host: HostProfile, cuda: str, table: DriverTable | None = None) -> DriverVerdict:
+    """Can the driver in `host` run a framework built with CUDA `cuda`?
+
+    A driver runs every build up to its own CUDA version; within one major it also runs newer minors
+    (minor-version compatibility); a newer major needs a newer driver."""
+    table = table or driver_table()
+    need = cuda_key(cuda)
+    minimum = table.min_driver(cuda)
+    if need is None:
+        return DriverVerdict(None, "unknown", minimum)
+    have = cuda_key(host.nvidia.cuda_driver_version)
+    if have is not None:
+        if have >= need:
+            return DriverVerdict(True, "full", minimum)
+        if have[0] == need[0]:
+            return DriverVerdict(True, "minor-version compatibility", minimum)
+        return DriverVerdict(False, "too old", minimum)
+    drv, mini = _driver_key(host.nvidia.driver_version), _driver_key(minimum)
+    if drv is None or mini is None:
+        return DriverVerdict(None, "unknown", minimum)
+    return DriverVerdict(drv >= mini, "minor-version compatibility" if drv >= mini else "too old", minimum)
+
+
+# -- host findings --------------------------------------------------------------------------------------
+
+
+def _gpus_text(n: int) -> str:
+    return f"{n} NVIDIA GPU" + ("s" if n != 1 else "")
+
+
+def no_gpu_reason(host: HostProfile) -> str:
+    """Why no framework can use a GPU here (for hosts with no usable GPU)."""
+    nv = host.nvidia
+    if nv.nvml == "missing":
+        return "no NVIDIA driver" + (
+            " (the GPU has no working driver)" if nv.pci_devices else " and no NVIDIA GPU"
+        )
+    if nv.nvml.startswith("error"):
+        return f"the NVIDIA driver does not work ({nv.nvml.removeprefix('error: ')})"
+    if nv.nvml == "ok" and not nv.gpus:
+        return "the NVIDIA driver sees no GPU"
+    if nv.gpus and all(g.mig for g in nv.gpus if g.error is None):
+        return "every GPU is in MIG mode"
+    if nv.gpus:
+        return "no GPU answers the driver"
+    return "no NVIDIA GPU information"
+
+
+def check_nvidia(host: HostProfile) -> list[Finding]:
+    nv = host.nvidia
+    out: list[Finding] = []
+    pci = nv.pci_devices
+    if nv.nvml == "missing":
+        if pci:
+            out.append(
+                Finding(
+                    id="nvidia.driver-missing",
+                    severity="error",
+                    title=f"{_gpus_text(len(pci))} on the PCI bus, but no NVIDIA driver",
+                    detail=f"PCI: {', '.join(pci)}. The NVML library (libnvidia-ml.so.1) was not found, so no framework "
+                    "can use these GPUs.",
+                    remedy="Install the NVIDIA driver (Ubuntu: `sudo ubuntu-drivers install`; other systems: "
+                    "https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/), then reboot and "
+                    "check with `nvidia-smi`.",
+                )
+            )
+        elif host.os.wsl:
+            out.append(
+                Finding(
+                    id="nvidia.none",
+                    severity="info",
+                    title="No NVIDIA driver visible inside WSL",
+                    detail="Under WSL the driver lives in Windows and appears in /usr/lib/wsl/lib.",
+                    remedy="For GPU work install the NVIDIA driver for Windows (not a Linux driver inside WSL), "
+                    "then `wsl --shutdown` and reopen.",
+                )
+            )
+        else:
+            out.append(
+                Finding(
+                    id="nvidia.none",
+                    severity="info",
+                    title="No NVIDIA GPU and no NVIDIA driver",
+                    detail="Nothing on the PCI bus is an NVIDIA GPU and the NVML library is not installed: frameworks "
+                    "run on the CPU here, which is right for this machine.",
+                    remedy="Nothing to do for CPU work. Install CPU builds (`fwsetup install NAME --cpu`).",
+                )
+            )
+    elif nv.nvml.startswith("error"):
+        message = nv.nvml.removeprefix("error:").strip()
+        low = message.lower()
+        if "mismatch" in low:
+            remedy = (
+                "The kernel module and the driver libraries are from different driver versions (usually after "
+                "a driver update): reboot."
+            )
+        elif "not loaded" in low:
+            remedy = (
+                "Load the kernel module: `sudo modprobe nvidia`; if that fails, `sudo dmesg | grep -i nvidia` "
+                "says why (Secure Boot needs the module signed, or the driver must be rebuilt for this kernel)."
+            )
+        elif "permission" in low:
+            remedy = "Give this user access to /dev/nvidia* (the `video` group on many systems)."
+        elif "not importable" in low:
+            remedy = "Reinstall fwsetup's dependency: `pip install nvidia-ml-py`."
+        else:
+            remedy = "Run `nvidia-smi`: it shows the same error; reinstall the driver if it persists."
+        out.append(
+            Finding(
+                id="nvidia.driver-not-working",
+                severity="error" if pci or "not importable" not in low else "warning",
+                title="The NVIDIA driver does not work"
+                + (f" ({_gpus_text(len(pci))} on the PCI bus)" if pci else ""),
+                detail=f"NVML: {message}.",
+                remedy=remedy,
+            )
+        )
+    elif nv.nvml == "ok":
+        if not nv.gpus:
+            out.append(
+                Finding(
+                    id="nvidia.no-gpus",
+                    severity="warning",
+                    title="The NVIDIA driver works but sees no GPU",
+                    detail=f"Driver {nv.driver_version or '?'}; NVML reports 0 GPUs"
+                    + (f" while the PCI bus has {len(pci)}." if pci else "."),
+                    remedy="In a container, start it with `--gpus all` (NVIDIA Container Toolkit). Otherwise check "
+                    "`nvidia-smi` and `dmesg` for GPUs that failed to initialise.",
+                )
+            )
+        elif pci and len(pci) > len(nv.gpus):
+            out.append(
+                Finding(
+                    id="nvidia.gpus-missing",
+                    severity="warning",
+                    title=f"{len(pci)} NVIDIA GPUs on the PCI bus, but the driver sees {len(nv.gpus)}",
+                    detail="Some GPUs did not initialise (or this container was given only some of them).",
+                    remedy="Check `nvidia-smi -L` and `sudo dmesg | grep -i -E 'nvrm|xid'`.",
+                )
+            )
+        for g in nv.gpus:
+            label = f"GPU {g.index}" + (f" ({g.name})" if g.name else "")
+            if g.error:
+                out.append(
+                    Finding(
+                        id=f"nvidia.gpu{g.index}.error",
+                        severity="warning",
+                        title=f"{label} does not answer fully",
+                        detail=g.error,
+                        remedy=f"Check `nvidia-smi -q -i {g.index}`; a GPU that has fallen off the bus needs a reset "
+                        f"(`sudo nvidia-smi -r -i {g.index}`) or a reboot.",
+                    )
+                )
+            elif g.mig:
+                out.append(
+                    Finding(
+                        id=f"nvidia.gpu{g.index}.mig",
+                        severity="warning",
+                        title=f"{label} is in MIG mode",
+                        detail="Frameworks see its MIG instances, not the whole GPU; fwsetup does not plan for it as a GPU.",
+                        remedy=f"Use an instance: `CUDA_VISIBLE_DEVICES=MIG-<uuid>` (list them with `nvidia-smi -L`), or "
+                        f"turn MIG off: `sudo nvidia-smi -i {g.index} -mig 0` and reset the GPU.",
+                    )
+                )
+    return out
+
+
+def check_toolkit(host: HostProfile) -> list[Finding]:
+    tk = host.cuda_toolkit
+    out: list[Finding] = []
+    have = cuda_key(host.nvidia.cuda_driver_version)
+    need = cuda_key(tk.version)
+    if need is None:
+        return out
+    where = tk.home or tk.nvcc or "?"
+    if have is None:
+        if host.nvidia.nvml != "ok":
+            out.append(
+                Finding(
+                    id="cuda.toolkit-without-driver",
+                    severity="info",
+                    title=f"CUDA toolkit {tk.version} is installed, but there is no working NVIDIA driver",
+                    detail=f"{where}: nvcc can compile here, but nothing built with it can run on a GPU.",
+                    remedy="Nothing to do unless you want GPU work: then install an NVIDIA driver that supports "
+                    f"CUDA {tk.version} (>= {driver_table().toolkit.get(f'{need[0]}.{need[1]}', '?')}).",
+                )
+            )
+        return out
+    if need > have:
+        newer_major = need[0] > have[0]
+        out.append(
+            Finding(
+                id="cuda.toolkit-newer-than-driver",
+                severity="error" if newer_major else "warning",
+                title=f"CUDA toolkit {tk.version} is newer than the driver supports (CUDA {host.nvidia.cuda_driver_version})",
+                detail=(
+                    f"{where}: programs built with it fail with 'CUDA driver version is insufficient'."
+                    if newer_major
+                    else f"{where}: programs built with it run under minor-version compatibility, but PTX it generates "
+                    "cannot be JIT-compiled by this driver (cudaErrorUnsupportedPtxVersion)."
+                ),
+                remedy=f"Update the driver to >= {driver_table().toolkit.get(f'{need[0]}.{need[1]}', 'the one the toolkit names')}, "
+                f"or use a CUDA {host.nvidia.cuda_driver_version} (or older) toolkit. Frameworks from pip bring "
+                "their own CUDA libraries and do not need this toolkit.",
+            )
+        )
+    return out
+
+
+def check_docker(host: HostProfile) -> list[Finding]:
+    d = host.tools.docker
+    out: list[Finding] = []
+    if d.client is None and d.server is None and d.error is None:
+        return out  # not probed (a partial profile read from a file)
+    if d.client is None and d.server is None:
+        out.append(
+            Finding(
+                id="docker.client-missing",
+                severity="info",
+                title="No Docker client",
+                detail=d.error or "docker is not on PATH.",
+                remedy="Only `fwsetup build` needs Docker: install Docker Engine (https://docs.docker.com/engine/install/).",
+            )
+        )
+        return out
+    if d.server is None:
+        out.append(
+            Finding(
+                id="docker.engine-unreachable",
+                severity="warning",
+                title=f"Docker engine unreachable at {d.host or 'the default socket'}",
+                detail=d.error or "The engine did not answer.",
+                remedy=START_DOCKER
+                + (
+                    " DOCKER_HOST is set: check that it names the engine you mean."
+                    if os.environ.get("DOCKER_HOST")
+                    else ""
+                ),
+            )
+        )
+        return out
+    if host.usable_gpus and d.nvidia_runtime is False:
+        out.append(
+            Finding(
+                id="docker.no-nvidia-runtime",
+                severity="warning",
+                title="GPUs are present but the Docker engine has no NVIDIA runtime",
+                detail=f"Docker {d.server} does not list an `nvidia` runtime: `docker run --gpus all` will fail.",
+                remedy="Install the NVIDIA Container Toolkit "
+                "(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html), "
+                "then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`.",
+            )
+        )
+    return out
+
+
+def check_machine(host: HostProfile) -> list[Finding]:
+    out: list[Finding] = []
+    if host.cpu.arch == "x86_64" and host.cpu.features and "avx" not in host.cpu.features:
+        out.append(
+            Finding(
+                id="cpu.no-avx",
+                severity="warning",
+                title="This CPU has no AVX",
+                detail="TensorFlow's pip wheels (and most prebuilt x86-64 builds) need AVX and fail with 'Illegal instruction'.",
+                remedy="Use a build made without AVX (conda-forge, or build from source), or another machine.",
+            )
+        )
+    if host.disk_free_bytes is not None and host.disk_free_bytes < LOW_DISK_BYTES:
+        out.append(
+            Finding(
+                id="disk.low",
+                severity="warning",
+                title=f"Only {host.disk_free_bytes / GIB:.1f} GiB free at {host.disk_path or '?'}",
+                detail="A framework environment with CUDA libraries takes 5-8 GB; a CPU build about 1-2 GB.",
+                remedy="Free some space, or put environments elsewhere (`fwsetup install NAME --env /bigger/disk/env`).",
+            )
+        )
+    if host.tools.uv is None and host.tools.pip is None and host.python.version:
+        out.append(
+            Finding(
+                id="tools.no-installer",
+                severity="warning",
+                title="Neither uv nor pip is available",
+                detail="fwsetup installs with uv, falling back to pip.",
+                remedy="`python -m pip install uv` (or `python -m ensurepip`).",
+            )
+        )
+    if host.probe_errors:
+        out.append(
+            Finding(
+                id="probe.notes",
+                severity="info",
+                title="Some probes reported problems",
+                detail="; ".join(host.probe_errors),
+                remedy="Run with --debug for details; a probe that fails leaves that field unknown.",
+            )
+        )
+    return out
+
+
+def check_host(host: HostProfile) -> list[Finding]:
+    return check_nvidia(host) + check_toolkit(host) + check_docker(host) + check_machine(host)
+
+
+# -- frameworks -----------------------------------------------------------------------------------------
+
+_NO_GPU_OF_ITS_OWN = {
+    "theano": "Theano runs on the CPU here (its GPU backend, libgpuarray, is retired)",
+    "pytensor": "PyTensor runs on the CPU (GPU work goes through its JAX backend)",
+}
+
+
+def _label(fw: Framework) -> str:
+    return f"{fw.name} {fw.version or '(version unknown)'}"
+
+
+def decide_gpu(host: HostProfile, fw: Framework, table: DriverTable | None = None) -> GpuCheck | None:
+    """Whether `fw` will see a GPU, decided from metadata alone; None when only importing it can tell."""
+    usable = host.usable_gpus
+    if fw.build == "backend":
+        backend = fw.details.get("backend") or "tensorflow"
+        return GpuCheck(visible=None, checked="metadata", reason=f"uses the {backend} backend's GPU support")
+    if fw.name in _NO_GPU_OF_ITS_OWN:
+        return GpuCheck(visible=False, checked="metadata", reason=_NO_GPU_OF_ITS_OWN[fw.name])
+    if fw.build == "cpu":
+        tail = (
+            f"; {no_gpu_reason(host)} anyway" if not usable else f", but {len(usable)} usable GPU(s) are here"
+        )
+        return GpuCheck(visible=False, checked="metadata", reason=f"CPU build{tail}")
+    if fw.build == "rocm":
+        return GpuCheck(visible=False, checked="metadata", reason="ROCm build: for AMD GPUs, not NVIDIA")
+    if not usable:
+        what = f"CUDA {fw.cuda} build" if fw.cuda else "build"
+        return GpuCheck(visible=False, checked="metadata", reason=f"{what}, but {no_gpu_reason(host)}")
+    if fw.build == "cuda" and fw.cuda:
+        v = driver_verdict(host, fw.cuda, table)
+        if v.ok is False:
+            return GpuCheck(
+                visible=False,
+                checked="metadata",
+                reason=f"driver {host.nvidia.driver_version or '?'} (CUDA {host.nvidia.cuda_driver_version or '?'}) "
+                f"is too old for this CUDA {fw.cuda} build (needs >= {v.minimum or '?'})",
+            )
+    return None
+
+
+def check_frameworks(
+    host: HostProfile,
+    env: PythonEnv | None,
+    frameworks: Sequence[Framework],
+    *,
+    cudart_on_path: Sequence[tuple[str, str, str | None]] = (),
+    table: DriverTable | None = None,
+) -> list[Finding]:
+    table = table or driver_table()
+    out: list[Finding] = []
+    usable = host.usable_gpus
+    names = {fw.name for fw in frameworks}
+    if env is not None and env.error is None and not frameworks:
+        out.append(
+            Finding(
+                id="env.no-frameworks",
+                severity="info",
+                title=f"No deep-learning framework in {env.executable}",
+                detail="Looked for torch, tensorflow, jax, keras, mxnet, theano and pytensor.",
+                remedy="Install one: `fwsetup install torch` (see `fwsetup recipes list`), or point doctor at an "
+                "environment: `fwsetup doctor --python ENV/bin/python`.",
+            )
+        )
+    for fw in frameworks:
+        fid = f"framework.{fw.name}"
+        label = _label(fw)
+        if fw.imported is not None and not fw.imported.ok:
+            out.append(
+                Finding(
+                    id=f"{fid}.import-failed",
+                    severity="error",
+                    title=f"{label} is installed but does not import",
+                    detail=fw.imported.error or "",
+                    remedy=_import_remedy(fw, env),
+                )
+            )
+            continue
+        if fw.build == "cpu" and usable and fw.name not in _NO_GPU_OF_ITS_OWN:
+            out.append(
+                Finding(
+                    id=f"{fid}.cpu-build",
+                    severity="warning",
+                    title=f"{label} is a CPU build, but this machine has {len(usable)} usable NVIDIA GPU(s)",
+                    detail="It will train on the CPU only.",
+                    remedy=f"Install a CUDA build: `fwsetup plan {fw.name} --gpu` shows which one fits this driver, "
+                    f"`fwsetup install {fw.name} --gpu` installs it.",
+                )
+            )
+        if fw.build == "cuda" and not usable:
+            out.append(
+                Finding(
+                    id=f"{fid}.cuda-build-without-gpu",
+                    severity="info",
+                    title=f"{label} is a CUDA {fw.cuda or ''} build, but {no_gpu_reason(host)}".replace(
+                        "  ", " "
+                    ),
+                    detail="It runs on the CPU here; its CUDA libraries take disk space for nothing.",
+                    remedy=f"Fine as it is; `fwsetup install {fw.name} --cpu` gives a smaller environment.",
+                )
+            )
+        if fw.build == "cuda" and fw.cuda and usable:
+            v = driver_verdict(host, fw.cuda, table)
+            if v.ok is False:
+                out.append(
+                    Finding(
+                        id=f"{fid}.driver-too-old",
+                        severity="error",
+                        title=f"{label} needs a newer NVIDIA driver",
+                        detail=f"It was built with CUDA {fw.cuda}, which needs driver >= {v.minimum or '?'}; this driver is "
+                        f"{host.nvidia.driver_version or '?'} (CUDA {host.nvidia.cuda_driver_version or '?'}).",
+                        remedy=f"Update the NVIDIA driver to >= {v.minimum or 'a newer branch'}, or install a build for an "
+                        f"older CUDA: `fwsetup plan {fw.name} --gpu` picks one this driver runs.",
+                    )
+                )
+            elif v.how == "minor-version compatibility" and cuda_key(host.nvidia.cuda_driver_version):
+                out.append(
+                    Finding(
+                        id=f"{fid}.minor-version-compat",
+                        severity="info",
+                        title=f"{label} (CUDA {fw.cuda}) runs under minor-version compatibility",
+                        detail=f"The driver supports CUDA {host.nvidia.cuda_driver_version}; CUDA {fw.cuda} builds run on it, "
+                        "but kernels shipped only as newer PTX cannot be JIT-compiled.",
+                        remedy=f"Usually fine; a driver >= {table.toolkit.get('.'.join(fw.cuda.split('.')[:2]), 'newer')} "
+                        "removes the limits.",
+                    )
+                )
+            major = cuda_key(fw.cuda)
+            if major and major[0] >= 13:
+                old = [g for g in usable if (cuda_key(g.compute_capability) or (99, 0)) < (7, 5)]
+                if old:
+                    out.append(
+                        Finding(
+                            id=f"{fid}.gpu-too-old",
+                            severity="error",
+                            title=f"{label} (CUDA {fw.cuda}) cannot run on GPU {old[0].index} "
+                            f"(compute capability {old[0].compute_capability})",
+                            detail="CUDA 13 dropped Maxwell, Pascal and Volta (compute capability < 7.5).",
+                            remedy=f"Install a CUDA 12 build: `fwsetup install {fw.name} --gpu` picks one.",
+                        )
+                    )
+        if fw.gpu.checked == "import" and fw.gpu.visible is False and fw.build == "cuda" and usable:
+            out.append(
+                Finding(
+                    id=f"{fid}.gpu-not-visible",
+                    severity="error",
+                    title=f"{label} does not see the GPU",
+                    detail=fw.gpu.reason or "It imported, but found no GPU.",
+                    remedy=_gpu_remedy(fw),
+                )
+            )
+        if fw.name == "keras":
+            backend = str(fw.details.get("backend") or "tensorflow")
+            if backend in ("tensorflow", "torch", "jax") and backend not in names:
+                out.append(
+                    Finding(
+                        id="framework.keras.backend-missing",
+                        severity="error",
+                        title=f"Keras is set to the {backend} backend, which is not installed",
+                        detail="Keras 3 needs one backend: tensorflow, jax or torch (KERAS_BACKEND or ~/.keras/keras.json).",
+                        remedy=f"Install {backend} (`fwsetup install {backend}`), or set KERAS_BACKEND to one that is installed"
+                        + (
+                            f": `export KERAS_BACKEND={min(names & {'torch', 'jax', 'tensorflow'})}`."
+                            if names & {"torch", "jax", "tensorflow"}
+                            else "."
+                        ),
+                    )
+                )
+        if (
+            fw.name in ("mxnet", "theano")
+            and env is not None
+            and env.numpy
+            and cuda_key(env.numpy) >= (1, 24)
+        ):
+            out.append(
+                Finding(
+                    id=f"{fid}.numpy-too-new",
+                    severity="error",
+                    title=f"{label} needs numpy < 1.24; this environment has numpy {env.numpy}",
+                    detail="It uses aliases numpy removed in 1.24 (np.bool, np.object): import fails.",
+                    remedy=f"`uv pip install --python {env.executable} 'numpy<1.24'` (recipes pin it).",
+                )
+            )
+    out += check_library_path(frameworks, cudart_on_path)
+    return out
+
+
+def _import_remedy(fw: Framework, env: PythonEnv | None) -> str:
+    err = (fw.imported.error if fw.imported else "") or ""
+    py = env.executable if env else "python"
+    if "numpy" in err.lower():
+        return (
+            f"A numpy the framework does not support: check `{py} -m pip list`; recipes pin a working numpy."
+        )
+    if "illegal instruction" in err.lower() or "signal 4" in err:
+        return "The build uses CPU instructions this CPU lacks (AVX): install a build made for this CPU."
+    if "GLIBC" in err or "undefined symbol" in err:
+        return (
+            "A library mismatch: check LD_LIBRARY_PATH (it may shadow the framework's own libraries) and that "
+            "the build matches this OS; reinstalling with `fwsetup install` gives a consistent environment."
+        )
+    return f"Reinstall it into a fresh environment: `fwsetup install {fw.name} --env NEWENV` (the old one stays as it is)."
+
+
+def _gpu_remedy(fw: Framework) -> str:
+    reason = (fw.gpu.reason or "").lower()
+    if "no kernels for" in reason or "no kernel image" in reason:
+        return f"This build does not support the GPU's architecture: `fwsetup plan {fw.name} --gpu` picks one that does."
+    if "dlopen" in reason or "dynamic library" in reason or ".so" in reason:
+        if fw.name == "tensorflow":
+            return "TensorFlow needs its CUDA libraries: `pip install 'tensorflow[and-cuda]'` (or `fwsetup install tensorflow --gpu`)."
+        return "A CUDA library is missing: reinstall the CUDA build (`fwsetup install NAME --gpu`) and check LD_LIBRARY_PATH."
+    if "driver" in reason:
+        return "Update the NVIDIA driver, or install a build for an older CUDA (`fwsetup plan NAME --gpu`).".replace(
+            "NAME", fw.name
+        )
+    if "cuda_visible_devices" in reason or os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        return "CUDA_VISIBLE_DEVICES is set: check that it names the GPUs you mean."
+    return f"Reinstall the CUDA build (`fwsetup install {fw.name} --gpu`); run its smoke test with `fwsetup smoke {fw.name} --gpu`."
+
+
+def check_library_path(
+    frameworks: Sequence[Framework], cudart_on_path: Sequence[tuple[str, str, str | None]]
+) -> list[Finding]:
+    out: list[Finding] = []
+    if not cudart_on_path:
+        return out
+    versions = {(major, full or major) for _d, major, full in cudart_on_path}
+    if len(versions) > 1:
+        listing = "; ".join(
+            f"{d}: libcudart.so.{m}" + (f" (CUDA {f})" if f else "") for d, m, f in cudart_on_path
+        )
+        out.append(
+            Finding(
+                id="env.ld-library-path.cudart-conflict",
+                severity="warning",
+                title="LD_LIBRARY_PATH holds CUDA runtimes from different CUDA releases",
+                detail=listing + ". Whichever comes first wins, for every program.",
+                remedy="Keep one CUDA toolkit on LD_LIBRARY_PATH (or none: pip builds bring their own CUDA libraries).",
+            )
+        )
+    for fw in frameworks:
+        fw_key = cuda_key(fw.cuda)
+        if fw.build != "cuda" or fw_key is None or fw.name not in ("torch", "tensorflow", "jax"):
+            continue
+        for d, major, full in cudart_on_path:
+            lib_key = cuda_key(full)
+            if str(fw_key[0]) != major or lib_key is None or "." not in (fw.cuda or "") or lib_key == fw_key:
+                continue
+            out.append(
+                Finding(
+                    id=f"env.ld-library-path.shadows-{fw.name}",
+                    severity="warning",
+                    title=f"LD_LIBRARY_PATH may shadow {fw.name}'s own CUDA {fw.cuda} libraries with CUDA {full}",
+                    detail=f"{d} has libcudart.so.{major} from CUDA {full}; the dynamic loader prefers LD_LIBRARY_PATH over "
+                    f"the libraries {_label(fw)} ships with, which gives errors such as "
+                    "'undefined symbol: __nvJitLinkAddData_12_x'.",
+                    remedy=f"Remove {d} from LD_LIBRARY_PATH when using {fw.name}, or `unset LD_LIBRARY_PATH`.",
+                )
+            )
+            break
+    return out
+
+
+def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    return tuple(sorted(findings, key=lambda f: SEVERITY_ORDER[f.severity]))
+
+
+def diagnose(
+    host: HostProfile,
+    env: PythonEnv | None = None,
+    frameworks: Sequence[Framework] = (),
+    *,
+    cudart_on_path: Sequence[tuple[str, str, str | None]] = (),
+    extra: Iterable[Finding] = (),
+) -> tuple[Finding, ...]:
+    """All findings for a host and an environment (pure)."""
+    found = (
+        check_host(host)
+        + check_frameworks(host, env, frameworks, cudart_on_path=cudart_on_path)
+        + list(extra)
+    )
+    return sort_findings(found)
+
+
+# -- gathering ------------------------------------------------------------------------------------------
+
+
+def _env_findings(env: PythonEnv) -> list[Finding]:
+    if env.error is None:
+        return []
+    explicit = env.source == "--python"
+    return [
+        Finding(
+            id="env.inspect-failed",
+            severity="error" if explicit else "warning",
+            title=f"Cannot inspect the Python environment {env.executable}",
+            detail=f"({env.source}) {env.error}",
+            remedy="Pass an interpreter that runs: `fwsetup doctor --python PATH/bin/python`."
+            if explicit
+            else f"{env.source} points at an interpreter that does not run: deactivate it, or pass --python.",
+        )
+    ]
+
+
+def run_doctor(
+    *,
+    host_profile: str | None = None,
+    python: str | None = None,
+    deep: bool = False,
+    import_timeout: float | None = None,
+    progress=None,
+) -> DoctorReport:
+    from fwsetup.detect import cuda as cuda_probe
+    from fwsetup.detect import environment, get_host
+
+    host = get_host(host_profile)
+    exe, source = environment.resolve_python(python)
+    env, frameworks = environment.inspect_env(exe, source=source)
+    from_file = bool(host_profile)
+
+    decided: dict[str, GpuCheck | None] = {fw.name: decide_gpu(host, fw) for fw in frameworks}
+    # Import only what metadata cannot answer (a CUDA build on a machine with a usable GPU), or everything
+    # with --deep. A profile read from a file describes another machine: importing here would not answer.
+    to_import = [fw for fw in frameworks if not from_file and (deep or decided[fw.name] is None)]
+    results: dict[str, tuple[ImportResult, GpuCheck | None]] = {}
+    if to_import:
+        if progress:
+            progress("importing " + ", ".join(fw.name for fw in to_import) + f" in {exe} …")
+        timeout = import_timeout or environment.IMPORT_TIMEOUT
+        with ThreadPoolExecutor(max_workers=min(4, len(to_import))) as pool:
+            futures = {
+                fw.name: pool.submit(environment.import_check, exe, fw.name, timeout=timeout)
+                for fw in to_import
+            }
+            results = {name: f.result() for name, f in futures.items()}
+    final = []
+    for fw in frameworks:
+        gpu = decided[fw.name]
+        imported = None
+        if fw.name in results:
+            imported, checked = results[fw.name]
+            if checked is not None and (gpu is None or gpu.visible is None or checked.visible):
+                gpu = checked
+            elif checked is not None and gpu is not None:
+                gpu = msgspec.structs.replace(gpu, devices=checked.devices)
+        if gpu is None:
+            gpu = GpuCheck(
+                visible=None,
+                checked="skipped",
+                reason="not imported: the host profile was read from a file" if from_file else None,
+            )
+        final.append(msgspec.structs.replace(fw, gpu=gpu, imported=imported))
+    cudart = cuda_probe.cudart_on_library_path()
+    findings = diagnose(host, env, final, cudart_on_path=cudart, extra=_env_findings(env))
+    return DoctorReport(
+        host=host,
+        host_source=host_profile or "detected",
+        environment=env,
+        frameworks=tuple(final),
+        findings=findings,
+    )
+
+
+def report_to_json(report: DoctorReport) -> str:
+    from fwsetup.profile import to_dict
+
+    data = {
+        "schema_version": report.schema_version,
+        "host": to_dict(report.host),
+        "host_source": report.host_source,
+        "environment": msgspec.to_builtins(report.environment) if report.environment else None,
+        "frameworks": msgspec.to_builtins(list(report.frameworks)),
+        "findings": msgspec.to_builtins(list(report.findings)),
+        "summary": {
+            s: sum(1 for f in report.findings if f.severity == s) for s in ("error", "warning", "info")
+        },
+    }
+    return msgspec.json.format(msgspec.json.encode(data), indent=2).decode()

@@ -1,0 +1,95 @@
+"""Saved HostProfiles round-trip exactly; profiles with missing or extra fields still load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fwsetup.detect import detect_host
+from fwsetup.profile import GPU, GPULink, HostProfile, NvidiaInfo, dumps, loads
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_detected_profile_round_trips_exactly() -> None:
+    x = dumps(detect_host())
+    assert dumps(loads(x)) == x
+
+
+def test_this_machine_fixture_round_trips_exactly() -> None:
+    x = (FIXTURES / "this-machine-cpu.json").read_text()
+    assert dumps(loads(x)) + "\n" == x
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.json")), ids=lambda p: p.name)
+def test_fixture_profiles_are_stable(path: Path) -> None:
+    raw = json.loads(path.read_text())
+    if not isinstance(raw, dict) or "nvidia" not in raw and "os" not in raw:
+        pytest.skip("not a HostProfile")
+    y = dumps(loads(path.read_text()))
+    assert dumps(loads(y)) == y
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{}",
+        '{"schema_version": 1}',
+        '{"nvidia": {"nvml": "ok", "gpus": [{"index": 0}]}}',
+        '{"os": null, "cpu": null, "tools": {"docker": null}}',
+        '{"schema_version": 2, "new_section": {"x": 1}, "cpu": {"arch": "aarch64", "new_field": true}}',
+        '{"nvidia": {"gpus": [{"index": 0, "name": "X", "future": 1}], "links": [{"a": 0, "b": 1, "kind": "nvlink"}]}}',
+    ],
+)
+def test_missing_and_unknown_fields_load(text: str) -> None:
+    p = loads(text)
+    assert isinstance(p, HostProfile)
+    assert dumps(loads(dumps(p))) == dumps(p)
+
+
+def test_missing_fields_are_unknown() -> None:
+    p = loads('{"nvidia": {"nvml": "ok"}}')
+    assert p.nvidia.driver_version is None and p.nvidia.gpus == () and p.cpu.arch is None
+    assert p.tools.docker.server is None and p.usable_gpus == ()
+
+
+_text = st.one_of(st.none(), st.text(max_size=20))
+_gpu = st.builds(
+    GPU,
+    index=st.integers(0, 15),
+    name=_text,
+    uuid=_text,
+    memory_bytes=st.one_of(st.none(), st.integers(0, 2**40)),
+    compute_capability=st.one_of(st.none(), st.sampled_from(["6.1", "8.0", "9.0", "12.0"])),
+    mig=st.one_of(st.none(), st.booleans()),
+    error=_text,
+)
+_link = st.builds(GPULink, a=st.integers(0, 7), b=st.integers(0, 7), kind=st.sampled_from(["nvlink", "pcie", "unknown"]),
+                  nvlink_count=st.one_of(st.none(), st.integers(0, 18)), detail=_text)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    nvml=st.sampled_from(["ok", "missing", "error: Driver Not Loaded", "unknown"]),
+    driver=_text,
+    gpus=st.lists(_gpu, max_size=4),
+    links=st.lists(_link, max_size=3),
+    pci=st.lists(st.text(max_size=30), max_size=3),
+    memory=st.one_of(st.none(), st.integers(0, 2**50)),
+    notes=st.lists(st.text(max_size=40), max_size=3),
+)
+def test_round_trip_property(nvml, driver, gpus, links, pci, memory, notes) -> None:
+    p = HostProfile(
+        nvidia=NvidiaInfo(
+            nvml=nvml, driver_version=driver, gpus=tuple(gpus), links=tuple(links), pci_devices=tuple(pci)
+        ),
+        memory_bytes=memory,
+        probe_errors=tuple(notes),
+    )
+    x = dumps(p)
+    assert loads(x) == p
+    assert dumps(loads(x)) == x
