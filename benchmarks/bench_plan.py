@@ -109,11 +109,16 @@ def main() -> int:
     if args.json:
         print(json.dumps({"in_process": inproc, "processes": procs}, indent=2))
         return 0
-    print(f"load {inproc['recipes']} recipes ({inproc['builds']} builds), validating: {inproc['validate_all_s']} s;"
-          f" from the cache: {inproc['load_from_cache_s']} s")
-    print(f"{inproc['plans_per_run']} plans ({inproc['fixtures']} fixtures x every framework x auto/gpu/cpu):"
-          f" first {inproc['all_plans_first_s']} s, median {inproc['all_plans_median_s']} s"
-          f" ({inproc['per_plan_median_ms']} ms a plan)  target < 1 s; {inproc['statuses']}")
+    print(
+        f"load {inproc['recipes']} recipes ({inproc['builds']} builds), "
+        f"validating: {inproc['validate_all_s']} s;"
+        f" from the cache: {inproc['load_from_cache_s']} s"
+    )
+    print(
+        f"{inproc['plans_per_run']} plans ({inproc['fixtures']} fixtures x every framework x auto/gpu/cpu):"
+        f" first {inproc['all_plans_first_s']} s, median {inproc['all_plans_median_s']} s"
+        f" ({inproc['per_plan_median_ms']} ms a plan)  target < 1 s; {inproc['statuses']}"
+    )
     for key, label in (
         ("plan_json_cached", "fwsetup plan pytorch --json (recipe cache)"),
         ("plan_json_no_cache", "fwsetup plan pytorch --json (FWSETUP_NO_CACHE=1)"),
@@ -122,7 +127,10 @@ def main() -> int:
     ):
         s = procs[key]
         assert isinstance(s, dict)
-        print(f"{label:52} median {s['median_s']} s  min {s['min_s']} s  cpu {s['cpu_median_s']} s  (rc {s['returncode']})")
+        print(
+            f"{label:52} median {s['median_s']} s  min {s['min_s']} s  cpu {s['cpu_median_s']} s  "
+            f"(rc {s['returncode']})"
+        )
     print(f"plan: {procs['plan']}; target for `fwsetup plan` < 0.3 s")
     return 0
 

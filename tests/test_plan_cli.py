@@ -78,7 +78,9 @@ def test_plan_options_reach_the_request(capsys: pytest.CaptureFixture[str]) -> N
     data = json.loads(out)
     assert (data["version"], data["python"], data["gpus"]) == ("2.14.1", "3.11", [0, 1])
     assert data["smoke"]["all_gpus"] is True
-    code, out, _ = run(capsys, "plan", "caffe", "--method", "docker", "--json", "--host-profile", fixture("no-gpu"))
+    code, out, _ = run(
+        capsys, "plan", "caffe", "--method", "docker", "--json", "--host-profile", fixture("no-gpu")
+    )
     assert code == 0 and json.loads(out)["method"] == "docker"
 
 
@@ -121,7 +123,17 @@ def test_recipes_list(capsys: pytest.CaptureFixture[str]) -> None:
     names = [r["name"] for r in rows]
     assert {"pytorch", "tensorflow", "keras", "caffe", "amazon-ml"} <= set(names)
     torch = next(r for r in rows if r["name"] == "pytorch")
-    for key in ("language", "platforms", "interfaces", "autograd", "pretrained", "cnn", "rnn", "multi_gpu", "status"):
+    for key in (
+        "language",
+        "platforms",
+        "interfaces",
+        "autograd",
+        "pretrained",
+        "cnn",
+        "rnn",
+        "multi_gpu",
+        "status",
+    ):
         assert torch[key], key
     assert next(r for r in rows if r["name"] == "amazon-ml")["installable"] is False
     code, out, _ = run(capsys, "recipes", "list")
@@ -145,7 +157,9 @@ def test_recipes_validate(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     code, out, _ = run(capsys, "recipes", "validate")
     assert code == 0
     assert out.strip().endswith("recipes OK")
-    (tmp_path / "bad.toml").write_text('name = "bad"\ntitle = "Bad"\n[[builds]]\nversion = "1"\nvariant = 3\n')
+    (tmp_path / "bad.toml").write_text(
+        'name = "bad"\ntitle = "Bad"\n[[builds]]\nversion = "1"\nvariant = 3\n'
+    )
     code, out, err = run(capsys, "recipes", "validate", str(tmp_path))
     assert code == 2
     assert f"{tmp_path / 'bad.toml'}: facts: missing: this key is required" in err
@@ -155,7 +169,9 @@ def test_recipes_validate(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
 
 def test_recipes_folder_option(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "broken.toml").write_text("name = \n")
-    code, _, err = run(capsys, "--recipes", str(tmp_path), "plan", "pytorch", "--host-profile", fixture("no-gpu"))
+    code, _, err = run(
+        capsys, "--recipes", str(tmp_path), "plan", "pytorch", "--host-profile", fixture("no-gpu")
+    )
     assert code == 2
     assert "broken.toml, line 1" in err
 
@@ -163,9 +179,16 @@ def test_recipes_folder_option(capsys: pytest.CaptureFixture[str], tmp_path: Pat
 def test_plan_json_in_a_fresh_process() -> None:
     # The way scripts use it: a new interpreter, stdout piped.
     env = {**os.environ, "FWSETUP_NO_CACHE": "1"}
-    cp = subprocess.run(
-        [sys.executable, "-m", "fwsetup", "plan", "tensorflow", "--json", "--host-profile", fixture("no-avx")],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "fwsetup",
+        "plan",
+        "tensorflow",
+        "--json",
+        "--host-profile",
+        fixture("no-avx"),
+    ]
+    cp = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
     assert cp.returncode == 3, cp.stderr
     assert json.loads(cp.stdout)["status"] == "refused"

@@ -1,5 +1,5 @@
-"""Compatibility data and rules: CUDA -> minimum driver (minor-version compatibility), and which GPU runs which
-kernels (SASS same major / minor >=; PTX on any newer GPU)."""
+"""Compatibility data and rules: CUDA -> minimum driver (minor-version compatibility), and which GPU runs
+which kernels (SASS same major / minor >=; PTX on any newer GPU)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ def compat() -> CompatData:
         ("13.2", True, "580"),  # no Windows figure in the data: the R580 branch
     ],
 )
-def test_min_driver_is_the_mvc_minimum_of_the_major(compat: CompatData, cuda: str, windows: bool, expected: str) -> None:
+def test_min_driver_is_the_mvc_minimum_of_the_major(
+    compat: CompatData, cuda: str, windows: bool, expected: str
+) -> None:
     assert compat.min_driver(cuda, windows=windows) == expected
 
 

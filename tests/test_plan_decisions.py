@@ -38,7 +38,7 @@ def text(items: list[str]) -> str:
     return "\n".join(items)
 
 
-# ---- PyTorch ----------------------------------------------------------------------------------------------
+# ---- PyTorch ---------------------------------------------------------------------------------------------
 # Sources: pytorch/pytorch RELEASE.md "Release Compatibility Matrix" (CUDA variants per release, arch lists),
 # https://pytorch.org/get-started/previous-versions/ (index URLs), PyPI wheel tags (Python per release).
 
@@ -175,7 +175,7 @@ def test_pytorch_mig_gpus_are_not_planned() -> None:
     assert plan("mig", "pytorch").variant == "cpu"
 
 
-# ---- TensorFlow ---------------------------------------------------------------------------------------------
+# ---- TensorFlow ------------------------------------------------------------------------------------------
 # Sources: https://www.tensorflow.org/install/pip (hardware requirements: AVX; driver >= 525.60.13; Windows
 # native GPU ended with 2.10; WSL2), https://www.tensorflow.org/install/source#gpu (tested configurations).
 
@@ -255,7 +255,7 @@ def test_tensorflow_arm64_linux_is_cpu_only() -> None:
     assert plan("gh200", "tensorflow", want="gpu").status == "refused"
 
 
-# ---- JAX ----------------------------------------------------------------------------------------------------
+# ---- JAX -------------------------------------------------------------------------------------------------
 # Source: https://docs.jax.dev/en/latest/installation.html (jax[cuda13]: driver >= 580, SM >= 7.5;
 # jax[cuda12]: driver >= 525, SM >= 5.2; NVIDIA GPUs on Linux x86_64 / aarch64 only).
 
@@ -295,14 +295,15 @@ def test_jax_python_311_gets_the_last_release_for_it() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="recipes/jax.toml: x86_64 jaxlib wheels need AVX (jaxlib's cpu_feature_guard raises 'This version of "
-    "jaxlib was built using AVX instructions', jax-ml/jax#31723); its builds do not say cpu_features = ['avx'] yet",
+    reason="recipes/jax.toml: x86_64 jaxlib wheels need AVX (jaxlib's cpu_feature_guard raises 'This "
+    "version of jaxlib was built using AVX instructions', jax-ml/jax#31723); its builds do not say "
+    "cpu_features = ['avx'] yet",
 )
 def test_jax_needs_avx() -> None:
     assert plan("no-avx", "jax").status == "refused"
 
 
-# ---- Keras 3 ------------------------------------------------------------------------------------------------
+# ---- Keras 3 ---------------------------------------------------------------------------------------------
 # Source: https://keras.io/getting_started/ (backends; KERAS_BACKEND before import; default TensorFlow).
 
 
@@ -332,7 +333,7 @@ def test_keras_without_avx_uses_the_torch_backend() -> None:
     assert (p.status, p.variant) == ("ok", "torch")
 
 
-# ---- retired and legacy systems ----------------------------------------------------------------------------
+# ---- retired and legacy systems --------------------------------------------------------------------------
 
 
 def test_mxnet_is_retired_but_runs_on_old_pythons_with_numpy_pinned() -> None:

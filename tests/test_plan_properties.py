@@ -50,7 +50,9 @@ def profiles(draw: st.DrawFn) -> HostProfile:
             GPU(index=i, name="GPU", compute_capability=draw(st.sampled_from(CCS)), mig=draw(st.booleans()))
             for i in range(count)
         )
-        nvidia = NvidiaInfo(nvml="ok", driver_version=driver, cuda_driver_version=COMPAT.driver_cuda(driver), gpus=gpus)
+        nvidia = NvidiaInfo(
+            nvml="ok", driver_version=driver, cuda_driver_version=COMPAT.driver_cuda(driver), gpus=gpus
+        )
     return HostProfile(
         os=OSInfo(system=system, wsl=system == "linux" and draw(st.booleans())),
         cpu=CPUInfo(arch=arch, features=tuple(features)),
@@ -118,8 +120,10 @@ def test_an_ok_plan_always_runs_here(
     request = Request(framework=name, want=want, all_gpus=all_gpus, method=method, python=python)  # type: ignore[arg-type]
     plan = make_plan(profile, recipe, request, COMPAT)
     assert plan.framework == recipe.name
-    assert all(canonical_name(r.split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip()) not in NEVER
-               for r in plan.requirements)
+    assert all(
+        canonical_name(r.split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip()) not in NEVER
+        for r in plan.requirements
+    )
     if plan.status != "ok":
         assert plan.reasons, "a refusal says why"
         assert plan.version is None and plan.requirements == []
@@ -146,9 +150,13 @@ def test_no_plan_installs_a_never_install_name() -> None:
         for recipe in RECIPES.values():
             for want in ("auto", "gpu", "cpu"):
                 for method in ("venv", "conda", "docker"):
-                    plan = make_plan(profile, recipe, Request(framework=recipe.name, want=want, method=method), COMPAT)  # type: ignore[arg-type]
-                    names = [canonical_name(r.split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip())
-                             for r in plan.requirements + (plan.conda.pip if plan.conda else [])]
+                    plan = make_plan(
+                        profile, recipe, Request(framework=recipe.name, want=want, method=method), COMPAT
+                    )  # type: ignore[arg-type]
+                    names = [
+                        canonical_name(r.split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip())
+                        for r in plan.requirements + (plan.conda.pip if plan.conda else [])
+                    ]
                     assert not set(names) & NEVER, (path.name, recipe.name, plan.requirements)
 
 

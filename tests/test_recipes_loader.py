@@ -123,17 +123,34 @@ def with_second_build(**override: str | None) -> str:
     """GOOD with its second [[builds]] entry changed (None removes a key)."""
     fields = {**SECOND, **override}
     entry = "\n".join(f"{k} = {v}" for k, v in fields.items() if v is not None)
-    return GOOD.split("[[builds]]")[0] + "[[builds]]" + GOOD.split("[[builds]]")[1] + "[[builds]]\n" + entry + "\n"
+    return (
+        GOOD.split("[[builds]]")[0]
+        + "[[builds]]"
+        + GOOD.split("[[builds]]")[1]
+        + "[[builds]]\n"
+        + entry
+        + "\n"
+    )
 
 
 @pytest.mark.parametrize(
     ("field", "value", "key", "expected"),
     [
-        ("python", '"3.11+"', "builds[1].python", "expected a PEP 440 specifier such as '>=3.10,<3.14', got '3.11+'"),
+        (
+            "python",
+            '"3.11+"',
+            "builds[1].python",
+            "expected a PEP 440 specifier such as '>=3.10,<3.14', got '3.11+'",
+        ),
         ("python", "311", "builds[1].python", "expected a string, got 311"),
         ("pyhton", '">=3.11"', "builds[1].pyhton", "unknown key; did you mean `python`?"),
         ("compute_capabilities", '["86"]', "builds[1].compute_capabilities[0]", "such as '8.6', got '86'"),
-        ("accelerator", '"gpu"', "builds[1].accelerator", "expected one of 'cpu', 'cuda', 'mps', 'rocm', got 'gpu'"),
+        (
+            "accelerator",
+            '"gpu"',
+            "builds[1].accelerator",
+            "expected one of 'cpu', 'cuda', 'mps', 'rocm', got 'gpu'",
+        ),
         ("cuda", '"twelve"', "builds[1].cuda", "expected a CUDA version such as '12.6'"),
         ("requirements", '["torch>>2"]', "builds[1].requirements[0]", "expected a PEP 508 requirement"),
         ("os", '"linux"', "builds[1].os", "expected an array, got 'linux'"),
@@ -165,12 +182,18 @@ def test_variant_must_agree_with_accelerator(tmp_path: Path) -> None:
     assert any("builds[1].accelerator: expected 'cuda' for variant 'cu126'" in p for p in problems), problems
     assert any("builds[1].cuda: only meaningful for accelerator = 'cuda'" in p for p in problems), problems
     problems = problems_of(tmp_path, GOOD.replace('variant = "cu126"', 'variant = "cu118"'))
-    assert any("builds[1].variant: expected a variant that matches cuda = '12.6'" in p for p in problems), problems
+    assert any("builds[1].variant: expected a variant that matches cuda = '12.6'" in p for p in problems), (
+        problems
+    )
 
 
 def test_error_in_an_expanded_entry_names_the_entry_and_versions(tmp_path: Path) -> None:
-    problems = problems_of(tmp_path, GOOD.replace('versions = ["1.0.0", "1.1.0"]', 'versions = ["1.0.0", "1.x"]'))
-    assert any(": builds[0].versions (for version '1.x' of `versions`): expected a version" in p for p in problems)
+    problems = problems_of(
+        tmp_path, GOOD.replace('versions = ["1.0.0", "1.1.0"]', 'versions = ["1.0.0", "1.x"]')
+    )
+    assert any(
+        ": builds[0].versions (for version '1.x' of `versions`): expected a version" in p for p in problems
+    )
     # A problem shared by every expanded build is reported once, naming the versions.
     body = GOOD.replace('variant = "cpu"', 'variant = "cpu"\nmultigpu = true')
     problems = problems_of(tmp_path, body)
@@ -181,13 +204,17 @@ def test_error_in_an_expanded_entry_names_the_entry_and_versions(tmp_path: Path)
 
 def test_error_from_build_defaults_names_build_defaults(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, GOOD.replace('python = ">=3.10,<3.14"', 'python = "three"'))
-    assert any(": build_defaults.python (merged into builds[0])" in p and "PEP 440" in p for p in problems), problems
+    assert any(": build_defaults.python (merged into builds[0])" in p and "PEP 440" in p for p in problems), (
+        problems
+    )
 
 
 def test_facts_problems(tmp_path: Path) -> None:
     body = GOOD.replace("#FACTS", FACTS.replace('status = "active"', 'status = "alive"'))
     problems = problems_of(tmp_path, body)
-    assert any(": facts.status: expected one of 'active'" in p and "got 'alive'" in p for p in problems), problems
+    assert any(": facts.status: expected one of 'active'" in p and "got 'alive'" in p for p in problems), (
+        problems
+    )
     problems = problems_of(tmp_path, GOOD.replace("#FACTS", FACTS.replace('developer = "Someone"\n', "")))
     assert any(": facts.developer: missing" in p for p in problems), problems
 
@@ -221,6 +248,12 @@ def test_never_install_names_are_refused_in_any_recipe(tmp_path: Path) -> None:
     assert len(problems) == 1
     assert "other.toml: builds[0].requirements[0]" in problems[0]
     assert "'demo' recipe lists in never_install" in problems[0]
+
+
+def test_never_install_applies_to_the_conda_pip_section(tmp_path: Path) -> None:
+    body = GOOD.replace('conda = { packages = ["demo={version}"] }', 'conda = { pip = ["demo-placeholder"] }')
+    problems = problems_of(tmp_path, body)
+    assert any(": builds[0].conda.pip[0]" in p and "never_install" in p for p in problems), problems
 
 
 def test_shipped_placeholders_are_refused_in_a_users_recipe(tmp_path: Path) -> None:
@@ -281,7 +314,7 @@ def test_user_folder_overlays_the_shipped_recipes(tmp_path: Path) -> None:
 
 
 def test_user_folder_with_a_broken_recipe_is_an_error(tmp_path: Path) -> None:
-    write(tmp_path, "demo", GOOD.replace('variant = "cu126"', 'variant = 126'))
+    write(tmp_path, "demo", GOOD.replace('variant = "cu126"', "variant = 126"))
     with pytest.raises(RecipeError) as err:
         load_recipes(tmp_path)
     assert "demo.toml: builds[1].variant: expected a string" in str(err.value)

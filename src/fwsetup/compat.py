@@ -73,7 +73,7 @@ class CompatData:
             return None
         for cuda, row in self.toolkit.items():
             need = row.for_system(windows)
-            key = _cuda_key(cuda)
+            key = cuda_key(cuda)
             if need and key and parse_driver(need) is not None and parse_driver(need) <= d:  # type: ignore[operator]
                 best = max(best, key) if best else key
         return f"{best[0]}.{best[1]}" if best else None
@@ -88,7 +88,7 @@ def _major_minor(cuda: str) -> str:
     return ".".join(cuda.split(".")[:2])
 
 
-def _cuda_key(cuda: str) -> tuple[int, int] | None:
+def cuda_key(cuda: str) -> tuple[int, int] | None:
     m = re.match(r"^(\d+)\.(\d+)", cuda)
     return (int(m.group(1)), int(m.group(2))) if m else None
 
@@ -174,7 +174,7 @@ def compat_from_data(raw: Mapping[str, Any], *, source: str = CUDA_DRIVERS_FILE)
             msg = f"{source}: toolkit[{i}]: expected a table."
             raise RecipeError(msg)
         cuda = row.get("cuda") or row.get("version") or row.get("major_minor")
-        if not isinstance(cuda, str) or _cuda_key(cuda) is None:
+        if not isinstance(cuda, str) or cuda_key(cuda) is None:
             msg = f"{source}: toolkit[{i}].cuda: expected a CUDA version such as '12.6', got {cuda!r}."
             raise RecipeError(msg)
         key = _major_minor(cuda)
@@ -196,7 +196,7 @@ def compat_from_data(raw: Mapping[str, Any], *, source: str = CUDA_DRIVERS_FILE)
     for major, row in items:
         m = re.match(r"^(\d+)", str(major))
         if not m or not isinstance(row, dict):
-            msg = f"{source}: minor_version_compatibility.{major}: expected a table with `linux` (and `windows`)."
+            msg = f"{source}: minor_version_compatibility.{major}: expected a table with `linux` / `windows`."
             raise RecipeError(msg)
         linux = _driver_text(row.get("linux") or row.get("min_driver_linux") or row.get("min_driver"))
         windows = _driver_text(row.get("windows") or row.get("min_driver_windows"))
@@ -223,7 +223,9 @@ def read_compat(directory: str | Path) -> CompatData:
             data,
             architectures={str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {},
             toolkit_min_cc=(
-                {int(k): str(v) for k, v in mins.items() if str(k).isdigit()} if isinstance(mins, dict) else {}
+                {int(k): str(v) for k, v in mins.items() if str(k).isdigit()}
+                if isinstance(mins, dict)
+                else {}
             ),
         )
     return data

@@ -6,11 +6,19 @@ and is printed by `fwsetup plan --json` (DESIGN.md).
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from fwsetup.recipes import CondaSpec, DockerSpec
+from fwsetup.recipes import CondaSpec, DockerSpec, parse_specifier, parse_version
+
+if TYPE_CHECKING:
+    from fwsetup.compat import CompatData
+    from fwsetup.profile import GPU, HostProfile
+    from fwsetup.recipes import Build, Recipe
 
 Method = Literal["venv", "conda", "docker"]
 Want = Literal["auto", "gpu", "cpu"]
@@ -20,7 +28,7 @@ class _S(msgspec.Struct, frozen=True, kw_only=True):
     pass
 
 
-class Request(_S):
+class Request(_S, frozen=True, kw_only=True):
     framework: str
     want: Want = "auto"  # --gpu -> "gpu" (use the GPU or refuse), --cpu -> "cpu", neither -> "auto"
     version: str | None = None  # exact version or a PEP 440 specifier
@@ -29,20 +37,20 @@ class Request(_S):
     all_gpus: bool = False
 
 
-class SmokeSpec(_S):
+class SmokeSpec(_S, frozen=True, kw_only=True):
     script: str  # name under fwsetup/smoke/, e.g. "pytorch"
     device: Literal["cpu", "cuda", "mps"] = "cpu"
     all_gpus: bool = False
     env: dict[str, str] = {}
 
 
-class Rejection(_S):
+class Rejection(_S, frozen=True, kw_only=True):
     version: str
     variant: str
     why: list[str]
 
 
-class Plan(_S, kw_only=True):
+class Plan(_S, frozen=True, kw_only=True):
     schema_version: int = 1
     status: Literal["ok", "refused"]
     framework: str
@@ -92,16 +100,6 @@ def plan_from_json(text: str | bytes) -> Plan:
 # 2. The variant of that release: every GPU check (a usable GPU, the driver's minimum, the compute
 #    capability of each GPU it will use, multi-GPU); a GPU build is preferred unless --cpu; among CUDA
 #    builds the newest CUDA the driver supports natively, then the newest under minor-version compatibility.
-
-import re as _re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from fwsetup.compat import CompatData
-    from fwsetup.profile import GPU, HostProfile
-    from fwsetup.recipes import Build, Recipe
 
 GPU_ACCELERATORS = ("cuda", "mps", "rocm")
 # Failure kinds: those that make a release unavailable on this platform, and the GPU ones.
@@ -179,23 +177,11 @@ def _target(profile: HostProfile, request: Request) -> _Target:
     )
 
 
-def _spec(text: str) -> Any:
-    from fwsetup.recipes import _specifier
-
-    return _specifier(text)
-
-
-def _ver(text: str) -> Any:
-    from fwsetup.recipes import _version
-
-    return _version(text)
+_ver = parse_version
 
 
 def _python_ok(python: str, spec: str) -> bool:
-    try:
-        return _spec(spec).contains(python, prereleases=True)
-    except Exception:  # noqa: BLE001 - a recipe that passed validation has a valid specifier
-        return False
+    return bool(parse_specifier(spec).contains(python, prereleases=True))
 
 
 def version_filter(spec: str | None) -> Callable[[str], bool]:
@@ -214,7 +200,9 @@ def version_filter(spec: str | None) -> Callable[[str], bool]:
         except InvalidSpecifier:
             from fwsetup.errors import UsageError
 
-            msg = f"--version {spec!r}: expected a version such as 2.5.1, or a specifier such as '>=2.4,<2.6'."
+            msg = (
+                f"--version {spec!r}: expected a version such as 2.5.1, or a specifier such as '>=2.4,<2.6'."
+            )
             raise UsageError(msg) from None
         return lambda v: sset.contains(v, prereleases=True)
     if len(wanted.release) <= 2 and not wanted.pre and not wanted.post and not wanted.dev:
@@ -271,7 +259,11 @@ def _evaluate(
     elif request.method == "conda" and not (has_conda or b.requirements or (b.conda and b.conda.pip)):
         fail(_Fail("method", "no conda or pip packages" + (" (use --method docker)" if has_image else "")))
     elif request.method == "docker" and not (b.requirements or has_image):
-        fail(_Fail("method", "no pip packages or Docker image" + (" (use --method conda)" if has_conda else "")))
+        fail(
+            _Fail(
+                "method", "no pip packages or Docker image" + (" (use --method conda)" if has_conda else "")
+            )
+        )
     gpu_build = b.accelerator in GPU_ACCELERATORS
     if request.want == "cpu" and gpu_build:
         fail(_Fail("want", f"a {b.accelerator.upper()} build; --cpu asks for the CPU build"))
@@ -306,7 +298,7 @@ def min_driver_for(b: Build, *, windows: bool, compat: CompatData) -> str | None
 
 
 def _check_cuda(ev: _Eval, profile: HostProfile, request: Request, t: _Target, compat: CompatData) -> None:
-    from fwsetup.compat import cc_runs, cc_text, driver_at_least, parse_cc
+    from fwsetup.compat import cc_runs, cc_text, driver_at_least
 
     b = ev.build
     fail = ev.fails.append
@@ -316,7 +308,9 @@ def _check_cuda(ev: _Eval, profile: HostProfile, request: Request, t: _Target, c
         return
     if nv.nvml != "ok":
         if nv.pci_devices:
-            fail(_Fail("gpu", "an NVIDIA GPU is present but its driver is not loaded (NVML: " + nv.nvml + ")"))
+            fail(
+                _Fail("gpu", "an NVIDIA GPU is present but its driver is not loaded (NVML: " + nv.nvml + ")")
+            )
         else:
             fail(_Fail("gpu", f"no usable NVIDIA GPU (NVML: {nv.nvml})"))
         return
@@ -335,52 +329,54 @@ def _check_cuda(ev: _Eval, profile: HostProfile, request: Request, t: _Target, c
     if nv.driver_version is None:
         fail(_Fail("driver", "the NVIDIA driver's version could not be read"))
     elif need is None:
-        fail(_Fail("driver", f"no minimum driver is known for CUDA {b.cuda} (the recipe should give min_driver)"))
+        fail(
+            _Fail(
+                "driver", f"no minimum driver is known for CUDA {b.cuda} (the recipe should give min_driver)"
+            )
+        )
     elif ok is False:
-        fail(_Fail("driver", f"needs NVIDIA driver >= {need} for CUDA {b.cuda} (this one is {nv.driver_version})"))
+        fail(
+            _Fail(
+                "driver", f"needs NVIDIA driver >= {need} for CUDA {b.cuda} (this one is {nv.driver_version})"
+            )
+        )
     elif ok is None:
         fail(_Fail("driver", f"driver {nv.driver_version} cannot be compared with the minimum {need}"))
     sass, ptx = b.compute_capabilities, b.ptx
+    built = f"built for {cc_text(sass, ptx)}"
+    if not (sass or ptx) and b.cuda:
+        # The build lists no targets: the CUDA toolkit's own lower bound still applies (as if PTX for it).
+        floor = compat.toolkit_min_cc.get(int(b.cuda.split(".")[0]))
+        ptx = [floor] if floor else []
+        built = f"CUDA {b.cuda} builds for compute capability >= {floor}"
     for g in ev.gpus:
         runs = cc_runs(g.compute_capability or "", sass, ptx)
-        if runs is None and not (sass or ptx) and b.cuda:
-            # The build lists no targets: the CUDA toolkit's own lower bound still applies.
-            major = int(b.cuda.split(".")[0])
-            floor = compat.toolkit_min_cc.get(major)
-            gcc, fcc = parse_cc(g.compute_capability), parse_cc(floor)
-            if gcc is not None and fcc is not None:
-                runs = gcc >= fcc
-                if not runs:
-                    fail(_Fail("cc", f"CUDA {major} supports compute capability >= {floor}; {_gpu_label(g, compat)} is older"))
-                    continue
         if runs is False:
-            fail(_Fail("cc", f"has no kernels for {_gpu_label(g, compat)} (built for {cc_text(sass, ptx)})"))
-        elif runs is None and g.compute_capability is None:
-            ev.notes.append(f"The compute capability of GPU {g.index} is unknown; it was not checked.")
+            fail(_Fail("cc", f"has no kernels for {_gpu_label(g, compat)} ({built})"))
+        elif runs is None:
+            ev.notes.append(f"The compute capability of GPU {g.index} could not be checked.")
 
 
 def variant_family(variant: str) -> str:
-    """"tensorflow-cu125" -> "tensorflow", "jax-cuda13" -> "jax", "cu126" -> "": what a variant is
+    """ "tensorflow-cu125" -> "tensorflow", "jax-cuda13" -> "jax", "cu126" -> "": what a variant is
     besides its accelerator (Keras' backend, say)."""
-    from fwsetup.recipes import _CUDA_VARIANT_RE
+    from fwsetup.recipes import CUDA_VARIANT_RE
 
-    rest = _CUDA_VARIANT_RE.sub("-", variant)
-    rest = _re.sub(r"(?:^|[-_+.])(?:cpu|gpu|mps|metal|rocm[\d.]*)(?=$|[-_+.])", "-", rest)
+    rest = CUDA_VARIANT_RE.sub("-", variant)
+    rest = re.sub(r"(?:^|[-_+.])(?:cpu|gpu|mps|metal|rocm[\d.]*)(?=$|[-_+.])", "-", rest)
     return rest.strip("-_+.")
 
 
 def _rank(ev: _Eval, profile: HostProfile, request: Request, families: Sequence[str] = ()) -> tuple:
     """Higher is better: a GPU build (unless --cpu), one that fits --method, the recipe's first family
     (e.g. Keras' default backend, listed first), CUDA the driver supports natively, the newest CUDA."""
-    from fwsetup.compat import _cuda_key
+    from fwsetup.compat import cuda_key
 
     b = ev.build
     gpu = b.accelerator in GPU_ACCELERATORS and request.want != "cpu"
-    native = 1
-    cuda_key = _cuda_key(b.cuda) if b.cuda else None
-    driver_cuda = _cuda_key(profile.nvidia.cuda_driver_version or "")
-    if cuda_key and driver_cuda and cuda_key > driver_cuda:
-        native = 0
+    cuda = cuda_key(b.cuda) if b.cuda else None
+    driver_cuda = cuda_key(profile.nvidia.cuda_driver_version or "")
+    native = 0 if cuda and driver_cuda and cuda > driver_cuda else 1
     method_fit = 1
     if request.method == "conda":
         method_fit = int(b.conda is not None and bool(b.conda.packages))
@@ -388,7 +384,7 @@ def _rank(ev: _Eval, profile: HostProfile, request: Request, families: Sequence[
         method_fit = int(b.docker is not None)
     fam = variant_family(b.variant)
     family = -families.index(fam) if fam in families else -len(families)
-    return (gpu, method_fit, family, native, cuda_key or (0, 0), -ev.index)
+    return (gpu, method_fit, family, native, cuda or (0, 0), -ev.index)
 
 
 def _closest(evals: Sequence[_Eval]) -> _Eval:
@@ -420,15 +416,18 @@ def _rejections(
             if (f.kind != "want" or kinds == {"want"}) and (not host_only or f.kind in _HOST_KINDS)
         )
         merged.setdefault((version, why), []).append(variant)
-    return [Rejection(version=v, variant=", ".join(variants), why=list(why)) for (v, why), variants in merged.items()]
+    return [
+        Rejection(version=v, variant=", ".join(variants), why=list(why))
+        for (v, why), variants in merged.items()
+    ]
 
 
-def _flags(request: Request, **extra: str) -> str:
-    parts = []
-    if request.want != "auto":
-        parts.append(f"--{request.want}")
-    for key, value in extra.items():
-        parts.append(f"--{key} {value}")
+def request_flags(request: Request, **override: str | None) -> str:
+    """The command-line flags of `request` (for the commands a plan suggests); `override` replaces the
+    --version / --python values."""
+    values = {"version": request.version, "python": request.python, **override}
+    parts = [f"--{request.want}"] if request.want != "auto" else []
+    parts += [f"--{key} {value}" for key, value in values.items() if value]
     if request.method != "venv":
         parts.append(f"--method {request.method}")
     if request.all_gpus:
@@ -436,8 +435,8 @@ def _flags(request: Request, **extra: str) -> str:
     return " ".join(parts)
 
 
-def _cmd(recipe: Recipe, request: Request, **extra: str) -> str:
-    flags = _flags(request, **extra)
+def _cmd(recipe: Recipe, request: Request, **override: str) -> str:
+    flags = request_flags(request, **override)
     return f"`fwsetup plan {recipe.name}{' ' + flags if flags else ''}`"
 
 
@@ -445,31 +444,32 @@ def _newest(evals: Sequence[_Eval], profile: HostProfile, request: Request) -> _
     return max(evals, key=lambda ev: (_ver(ev.build.version), _rank(ev, profile, request)))
 
 
+def _minor(python: str) -> int:
+    release = _ver(python).release
+    return release[1] if len(release) > 1 else 0
+
+
 def _nearest_python(spec: str, current: str) -> str | None:
-    cur = _ver(current).release
-    minor = cur[1] if len(cur) > 1 else 0
+    """The Python in `spec` nearest to `current` (the newer of two as near)."""
     fits = [py for py in _PYTHONS if _python_ok(py, spec)]
-    return min(fits, key=lambda py: (abs(_ver(py).release[1] - minor), -_ver(py).release[1])) if fits else None
+    return max(fits, key=lambda py: (-abs(_minor(py) - _minor(current)), _minor(py))) if fits else None
 
 
 def _python_suggestion(recipe: Recipe, evals: Sequence[_Eval], t: _Target, request: Request) -> str | None:
     """The nearest Python with which a release held back only by Python would run (and its newest release)."""
-    held = [ev for ev in evals if ev.kinds() == {"python"}]
-    if not held or t.python is None:
+    if t.python is None:
         return None
-    cur = _ver(t.python).release
-    minor = cur[1] if len(cur) > 1 else 0
-    best: tuple[tuple[int, int], str, _Eval] | None = None
-    for py in _PYTHONS:
-        fits = [ev for ev in held if _python_ok(py, ev.build.python)]
-        if not fits:
-            continue
-        key = (-abs(int(py.split(".")[1]) - minor), int(py.split(".")[1]))  # nearest, then the newer
-        if best is None or key > best[0]:
-            best = (key, py, max(fits, key=lambda e: _ver(e.build.version)))
-    if best is None:
+    current = t.python
+    options = [
+        (py, ev)
+        for ev in evals
+        if ev.kinds() == {"python"} and (py := _nearest_python(ev.build.python, current))
+    ]
+    if not options:
         return None
-    _, py, ev = best
+    py, ev = max(
+        options, key=lambda o: (-abs(_minor(o[0]) - _minor(current)), _minor(o[0]), _ver(o[1].build.version))
+    )
     return (
         f"Use Python {py}: {recipe.title} {ev.build.version} supports Python {ev.build.python} "
         f"({_cmd(recipe, request, python=py)})."
@@ -508,7 +508,8 @@ def _gpu_suggestions(
         if py and (native_best is None or _ver(best.build.version) > native_best):
             native_best = _ver(best.build.version)
             out.append(
-                f"{recipe.title} {best.build.version} ({best.build.variant}) runs on this GPU with Python {py} "
+                f"{recipe.title} {best.build.version} ({best.build.variant}) runs on this GPU "
+                f"with Python {py} "
                 f"(it supports {best.build.python}): "
                 f"{_cmd(recipe, gpu_request, version=best.build.version, python=py)}."
             )
@@ -589,7 +590,9 @@ def make_plan(
     t = _target(profile, request)
     in_range = version_filter(request.version)
     evals = [
-        _evaluate(b, i, profile, request, t, compat) for i, b in enumerate(recipe.builds) if in_range(b.version)
+        _evaluate(b, i, profile, request, t, compat)
+        for i, b in enumerate(recipe.builds)
+        if in_range(b.version)
     ]
     base: dict[str, Any] = {
         "framework": recipe.name,
@@ -645,16 +648,27 @@ def make_plan(
     newer = [ev for ev in evals if _ver(ev.build.version) > _ver(release)]
     newer_versions = sorted({ev.build.version for ev in newer}, key=_ver, reverse=True)
     rejected = _rejections(newer, host_only=True) + _rejections(this_release)
-    skipped = f" ({', '.join(newer_versions)} {'has' if len(newer_versions) == 1 else 'have'} none)" if newer else ""
-    first = f"{recipe.title} {release} is the newest release{matching} with {what} for {_platform_text(t)}{skipped}."
+    skipped = (
+        f" ({', '.join(newer_versions)} {'has' if len(newer_versions) == 1 else 'have'} none)"
+        if newer
+        else ""
+    )
+    platform = _platform_text(t)
+    first = f"{recipe.title} {release} is the newest release{matching} with {what} for {platform}{skipped}."
     passing = [ev for ev in this_release if ev.ok]
     newer_python = _python_suggestion(recipe, newer, t, request)
 
     if not passing:
         reasons = [first, f"None of its {'GPU ' if request.want == 'gpu' else ''}builds can run here:"]
         reasons += [f"{r.variant}: {'; '.join(r.why)}." for r in _rejections(this_release)]
-        sugg = _gpu_suggestions(recipe, evals, profile, request, t, compat) if _gpu_wanted(profile, request) else []
-        if request.want == "gpu" and any(ev.build.accelerator == "cpu" and ev.kinds() == {"want"} for ev in this_release):
+        sugg = (
+            _gpu_suggestions(recipe, evals, profile, request, t, compat)
+            if _gpu_wanted(profile, request)
+            else []
+        )
+        if request.want == "gpu" and any(
+            ev.build.accelerator == "cpu" and ev.kinds() == {"want"} for ev in this_release
+        ):
             sugg.append(
                 f"Or use the CPU: {_cmd(recipe, msgspec.structs.replace(request, want='cpu'))} "
                 f"({recipe.title} {release})."
@@ -681,7 +695,9 @@ def make_plan(
         sugg.append(newer_python.replace("Use Python", "For a newer release, use Python", 1))
     if late:
         sugg += list(recipe.alternatives)
-    gpus = [g.index for g in chosen.gpus] if b.accelerator == "cuda" else ([0] if b.accelerator == "mps" else [])
+    gpus = (
+        [g.index for g in chosen.gpus] if b.accelerator == "cuda" else ([0] if b.accelerator == "mps" else [])
+    )
     device: Literal["cpu", "cuda", "mps"] = (
         "cuda" if b.accelerator in ("cuda", "rocm") else "mps" if b.accelerator == "mps" else "cpu"
     )
@@ -691,7 +707,10 @@ def make_plan(
     smoke = None
     if recipe.smoke:
         smoke = SmokeSpec(
-            script=recipe.smoke, device=device, all_gpus=request.all_gpus and device == "cuda", env=dict(b.env)
+            script=recipe.smoke,
+            device=device,
+            all_gpus=request.all_gpus and device == "cuda",
+            env=dict(b.env),
         )
     return Plan(
         status="ok",
@@ -744,27 +763,42 @@ def _choice_reasons(
             if len(gpus) == 1
             else f"all {len(gpus)} GPUs (" + "; ".join(_gpu_label(g, compat) for g in gpus) + ")"
         )
-        out.append(f"The {b.variant} build uses {who}; it has kernels for {cc_text(b.compute_capabilities, b.ptx)}.")
-        native = f"; the driver supports CUDA {nv.cuda_driver_version} natively" if nv.cuda_driver_version else ""
-        out.append(f"Driver {nv.driver_version} runs it (CUDA {b.cuda} needs >= {chosen.min_driver}{native}).")
+        out.append(
+            f"The {b.variant} build uses {who}; it has kernels for {cc_text(b.compute_capabilities, b.ptx)}."
+        )
+        native = (
+            f"; the driver supports CUDA {nv.cuda_driver_version} natively" if nv.cuda_driver_version else ""
+        )
+        out.append(
+            f"Driver {nv.driver_version} runs it (CUDA {b.cuda} needs >= {chosen.min_driver}{native})."
+        )
         others = sorted({ev.build.variant for ev in passing if ev.build.accelerator == "cuda"} - {b.variant})
         if others:
-            out.append(f"Chose {b.variant} over {', '.join(others)}: the newest CUDA this driver supports"
-                       + (" natively." if nv.cuda_driver_version else "."))
+            out.append(
+                f"Chose {b.variant} over {', '.join(others)}: the newest CUDA this driver supports"
+                + (" natively." if nv.cuda_driver_version else ".")
+            )
         if request.all_gpus and len(gpus) > 1:
             nvlinks = [lk for lk in nv.links if lk.kind == "nvlink"]
             if nvlinks:
-                out.append(f"The GPUs are connected by NVLink ({len(nvlinks)} GPU pair{'s' if len(nvlinks) > 1 else ''}).")
+                out.append(
+                    f"The GPUs are connected by NVLink "
+                    f"({len(nvlinks)} GPU pair{'s' if len(nvlinks) > 1 else ''})."
+                )
     elif b.accelerator == "mps":
         out.append("Apple silicon: the build trains on the GPU through Metal (MPS).")
     else:
         if request.want == "cpu":
             out.append("--cpu: the CPU build.")
         else:
-            gpu_builds = [ev for ev in this_release if ev.build.accelerator in GPU_ACCELERATORS and ev.host_ok]
+            gpu_builds = [
+                ev for ev in this_release if ev.build.accelerator in GPU_ACCELERATORS and ev.host_ok
+            ]
             gpu_why = {tuple(f.text for f in ev.fails if f.kind in _GPU_KINDS) for ev in gpu_builds}
             if len(gpu_why) == 1 and gpu_builds:
-                out.append(f"The GPU builds cannot run here ({'; '.join(next(iter(gpu_why)))}): the CPU build.")
+                out.append(
+                    f"The GPU builds cannot run here ({'; '.join(next(iter(gpu_why)))}): the CPU build."
+                )
             elif gpu_builds:
                 out.append("None of its GPU builds can run here (see rejected): the CPU build.")
             else:

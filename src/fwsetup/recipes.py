@@ -26,7 +26,6 @@ import msgspec
 
 from fwsetup.errors import RecipeError, UsageError
 
-
 Status = Literal["active", "maintenance", "legacy", "retired", "cloud-only"]
 AcceleratorName = Literal["cpu", "cuda", "mps", "rocm"]
 
@@ -35,7 +34,7 @@ class _S(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
 
 
-class Facts(_S):
+class Facts(_S, frozen=True, kw_only=True):
     """The comparison-table facts people choose a framework by (FRAMEWORKS.md)."""
 
     developer: str
@@ -55,7 +54,7 @@ class Facts(_S):
     successor: str | None = None
 
 
-class CondaSpec(_S):
+class CondaSpec(_S, frozen=True, kw_only=True):
     channels: list[str] = []
     packages: list[str] = []  # conda MatchSpecs, e.g. "pytorch=2.5.1", "cuda-version=12.6"
     cuda_version: str | None = None  # the cuda-version pin (conda-forge)
@@ -67,14 +66,14 @@ class CondaSpec(_S):
     cuda_driver: str | None = None
 
 
-class DockerSpec(_S):
+class DockerSpec(_S, frozen=True, kw_only=True):
     base_image: str | None = None  # e.g. nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
     official_image: str | None = None  # the framework's own image, used where the recipe prefers it
     use_official: bool = False
     system_packages: list[str] = []
 
 
-class Build(_S):
+class Build(_S, frozen=True, kw_only=True):
     version: str
     variant: str  # cpu | cu118 | cu126 | cu130 | mps | metal | ...
     accelerator: AcceleratorName = "cpu"
@@ -99,7 +98,7 @@ class Build(_S):
     notes: str = ""
 
 
-class Recipe(_S, kw_only=True):
+class Recipe(_S, frozen=True, kw_only=True):
     name: str  # "pytorch"
     title: str  # "PyTorch"
     aliases: list[str] = []
@@ -126,7 +125,7 @@ _CC_RE: Final = re.compile(r"^\d{1,2}\.\d$")
 _CUDA_RE: Final = re.compile(r"^\d{1,2}\.\d{1,2}(\.\d{1,3})?$")
 _FEATURE_RE: Final = re.compile(r"^[a-z0-9_.]+$")
 # "cu126", "cuda12", "torch-cu126": a variant that names a CUDA version.
-_CUDA_VARIANT_RE: Final = re.compile(r"(?:^|[-_+.])cu(?:da)?(\d{2,3})(?:$|[-_+.])")
+CUDA_VARIANT_RE: Final = re.compile(r"(?:^|[-_+.])cu(?:da)?(\d{2,3})(?:$|[-_+.])")
 _URL_PREFIXES: Final = ("https://", "http://", "file://")
 _TOML_LINE_RE: Final = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
 _MSGSPEC_AT_RE: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
@@ -191,15 +190,15 @@ def _type_at(root: type, segments: list[str]) -> Any:
             tp = args[-1] if args else Any
             continue
         # unwrap Optional[X]
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if args and isinstance(args[0], type) and issubclass(args[0], msgspec.Struct):
-            tp = args[0]
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        if members and isinstance(members[0], type) and issubclass(members[0], msgspec.Struct):
+            tp = members[0]
         if not (isinstance(tp, type) and issubclass(tp, msgspec.Struct)):
             return Any
         tp = _struct_fields(tp).get(seg, Any)
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if args and isinstance(args[0], type) and issubclass(args[0], msgspec.Struct):
-        return args[0]
+    members = [a for a in typing.get_args(tp) if a is not type(None)]
+    if members and isinstance(members[0], type) and issubclass(members[0], msgspec.Struct):
+        return members[0]
     return tp
 
 
@@ -271,7 +270,8 @@ class _Problems:
         for (key, what), versions in self._found.items():
             where = key
             if versions:
-                where += f" (for version{'s' if len(versions) > 1 else ''} {', '.join(map(repr, versions))} of `versions`)"
+                plural = "s" if len(versions) > 1 else ""
+                where += f" (for version{plural} {', '.join(map(repr, versions))} of `versions`)"
             out.append(f"{self.file}: {where}: {what}")
         return out
 
@@ -352,7 +352,8 @@ def _expand_builds(raw: dict[str, Any], problems: _Problems) -> list[tuple[dict[
             continue
         if not isinstance(versions, list) or not versions or not all(isinstance(v, str) for v in versions):
             problems.add(
-                origin.key("versions"), f"expected a non-empty array of version strings, got {_describe(versions)}"
+                origin.key("versions"),
+                f"expected a non-empty array of version strings, got {_describe(versions)}",
             )
             continue
         for v in versions:
@@ -362,22 +363,23 @@ def _expand_builds(raw: dict[str, Any], problems: _Problems) -> list[tuple[dict[
     return out
 
 
+# Cached parsers (packaging imported on first use): recipes repeat the same strings many times.
 @cache
-def _specifier(text: str) -> Any:
+def parse_specifier(text: str) -> Any:
     from packaging.specifiers import SpecifierSet
 
     return SpecifierSet(text)
 
 
 @cache
-def _version(text: str) -> Any:
+def parse_version(text: str) -> Any:
     from packaging.version import Version
 
     return Version(text)
 
 
 @cache
-def _requirement(text: str) -> Any:
+def parse_requirement(text: str) -> Any:
     from packaging.requirements import Requirement
 
     return Requirement(text)
@@ -398,11 +400,11 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
         problems.add(k, what, origin.version)
 
     try:
-        _version(b.version)
+        parse_version(b.version)
     except InvalidVersion:
         add(key("version"), f"expected a version such as '2.5.1', got {b.version!r}")
     try:
-        _specifier(b.python)
+        parse_specifier(b.python)
     except InvalidSpecifier:
         add(key("python"), f"expected a PEP 440 specifier such as '>=3.10,<3.14', got {b.python!r}")
     if b.accelerator == "cuda":
@@ -412,17 +414,16 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
         for field in ("cuda", "min_driver", "min_driver_windows", "compute_capabilities", "ptx"):
             if getattr(b, field):
                 add(
-                    key(field), f"only meaningful for accelerator = 'cuda' (this build's accelerator is {b.accelerator!r})"
+                    key(field),
+                    f"only meaningful for accelerator = 'cuda' (this build's is {b.accelerator!r})",
                 )
     if b.cuda and not _CUDA_RE.match(b.cuda):
         add(key("cuda"), f"expected a CUDA version such as '12.6', got {b.cuda!r}")
     if b.variant == "cpu" and b.accelerator != "cpu":
         add(key("accelerator"), f"expected 'cpu' for variant 'cpu', got {b.accelerator!r}")
-    if m := _CUDA_VARIANT_RE.search(b.variant):
+    if m := CUDA_VARIANT_RE.search(b.variant):
         if b.accelerator != "cuda":
-            add(
-                key("accelerator"), f"expected 'cuda' for variant {b.variant!r}, got {b.accelerator!r}"
-            )
+            add(key("accelerator"), f"expected 'cuda' for variant {b.variant!r}, got {b.accelerator!r}")
         elif b.cuda and _CUDA_RE.match(b.cuda):
             major, minor = b.cuda.split(".")[:2]
             if m.group(1) not in (major, major + minor):
@@ -439,7 +440,7 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
         value = getattr(b, field)
         if value is not None:
             try:
-                _version(value)
+                parse_version(value)
             except InvalidVersion:
                 add(key(field), f"expected a driver version such as '525.60.13', got {value!r}")
     for j, system in enumerate(b.os):
@@ -451,23 +452,27 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
     for j, feat in enumerate(b.cpu_features):
         if not _FEATURE_RE.match(feat):
             add(key("cpu_features", f"[{j}]"), f"expected a lower-case CPU flag such as 'avx2', got {feat!r}")
-    for j, text in enumerate(b.requirements):
-        try:
-            req = _requirement(text)
-        except InvalidRequirement as exc:
-            add(
-                key("requirements", f"[{j}]"),
-                f"expected a PEP 508 requirement such as 'torch==2.5.1', got {text!r} "
-                f"({str(exc).splitlines()[0]})",
-            )
-            continue
-        owner = never_install.get(canonical_name(req.name))
-        if owner:
-            add(
-                key("requirements", f"[{j}]"),
-                f"names {req.name!r}, which the {owner!r} recipe lists in never_install "
-                "(that PyPI name is not the real project): expected a different package",
-            )
+    pip_lists = [("requirements", b.requirements), ("conda", b.conda.pip if b.conda else [])]
+    for field, texts in pip_lists:
+        rest = ".pip" if field == "conda" else ""
+        for j, text in enumerate(texts):
+            where = key(field, f"{rest}[{j}]")
+            try:
+                req = parse_requirement(text)
+            except InvalidRequirement as exc:
+                add(
+                    where,
+                    f"expected a PEP 508 requirement such as 'torch==2.5.1', got {text!r} "
+                    f"({str(exc).splitlines()[0]})",
+                )
+                continue
+            owner = never_install.get(canonical_name(req.name))
+            if owner:
+                add(
+                    where,
+                    f"names {req.name!r}, which the {owner!r} recipe lists in never_install "
+                    "(that PyPI name is not the real project): expected a different package",
+                )
     if b.index_url is not None and not b.index_url.startswith(_URL_PREFIXES):
         add(key("index_url"), f"expected an https:// (or file://) URL, got {b.index_url!r}")
     for j, url in enumerate(b.extra_index_urls):
@@ -599,7 +604,7 @@ class RecipeSet:
     recipes: dict[str, Recipe]
     aliases: dict[str, str]  # alias -> recipe name
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self):
         return iter(self.recipes.values())
 
     def __len__(self) -> int:
@@ -628,7 +633,9 @@ class RecipeSet:
             close = [c for c in close if difflib.SequenceMatcher(None, key, c).ratio() >= best - 0.05]
         names = list(dict.fromkeys(choices[c] for c in close))
         msg = f"unknown framework {name!r}."
-        hint = (f"Did you mean {' or '.join(names)}? " if names else "") + "`fwsetup recipes list` shows them all."
+        hint = (
+            f"Did you mean {' or '.join(names)}? " if names else ""
+        ) + "`fwsetup recipes list` shows them all."
         raise UsageError(msg, hint=hint)
 
 
@@ -643,7 +650,8 @@ def _never_install_of(raws: Iterable[tuple[Path, dict[str, Any]]]) -> dict[str, 
     out: dict[str, str] = {}
     for path, raw in raws:
         names = raw.get("never_install")
-        owner = raw.get("name") if isinstance(raw.get("name"), str) else path.stem
+        name = raw.get("name")
+        owner = name if isinstance(name, str) else path.stem
         if isinstance(names, list):
             for n in names:
                 if isinstance(n, str):
@@ -679,7 +687,9 @@ def _collect(
         if recipe is not None:
             prev = by_name.get(recipe.name)
             if prev is not None and Path(prev.path).parent == path.parent:
-                problems.append(f"{path}: name: {recipe.name!r} is also the name in {prev.path}: expected a unique name")
+                problems.append(
+                    f"{path}: name: {recipe.name!r} is also the name in {prev.path}: expected a unique name"
+                )
             by_name[recipe.name] = recipe
     aliases: dict[str, str] = {}
     for recipe in by_name.values():
@@ -687,7 +697,8 @@ def _collect(
             other = aliases.get(alias) or (alias if alias in by_name and alias != recipe.name else None)
             if other and other != recipe.name:
                 problems.append(
-                    f"{recipe.path}: aliases: {alias!r} already names the {other!r} recipe: expected a unique alias"
+                    f"{recipe.path}: aliases: {alias!r} already names the {other!r} recipe: "
+                    "expected a unique alias"
                 )
                 continue
             aliases[alias] = recipe.name
@@ -778,7 +789,9 @@ def _write_cache(path: Path | None, result: RecipeSet) -> None:
         for old in olds[3:]:
             old.unlink(missing_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(msgspec.msgpack.encode(_CacheDoc(recipes=list(result.recipes.values()), aliases=result.aliases)))
+        tmp.write_bytes(
+            msgspec.msgpack.encode(_CacheDoc(recipes=list(result.recipes.values()), aliases=result.aliases))
+        )
         tmp.replace(path)
     except OSError:
         pass  # a cache that cannot be written is only slower

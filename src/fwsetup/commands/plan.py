@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -29,10 +29,10 @@ def build_request(
     python: str | None = None,
     method: str = "venv",
     all_gpus: bool = False,
-):  # noqa: ANN201 - returns fwsetup.plan.Request (imported lazily)
+):
     """The Request the command-line options describe; UsageError for contradictions."""
     from fwsetup.errors import UsageError
-    from fwsetup.plan import Request
+    from fwsetup.plan import Request, Want
 
     if gpu and cpu:
         msg = "--gpu and --cpu exclude each other: give one (or neither, to use the GPU when it can be used)."
@@ -49,7 +49,7 @@ def build_request(
     if cpu and all_gpus:
         msg = "--all-gpus asks for every GPU, --cpu for none: give one of them."
         raise UsageError(msg)
-    want = "gpu" if gpu else "cpu" if cpu else "auto"
+    want: Want = "gpu" if gpu else "cpu" if cpu else "auto"
     return Request(
         framework=name,
         want=want,
@@ -71,7 +71,12 @@ def install_command(plan: Plan) -> list[str]:
         if plan.conda.pip:
             lines.append("ENV/bin/python -m pip install " + " ".join(shlex.quote(r) for r in plan.conda.pip))
         return lines
-    if plan.method == "docker" and plan.docker is not None and plan.docker.use_official and plan.docker.official_image:
+    if (
+        plan.method == "docker"
+        and plan.docker is not None
+        and plan.docker.use_official
+        and plan.docker.official_image
+    ):
         return [f"docker pull {plan.docker.official_image}"]
     if not reqs:
         return []
@@ -80,28 +85,17 @@ def install_command(plan: Plan) -> list[str]:
     lines = [f"uv venv{py} ENV", f"uv pip install --python ENV{indexes} {reqs}"]
     if plan.method == "docker":
         base = plan.docker.base_image if plan.docker and plan.docker.base_image else "a Python base image"
-        lines = [f"(in a container FROM {base})", f"pip install{''.join(' --extra-index-url ' + shlex.quote(u) for u in plan.index_urls)} {reqs}"]
+        lines = [
+            f"(in a container FROM {base})",
+            f"pip install{''.join(' --extra-index-url ' + shlex.quote(u) for u in plan.index_urls)} {reqs}",
+        ]
     return lines
 
 
-def _flags_of(plan: Plan, request) -> str:  # noqa: ANN001
-    parts = [plan.framework]
-    if request.want != "auto":
-        parts.append(f"--{request.want}")
-    if plan.version:
-        parts.append(f"--version {plan.version}")
-    if request.python:
-        parts.append(f"--python {request.python}")
-    if request.method != "venv":
-        parts.append(f"--method {request.method}")
-    if request.all_gpus:
-        parts.append("--all-gpus")
-    return " ".join(parts)
-
-
-def render_plan(plan: Plan, request) -> None:  # noqa: ANN001
+def render_plan(plan: Plan, request) -> None:
     from rich.markup import escape
 
+    from fwsetup.plan import request_flags
     from fwsetup.ui import out_console
 
     con = out_console()
@@ -134,7 +128,7 @@ def render_plan(plan: Plan, request) -> None:  # noqa: ANN001
         if plan.min_driver:
             con.print(f"[bold]min driver[/]    {e(plan.min_driver)}")
         con.print("[bold]install[/]")
-        con.print(f"  fwsetup install {e(_flags_of(plan, request))}")
+        con.print(f"  fwsetup install {e(plan.framework)} {e(request_flags(request, version=plan.version))}")
         cmds = install_command(plan)
         if cmds:
             con.print("  [dim]which amounts to:[/]")
@@ -156,19 +150,30 @@ def render_plan(plan: Plan, request) -> None:  # noqa: ANN001
 def plan_command(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Framework (see `fwsetup recipes list`).")],
     gpu: Annotated[bool, typer.Option("--gpu", help="Use the GPU, or refuse.")] = False,
-    cpu: Annotated[bool, typer.Option("--cpu", help="The CPU build, even where a GPU could be used.")] = False,
+    cpu: Annotated[
+        bool, typer.Option("--cpu", help="The CPU build, even where a GPU could be used.")
+    ] = False,
     version: Annotated[
-        Optional[str],
-        typer.Option("--version", metavar="V", help="A release (2.5.1), a series (2.5) or a specifier ('<2.8')."),
+        str | None,
+        typer.Option(
+            "--version", metavar="V", help="A release (2.5.1), a series (2.5) or a specifier ('<2.8')."
+        ),
     ] = None,
     python: Annotated[
-        Optional[str], typer.Option("--python", metavar="X.Y", help="Plan for this Python (default: the machine's).")
+        str | None,
+        typer.Option("--python", metavar="X.Y", help="Plan for this Python (default: the machine's)."),
     ] = None,
-    method: Annotated[str, typer.Option("--method", metavar="venv|conda|docker", help="How to install.")] = "venv",
-    all_gpus: Annotated[bool, typer.Option("--all-gpus", help="Use every usable GPU (data-parallel).")] = False,
+    method: Annotated[
+        str, typer.Option("--method", metavar="venv|conda|docker", help="How to install.")
+    ] = "venv",
+    all_gpus: Annotated[
+        bool, typer.Option("--all-gpus", help="Use every usable GPU (data-parallel).")
+    ] = False,
     host_profile: Annotated[
-        Optional[str],
-        typer.Option("--host-profile", metavar="FILE", help="Plan for the machine in FILE (`fwsetup profile`)."),
+        str | None,
+        typer.Option(
+            "--host-profile", metavar="FILE", help="Plan for the machine in FILE (`fwsetup profile`)."
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the Plan as JSON on stdout.")] = False,
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -35,9 +35,9 @@ COLUMNS = (
 
 
 def _versions(recipe: Recipe) -> list[str]:
-    from fwsetup.recipes import _version
+    from fwsetup.recipes import parse_version
 
-    return sorted({b.version for b in recipe.builds if b.installable}, key=_version, reverse=True)
+    return sorted({b.version for b in recipe.builds if b.installable}, key=parse_version, reverse=True)
 
 
 def table_row(recipe: Recipe) -> dict[str, Any]:
@@ -114,14 +114,21 @@ def list_command(json_out: JsonOpt = False) -> None:
 
 def _builds_summary(recipe: Recipe) -> list[dict[str, Any]]:
     """One row per variant: its versions, platforms, CUDA and the newest Python range."""
-    from fwsetup.recipes import _version
+    from fwsetup.recipes import parse_version
 
     rows: dict[str, dict[str, Any]] = {}
     for b in recipe.builds:
         row = rows.setdefault(
             b.variant,
-            {"variant": b.variant, "accelerator": b.accelerator, "cuda": set(), "versions": set(),
-             "platforms": set(), "python": {}, "installable": False},
+            {
+                "variant": b.variant,
+                "accelerator": b.accelerator,
+                "cuda": set(),
+                "versions": set(),
+                "platforms": set(),
+                "python": {},
+                "installable": False,
+            },
         )
         if b.cuda:
             row["cuda"].add(b.cuda)
@@ -133,12 +140,12 @@ def _builds_summary(recipe: Recipe) -> list[dict[str, Any]]:
         row["python"][b.version] = b.python
     out = []
     for row in rows.values():
-        versions = sorted(row["versions"], key=_version)
+        versions = sorted(row["versions"], key=parse_version)
         out.append(
             {
                 "variant": row["variant"],
                 "accelerator": row["accelerator"],
-                "cuda": sorted(row["cuda"], key=_version),
+                "cuda": sorted(row["cuda"], key=parse_version),
                 "versions": versions,
                 "platforms": sorted(row["platforms"]),
                 "python_newest": row["python"][versions[-1]],
@@ -178,8 +185,14 @@ def show_command(
     facts = Table(show_header=False, box=None, pad_edge=False)
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
-    for key, label in (("developer", "developer"), *COLUMNS[:-1], ("multi_node", "multi-node"),
-                       ("license", "license"), ("homepage", "homepage"), ("successor", "successor")):
+    for key, label in (
+        ("developer", "developer"),
+        *COLUMNS[:-1],
+        ("multi_node", "multi-node"),
+        ("license", "license"),
+        ("homepage", "homepage"),
+        ("successor", "successor"),
+    ):
         value = getattr(f, key)
         if value:
             facts.add_row(label, e(_cell(value)))
@@ -202,7 +215,10 @@ def show_command(
             )
         con.print(t)
     if recipe.never_install:
-        con.print(f"[bold]never installed[/] (PyPI names that are not this project): {e(', '.join(recipe.never_install))}")
+        con.print(
+            "[bold]never installed[/] (PyPI names that are not this project): "
+            + e(", ".join(recipe.never_install))
+        )
     if recipe.alternatives:
         con.print("[bold]alternatives[/]")
         for a in recipe.alternatives:
@@ -217,8 +233,10 @@ def show_command(
 @recipes_app.command("validate")
 def validate_command(
     directory: Annotated[
-        Optional[str],
-        typer.Argument(metavar="[DIR]", help="Folder of *.toml recipes (default: the shipped ones, and --recipes)."),
+        str | None,
+        typer.Argument(
+            metavar="[DIR]", help="Folder of *.toml recipes (default: the shipped ones, and --recipes)."
+        ),
     ] = None,
 ) -> None:
     """Check recipes: exit 0 with "N recipes OK", or 2 naming each file, key and what was expected."""
@@ -232,12 +250,14 @@ def validate_command(
         count += len(recipes)
         problems += found
     if problems:
-        from fwsetup.ui import err_console
-
         from rich.markup import escape
+
+        from fwsetup.ui import err_console
 
         for p in problems:  # one line each (FILE: KEY: what), never wrapped: people grep them
             err_console().print(f"[bold red]error:[/] {escape(p)}", soft_wrap=True)
-        err_console().print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {', '.join(dirs)}")
+        err_console().print(
+            f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {', '.join(dirs)}"
+        )
         raise typer.Exit(2)
     print(f"{count} recipe{'s' if count != 1 else ''} OK")
