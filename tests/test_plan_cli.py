@@ -20,11 +20,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.delenv("FWSETUP_RECIPES", raising=False)
-    from fwsetup.ui import state
-
-    # `--recipes DIR` lands in the process-wide CLI state: restore it after each test.
-    monkeypatch.setattr(state, "recipes_dir", None)
+    monkeypatch.delenv("FWSETUP_RECIPES", raising=False)  # (conftest restores the CLI's --recipes state)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
