@@ -16,6 +16,12 @@ import pytest
 
 _DOCKER_ERROR: list[str] = []
 
+# Tests must not write the user's recipe cache (~/.cache/fwsetup): one private cache for the whole run.
+if "FWSETUP_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["FWSETUP_CACHE_DIR"] = tempfile.mkdtemp(prefix="fwsetup-test-cache-")
+
 
 @pytest.fixture(autouse=True)
 def _fresh_cli_state():
