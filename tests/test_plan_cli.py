@@ -45,7 +45,7 @@ def test_plan_json_ok(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_plan_refused_exits_3_with_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "plan", "pytorch", "--gpu", "--json", "--host-profile", fixture("kepler"))
+    code, out, _ = run(capsys, "plan", "pytorch", "--gpu", "--json", "--host-profile", fixture("no-gpu"))
     assert code == 3
     data = json.loads(out)
     assert data["status"] == "refused"
@@ -55,12 +55,12 @@ def test_plan_refused_exits_3_with_json(capsys: pytest.CaptureFixture[str]) -> N
 def test_plan_human_output(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "plan", "torch", "--host-profile", fixture("pascal-470"))
     assert code == 0
-    assert "PyTorch 2.14.1" in out
-    assert "torch==2.14.1" in out
+    assert "PyTorch 2.7.1" in out
+    assert "torch==2.7.1" in out
     assert "fwsetup install pytorch" in out  # the command it implies
     assert "uv pip install" in out
-    assert "2.7.1" in out  # the suggestion that would use the GPU
-    code, out, _ = run(capsys, "plan", "pytorch", "--gpu", "--host-profile", fixture("pascal-470"))
+    assert "525.60.13" in out  # the driver upgrade that would bring the newer release
+    code, out, _ = run(capsys, "plan", "pytorch", "--gpu", "--version", "2.14", "--host-profile", fixture("pascal-470"))
     assert code == 3
     assert "refused" in out and "525.60.13" in out
 

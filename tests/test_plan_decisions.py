@@ -88,28 +88,25 @@ def test_pytorch_gh200_gets_the_aarch64_cuda_wheel() -> None:
     assert "sm_90" in text(p.reasons)
 
 
-def test_pytorch_pascal_on_driver_470_refuses_gpu_and_names_both_ways_out() -> None:
+def test_pytorch_pascal_on_driver_470_gets_the_newest_release_that_runs_on_its_gpu() -> None:
     # Driver 470 supports CUDA 11.4 at most: every CUDA 12 build needs >= 525.60.13 (MVC minimum of 12.x),
     # and the cu13x builds have no sm_6x kernels. PyTorch 2.7.1 cu118 (sm_60 in its list; CUDA 11.x runs on
-    # >= 450.80.02) would run; so would 2.14 cu126 after a driver upgrade.
+    # >= 450.80.02) is the newest release that passes, so --gpu picks it; 2.14 cu126 needs a driver upgrade.
     p = plan("pascal-470", "pytorch", want="gpu")
-    assert p.status == "refused"
-    assert p.version is None
+    assert (p.status, p.version, p.variant) == ("ok", "2.7.1", "cu118")
+    assert p.min_driver == "450.80.02"
     assert "470.256.02" in text(p.reasons)
-    sugg = text(p.suggestions)
-    assert "`fwsetup plan pytorch --gpu --version 2.7.1`" in sugg
-    assert "Upgrade the NVIDIA driver to >= 525.60.13" in sugg
-    assert "--cpu" in sugg
+    assert "2.14.1 has no GPU build that runs on this machine" in p.reasons[0]
+    assert "Upgrade the NVIDIA driver to >= 525.60.13" in text(p.suggestions)
 
-
-def test_pytorch_pascal_auto_trains_on_the_cpu_and_says_how_to_use_the_gpu() -> None:
-    # Python 3.10: 2.15 needs >= 3.11, so 2.14.1 is the newest release for this platform.
+def test_pytorch_pascal_auto_uses_the_gpu_when_an_older_release_runs_on_it() -> None:
+    # Neither --gpu nor --cpu: the GPU when usable. It is (NVML ok, driver 470), through 2.7.1 cu118.
     p = plan("pascal-470", "pytorch")
-    assert (p.status, p.version, p.variant) == ("ok", "2.14.1", "cpu")
-    assert "2.15.0 has none" in p.reasons[0]
-    assert "2.7.1 (cu118)" in text(p.suggestions)
-    assert "Python 3.11" in text(p.suggestions)
-
+    assert (p.status, p.version, p.variant) == ("ok", "2.7.1", "cu118")
+    q = plan("pascal-470", "pytorch", want="cpu")
+    # Python 3.10: 2.15 needs >= 3.11, so 2.14.1 is the newest CPU release for this platform.
+    assert (q.status, q.version, q.variant) == ("ok", "2.14.1", "cpu")
+    assert "2.15.0 has none" in q.reasons[0]
 
 def test_pytorch_pascal_with_the_suggested_release_uses_the_gpu() -> None:
     p = plan("pascal-470", "pytorch", want="gpu", version="2.7.1")
@@ -118,16 +115,17 @@ def test_pytorch_pascal_with_the_suggested_release_uses_the_gpu() -> None:
     assert p.index_urls == ["https://download.pytorch.org/whl/cu118"]
 
 
-def test_pytorch_kepler_refuses_gpu_and_suggests_an_older_release_or_cpu() -> None:
+def test_pytorch_kepler_gets_the_last_release_with_sm37_kernels() -> None:
     # Kepler (sm_37) left the arch lists with CUDA 12 (CUDA 12.0 removed Kepler); the last PyTorch wheels with
     # sm_37 are the cu118 builds up to 2.7 (RELEASE.md / builder build_cuda.sh).
     p = plan("kepler", "pytorch", want="gpu")
-    assert p.status == "refused"
+    assert (p.status, p.version, p.variant) == ("ok", "2.7.1", "cu118")
     assert "compute capability 3.7" in text(p.reasons)
-    assert "2.7.1 (cu118)" in text(p.suggestions)
-    assert "`fwsetup plan pytorch --cpu`" in text(p.suggestions)
-    assert plan("kepler", "pytorch").variant == "cpu"
-
+    # Pinned to a release without sm_37: refused, with the CPU as the way out.
+    q = plan("kepler", "pytorch", want="gpu", version="2.15")
+    assert q.status == "refused"
+    assert "compute capability 3.7" in text(q.reasons)
+    assert "--cpu" in text(q.suggestions)
 
 def test_pytorch_apple_silicon_uses_mps() -> None:
     # macOS arm64 wheels ship the MPS backend (torch.backends.mps, macOS 12.3+).
@@ -142,13 +140,10 @@ def test_pytorch_windows_driver_560_and_the_cuda13_only_release() -> None:
     # 2.15 publishes only CUDA 13 wheels (no cu126): they need a R580 driver; 560.94 runs cu126 (>= 527.41,
     # the Windows MVC minimum of 12.x), so 2.14.1 cu126 is the GPU answer.
     p = plan("windows-nvidia", "pytorch")
-    assert (p.status, p.version, p.variant) == ("ok", "2.15.0", "cpu")
-    sugg = text(p.suggestions)
-    assert "2.14.1 (cu126)" in sugg
-    assert "Upgrade the NVIDIA driver to >= 580" in sugg
-    q = plan("windows-nvidia", "pytorch", want="gpu", version="2.14")
-    assert (q.status, q.version, q.variant, q.min_driver) == ("ok", "2.14.1", "cu126", "527.41")
-
+    assert (p.status, p.version, p.variant, p.min_driver) == ("ok", "2.14.1", "cu126", "527.41")
+    assert "Upgrade the NVIDIA driver to >= 580" in text(p.suggestions)
+    q = plan("windows-nvidia", "pytorch", want="cpu")
+    assert (q.status, q.version, q.variant) == ("ok", "2.15.0", "cpu")
 
 def test_pytorch_linux_aarch64_without_gpu_is_cpu() -> None:
     p = plan("linux-aarch64", "pytorch")
@@ -204,13 +199,11 @@ def test_tensorflow_h100_is_the_and_cuda_build() -> None:
     assert "compute_90" in text(p.reasons)
 
 
-def test_tensorflow_pascal_470_refuses_and_suggests_2_14() -> None:
+def test_tensorflow_pascal_470_gets_2_14() -> None:
     # 2.21 needs driver >= 525.60.13; 2.14 was tested with CUDA 11.8 (runs on >= 450.80.02) and lists sm_60.
     p = plan("pascal-470", "tensorflow", want="gpu")
-    assert p.status == "refused"
+    assert (p.status, p.version, p.variant) == ("ok", "2.14.1", "cu118")
     assert "525.60.13" in text(p.reasons)
-    assert "`fwsetup plan tensorflow --gpu --version 2.14.1`" in text(p.suggestions)
-
 
 def test_tensorflow_kepler_with_2_14_runs_sm35_code() -> None:
     # sm_35 SASS runs on a 3.7 GPU (same major, higher minor).
@@ -235,13 +228,12 @@ def test_tensorflow_windows_gpu_means_wsl2_or_tf_2_10() -> None:
 
 def test_tensorflow_apple_silicon() -> None:
     # macOS: CPU wheels; the GPU through Apple's tensorflow-metal plugin (its newest pairing here is 2.18).
+    # Apple's GPU counts as a GPU: with neither flag, the metal build.
     p = plan("apple-silicon", "tensorflow")
-    assert (p.status, p.version, p.variant) == ("ok", "2.21.0", "cpu")
-    assert "2.18.1 (metal)" in text(p.suggestions)
-    q = plan("apple-silicon", "tensorflow", want="gpu")
-    assert (q.status, q.variant, q.accelerator) == ("ok", "metal", "mps")
-    assert "tensorflow-metal" in " ".join(q.requirements)
-
+    assert (p.status, p.version, p.variant, p.accelerator) == ("ok", "2.18.1", "metal", "mps")
+    assert "tensorflow-metal" in " ".join(p.requirements)
+    q = plan("apple-silicon", "tensorflow", want="cpu")
+    assert (q.status, q.version, q.variant) == ("ok", "2.21.0", "cpu")
 
 def test_tensorflow_python_314_has_no_wheels() -> None:
     p = plan("new-python", "tensorflow")
@@ -293,12 +285,6 @@ def test_jax_python_311_gets_the_last_release_for_it() -> None:
     assert "Python 3.12" in text(p.suggestions)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recipes/jax.toml: x86_64 jaxlib wheels need AVX (jaxlib's cpu_feature_guard raises 'This "
-    "version of jaxlib was built using AVX instructions', jax-ml/jax#31723); its builds do not say "
-    "cpu_features = ['avx'] yet",
-)
 def test_jax_needs_avx() -> None:
     assert plan("no-avx", "jax").status == "refused"
 
@@ -323,11 +309,6 @@ def test_keras_on_python_314_uses_a_backend_that_has_wheels() -> None:
     assert p.env["KERAS_BACKEND"] == p.variant
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recipes/keras.toml: the jax backend build inherits jaxlib's AVX requirement (jax-ml/jax#31723); "
-    "without AVX only the torch backend runs",
-)
 def test_keras_without_avx_uses_the_torch_backend() -> None:
     p = plan("no-avx", "keras")
     assert (p.status, p.variant) == ("ok", "torch")

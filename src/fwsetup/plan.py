@@ -102,6 +102,8 @@ def plan_from_json(text: str | bytes) -> Plan:
 #    builds the newest CUDA the driver supports natively, then the newest under minor-version compatibility.
 
 GPU_ACCELERATORS = ("cuda", "mps", "rocm")
+# Instruction sets that exist only on x86: a build listing them for several arches needs them on x86 alone.
+_X86_FLAG = re.compile(r"^(?:avx|sse|fma|f16c|bmi|popcnt|amx)")
 # Failure kinds: those that make a release unavailable on this platform, and the GPU ones.
 _HOST_KINDS = frozenset({"installable", "os", "arch", "python", "cpu", "method", "want"})
 _GPU_KINDS = frozenset({"gpu", "driver", "cc", "multi_gpu"})
@@ -248,7 +250,11 @@ def _evaluate(
         if t.features is None:
             ev.notes.append(f"The CPU's instruction sets are unknown; it needs {', '.join(b.cpu_features)}.")
         else:
-            missing = [f for f in b.cpu_features if f.lower() not in t.features]
+            missing = [
+                f
+                for f in b.cpu_features
+                if f.lower() not in t.features and (t.arch == "x86_64" or not _X86_FLAG.match(f.lower()))
+            ]
             if missing:
                 fail(_Fail("cpu", f"needs CPU instructions {', '.join(missing)}, which this CPU lacks"))
     has_conda = b.conda is not None and bool(b.conda.packages)
@@ -560,6 +566,10 @@ def _wsl_best(recipe: Recipe, profile: HostProfile, request: Request, compat: Co
     return _newest(oks, alt, wanted) if oks else None
 
 
+def _apple_gpu(profile: HostProfile) -> bool:
+    return profile.os.system == "darwin" and norm_arch("darwin", profile.cpu.arch) == "arm64"
+
+
 def _gpu_wanted(profile: HostProfile, request: Request) -> bool:
     if request.want != "auto":
         return request.want == "gpu"
@@ -644,6 +654,26 @@ def make_plan(
             sugg += list(recipe.alternatives)
         return _refused(base, reasons, rejected=rejected, suggestions=list(dict.fromkeys(sugg)))
 
+    # "Newest version that passes": when the newest release has no GPU build that runs on this GPU and
+    # driver (a Pascal card on driver 470, a Kepler card), but an older release's GPU build does, take
+    # that one rather than refuse (--gpu) or fall back to the CPU (auto with a usable GPU).
+    fallback: str | None = None
+    if request.want != "cpu" and (request.want == "gpu" or profile.usable_gpus or _apple_gpu(profile)):
+        gpu_ok = [ev for ev in evals if ev.ok and ev.build.accelerator in GPU_ACCELERATORS]
+        if gpu_ok and not any(ev.build.version == release for ev in gpu_ok):
+            older = max((ev.build.version for ev in gpu_ok), key=_ver)
+            blocked = [
+                f"{r.variant}: {'; '.join(r.why)}"
+                for r in _rejections([ev for ev in evals if ev.build.version == release])
+                if any(ev.build.variant == r.variant and ev.build.accelerator in GPU_ACCELERATORS for ev in evals)
+            ]
+            fallback = (
+                f"{recipe.title} {release} has no GPU build that runs on this machine"
+                + (f" ({' / '.join(blocked[:3])})" if blocked else "")
+                + f"; {older} is the newest release whose GPU build does, so it is chosen."
+            )
+            release = older
+
     this_release = [ev for ev in evals if ev.build.version == release]
     newer = [ev for ev in evals if _ver(ev.build.version) > _ver(release)]
     newer_versions = sorted({ev.build.version for ev in newer}, key=_ver, reverse=True)
@@ -655,6 +685,8 @@ def make_plan(
     )
     platform = _platform_text(t)
     first = f"{recipe.title} {release} is the newest release{matching} with {what} for {platform}{skipped}."
+    if fallback:
+        first = fallback
     passing = [ev for ev in this_release if ev.ok]
     newer_python = _python_suggestion(recipe, newer, t, request)
 
@@ -691,6 +723,13 @@ def make_plan(
     sugg = []
     if b.accelerator not in GPU_ACCELERATORS and _gpu_wanted(profile, request):
         sugg += _gpu_suggestions(recipe, evals, profile, request, t, compat)
+    elif fallback:
+        # What would bring the newer release: a driver upgrade, usually (not the release just chosen).
+        sugg += [
+            s
+            for s in _gpu_suggestions(recipe, evals, profile, request, t, compat)
+            if f"{b.version} (" not in s and f"--version {b.version}`" not in s
+        ]
     if newer_python:
         sugg.append(newer_python.replace("Use Python", "For a newer release, use Python", 1))
     if late:
