@@ -1,0 +1,160 @@
+"""The container engine interface the docker backend builds and runs through.
+
+The backend renders a Dockerfile (pure) and hands a build context to an Engine; the engine builds it,
+reporting each step, and runs containers. `fwsetup.backends.docker.DockerEngine` is the real adapter
+(docker SDK, plus `docker buildx` where it exists); tests use fakes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+GpuRequest = Literal["none", "one", "all"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineInfo:
+    server_version: str
+    api_version: str
+    buildkit: bool  # builds go through `docker buildx build` (BuildKit) rather than the classic builder
+    nvidia_runtime: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildSpec:
+    context: Path  # a folder holding the Dockerfile and everything it copies
+    dockerfile: str = "Dockerfile"  # relative to context
+    tag: str
+    network: str = "host"  # pip inside the build reaches the index through the host's network
+    # BuildKit secrets: id -> file. Mounted into the builder stage only, never stored in a layer.
+    secrets: Mapping[str, Path] = field(default_factory=dict)
+    platform: str | None = None
+    no_cache: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildEvent:
+    """One line of build progress. kind: "step" (a new instruction starts), "cache" (that step was reused),
+    "log" (output of a step), "error" (the build failed), "done" (image id in `image_id`)."""
+
+    kind: Literal["step", "cache", "log", "error", "done"]
+    text: str
+    step: int | None = None  # 1-based step number, where the engine says
+    image_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepRecord:
+    number: int
+    instruction: str
+    cached: bool
+    log: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildResult:
+    tag: str
+    image_id: str
+    steps: tuple[StepRecord, ...]
+    seconds: float
+
+    @property
+    def cached_steps(self) -> int:
+        return sum(1 for s in self.steps if s.cached)
+
+    @property
+    def rebuilt(self) -> tuple[StepRecord, ...]:
+        """Steps that did real work: not reused from cache, and not a FROM (which has nothing to reuse)."""
+        return tuple(s for s in self.steps if not s.cached and not s.instruction.upper().startswith("FROM "))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    image: str
+    command: Sequence[str]
+    user: str | None = None  # "1000:1000"; None = the image's USER
+    network: str = "none"  # smoke tests run with no network at all
+    gpus: GpuRequest = "none"
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 600.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    exit_code: int | None  # None: timed out (the container was killed)
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+class Engine(ABC):
+    """A container engine: builds images from a context folder and runs commands in fresh containers."""
+
+    @abstractmethod
+    def check(self) -> EngineInfo:
+        """Reach the engine and check its version. Raises EngineError when there is none, or it is too old."""
+
+    @abstractmethod
+    def build(self, spec: BuildSpec) -> Iterator[BuildEvent]:
+        """Build the context, yielding progress as it comes. The last event is "done" or "error"."""
+
+    @abstractmethod
+    def run(self, spec: RunSpec) -> RunResult:
+        """Run one command in a fresh container, which is removed afterwards whatever happens."""
+
+    @abstractmethod
+    def image_size(self, ref: str) -> int | None:
+        """The image's size in bytes, or None when there is no such image."""
+
+    @abstractmethod
+    def image_labels(self, ref: str) -> Mapping[str, str] | None:
+        """The image's labels, or None when there is no such image."""
+
+
+def collect_build(events: Iterator[BuildEvent], tag: str, *, on_event=None) -> tuple[BuildResult | None, list[BuildEvent]]:  # noqa: ANN001
+    """Fold build events into step records. Returns (result or None when the build failed, all events)."""
+    import time
+
+    start = time.monotonic()
+    steps: list[StepRecord] = []
+    current: dict[str, object] | None = None
+    seen: list[BuildEvent] = []
+    image_id: str | None = None
+    failed = False
+
+    def close() -> None:
+        if current is not None:
+            steps.append(
+                StepRecord(
+                    number=int(current["number"]),  # type: ignore[call-overload]
+                    instruction=str(current["instruction"]),
+                    cached=bool(current["cached"]),
+                    log=tuple(current["log"]),  # type: ignore[arg-type]
+                )
+            )
+
+    for ev in events:
+        seen.append(ev)
+        if on_event is not None:
+            on_event(ev)
+        if ev.kind == "step":
+            close()
+            current = {"number": ev.step or len(steps) + 1, "instruction": ev.text, "cached": False, "log": []}
+        elif ev.kind == "cache":
+            if current is not None:
+                current["cached"] = True
+        elif ev.kind == "log":
+            if current is not None:
+                current["log"].append(ev.text)  # type: ignore[attr-defined]
+        elif ev.kind == "error":
+            failed = True
+        elif ev.kind == "done":
+            image_id = ev.image_id
+    close()
+    if failed or image_id is None:
+        return None, seen
+    return BuildResult(tag=tag, image_id=image_id, steps=tuple(steps), seconds=time.monotonic() - start), seen
