@@ -599,6 +599,7 @@ class VenvBackend(Backend):
 
     def _build(self, plan: Plan, options: InstallOptions, env: dict[str, str], st: staging.Staging,
                digest: str, progress: Progress) -> dict[str, Any]:
+        progress = _StageClock(progress)
         inst = self.installer(options)
         settings = pipconfig.read_pip_settings(env)
         sources = check_sources(plan, options, settings)
@@ -668,6 +669,7 @@ class VenvBackend(Backend):
             "find_links": list(uvcfg.find_links),
             "packages": packages,
             "smoke": smoke,
+            "timings_s": progress.totals(),
         })
         return {"smoke": smoke, "packages": packages}
 
@@ -703,6 +705,31 @@ class VenvBackend(Backend):
         res = run_streamed(cmds[1], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT, on_line=on_line)
         _raise_for(res, "installing", st)
         return read_pip_report(st.meta / "pip-report.json")
+
+
+class _StageClock:
+    """Passes progress on and adds up the seconds spent in each stage (kept in lock.json: timings_s)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.stage: str | None = None
+        self.t = time.monotonic()
+        self.spent: dict[str, float] = {}
+
+    def __call__(self, stage: str, message: str) -> None:
+        self._lap()
+        self.stage = stage
+        self.progress(stage, message)
+
+    def _lap(self) -> None:
+        now = time.monotonic()
+        if self.stage is not None:
+            self.spent[self.stage] = self.spent.get(self.stage, 0.0) + now - self.t
+        self.t = now
+
+    def totals(self) -> dict[str, float]:
+        self._lap()
+        return {k: round(v, 3) for k, v in self.spent.items()}
 
 
 def _raise_for(res: proc.Result, what: str, st: staging.Staging) -> None:
@@ -765,6 +792,12 @@ def _base_python(py: str | None, env: Mapping[str, str]) -> str:
 
 
 def _python_version(python: Path) -> str | None:
+    # uv and venv write it into pyvenv.cfg (version_info / version); ask the interpreter only when not
+    with contextlib.suppress(OSError):
+        for line in (python.parent.parent / "pyvenv.cfg").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() in ("version_info", "version") and value.strip():
+                return value.strip()
     res = proc.run([str(python), "-c", "import platform; print(platform.python_version())"], timeout=60)
     return res.stdout.strip() if res.ok else None
 

@@ -1,0 +1,129 @@
+"""Time `fwsetup install` against the same install made by hand with uv, and with plain pip.
+
+For each framework (default: pytorch from the local wheelhouse, and jax from the registry):
+  fwsetup   `fwsetup install NAME --cpu --env NEW` (plan, staging venv, resolve to pylock.toml, hash-checked
+            install, smoke test, lock file, swap), each run into a new folder
+  uv        `uv venv NEW && uv pip install --python NEW <the same flags fwsetup carries> <the same requirements>`
+  pip       `python -m venv NEW && NEW/bin/pip install <requirements>` (pip reads its own configuration)
+  smoke     the smoke script alone in the fwsetup-made environment
+All with warm caches (one untimed round first). Target: fwsetup - smoke <= 1.10 x uv; pip / uv as a ratio.
+
+    .venv/bin/python benchmarks/bench_install.py                  # --runs 3 --frameworks pytorch jax
+    .venv/bin/python benchmarks/bench_install.py --json > benchmarks/results/install.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def timed(argv: list[str], **kw: object) -> tuple[float, subprocess.CompletedProcess[str]]:
+    t0 = time.perf_counter()
+    cp = subprocess.run(argv, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
+    dt = time.perf_counter() - t0
+    if cp.returncode != 0:
+        sys.exit(f"failed ({cp.returncode}): {' '.join(argv)}\n{cp.stdout[-2000:]}\n{cp.stderr[-3000:]}")
+    return dt, cp
+
+
+def uv_flags(requirements: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The flags fwsetup passes to uv for these requirements on this machine (pip configuration carried)."""
+    from fwsetup import pipconfig
+
+    settings = pipconfig.read_pip_settings()
+    cfg = pipconfig.to_uv(settings)
+    return list(cfg.args), dict(cfg.env)
+
+
+def bench(name: str, runs: int, work: Path) -> dict:
+    from fwsetup.backends.venv import find_uv
+    from fwsetup.smoke import script_path
+
+    uv = find_uv(dict(os.environ))
+    assert uv, "no uv"
+    fw = [sys.executable, "-m", "fwsetup"]
+    # warm-up: fills uv's and pip's caches, and tells us the plan fwsetup used
+    _, cp = timed([*fw, "install", name, "--cpu", "--python", PY, "--env", str(work / f"{name}-warm"), "--json"])
+    doc = json.loads(cp.stdout)
+    reqs = doc["plan"]["requirements"]
+    flags, env_add = uv_flags(reqs)
+    env = {**os.environ, **env_add}
+    smoke_env = {**env, **(doc["plan"].get("env") or {})}
+    pip_venv = work / f"{name}-pipwarm"
+    timed([sys.executable, "-m", "venv", str(pip_venv)])
+    timed([str(pip_venv / "bin" / "pip"), "install", "-q", *reqs])
+
+    rows: dict[str, list[float]] = {"fwsetup": [], "fwsetup_smoke": [], "uv": [], "smoke": [], "pip": []}
+    stages: list[dict[str, float]] = []
+    for i in range(runs):
+        dt, _ = timed([*fw, "install", name, "--cpu", "--python", PY, "--env", str(work / f"{name}-fw{i}")])
+        rows["fwsetup"].append(dt)
+        lock = json.loads((work / f"{name}-fw{i}" / ".fwsetup" / "lock.json").read_text())
+        stages.append(lock.get("timings_s", {}))
+        rows["fwsetup_smoke"].append(stages[-1].get("smoke", 0.0))
+        t0 = time.perf_counter()
+        timed([uv, "venv", "-q", "--python", PY, str(work / f"{name}-uv{i}")], env=env)
+        timed([uv, "pip", "install", "-q", "--python", str(work / f"{name}-uv{i}" / "bin" / "python"), *flags, *reqs], env=env)
+        rows["uv"].append(time.perf_counter() - t0)
+        dt, _ = timed([str(work / f"{name}-fw{i}" / "bin" / "python"), str(script_path(doc["plan"]["smoke"]["script"])),
+                       "--device", "cpu"], env=smoke_env)
+        rows["smoke"].append(dt)
+        t0 = time.perf_counter()
+        timed([sys.executable, "-m", "venv", str(work / f"{name}-pip{i}")])
+        timed([str(work / f"{name}-pip{i}" / "bin" / "pip"), "install", "-q", *reqs])
+        rows["pip"].append(time.perf_counter() - t0)
+        for kind in ("fw", "uv", "pip"):
+            shutil.rmtree(work / f"{name}-{kind}{i}", ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    # fwsetup minus the smoke test it ran itself (its own stage clock), against uv by hand
+    without_smoke = statistics.median(t - s for t, s in zip(rows["fwsetup"], rows["fwsetup_smoke"]))
+    overhead = without_smoke / med["uv"] - 1
+    return {
+        "framework": name,
+        "requirements": reqs,
+        "runs": runs,
+        "median_s": {k: round(v, 2) for k, v in med.items()},
+        "all_s": {k: [round(x, 2) for x in v] for k, v in rows.items()},
+        "fwsetup_without_smoke_s": round(without_smoke, 2),
+        "fwsetup_stages_s": stages,
+        "overhead_vs_uv_excluding_smoke": round(overhead, 3),
+        "target_met": without_smoke <= 1.10 * med["uv"],
+        "pip_over_uv": round(med["pip"] / med["uv"], 2),
+        "pip_over_fwsetup_excluding_smoke": round(med["pip"] / max(without_smoke, 1e-9), 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--frameworks", nargs="+", default=["pytorch", "jax"])
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="fwsetup-bench-") as tmp:
+        results = [bench(name, args.runs, Path(tmp)) for name in args.frameworks]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print("| framework | fwsetup install | its smoke test | fwsetup without smoke | uv by hand | pip by hand "
+          "| overhead vs uv (without smoke) | pip / uv |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        m = r["median_s"]
+        print(f"| {r['framework']} | {m['fwsetup']:.1f} s | {m['fwsetup_smoke']:.1f} s | {r['fwsetup_without_smoke_s']:.1f} s "
+              f"| {m['uv']:.1f} s | {m['pip']:.1f} s | {r['overhead_vs_uv_excluding_smoke']:+.0%} | {r['pip_over_uv']:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
