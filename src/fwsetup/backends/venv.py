@@ -88,9 +88,23 @@ def find_uv(env: Mapping[str, str]) -> str | None:
     if which := shutil.which("uv", path=env.get("PATH")):
         candidates.append(which)
     for exe in candidates:
-        if _uv_version(exe):
+        if _uv_usable(_uv_version(exe)):
             return exe
     return None
+
+
+MIN_UV = "0.7"  # pylock.toml (PEP 751) from `uv pip compile` and into `uv pip install -r` (0.6.15, settled by 0.7)
+
+
+def _uv_usable(version: str | None) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    if not version:
+        return False
+    try:
+        return Version(version) >= Version(MIN_UV)
+    except InvalidVersion:
+        return True
 
 
 def find_installer(env: Mapping[str, str]) -> Installer:
@@ -106,7 +120,7 @@ def find_installer(env: Mapping[str, str]) -> Installer:
         if exe:
             return Installer("uv", exe, _uv_version(exe) or "?")
         if want == "uv":
-            msg = "FWSETUP_INSTALLER=uv, but no working uv was found (pip install uv)."
+            msg = f"FWSETUP_INSTALLER=uv, but no working uv >= {MIN_UV} was found (pip install -U uv)."
             raise InstallError(msg)
     return Installer("pip", None, "")
 
@@ -615,6 +629,10 @@ class VenvBackend(Backend):
         pre_log += [f"pip setting {k} from {v}" for k, v in settings.sources.items()]
         if inst.kind == "uv":
             pre_log += [f"env {k}={v}" for k, v in uvcfg.env.items()]
+        if inst.kind == "pip" and env.get("FWSETUP_INSTALLER", "").lower() != "pip":
+            note = f"no working uv >= {MIN_UV} found: using python -m venv and pip (slower; pip install -U uv)"
+            pre_log.append(f"note: {note}")
+            progress("resolve", note)
         for w in uvcfg.warnings:
             progress("resolve", f"warning: {w}")
         for n in sources.notes:
