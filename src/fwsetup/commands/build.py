@@ -440,7 +440,7 @@ def matrix_entries(
                 accelerator=b.accelerator, cuda=b.cuda, python="{python}", docker=b.docker,
             )  # fmt: skip
             image, _ = choose_base(stub, base)
-            fixed = base_python(image).version
+            fixed = None if "{python}" in image else base_python(image).version
             for py in [fixed] if fixed else pythons:
                 if py is None or not spec.contains(f"{py}.0", prereleases=True):
                     continue

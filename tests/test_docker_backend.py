@@ -1,0 +1,309 @@
+"""The docker backend without an engine: build-stream parsing, the container run config, engine errors and
+the container lifecycle (fakes), and build_image's failure messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from fwsetup.backends.docker import (
+    DockerBackend,
+    DockerEngine,
+    ImageOptions,
+    parse_buildx,
+    parse_classic,
+    run_create_kwargs,
+)
+from fwsetup.backends.engine import BuildEvent, BuildSpec, Engine, EngineInfo, RunResult, RunSpec, collect_build
+from fwsetup.errors import EngineError, InstallError, SmokeError
+from fwsetup.plan import Plan, SmokeSpec
+
+NO_PIP = {"PIP_CONFIG_FILE": "/dev/null", "HOME": "/nonexistent"}
+
+
+def plan() -> Plan:
+    return Plan(
+        status="ok", framework="pytorch", title="PyTorch", version="2.13.0", variant="cpu", accelerator="cpu",
+        method="docker", python="3.11", requirements=["torch==2.13.0"], smoke=SmokeSpec(script="pytorch"),
+    )  # fmt: skip
+
+
+# -- the classic builder's stream (recorded from Docker 20.10 with vfs) ---------------------------------
+
+CLASSIC = [
+    {"stream": "Step 1/4 : FROM fwsetup/bookworm-base:latest AS builder"},
+    {"stream": "\n"},
+    {"stream": " ---> 65b061c5b525\n"},
+    {"stream": "Step 2/4 : COPY build/ /tmp/fwsetup-build/"},
+    {"stream": "\n"},
+    {"stream": " ---> Using cache\n"},
+    {"stream": " ---> 1f2e3d4c5b6a\n"},
+    {"stream": "Step 3/4 : RUN uv pip install torch"},
+    {"stream": "\n"},
+    {"stream": " ---> Running in 0a1b2c3d\n"},
+    {"stream": "\u001b[91mResolved 11 packages\n\u001b[0m"},
+    {"stream": "\u001b[91mDownloading\u001b[0m"},
+    {"stream": "\u001b[91m numpy\n\u001b[0m"},
+    {"stream": "Removing intermediate container 0a1b2c3d\n"},
+    {"stream": " ---> 9f8e7d6c5b4a\n"},
+    {"stream": "Step 4/4 : COPY app/ /opt/fwsetup/"},
+    {"stream": "\n"},
+    {"stream": " ---> 77aa88bb99cc\n"},
+    {"aux": {"ID": "sha256:77aa88bb99cc"}},
+    {"stream": "Successfully built 77aa88bb99cc\n"},
+    {"stream": "Successfully tagged fwsetup/pytorch:test\n"},
+]
+
+
+def test_parse_classic_steps_cache_logs_and_id() -> None:
+    events = list(parse_classic(iter(CLASSIC)))
+    steps = [(e.step, e.text) for e in events if e.kind == "step"]
+    assert steps == [
+        (1, "FROM fwsetup/bookworm-base:latest AS builder"),
+        (2, "COPY build/ /tmp/fwsetup-build/"),
+        (3, "RUN uv pip install torch"),
+        (4, "COPY app/ /opt/fwsetup/"),
+    ]
+    assert [e.step for e in events if e.kind == "cache"] == [2]
+    # Lines split across chunks are joined; the builder's stderr colour codes are dropped.
+    assert [e.text for e in events if e.kind == "log"] == ["Resolved 11 packages", "Downloading numpy"]
+    assert events[-1].kind == "done" and events[-1].image_id == "sha256:77aa88bb99cc"
+    result, _ = collect_build(iter(events), "t")
+    assert result is not None
+    assert [s.cached for s in result.steps] == [False, True, False, False]
+    assert [s.number for s in result.rebuilt] == [3, 4]  # FROM is never "rebuilt"
+
+
+def test_parse_classic_error_names_the_step() -> None:
+    chunks = [
+        {"stream": "Step 3/9 : RUN uv pip install torch\n"},
+        {"stream": "\u001b[91merror: Failed to fetch: `https://pypi.org/simple/torch/`\n\u001b[0m"},
+        {"errorDetail": {"code": 1, "message": "The command '/bin/sh -c uv pip install torch' returned a non-zero code: 1"},
+         "error": "The command '/bin/sh -c uv pip install torch' returned a non-zero code: 1"},
+    ]  # fmt: skip
+    events = list(parse_classic(iter(chunks)))
+    assert events[-1].kind == "error" and events[-1].step == 3 and "non-zero code: 1" in events[-1].text
+    result, _ = collect_build(iter(events), "t")
+    assert result is None
+
+
+def test_parse_buildx_plain_progress(tmp_path: Path) -> None:
+    iid = tmp_path / "iid"
+    iid.write_text("sha256:abc\n")
+    lines = [
+        "#1 [internal] load build definition from Dockerfile\n",
+        "#1 DONE 0.0s\n",
+        "#5 [builder 1/2] FROM docker.io/library/python:3.11-slim-bookworm\n",
+        "#5 CACHED\n",
+        "#7 [builder 2/2] RUN --mount=type=bind,source=build,target=/tmp/fwsetup-build uv pip install\n",
+        "#7 0.512 Resolved 11 packages in 321ms\n",
+        "#7 DONE 12.3s\n",
+        "#9 [stage-1 3/3] COPY app/ /opt/fwsetup/\n",
+        "#9 DONE 0.1s\n",
+        "#10 exporting to image\n",
+    ]
+    events = list(parse_buildx(iter(lines), iid, lambda: 0))
+    steps = [e for e in events if e.kind == "step"]
+    assert [s.text.split()[0] for s in steps] == ["FROM", "RUN", "COPY"]
+    assert [e.step for e in events if e.kind == "cache"] == [1]
+    assert "Resolved 11 packages in 321ms" in [e.text for e in events if e.kind == "log"]
+    assert events[-1].kind == "done" and events[-1].image_id == "sha256:abc"
+    failed = list(parse_buildx(iter(["#7 ERROR: process did not complete successfully\n"]), tmp_path / "none", lambda: 1))
+    assert failed[-1].kind == "error" and "ERROR" in failed[-1].text
+
+
+# -- the run config ------------------------------------------------------------------------------------
+
+
+def test_smoke_container_has_no_network_and_a_gpu_request_only_for_gpus() -> None:
+    cpu = run_create_kwargs(RunSpec(image="i", command=["python"], user="fwsetup"))
+    assert cpu["network_mode"] == "none" and cpu["network_disabled"] is True
+    assert cpu["user"] == "fwsetup"
+    assert "device_requests" not in cpu
+    one = run_create_kwargs(RunSpec(image="i", command=["python"], gpus="one"))
+    (req,) = one["device_requests"]
+    assert req["Count"] == 1 and req["Capabilities"] == [["gpu"]]
+    every = run_create_kwargs(RunSpec(image="i", command=["python"], gpus="all"))
+    assert every["device_requests"][0]["Count"] == -1
+
+
+# -- the engine: errors and the container lifecycle ------------------------------------------------------
+
+
+def test_no_engine_is_a_clear_engine_error(tmp_path: Path) -> None:
+    engine = DockerEngine(env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"}, buildkit=False)
+    with pytest.raises(EngineError) as err:
+        engine.check()
+    assert "no Docker engine answers" in err.value.message and "no-such.sock" in err.value.message
+    assert "scripts/start-docker-engine" in str(err.value) and "systemctl start docker" in str(err.value)
+    assert err.value.exit_code == 4
+
+
+def test_build_command_without_engine_exits_4_with_the_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fwsetup.cli import main
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+    assert main(["build", "pytorch", "--cpu", "--version", "2.13.0"]) == 4
+    err = capsys.readouterr().err
+    assert "no Docker engine answers" in err and "start-docker-engine" in err
+    assert "Traceback" not in err
+
+
+class FakeContainer:
+    def __init__(self, fail_on: str | None = None, stdout: bytes = b"", code: int = 0) -> None:
+        self.removed = False
+        self.fail_on = fail_on
+        self.stdout = stdout
+        self.code = code
+
+    def start(self) -> None:
+        if self.fail_on == "start":
+            raise RuntimeError("OCI runtime create failed: could not select device driver \"\" with capabilities: [[gpu]]")
+
+    def wait(self, timeout: float) -> dict[str, int]:
+        return {"StatusCode": self.code}
+
+    def logs(self, stdout: bool, stderr: bool) -> bytes:
+        return self.stdout if stdout else b"some stderr\n"
+
+    def kill(self) -> None:
+        pass
+
+    def remove(self, force: bool) -> None:
+        self.removed = True
+
+
+class FakeClient:
+    def __init__(self, container: FakeContainer, api: str = "1.41") -> None:
+        self.container = container
+        self.api_version = api
+        self.created: list[dict[str, Any]] = []
+        outer = self
+
+        class Containers:
+            def create(self, **kw: Any) -> FakeContainer:
+                outer.created.append(kw)
+                return outer.container
+
+        self.containers = Containers()
+
+    def version(self) -> dict[str, str]:
+        return {"ApiVersion": self.api_version, "Version": "20.10.24"}
+
+    def info(self) -> dict[str, Any]:
+        return {"Runtimes": {"runc": {}}}
+
+
+def test_engine_too_old() -> None:
+    engine = DockerEngine(client=FakeClient(FakeContainer(), api="1.39"), buildkit=False)
+    with pytest.raises(EngineError, match="too old"):
+        engine.check()
+
+
+def test_container_is_removed_on_success_and_on_failure() -> None:
+    ok = FakeContainer(stdout=b'noise\n{"ok": true, "framework": "pytorch"}\n')
+    engine = DockerEngine(client=FakeClient(ok), buildkit=False)
+    res = engine.run(RunSpec(image="i", command=["python"]))
+    assert res.exit_code == 0 and ok.removed
+    broken = FakeContainer(fail_on="start")
+    engine = DockerEngine(client=FakeClient(broken), buildkit=False)
+    with pytest.raises(EngineError) as err:
+        engine.run(RunSpec(image="i", command=["python"], gpus="one"))
+    assert broken.removed, "a container that failed to start is removed too"
+    assert "NVIDIA Container Toolkit" in str(err.value)
+
+
+# -- build_image with a fake engine ---------------------------------------------------------------------
+
+
+class FakeEngine(Engine):
+    def __init__(self, events: list[BuildEvent], run: RunResult | None = None) -> None:
+        self.events = events
+        self.result = run
+        self.specs: list[BuildSpec] = []
+        self.runs: list[RunSpec] = []
+
+    def check(self) -> EngineInfo:
+        return EngineInfo(server_version="20.10.24", api_version="1.41", buildkit=False)
+
+    def build(self, spec: BuildSpec) -> Iterator[BuildEvent]:
+        self.specs.append(spec)
+        assert (spec.context / "Dockerfile").is_file()
+        yield from self.events
+
+    def run(self, spec: RunSpec) -> RunResult:
+        self.runs.append(spec)
+        assert self.result is not None
+        return self.result
+
+    def image_size(self, ref: str) -> int | None:
+        return 1_240_000_000
+
+    def image_labels(self, ref: str) -> Mapping[str, str] | None:
+        return {}
+
+
+GOOD = [
+    BuildEvent(kind="step", text="FROM base AS builder", step=1),
+    BuildEvent(kind="step", text="RUN uv pip install", step=2),
+    BuildEvent(kind="cache", text="Using cache", step=2),
+    BuildEvent(kind="done", text="sha256:1", image_id="sha256:1"),
+]
+
+
+def test_build_image_runs_the_smoke_test_without_network() -> None:
+    report = '{"ok": true, "framework": "pytorch", "version": "2.13.0", "device": "cpu", "steps": 30}'
+    engine = FakeEngine(GOOD, RunResult(exit_code=0, stdout="x\n" + report + "\n", stderr="", seconds=1.0))
+    result = DockerBackend(engine).build_image(plan(), ImageOptions(env=NO_PIP, tag="t"))
+    assert result.smoke is not None and result.smoke["ok"] is True
+    assert result.size_bytes == 1_240_000_000
+    (run,) = engine.runs
+    assert run.network == "none" and run.user == "fwsetup" and run.gpus == "none"
+    assert run.command[-2:] == ["--device", "cpu"]
+    assert engine.specs[0].network == "host"
+
+
+def test_failed_build_says_which_step_and_its_last_lines() -> None:
+    events = [
+        BuildEvent(kind="step", text="FROM base AS builder", step=1),
+        BuildEvent(kind="step", text="RUN uv pip install -r requirements.txt", step=3),
+        BuildEvent(kind="log", text="error: Failed to fetch https://pypi.org/simple/torch/", step=3),
+        BuildEvent(kind="log", text="  Caused by: invalid peer certificate: UnknownIssuer", step=3),
+        BuildEvent(kind="error", text="returned a non-zero code: 2", step=3),
+    ]
+    with pytest.raises(InstallError) as err:
+        DockerBackend(FakeEngine(events)).build_image(plan(), ImageOptions(env=NO_PIP, tag="t"))
+    text = str(err.value)
+    assert "failed at step 3 (RUN uv pip install -r requirements.txt)" in text
+    assert "UnknownIssuer" in text and "non-zero code: 2" in text
+    assert err.value.exit_code == 5
+
+
+def test_failed_smoke_is_a_smoke_error() -> None:
+    bad = '{"ok": false, "framework": "pytorch", "error": "the loss did not fall (1 -> 1)"}'
+    engine = FakeEngine(GOOD, RunResult(exit_code=1, stdout=bad + "\n", stderr="Traceback\n", seconds=1.0))
+    with pytest.raises(SmokeError, match="the loss did not fall"):
+        DockerBackend(engine).build_image(plan(), ImageOptions(env=NO_PIP, tag="t"))
+    silent = FakeEngine(GOOD, RunResult(exit_code=139, stdout="", stderr="Segmentation fault\n", seconds=1.0))
+    with pytest.raises(SmokeError, match="no JSON report"):
+        DockerBackend(silent).build_image(plan(), ImageOptions(env=NO_PIP, tag="t"))
+
+
+def test_dry_run_prints_the_dockerfile_without_an_engine(tmp_path: Path) -> None:
+    from fwsetup.cli import app
+
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock", "FWSETUP_BUILDER": "classic", **NO_PIP}
+    result = CliRunner().invoke(
+        app, ["build", "pytorch", "--cpu", "--version", "2.13.0", "--base", "fwsetup/bookworm-base:latest", "--dry-run"],
+        env=env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("# fwsetup")
+    assert "FROM fwsetup/bookworm-base:latest AS builder" in result.stdout
+    assert "COPY --from=builder /opt/venv /opt/venv" in result.stdout

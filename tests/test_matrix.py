@@ -1,0 +1,114 @@
+"""`fwsetup matrix`: every image the recipes define, as JSON, a GitHub Actions matrix and a bake file."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from packaging.specifiers import SpecifierSet
+from typer.testing import CliRunner
+
+from fwsetup.backends.docker import base_python
+from fwsetup.cli import app
+from fwsetup.commands.build import matrix_entries
+from fwsetup.recipes import load_recipes
+
+NO_PIP = {"PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "", "PIP_CERT": "", "SSL_CERT_FILE": ""}
+
+
+def run(*args: str, **env: str) -> str:
+    result = CliRunner().invoke(app, ["matrix", *args], env={**NO_PIP, **env})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_entries_cover_frameworks_variants_and_pythons() -> None:
+    recipes = load_recipes()
+    entries = matrix_entries(list(recipes))
+    assert {"pytorch", "tensorflow", "jax"} <= {e.framework for e in entries}
+    assert len({e.target for e in entries}) == len(entries), "bake target names are unique"
+    for e in entries:
+        build = next(b for b in recipes.get(e.framework).builds if b.version == e.version and b.variant == e.variant)
+        assert "linux" in build.os and build.installable
+        assert SpecifierSet(build.python).contains(f"{e.python}.0"), e
+        if e.accelerator == "cuda":
+            assert e.base.startswith("nvidia/cuda:"), e
+            assert base_python(e.base).version == e.python, "a CUDA image's Python is its base's"
+        else:
+            assert e.base == f"python:{e.python}-slim-bookworm"
+    # CPU images come for several Pythons (the python:X.Y-slim bases).
+    assert len({e.python for e in entries if e.framework == "pytorch" and e.accelerator == "cpu"}) >= 3
+
+
+def test_newest_n_releases_by_default_and_all_on_request() -> None:
+    recipes = list(load_recipes())
+    two = matrix_entries(recipes, newest=2)
+    every = matrix_entries(recipes, newest=None)
+    per_fw = Counter()
+    for fw in {e.framework for e in two}:
+        per_fw[fw] = len({e.version for e in two if e.framework == fw})
+    assert max(per_fw.values()) <= 2
+    assert len(every) > len(two)
+    assert {e.version for e in every if e.framework == "pytorch"} > {e.version for e in two if e.framework == "pytorch"}
+
+
+def test_json_format() -> None:
+    data = json.loads(run("--format", "json", "--framework", "pytorch"))
+    assert isinstance(data, list) and data
+    first = data[0]
+    assert set(first) >= {"name", "framework", "version", "variant", "python", "base", "tag", "gpu", "args"}
+    assert first["args"].startswith("pytorch --version ")
+
+
+def test_github_format_is_one_line_with_include() -> None:
+    out = run("--format", "github", "--framework", "jax")
+    assert out.count("\n") == 1, "one line, for $GITHUB_OUTPUT"
+    data = json.loads(out)
+    assert list(data) == ["include"] and data["include"]
+    assert all(item["framework"] == "jax" for item in data["include"])
+
+
+def test_bake_format_writes_contexts_and_a_default_group(tmp_path: Path) -> None:
+    out_dir = tmp_path / "bake"
+    bake = json.loads(run("--format", "bake", "--framework", "pytorch", "--newest", "1", "--out-dir", str(out_dir)))
+    assert json.loads((out_dir / "docker-bake.json").read_text()) == bake
+    targets = bake["target"]
+    assert bake["group"]["default"]["targets"] == list(targets)
+    assert any("cu" in name for name in targets) and any("cpu" in name for name in targets)
+    for name, t in targets.items():
+        ctx = Path(t["context"])
+        dockerfile = (ctx / t["dockerfile"]).read_text()
+        assert "RUN --mount=type=bind,source=build" in dockerfile, "BuildKit form"
+        assert (ctx / "build" / "requirements.txt").is_file() and (ctx / "app" / "plan.json").is_file()
+        assert not (ctx / "build" / "ca.pem").exists()
+        assert t["tags"] and t["tags"][0].startswith("fwsetup/pytorch:")
+        assert t["platforms"] == ["linux/amd64"]
+        plan = json.loads((ctx / "app" / "plan.json").read_text())
+        assert plan["status"] == "ok" and name.startswith(f"pytorch-{plan['version']}-{plan['variant']}".replace(".", "-"))
+
+
+def test_bake_carries_the_ca_bundle_as_a_secret(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("CA")
+    bake = json.loads(
+        run("--format", "bake", "--framework", "jax", "--newest", "1", "--cpu-only", "--out-dir", str(tmp_path / "b"),
+            PIP_CERT=str(ca))
+    )  # fmt: skip
+    for t in bake["target"].values():
+        assert any(s.startswith("id=fwsetup-ca,src=") for s in t["secret"])
+        assert not list(Path(t["context"]).rglob("ca.pem"))
+
+
+def test_bad_format_is_a_usage_error() -> None:
+    from fwsetup.cli import main
+
+    assert main(["matrix", "--format", "yaml"]) == 2
+
+
+@pytest.mark.parametrize("fmt", ["json", "github"])
+def test_cpu_only(fmt: str) -> None:
+    data = json.loads(run("--format", fmt, "--cpu-only"))
+    items = data["include"] if fmt == "github" else data
+    assert items and all(not i["gpu"] for i in items)
