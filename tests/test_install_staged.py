@@ -268,3 +268,93 @@ def test_pip_fallback(world: dict) -> None:
     pip_script = target / "bin" / "pip"
     assert pip_script.read_text().splitlines()[0].startswith(f"#!{target}/bin/python")
     assert litter(world["parent"]) == []
+
+
+# -- the whole command, with a recipe of our own (--recipes) and its smoke script (FWSETUP_SMOKE_DIR) ----
+
+RECIPE = """
+name = "fakefw"
+title = "FakeFW"
+smoke = "fakefw"
+
+[facts]
+developer = "tests"
+language = "Python"
+platforms = ["Linux"]
+interfaces = ["Python"]
+autograd = "no"
+pretrained = "no"
+cnn = "no"
+rnn = "no"
+multi_gpu = "no"
+multi_node = "no"
+status = "active"
+""" + "".join(
+    f"""
+[[builds]]
+version = "{v}"
+variant = "cpu"
+python = ">=3.8"
+os = ["linux"]
+arch = ["x86_64", "aarch64"]
+requirements = ["fakefw=={v}"]
+"""
+    for v in ("1.0", "2.0")
+)
+
+
+@pytest.fixture()
+def cli(world: dict) -> dict:
+    recipes = world["tmp"] / "recipes"
+    recipes.mkdir()
+    (recipes / "fakefw.toml").write_text(RECIPE)
+    smoke_dir = world["tmp"] / "smoke"
+    smoke_dir.mkdir()
+    (smoke_dir / "train_fakefw.py").write_text(SMOKE)
+    env = {**os.environ, "FWSETUP_SMOKE_DIR": str(smoke_dir), "FWSETUP_CACHE_DIR": str(world["tmp"] / "cache"),
+           "PIP_CONFIG_FILE": os.devnull}
+    return {**world, "recipes": recipes, "env": env, "target": world["parent"] / "fake"}
+
+
+def _cli(cli: dict, version: str, *extra: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fwsetup", "--recipes", str(cli["recipes"]), "install", "fakefw", "--cpu",
+         "--version", version, "--env", str(cli["target"]), "--wheelhouse", str(cli["wh"]), "--offline", *extra],
+        env={**cli["env"], **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_cli_install_noop_and_json(cli: dict) -> None:
+    p = _cli(cli, "1.0")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    flat = " ".join(err.split())
+    assert "installed FakeFW 1.0 (cpu)" in flat and "smoke test passed" in flat
+    assert installed_version(cli["target"]) == "1.0"
+    p = _cli(cli, "1.0", "--json")
+    out, err = p.communicate(timeout=300)
+    doc = json.loads(out)
+    assert p.returncode == 0 and doc["status"] == "unchanged" and doc["changed"] is False
+    assert doc["message"].startswith("already installed: same plan")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_cli_interrupted(cli: dict, sig: signal.Signals) -> None:
+    p = _cli(cli, "1.0")
+    assert p.wait(timeout=300) == 0
+    ino = cli["target"].stat().st_ino
+    started = cli["tmp"] / "started"
+    p = _cli(cli, "2.0", FAKE_SMOKE_SLEEP="60", FAKE_SMOKE_STARTED=str(started))
+    _wait_for(started)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert p.returncode == 130 and "interrupted" in err
+        assert litter(cli["parent"]) == []
+    else:
+        assert p.returncode == -9
+    assert cli["target"].stat().st_ino == ino and installed_version(cli["target"]) == "1.0"
+    p = _cli(cli, "1.0")  # the next run: cleans up, and the old plan is still in place
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0 and "already installed: same plan" in " ".join(err.split())
+    assert litter(cli["parent"]) == []

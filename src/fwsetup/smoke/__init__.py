@@ -15,12 +15,15 @@ It fails when the loss is not finite or does not fall, when a GPU was asked for 
 work ran on the CPU, or when --all-gpus was asked and fewer than two devices took part. --all-gpus on a
 machine without GPUs (--device cpu) runs the same data-parallel code path on two CPU processes/devices.
 
-Running them and reading the report: fwsetup.smokerun.run_smoke().
+Running them and reading the report: fwsetup.smokerun.run_smoke(). Scripts for your own recipes (`--recipes
+DIR`) go in a folder named by FWSETUP_SMOKE_DIR, as train_<name>.py, under the same contract.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,14 +35,23 @@ SCRIPTS: Final = {
 }
 
 
-def script_path(name: str) -> Path:
+def smoke_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
+    """Where smoke scripts are looked up: FWSETUP_SMOKE_DIR (os.pathsep-separated; scripts for your own
+    recipes, `--recipes DIR`), then fwsetup's own."""
+    env = os.environ if env is None else env
+    extra = [Path(d) for d in env.get("FWSETUP_SMOKE_DIR", "").split(os.pathsep) if d]
+    return [*extra, SMOKE_DIR]
+
+
+def script_path(name: str, env: Mapping[str, str] | None = None) -> Path:
     """The local script for a smoke name ("pytorch"), a file name ("train_pytorch.py") or a path."""
     p = Path(name)
     if p.is_absolute() or p.parent != Path("."):
         return p
-    for candidate in (SCRIPTS.get(name), name, f"train_{name}.py", f"{name}.py"):
-        if candidate and (SMOKE_DIR / candidate).is_file() and not candidate.startswith("_"):
-            return SMOKE_DIR / candidate
+    for folder in smoke_dirs(env):
+        for candidate in (SCRIPTS.get(name) if folder == SMOKE_DIR else None, f"train_{name}.py", name, f"{name}.py"):
+            if candidate and (folder / candidate).is_file() and not candidate.startswith("_"):
+                return folder / candidate
     from fwsetup.errors import SmokeError
 
     known = ", ".join(sorted(SCRIPTS))
