@@ -18,8 +18,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(autouse=True)
-def no_pip_config(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_pip_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
     for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
         monkeypatch.delenv(var, raising=False)
     venv.probe_index.cache_clear()
@@ -44,7 +45,7 @@ def test_refused_plan_exits_3_and_touches_nothing(tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert rc == 3
     assert "refused" in out and "Python 3.11" in out  # names the Python that would work
-    assert not target.exists() and not list(tmp_path.iterdir())
+    assert not target.exists() and [p.name for p in tmp_path.iterdir()] in ([], ["cache"])
     assert unreachable == []  # nothing contacted
 
 
@@ -65,7 +66,7 @@ def test_dry_run_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert rc == 0
     assert "uv" in out and "venv" in out and "jax==" in out and "train_jax.py" in out
-    assert not target.exists() and list(tmp_path.iterdir()) == []
+    assert not target.exists() and [p.name for p in tmp_path.iterdir()] in ([], ["cache"])
 
 
 def test_unreachable_plan_index_uses_a_local_wheel_of_another_release(
@@ -83,7 +84,8 @@ def test_unreachable_plan_index_uses_a_local_wheel_of_another_release(
     assert "cannot be reached" in doc["notes"][0] and "2.13.0" in doc["notes"][0]
     commands = [ln for ln in doc["commands"].splitlines() if not ln.startswith("#")]
     assert commands and not any("download.pytorch.org" in ln for ln in commands)
-    assert "--find-links " + str(wh) in doc["commands"]
+    # the wheel folder is read as an index with the wheels' hashes (pipconfig.wheel_index)
+    assert "wheel-index" in doc["commands"] or "--find-links " + str(wh) in doc["commands"]
     assert not (tmp_path / "env").exists()
 
 

@@ -89,6 +89,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     smoke.write_text(SMOKE)
     # The machine's pip configuration is not part of these tests.
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
     for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "FAKE_SMOKE_FAIL", "FAKE_SMOKE_SLEEP"):
         monkeypatch.delenv(var, raising=False)
     return {"wh": wh, "smoke": smoke, "parent": tmp_path / "envs", "tmp": tmp_path}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,42 @@ def test_local_path() -> None:
     assert pipconfig.local_path("file:///opt/pypi/simple") == Path("/opt/pypi/simple")
     assert pipconfig.local_path("/opt/wheels") == Path("/opt/wheels")
     assert pipconfig.local_path("https://pypi.org/simple") is None
+
+
+def test_wheel_folder_becomes_an_index_with_hashes(tmp_path: Path) -> None:
+    import hashlib
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    whl = wheels / "Foo_Bar-1.0+cpu-py3-none-any.whl"
+    whl.write_bytes(b"wheel bytes")
+    cache = tmp_path / "cache"
+    url = pipconfig.wheel_index(wheels, cache)
+    assert url is not None and url.startswith("file://")
+    page = (pipconfig.local_path(url) / "foo-bar" / "index.html").read_text()
+    assert f"#sha256={hashlib.sha256(b'wheel bytes').hexdigest()}" in page
+    assert "Foo_Bar-1.0%2Bcpu-py3-none-any.whl#" in page
+    # the hash is cached by size and mtime; a changed file is hashed again
+    whl.write_bytes(b"other bytes!")
+    os.utime(whl, ns=(1, 1))
+    pipconfig.wheel_index(wheels, cache)
+    page = (pipconfig.local_path(url) / "foo-bar" / "index.html").read_text()
+    assert hashlib.sha256(b"other bytes!").hexdigest() in page
+    # a folder with an sdist stays find-links
+    (wheels / "baz-1.0.tar.gz").write_bytes(b"")
+    assert pipconfig.wheel_index(wheels, cache) is None
+
+
+def test_to_uv_turns_wheel_folders_into_indexes_only_when_indexes_merge(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "foo-1.0-py3-none-any.whl").write_bytes(b"x")
+    s = pipconfig.PipSettings(find_links=(str(wheels),))
+    cfg = pipconfig.to_uv(s, env={}, index_cache=tmp_path / "cache")
+    assert "--find-links" not in cfg.args and cfg.find_links == ()
+    assert cfg.args[cfg.args.index("--extra-index-url") + 1].startswith("file://")
+    assert cfg.args[cfg.args.index("--index-strategy") + 1] == "unsafe-best-match"
+    # a plan index (first-index) or offline (--no-index ignores indexes): find-links as given
+    for kw in ({"plan_indexes": ["https://x.example/simple"]}, {"offline": True}):
+        cfg = pipconfig.to_uv(s, env={}, index_cache=tmp_path / "cache", **kw)
+        assert cfg.find_links == (str(wheels),)

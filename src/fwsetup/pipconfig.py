@@ -144,9 +144,73 @@ class UvConfig:
     args: tuple[str, ...]
     env: Mapping[str, str]
     index_urls: tuple[str, ...]  # every index in priority order (for messages)
-    find_links: tuple[str, ...]
+    find_links: tuple[str, ...]  # what stays find-links
     offline: bool
     warnings: tuple[str, ...]
+
+
+def wheel_index(folder: Path, cache: Path) -> str | None:
+    """A PEP 503 "simple" index (file://) of the wheels in a local find-links folder, with their sha256.
+
+    Why: uv hashes every find-links wheel again on each `uv pip compile --format pylock.toml` (a 190 MB torch
+    wheel: ~1 s), while it takes the hash an index page states. The hashes are computed here once per file
+    (cached by path, size and mtime in `cache`). None when the folder has anything but wheels (sdists stay
+    find-links: an index cannot describe what they build) or cannot be read.
+    """
+    import hashlib
+    import html
+    import json
+    import re
+
+    try:
+        entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError:
+        return None
+    wheels = [p for p in entries if p.suffix == ".whl" and p.is_file()]
+    if not wheels or len(wheels) != len([p for p in entries if p.is_file()]):
+        return None
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    root = cache / "wheel-index" / key
+    hashes_file = root / "hashes.json"
+    try:
+        known = json.loads(hashes_file.read_text())
+    except (OSError, ValueError):
+        known = {}
+    projects: dict[str, list[tuple[str, str]]] = {}
+    fresh: dict[str, list] = {}
+    for whl in wheels:
+        st = whl.stat()
+        sig = [st.st_size, st.st_mtime_ns]
+        entry = known.get(whl.name)
+        if entry and entry[:2] == sig:
+            digest = entry[2]
+        else:
+            h = hashlib.sha256()
+            with open(whl, "rb") as f:
+                while block := f.read(1 << 20):
+                    h.update(block)
+            digest = h.hexdigest()
+        fresh[whl.name] = [*sig, digest]
+        project = re.sub(r"[-_.]+", "-", whl.name.split("-")[0]).lower()
+        projects.setdefault(project, []).append((whl.name, digest))
+    try:
+        for project, files in projects.items():
+            links = "".join(
+                f'<a href="{(folder / name).resolve().as_uri()}#sha256={digest}">'
+                f"{html.escape(name)}</a>\n"
+                for name, digest in files
+            )
+            page = root / project / "index.html"
+            page.parent.mkdir(parents=True, exist_ok=True)
+            tmp = page.with_name(f".index.{os.getpid()}.tmp")
+            tmp.write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+            tmp.replace(page)
+        tmp = hashes_file.with_name(f".hashes.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(fresh))
+        tmp.replace(hashes_file)
+    except OSError:
+        return None
+    return root.as_uri()
 
 
 def to_uv(
@@ -156,12 +220,15 @@ def to_uv(
     wheelhouse: Path | None = None,
     offline: bool = False,
     env: Mapping[str, str] | None = None,
+    index_cache: Path | None = None,
 ) -> UvConfig:
     """uv flags for `uv pip install/compile`: plan_indexes (the framework's own, e.g. PyTorch's) come first,
     then the user's extra indexes, then the default index (the user's index-url, or PyPI).
 
     Local entries (file:// indexes, find-links folders) that do not exist are skipped with a warning, so one
     stale line in pip.conf does not break every install. offline: no index at all, only local wheels.
+    index_cache: where wheel_index() may write; local find-links folders of wheels then become indexes (only
+    when every index is merged anyway: no plan index, not offline).
     """
     env = dict(os.environ if env is None else env)
     warnings = list(settings.warnings)
@@ -186,12 +253,20 @@ def to_uv(
         if str(p if p is not None else fl) not in find_links:
             find_links.append(str(p) if p is not None else fl)
     indexes: list[str] = []
+    local_indexes: list[str] = []
+    if index_cache is not None and not (offline or settings.no_index or plan_indexes):
+        for fl in list(find_links):
+            p = local_path(fl)
+            url = wheel_index(p, index_cache) if p is not None and p.is_dir() else None
+            if url:
+                local_indexes.append(url)
+                find_links.remove(fl)
     if offline or settings.no_index:
         args.append("--no-index")
         if offline:
             args.append("--offline")
     else:
-        extra = [u for u in plan_indexes] + [
+        extra = [u for u in plan_indexes] + local_indexes + [
             u for u in settings.extra_index_urls if usable_index(u, "extra index")
         ]
         default = settings.index_url if settings.index_url and usable_index(settings.index_url, "index") else None

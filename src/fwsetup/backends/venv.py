@@ -541,7 +541,8 @@ class VenvBackend(Backend):
         settings = pipconfig.read_pip_settings(env)
         sources = check_sources(plan, options, settings, probe=False)
         uvcfg = pipconfig.to_uv(settings, plan_indexes=sources.plan_indexes, wheelhouse=options.wheelhouse,
-                                offline=options.offline, env=env)
+                                offline=options.offline, env=env,
+                                index_cache=_index_cache(env))
         target = Path(options.target).absolute()
         lines = [f"# venv for {plan.title or plan.framework} {plan.version} ({plan.variant}) at {target}",
                  f"# installer: {self.installer(options).describe()}"]
@@ -618,7 +619,8 @@ class VenvBackend(Backend):
         settings = pipconfig.read_pip_settings(env)
         sources = check_sources(plan, options, settings)
         uvcfg = pipconfig.to_uv(settings, plan_indexes=sources.plan_indexes, wheelhouse=options.wheelhouse,
-                                offline=options.offline, env=env)
+                                offline=options.offline, env=env,
+                                index_cache=_index_cache(env))
         cmds = self.commands(plan, options, st.path, sources, uvcfg)
         run_env = {**env, **uvcfg.env}
         run_env.pop("VIRTUAL_ENV", None)  # uv would warn that it is not the target
@@ -784,6 +786,16 @@ def _refuse_foreign(target: Path) -> None:
         return
     msg = f"{target} exists and was not made by fwsetup; it will not be replaced."
     raise InstallError(msg, hint="Choose another place with --env PATH, or remove it yourself.")
+
+
+def _index_cache(env: Mapping[str, str]) -> Path | None:
+    """Where generated wheel indexes go (pipconfig.wheel_index): fwsetup's cache folder; None turns it off."""
+    if env.get("FWSETUP_NO_CACHE"):
+        return None
+    if env.get("FWSETUP_CACHE_DIR"):
+        return Path(env["FWSETUP_CACHE_DIR"])
+    base = env.get("XDG_CACHE_HOME") or (str(Path(env["HOME"]) / ".cache") if env.get("HOME") else None)
+    return Path(base) / "fwsetup" if base else None
 
 
 def _smoke_env(env: Mapping[str, str]) -> dict[str, str]:
