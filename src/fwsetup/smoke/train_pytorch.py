@@ -127,6 +127,10 @@ def _train_ddp(torch, opts: h.Options, result: dict) -> None:  # noqa: ANN001
 
     world = torch.cuda.device_count() if opts.device == "cuda" else 2
     h.require(opts.device != "mps", "--all-gpus is not available with mps")
+    if opts.device == "cpu" and sys.platform.startswith("linux"):
+        # Two processes on this machine: keep gloo on the loopback interface (the hostname may resolve to an
+        # address of an interface that is down, or firewalled).
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
     with tempfile.TemporaryDirectory(prefix="fwsetup-ddp-") as tmp:
