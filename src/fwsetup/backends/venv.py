@@ -540,9 +540,10 @@ class VenvBackend(Backend):
         env = _env(options)
         settings = pipconfig.read_pip_settings(env)
         sources = check_sources(plan, options, settings, probe=False)
+        # No generated wheel index here (it writes to the cache): the install reads local wheel folders
+        # through one (pipconfig.wheel_index), which resolves to the same wheels.
         uvcfg = pipconfig.to_uv(settings, plan_indexes=sources.plan_indexes, wheelhouse=options.wheelhouse,
-                                offline=options.offline, env=env,
-                                index_cache=_index_cache(env))
+                                offline=options.offline, env=env)
         target = Path(options.target).absolute()
         lines = [f"# venv for {plan.title or plan.framework} {plan.version} ({plan.variant}) at {target}",
                  f"# installer: {self.installer(options).describe()}"]
