@@ -308,3 +308,15 @@ def test_file_indexes_are_not_carried_but_said(tmp_path: Path) -> None:
 def test_a_missing_wheelhouse_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no such folder"):
         prepare_context(cpu_plan(), ImageOptions(env=NO_PIP, wheelhouse=tmp_path / "nope"), tmp_path / "ctx")
+
+
+def test_context_takes_your_own_smoke_scripts_from_fwsetup_smoke_dir(tmp_path: Path) -> None:
+    mine = tmp_path / "my-smoke"
+    mine.mkdir()
+    (mine / "train_mine.py").write_text("import _harness\n")
+    plan = cpu_plan(framework="mine", smoke=SmokeSpec(script="mine"))
+    ctx = prepare_context(plan, ImageOptions(env={**NO_PIP, "FWSETUP_SMOKE_DIR": str(mine)}), tmp_path / "ctx")
+    names = sorted(p.name for p in (ctx.path / "app" / "smoke").iterdir())
+    assert names == ["_harness.py", "_symbolic.py", "train_mine.py"]  # fwsetup's helpers come along
+    assert ctx.script_name == "train_mine.py"
+    assert "/opt/fwsetup/smoke/train_mine.py" in (ctx.path / "Dockerfile").read_text()

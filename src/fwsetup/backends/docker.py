@@ -232,12 +232,11 @@ def base_python(image: str) -> BasePython:
     return BasePython(version=None, present=not bare)
 
 
-def smoke_script_path(script: str, smoke_dir: Path) -> Path:
-    for name in (f"{script}.py", f"train_{script}.py"):
-        if (smoke_dir / name).is_file():
-            return smoke_dir / name
-    msg = f"no smoke script {script!r} in {smoke_dir} (looked for {script}.py and train_{script}.py)."
-    raise InstallError(msg)
+def _find_script(script: str, folder: Path) -> Path | None:
+    for name in (f"train_{script}.py", script, f"{script}.py"):
+        if not name.startswith("_") and (folder / name).is_file():
+            return folder / name
+    return None
 
 
 def smoke_command(plan: Plan, script_name: str, gpus: GpuRequest = "none") -> list[str]:
@@ -437,18 +436,23 @@ def prepare_context(plan: Plan, options: ImageOptions, folder: Path, secrets_dir
     app = folder / "app" / "smoke"
     build.mkdir(parents=True)
     app.mkdir(parents=True)
-    smoke_dir = options.smoke_dir
-    if smoke_dir is None:
-        from fwsetup.resources import smoke_dir as _smoke_dir
+    if options.smoke_dir is not None:
+        dirs = [options.smoke_dir]
+    else:
+        from fwsetup.smoke import smoke_dirs
 
-        smoke_dir = _smoke_dir()
-    script = smoke_script_path(plan.smoke.script, smoke_dir)
+        dirs = smoke_dirs(options.env)  # FWSETUP_SMOKE_DIR (scripts of your own recipes), then fwsetup's
+    script = next((p for d in dirs for p in [_find_script(plan.smoke.script, d)] if p is not None), None)
+    if script is None:
+        msg = f"no smoke script {plan.smoke.script!r} in {', '.join(map(str, dirs))}."
+        raise InstallError(msg)
     shutil.copyfile(script, app / script.name)
     (app / script.name).chmod(0o644)
-    for helper in sorted(smoke_dir.glob("_*.py")):  # shared helpers (_harness.py), not __init__
-        if helper.name != "__init__.py":
-            shutil.copyfile(helper, app / helper.name)
-            (app / helper.name).chmod(0o644)
+    for smoke_dir in reversed(dirs):  # shared helpers (_harness.py); a folder listed first wins
+        for helper in sorted(smoke_dir.glob("_*.py")):
+            if helper.name != "__init__.py":
+                shutil.copyfile(helper, app / helper.name)
+                (app / helper.name).chmod(0o644)
     _write(folder / "app" / "plan.json", json.dumps(plan_to_dict(plan), indent=2, sort_keys=True) + "\n")
 
     _write(build / "requirements.txt", "".join(r + "\n" for r in plan.requirements))
@@ -685,7 +689,7 @@ class DockerEngine(Engine):
                 decode=True,
                 rm=True,
                 forcerm=True,
-                network_mode=spec.network,
+                network_mode=self._env.get("FWSETUP_BUILD_NETWORK") or spec.network,
                 nocache=spec.no_cache,
                 platform=None,  # the classic builder of 20.10 rejects --platform without experimental mode
             )
@@ -700,9 +704,13 @@ class DockerEngine(Engine):
             iidfile = Path(tmp) / "iid"
             argv = [
                 "docker", "buildx", "build", "--progress=plain", "--load",
-                "--network", spec.network, "-t", spec.tag, "-f", str(spec.context / spec.dockerfile),
-                "--iidfile", str(iidfile),
+                "-t", spec.tag, "-f", str(spec.context / spec.dockerfile), "--iidfile", str(iidfile),
             ]  # fmt: skip
+            # BuildKit's own network reaches the index; `--network host` would need the network.host
+            # entitlement on docker-container builders (setup-buildx-action). FWSETUP_BUILD_NETWORK forces one.
+            network = self._env.get("FWSETUP_BUILD_NETWORK")
+            if network:
+                argv += ["--network", network]
             if spec.platform:
                 argv += ["--platform", spec.platform]
             if spec.no_cache:

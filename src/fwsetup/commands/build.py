@@ -468,7 +468,6 @@ def bake_file(entries: Sequence[MatrixEntry], contexts: dict[str, str], secrets:
             "dockerfile": "Dockerfile",
             "tags": [e.tag],
             "platforms": ["linux/amd64"],
-            "network": "host",
             "labels": {"io.fwsetup.matrix": e.target},
         }
         if secrets:
