@@ -192,3 +192,25 @@ def test_changed_smoke_script_rebuilds_only_the_layers_after_the_framework(
     ]
     assert [s.instruction for s in edited.build.rebuilt] == ["COPY app/ /opt/fwsetup/"]
     engine.client.images.remove("fwsetup-test/pytorch:smoke-edit", noprune=False)
+
+
+def test_fwsetup_smoke_image_trains_in_the_built_image(built: ImageResult) -> None:
+    # `fwsetup smoke NAME --image TAG`: the image's own plan label says which script and device.
+    import json
+    import subprocess
+    import sys
+
+    cp = subprocess.run(
+        [sys.executable, "-m", "fwsetup", "smoke", "pytorch", "--image", built.tag, "--json"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert cp.returncode == 0, cp.stderr
+    report = json.loads(cp.stdout)
+    assert report["ok"] is True and report["device"] == "cpu"
+    assert report["loss_after"] < report["loss_before"]
+    # Another framework's name for this image is a usage error, not a misleading pass.
+    cp = subprocess.run(
+        [sys.executable, "-m", "fwsetup", "smoke", "jax", "--image", built.tag],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert cp.returncode == 2 and "not jax" in cp.stderr

@@ -289,12 +289,38 @@ def smoke_command(
     steps: Annotated[Optional[int], typer.Option("--steps", metavar="N", help="Training steps (default 30).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", metavar="S", help="Give up after S seconds.")] = 900.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the smoke report as JSON on stdout.")] = False,
+    image: Annotated[
+        Optional[str],
+        typer.Option(
+            "--image", metavar="TAG",
+            help="Check an image made by `fwsetup build`: train in a fresh container (no network, non-root).",
+        ),
+    ] = None,
 ) -> None:
     """Run a real training step of NAME in an existing environment (one fwsetup did not build, too).
 
     Exit 0 when the loss fell, 6 when the smoke test failed (the reason is printed).
     """
     import json
+
+    if image is not None:
+        if python is not None:
+            from fwsetup.errors import UsageError
+
+            raise UsageError("--python and --image exclude each other: check an interpreter or an image.")
+        report = _smoke_image(name, image, gpu=gpu, all_gpus=all_gpus, timeout=timeout)
+        if json_out:
+            from fwsetup.ui import emit_json
+
+            emit_json(json.dumps(report))
+        else:
+            from rich.markup import escape
+
+            from fwsetup.ui import err_console
+
+            print(json.dumps(report))
+            err_console().print(f"[green]✓[/] {escape(smoke_summary(report))} [dim](in {escape(image)})[/]")
+        return
 
     from rich.markup import escape
 
@@ -335,6 +361,32 @@ def smoke_command(
         return
     print(json.dumps(report))
     con.print(f"[green]✓[/] {escape(smoke_summary(report))}")
+
+
+def _smoke_image(name: str, image: str, *, gpu: bool, all_gpus: bool, timeout: float) -> dict[str, Any]:
+    # The image carries its plan as a label (fwsetup build): that says which smoke script and device.
+    from fwsetup.backends.docker import DockerBackend
+    from fwsetup.errors import UsageError
+    from fwsetup.plan import plan_from_json
+
+    backend = DockerBackend()
+    backend.engine.check()  # EngineError with how to start one
+    labels = backend.engine.image_labels(image)
+    if labels is None:
+        msg = f"no image {image!r} on this Docker engine."
+        raise UsageError(msg, hint="Build one with `fwsetup build NAME --tag TAG`, or list them with `docker images`.")
+    raw = labels.get("io.fwsetup.plan")
+    if not raw:
+        msg = f"{image} was not built by `fwsetup build` (it has no io.fwsetup.plan label), so its smoke test is unknown."
+        raise UsageError(msg, hint="Run the check inside it instead: `fwsetup smoke NAME --python /path/to/python` in the container.")
+    plan = plan_from_json(raw)
+    wanted = name.lower()
+    if wanted not in {plan.framework, (plan.title or "").lower()} and not plan.framework.startswith(wanted):
+        msg = f"{image} holds {plan.title or plan.framework} {plan.version}, not {name}."
+        raise UsageError(msg)
+    gpus = "all" if all_gpus and gpu else "one" if gpu else "none"
+    report, _seconds = backend.smoke(plan, image, gpus, timeout=timeout)  # type: ignore[arg-type]
+    return report
 
 
 def _default_python() -> str:
