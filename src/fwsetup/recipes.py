@@ -30,6 +30,13 @@ Status = Literal["active", "maintenance", "legacy", "retired", "cloud-only"]
 AcceleratorName = Literal["cpu", "cuda", "mps", "rocm"]
 
 
+# Names that end up in a Dockerfile: an image reference (registry/name:tag@digest) and a Debian package
+# name (Debian Policy 5.6.1: lower-case letters, digits, + - .; at least two characters), with an
+# optional =version. Anything else (spaces, ;, $, newlines) is refused, so no recipe text becomes shell.
+IMAGE_REF_RE = re.compile(r"[a-z0-9][a-z0-9._/:-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
+DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+:~-]+)?")
+
+
 class _S(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
 
@@ -478,6 +485,15 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
     for j, url in enumerate(b.extra_index_urls):
         if not url.startswith(_URL_PREFIXES):
             add(key("extra_index_urls", f"[{j}]"), f"expected an https:// (or file://) URL, got {url!r}")
+    if b.docker is not None:
+        # These go into a Dockerfile (FROM, and an apt-get RUN line): only plain names, never shell text.
+        for field in ("base_image", "official_image"):
+            value = getattr(b.docker, field)
+            if value is not None and not IMAGE_REF_RE.fullmatch(value):
+                add(key("docker", f".{field}"), f"expected an image reference such as 'nvidia/cuda:12.6.3-runtime-ubuntu24.04', got {value!r}")
+        for j, pkg in enumerate(b.docker.system_packages):
+            if not DEB_PACKAGE_RE.fullmatch(pkg):
+                add(key("docker", f".system_packages[{j}]"), f"expected a Debian package name such as 'libgomp1' (optionally '=VERSION'), got {pkg!r}")
     has_docker = b.docker is not None and bool(b.docker.base_image or b.docker.official_image)
     if b.installable and not (b.requirements or (b.conda and b.conda.packages) or has_docker):
         add(

@@ -201,6 +201,11 @@ def choose_base(plan: Plan, override: str | None = None) -> tuple[str, str]:
     """(image, why): --base, else the framework's official image where the recipe prefers it, else the
     recipe's base image, else nvidia/cuda for CUDA builds and python:X.Y-slim for CPU builds."""
     if override:
+        from fwsetup.recipes import IMAGE_REF_RE
+
+        if not IMAGE_REF_RE.fullmatch(override):
+            msg = f"--base {override!r} is not an image reference (registry/name:tag, lower-case, no spaces)."
+            raise UsageError(msg)
         return override, "--base"
     spec = plan.docker
     if spec is not None and spec.use_official and spec.official_image:
@@ -300,6 +305,19 @@ def check_renderable(plan: Plan) -> None:
     if plan.smoke is None:
         msg = f"the plan for {plan.framework} has no smoke test, so the image could not be checked."
         raise UsageError(msg)
+    # A plan may come from a file, not only from a validated recipe: the names that reach the Dockerfile
+    # are checked again here (never shell or Dockerfile text).
+    from fwsetup.recipes import DEB_PACKAGE_RE, IMAGE_REF_RE
+
+    if plan.docker is not None:
+        for image in (plan.docker.base_image, plan.docker.official_image):
+            if image is not None and not IMAGE_REF_RE.fullmatch(image):
+                msg = f"the plan's Docker image {image!r} is not an image reference (registry/name:tag)."
+                raise UsageError(msg)
+        bad = [p for p in plan.docker.system_packages if not DEB_PACKAGE_RE.fullmatch(p)]
+        if bad:
+            msg = f"the plan's system packages {bad!r} are not Debian package names."
+            raise UsageError(msg)
 
 
 def render_dockerfile(
