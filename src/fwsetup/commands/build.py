@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from fwsetup.profile import HostProfile
     from fwsetup.recipes import Build, Recipe
 
-EXIT_REFUSED = 3
 # Pythons an image can be built for where the base image does not fix one (python:X.Y-slim).
 IMAGE_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 
@@ -259,7 +258,7 @@ def build_command(
         choose_base,
         render_dockerfile,
     )
-    from fwsetup.commands.plan import build_request, render_plan
+    from fwsetup.commands.plan import build_request, exit_if_refused
     from fwsetup.detect import get_host
     from fwsetup.errors import UsageError
     from fwsetup.plan import plan_to_json
@@ -283,12 +282,7 @@ def build_command(
         recipe, profile, request, base=base, variant=variant,
         probe_python=_engine_python_probe(engine) if engine is not None else None,
     )  # fmt: skip
-    if plan.status != "ok":
-        if json_out:
-            emit_json(plan_to_json(plan))
-        else:
-            render_plan(plan, request)
-        raise typer.Exit(EXIT_REFUSED)
+    exit_if_refused(plan, request, json_out=json_out)
     stand_in = any(n.startswith("No usable GPU here") for n in notes)
     gpus = "all" if all_gpus else "one" if plan.accelerator == "cuda" else "none"
     options = ImageOptions(

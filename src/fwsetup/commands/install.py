@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from fwsetup.plan import Plan, Request
     from fwsetup.recipes import Recipe
 
-EXIT_REFUSED = 3
 EXIT_SMOKE = 6
 
 
@@ -182,10 +181,10 @@ def install_command(
     """
     from fwsetup.backends import get_backend
     from fwsetup.backends.base import InstallOptions
-    from fwsetup.commands.plan import build_request, render_plan
+    from fwsetup.commands.plan import build_request, exit_if_refused, render_plan
     from fwsetup.detect import get_host
     from fwsetup.errors import UsageError
-    from fwsetup.plan import make_plan, plan_to_json
+    from fwsetup.plan import make_plan
     from fwsetup.recipes import load_recipes
     from fwsetup.ui import emit_json, err_console, info, recipes_dir_override
 
@@ -201,12 +200,7 @@ def install_command(
     recipe = load_recipes(recipes_dir_override()).get(name)
     profile = get_host(host_profile)
     plan = make_plan(profile, recipe, request)
-    if plan.status != "ok":
-        if json_out:
-            emit_json(plan_to_json(plan))
-        else:
-            render_plan(plan, request)
-        raise typer.Exit(EXIT_REFUSED)
+    exit_if_refused(plan, request, json_out=json_out)
 
     env = dict(os.environ)
     target = (env_path or default_env_dir(recipe.name, plan.variant, env)).expanduser().absolute()

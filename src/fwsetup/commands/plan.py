@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli import app
+from fwsetup.errors import PlanRefused
 
 if TYPE_CHECKING:
     from fwsetup.plan import Plan
 
-EXIT_REFUSED = 3
 METHODS = ("venv", "conda", "docker")
 
 
@@ -90,6 +90,25 @@ def install_command(plan: Plan) -> list[str]:
             f"pip install{''.join(' --extra-index-url ' + shlex.quote(u) for u in plan.index_urls)} {reqs}",
         ]
     return lines
+
+
+def show_plan(plan: Plan, request, *, json_out: bool) -> None:  # noqa: ANN001
+    """The plan as JSON on stdout alone, or rendered for a person."""
+    if json_out:
+        from fwsetup.plan import plan_to_json
+        from fwsetup.ui import emit_json
+
+        emit_json(plan_to_json(plan))
+    else:
+        render_plan(plan, request)
+
+
+def exit_if_refused(plan: Plan, request, *, json_out: bool) -> None:  # noqa: ANN001
+    """For commands that go on to install or build: a refused plan is shown and ends the command with
+    the refusal's exit code (3), before anything is touched."""
+    if plan.status != "ok":
+        show_plan(plan, request, json_out=json_out)
+        raise typer.Exit(PlanRefused.exit_code)
 
 
 def render_plan(plan: Plan, request) -> None:
@@ -179,7 +198,7 @@ def plan_command(
 ) -> None:
     """The exact build of NAME that will run here, and why; or a refusal with what would work (exit 3)."""
     from fwsetup.detect import get_host
-    from fwsetup.plan import make_plan, plan_to_json
+    from fwsetup.plan import make_plan
     from fwsetup.recipes import load_recipes
 
     request = build_request(
@@ -188,11 +207,6 @@ def plan_command(
     recipe = load_recipes().get(name)
     profile = get_host(host_profile)
     plan = make_plan(profile, recipe, request)
-    if json_out:
-        from fwsetup.ui import emit_json
-
-        emit_json(plan_to_json(plan))
-    else:
-        render_plan(plan, request)
+    show_plan(plan, request, json_out=json_out)
     if plan.status != "ok":
-        raise typer.Exit(EXIT_REFUSED)
+        raise typer.Exit(PlanRefused.exit_code)
