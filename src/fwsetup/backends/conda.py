@@ -48,7 +48,7 @@ from fwsetup.backends.conda_tools import (
     python_in,
     read_conda_meta,
 )
-from fwsetup.errors import FwsetupError, InstallError, SmokeError
+from fwsetup.errors import FwsetupError, InstallError
 from fwsetup.plan import Plan, plan_to_dict
 
 ENV_FILE = "environment.yml"  # in <env>/.fwsetup/
