@@ -18,6 +18,7 @@ from typing import Literal
 import msgspec
 
 from fwsetup.detect.environment import Framework, GpuCheck, ImportResult, PythonEnv
+from fwsetup.detect.tools import NOT_ANSWERING, SILENT_ENGINE_HINT
 from fwsetup.profile import HostProfile
 
 Severity = Literal["error", "warning", "info"]
@@ -340,6 +341,19 @@ def check_docker(host: HostProfile) -> list[Finding]:
     out: list[Finding] = []
     if d.client is None and d.server is None and d.error is None:
         return out  # not probed (a partial profile read from a file)
+    if d.server is None and (d.error or "").startswith(NOT_ANSWERING):
+        out.append(
+            Finding(
+                id="docker.engine-not-answering",
+                severity="warning",
+                title=f"Docker engine not answering at {d.host or 'the default socket'}",
+                detail=d.error.removeprefix(NOT_ANSWERING).lstrip(": ") + "."
+                if d.error
+                else "The engine accepted the connection and said nothing.",
+                remedy=SILENT_ENGINE_HINT,
+            )
+        )
+        return out
     if d.client is None and d.server is None:
         out.append(
             Finding(

@@ -655,11 +655,26 @@ class DockerEngine(Engine):
     @property
     def client(self) -> Any:
         if self._client is None:
+            from fwsetup.detect.tools import (
+                SILENT_ENGINE_HINT,
+                engine_host,
+                ping_engine,
+                ping_timeout,
+                silent_engine_message,
+            )
+
+            # A socket that accepts and never answers would hold the first request for the whole read
+            # time-out (600 s): ping it first, and negotiate under a short time-out too (ssh://, contexts).
+            host, quick = engine_host(self._env), ping_timeout(self._env)
+            answer = ping_engine(host, quick)
+            if answer.state == "silent" and host:
+                raise EngineError(silent_engine_message(host, answer.detail) + ".", hint=SILENT_ENGINE_HINT)
             try:
                 import docker
 
                 # version="auto": the SDK negotiates down to an older engine's API (20.10 speaks 1.41).
-                self._client = docker.from_env(version="auto", timeout=600, environment=self._env)
+                self._client = docker.from_env(version="auto", timeout=quick, environment=self._env)
+                self._client.api.timeout = 600  # it answered: builds and container waits take long
             except Exception as exc:  # noqa: BLE001 - DockerException, connection errors, bad DOCKER_HOST
                 host = self._env.get("DOCKER_HOST", "the default socket /var/run/docker.sock")
                 msg = f"no Docker engine answers at {host}: {_short(exc)}."

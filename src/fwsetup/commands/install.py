@@ -198,7 +198,7 @@ def install_command(
         raise UsageError(msg)
     request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus)
     recipe = load_recipes(recipes_dir_override()).get(name)
-    profile = get_host(host_profile)
+    profile = get_host(host_profile, docker=False)  # venv/conda: the Docker engine plays no part
     plan = make_plan(profile, recipe, request)
     exit_if_refused(plan, request, json_out=json_out)
 

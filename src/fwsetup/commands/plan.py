@@ -205,7 +205,7 @@ def plan_command(
         name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus
     )
     recipe = load_recipes().get(name)
-    profile = get_host(host_profile)
+    profile = get_host(host_profile, docker=request.method == "docker")  # only a docker plan asks the engine
     plan = make_plan(profile, recipe, request)
     show_plan(plan, request, json_out=json_out)
     if plan.status != "ok":

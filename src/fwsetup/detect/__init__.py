@@ -20,6 +20,7 @@ from fwsetup.profile import HostProfile
 T = TypeVar("T")
 
 _cache: dict[str | None, HostProfile] = {}
+_without_docker: set[str | None] = set()  # cached profiles whose Docker engine was not probed
 _lock = threading.Lock()
 
 # Every subprocess probe has its own time-out (docker 5 s, versions 5-10 s); this bounds what has none:
@@ -70,7 +71,7 @@ def _collect(
     return results
 
 
-def _detect(disk_path: str | Path | None) -> HostProfile:
+def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile:
     from fwsetup.detect import cpu, cuda, nvidia, python, system, tools
     from fwsetup.profile import CPUInfo, CudaToolkitInfo, CudnnInfo, DockerInfo, NvidiaInfo, OSInfo, ToolsInfo
 
@@ -83,6 +84,8 @@ def _detect(disk_path: str | Path | None) -> HostProfile:
         "mamba": _soft("mamba", lambda n: tools.probe_conda_family(n, "mamba"), None),
         "micromamba": _soft("micromamba", lambda n: tools.probe_conda_family(n, "micromamba"), None),
     }
+    if not docker:
+        del background["docker"]
     waiting = _start(background)
     os_info, n_os = _soft("os", system.probe_os, OSInfo())()
     cpu_info, n_cpu = _soft("cpu", lambda n: cpu.probe_cpu(n, system=os_info.system), CPUInfo())()
@@ -108,7 +111,7 @@ def _detect(disk_path: str | Path | None) -> HostProfile:
         cuda_toolkit=toolkit,
         cudnn=cudnn,
         tools=ToolsInfo(
-            docker=results["docker"][0],
+            docker=results["docker"][0] if docker else DockerInfo(),
             uv=results["uv"][0],
             pip=pip,
             conda=results["conda"][0],
@@ -119,27 +122,54 @@ def _detect(disk_path: str | Path | None) -> HostProfile:
     )
 
 
-def detect_host(*, disk_path: str | Path | None = None, refresh: bool = False) -> HostProfile:
-    """Probe this machine (cached per process; `refresh=True` probes again)."""
+def _add_docker(profile: HostProfile) -> HostProfile:
+    import msgspec
+
+    from fwsetup.detect import tools
+    from fwsetup.profile import DockerInfo
+
+    results = _collect(_start({"docker": _soft("docker", tools.probe_docker, DockerInfo())}), {"docker": DockerInfo()})
+    info, notes = results["docker"]
+    return msgspec.structs.replace(
+        profile,
+        tools=msgspec.structs.replace(profile.tools, docker=info),
+        probe_errors=profile.probe_errors + tuple(notes),
+    )
+
+
+def detect_host(
+    *, disk_path: str | Path | None = None, refresh: bool = False, docker: bool = True
+) -> HostProfile:
+    """Probe this machine (cached per process; `refresh=True` probes again). `docker=False`: leave the Docker
+    engine unprobed (tools.docker all unknown) - for commands that never use it, so a hung engine cannot
+    slow them down."""
     key = str(disk_path) if disk_path is not None else None
     with _lock:
-        if not refresh and key in _cache:
-            return _cache[key]
-    profile = _detect(disk_path)
+        cached = None if refresh else _cache.get(key)
+        partial = key in _without_docker
+    if cached is not None and (not docker or not partial):
+        return cached
+    profile = _add_docker(cached) if cached is not None else _detect(disk_path, docker=docker)
     with _lock:
         _cache[key] = profile
+        if docker:
+            _without_docker.discard(key)
+        else:
+            _without_docker.add(key)
     return profile
 
 
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+        _without_docker.clear()
 
 
-def get_host(host_profile: str | Path | None = None) -> HostProfile:
-    """The HostProfile to plan against: read from `host_profile` when given, else detected here."""
+def get_host(host_profile: str | Path | None = None, *, docker: bool = True) -> HostProfile:
+    """The HostProfile to plan against: read from `host_profile` when given, else detected here
+    (`docker=False`: without asking the Docker engine, for commands that do not use it)."""
     if host_profile:
         from fwsetup.profile import load
 
         return load(host_profile)
-    return detect_host()
+    return detect_host(docker=docker)

@@ -12,9 +12,12 @@ import re
 import shutil
 import socket
 import sys
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
+from typing import Literal
 
 from fwsetup.proc import run
 from fwsetup.profile import DockerInfo
@@ -22,6 +25,12 @@ from fwsetup.profile import DockerInfo
 DOCKER_TIMEOUT = 5.0
 VERSION_TIMEOUT = 5.0
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+# How long an engine may take to answer a ping before it counts as "not answering": a live local engine
+# answers in milliseconds, a loaded one in well under a second. Detection and every command that needs the
+# engine ping it first with this deadline, so a socket that accepts and stays silent costs seconds, not a
+# 600 s read time-out. FWSETUP_ENGINE_TIMEOUT overrides it.
+ENGINE_PING_TIMEOUT = 2.5
+NOT_ANSWERING = "not answering"  # DockerInfo.error starts with this when the engine accepted and stayed silent
 _API_TOO_NEW = re.compile(r"[Mm]aximum supported API version is (\d+\.\d+)")
 _VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?(?:[-.+]?\w+)?)")
 
@@ -34,6 +43,106 @@ def _first_version(text: str) -> str | None:
 def _first_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[0] if lines else ""
+
+
+def ping_timeout(env: Mapping[str, str]) -> float:
+    try:
+        value = float(env.get("FWSETUP_ENGINE_TIMEOUT") or ENGINE_PING_TIMEOUT)
+    except ValueError:
+        return ENGINE_PING_TIMEOUT
+    return value if 0 < value < 3600 else ENGINE_PING_TIMEOUT
+
+
+def engine_host(env: Mapping[str, str]) -> str | None:
+    """The engine address the docker client will use: DOCKER_HOST, else the default socket; None when a
+    docker context other than the default chooses it (the client resolves that one)."""
+    host = env.get("DOCKER_HOST")
+    if host:
+        return host
+    context = env.get("DOCKER_CONTEXT")
+    if context is None:
+        config = Path(env.get("DOCKER_CONFIG") or os.path.join(env.get("HOME") or "~", ".docker"))
+        try:
+            context = json.loads((config.expanduser() / "config.json").read_text()).get("currentContext")
+        except (OSError, ValueError, AttributeError):
+            context = None
+    return DEFAULT_DOCKER_HOST if context in (None, "", "default") else None
+
+
+@dataclass(frozen=True)
+class Ping:
+    """answered: something replied (even an error or a closed connection; the client says what). silent: it
+    accepted the connection and said nothing within the deadline. unreachable: no connection (no socket,
+    refused). unknown: an address this check cannot reach on its own (ssh://, npipe://, a docker context)."""
+
+    state: Literal["answered", "silent", "unreachable", "unknown"]
+    detail: str = ""
+
+
+_silent_hosts: dict[str, Ping] = {}
+
+
+def _silent(host: str, answer: Ping) -> Ping:
+    _silent_hosts[host] = answer
+    return answer
+
+
+def ping_engine(host: str | None, timeout: float = ENGINE_PING_TIMEOUT) -> Ping:
+    """GET /_ping at a unix:// or tcp:// engine, the whole exchange bounded by `timeout` seconds."""
+    if not host:
+        return Ping("unknown")
+    if host in _silent_hosts:  # one command asks more than once (detection, then the engine adapter)
+        return _silent_hosts[host]
+    deadline = time.monotonic() + timeout
+    silent = f"accepted the connection but sent nothing back within {timeout:g} s"
+    try:
+        if host.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(host[len("unix://") :])
+            except BaseException:
+                sock.close()
+                raise
+        elif host.startswith("tcp://"):
+            hostport = host[len("tcp://") :].split("/")[0]
+            name, _, port = hostport.rpartition(":")
+            sock = socket.create_connection((name or hostport, int(port or 2375)), timeout=timeout)
+        else:
+            return Ping("unknown")
+    except TimeoutError:  # a full accept queue: there, and not taking connections
+        return _silent(host, Ping("silent", f"did not accept the connection within {timeout:g} s"))
+    except (OSError, ValueError) as exc:
+        return Ping("unreachable", str(exc) or type(exc).__name__)
+    with sock:
+        try:
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            sock.recv(1)  # any byte, or a closed connection (b""), is an answer
+        except TimeoutError:
+            return _silent(host, Ping("silent", silent))
+        except OSError as exc:
+            return Ping("answered", str(exc) or type(exc).__name__)
+    return Ping("answered")
+
+
+SILENT_ENGINE_HINT = (
+    "Restart the engine (`sudo systemctl restart docker`, or stop the one ./scripts/start-docker-engine "
+    "started and start it again), or point DOCKER_HOST at an engine that works; when DOCKER_HOST is set, check "
+    "that it names a Docker engine socket at all."
+)
+
+
+def silent_engine_message(host: str, detail: str) -> str:
+    """The EngineError of commands that need a silent engine; DockerInfo.error is "not answering: " + this
+    (doctor keys on the prefix)."""
+    return f"the Docker engine at {host} {detail}: it is hung, or that is not a Docker engine"
+
+
+def _client_version(docker: str, env: Mapping[str, str], timeout: float) -> str | None:
+    # `docker --version` never contacts the engine ("Docker version 28.2.2, build e6534b4").
+    res = run([docker, "--version"], timeout=timeout, env=env)
+    return _first_version(res.stdout) if res.ok else None
 
 
 def _docker_info(docker: str, env: Mapping[str, str], timeout: float) -> tuple[dict | None, str]:
@@ -65,11 +174,20 @@ def probe_docker(
     env = dict(os.environ if env is None else env)
     host = env.get("DOCKER_HOST") or None
     docker = shutil.which("docker", path=env.get("PATH"))
+    # A socket that accepts and never answers would hold `docker info` (and `docker version`) to their
+    # time-outs and read as "no client": ping it first, with a short deadline of its own.
     if docker is None:
         # No client: the engine may still be there (fwsetup's docker backend talks to the socket).
         return _probe_socket(
-            host or DEFAULT_DOCKER_HOST, timeout, client_error="docker client not found on PATH"
+            host or DEFAULT_DOCKER_HOST,
+            min(timeout, ping_timeout(env)),
+            client_error="docker client not found on PATH",
         )
+    target = engine_host(env)
+    answer = ping_engine(target, ping_timeout(env))
+    if answer.state == "silent" and target:
+        error = f"{NOT_ANSWERING}: {silent_engine_message(target, answer.detail)}"
+        return DockerInfo(client=_client_version(docker, env, timeout), host=target, error=error)
     data, stderr = _docker_info(docker, env, timeout)
     err = None if data and data.get("ServerVersion") else _server_error(data, stderr)
     m = _API_TOO_NEW.search(err or "")
@@ -111,6 +229,7 @@ def probe_docker(
 
 def _probe_socket(host: str, timeout: float, *, client_error: str) -> DockerInfo:
     """GET /info straight from the engine (unix:// or tcp:// without TLS)."""
+    chunks: list[bytes] = []
     try:
         if host.startswith("unix://"):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -124,11 +243,16 @@ def _probe_socket(host: str, timeout: float, *, client_error: str) -> DockerInfo
             return DockerInfo(host=host, error=f"{client_error}; cannot reach {host} without it")
         with sock:
             sock.sendall(b"GET /info HTTP/1.0\r\nHost: docker\r\n\r\n")
-            chunks = []
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
         _head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
         data = json.loads(body)
+    except TimeoutError as exc:
+        if chunks:  # it answered, then stalled
+            return DockerInfo(host=host, error=f"{client_error}; engine at {host}: {exc}")
+        detail = f"accepted the connection but sent nothing back within {timeout:g} s"
+        _silent(host, Ping("silent", detail))
+        return DockerInfo(host=host, error=f"{NOT_ANSWERING}: {silent_engine_message(host, detail)}")
     except (OSError, ValueError) as exc:
         return DockerInfo(host=host, error=f"{client_error}; engine at {host}: {exc}")
     runtimes = data.get("Runtimes")

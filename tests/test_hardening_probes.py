@@ -1,0 +1,215 @@
+"""Issue 9, items 3 and 8: probes that must not take fwsetup down or hold it up.
+
+3. A driver library whose nvmlInit crashes (SIGSEGV) or never returns: a real `libnvidia-ml.so.1` built
+   here with gcc, put on LD_LIBRARY_PATH, and the real CLI run as a subprocess.
+8. A Docker engine that accepts connections and never answers: a real unix socket served by a thread that
+   accepts and stays silent, DOCKER_HOST pointing at it, the real CLI run as a subprocess.
+
+Each case is the attack first (it hung or died with signal 11 before the fix), then what must hold: the
+command ends in bounded time, with its exit code, one clear message or finding, and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fwsetup.detect import tools
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def fwsetup(args: list[str], env: dict[str, str], *, timeout: float = 60) -> tuple[int, str, str, float]:
+    """Run the real CLI in a fresh process: (exit code, stdout, stderr, seconds)."""
+    t0 = time.monotonic()
+    cp = subprocess.run(
+        [sys.executable, "-m", "fwsetup", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    return cp.returncode, cp.stdout, cp.stderr, time.monotonic() - t0
+
+
+def no_traceback(out: str, err: str) -> None:
+    assert "Traceback" not in out + err, err[-2000:]
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "FWSETUP_", "LD_LIBRARY_PATH"))}
+    env.update(extra)
+    env["COLUMNS"] = "200"  # one finding per line in the rendered output
+    return env
+
+
+class SilentEngine(threading.Thread):
+    """A unix socket that accepts every connection and never sends a byte (a hung engine, or a socket that
+    is not an engine at all). `accepted` counts the connections made to it."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(64)
+        self.server.settimeout(0.2)
+        self.accepted = 0
+        self.conns: list[socket.socket] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            self.conns.append(conn)  # held open, never answered
+
+    def close(self) -> None:
+        self.stop.set()
+        self.join(2)
+        for c in self.conns:
+            c.close()
+        self.server.close()
+
+
+@pytest.fixture
+def silent_engine() -> Iterator[SilentEngine]:
+    # A short folder: unix socket paths are limited to ~107 bytes, and pytest's tmp_path can be longer.
+    folder = tempfile.mkdtemp(prefix="fws-silent-", dir="/tmp")
+    engine = SilentEngine(os.path.join(folder, "docker.sock"))
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- 8. an engine that never answers ------------------------------------------------------------------------
+
+
+def test_ping_tells_silent_from_unreachable(silent_engine: SilentEngine, tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    answer = tools.ping_engine(f"unix://{silent_engine.path}", 0.5)
+    assert answer.state == "silent" and "sent nothing back within 0.5 s" in answer.detail
+    assert time.monotonic() - t0 < 3
+    gone = tools.ping_engine(f"unix://{tmp_path}/none.sock", 0.5)
+    assert gone.state == "unreachable"
+    assert tools.ping_engine("ssh://me@host", 0.5).state == "unknown"
+
+
+def test_probe_docker_says_not_answering_in_seconds(silent_engine: SilentEngine) -> None:
+    env = base_env(DOCKER_HOST=f"unix://{silent_engine.path}")
+    t0 = time.monotonic()
+    info = tools.probe_docker([], env=env)
+    assert time.monotonic() - t0 < tools.ENGINE_PING_TIMEOUT + 3  # was 10 s: `docker info`, then `docker version`
+    assert info.server is None and info.host == env["DOCKER_HOST"]
+    assert (info.error or "").startswith(tools.NOT_ANSWERING)
+    if shutil.which("docker"):
+        assert info.client  # from `docker --version`: the client is there (it used to read "not installed")
+    # With no client at all, fwsetup asks the socket itself: the same answer.
+    info2 = tools.probe_docker([], env=dict(env, PATH=os.path.dirname(sys.executable)))
+    assert info2.client is None and (info2.error or "").startswith(tools.NOT_ANSWERING)
+
+
+def test_doctor_says_engine_not_answering(silent_engine: SilentEngine) -> None:
+    env = base_env(DOCKER_HOST=f"unix://{silent_engine.path}")
+    code, out, err, seconds = fwsetup(["doctor", "--json"], env)
+    no_traceback(out, err)
+    assert seconds < 10, seconds  # was 10 s of probes alone
+    data = json.loads(out)
+    findings = {f["id"]: f for f in data["findings"]}
+    assert "docker.client-missing" not in findings  # it said "Docker not installed"
+    f = findings["docker.engine-not-answering"]
+    assert "not answering" in f["title"] and silent_engine.path in f["title"]
+    assert "sent nothing back" in f["detail"] and "DOCKER_HOST" in f["remedy"]
+    assert code in (0, 1)
+    code, out, err, _ = fwsetup(["doctor"], env)
+    no_traceback(out, err)
+    assert "engine not answering" in out
+
+
+def test_plan_cpu_does_not_ask_the_engine(silent_engine: SilentEngine) -> None:
+    env = base_env(DOCKER_HOST=f"unix://{silent_engine.path}")
+    code, out, err, seconds = fwsetup(["plan", "pytorch", "--cpu", "--json"], env)
+    no_traceback(out, err)
+    assert code == 0 and json.loads(out)["status"] == "ok"
+    assert silent_engine.accepted == 0  # it never even connected: nothing to wait for
+    assert seconds < tools.ENGINE_PING_TIMEOUT, seconds  # was 10 s
+
+
+def test_profile_reports_the_silent_engine(silent_engine: SilentEngine) -> None:
+    env = base_env(DOCKER_HOST=f"unix://{silent_engine.path}", FWSETUP_ENGINE_TIMEOUT="1")
+    code, out, err, seconds = fwsetup(["profile"], env)
+    no_traceback(out, err)
+    assert code == 0 and seconds < 10
+    docker = json.loads(out)["tools"]["docker"]
+    assert docker["server"] is None and docker["error"].startswith("not answering")
+
+
+def test_build_gives_up_in_seconds_with_exit_4(silent_engine: SilentEngine) -> None:
+    env = base_env(DOCKER_HOST=f"unix://{silent_engine.path}", FWSETUP_ENGINE_TIMEOUT="1")
+    code, out, err, seconds = fwsetup(["build", "pytorch", "--cpu"], env, timeout=120)
+    no_traceback(out, err)
+    assert code == 4, err  # exit 4 came only after 610 s
+    assert seconds < 15, seconds
+    assert "not answering" in err or "sent nothing back" in err
+    assert "DOCKER_HOST" in err  # what to do
+
+
+def test_smoke_image_gives_up_in_seconds_with_exit_4(silent_engine: SilentEngine) -> None:
+    env = base_env(DOCKER_HOST=f"unix://{silent_engine.path}", FWSETUP_ENGINE_TIMEOUT="1")
+    code, out, err, seconds = fwsetup(["smoke", "pytorch", "--image", "fwsetup/pytorch:any"], env, timeout=120)
+    no_traceback(out, err)
+    assert code == 4, err  # it hung
+    assert seconds < 15, seconds
+    assert "sent nothing back" in err
+
+
+def test_engine_adapter_fails_fast(silent_engine: SilentEngine) -> None:
+    from fwsetup.backends.docker import DockerEngine
+    from fwsetup.errors import EngineError
+
+    engine = DockerEngine(env=base_env(DOCKER_HOST=f"unix://{silent_engine.path}", FWSETUP_ENGINE_TIMEOUT="0.5"))
+    t0 = time.monotonic()
+    with pytest.raises(EngineError) as exc:
+        engine.check()
+    assert time.monotonic() - t0 < 5
+    assert exc.value.exit_code == 4 and "sent nothing back within 0.5 s" in exc.value.message
+
+
+def test_detection_without_docker_then_with_it(silent_engine: SilentEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fwsetup import detect
+    from fwsetup.profile import DockerInfo
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{silent_engine.path}")
+    monkeypatch.setenv("FWSETUP_ENGINE_TIMEOUT", "0.5")
+    tools._silent_hosts.clear()
+    detect.clear_cache()
+    try:
+        host = detect.detect_host(docker=False)
+        assert host.tools.docker == DockerInfo() and silent_engine.accepted == 0  # unknown, never asked
+        assert detect.detect_host(docker=False) is host  # cached
+        full = detect.detect_host()  # a command that needs the engine asks it then, once
+        assert (full.tools.docker.error or "").startswith("not answering")
+        assert full.os == host.os and detect.detect_host() is full
+    finally:
+        detect.clear_cache()
+        tools._silent_hosts.clear()
