@@ -8,6 +8,10 @@ PIP_CONFIG_FILE=/dev/null (os.devnull) turns the files off, as in pip.
 
 What is carried: index-url, extra-index-url, find-links, no-index, cert, client-cert, trusted-host, proxy,
 timeout. Everything is passed in (env, home) so that tests use fake files; nothing here runs pip.
+
+Credentials: an index or find-links URL with a user name, password or token goes to uv through its
+environment (UV_INDEX_URL, UV_EXTRA_INDEX_URL, UV_FIND_LINKS), never its command line, which any local user
+can read (ps, /proc/PID/cmdline); what is kept for messages and lock.json is redacted (fwsetup.redact).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from fwsetup.redact import has_credentials, redact_text, secrets_of
 
 KEYS = ("index-url", "extra-index-url", "find-links", "no-index", "cert", "client-cert", "trusted-host", "proxy", "timeout")
 _LIST_KEYS = {"extra-index-url", "find-links", "trusted-host"}
@@ -139,14 +145,18 @@ def local_path(url_or_path: str) -> Path | None:
 
 @dataclass(frozen=True, kw_only=True)
 class UvConfig:
-    """uv command-line flags and environment variables equivalent to some pip settings."""
+    """uv command-line flags and environment variables equivalent to some pip settings.
+
+    args never holds a credential; env may (an index URL with a token), so show env only through
+    fwsetup.redact. index_urls, find_links and warnings are redacted already."""
 
     args: tuple[str, ...]
     env: Mapping[str, str]
-    index_urls: tuple[str, ...]  # every index in priority order (for messages)
-    find_links: tuple[str, ...]  # what stays find-links
+    index_urls: tuple[str, ...]  # every index in priority order (for messages; redacted)
+    find_links: tuple[str, ...]  # what stays find-links (redacted)
     offline: bool
     warnings: tuple[str, ...]
+    secrets: frozenset[str] = frozenset()  # the credentials in env, for redact_text on installer output
 
 
 def wheel_index(folder: Path, cache: Path) -> str | None:
@@ -270,9 +280,15 @@ def to_uv(
             u for u in settings.extra_index_urls if usable_index(u, "extra index")
         ]
         default = settings.index_url if settings.index_url and usable_index(settings.index_url, "index") else None
-        for url in extra:
-            args += ["--extra-index-url", url]
-        if default:
+        # One option goes either all on the command line or all in uv's variable (a flag hides the variable).
+        if any(has_credentials(u) for u in extra):
+            out_env["UV_EXTRA_INDEX_URL"] = " ".join(extra)  # space-separated, earlier wins, as the flags
+        else:
+            for url in extra:
+                args += ["--extra-index-url", url]
+        if default and has_credentials(default):
+            out_env["UV_INDEX_URL"] = default
+        elif default:
             args += ["--index-url", default]
         indexes = [*extra, default or "https://pypi.org/simple"]
         if len(indexes) > 1:
@@ -281,8 +297,11 @@ def to_uv(
             # advice), so: first-index when there is one, pip's semantics otherwise (a partial local mirror
             # listed before PyPI must not hide the versions PyPI has).
             args += ["--index-strategy", "first-index" if plan_indexes else "unsafe-best-match"]
-    for fl in find_links:
-        args += ["--find-links", fl]
+    if any(has_credentials(fl) for fl in find_links):
+        out_env["UV_FIND_LINKS"] = ",".join(find_links)  # comma-separated
+    else:
+        for fl in find_links:
+            args += ["--find-links", fl]
     for host in settings.trusted_hosts:
         args += ["--allow-insecure-host", host]
     if settings.cert:
@@ -304,11 +323,15 @@ def to_uv(
             out_env["UV_HTTP_TIMEOUT"] = str(int(float(settings.timeout)))
         except ValueError:
             warnings.append(f"ignored pip timeout {settings.timeout!r}: not a number")
+    secrets = frozenset(secrets_of([*indexes, *find_links, *settings.extra_index_urls, *settings.find_links,
+                                    *([settings.index_url] if settings.index_url else []),
+                                    *([settings.proxy] if settings.proxy else [])]))
     return UvConfig(
         args=tuple(args),
         env=out_env,
-        index_urls=tuple(indexes),
-        find_links=tuple(find_links),
+        index_urls=tuple(redact_text(u) for u in indexes),
+        find_links=tuple(redact_text(u) for u in find_links),
         offline=offline,
-        warnings=tuple(warnings),
+        warnings=tuple(redact_text(w, secrets) for w in warnings),
+        secrets=secrets,
     )

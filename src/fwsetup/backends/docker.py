@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.backends.engine import (
@@ -42,6 +41,7 @@ from fwsetup.backends.engine import (
 )
 from fwsetup.errors import EngineError, InstallError, SmokeError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
+from fwsetup.redact import redact_url
 from fwsetup.smoke import parse_report
 
 log = logging.getLogger("fwsetup.docker")
@@ -126,14 +126,8 @@ def read_index_settings(env: Mapping[str, str], config_files: Sequence[Path] | N
 
 
 def redact(url: str) -> str:
-    """An index URL with its credentials hidden (for comments and logs)."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit(parts._replace(netloc=f"***@{host}"))
-    return url
+    """An index URL with its credentials hidden (for comments and logs): fwsetup.redact's, shared."""
+    return redact_url(url)
 
 
 def _index_env(plan: Plan, settings: IndexSettings, cert_path: str | None, plan_indexes: Sequence[str] | None = None) -> str:

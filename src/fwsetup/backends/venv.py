@@ -17,7 +17,8 @@ shebangs) is rewritten to the final path before the swap (fix_paths).
 
 The user's pip configuration (pip.conf, PIP_*) is carried to uv (pipconfig.py). The plan's own index (e.g.
 PyTorch's) is not contacted when a local wheel (--wheelhouse, or find-links from the pip configuration)
-already provides every pinned requirement, or with --offline.
+already provides every pinned requirement, or with --offline. Index credentials reach uv and pip through
+their environment, never argv; every log line, message and file written here goes through fwsetup.redact.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from fwsetup import pipconfig, proc, staging
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.errors import FwsetupError, InstallError, NetworkError, SmokeError
 from fwsetup.plan import Plan, plan_to_dict
+from fwsetup.redact import has_credentials, redact_data, redact_text, secrets_of
 
 INSTALL_TIMEOUT = 3600.0
 EXPANSION = 2.5  # installed size / wheel size, roughly (torch 190 MB wheel -> ~450 MB installed)
@@ -180,6 +182,7 @@ class IndexUnreachable(NetworkError):
 
     def __init__(self, url: str, *, names: Sequence[str], local: Mapping[str, Sequence[str]], detail: str) -> None:
         what = " and ".join(names) or "the framework"
+        url, detail = redact_text(url), redact_text(detail)
         msg = f"cannot reach {url} ({detail}): use --wheelhouse DIR with the {what} wheel"
         have = "; ".join(f"{n} {', '.join(vs)}" for n, vs in local.items() if vs)
         hint = f"Local wheels found: {have} (choose one with --version)." if have else None
@@ -275,13 +278,15 @@ def run_streamed(
     timeout: float,
     on_line: Callable[[str], None] | None = None,
 ) -> proc.Result:
-    """Run argv, appending its merged output to `log` line by line (and to on_line); the child dies with us."""
+    """Run argv, appending its merged output to `log` line by line (and to on_line); the child dies with us.
+    What is logged, passed on and returned has the credentials of `env`'s URLs redacted."""
     argv = tuple(str(a) for a in argv)
     out_lines: list[str] = []
+    hidden = env_secrets(env)
     logf = open(log, "a", buffering=1) if log is not None else None  # noqa: SIM115
     try:
         if logf:
-            logf.write(f"+ {shlex.join(argv)}\n")
+            logf.write(redact_text(f"+ {shlex.join(argv)}\n", hidden))
         try:
             p = subprocess.Popen(
                 argv,
@@ -305,7 +310,8 @@ def run_streamed(
         timer.start()
         try:
             assert p.stdout is not None
-            for line in p.stdout:
+            for raw in p.stdout:
+                line = redact_text(raw, hidden)  # the raw line is never kept
                 out_lines.append(line)
                 if logf:
                     logf.write(line)
@@ -325,6 +331,12 @@ def run_streamed(
     finally:
         if logf:
             logf.close()
+
+
+def env_secrets(env: Mapping[str, str]) -> set[str]:
+    """The credentials in the URLs among `env`'s values (PIP_INDEX_URL, UV_EXTRA_INDEX_URL, proxies, …)."""
+    urls = [u for v in env.values() if "://" in v for u in re.split(r"[\s,]+", v) if "://" in u]
+    return secrets_of(urls)
 
 
 def smoke_runner(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None,
@@ -524,8 +536,9 @@ class VenvBackend(Backend):
             ]
         base = _base_python(py, _env(options))
         pip_args: list[str] = []
-        for url in sources.plan_indexes:
-            pip_args += ["--extra-index-url", url]
+        if not pip_index_env(sources.plan_indexes, pipconfig.PipSettings()):  # else through the environment
+            for url in sources.plan_indexes:
+                pip_args += ["--extra-index-url", url]
         if options.wheelhouse:
             pip_args += ["--find-links", str(Path(options.wheelhouse).absolute())]
         if options.offline:
@@ -547,13 +560,16 @@ class VenvBackend(Backend):
         target = Path(options.target).absolute()
         lines = [f"# venv for {plan.title or plan.framework} {plan.version} ({plan.variant}) at {target}",
                  f"# installer: {self.installer(options).describe()}"]
-        lines += [f"# {n}" for n in sources.notes]
+        lines += [f"# {redact_text(n)}" for n in sources.notes]
         lines += [f"# warning: {w}" for w in uvcfg.warnings]
-        for var, value in uvcfg.env.items():
-            lines.append(f"export {var}={shlex.quote(value)}")
+        variables = dict(uvcfg.env)
+        if self.installer(options).kind == "pip":
+            variables.update(pip_index_env(sources.plan_indexes, settings))
+        for var, value in variables.items():  # credentials shown as ***: they stay in the user's settings
+            lines.append(f"export {var}={shlex.quote(redact_text(value))}")
         lines.append(f"# requirements.in: {' '.join(plan.requirements)}")
         for argv in self.commands(plan, options, target, sources, uvcfg):
-            lines.append(shlex.join(argv))
+            lines.append(redact_text(shlex.join(argv)))
         if plan.smoke is not None and options.run_smoke:
             from fwsetup.smokerun import smoke_argv
 
@@ -594,7 +610,7 @@ class VenvBackend(Backend):
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # noqa: BLE001 - one clear message, the log has the rest
-                msg = f"installing {plan.framework} failed: {type(exc).__name__}: {exc}"
+                msg = f"installing {plan.framework} failed: {type(exc).__name__}: {redact_text(str(exc), env_secrets(env))}"
                 raise _with_log(InstallError(msg), st) from exc
         return InstallResult(
             target=target, changed=True, seconds=time.monotonic() - t0,
@@ -623,15 +639,17 @@ class VenvBackend(Backend):
                                 offline=options.offline, env=env,
                                 index_cache=_index_cache(env))
         cmds = self.commands(plan, options, st.path, sources, uvcfg)
-        run_env = {**env, **uvcfg.env}
+        run_env = {**env, **uvcfg.env, **(pip_index_env(sources.plan_indexes, settings) if inst.kind == "pip" else {})}
         run_env.pop("VIRTUAL_ENV", None)  # uv would warn that it is not the target
         run_env.pop("PYTHONHOME", None)
+        hidden = env_secrets(run_env)  # nothing written or shown below may hold them
         pre_log: list[str] = [f"fwsetup: {plan.framework} {plan.version} ({plan.variant}) -> {st.target}",
                               f"installer: {inst.describe()}"]
         pre_log += [f"note: {n}" for n in sources.notes] + [f"warning: {w}" for w in uvcfg.warnings]
         pre_log += [f"pip setting {k} from {v}" for k, v in settings.sources.items()]
         if inst.kind == "uv":
             pre_log += [f"env {k}={v}" for k, v in uvcfg.env.items()]
+        pre_log = [redact_text(line, hidden) for line in pre_log]
         if inst.kind == "pip" and env.get("FWSETUP_INSTALLER", "").lower() != "pip":
             note = f"no working uv >= {MIN_UV} found: using python -m venv and pip (slower; pip install -U uv)"
             pre_log.append(f"note: {note}")
@@ -639,7 +657,7 @@ class VenvBackend(Backend):
         for w in uvcfg.warnings:
             progress("resolve", f"warning: {w}")
         for n in sources.notes:
-            progress("resolve", n)
+            progress("resolve", redact_text(n, hidden))
 
         # 1. the environment (into the empty staging folder), then its metadata folder and the log
         progress("resolve", f"creating the environment ({inst.describe()})")
@@ -647,9 +665,9 @@ class VenvBackend(Backend):
         st.meta.mkdir(parents=True, exist_ok=True)
         with open(st.log_file, "a") as f:
             f.write("\n".join(pre_log) + "\n")
-            f.write(f"+ {shlex.join(first.argv)}\n{first.stdout}{first.stderr}\n")
+            f.write(redact_text(f"+ {shlex.join(first.argv)}\n{first.stdout}{first.stderr}\n", hidden))
         if not first.ok:
-            why = first.error or _last(first.stderr)
+            why = redact_text(first.error or _last(first.stderr), hidden)
             msg = f"could not create the environment with {shlex.join(cmds[0][:2])}: {why}"
             if "No interpreter found" in (first.stderr or "") or "not found" in why:
                 msg = f"no Python {options.python or plan.python} found to create the environment: {why}"
@@ -676,8 +694,8 @@ class VenvBackend(Backend):
             with open(st.log_file, "a") as f:
                 f.write(f"fixed the staging path in: {', '.join(changed)}\n")
         py_version = _python_version(env_python(st.path))
-        (st.meta / PLAN_FILE).write_text(json.dumps(plan_to_dict(plan), indent=2) + "\n")
-        staging.write_lock_file(st.path, {
+        (st.meta / PLAN_FILE).write_text(json.dumps(redact_data(plan_to_dict(plan), hidden), indent=2) + "\n")
+        staging.write_lock_file(st.path, redact_data({
             "plan_digest": digest,
             "framework": plan.framework,
             "version": plan.version,
@@ -691,7 +709,7 @@ class VenvBackend(Backend):
             "packages": packages,
             "smoke": smoke,
             "timings_s": progress.totals(),
-        })
+        }, hidden))
         return {"smoke": smoke, "packages": packages}
 
     def _uv_install(self, plan: Plan, cmds: list[list[str]], env: dict[str, str], st: staging.Staging,
@@ -787,6 +805,14 @@ def _refuse_foreign(target: Path) -> None:
         return
     msg = f"{target} exists and was not made by fwsetup; it will not be replaced."
     raise InstallError(msg, hint="Choose another place with --env PATH, or remove it yourself.")
+
+
+def pip_index_env(plan_indexes: Sequence[str], settings: pipconfig.PipSettings) -> dict[str, str]:
+    """pip fallback: plan indexes that carry a credential go through PIP_EXTRA_INDEX_URL, never argv (with
+    the user's own extra indexes, which that variable would otherwise hide). {} when none does."""
+    if not any(has_credentials(u) for u in plan_indexes):
+        return {}
+    return {"PIP_EXTRA_INDEX_URL": " ".join(dict.fromkeys([*plan_indexes, *settings.extra_index_urls]))}
 
 
 def _index_cache(env: Mapping[str, str]) -> Path | None:
