@@ -50,6 +50,7 @@ from fwsetup.backends.conda_tools import (
 )
 from fwsetup.errors import FwsetupError, InstallError
 from fwsetup.plan import Plan, plan_to_dict
+from fwsetup.redact import has_credentials, redact_data, redact_text
 
 ENV_FILE = "environment.yml"  # in <env>/.fwsetup/
 PIP_TIMEOUT = 1800.0
@@ -86,7 +87,7 @@ class CondaBackend(Backend):
         ]
         if plan.smoke is not None and options.run_smoke:
             lines.append(f"# then: smoke test {plan.smoke.script} on {plan.smoke.device} with {python_in(target)}")
-        return text + "\n".join(lines) + "\n"
+        return redact_text(text + "\n".join(lines) + "\n")  # channel or index credentials shown as ***
 
     # -- install -----------------------------------------------------------------------------------------
 
@@ -296,14 +297,14 @@ def _finish(
         smoke = run_smoke(python, plan, options, log.path)
     meta = staging.meta_dir(prefix)
     meta.mkdir(parents=True, exist_ok=True)
-    (meta / ENV_FILE).write_text(render_environment_yml(env))
-    (meta / "plan.json").write_text(json.dumps(plan_to_dict(plan), indent=2) + "\n")
+    (meta / ENV_FILE).write_text(redact_text(render_environment_yml(env)))  # no credentials on disk
+    (meta / "plan.json").write_text(json.dumps(redact_data(plan_to_dict(plan)), indent=2) + "\n")
     # conda-meta holds url, sha256 and md5 for every tool; the solver's answer fills what a tool left out.
     solved = {p["name"]: p for p in installer_rows}
     rows = [{**solved.get(p["name"], {}), **{k: v for k, v in p.items() if v is not None}} for p in packages]
     staging.write_lock_file(
         prefix,
-        {
+        redact_data({
             "plan_digest": digest,
             "method": "conda",
             "installer": installer.label,
@@ -320,7 +321,7 @@ def _finish(
             "pip_packages": pip_rows,
             "smoke": smoke,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
+        }),
     )
     log.move_into(meta / "install.log")
     return smoke, rows
@@ -347,6 +348,38 @@ def _uv() -> list[str]:
     return [uv] if uv else [sys.executable, "-m", "uv"]
 
 
+_UV_URL_VARS = {"--index-url": "UV_INDEX_URL", "--extra-index-url": "UV_EXTRA_INDEX_URL", "--find-links": "UV_FIND_LINKS"}
+_SHORT = {"-i": "--index-url", "-f": "--find-links"}
+
+
+def _credentials_to_env(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """uv's URL options whose values carry a credential, moved from argv (visible in ps) to uv's variables
+    (each option wholly: a flag would hide its variable). The rest of argv is unchanged."""
+    values: dict[str, list[str]] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        flag, eq, value = argv[i].partition("=")
+        flag = _SHORT.get(flag, flag)
+        if flag in _UV_URL_VARS and (eq or i + 1 < len(argv)):
+            if not eq:
+                i += 1
+                value = argv[i]
+            values.setdefault(flag, []).append(value)
+        else:
+            rest.append(argv[i])
+        i += 1
+    out_env: dict[str, str] = {}
+    for flag, vals in values.items():
+        if not any(has_credentials(v) for v in vals):
+            rest += [x for v in vals for x in (flag, v)]
+        elif flag == "--index-url":
+            out_env["UV_INDEX_URL"] = vals[-1]  # the last one wins, as with the flag
+        else:
+            out_env[_UV_URL_VARS[flag]] = ("," if flag == "--find-links" else " ").join(vals)
+    return rest, out_env
+
+
 def _pip_install(
     env: CondaEnv, options: InstallOptions, python: Path, log: Path, progress: Progress
 ) -> list[dict[str, str]]:
@@ -362,13 +395,15 @@ def _pip_install(
         argv += ["--offline", "--no-index"]
     for line in env.pip:  # requirement-file lines: options ("--extra-index-url URL") or requirements
         argv += shlex.split(line) if line.startswith("-") else [line]
-    res = proc.run(argv, timeout=PIP_TIMEOUT, env=dict(options.env) or None)
+    argv, uv_env = _credentials_to_env(argv)
+    run_env = {**(options.env or os.environ), **uv_env}
+    res = proc.run(argv, timeout=PIP_TIMEOUT, env=run_env)
     with contextlib.suppress(OSError), open(log, "a") as f:
-        f.write(f"+ {shlex.join(res.argv)}\n{res.stdout}\n{res.stderr}\n")
+        f.write(redact_text(f"+ {shlex.join(res.argv)}\n{res.stdout}\n{res.stderr}\n"))
     if not res.ok:
         lines = [ln.strip() for ln in res.stderr.strip().splitlines() if ln.strip()]
-        why = res.error or (lines[0] if lines else "no output")
-        msg = f"the pip section of the environment ({', '.join(env.pip)}) failed: {why}"
+        why = redact_text(res.error or (lines[0] if lines else "no output"))
+        msg = redact_text(f"the pip section of the environment ({', '.join(env.pip)}) failed: {why}")
         raise InstallError(msg, hint="Check the pip requirements in the recipe's conda table.")
     listed = proc.run([*_uv(), "pip", "list", "--format", "json", "--python", str(python)], timeout=120)
     try:

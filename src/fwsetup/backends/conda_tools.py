@@ -28,6 +28,7 @@ from typing import Any
 from fwsetup import proc
 from fwsetup.backends.conda_env import CondaEnv
 from fwsetup.errors import FwsetupError, InstallError, NetworkError, UsageError
+from fwsetup.redact import redact_text
 
 SOLVE_TIMEOUT = 900.0
 CREATE_TIMEOUT = 3600.0
@@ -219,7 +220,7 @@ def _append_log(log: Path, res: proc.Result) -> None:
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as f:
-            f.write(f"+ {' '.join(res.argv)}\n{res.stdout}\n{res.stderr}\n")
+            f.write(redact_text(f"+ {' '.join(res.argv)}\n{res.stdout}\n{res.stderr}\n"))  # channel tokens
             f.write(f"exit: {res.returncode if res.error is None else res.error}\n")
     except OSError:
         pass
@@ -408,7 +409,16 @@ def _cuda_constraint(line: str) -> str | None:
 
 
 def explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
-    """One clear error for a failed solve or link: which package, which constraint, what to do."""
+    """One clear error for a failed solve or link: which package, which constraint, what to do.
+    Channel credentials (`/t/<token>/`, `user:pass@`) are hidden in it."""
+    exc = _explain(text, env, tool=tool)
+    exc.message = redact_text(exc.message)
+    exc.hint = redact_text(exc.hint) if exc.hint else exc.hint
+    exc.args = (exc.message,)
+    return exc
+
+
+def _explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
     low = text.lower()
     channels = ", ".join(env.channels)
     lines = text.splitlines()
