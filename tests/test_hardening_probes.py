@@ -102,6 +102,136 @@ def silent_engine() -> Iterator[SilentEngine]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# -- 3. a driver library that crashes or hangs ----------------------------------------------------------------
+
+FAKE_NVML = {
+    # nvmlInitWithFlags is what nvidia-ml-py calls; the older entry points for other clients.
+    "segv": "#include <signal.h>\nstatic int boom(void) { raise(SIGSEGV); return 0; }\n",
+    "hang": "#include <unistd.h>\nstatic int boom(void) { for (;;) pause(); return 0; }\n",
+    "garbage": "#include <unistd.h>\nstatic int boom(void) { write(1, \"}{ not json\\n\", 12); _exit(3); }\n",
+    "garbage0": "#include <unistd.h>\nstatic int boom(void) { write(1, \"[1, 2]\\n\", 7); _exit(0); }\n",
+}
+INIT = (
+    "int nvmlInitWithFlags(unsigned int flags) { (void)flags; return boom(); }\n"
+    "int nvmlInit_v2(void) { return boom(); }\nint nvmlInit(void) { return boom(); }\n"
+)
+
+
+@pytest.fixture(scope="module")
+def fake_nvml_libs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{variant: folder holding a libnvidia-ml.so.1 whose nvmlInit does that}, built with gcc."""
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None or not sys.platform.startswith("linux"):
+        reason = "gcc not found: cannot build a fake libnvidia-ml.so.1 (issue 9 item 3 untested here)"
+        print(reason, file=sys.stderr)
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("fake-nvml")
+    out = {}
+    for variant, body in FAKE_NVML.items():
+        folder = root / variant
+        folder.mkdir()
+        (folder / "nvml.c").write_text(body + INIT)
+        subprocess.run(
+            [gcc, "-shared", "-fPIC", "-o", str(folder / "libnvidia-ml.so.1"), str(folder / "nvml.c")],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        out[variant] = folder
+    return out
+
+
+def test_the_fake_library_really_crashes(fake_nvml_libs: dict[str, Path]) -> None:
+    # The attack itself: loading it in-process, as fwsetup did, kills the interpreter with SIGSEGV.
+    env = base_env(LD_LIBRARY_PATH=str(fake_nvml_libs["segv"]))
+    cp = subprocess.run([sys.executable, "-c", "import pynvml; pynvml.nvmlInit()"], env=env, capture_output=True,
+                        timeout=60, check=False)  # fmt: skip
+    assert cp.returncode == -11
+
+
+@pytest.mark.parametrize(
+    ("variant", "says", "title"),
+    [("segv", "crashed (SIGSEGV)", "crashed"), ("hang", "did not answer within 2 s", "hung")],
+)
+def test_a_broken_driver_library_is_a_finding(
+    fake_nvml_libs: dict[str, Path], variant: str, says: str, title: str
+) -> None:
+    env = base_env(LD_LIBRARY_PATH=str(fake_nvml_libs[variant]), FWSETUP_NVML_TIMEOUT="2")
+    library = str(fake_nvml_libs[variant] / "libnvidia-ml.so.1")
+
+    code, out, err, seconds = fwsetup(["profile"], env)
+    no_traceback(out, err)
+    assert code == 0 and seconds < 20, (code, seconds, err)  # exit 139, no output at all
+    nvml = json.loads(out)["nvidia"]["nvml"]
+    assert nvml.startswith("error: ") and says in nvml and library in nvml
+
+    code, out, err, seconds = fwsetup(["doctor", "--json"], env)
+    no_traceback(out, err)
+    assert code == 1 and seconds < 30, (code, seconds, err)  # an error finding: exit 1 (DESIGN)
+    data = json.loads(out)
+    assert data["host"]["nvidia"]["nvml"] == nvml
+    finding = next(f for f in data["findings"] if f["id"] == "nvidia.driver-not-working")
+    assert finding["severity"] == "error" and title in finding["title"]
+    assert says in finding["detail"] and "nvidia-smi" in finding["remedy"] and "LD_LIBRARY_PATH" in finding["remedy"]
+
+    code, out, err, seconds = fwsetup(["plan", "pytorch", "--cpu", "--json"], env)
+    no_traceback(out, err)
+    assert code == 0 and seconds < 20, (code, seconds, err)
+    plan = json.loads(out)
+    assert plan["status"] == "ok" and plan["accelerator"] == "cpu"
+
+
+def test_install_dry_run_survives_a_crashing_driver(fake_nvml_libs: dict[str, Path], tmp_path: Path) -> None:
+    env = base_env(LD_LIBRARY_PATH=str(fake_nvml_libs["segv"]))
+    code, out, err, _ = fwsetup(["install", "pytorch", "--cpu", "--dry-run", "--env", str(tmp_path / "env")], env)
+    no_traceback(out, err)
+    assert code >= 0, err  # it died with SIGSEGV (139 from a shell)
+
+
+@pytest.mark.parametrize(
+    ("variant", "says"),
+    [("garbage", "the NVML probe failed (exit 3): }{ not json"), ("garbage0", "the NVML probe failed (no readable answer): [1, 2]")],
+)
+def test_garbage_from_the_probe_is_a_finding(
+    fake_nvml_libs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, variant: str, says: str
+) -> None:
+    from fwsetup.detect import nvidia
+
+    monkeypatch.delitem(sys.modules, "pynvml", raising=False)  # no in-process fake: the real child path
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(fake_nvml_libs[variant]))
+    notes: list[str] = []
+    info = nvidia.probe_nvidia(notes, env={}, pci_root="/nonexistent")
+    assert info.nvml == f"error: {says}" and info.gpus == () and info.driver_version is None
+
+
+def test_find_nvml_library_without_loading_it(tmp_path: Path) -> None:
+    from fwsetup.detect import nvidia
+
+    (tmp_path / "lib").mkdir()
+    lib = tmp_path / "lib" / "libnvidia-ml.so.1"
+    lib.write_bytes(b"not even an ELF file: it is never loaded")
+    nothing = str(tmp_path / "no-ld.so.cache")
+    assert nvidia.find_nvml_library({"LD_LIBRARY_PATH": f"/nonexistent:{lib.parent}"}, ld_cache=nothing) == str(lib)
+    cache = tmp_path / "ld.so.cache"
+    cache.write_bytes(b"glibc-ld.so.cache1.1\0libc.so.6\0/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1\0")
+    assert nvidia.find_nvml_library({}, ld_cache=str(cache)) == "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
+
+
+def test_no_library_no_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The start-up budget: without the library nothing is spawned (and nothing loaded).
+    import subprocess as sp
+
+    from fwsetup.detect import nvidia
+
+    if nvidia.find_nvml_library() is not None:
+        pytest.skip("this machine has an NVML library")
+
+    def no_child(*a: object, **k: object) -> None:
+        raise AssertionError("spawned an NVML child without a library")
+
+    monkeypatch.delitem(sys.modules, "pynvml", raising=False)
+    monkeypatch.setattr(sp, "Popen", no_child)
+    assert nvidia.probe_nvidia([], env={}).nvml == "missing"
+
+
 # -- 8. an engine that never answers ------------------------------------------------------------------------
 
 

@@ -232,13 +232,33 @@ def check_nvidia(host: HostProfile) -> list[Finding]:
             remedy = "Give this user access to /dev/nvidia* (the `video` group on many systems)."
         elif "not importable" in low:
             remedy = "Reinstall fwsetup's dependency: `pip install nvidia-ml-py`."
+        elif "driver library" in low and ("crashed" in low or "did not answer" in low):
+            # detect.nvidia runs NVML in a child process; this is what it saw happen to that child.
+            remedy = (
+                "fwsetup went on without the GPU; frameworks load the same library and would fail the same way. "
+                "Run `nvidia-smi`: if it fails too, reinstall the NVIDIA driver and reboot (the library and the "
+                "kernel module must be the same release). "
+                + (
+                    "A hung driver often needs a GPU reset (`sudo nvidia-smi -r`) or a reboot; "
+                    "`sudo dmesg | grep -i -e NVRM -e Xid` says why (FWSETUP_NVML_TIMEOUT=SECONDS waits longer). "
+                    if "did not answer" in low
+                    else ""
+                )
+                + "If LD_LIBRARY_PATH names a folder holding another libnvidia-ml.so.1, take that folder out."
+            )
         else:
             remedy = "Run `nvidia-smi`: it shows the same error; reinstall the driver if it persists."
         out.append(
             Finding(
                 id="nvidia.driver-not-working",
                 severity="error" if pci or "not importable" not in low else "warning",
-                title="The NVIDIA driver does not work"
+                title=(
+                    "The NVIDIA driver library crashed"
+                    if "crashed" in low
+                    else "The NVIDIA driver library hung"
+                    if "did not answer" in low
+                    else "The NVIDIA driver does not work"
+                )
                 + (f" ({_gpus_text(len(pci))} on the PCI bus)" if pci else ""),
                 detail=f"NVML: {message}.",
                 remedy=remedy,

@@ -5,13 +5,21 @@ that field stays unknown (and GPU.error says why) while the other GPUs still rep
 `safenvml`, nvitop's `nvmlQuery(default=NA)`. The PCI scan (sysfs) sees NVIDIA hardware even when no
 driver works, so doctor can say "GPU present, no working driver".
 
+NVML runs in a child process (as conda probes libcuda): a driver library that crashes (SIGSEGV in nvmlInit)
+or never returns takes the child down, not fwsetup, and becomes `nvml = "error: ..."`. The child is spawned
+only when libnvidia-ml.so.1 exists (found on disk the way the loader would, without loading it), so a machine
+without the driver pays nothing. A pynvml passed in, or already imported (a test's fake), runs in-process.
+
 Overrides (tests, CI without GPUs, like conda's CONDA_OVERRIDE_CUDA): FWSETUP_OVERRIDE_CUDA sets the
-driver's CUDA version ("" = none), FWSETUP_OVERRIDE_DRIVER the driver version.
+driver's CUDA version ("" = none), FWSETUP_OVERRIDE_DRIVER the driver version. FWSETUP_NVML_TIMEOUT: seconds
+the NVML child may take (default 15).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +28,18 @@ from typing import Any, TypeVar
 from fwsetup.profile import GPU, GPULink, NvidiaInfo
 
 T = TypeVar("T")
+
+NVML_LIBRARY = "libnvidia-ml.so.1"
+# nvmlInit on a many-GPU machine without the persistence daemon takes seconds; one in a bad state, forever.
+# Below detection's own deadline (detect.BACKGROUND_DEADLINE), so the finding says what happened.
+NVML_TIMEOUT = 15.0
+# Where drivers put the library: distributions, containers (NVIDIA Container Toolkit), WSL.
+_NVML_DIRS = (
+    "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib64",
+    "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/local/nvidia/lib64", "/usr/local/nvidia/lib",
+    "/usr/lib/wsl/lib",
+)  # fmt: skip
+_LD_CACHE = "/etc/ld.so.cache"
 
 NVIDIA_PCI_VENDOR = "0x10de"
 _SYSFS_PCI = "/sys/bus/pci/devices"
@@ -196,7 +216,10 @@ def probe_nvidia(
     pci_root: str = _SYSFS_PCI,
 ) -> NvidiaInfo:
     env = os.environ if env is None else env
-    info = _probe_nvml(notes, nvml)
+    if nvml is not None or "pynvml" in sys.modules:  # given, or loaded here already (a test's fake)
+        info = _probe_nvml(notes, nvml)
+    else:
+        info = _probe_nvml_isolated(notes)
     info = NvidiaInfo(
         nvml=info.nvml,
         driver_version=info.driver_version,
@@ -208,25 +231,118 @@ def probe_nvidia(
     return _apply_overrides(info, env, notes)
 
 
-def nvml_library_missing() -> bool:
-    """True when libnvidia-ml cannot be loaded: the same dlopen pynvml does on Linux, without its ~40 ms import."""
-    import sys
-
-    if sys.platform != "linux" or "pynvml" in sys.modules:  # a test's fake pynvml must be used
-        return False
-    import ctypes
-
+def find_nvml_library(env: Mapping[str, str] | None = None, *, ld_cache: str = _LD_CACHE) -> str | None:
+    """Where the NVML library is, looked up as the dynamic loader would (LD_LIBRARY_PATH, ld.so.cache, the
+    usual folders) without loading it: loading runs the library's code, and that is what may crash."""
+    env = os.environ if env is None else env
+    if sys.platform == "win32":
+        root = env.get("SystemRoot", r"C:\Windows")
+        for folder in (os.path.join(root, "System32"), r"C:\Program Files\NVIDIA Corporation\NVSMI"):
+            if os.path.isfile(os.path.join(folder, "nvml.dll")):
+                return os.path.join(folder, "nvml.dll")
+        return None
+    if sys.platform != "linux":
+        return None  # macOS: no NVIDIA driver since CUDA 10.2
+    for folder in [d for d in env.get("LD_LIBRARY_PATH", "").split(":") if d]:
+        path = os.path.join(folder, NVML_LIBRARY)
+        if os.path.exists(path):
+            return path
     try:
-        ctypes.CDLL("libnvidia-ml.so.1")
+        with open(ld_cache, "rb") as f:
+            cache = f.read(8 << 20)
     except OSError:
-        return True
-    return False
+        cache = b""
+    if NVML_LIBRARY.encode() in cache:
+        m = re.search(rb"/[^\0]*/" + re.escape(NVML_LIBRARY.encode()) + rb"(?=\0)", cache)
+        return m.group(0).decode(errors="replace") if m else NVML_LIBRARY
+    for folder in _NVML_DIRS:
+        path = os.path.join(folder, NVML_LIBRARY)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def nvml_timeout(env: Mapping[str, str] | None = None) -> float:
+    env = os.environ if env is None else env
+    try:
+        value = float(env.get("FWSETUP_NVML_TIMEOUT") or NVML_TIMEOUT)
+    except ValueError:
+        return NVML_TIMEOUT
+    return value if 0 < value < 3600 else NVML_TIMEOUT
+
+
+def _probe_nvml_isolated(notes: list[str]) -> NvidiaInfo:
+    """The NVML probe in a child Python: a crash (signal), a hang (deadline) or garbage is a finding."""
+    import json
+    import signal
+    import subprocess
+
+    library = find_nvml_library()
+    if library is None:
+        return NvidiaInfo(nvml="missing")
+    if not sys.executable:  # embedded: no interpreter to start
+        return _probe_nvml(notes, None)
+    timeout = nvml_timeout()
+    # -I: not the current folder's pynvml.py; fwsetup's own import path handed over instead.
+    script = (
+        f"import sys; sys.path[:0] = {[p for p in sys.path if p]!r}; "
+        "from fwsetup.detect.nvidia import _child_main; _child_main()"
+    )
+    where = f" ({library})" if library != NVML_LIBRARY else ""
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-I", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    except OSError as exc:
+        return NvidiaInfo(nvml=f"error: cannot start the NVML probe: {exc}")
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        try:  # a process stuck inside the kernel driver may not even die: do not wait for it
+            child.communicate(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+        return NvidiaInfo(
+            nvml=f"error: the NVIDIA driver library{where} did not answer within {timeout:g} s (NVML hung)"
+        )
+    rc = child.returncode
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return NvidiaInfo(nvml=f"error: the NVIDIA driver library{where} crashed ({name}) while fwsetup asked it about the GPUs")
+    try:
+        answer = json.loads(out.strip().splitlines()[-1])
+        info = _info_from_json(answer["info"])
+        notes.extend(str(n) for n in answer.get("notes", []))
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        last = (err.strip().splitlines() or out.strip().splitlines() or [""])[-1][:300]
+        last = "".join(c if c.isprintable() else "?" for c in last)
+        how = f"exit {rc}" if rc else "no readable answer"
+        return NvidiaInfo(nvml=f"error: the NVML probe failed ({how})" + (f": {last}" if last else ""))
+    return info
+
+
+def _info_from_json(data: object) -> NvidiaInfo:
+    import msgspec
+
+    return msgspec.convert(data, NvidiaInfo)
+
+
+def _child_main() -> None:
+    """The NVML child: probe in this process, print {"info": NvidiaInfo, "notes": [...]} as one JSON line."""
+    import msgspec
+
+    notes: list[str] = []
+    info = _probe_nvml(notes, None)
+    sys.stdout.write(msgspec.json.encode({"info": info, "notes": notes}).decode() + "\n")
+    sys.stdout.flush()
 
 
 def _probe_nvml(notes: list[str], nvml: ModuleType | None) -> NvidiaInfo:
     if nvml is None:
-        if nvml_library_missing():
-            return NvidiaInfo(nvml="missing")
         try:
             nvml = _import_pynvml()
         except Exception as exc:  # noqa: BLE001 - a broken install must not stop detection
