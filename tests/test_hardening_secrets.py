@@ -337,7 +337,8 @@ def _files_with_token(*folders: Path) -> list[str]:
 
 @pytest.mark.skipif(find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)")
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="samples /proc/PID/cmdline")
-def test_real_install_from_an_index_with_basic_auth(tmp_path: Path, auth_index: dict) -> None:
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_real_install_from_an_index_with_basic_auth(tmp_path: Path, auth_index: dict, installer: str) -> None:
     smoke_dir = tmp_path / "smoke"
     smoke_dir.mkdir()
     (smoke_dir / "train_fakefw.py").write_text(SMOKE)
@@ -347,7 +348,8 @@ def test_real_install_from_an_index_with_basic_auth(tmp_path: Path, auth_index: 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
     env.update({"PIP_INDEX_URL": auth_index["url"], "PIP_CONFIG_FILE": os.devnull,
                 "FWSETUP_SMOKE_DIR": str(smoke_dir), "FWSETUP_CACHE_DIR": str(tmp_path / "cache"),
-                "UV_CACHE_DIR": str(tmp_path / "uv-cache")})
+                "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
+                "FWSETUP_INSTALLER": installer})
 
     def install(version: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "fwsetup", "--recipes", str(_recipes(tmp_path)), "install", "fakefw",
