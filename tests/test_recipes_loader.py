@@ -363,7 +363,7 @@ docker = { base_image = "debian:12\\nRUN curl evil", system_packages = ["libgomp
     (tmp_path / "pytorch.toml").write_text(bad)
     _loaded, problems = validate_dir(tmp_path)
     text = "\n".join(str(p) for p in problems)
-    assert "docker.base_image" in text and "image reference" in text
+    assert "docker.base_image" in text and ("image reference" in text or "control characters" in text)
     assert "docker.system_packages[0]" in text and "Debian package name" in text
 
 

@@ -35,6 +35,7 @@ class Request(_S, frozen=True, kw_only=True):
     python: str | None = None  # "3.11"; None = the profile's Python
     method: Method = "venv"
     all_gpus: bool = False
+    allow_insecure: bool = False  # --allow-insecure: accept a recipe's http:// sources and direct URLs
 
 
 class SmokeSpec(_S, frozen=True, kw_only=True):
@@ -66,6 +67,9 @@ class Plan(_S, frozen=True, kw_only=True):
     # pip --extra-index-url). The user's own index settings are carried by the backend, not here.
     index_urls: list[str] = []
     env: dict[str, str] = {}  # environment variables the framework needs at run time
+    # The build's sources that are not https package indexes (http:// indexes or channels, direct URL
+    # requirements): an ok plan has some only when the user accepted them with --allow-insecure.
+    insecure_sources: list[str] = []
     conda: CondaSpec | None = None
     docker: DockerSpec | None = None
     gpus: list[int] = []  # GPU indexes the plan uses
@@ -438,6 +442,8 @@ def request_flags(request: Request, **override: str | None) -> str:
         parts.append(f"--method {request.method}")
     if request.all_gpus:
         parts.append("--all-gpus")
+    if request.allow_insecure:
+        parts.append("--allow-insecure")
     return " ".join(parts)
 
 
@@ -743,6 +749,28 @@ def make_plan(
     conda = b.conda
     if conda is not None and b.accelerator == "cuda":
         conda = msgspec.structs.replace(conda, cuda_driver=profile.nvidia.cuda_driver_version)
+    from fwsetup.recipes import insecure_sources
+
+    insecure = insecure_sources(b)
+    if insecure and not request.allow_insecure:
+        listed = "; ".join(f"{src!r} ({why})" for src, why in insecure)
+        return _refused(
+            base,
+            [
+                first,
+                f"{recipe.title} {b.version} ({b.variant}) uses sources that are not https package indexes: {listed}.",
+            ],
+            version=b.version,
+            variant=b.variant,
+            insecure_sources=[src for src, _ in insecure],
+            suggestions=[
+                (
+                    "If you trust these sources, accept them: "
+                    f"{_cmd(recipe, msgspec.structs.replace(request, allow_insecure=True))} "
+                    "(and the same flag on install or build); otherwise fix the recipe."
+                )
+            ],
+        )
     smoke = None
     if recipe.smoke:
         smoke = SmokeSpec(
@@ -760,6 +788,7 @@ def make_plan(
         requirements=list(b.requirements),
         index_urls=list(dict.fromkeys([*([b.index_url] if b.index_url else []), *b.extra_index_urls])),
         env=dict(b.env),
+        insecure_sources=[src for src, _ in insecure],
         conda=conda,
         docker=b.docker,
         gpus=gpus,

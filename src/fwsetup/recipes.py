@@ -16,6 +16,7 @@ FWSETUP_RECIPES): a user recipe with the same name replaces the shipped one.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +26,7 @@ from typing import Any, Final, Literal
 import msgspec
 
 from fwsetup.errors import RecipeError, UsageError
+from fwsetup.redact import has_credentials
 
 Status = Literal["active", "maintenance", "legacy", "retired", "cloud-only"]
 AcceleratorName = Literal["cpu", "cuda", "mps", "rocm"]
@@ -35,6 +37,91 @@ AcceleratorName = Literal["cpu", "cuda", "mps", "rocm"]
 # optional =version. Anything else (spaces, ;, $, newlines) is refused, so no recipe text becomes shell.
 IMAGE_REF_RE = re.compile(r"[a-z0-9][a-z0-9._/:-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
 DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+:~-]+)?")
+# A build variant becomes part of an image tag (fwsetup/NAME:VERSION-VARIANT-pyX.Y), a bake target and a
+# folder name: a Docker tag's characters, never "/" or "..".
+VARIANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# An environment variable name (POSIX: letters, digits and _, not starting with a digit): it is written
+# unquoted into a Dockerfile ENV instruction and a shell `export`.
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+ENV_VALUE_MAX = 4096
+# Variables a recipe may not set: they make the dynamic loader, the shell or Python load other code, or
+# send the installers to other indexes / trust other certificates (the recipe's index_url says which
+# index; the user's own configuration says the rest).
+_HIJACK_ENV: Final = {
+    "PATH": "the search path for programs",
+    "PYTHONPATH": "Python's module search path",
+    "PYTHONHOME": "where Python finds its standard library",
+    "PYTHONSTARTUP": "a file Python runs at start-up",
+    "PYTHONUSERBASE": "Python's user site-packages",
+    "PYTHONEXECUTABLE": "the interpreter Python reports",
+    "PYTHONINSPECT": "Python's interactive mode",
+    "BASH_ENV": "a file every bash script runs first",
+    "ENV": "a file every sh runs first",
+    "GCONV_PATH": "where glibc loads character-set modules from",
+    "VIRTUAL_ENV": "which environment is active",
+    "SSL_CERT_FILE": "the certificates TLS trusts",
+    "SSL_CERT_DIR": "the certificates TLS trusts",
+    "REQUESTS_CA_BUNDLE": "the certificates TLS trusts",
+    "CURL_CA_BUNDLE": "the certificates TLS trusts",
+}
+_HIJACK_PREFIXES: Final = {
+    "LD_": "what the dynamic loader loads into every process",
+    "DYLD_": "what the macOS dynamic loader loads into every process",
+    "PIP_": "pip's index and trust settings",
+    "UV_": "uv's index and trust settings",
+}
+
+
+def hijack_env(name: str) -> str | None:
+    """What setting `name` would change, when a recipe may not set it (LD_PRELOAD, PATH, PIP_INDEX_URL...)."""
+    upper = name.upper()
+    if upper in _HIJACK_ENV:
+        return _HIJACK_ENV[upper]
+    return next((why for prefix, why in _HIJACK_PREFIXES.items() if upper.startswith(prefix)), None)
+
+
+_CONTROL_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_CONTROL_NAMES: Final = {0: "NUL", 9: "tab", 10: "newline", 11: "vertical tab", 12: "form feed", 13: "carriage return", 27: "escape", 127: "delete"}
+
+
+def control_character(text: str) -> str | None:
+    """The first control or line-breaking character of `text` ("U+000A (newline) at position 3"), or None.
+    Such characters never appear in a recipe string: rendered into a Dockerfile, a YAML or shell file they
+    could start a new line (a new instruction)."""
+    if text.isprintable():
+        return None
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) in _CONTROL_CATEGORIES:
+            code = ord(ch)
+            name = _CONTROL_NAMES.get(code) or unicodedata.name(ch, "").lower() or "a control character"
+            return f"U+{code:04X} ({name}) at position {i}"
+    return None
+
+
+def _toml_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else repr(name)
+
+
+def _check_text(value: Any, key: str, problems: _Problems) -> None:
+    """Every string of the file, table keys included: no control characters."""
+    if isinstance(value, str):
+        found = control_character(value)
+        if found:
+            problems.add_control(
+                key or "(top level)",
+                f"expected one line of text without control characters, got {value!r} ({found})",
+            )
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            sub = f"{key}.{_toml_key(str(k))}" if key else _toml_key(str(k))
+            found = control_character(str(k))
+            if found:
+                problems.add_control(sub, f"expected a key without control characters ({found})")
+                continue
+            _check_text(v, sub, problems)
+    elif isinstance(value, list):
+        for j, item in enumerate(value):
+            _check_text(item, f"{key}[{j}]", problems)
 
 
 class _S(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -134,6 +221,7 @@ _FEATURE_RE: Final = re.compile(r"^[a-z0-9_.]+$")
 # "cu126", "cuda12", "torch-cu126": a variant that names a CUDA version.
 CUDA_VARIANT_RE: Final = re.compile(r"(?:^|[-_+.])cu(?:da)?(\d{2,3})(?:$|[-_+.])")
 _URL_PREFIXES: Final = ("https://", "http://", "file://")
+_URL_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`\\]+")
 _TOML_LINE_RE: Final = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
 _MSGSPEC_AT_RE: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
 _TYPE_WORDS: Final = {
@@ -265,8 +353,15 @@ class _Problems:
     def __init__(self, file: str) -> None:
         self.file = file
         self._found: dict[tuple[str, str], list[str]] = {}
+        self._control: list[str] = []  # keys whose text holds a control character (reported once)
+
+    def add_control(self, key: str, what: str) -> None:
+        self._control.append(key)
+        self._found.setdefault((key, what), [])
 
     def add(self, key: str, what: str, version: str | None = None) -> None:
+        if any(key == k or key.startswith((f"{k}.", f"{k}[")) for k in self._control):
+            return  # the same text: its control character was the problem reported
         versions = self._found.setdefault((key, what), [])
         if version is not None:
             versions.append(version)
@@ -396,6 +491,41 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _credentials_problem(url: str) -> str:
+    from fwsetup.redact import redact_url
+
+    return (
+        f"{redact_url(url)!r} holds credentials (user:password@ or a conda /t/<token>/): expected a URL without them; "
+        "keep credentials in your own pip/conda configuration, keyring or .netrc"
+    )
+
+
+def insecure_sources(b: Build) -> list[tuple[str, str]]:
+    """The sources of build `b` that are not https package indexes (or local folders): each (source, why).
+    The planner refuses a build with any unless the user passes --allow-insecure."""
+    from packaging.requirements import InvalidRequirement
+
+    out: list[tuple[str, str]] = []
+    plain = "plain http: anyone on the network path can change the packages"
+    for url in [*([b.index_url] if b.index_url else []), *b.extra_index_urls]:
+        if url.lower().startswith("http://"):
+            out.append((url, plain))
+    for channel in b.conda.channels if b.conda else []:
+        if channel.lower().startswith("http://"):
+            out.append((channel, plain))
+    for text in [*b.requirements, *(b.conda.pip if b.conda else [])]:
+        if "@" not in text:
+            continue
+        try:
+            url = parse_requirement(text).url
+        except InvalidRequirement:  # the loader reports it
+            continue
+        if url:
+            why = "a direct URL: it bypasses the package indexes"
+            out.append((text, why + ("; " + plain if url.lower().startswith("http://") else "")))
+    return out
+
+
 def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: Mapping[str, str]) -> None:
     from packaging.requirements import InvalidRequirement
     from packaging.specifiers import InvalidSpecifier
@@ -408,8 +538,16 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
 
     try:
         parse_version(b.version)
+        if b.version != b.version.strip() or " " in b.version:
+            raise InvalidVersion(b.version)
     except InvalidVersion:
         add(key("version"), f"expected a version such as '2.5.1', got {b.version!r}")
+    if not VARIANT_RE.fullmatch(b.variant) or ".." in b.variant:
+        add(
+            key("variant"),
+            "expected a variant name such as 'cu126' (letters, digits, '.', '_' and '-', at most 64, no '..': "
+            f"it becomes part of an image tag and a folder name), got {b.variant!r}",
+        )
     try:
         parse_specifier(b.python)
     except InvalidSpecifier:
@@ -473,6 +611,8 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
                     f"({str(exc).splitlines()[0]})",
                 )
                 continue
+            if req.url and has_credentials(req.url):
+                add(where, _credentials_problem(req.url))
             owner = never_install.get(canonical_name(req.name))
             if owner:
                 add(
@@ -480,11 +620,25 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
                     f"names {req.name!r}, which the {owner!r} recipe lists in never_install "
                     "(that PyPI name is not the real project): expected a different package",
                 )
-    if b.index_url is not None and not b.index_url.startswith(_URL_PREFIXES):
-        add(key("index_url"), f"expected an https:// (or file://) URL, got {b.index_url!r}")
-    for j, url in enumerate(b.extra_index_urls):
-        if not url.startswith(_URL_PREFIXES):
-            add(key("extra_index_urls", f"[{j}]"), f"expected an https:// (or file://) URL, got {url!r}")
+    urls = [("index_url", "", b.index_url)] if b.index_url is not None else []
+    urls += [("extra_index_urls", f"[{j}]", url) for j, url in enumerate(b.extra_index_urls)]
+    for field, rest, url in urls:
+        if not (url.lower().startswith(_URL_PREFIXES) and _URL_RE.fullmatch(url)):
+            add(key(field, rest), f"expected an https:// URL, a file:// URL (a local folder) or an http:// URL (used only with --allow-insecure), without spaces, got {url!r}")
+        elif has_credentials(url):
+            add(key(field, rest), _credentials_problem(url))
+    if b.conda is not None:
+        for j, channel in enumerate(b.conda.channels):
+            if has_credentials(channel):
+                add(key("conda", f".channels[{j}]"), _credentials_problem(channel))
+    for name, value in b.env.items():
+        where = key("env", f".{_toml_key(name)}")
+        if not ENV_NAME_RE.fullmatch(name):
+            add(where, f"expected an environment variable name (letters, digits and _, not starting with a digit), got {name!r}")
+        elif why := hijack_env(name):
+            add(where, f"a recipe may not set {name}: it changes {why}; expected a framework setting such as KERAS_BACKEND")
+        if len(value) > ENV_VALUE_MAX:
+            add(where, f"expected a value of at most {ENV_VALUE_MAX} characters, got {len(value)}")
     if b.docker is not None:
         # These go into a Dockerfile (FROM, and an apt-get RUN line): only plain names, never shell text.
         for field in ("base_image", "official_image"):
@@ -545,6 +699,8 @@ def parse_recipe(
     """Validate one recipe's TOML data. Returns the Recipe (None when it cannot be built) and the
     problems found, each "FILE: KEY: what was expected"."""
     problems = _Problems(path)
+    # Every string first: one with a control character is reported for that alone.
+    _check_text({k: v for k, v in raw.items() if k != "path"}, "", problems)
     raw = dict(raw)
     expanded = _expand_builds(raw, problems)
     raw.pop("build_defaults", None)

@@ -148,7 +148,9 @@ _YAML_WORDS = frozenset({"yes", "no", "true", "false", "null", "on", "off", "y",
 
 
 def _scalar(value: str) -> str:
-    looks_numeric = re.fullmatch(r"[0-9.+\-eE_:]+", value) is not None
+    # YAML 1.1 reads 0x1f, 0o17, 1_000, 1:30, .inf, .nan as numbers: anything that starts like a number
+    # (or is one of the special floats) is quoted.
+    looks_numeric = re.match(r"[-+.]?[0-9]", value) is not None or value.lower().lstrip("+-") in (".inf", ".nan")
     if _PLAIN.match(value) and not value.endswith(" ") and value.lower() not in _YAML_WORDS and not looks_numeric:
         return value
     return _quoted(value)
@@ -171,8 +173,18 @@ def _quoted(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def _one_line(text: str) -> str:
+    """A comment's text: every control or line-breaking character (YAML breaks lines at U+0085, U+2028
+    too) as a space."""
+    from fwsetup.recipes import control_character
+
+    if control_character(text) is None:
+        return text
+    return "".join(" " if control_character(ch) else ch for ch in text)
+
+
 def render_environment_yml(env: CondaEnv) -> str:
-    lines = [f"# {h}".replace("\n", " ").replace("\r", " ") for h in env.header]
+    lines = [f"# {_one_line(h)}" for h in env.header]
     lines.append(f"name: {_scalar(env.name)}")
     lines.append("channels:")
     lines.extend(f"  - {_scalar(c)}" for c in env.channels)

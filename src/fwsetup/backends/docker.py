@@ -271,9 +271,23 @@ def image_labels(plan: Plan, base: str, smoke_cmd: Sequence[str]) -> dict[str, s
 
 
 def _dq(value: object) -> str:
-    # A Dockerfile double-quoted word: backslash, quote and $ escaped (ENV/LABEL expand $VAR otherwise).
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
-    return f'"{text}"'
+    # A Dockerfile double-quoted word: backslash, quote and $ escaped (ENV/LABEL expand $VAR otherwise);
+    # a control character (a plan from a file may hold one) as \\uXXXX text, never a line break.
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{_no_controls(text)}"'
+
+
+def _no_controls(text: str) -> str:
+    from fwsetup.recipes import control_character
+
+    if control_character(text) is None:
+        return text
+    return "".join(f"\\u{ord(ch):04x}" if control_character(ch) else ch for ch in text)
+
+
+def _comment(value: object) -> str:
+    """Text for a Dockerfile comment line: one line whatever it holds."""
+    return _no_controls(str(value))
 
 
 def _template_env():  # noqa: ANN202
@@ -288,6 +302,7 @@ def _template_env():  # noqa: ANN202
         autoescape=False,
     )
     env.filters["dq"] = _dq
+    env.filters["comment"] = _comment
     env.filters["json"] = json.dumps
     return env
 
@@ -301,8 +316,16 @@ def check_renderable(plan: Plan) -> None:
         raise UsageError(msg)
     # A plan may come from a file, not only from a validated recipe: the names that reach the Dockerfile
     # are checked again here (never shell or Dockerfile text).
-    from fwsetup.recipes import DEB_PACKAGE_RE, IMAGE_REF_RE
+    from fwsetup.recipes import DEB_PACKAGE_RE, ENV_NAME_RE, IMAGE_REF_RE, VARIANT_RE
 
+    _check_plan_text(plan_to_dict(plan), "")
+    bad_env = [k for k in [*plan.env, *(plan.smoke.env if plan.smoke else {})] if not ENV_NAME_RE.fullmatch(k)]
+    if bad_env:
+        msg = f"the plan's env names {bad_env!r} are not environment variable names (letters, digits and _)."
+        raise UsageError(msg)
+    if plan.variant is not None and (not VARIANT_RE.fullmatch(plan.variant) or ".." in plan.variant):
+        msg = f"the plan's variant {plan.variant!r} is not a variant name (letters, digits, '.', '_' and '-')."
+        raise UsageError(msg)
     if plan.docker is not None:
         for image in (plan.docker.base_image, plan.docker.official_image):
             if image is not None and not IMAGE_REF_RE.fullmatch(image):
@@ -312,6 +335,24 @@ def check_renderable(plan: Plan) -> None:
         if bad:
             msg = f"the plan's system packages {bad!r} are not Debian package names."
             raise UsageError(msg)
+
+
+def _check_plan_text(value: Any, key: str) -> None:
+    """No control character in any string of a plan (one may come from a file): UsageError naming the key."""
+    from fwsetup.recipes import control_character
+
+    if isinstance(value, str):
+        found = control_character(value)
+        if found:
+            msg = f"the plan's {key or 'text'} holds a control character ({found}): expected one line of text."
+            raise UsageError(msg)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_plan_text(str(k), f"{key}.{k!r} key".lstrip("."))
+            _check_plan_text(v, f"{key}.{k}".lstrip("."))
+    elif isinstance(value, list):
+        for j, item in enumerate(value):
+            _check_plan_text(item, f"{key}[{j}]")
 
 
 def render_dockerfile(

@@ -248,6 +248,7 @@ def build_command(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every line of the build.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="The result as JSON on stdout.")] = False,
+    allow_insecure: Annotated[bool, typer.Option("--allow-insecure", help="Accept the recipe's http:// indexes and direct URL requirements (the plan lists them).")] = False,
 ) -> None:
     """Build a Docker image for NAME and smoke-test it in a container with no network."""
     from fwsetup.backends.docker import (
@@ -271,7 +272,8 @@ def build_command(
     if offline and wheelhouse is None:
         msg = "--offline builds from local wheels only: give --wheelhouse DIR."
         raise UsageError(msg)
-    request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method="docker", all_gpus=all_gpus)
+    request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method="docker", all_gpus=all_gpus,
+                            allow_insecure=allow_insecure)
     recipe = load_recipes(recipes_dir_override()).get(name)
     profile = linux_profile(get_host(host_profile))
     env = dict(os.environ)

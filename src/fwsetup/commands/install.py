@@ -172,6 +172,7 @@ def install_command(
         Optional[str], typer.Option("--host-profile", metavar="FILE", help="Plan for the machine in FILE.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    allow_insecure: Annotated[bool, typer.Option("--allow-insecure", help="Accept the recipe's http:// indexes and direct URL requirements (the plan lists them).")] = False,
 ) -> None:
     """Install NAME into an environment, prove it trains (a smoke test), and only then put it in place.
 
@@ -196,7 +197,8 @@ def install_command(
     if wheelhouse is not None and not wheelhouse.is_dir():
         msg = f"--wheelhouse {wheelhouse}: no such folder."
         raise UsageError(msg)
-    request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus)
+    request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus,
+                            allow_insecure=allow_insecure)
     recipe = load_recipes(recipes_dir_override()).get(name)
     profile = get_host(host_profile, docker=False)  # venv/conda: the Docker engine plays no part
     plan = make_plan(profile, recipe, request)

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from fwsetup.plan import Plan
 
 METHODS = ("venv", "conda", "docker")
+# --allow-insecure (plan, install, build): the plan records the sources accepted (Plan.insecure_sources).
+ALLOW_INSECURE = typer.Option(
+    "--allow-insecure",
+    help="Accept the recipe's http:// indexes/channels and direct URL requirements (the plan lists them).",
+)
 
 
 def build_request(
@@ -29,6 +34,7 @@ def build_request(
     python: str | None = None,
     method: str = "venv",
     all_gpus: bool = False,
+    allow_insecure: bool = False,
 ):
     """The Request the command-line options describe; UsageError for contradictions."""
     from fwsetup.errors import UsageError
@@ -57,6 +63,7 @@ def build_request(
         python=python,
         method=method,  # type: ignore[arg-type]
         all_gpus=all_gpus,
+        allow_insecure=allow_insecure,
     )
 
 
@@ -195,6 +202,7 @@ def plan_command(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the Plan as JSON on stdout.")] = False,
+    allow_insecure: Annotated[bool, ALLOW_INSECURE] = False,
 ) -> None:
     """The exact build of NAME that will run here, and why; or a refusal with what would work (exit 3)."""
     from fwsetup.detect import get_host
@@ -202,7 +210,8 @@ def plan_command(
     from fwsetup.recipes import load_recipes
 
     request = build_request(
-        name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus
+        name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus,
+        allow_insecure=allow_insecure,
     )
     recipe = load_recipes().get(name)
     profile = get_host(host_profile, docker=request.method == "docker")  # only a docker plan asks the engine

@@ -260,4 +260,23 @@ def validate_command(
             f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {', '.join(dirs)}"
         )
         raise typer.Exit(2)
+    _note_insecure(dirs)
     print(f"{count} recipe{'s' if count != 1 else ''} OK")
+
+
+def _note_insecure(dirs: list[str]) -> None:
+    """Well-formed, but not taken without --allow-insecure: say so (stderr), so validate is not the last word."""
+    from rich.markup import escape
+
+    from fwsetup.recipes import insecure_sources, validate_dir
+    from fwsetup.ui import err_console
+
+    for d in dirs:
+        for recipe in validate_dir(d)[0]:
+            for b in recipe.builds:
+                for src, why in insecure_sources(b):
+                    err_console().print(
+                        f"[yellow]note:[/] {escape(recipe.path)}: {b.version} ({b.variant}): {escape(src)!r} ({why}): "
+                        "plan, install and build refuse it unless --allow-insecure",
+                        soft_wrap=True,
+                    )
