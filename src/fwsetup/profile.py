@@ -7,8 +7,10 @@ contract: add, never rename.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -16,7 +18,21 @@ from fwsetup.errors import ProfileError
 
 SCHEMA_VERSION = 1
 
-NvmlState = str  # "ok" | "missing" | "error: <message>" | "unknown"
+# What a value read from a file must look like (checked by `loads`, never when detection builds a profile).
+# Each constraint has a sentence in _EXPECTED, so that a bad value is reported as "FIELD: expected ..., got ...".
+_NUMERIC_VERSION = r"^[0-9]{1,6}(\.[0-9]{1,6}){0,3}$"  # 580.159.04, 13.0, 9.1.0, 9.0
+_PYTHON_VERSION = r"^3\.[0-9]{1,3}(\.[0-9]{1,3})?((a|b|rc)[0-9]{1,3})?\+?$"  # 3.11.7, 3.14.0rc1
+_NVML_STATE = r"^(ok|missing|unknown|error([:\s][\s\S]*)?)$"
+_MAX_BYTES = 2**62
+Version = Annotated[str, msgspec.Meta(pattern=_NUMERIC_VERSION)]
+Bytes = Annotated[int, msgspec.Meta(ge=0, le=_MAX_BYTES)]
+Index = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+Count = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+Schema = Annotated[int, msgspec.Meta(ge=1, le=SCHEMA_VERSION)]
+PythonVersion = Annotated[str, msgspec.Meta(pattern=_PYTHON_VERSION)]
+NvmlState = Annotated[
+    str, msgspec.Meta(pattern=_NVML_STATE)
+]  # "ok" | "missing" | "error: <message>" | "unknown"
 
 
 class _Base(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False):
@@ -36,40 +52,40 @@ class OSInfo(_Base):
 class CPUInfo(_Base):
     arch: str | None = None  # x86_64 | aarch64 | arm64
     model: str | None = None
-    cores: int | None = None
+    cores: Count | None = None
     features: tuple[str, ...] = ()
     microarch: str | None = None  # x86_64_v3, neoverse_v2, m1, ...
 
 
 class PythonInfo(_Base):
-    version: str | None = None  # "3.11.7"
+    version: PythonVersion | None = None  # "3.11.7"
     implementation: str | None = None  # cpython | pypy
     executable: str | None = None
 
 
 class GPU(_Base):
-    index: int
+    index: Index
     name: str | None = None
     uuid: str | None = None
-    memory_bytes: int | None = None
-    compute_capability: str | None = None  # "9.0"
+    memory_bytes: Bytes | None = None
+    compute_capability: Version | None = None  # "9.0"
     mig: bool | None = False
     # Per-GPU probe error when one NVML query failed for this GPU only (the other fields stay unknown).
     error: str | None = None
 
 
 class GPULink(_Base):
-    a: int
-    b: int
+    a: Index
+    b: Index
     kind: str  # "nvlink" | "pcie" | "unknown"
-    nvlink_count: int | None = None
+    nvlink_count: Annotated[int, msgspec.Meta(ge=0, le=1000)] | None = None
     detail: str | None = None  # NVML topology level, e.g. "same PCIe switch"
 
 
 class NvidiaInfo(_Base):
     nvml: NvmlState = "unknown"
-    driver_version: str | None = None
-    cuda_driver_version: str | None = None  # "13.0": highest CUDA the driver supports
+    driver_version: Version | None = None
+    cuda_driver_version: Version | None = None  # "13.0": highest CUDA the driver supports
     gpus: tuple[GPU, ...] = ()
     links: tuple[GPULink, ...] = ()
     # PCI devices of vendor NVIDIA seen without a working driver (lspci / sysfs): "GPU present, no driver".
@@ -77,13 +93,13 @@ class NvidiaInfo(_Base):
 
 
 class CudaToolkitInfo(_Base):
-    version: str | None = None
+    version: Version | None = None
     nvcc: str | None = None
     home: str | None = None
 
 
 class CudnnInfo(_Base):
-    version: str | None = None
+    version: Version | None = None
     path: str | None = None
 
 
@@ -106,11 +122,11 @@ class ToolsInfo(_Base):
 
 
 class HostProfile(_Base):
-    schema_version: int = SCHEMA_VERSION
+    schema_version: Schema = SCHEMA_VERSION
     os: OSInfo = msgspec.field(default_factory=OSInfo)
     cpu: CPUInfo = msgspec.field(default_factory=CPUInfo)
-    memory_bytes: int | None = None
-    disk_free_bytes: int | None = None
+    memory_bytes: Bytes | None = None
+    disk_free_bytes: Bytes | None = None
     disk_path: str | None = None
     python: PythonInfo = msgspec.field(default_factory=PythonInfo)
     nvidia: NvidiaInfo = msgspec.field(default_factory=NvidiaInfo)
@@ -162,41 +178,195 @@ def dumps(profile: HostProfile, *, indent: int = 2) -> str:
     return msgspec.json.format(raw, indent=indent).decode() if indent else raw.decode()
 
 
+MAX_PROFILE_BYTES = 16 * 1024 * 1024  # a real profile is a few KiB; /dev/zero is not one
+MAX_DEPTH = 32  # a real profile nests 4 deep; fields added later will not nest 32 deep
+
+_HINT = "Check the file against `fwsetup profile` output, or write a new one with `fwsetup profile --output FILE`."
+
+# What a field must hold, in words: by dotted path (list indexes left out), else by the field's own name.
+_EXPECTED: dict[str, str] = {
+    "schema_version": f"schema_version {SCHEMA_VERSION}, the HostProfile format this fwsetup reads",
+    "memory_bytes": "a number of bytes (an integer, 0 or more) or null",
+    "disk_free_bytes": "a number of bytes (an integer, 0 or more) or null",
+    "cpu.cores": "a number of CPU cores (an integer, 1 or more) or null",
+    "index": "a GPU index (an integer, 0 or more)",
+    "a": "a GPU index (an integer, 0 or more)",
+    "b": "a GPU index (an integer, 0 or more)",
+    "nvlink_count": "a number of NVLinks (an integer, 0 or more) or null",
+    "python.version": "a Python version such as 3.11.7, or null",
+    "nvidia.driver_version": "an NVIDIA driver version such as 580.159.04, or null",
+    "nvidia.cuda_driver_version": "a CUDA version such as 13.0, or null",
+    "nvidia.nvml": "one of ok, missing, unknown, or 'error: <message>'",
+    "compute_capability": "a compute capability such as 9.0, or null",
+    "cuda_toolkit.version": "a CUDA toolkit version such as 12.4, or null",
+    "cudnn.version": "a cuDNN version such as 9.1.0, or null",
+}
+
+_AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def _field_name(path: str, limit: int = 80) -> str:
+    name = path.lstrip(".") or "(the whole file)"
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _value_at(raw: object, path: str) -> tuple[bool, object]:
+    """The raw value at a msgspec path such as `.nvidia.gpus[0].memory_bytes` (found, value)."""
+    cur = raw
+    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
+        try:
+            cur = cur[key] if key else cur[int(index)]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return False, None
+    return True, cur
+
+
+def _show(value: object, limit: int = 60) -> str:
+    try:
+        text = repr(value) if not isinstance(value, (dict, list)) else msgspec.json.encode(value).decode()
+    except (ValueError, TypeError, RecursionError, msgspec.EncodeError):  # huge ints, surrogates, ...
+        text = f"a {type(value).__name__}"
+    if isinstance(value, bool) or value is None:
+        text = "true" if value is True else "false" if value is False else "null"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _problem(source: str, path: str, what: str, raw: object) -> ProfileError:
+    field = _field_name(path)
+    generic = re.sub(r"\[\d+\]", "", field)
+    expected = _EXPECTED.get(generic) or _EXPECTED.get(generic.rsplit(".", 1)[-1])
+    found, value = _value_at(raw, path)
+    if expected and found:
+        what = f"expected {expected}, got {_show(value)}"
+    else:
+        what = what[:1].lower() + what[1:]
+    return ProfileError(f"{source}: field {field}: {what}.", hint=_HINT)
+
+
+def _check_tree(raw: dict, source: str) -> None:
+    """No value nested deeper than MAX_DEPTH, and no string that cannot be written out (lone surrogates)."""
+    stack: list[tuple[object, str, int]] = [(raw, "", 0)]
+    while stack:
+        obj, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            msg = f"{source}: field {_field_name(path)}: nested deeper than {MAX_DEPTH} levels; no HostProfile field is."
+            raise ProfileError(msg, hint=_HINT)
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                _check_string(k, f"{path}.{k}", source, key=True)
+                stack.append((v, f"{path}.{k}", depth + 1))
+        elif isinstance(obj, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(obj))
+        elif isinstance(obj, str):
+            _check_string(obj, path, source)
+
+
+def _check_string(text: str, path: str, source: str, *, key: bool = False) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        what = "its name holds" if key else "holds"
+        msg = f"{source}: field {_field_name(path)}: {what} an unpaired UTF-16 surrogate (\\ud800-\\udfff), not text."
+        raise ProfileError(msg, hint=_HINT) from None
+
+
+def _deep_path(text: str | bytes, limit: int = MAX_DEPTH) -> str:
+    """Where a JSON text first nests deeper than `limit` (for a message; the text is not decoded)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    path: list[str] = []
+    stack: list[list[Any]] = []  # per open container: [kind, key or index]
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            if stack and stack[-1][0] == "{" and stack[-1][1] is None:
+                stack[-1][1] = text[i + 1 : j]
+            i = j + 1
+            continue
+        if c in "{[":
+            if len(stack) >= limit:
+                break
+            stack.append([c, None if c == "{" else 0])
+        elif c in "}]" and stack:
+            stack.pop()
+        elif c == "," and stack:
+            top = stack[-1]
+            top[1] = None if top[0] == "{" else top[1] + 1
+        i += 1
+    for kind, key in stack:
+        path.append(f".{key}" if kind == "{" else f"[{key}]")
+    return "".join(path)
+
+
 def loads(text: str | bytes, *, source: str = "<profile>") -> HostProfile:
+    """A HostProfile from JSON. Missing fields are unknown and unknown fields ignored (DESIGN.md); a value
+    of the wrong kind (`"memory_bytes": -5`, `"driver_version": "banana"`, `"schema_version": 999`) is a
+    ProfileError (exit 2) that names the field."""
     try:
         raw = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
         msg = f"{source}: not valid JSON ({exc})."
         raise ProfileError(msg, hint="Write one with `fwsetup profile --output FILE`.") from None
+    except RecursionError:
+        msg = f"{source}: field {_field_name(_deep_path(text))}: nested deeper than {MAX_DEPTH} levels; no HostProfile field is."
+        raise ProfileError(msg, hint=_HINT) from None
     if not isinstance(raw, dict):
         msg = f"{source}: expected a JSON object (a HostProfile), got {type(raw).__name__}."
-        raise ProfileError(msg)
+        raise ProfileError(msg, hint=_HINT)
+    _check_tree(raw, source)
     version = raw.get("schema_version", SCHEMA_VERSION)
-    if isinstance(version, int) and version > SCHEMA_VERSION:
-        # Newer writer: read what we know (fields are only ever added).
-        raw["schema_version"] = version
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        msg = (
+            f"{source}: field schema_version: {_show(version)} is newer than the HostProfile format this fwsetup "
+            f"reads ({SCHEMA_VERSION})."
+        )
+        raise ProfileError(
+            msg, hint="Upgrade fwsetup, or write the profile with this one: `fwsetup profile --output FILE`."
+        )
     try:
         return msgspec.convert(_fix_nulls(raw), HostProfile, strict=False)
     except msgspec.ValidationError as exc:
-        msg = f"{source}: {exc}"
-        raise ProfileError(msg, hint="Check the file against `fwsetup profile` output.") from None
+        m = _AT.match(str(exc))
+        what, path = (m.group("what"), m.group("path") or "") if m else (str(exc), "")
+        raise _problem(source, path, what, raw) from None
 
 
 def load(path: str | Path) -> HostProfile:
     p = Path(path)
+    if not str(path).strip():
+        msg = "--host-profile '': give the path of a HostProfile file (`fwsetup profile --output FILE` writes one)."
+        raise ProfileError(msg)
     try:
-        data = p.read_bytes()
+        with p.open("rb") as f:
+            data = f.read(MAX_PROFILE_BYTES + 1)
     except OSError as exc:
         msg = f"cannot read host profile {p}: {exc.strerror or exc}."
-        raise ProfileError(msg) from None
+        raise ProfileError(
+            msg, hint="Give the path of a file written by `fwsetup profile --output FILE`."
+        ) from None
+    if len(data) > MAX_PROFILE_BYTES:
+        msg = f"{p}: larger than {MAX_PROFILE_BYTES // 2**20} MiB; a HostProfile is a few KiB of JSON."
+        raise ProfileError(msg, hint=_HINT)
     return loads(data, source=str(p))
 
 
 def save(profile: HostProfile, path: str | Path) -> None:
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(dumps(profile) + "\n")
-    tmp.replace(p)
+    try:
+        tmp.write_text(dumps(profile) + "\n")
+        tmp.replace(p)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        msg = f"cannot write {p}: {exc.strerror or exc}."
+        raise ProfileError(
+            msg, hint="Give a file in a folder you can write to, e.g. --output profile.json."
+        ) from None
 
 
 Accelerator = Literal["cpu", "cuda", "mps", "rocm"]

@@ -9,6 +9,7 @@ import os
 import sys
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,6 +21,13 @@ class State:
     debug: bool = False
     recipes_dir: str | None = None  # --recipes / FWSETUP_RECIPES
     quiet: bool = False
+    # Set by the install path (staging.Staging): the target being replaced, the inode of the staging folder
+    # that will replace it, and the target once swapped in, so that an interrupt can say what state the
+    # target was left in (cli.main). The inode tells a swap that happened just before an interrupt that
+    # came inside commit() (while the old environment is being deleted, say).
+    install_target: Path | None = None
+    staging_inode: int | None = None
+    committed_target: Path | None = None
 
 
 state = State()
@@ -52,7 +60,8 @@ def info(message: str, **kw: Any) -> None:
 def error(message: str) -> None:
     from rich.markup import escape
 
-    err_console().print(f"[bold red]error:[/] {escape(message)}")
+    # Not wrapped at 80 columns: a path or a field name in the message stays whole (for copy and grep).
+    err_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def recipes_dir_override() -> str | None:
