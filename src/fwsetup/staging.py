@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from fwsetup.errors import InstallError
+from fwsetup.ui import state as ui_state
 
 log = logging.getLogger("fwsetup")
 
@@ -243,11 +244,13 @@ class Staging:
     def __enter__(self) -> Staging:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self.path.mkdir()
+        ui_state.install_target, ui_state.staging_inode = self.target, self.path.stat().st_ino  # for cli.main
         return self
 
     def commit(self) -> None:
         swap_into_place(self.path, self.target)
         self.committed = True
+        ui_state.committed_target = self.target  # cli.main: an interrupt from now on is a success
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self.committed:

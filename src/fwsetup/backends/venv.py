@@ -43,7 +43,7 @@ from typing import Any
 
 from fwsetup import pipconfig, proc, staging
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
-from fwsetup.errors import FwsetupError, InstallError, NetworkError, SmokeError
+from fwsetup.errors import FwsetupError, InstallError, NetworkError, SmokeError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.redact import has_credentials, redact_data, redact_text, secrets_of
 
@@ -669,9 +669,13 @@ class VenvBackend(Backend):
         if not first.ok:
             why = redact_text(first.error or _last(first.stderr), hidden)
             msg = f"could not create the environment with {shlex.join(cmds[0][:2])}: {why}"
-            if "No interpreter found" in (first.stderr or "") or "not found" in why:
-                msg = f"no Python {options.python or plan.python} found to create the environment: {why}"
-                raise InstallError(msg, hint=f"Install it (uv python install {options.python or plan.python}) or choose another with --python X.Y.")
+            wanted, out = options.python or plan.python, first.stderr or ""
+            hint = f"Install it (uv python install {wanted}) or choose another with --python X.Y."
+            if "python-build-standalone" in out or ("download" in out.lower() and "cpython" in out.lower()):
+                # issue 9, item 10: a Python that is not here and cannot be fetched is not a failed install (5)
+                raise NetworkError(f"Python {wanted} is not installed here and could not be downloaded: {why}", hint=hint)
+            if "No interpreter found" in out or "not found" in why:
+                raise UsageError(f"no Python {wanted} is installed here to create the environment: {why}", hint=hint)
             raise InstallError(msg)
         (st.meta / "requirements.in").write_text("\n".join(plan.requirements) + "\n")
         if inst.kind == "uv":

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from fwsetup.cli import app
+from fwsetup.cli import app, count, input_file, output_dir, python_minor
 
 if TYPE_CHECKING:
     from fwsetup.backends.engine import BuildEvent
@@ -244,7 +244,7 @@ def build_command(
     no_smoke: Annotated[bool, typer.Option("--no-smoke", help="Build only; no smoke test.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Build every step again.")] = False,
     host_profile: Annotated[
-        Optional[Path], typer.Option("--host-profile", metavar="FILE", help="Plan for this HostProfile.")
+        Optional[str], typer.Option("--host-profile", metavar="FILE", parser=input_file, help="Plan for this HostProfile.")
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every line of the build.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="The result as JSON on stdout.")] = False,
@@ -476,18 +476,18 @@ def bake_file(entries: Sequence[MatrixEntry], contexts: dict[str, str], secrets:
 def matrix_command(
     fmt: Annotated[str, typer.Option("--format", metavar="json|github|bake", help="Output format.")] = "json",
     all_versions: Annotated[bool, typer.Option("--all", help="Every release, not only the newest two.")] = False,
-    newest: Annotated[int, typer.Option("--newest", metavar="N", help="Releases per framework.")] = 2,
+    newest: Annotated[int, typer.Option("--newest", metavar="N", parser=count, help="Releases per framework.")] = 2,
     framework: Annotated[
         Optional[list[str]], typer.Option("--framework", "-f", metavar="NAME", help="Only these (repeatable).")
     ] = None,
     python: Annotated[
-        Optional[list[str]], typer.Option("--python", metavar="X.Y", help="Pythons for python:X.Y bases (repeatable).")
+        Optional[list[str]], typer.Option("--python", metavar="X.Y", parser=python_minor, help="Pythons for python:X.Y bases (repeatable).")
     ] = None,
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Only CPU images.")] = False,
     base: Annotated[Optional[str], typer.Option("--base", metavar="IMAGE", help="One base image for all.")] = None,
     registry: Annotated[str, typer.Option("--registry", metavar="PREFIX", help="Tag prefix.")] = "fwsetup",
     out_dir: Annotated[
-        Path, typer.Option("--out-dir", metavar="DIR", help="bake: where the build contexts are written.")
+        Path, typer.Option("--out-dir", metavar="DIR", parser=output_dir, help="bake: where the build contexts are written.")
     ] = Path("fwsetup-bake"),
 ) -> None:
     """Every image the recipes define, for CI: JSON, a GitHub Actions matrix, or a buildx bake file."""

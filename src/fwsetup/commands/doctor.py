@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fwsetup.cli import app
+from fwsetup.cli import app, input_file, output_file, seconds
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 HostProfileOpt = Annotated[
     str | None,
     typer.Option(
-        "--host-profile", metavar="FILE", help="Read the machine from FILE (`fwsetup profile --output FILE`)."
+        "--host-profile",
+        metavar="FILE",
+        parser=input_file,
+        help="Read the machine from FILE (`fwsetup profile --output FILE`).",
     ),
 ]
 
@@ -32,7 +35,7 @@ HostProfileOpt = Annotated[
 @app.command("profile")
 def profile_command(
     output: Annotated[
-        str | None, typer.Option("--output", "-o", metavar="FILE", help="Write the profile to FILE.")
+        str | None, typer.Option("--output", "-o", metavar="FILE", parser=output_file, help="Write the profile to FILE.")
     ] = None,
     host_profile: HostProfileOpt = None,
 ) -> None:
@@ -68,7 +71,9 @@ def doctor_command(
         bool, typer.Option("--deep", help="Import every framework, even when metadata already answers.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", metavar="SECONDS", help="Time allowed for each framework import.")
+        float, typer.Option(
+            "--timeout", metavar="SECONDS", parser=seconds, help="Time allowed for each framework import."
+        )
     ] = 180.0,
 ) -> None:
     """What this machine is, what is installed, what is wrong and what to do (exit 1 when something is wrong)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from fwsetup.cli import app
+from fwsetup.cli import app, count, input_file, interpreter, seconds
 
 if TYPE_CHECKING:
     from fwsetup.backends.base import InstallOptions, InstallResult
@@ -169,7 +169,7 @@ def install_command(
     all_gpus: Annotated[bool, typer.Option("--all-gpus", help="Smoke-test data-parallel on every usable GPU.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be done; change nothing.")] = False,
     host_profile: Annotated[
-        Optional[str], typer.Option("--host-profile", metavar="FILE", help="Plan for the machine in FILE.")
+        Optional[str], typer.Option("--host-profile", metavar="FILE", parser=input_file, help="Plan for the machine in FILE.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     allow_insecure: Annotated[bool, typer.Option("--allow-insecure", help="Accept the recipe's http:// indexes and direct URL requirements (the plan lists them).")] = False,
@@ -276,14 +276,15 @@ def smoke_command(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Framework: pytorch, tensorflow, keras, jax, mxnet, theano, pytensor.")],
     python: Annotated[
         Optional[str],
-        typer.Option("--python", metavar="EXE", help="The interpreter to check (default: $VIRTUAL_ENV's python, else this one)."),
+        typer.Option("--python", metavar="EXE", parser=interpreter,
+                     help="The interpreter to check (default: $VIRTUAL_ENV's python, else this one)."),
     ] = None,
     gpu: Annotated[bool, typer.Option("--gpu", help="Train on the GPU; fail if the work runs on the CPU.")] = False,
     all_gpus: Annotated[
         bool, typer.Option("--all-gpus", help="Data-parallel over every visible GPU (two CPU workers without --gpu).")
     ] = False,
-    steps: Annotated[Optional[int], typer.Option("--steps", metavar="N", help="Training steps (default 30).")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", metavar="S", help="Give up after S seconds.")] = 900.0,
+    steps: Annotated[Optional[int], typer.Option("--steps", metavar="N", parser=count, help="Training steps (default 30).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="S", parser=seconds, help="Give up after S seconds.")] = 900.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the smoke report as JSON on stdout.")] = False,
     image: Annotated[
         Optional[str],
@@ -334,6 +335,14 @@ def smoke_command(
             script = recipe.smoke or recipe.name
         except Exception:  # noqa: BLE001 - an unknown name is reported by script_path below
             script = name
+    try:  # an unknown name is bad input (exit 2), found before anything runs
+        from fwsetup.smoke import script_path
+
+        script_path(script)
+    except SmokeError as exc:
+        from fwsetup.errors import UsageError
+
+        raise UsageError(exc.message, hint="`fwsetup recipes list` shows the frameworks.") from None
     exe = python or _default_python()
     device = "cuda" if gpu else "cpu"
     if gpu and sys.platform == "darwin":

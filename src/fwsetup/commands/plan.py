@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fwsetup.cli import app
+from fwsetup.cli import app, input_file
 from fwsetup.errors import PlanRefused
 
 if TYPE_CHECKING:
@@ -198,7 +198,10 @@ def plan_command(
     host_profile: Annotated[
         str | None,
         typer.Option(
-            "--host-profile", metavar="FILE", help="Plan for the machine in FILE (`fwsetup profile`)."
+            "--host-profile",
+            metavar="FILE",
+            parser=input_file,
+            help="Plan for the machine in FILE (`fwsetup profile`).",
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the Plan as JSON on stdout.")] = False,
