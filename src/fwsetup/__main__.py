@@ -1,5 +1,29 @@
+"""`python -m fwsetup`, and the `fwsetup` console script (`run`).
+
+The command line is imported inside `run` with Ctrl-C held back, so that an interrupt while it loads
+(typer, the commands: ~0.1 s) is one word and exit 130, never a traceback from inside importlib: nothing
+has been done yet. From `main()` on, cli.main says what state an interrupt left things in.
+"""
+
+import signal
 import sys
 
-from fwsetup.cli import main
 
-sys.exit(main())
+def run() -> None:
+    held: list[int] = []
+    armed = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # SIG_IGN (nohup, &) stays ignored
+    if armed:
+        signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    try:
+        from fwsetup.cli import main
+    finally:
+        if armed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        sys.stderr.write("\ninterrupted.\n")
+        sys.exit(130)
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -209,9 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code. Every failure becomes one message on stderr (a
     traceback only with --debug); Ctrl-C says what state the target was left in; a closed stdout
     (`fwsetup plan ... | head -1`) changes nothing, not even the exit code."""
-    from typer.main import get_command
-
-    command = get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     state.install_target = state.committed_target = state.staging_inode = None
@@ -219,15 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     guard = _PipeSafe(saved)
     sys.stdout = cast(TextIO, guard)
     try:
-        return _run(command, args, debug, guard)
+        return _run(args, debug, guard)
     finally:
         guard.close_quietly()
         sys.stdout = saved
 
 
-def _run(command: Any, args: list[str], debug: bool, guard: _PipeSafe) -> int:
+def _run(args: list[str], debug: bool, guard: _PipeSafe) -> int:
     try:
         try:
+            from typer.main import get_command
+
+            command = get_command(app)
             # Not typer's own main(): it turns Ctrl-C into Exit(130) and a closed stdout into exit 1
             # before anything here could say what happened.
             with command.make_context("fwsetup", args) as ctx:
