@@ -23,7 +23,7 @@ import pytest
 from fwsetup import staging
 from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.venv import VenvBackend, env_python, find_uv
-from fwsetup.errors import InstallError, SmokeError
+from fwsetup.errors import InstallError, SmokeError, UsageError
 from fwsetup.plan import Plan, SmokeSpec, plan_to_json
 
 pytestmark = pytest.mark.skipif(find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)")
@@ -177,7 +177,7 @@ def test_refuses_to_replace_a_foreign_folder(world: dict) -> None:
     target = world["parent"] / "mine"
     target.mkdir(parents=True)
     (target / "thesis.tex").write_text("precious")
-    with pytest.raises(InstallError, match="not made by fwsetup"):
+    with pytest.raises(UsageError, match="not an environment fwsetup made"):
         VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
     assert (target / "thesis.tex").read_text() == "precious"
 

@@ -480,6 +480,9 @@ def _label(fw: Framework) -> str:
 def decide_gpu(host: HostProfile, fw: Framework, table: DriverTable | None = None) -> GpuCheck | None:
     """Whether `fw` will see a GPU, decided from metadata alone; None when only importing it can tell."""
     usable = host.usable_gpus
+    if damaged(fw) and fw.files is not None:
+        return GpuCheck(visible=None, checked="metadata",
+                        reason=f"damaged: {fw.files.missing} of {fw.files.checked} files missing or changed")
     if fw.build == "backend":
         backend = fw.details.get("backend") or "tensorflow"
         return GpuCheck(visible=None, checked="metadata", reason=f"uses the {backend} backend's GPU support")
@@ -533,6 +536,9 @@ def check_frameworks(
     for fw in frameworks:
         fid = f"framework.{fw.name}"
         label = _label(fw)
+        if damaged(fw):
+            out.append(_files_missing(fw, env))
+            continue
         if fw.imported is not None and not fw.imported.ok:
             out.append(
                 Finding(
@@ -651,6 +657,32 @@ def check_frameworks(
             )
     out += check_library_path(frameworks, cudart_on_path)
     return out
+
+
+def damaged(fw: Framework) -> bool:
+    """Files its RECORD lists are missing or changed: the framework is not fine, whatever its metadata says."""
+    return fw.files is not None and fw.files.missing > 0
+
+
+def _files_missing(fw: Framework, env: PythonEnv | None) -> Finding:
+    files = fw.files
+    assert files is not None
+    recipe = {"torch": "pytorch"}.get(fw.name, fw.name)
+    prefix = env.prefix if env is not None else None
+    if prefix and os.path.isfile(os.path.join(prefix, ".fwsetup", "lock.json")):
+        remedy = f"Reinstall it: `fwsetup install {recipe} --env {prefix} --force` (a repeat install also repairs it)."
+    else:
+        py = env.executable if env is not None else "python"
+        dist = fw.distribution or fw.name
+        pin = f"=={fw.version}" if fw.version else ""
+        remedy = f"Reinstall it: `uv pip install --python {py} --reinstall '{dist}{pin}'`."
+    return Finding(
+        id=f"framework.{fw.name}.files-missing",
+        severity="error",
+        title=f"{_label(fw)} is damaged: {files.missing} of {files.checked} of its files are missing or changed",
+        detail="For example: " + ", ".join(files.examples) if files.examples else "",
+        remedy=remedy,
+    )
 
 
 def _import_remedy(fw: Framework, env: PythonEnv | None) -> str:
@@ -790,7 +822,8 @@ def run_doctor(
     decided: dict[str, GpuCheck | None] = {fw.name: decide_gpu(host, fw) for fw in frameworks}
     # Import only what metadata cannot answer (a CUDA build on a machine with a usable GPU), or everything
     # with --deep. A profile read from a file describes another machine: importing here would not answer.
-    to_import = [fw for fw in frameworks if not from_file and (deep or decided[fw.name] is None)]
+    # A framework whose files are missing is reported as damaged (check_frameworks), not imported.
+    to_import = [fw for fw in frameworks if not from_file and not damaged(fw) and (deep or decided[fw.name] is None)]
     results: dict[str, tuple[ImportResult, GpuCheck | None]] = {}
     if to_import:
         if progress:

@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -38,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from fwsetup.errors import InstallError
+from fwsetup.errors import InstallError, UsageError
 from fwsetup.ui import state as ui_state
 
 log = logging.getLogger("fwsetup")
@@ -47,6 +48,7 @@ META_DIR = ".fwsetup"  # inside an environment
 LOCK_FILE = "lock.json"  # inside META_DIR
 LOG_DIR = ".fwsetup-logs"  # beside the environments: failed runs' logs are kept here
 LOCK_FILE_VERSION = 1
+WRITTEN_BY = "fwsetup"  # lock.json's written_by: only a folder with such a lock file may be replaced
 
 
 # -- names ---------------------------------------------------------------------------------------------
@@ -85,7 +87,10 @@ def target_lock(
 ) -> Iterator[Path]:
     """Hold the install lock of `target` (blocking; `timeout` seconds at most, None = forever).
 
-    The lock file stays behind on purpose: deleting a flock file races with a second waiter.
+    When the target does not exist on release (the install was refused or failed before anything was put
+    in place), the lock file is removed too: nothing is left behind. That is safe against waiters because a
+    holder checks, once it has the lock, that the file it locked is still the one at the lock's path (a
+    waiter that locked a removed file opens the new one and waits again).
     """
     target = Path(target)
     try:
@@ -94,32 +99,50 @@ def target_lock(
         msg = f"cannot create {target.parent}: {exc.strerror or exc}."
         raise InstallError(msg) from None
     path = lock_path(target)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    told = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise
+                holder = _read_holder(fd)
+                if not told and on_wait is not None:
+                    on_wait(f"another fwsetup{holder} is installing into {target}; waiting for it to finish")
+                    told = True
+                if deadline is not None and time.monotonic() >= deadline:
+                    msg = f"another fwsetup{holder} is still installing into {target} (lock {path})."
+                    raise InstallError(msg, hint="Wait for it to finish, or stop it, and run again.")
+                time.sleep(0.2)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # the holder before us removed the file we locked: lock the one there now
     try:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
-            holder = _read_holder(fd)
-            if not told and on_wait is not None:
-                on_wait(f"another fwsetup{holder} is installing into {target}; waiting for it to finish")
-                told = True
-            if deadline is not None and time.monotonic() >= deadline:
-                msg = f"another fwsetup{holder} is still installing into {target} (lock {path})."
-                raise InstallError(msg, hint="Wait for it to finish, or stop it, and run again.")
-            time.sleep(0.2)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path
     finally:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
+            if not os.path.lexists(target):
+                os.unlink(path)  # still held: a waiter sees that its file is gone and starts again
         os.close(fd)  # releases the flock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _read_holder(fd: int) -> str:
@@ -360,7 +383,7 @@ def write_lock_file(env: Path, data: Mapping[str, Any]) -> Path:
     meta.mkdir(parents=True, exist_ok=True)
     path = meta / LOCK_FILE
     tmp = path.with_name(path.name + ".tmp")
-    body = {"lock_version": LOCK_FILE_VERSION, **dict(data)}
+    body = {"lock_version": LOCK_FILE_VERSION, "written_by": WRITTEN_BY, **dict(data)}
     tmp.write_text(json.dumps(body, indent=2, sort_keys=False) + "\n")
     tmp.replace(path)
     return path
@@ -381,3 +404,228 @@ def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+# -- the target: where an environment may go, and what may be replaced -------------------------------------
+
+_KERNEL_FILESYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def check_target(target: Path) -> Path:
+    """The real path of an install target, checked before any work starts (no lock, no folder made).
+
+    Symbolic links are resolved: the lock and the swap act on the folder itself, so that two names of one
+    environment lock as one, and a link is never replaced by a folder while its environment goes stale.
+    UsageError (bad --env) when the target cannot hold an environment: a file or other non-folder, a kernel
+    filesystem (/proc, /sys, /dev), a place that cannot be written, or a folder fwsetup did not make."""
+    given = Path(target).expanduser().absolute()
+    try:
+        real = Path(os.path.realpath(given, strict=True))
+    except (FileNotFoundError, NotADirectoryError):
+        real = Path(os.path.realpath(given))  # (a link to) a place that does not exist yet, or under a file
+    except OSError as exc:
+        msg = f"--env {given}: {exc.strerror or exc} (a symbolic link that never reaches a folder)."
+        raise UsageError(msg, hint="Point --env at a folder, or at a new path.") from None
+    for kernel in _KERNEL_FILESYSTEMS:
+        if real.is_relative_to(kernel):
+            msg = f"--env {given}{_via(given, real)} is inside {kernel}, a kernel filesystem, not a disk."
+            raise UsageError(msg, hint="Choose a folder on a disk with --env PATH.")
+    if os.path.lexists(real) and not real.is_dir():
+        msg = f"--env {given}{_via(given, real)} is {_kind(real)}, not a folder."
+        raise UsageError(msg, hint="Choose a new or empty folder with --env PATH.")
+    probe = real.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    why = _not_writable(probe)
+    if why:
+        msg = f"--env {given}{_via(given, real)}: cannot write in {probe} ({why})."
+        raise UsageError(msg, hint="Choose a place you can write to with --env PATH.")
+    refuse_foreign(real)
+    return real
+
+
+def _via(given: Path, real: Path) -> str:
+    return f" (a link to {real})" if given != real else ""
+
+
+def _kind(path: Path) -> str:
+    import stat
+
+    mode = path.stat().st_mode
+    for test, name in ((stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a folder"
+
+
+def _not_writable(folder: Path) -> str | None:
+    """Why no environment can be made in `folder` (the nearest existing one), or None."""
+    if not folder.is_dir():
+        return f"{_kind(folder)}, not a folder"
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "a read-only filesystem"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied"
+    return None
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def lock_file_problem(env: Path) -> str | None:
+    """None when <env>/.fwsetup/lock.json is one fwsetup wrote (this format, a plan digest, a package list),
+    else what is wrong with it, in words."""
+    path = meta_dir(env) / LOCK_FILE
+    if not meta_dir(env).is_dir():
+        return f"no {META_DIR}/{LOCK_FILE}"
+    if not path.is_file():
+        return f"a {META_DIR}/ folder with no {LOCK_FILE} in it"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return f"a {META_DIR}/{LOCK_FILE} that is not valid JSON"
+    if not isinstance(data, dict):
+        return f"a {META_DIR}/{LOCK_FILE} that fwsetup did not write (not a JSON object)"
+    if data.get("lock_version") != LOCK_FILE_VERSION or data.get("written_by", WRITTEN_BY) != WRITTEN_BY:
+        return f"a {META_DIR}/{LOCK_FILE} that fwsetup did not write (lock_version {data.get('lock_version')!r})"
+    if not isinstance(data.get("plan_digest"), str) or not _DIGEST.fullmatch(data["plan_digest"]):
+        return f"a {META_DIR}/{LOCK_FILE} that fwsetup did not write (no plan digest)"
+    if not isinstance(data.get("packages"), list):
+        return f"a {META_DIR}/{LOCK_FILE} that fwsetup did not write (no package list)"
+    return None
+
+
+def foreign_reason(target: Path) -> str | None:
+    """None when fwsetup may replace `target`: it does not exist, is an empty folder, or is an environment
+    fwsetup made (its lock file). Otherwise what was found there."""
+    target = Path(target)
+    if not os.path.lexists(target):
+        return None
+    if target.is_symlink():
+        return f"a symbolic link to {os.readlink(target)}"
+    if not target.is_dir():
+        return _kind(target)
+    try:
+        entries = sorted(os.listdir(target))
+    except OSError as exc:
+        return f"a folder that cannot be read ({exc.strerror or exc})"
+    if not entries:
+        return None
+    problem = lock_file_problem(target)
+    if problem is None:
+        return None
+    shown = ", ".join(entries[:6]) + (f" and {len(entries) - 6} more" if len(entries) > 6 else "")
+    return f"a folder holding {shown}, with {problem}"
+
+
+def refuse_foreign(target: Path) -> None:
+    """UsageError unless fwsetup may replace `target` (foreign_reason); nothing is touched."""
+    why = foreign_reason(target)
+    if why is not None:
+        msg = f"{target} is not an environment fwsetup made: found {why}. It will not be replaced."
+        raise UsageError(msg, hint="Choose a new or empty folder with --env PATH, or move this one away yourself.")
+
+
+# -- are the installed files still there? --------------------------------------------------------------------
+
+
+def site_packages(env: Path) -> list[Path]:
+    env = Path(env)
+    return [p for p in (*sorted(env.glob("lib/python*/site-packages")), env / "Lib" / "site-packages") if p.is_dir()]
+
+
+def _dist_infos(env: Path) -> dict[str, Path]:
+    """canonical distribution name -> its .dist-info folder, in the environment's site-packages."""
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, Path] = {}
+    for site in site_packages(env):
+        for d in site.glob("*.dist-info"):
+            found.setdefault(canonicalize_name(d.name[: -len(".dist-info")].split("-")[0]), d)
+    return found
+
+
+def _same_version(a: str, b: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def record_problems(dist_info: Path) -> tuple[int, int, list[str]]:
+    """(files listed, files missing or of another size, the first few of those) from a .dist-info's RECORD.
+
+    Cheap on purpose (it runs on every repeat install): whether a file is there is read from one listing of
+    each folder, not one stat per file; sizes are compared for the files of 1 MB and more (the native
+    libraries, where truncation matters). Byte code (.pyc) is not counted: it is a cache Python rewrites."""
+    site = str(dist_info.parent)
+    try:
+        text = (dist_info / "RECORD").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return 0, 1, [f"{dist_info.name}/RECORD"]
+    wanted: dict[str, list[str]] = {}  # folder -> the names RECORD lists in it
+    big: list[tuple[str, int]] = []
+    for line in text.splitlines():
+        head, _, size = line.rpartition(",")  # path,hash,size
+        rel = head.rpartition(",")[0]
+        if not rel or rel.endswith(".pyc"):
+            continue
+        if rel.startswith('"') and rel.endswith('"'):  # csv quoting (a comma in the name)
+            rel = rel[1:-1].replace('""', '"')
+        path = rel if rel.startswith("/") else site + os.sep + rel
+        if ".." in rel:
+            path = os.path.normpath(path)
+        folder, _, name = path.rpartition(os.sep)
+        wanted.setdefault(folder, []).append(name)
+        if len(size) > 6 and size.isdigit():
+            big.append((path, int(size)))
+    listed = sum(len(v) for v in wanted.values())
+    gone: list[str] = []
+    for folder, names in wanted.items():
+        try:
+            have = set(os.listdir(folder))
+        except OSError:
+            have = set()
+        if not have.issuperset(names):
+            gone += [folder + os.sep + n for n in names if n not in have]
+    for path, recorded in big:  # 1 MB and more
+        try:
+            if os.stat(path).st_size != recorded:
+                gone.append(path)
+        except OSError:
+            pass  # counted above
+    return listed, len(gone), [os.path.relpath(p, site) for p in gone[:3]]
+
+
+def check_installed_files(env: Path, packages: list[Any]) -> str | None:
+    """None when every Python distribution in `packages` (lock.json's [{name, version}]) is installed in the
+    environment with all the files its RECORD lists, at their recorded sizes; else what is wrong (a sentence).
+    Cheap: one stat per file (torch's ~16,000 in well under a second)."""
+    from packaging.utils import canonicalize_name
+
+    infos = _dist_infos(env)
+    wrong: list[str] = []
+    for pkg in packages:
+        if not isinstance(pkg, dict) or not pkg.get("name") or pkg.get("sdist"):
+            continue
+        name, version = str(pkg["name"]), str(pkg.get("version") or "")
+        d = infos.get(canonicalize_name(name))
+        if d is None:
+            wrong.append(f"{name} {version} is not installed any more")
+            continue
+        have = d.name[: -len(".dist-info")].partition("-")[2]
+        if version and have and not _same_version(have, version):
+            wrong.append(f"{name} is {have}, not {version} as installed")
+            continue
+        listed, bad, examples = record_problems(d)
+        if bad:
+            wrong.append(f"{name} {version}: {bad} of {listed} files missing or changed (e.g. {', '.join(examples)})")
+    if not wrong:
+        return None
+    return "; ".join(wrong[:3]) + (f"; and {len(wrong) - 3} more packages" if len(wrong) > 3 else "")

@@ -26,6 +26,7 @@ class InstallOptions:
     python: str | None = None  # interpreter to build the environment with
     dry_run: bool = False
     run_smoke: bool = True
+    force: bool = False  # --force: reinstall even when the same plan is installed and intact
     log_dir: Path | None = None
 
 

@@ -97,6 +97,7 @@ class CondaBackend(Backend):
         target = Path(options.target).absolute()
         if options.dry_run:
             return InstallResult(target=target, changed=False, message=self.render(plan, options))
+        target = staging.check_target(target)  # the real path; a bad --env is refused before any work
         digest = staging.plan_digest(
             plan_to_dict(plan),
             {"method": "conda", "conda": env.digest_data(), "subdir": _platform_subdir(), "smoke": options.run_smoke},
@@ -105,7 +106,10 @@ class CondaBackend(Backend):
         with staging.terminate_as_interrupt(), staging.target_lock(target, on_wait=on_wait):
             for line in _recover_in_place(target) + staging.recover(target):
                 progress("resolve", line)
-            same = _unchanged(target, digest)
+            same = None if options.force else _unchanged(target, digest)
+            if same is not None and (damage := _damaged(target, same)):
+                progress("resolve", f"{target} holds this plan but is damaged ({damage}): reinstalling it")
+                same = None
             if same is not None:
                 return InstallResult(
                     target=target,
@@ -115,6 +119,7 @@ class CondaBackend(Backend):
                     packages={p["name"]: p["version"] for p in same.get("packages", [])},
                     seconds=time.monotonic() - t0,
                 )
+            staging.refuse_foreign(target)  # never replace a folder fwsetup did not make
             installer = self._installer or find_installer(options.env)
             progress("resolve", f"solving {len(env.specs)} conda specs with {installer.label}")
             solution = installer.solve(env)
@@ -160,9 +165,30 @@ def _unchanged(target: Path, digest: str) -> dict[str, Any] | None:
     if python.exists() or os.path.lexists(python):
         from fwsetup import proc
 
-        if not proc.run([python, "-c", "pass"], timeout=60).ok:
+        if not proc.run([str(python), "-c", "pass"], timeout=60).ok:
             return None
     return lock
+
+
+def _damaged(target: Path, lock: dict[str, Any]) -> str | None:
+    """What is missing from an environment whose conda-meta still lists the locked packages: each conda
+    package's files (conda-meta's `files`; prefix-replaced files change size, so existence only) and the pip
+    section's distributions (their RECORD). None when all is there."""
+    missing: list[str] = []
+    for record in sorted((target / "conda-meta").glob("*.json")):
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, ValueError):
+            missing.append(f"{record.name} cannot be read")
+            continue
+        files = data.get("files") if isinstance(data, dict) else None
+        gone = [f for f in files or () if isinstance(f, str) and not os.path.lexists(target / f)]
+        if gone:
+            missing.append(f"{data.get('name')} {data.get('version')}: {len(gone)} of {len(files or ())} files missing (e.g. {gone[0]})")
+    pip_damage = staging.check_installed_files(target, list(lock.get("pip_packages") or []))
+    if pip_damage:
+        missing.append(pip_damage)
+    return "; ".join(missing[:3]) or None
 
 
 # -- the two ways to build -------------------------------------------------------------------------------

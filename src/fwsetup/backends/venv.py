@@ -584,13 +584,20 @@ class VenvBackend(Backend):
         if plan.status != "ok":
             msg = f"the plan for {plan.framework} was refused: " + " ".join(plan.reasons)
             raise InstallError(msg)
-        target = Path(options.target).expanduser().absolute()
+        target = staging.check_target(Path(options.target))  # the real path; a bad --env is refused here
         env = _env(options)
         digest = digest_for(plan, options)
+        repaired = ""
         with staging.terminate_as_interrupt(), staging.target_lock(target, on_wait=lambda m: progress("resolve", m)):
             for line in staging.recover(target):
                 progress("resolve", line)
-            if (same := self._same(target, digest)) is not None:
+            same = None if options.force else self._same(target, digest)
+            if options.force and staging.read_lock_file(target) is not None:
+                progress("resolve", f"--force: reinstalling {plan.framework} in {target}")
+            if same is not None and (damage := staging.check_installed_files(target, same.get("packages", []))):
+                progress("resolve", f"{target} holds this plan but is damaged ({damage}): reinstalling it")
+                same, repaired = None, f" (repaired: {damage})"
+            if same is not None:
                 return InstallResult(
                     target=target, changed=False, seconds=time.monotonic() - t0,
                     message=f"already installed: same plan ({plan.framework} {plan.version}, {plan.variant}) in {target}; nothing changed.",
@@ -615,7 +622,7 @@ class VenvBackend(Backend):
         return InstallResult(
             target=target, changed=True, seconds=time.monotonic() - t0,
             message=f"installed {plan.title or plan.framework} {plan.version} ({plan.variant}) in {target}"
-            + (", smoke test passed." if result["smoke"] else "."),
+            + (", smoke test passed" if result["smoke"] else "") + repaired + ".",
             lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
             log_file=staging.meta_dir(target) / LOG_NAME,
             smoke=result["smoke"],
@@ -800,15 +807,8 @@ def _with_log(exc: FwsetupError, st: staging.Staging) -> FwsetupError:
 
 
 def _refuse_foreign(target: Path) -> None:
-    """Never replace a folder fwsetup did not make."""
-    if not target.exists():
-        return
-    if target.is_dir() and (staging.read_lock_file(target) is not None or (target / staging.META_DIR).is_dir()):
-        return
-    if target.is_dir() and not any(target.iterdir()):
-        return
-    msg = f"{target} exists and was not made by fwsetup; it will not be replaced."
-    raise InstallError(msg, hint="Choose another place with --env PATH, or remove it yourself.")
+    """Never replace a folder fwsetup did not make (checked again with the lock held)."""
+    staging.refuse_foreign(target)
 
 
 def pip_index_env(plan_indexes: Sequence[str], settings: pipconfig.PipSettings) -> dict[str, str]:

@@ -173,6 +173,9 @@ def install_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     allow_insecure: Annotated[bool, typer.Option("--allow-insecure", help="Accept the recipe's http:// indexes and direct URL requirements (the plan lists them).")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Reinstall even when the same plan is already installed and intact.")
+    ] = False,
 ) -> None:
     """Install NAME into an environment, prove it trains (a smoke test), and only then put it in place.
 
@@ -197,6 +200,11 @@ def install_command(
     if wheelhouse is not None and not wheelhouse.is_dir():
         msg = f"--wheelhouse {wheelhouse}: no such folder."
         raise UsageError(msg)
+    from fwsetup.staging import check_target
+
+    # The real path (links resolved); a bad --env is refused before any work starts (and leaves nothing).
+    given = env_path.expanduser().absolute() if env_path is not None else None
+    target = check_target(given) if given is not None else None
     request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus,
                             allow_insecure=allow_insecure)
     recipe = load_recipes(recipes_dir_override()).get(name)
@@ -205,16 +213,20 @@ def install_command(
     exit_if_refused(plan, request, json_out=json_out)
 
     env = dict(os.environ)
-    target = (env_path or default_env_dir(recipe.name, plan.variant, env)).expanduser().absolute()
+    if given is None or target is None:
+        given = default_env_dir(recipe.name, plan.variant, env).expanduser().absolute()
+        target = check_target(given)
     python_exe = python if python and os.sep in python else None
 
     def options_for(p: Plan) -> InstallOptions:
         return InstallOptions(
             target=target, env=env, wheelhouse=wheelhouse.absolute() if wheelhouse else None, offline=offline,
-            python=python_exe or p.python, dry_run=dry_run,
+            python=python_exe or p.python, dry_run=dry_run, force=force,
         )
 
     notes: list[str] = []
+    if target != given:
+        notes.append(f"{given} leads through a symbolic link: installing into the folder it names, {target}.")
     if method == "venv":
         from fwsetup.backends.venv import IndexUnreachable, check_sources
 

@@ -62,8 +62,37 @@ def distributions(dirs):
                 version = m.group(1) if m else None
             key = norm(name)
             if key not in found:
-                found[key] = {"name": name, "version": version, "site": d}
+                found[key] = {"name": name, "version": version, "site": d, "path": path}
     return found
+
+
+def record_check(dist):
+    # Are the files the distribution's RECORD lists still there, at their recorded sizes? One stat each
+    # (torch: ~16,000, a few tens of ms). Byte code (.pyc) is a cache: not counted. None without a RECORD.
+    path = (dist or {}).get("path")
+    if not path or not path.endswith(".dist-info"):
+        return None
+    text = read(os.path.join(path, "RECORD"))
+    if text is None:
+        return {"checked": 0, "missing": 1, "examples": [os.path.basename(path) + "/RECORD"]}
+    checked, missing, examples = 0, 0, []
+    for line in text.splitlines():
+        parts = line.rsplit(",", 2)
+        if len(parts) < 3 or not parts[0] or parts[0].endswith(".pyc"):
+            continue
+        name = parts[0]
+        if name.startswith('"') and name.endswith('"'):
+            name = name[1:-1].replace('""', '"')
+        checked += 1
+        try:
+            size = os.stat(os.path.join(dist["site"], name)).st_size
+        except OSError:
+            size = -1
+        if size < 0 or (parts[2].strip().isdigit() and int(parts[2]) != size):
+            missing += 1
+            if len(examples) < 3:
+                examples.append(os.path.normpath(name))
+    return {"checked": checked, "missing": missing, "examples": examples}
 
 
 def package_dir(dirs, name):
@@ -264,6 +293,8 @@ def main():
         simple_info(dirs, dists, "pytensor"),
     ):
         if info:
+            dist = dists.get(norm(info.get("distribution") or info["name"]))
+            info["files"] = record_check(dist)
             frameworks.append(info)
     # CUDA libraries from pip (nvidia-cudnn-cu12, nvidia-cuda-runtime ...), not the NVML bindings
     nvidia = dict(

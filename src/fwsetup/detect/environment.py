@@ -48,6 +48,14 @@ class ImportResult(_S):
     version: str | None = None
 
 
+class FileCheck(_S):
+    """The framework's distribution against its RECORD: files listed, and missing or of another size."""
+
+    checked: int = 0
+    missing: int = 0
+    examples: tuple[str, ...] = ()
+
+
 class Framework(_S):
     name: str
     distribution: str | None = None
@@ -57,6 +65,7 @@ class Framework(_S):
     location: str | None = None
     details: dict[str, Any] = {}
     gpu: GpuCheck = GpuCheck()
+    files: FileCheck | None = None  # None: no RECORD to check against (egg-info, a source checkout)
     imported: ImportResult | None = msgspec.field(default=None, name="import")
 
 
@@ -80,7 +89,8 @@ def resolve_python(python: str | None, env: Mapping[str, str] | None = None) -> 
     """(interpreter, where it came from): --python, else $VIRTUAL_ENV, else $CONDA_PREFIX, else ours."""
     env = os.environ if env is None else env
     if python:
-        return python, "--python"
+        # A relative path is the user's: the inspection runs in a neutral folder, where it would not be found.
+        return (os.path.abspath(python) if os.sep in python else python), "--python"
     if env.get("VIRTUAL_ENV"):
         return str(_bin(env["VIRTUAL_ENV"])), "VIRTUAL_ENV"
     if env.get("CONDA_PREFIX"):
