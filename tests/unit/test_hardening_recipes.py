@@ -33,7 +33,7 @@ from fwsetup.plan import Plan, Request, SmokeSpec, make_plan, plan_from_json
 from fwsetup.profile import load as load_profile
 from fwsetup.recipes import control_character, parse_recipe, validate_dir
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NO_PIP: dict[str, str] = {"PIP_CONFIG_FILE": "/dev/null", "HOME": "/nonexistent"}
 
 

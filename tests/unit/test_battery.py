@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "battery"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "battery"))
 import run_battery
 
 FAST = run_battery.select(run_battery.cases(), tier="fast")

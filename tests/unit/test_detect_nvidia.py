@@ -286,13 +286,6 @@ def test_real_machine_without_driver_reports_missing() -> None:
     assert nvidia.probe_nvidia([], nvml=pynvml, env={}).nvml == "missing"
 
 
-@pytest.mark.gpu
-def test_real_gpu() -> None:
-    info = nvidia.probe_nvidia([])
-    assert info.nvml == "ok" and info.gpus and info.driver_version
-    assert all(g.compute_capability for g in info.gpus)
-
-
 def test_a_hanging_nvml_does_not_hang_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     # nvmlInit() can block for minutes on a GPU in a bad state: detection gives up on it, not on the host.
     import time

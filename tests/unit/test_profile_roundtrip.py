@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from fwsetup.detect import detect_host
 from fwsetup.profile import GPU, GPULink, HostProfile, NvidiaInfo, dumps, loads
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_detected_profile_round_trips_exactly() -> None:

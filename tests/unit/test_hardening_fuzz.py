@@ -28,7 +28,7 @@ from fwsetup.plan import Request, make_plan
 from fwsetup.profile import HostProfile, loads
 from fwsetup.recipes import load_recipes
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BASES = ["datacenter-h100.json", "no-gpu.json", "mig.json", "apple-silicon.json"]
 
 _scalars = st.one_of(

@@ -24,7 +24,7 @@ from fwsetup.plan import Plan, SmokeSpec, plan_from_json
 from fwsetup.profile import load as load_profile
 from fwsetup.recipes import DockerSpec, load_recipes
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NO_PIP: dict[str, str] = {"PIP_CONFIG_FILE": "/dev/null", "HOME": "/nonexistent"}
 
 

@@ -21,7 +21,7 @@ import pytest
 from fwsetup.cli import main
 from fwsetup.ui import state
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PROFILE = str(FIXTURES / "no-gpu.json")
 
 

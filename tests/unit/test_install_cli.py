@@ -14,7 +14,7 @@ from fwsetup.backends.base import InstallOptions
 from fwsetup.cli import main
 from fwsetup.plan import Plan
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from fwsetup.plan import GPU_ACCELERATORS, Plan, Request, make_plan, norm_arch
 from fwsetup.profile import GPU, CPUInfo, HostProfile, NvidiaInfo, OSInfo, PythonInfo, load
 from fwsetup.recipes import Build, Recipe, canonical_name, shipped_recipes_dir, validate_dir
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 # Read without the on-disk cache (validate_dir never writes one): these are needed at collection time.
 RECIPES = {r.name: r for r in validate_dir(shipped_recipes_dir())[0]}
 COMPAT = load_compat()

@@ -140,27 +140,3 @@ def test_uv_and_pip_versions() -> None:
     assert uv is None or re.match(r"\d+\.\d+", uv)
     pip = tools.probe_pip(notes)
     assert pip is None or re.match(r"\d+\.\d+", pip)
-
-
-@pytest.mark.docker
-def test_real_engine_is_reachable() -> None:
-    # Run by scripts/test with DOCKER_HOST pointing at the engine it started.
-    import subprocess
-
-    from fwsetup.doctor import check_docker
-    from fwsetup.profile import HostProfile, ToolsInfo
-
-    info = tools.probe_docker([])
-    assert info.error is None, info.error
-    assert info.server and re.match(r"\d+\.\d+", info.server)
-    expected = subprocess.run(
-        ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    if expected:
-        assert info.server == expected
-    assert info.host == (os.environ.get("DOCKER_HOST") or tools.DEFAULT_DOCKER_HOST)
-    assert not [
-        f
-        for f in check_docker(HostProfile(tools=ToolsInfo(docker=info)))
-        if f.id == "docker.engine-unreachable"
-    ]

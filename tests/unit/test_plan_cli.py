@@ -14,7 +14,7 @@ import pytest
 from fwsetup.cli import main
 from fwsetup.plan import plan_from_json
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from fwsetup.plan import Plan, Request, make_plan
 from fwsetup.profile import HostProfile, load
 from fwsetup.recipes import load_recipes
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,52 @@
+"""Issue 9, items 1, 5, 7 and part of 10: what an install may replace, whether an environment is still whole,
+symbolic links as targets, and a bad --env refused before any work starts (exit 2, nothing left behind).
+
+Each test reproduces the attack first. No network: real uv, offline, on tiny wheels made here (see
+test_install_staged.py); the real torch wheel (PIP_FIND_LINKS) only in the `network` test at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fwsetup.backends.venv import find_uv
+from test_hardening_env import _site, flat, fwsetup
+
+needs_uv = pytest.mark.skipif(find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)")
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_real_torch_damaged_then_repaired_and_noop_time(tmp_path: Path) -> None:
+    from fwsetup.backends.venv import local_wheels
+    from fwsetup.pipconfig import read_pip_settings
+
+    py = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if "torch" not in local_wheels(list(read_pip_settings().find_links), py):
+        pytest.skip("no torch wheel in the find-links of this machine's pip configuration")
+    env = tmp_path / "E"
+    args = ("install", "pytorch", "--cpu", "--version", "2.13.0", "--python", py, "--env", str(env))
+    cp = fwsetup(*args)
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    t0 = time.monotonic()
+    cp = fwsetup(*args)
+    noop = time.monotonic() - t0
+    assert cp.returncode == 0 and "already installed: same plan" in flat(cp.stderr)
+    assert noop < 1.5, f"a repeat install took {noop:.2f} s"
+    shutil.rmtree(_site(env) / "torch")  # the attack
+    doc = fwsetup("doctor", "--python", str(env / "bin" / "python"), "--json")
+    assert doc.returncode == 1
+    ids = [f["id"] for f in json.loads(doc.stdout)["findings"]]
+    assert "framework.torch.files-missing" in ids
+    cp = fwsetup(*args)
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    assert "repaired" in flat(cp.stderr) and "torch" in flat(cp.stderr)
+    doc = fwsetup("doctor", "--python", str(env / "bin" / "python"), "--json")
+    assert "framework.torch.files-missing" not in [f["id"] for f in json.loads(doc.stdout)["findings"]]
