@@ -1,0 +1,23 @@
+"""Every decision: HostProfile + Recipe + Request -> Plan (or a refusal), for every method.
+
+`fwsetup plan --json` prints what these functions return, and install, build and smoke do exactly that.
+"""
+
+from fwsetup.plan.model import Method, Plan, Rejection, Request, SmokeSpec, Want, plan_from_json, plan_to_dict, plan_to_json
+from fwsetup.plan.planner import GPU_ACCELERATORS, make_plan, norm_arch, request_flags
+
+__all__ = [
+    "GPU_ACCELERATORS",
+    "Method",
+    "Plan",
+    "Rejection",
+    "Request",
+    "SmokeSpec",
+    "Want",
+    "make_plan",
+    "norm_arch",
+    "plan_from_json",
+    "plan_to_dict",
+    "plan_to_json",
+    "request_flags",
+]

@@ -1,0 +1,83 @@
+"""The Plan contract: the request a user makes and the Plan the planner answers with (DESIGN.md: Plan JSON).
+
+Every field here is what `fwsetup plan --json` prints and what install, build and smoke then do.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from fwsetup.recipes import CondaSpec, DockerSpec
+
+Method = Literal["venv", "conda", "docker"]
+Want = Literal["auto", "gpu", "cpu"]
+
+
+class _S(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class Request(_S, frozen=True, kw_only=True):
+    framework: str
+    want: Want = "auto"  # --gpu -> "gpu" (use the GPU or refuse), --cpu -> "cpu", neither -> "auto"
+    version: str | None = None  # exact version or a PEP 440 specifier
+    python: str | None = None  # "3.11"; None = the profile's Python
+    method: Method = "venv"
+    all_gpus: bool = False
+    allow_insecure: bool = False  # --allow-insecure: accept a recipe's http:// sources and direct URLs
+
+
+class SmokeSpec(_S, frozen=True, kw_only=True):
+    script: str  # name under fwsetup/smoke/, e.g. "pytorch"
+    device: Literal["cpu", "cuda", "mps"] = "cpu"
+    all_gpus: bool = False
+    env: dict[str, str] = {}
+
+
+class Rejection(_S, frozen=True, kw_only=True):
+    version: str
+    variant: str
+    why: list[str]
+
+
+class Plan(_S, frozen=True, kw_only=True):
+    schema_version: int = 1
+    status: Literal["ok", "refused"]
+    framework: str
+    title: str = ""
+    version: str | None = None
+    variant: str | None = None
+    accelerator: Literal["cpu", "cuda", "mps", "rocm"] | None = None
+    cuda: str | None = None
+    method: Method = "venv"
+    python: str | None = None  # "3.11"
+    requirements: list[str] = []
+    # Indexes that take precedence over the default index for the packages they hold (uv --index;
+    # pip --extra-index-url). The user's own index settings are carried by the backend, not here.
+    index_urls: list[str] = []
+    env: dict[str, str] = {}  # environment variables the framework needs at run time
+    # The build's sources that are not https package indexes (http:// indexes or channels, direct URL
+    # requirements): an ok plan has some only when the user accepted them with --allow-insecure.
+    insecure_sources: list[str] = []
+    conda: CondaSpec | None = None
+    docker: DockerSpec | None = None
+    gpus: list[int] = []  # GPU indexes the plan uses
+    min_driver: str | None = None
+    smoke: SmokeSpec | None = None
+    reasons: list[str] = []  # why this choice / why refused
+    rejected: list[Rejection] = []
+    suggestions: list[str] = []  # the nearest thing that would work
+
+
+def plan_to_dict(plan: Plan) -> dict:
+    return msgspec.to_builtins(plan)
+
+
+def plan_to_json(plan: Plan) -> str:
+    return msgspec.json.format(msgspec.json.encode(plan), indent=2).decode()
+
+
+def plan_from_json(text: str | bytes) -> Plan:
+    return msgspec.json.decode(text, type=Plan)
