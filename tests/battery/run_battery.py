@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 TOKEN = "s3cr3tTOKENb4ttery"  # the secret of the credentialed index: must appear nowhere
 COUNTS = ("inputs tried", "tracebacks", "wrong exit codes", "envs broken", "secrets found", "injected lines")
