@@ -16,9 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from fwsetup.errors import RecipeError
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+    from fwsetup.profile import HostProfile
 
 CUDA_DRIVERS_FILE: Final = "cuda-drivers.toml"
 COMPUTE_CAPABILITIES_FILE: Final = "compute-capabilities.toml"
@@ -74,9 +79,15 @@ class CompatData:
         for cuda, row in self.toolkit.items():
             need = row.for_system(windows)
             key = cuda_key(cuda)
-            if need and key and parse_driver(need) is not None and parse_driver(need) <= d:  # type: ignore[operator]
+            need_v = parse_driver(need) if need else None
+            if key and need_v is not None and need_v <= d:
                 best = max(best, key) if best else key
         return f"{best[0]}.{best[1]}" if best else None
+
+    def min_cc(self, cuda: str | None) -> str | None:
+        """The lowest compute capability the CUDA `cuda` toolkit still builds for ("13.0" -> "7.5")."""
+        major = _major(cuda or "")
+        return self.toolkit_min_cc.get(major) if major is not None else None
 
 
 def _major(cuda: str) -> int | None:
@@ -88,13 +99,13 @@ def _major_minor(cuda: str) -> str:
     return ".".join(cuda.split(".")[:2])
 
 
-def cuda_key(cuda: str) -> tuple[int, int] | None:
-    m = re.match(r"^(\d+)\.(\d+)", cuda)
+def cuda_key(cuda: str | None) -> tuple[int, int] | None:
+    m = re.match(r"^\s*(\d+)\.(\d+)", cuda or "")
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 @cache
-def parse_driver(text: str) -> Any:
+def parse_driver(text: str) -> Version | None:
     """A driver version ("580.65.06", "560.94") as a comparable packaging Version; None if unreadable."""
     from packaging.version import InvalidVersion, Version
 
@@ -112,6 +123,63 @@ def driver_at_least(driver: str | None, minimum: str | None) -> bool | None:
     if d is None or m is None:
         return None
     return bool(d >= m)
+
+
+# -- the driver verdict: one rule for the planner and for doctor -----------------------------------------
+
+DriverHow = Literal["full", "minor-version compatibility", "too old", "unknown"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverVerdict:
+    ok: bool | None  # None: it cannot be told (no driver, or no minimum known)
+    how: DriverHow
+    minimum: str | None  # the lowest driver that runs the build
+    full: str | None = None  # the driver of the build's CUDA toolkit: every feature, no MVC limits
+
+
+def uses_windows_driver(host: HostProfile) -> bool:
+    """Windows, and WSL2 (which reports the Windows host's driver), number drivers in the Windows column."""
+    return host.os.system == "windows" or bool(host.os.wsl)
+
+
+def driver_verdict(
+    host: HostProfile,
+    cuda: str | None,
+    *,
+    recipe_min: DriverMin | None = None,
+    data: CompatData | None = None,
+) -> DriverVerdict:
+    """Can the NVIDIA driver of `host` run a build made with CUDA `cuda`?
+
+    The minimum is the recipe's own figure (`recipe_min`: a build's min_driver / min_driver_windows) where it
+    gives one, else the minor-version-compatibility minimum of the CUDA major (data/cuda-drivers.toml), in
+    the Windows column on Windows and WSL2. The driver version decides; where it is unknown, the driver's
+    own CUDA version does (a driver runs every build up to its CUDA, and newer minors of the same major)."""
+    data = data if data is not None else load_compat()
+    windows = uses_windows_driver(host)
+    minimum = recipe_min.for_system(windows) if recipe_min else None
+    if minimum is None and cuda:
+        minimum = data.min_driver(cuda, windows=windows)
+    full = data.full_driver(cuda, windows=windows) if cuda else None
+    nv = host.nvidia
+    need, have = cuda_key(cuda), cuda_key(nv.cuda_driver_version)
+    ok = driver_at_least(nv.driver_version, minimum)
+    if ok is False:
+        return DriverVerdict(ok=False, how="too old", minimum=minimum, full=full)
+    if ok is True:
+        native = driver_at_least(nv.driver_version, full)
+        if native is None and need and have:
+            native = have >= need
+        how: DriverHow = "full" if native else "minor-version compatibility"
+        return DriverVerdict(ok=True, how=how, minimum=minimum, full=full)
+    if parse_driver(nv.driver_version or "") is None and need and have:
+        if have >= need:
+            return DriverVerdict(ok=True, how="full", minimum=minimum, full=full)
+        if have[0] == need[0]:
+            return DriverVerdict(ok=True, how="minor-version compatibility", minimum=minimum, full=full)
+        return DriverVerdict(ok=False, how="too old", minimum=minimum, full=full)
+    return DriverVerdict(ok=None, how="unknown", minimum=minimum, full=full)
 
 
 # -- compute capabilities ------------------------------------------------------------------------------
@@ -135,6 +203,16 @@ def cc_runs(cc: str, sass: Iterable[str], ptx: Iterable[str]) -> bool | None:
     if any(s is not None and s[0] == gpu[0] and s[1] <= gpu[1] for s in sass_l):
         return True
     return any(p is not None and p <= gpu for p in ptx_l)
+
+
+def cc_supported(cuda: str | None, cc: str | None, *, data: CompatData | None = None) -> bool | None:
+    """Whether the CUDA `cuda` toolkit still builds for a GPU of compute capability `cc` (CUDA 13 dropped
+    everything below 7.5). None when it cannot be told."""
+    data = data if data is not None else load_compat()
+    floor, gpu = parse_cc(data.min_cc(cuda)), parse_cc(cc)
+    if floor is None or gpu is None:
+        return None
+    return gpu >= floor
 
 
 def cc_text(sass: Iterable[str], ptx: Iterable[str]) -> str:

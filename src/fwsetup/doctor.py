@@ -11,12 +11,11 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from functools import cache
 from typing import Literal
 
 import msgspec
 
+from fwsetup.compat import CompatData, cc_supported, cuda_key, driver_verdict, load_compat, uses_windows_driver
 from fwsetup.detect.environment import Framework, GpuCheck, ImportResult, PythonEnv
 from fwsetup.detect.tools import NOT_ANSWERING, SILENT_ENGINE_HINT
 from fwsetup.profile import HostProfile
@@ -55,99 +54,13 @@ class DoctorReport(msgspec.Struct, frozen=True, kw_only=True):
         return 1 if any(f.severity == "error" for f in self.findings) else 0
 
 
-# -- CUDA driver minimums -------------------------------------------------------------------------------
-
-# Fallback when data/cuda-drivers.toml (fwsetup.compat) is not available. Linux x86_64 drivers from
-# "CUDA Toolkit and Corresponding Driver Versions", https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html
-# and minor-version compatibility minimums from
-# https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html
-FALLBACK_SOURCE = "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html"
-FALLBACK_MVC = {11: "450.80.02", 12: "525.60.13", 13: "580.65.06"}
-FALLBACK_TOOLKIT = {
-    "11.0": "450.51.05", "11.1": "455.23", "11.2": "460.27.03", "11.3": "465.19.01", "11.4": "470.42.01",
-    "11.5": "495.29.05", "11.6": "510.39.01", "11.7": "515.43.04", "11.8": "520.61.05",
-    "12.0": "525.60.13", "12.1": "530.30.02", "12.2": "535.54.03", "12.3": "545.23.06", "12.4": "550.54.14",
-    "12.5": "555.42.02", "12.6": "560.28.03", "12.8": "570.26", "12.9": "575.51.03",
-    "13.0": "580.65.06", "13.1": "590.44.01", "13.2": "595.45.04",
-}  # fmt: skip
+# -- CUDA driver minimums: compat's rules (the planner's too), never a copy here ---------------------------
 
 
-@dataclass(frozen=True)
-class DriverTable:
-    mvc: Mapping[int, str]
-    toolkit: Mapping[str, str]
-    source: str
-
-    def min_driver(self, cuda: str) -> str | None:
-        """The lowest driver that runs a build made with CUDA `cuda` (minor-version compatibility)."""
-        key = cuda_key(cuda)
-        if key is None:
-            return None
-        return self.mvc.get(key[0]) or self.toolkit.get(f"{key[0]}.{key[1]}")
-
-
-@cache
-def driver_table() -> DriverTable:
-    try:
-        from fwsetup.compat import load_compat
-
-        data = load_compat()
-        mvc = {int(k): v.linux for k, v in data.mvc.items() if v.linux}
-        toolkit = {k: v.linux for k, v in data.toolkit.items() if v.linux}
-        if mvc and toolkit:
-            source = "; ".join(data.sources) or "data/cuda-drivers.toml"
-            return DriverTable(
-                mvc={**FALLBACK_MVC, **mvc}, toolkit={**FALLBACK_TOOLKIT, **toolkit}, source=source
-            )
-    except Exception as exc:  # noqa: BLE001 - the data file is optional here: fall back to the table above
-        import logging
-
-        logging.getLogger("fwsetup").debug("driver table: using the built-in fallback (%s)", exc)
-    return DriverTable(mvc=FALLBACK_MVC, toolkit=FALLBACK_TOOLKIT, source=FALLBACK_SOURCE)
-
-
-def cuda_key(version: str | None) -> tuple[int, int] | None:
-    if not version:
-        return None
-    m = re.match(r"^\s*(\d+)(?:\.(\d+))?", version)
+def _version_key(version: str | None) -> tuple[int, int] | None:
+    """ "1.26.4" -> (1, 26): a package's release, for "numpy < 1.24" style checks."""
+    m = re.match(r"^\s*(\d+)(?:\.(\d+))?", version or "")
     return (int(m.group(1)), int(m.group(2) or 0)) if m else None
-
-
-def _driver_key(version: str | None) -> tuple[int, ...] | None:
-    if not version:
-        return None
-    parts = re.findall(r"\d+", version)
-    return tuple(int(p) for p in parts) if parts else None
-
-
-@dataclass(frozen=True)
-class DriverVerdict:
-    ok: bool | None  # None: unknown (no driver information)
-    how: str  # "full" | "minor-version compatibility" | "too old" | "unknown"
-    minimum: str | None
-
-
-def driver_verdict(host: HostProfile, cuda: str, table: DriverTable | None = None) -> DriverVerdict:
-    """Can the driver in `host` run a framework built with CUDA `cuda`?
-
-    A driver runs every build up to its own CUDA version; within one major it also runs newer minors
-    (minor-version compatibility); a newer major needs a newer driver."""
-    table = table or driver_table()
-    need = cuda_key(cuda)
-    minimum = table.min_driver(cuda)
-    if need is None:
-        return DriverVerdict(None, "unknown", minimum)
-    have = cuda_key(host.nvidia.cuda_driver_version)
-    if have is not None:
-        if have >= need:
-            return DriverVerdict(True, "full", minimum)
-        if have[0] == need[0]:
-            return DriverVerdict(True, "minor-version compatibility", minimum)
-        return DriverVerdict(False, "too old", minimum)
-    drv, mini = _driver_key(host.nvidia.driver_version), _driver_key(minimum)
-    if drv is None or mini is None:
-        return DriverVerdict(None, "unknown", minimum)
-    return DriverVerdict(drv >= mini, "minor-version compatibility" if drv >= mini else "too old", minimum)
 
 
 # -- host findings --------------------------------------------------------------------------------------
@@ -322,6 +235,7 @@ def check_toolkit(host: HostProfile) -> list[Finding]:
     if need is None:
         return out
     where = tk.home or tk.nvcc or "?"
+    toolkit_driver = load_compat().full_driver(tk.version or "", windows=uses_windows_driver(host))
     if have is None:
         if host.nvidia.nvml != "ok":
             out.append(
@@ -331,7 +245,7 @@ def check_toolkit(host: HostProfile) -> list[Finding]:
                     title=f"CUDA toolkit {tk.version} is installed, but there is no working NVIDIA driver",
                     detail=f"{where}: nvcc can compile here, but nothing built with it can run on a GPU.",
                     remedy="Nothing to do unless you want GPU work: then install an NVIDIA driver that supports "
-                    f"CUDA {tk.version} (>= {driver_table().toolkit.get(f'{need[0]}.{need[1]}', '?')}).",
+                    f"CUDA {tk.version} (>= {toolkit_driver or '?'}).",
                 )
             )
         return out
@@ -348,7 +262,7 @@ def check_toolkit(host: HostProfile) -> list[Finding]:
                     else f"{where}: programs built with it run under minor-version compatibility, but PTX it generates "
                     "cannot be JIT-compiled by this driver (cudaErrorUnsupportedPtxVersion)."
                 ),
-                remedy=f"Update the driver to >= {driver_table().toolkit.get(f'{need[0]}.{need[1]}', 'the one the toolkit names')}, "
+                remedy=f"Update the driver to >= {toolkit_driver or 'the one the toolkit names'}, "
                 f"or use a CUDA {host.nvidia.cuda_driver_version} (or older) toolkit. Frameworks from pip bring "
                 "their own CUDA libraries and do not need this toolkit.",
             )
@@ -477,7 +391,7 @@ def _label(fw: Framework) -> str:
     return f"{fw.name} {fw.version or '(version unknown)'}"
 
 
-def decide_gpu(host: HostProfile, fw: Framework, table: DriverTable | None = None) -> GpuCheck | None:
+def decide_gpu(host: HostProfile, fw: Framework, data: CompatData | None = None) -> GpuCheck | None:
     """Whether `fw` will see a GPU, decided from metadata alone; None when only importing it can tell."""
     usable = host.usable_gpus
     if damaged(fw) and fw.files is not None:
@@ -499,7 +413,7 @@ def decide_gpu(host: HostProfile, fw: Framework, table: DriverTable | None = Non
         what = f"CUDA {fw.cuda} build" if fw.cuda else "build"
         return GpuCheck(visible=False, checked="metadata", reason=f"{what}, but {no_gpu_reason(host)}")
     if fw.build == "cuda" and fw.cuda:
-        v = driver_verdict(host, fw.cuda, table)
+        v = driver_verdict(host, fw.cuda, data=data)
         if v.ok is False:
             return GpuCheck(
                 visible=False,
@@ -516,9 +430,9 @@ def check_frameworks(
     frameworks: Sequence[Framework],
     *,
     cudart_on_path: Sequence[tuple[str, str, str | None]] = (),
-    table: DriverTable | None = None,
+    data: CompatData | None = None,
 ) -> list[Finding]:
-    table = table or driver_table()
+    data = data if data is not None else load_compat()
     out: list[Finding] = []
     usable = host.usable_gpus
     names = {fw.name for fw in frameworks}
@@ -574,7 +488,7 @@ def check_frameworks(
                 )
             )
         if fw.build == "cuda" and fw.cuda and usable:
-            v = driver_verdict(host, fw.cuda, table)
+            v = driver_verdict(host, fw.cuda, data=data)
             if v.ok is False:
                 out.append(
                     Finding(
@@ -595,24 +509,24 @@ def check_frameworks(
                         title=f"{label} (CUDA {fw.cuda}) runs under minor-version compatibility",
                         detail=f"The driver supports CUDA {host.nvidia.cuda_driver_version}; CUDA {fw.cuda} builds run on it, "
                         "but kernels shipped only as newer PTX cannot be JIT-compiled.",
-                        remedy=f"Usually fine; a driver >= {table.toolkit.get('.'.join(fw.cuda.split('.')[:2]), 'newer')} "
+                        remedy=f"Usually fine; a driver >= {v.full or 'newer'} "
                         "removes the limits.",
                     )
                 )
-            major = cuda_key(fw.cuda)
-            if major and major[0] >= 13:
-                old = [g for g in usable if (cuda_key(g.compute_capability) or (99, 0)) < (7, 5)]
-                if old:
-                    out.append(
-                        Finding(
-                            id=f"{fid}.gpu-too-old",
-                            severity="error",
-                            title=f"{label} (CUDA {fw.cuda}) cannot run on GPU {old[0].index} "
-                            f"(compute capability {old[0].compute_capability})",
-                            detail="CUDA 13 dropped Maxwell, Pascal and Volta (compute capability < 7.5).",
-                            remedy=f"Install a CUDA 12 build: `fwsetup install {fw.name} --gpu` picks one.",
-                        )
+            old = [g for g in usable if cc_supported(fw.cuda, g.compute_capability, data=data) is False]
+            if old:
+                floor = data.min_cc(fw.cuda)
+                out.append(
+                    Finding(
+                        id=f"{fid}.gpu-too-old",
+                        severity="error",
+                        title=f"{label} (CUDA {fw.cuda}) cannot run on GPU {old[0].index} "
+                        f"(compute capability {old[0].compute_capability})",
+                        detail=f"CUDA {fw.cuda} builds only for compute capability >= {floor} "
+                        "(CUDA 13 dropped Maxwell, Pascal and Volta).",
+                        remedy=f"Install a build for an older CUDA: `fwsetup install {fw.name} --gpu` picks one.",
                     )
+                )
         if fw.gpu.checked == "import" and fw.gpu.visible is False and fw.build == "cuda" and usable:
             out.append(
                 Finding(
@@ -644,7 +558,7 @@ def check_frameworks(
             fw.name in ("mxnet", "theano")
             and env is not None
             and env.numpy
-            and cuda_key(env.numpy) >= (1, 24)
+            and (_version_key(env.numpy) or (0, 0)) >= (1, 24)
         ):
             out.append(
                 Finding(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import msgspec
 import pytest
 
-from fwsetup import doctor
+from fwsetup import compat, doctor
 from fwsetup.detect.environment import Framework, GpuCheck, ImportResult, PythonEnv
 from fwsetup.profile import (
     GPU,
@@ -16,6 +14,7 @@ from fwsetup.profile import (
     DockerInfo,
     HostProfile,
     NvidiaInfo,
+    OSInfo,
     PythonInfo,
     ToolsInfo,
 )
@@ -279,41 +278,38 @@ def test_findings_sorted_errors_first() -> None:
     assert [f.severity for f in found] == sorted((f.severity for f in found), key=doctor.SEVERITY_ORDER.get)
 
 
-# -- the driver table -----------------------------------------------------------------------------------
+# -- the driver verdict (compat's rule: doctor and the planner share it) ---------------------------------
 
 
 def _mvc_params() -> list[tuple[int, str]]:
-    return sorted(doctor.driver_table().mvc.items())
+    return sorted((major, row.linux) for major, row in compat.load_compat().mvc.items() if row.linux)
 
 
 @pytest.mark.parametrize(("major", "minimum"), _mvc_params())
 def test_driver_verdict_at_each_mvc_minimum(major: int, minimum: str) -> None:
     at = host(driver=minimum, cuda=None)
-    assert doctor.driver_verdict(at, f"{major}.8").ok is True
+    assert compat.driver_verdict(at, f"{major}.8").ok is True
     below = host(driver=f"{int(minimum.split('.')[0]) - 1}.0", cuda=None)
-    assert doctor.driver_verdict(below, f"{major}.8").ok is False
+    assert compat.driver_verdict(below, f"{major}.8").ok is False
 
 
-def test_driver_verdict_from_the_driver_cuda_version() -> None:
-    assert doctor.driver_verdict(host(cuda="12.4"), "12.4").how == "full"
-    assert doctor.driver_verdict(host(cuda="12.4"), "12.8").how == "minor-version compatibility"
-    assert doctor.driver_verdict(host(cuda="12.9"), "13.0").ok is False
-    assert doctor.driver_verdict(host(**NO_GPU), "12.8").ok is None
+def test_driver_verdict_full_or_minor_version_compatibility() -> None:
+    h124 = host(driver="550.54.14", cuda="12.4")
+    assert compat.driver_verdict(h124, "12.4").how == "full"
+    assert compat.driver_verdict(h124, "12.8").how == "minor-version compatibility"
+    assert compat.driver_verdict(host(driver="575.57.08", cuda="12.9"), "13.0").ok is False
+    assert compat.driver_verdict(host(**NO_GPU), "12.8").ok is None
 
 
-def test_fallback_table_when_the_data_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    doctor.driver_table.cache_clear()
-    monkeypatch.setitem(sys.modules, "fwsetup.compat", None)  # import fails
-    try:
-        table = doctor.driver_table()
-        assert table.source == doctor.FALLBACK_SOURCE and table.source.startswith("https://docs.nvidia.com/")
-        assert table.min_driver("12.8") == "525.60.13" and table.min_driver("11.8") == "450.80.02"
-    finally:
-        doctor.driver_table.cache_clear()
+def test_driver_verdict_from_the_driver_cuda_version_when_the_driver_is_unknown() -> None:
+    assert compat.driver_verdict(host(driver=None, cuda="12.4"), "12.4").how == "full"
+    assert compat.driver_verdict(host(driver=None, cuda="12.4"), "12.8").how == "minor-version compatibility"
+    assert compat.driver_verdict(host(driver=None, cuda="12.9"), "13.0").ok is False
 
 
-def test_shipped_data_agrees_with_the_fallback() -> None:
-    table = doctor.driver_table()
-    for cuda in ("11.8", "12.4", "12.8"):
-        assert table.min_driver(cuda) == doctor.FALLBACK_MVC[int(cuda.split(".")[0])]
-    assert table.toolkit["12.8"] == doctor.FALLBACK_TOOLKIT["12.8"]
+def test_driver_verdict_uses_the_windows_column() -> None:
+    # 527.41 is CUDA 12.x's Windows MVC minimum; Linux needs 525.60.13.
+    win = host(driver="526.98", cuda=None, os=OSInfo(system="windows"))
+    assert compat.driver_verdict(win, "12.8").ok is False
+    assert compat.driver_verdict(win, "12.8").minimum == "527.41"
+    assert compat.driver_verdict(host(driver="526.98", cuda=None), "12.8").ok is True

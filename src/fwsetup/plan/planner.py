@@ -97,10 +97,12 @@ def norm_arch(system: str | None, arch: str | None) -> str | None:
 
 
 def _target(profile: HostProfile, request: Request) -> _Target:
+    from fwsetup.compat import uses_windows_driver
+
     system = profile.os.system
     docker = request.method == "docker"
     feats = frozenset(f.lower() for f in profile.cpu.features) if profile.cpu.features else None
-    windows_driver = system == "windows" or bool(profile.os.wsl)
+    windows_driver = uses_windows_driver(profile)
     if docker:
         system = "linux"
     return _Target(
@@ -224,22 +226,8 @@ def _evaluate(
     return ev
 
 
-def min_driver_for(b: Build, *, windows: bool, compat: CompatData) -> str | None:
-    """The lowest driver that runs build `b`: the recipe's own figure, else the minor-version-compatibility
-    minimum of its CUDA major (data/cuda-drivers.toml). Windows (and WSL2, which reports the Windows driver)
-    use the Windows column; a Linux-only figure counts there by its branch number (560.28.03 -> 560)."""
-    if windows:
-        if b.min_driver_windows:
-            return b.min_driver_windows
-        if b.min_driver:
-            return b.min_driver.split(".")[0]
-    elif b.min_driver:
-        return b.min_driver
-    return compat.min_driver(b.cuda, windows=windows) if b.cuda else None
-
-
 def _check_cuda(ev: _Eval, profile: HostProfile, request: Request, t: _Target, compat: CompatData) -> None:
-    from fwsetup.compat import cc_runs, cc_text, driver_at_least
+    from fwsetup.compat import DriverMin, cc_runs, cc_text, driver_verdict
 
     b = ev.build
     fail = ev.fails.append
@@ -265,9 +253,15 @@ def _check_cuda(ev: _Eval, profile: HostProfile, request: Request, t: _Target, c
     if t.docker and profile.tools.docker.nvidia_runtime is False:
         fail(_Fail("gpu", "the Docker engine has no NVIDIA runtime (install nvidia-container-toolkit)"))
     ev.gpus = usable if request.all_gpus else usable[:1]
-    ev.min_driver = need = min_driver_for(b, windows=t.windows_driver, compat=compat)
-    ok = driver_at_least(nv.driver_version, need)
-    if nv.driver_version is None:
+    # The same verdict doctor gives (compat.driver_verdict): tests/unit/test_doctor_plan_agree.py
+    verdict = driver_verdict(
+        profile, b.cuda, recipe_min=DriverMin(linux=b.min_driver, windows=b.min_driver_windows), data=compat
+    )
+    ev.min_driver = need = verdict.minimum
+    ok = verdict.ok
+    if ok is True:
+        pass
+    elif nv.driver_version is None:
         fail(_Fail("driver", "the NVIDIA driver's version could not be read"))
     elif need is None:
         fail(
