@@ -912,15 +912,9 @@ class _CacheDoc(msgspec.Struct, frozen=True):
 
 
 def cache_dir() -> Path | None:
-    import os
+    from fwsetup.settings import current
 
-    if os.environ.get("FWSETUP_NO_CACHE"):
-        return None
-    base = os.environ.get("FWSETUP_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    if base:
-        return Path(base) / ("" if os.environ.get("FWSETUP_CACHE_DIR") else "fwsetup")
-    home = Path.home() if os.environ.get("HOME") or os.name != "nt" else None
-    return home / ".cache" / "fwsetup" if home else None
+    return current().cache_dir
 
 
 def _cache_file(dirs: tuple[Path, ...]) -> Path | None:
@@ -986,6 +980,3 @@ def load_recipes(user_dir: str | Path | None = None) -> RecipeSet:
         dirs.append(Path(user_dir).expanduser().resolve())
     return _load(tuple(dirs))
 
-
-def get_recipe(name: str, user_dir: str | Path | None = None) -> Recipe:
-    return load_recipes(user_dir).get(name)

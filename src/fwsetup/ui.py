@@ -5,7 +5,6 @@ rich is imported on first use, so that `fwsetup profile` and `--json` paths stay
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -65,4 +64,7 @@ def error(message: str) -> None:
 
 
 def recipes_dir_override() -> str | None:
-    return state.recipes_dir or os.environ.get("FWSETUP_RECIPES") or None
+    from fwsetup.settings import current
+
+    env_dir = current().recipes_dir
+    return state.recipes_dir or (str(env_dir) if env_dir else None)

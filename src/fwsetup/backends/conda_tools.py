@@ -29,6 +29,7 @@ from fwsetup import proc
 from fwsetup.backends.conda_env import CondaEnv
 from fwsetup.errors import FwsetupError, InstallError, NetworkError, UsageError
 from fwsetup.redact import redact_text
+from fwsetup.settings import resolve
 
 SOLVE_TIMEOUT = 900.0
 CREATE_TIMEOUT = 3600.0
@@ -77,7 +78,7 @@ def find_installer(env: Mapping[str, str]) -> Installer:
     """micromamba, mamba or conda (MAMBA_EXE, CONDA_EXE, then PATH), else py-rattler.
 
     FWSETUP_CONDA_TOOL=micromamba|mamba|conda|rattler (or a path to one of the programs) picks one."""
-    choice = env.get("FWSETUP_CONDA_TOOL", "").strip()
+    choice = resolve(env).conda_tool
     if choice == "rattler":
         return RattlerInstaller.load(env=env)
     if choice:
@@ -346,7 +347,6 @@ def read_conda_meta(prefix: Path) -> list[dict[str, Any]]:
 # -- solver output -> one message -----------------------------------------------------------------------
 
 _CUDA = re.compile(r"__cuda\s*(?:\[version=')?\s*([<>=!~]=?\s*[0-9][\w.*]*(?:\s*,\s*[<>=!~]=?\s*[0-9][\w.*]*)*)")
-_PKG_VER = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)[ =]+v?([0-9][\w.+!]*)")
 _NEEDED_BY = re.compile(r"needed by\s+([A-Za-z0-9_][A-Za-z0-9_.\-]*?)-([0-9][\w.+!]*)-")
 _MISSING = (
     re.compile(r"No candidates were found for\s+(.+?)\.?\s*$", re.M),  # rattler

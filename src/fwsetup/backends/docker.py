@@ -42,6 +42,7 @@ from fwsetup.backends.engine import (
 from fwsetup.errors import EngineError, InstallError, SmokeError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.redact import redact_url
+from fwsetup.settings import resolve
 from fwsetup.smoke import parse_report
 
 log = logging.getLogger("fwsetup.docker")
@@ -669,8 +670,7 @@ def run_create_kwargs(spec: RunSpec) -> dict[str, Any]:
 
 
 def _buildx_available(env: Mapping[str, str]) -> bool:
-    choice = env.get("FWSETUP_BUILDER", "").lower()
-    if choice in {"classic", "legacy"}:
+    if resolve(env).buildx_disabled:
         return False
     from fwsetup.proc import run
 
@@ -757,7 +757,7 @@ class DockerEngine(Engine):
                 decode=True,
                 rm=True,
                 forcerm=True,
-                network_mode=self._env.get("FWSETUP_BUILD_NETWORK") or spec.network,
+                network_mode=resolve(self._env).build_network or spec.network,
                 nocache=spec.no_cache,
                 platform=None,  # the classic builder of 20.10 rejects --platform without experimental mode
             )
@@ -776,7 +776,7 @@ class DockerEngine(Engine):
             ]  # fmt: skip
             # BuildKit's own network reaches the index; `--network host` would need the network.host
             # entitlement on docker-container builders (setup-buildx-action). FWSETUP_BUILD_NETWORK forces one.
-            network = self._env.get("FWSETUP_BUILD_NETWORK")
+            network = resolve(self._env).build_network
             if network:
                 argv += ["--network", network]
             if spec.platform:

@@ -46,6 +46,7 @@ from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progre
 from fwsetup.errors import FwsetupError, InstallError, NetworkError, SmokeError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.redact import has_credentials, redact_data, redact_text, secrets_of
+from fwsetup.settings import resolve
 
 INSTALL_TIMEOUT = 3600.0
 EXPANSION = 2.5  # installed size / wheel size, roughly (torch 190 MB wheel -> ~450 MB installed)
@@ -79,8 +80,8 @@ def _uv_version(exe: str) -> str | None:
 def find_uv(env: Mapping[str, str]) -> str | None:
     """The uv binary: $FWSETUP_UV, the `uv` Python package's own, then PATH. None when none runs."""
     candidates: list[str] = []
-    if env.get("FWSETUP_UV"):
-        candidates.append(env["FWSETUP_UV"])
+    if uv_override := resolve(env).uv:
+        candidates.append(uv_override)
     try:
         import uv  # the PyPI package ships the binary
 
@@ -111,7 +112,7 @@ def _uv_usable(version: str | None) -> bool:
 
 def find_installer(env: Mapping[str, str]) -> Installer:
     """uv unless FWSETUP_INSTALLER=pip asks for pip, or no uv binary runs here."""
-    want = env.get("FWSETUP_INSTALLER", "").strip().lower()
+    want = resolve(env).installer
     if want not in ("", "uv", "pip"):
         from fwsetup.errors import UsageError
 
@@ -230,7 +231,7 @@ def check_sources(
 ) -> Sources:
     """Decide whether the plan's own index is needed; IndexUnreachable when it is and cannot be reached."""
     env = _env(options)
-    settings = settings if settings is not None else pipconfig.read_pip_settings(env)
+    settings = settings if settings is not None else resolve(env).pip
     if not plan.index_urls:
         return Sources(plan_indexes=())
     if options.offline:
@@ -551,7 +552,7 @@ class VenvBackend(Backend):
 
     def render(self, plan: Plan, options: InstallOptions) -> str:
         env = _env(options)
-        settings = pipconfig.read_pip_settings(env)
+        settings = resolve(env).pip
         sources = check_sources(plan, options, settings, probe=False)
         # No generated wheel index here (it writes to the cache): the install reads local wheel folders
         # through one (pipconfig.wheel_index), which resolves to the same wheels.
@@ -640,7 +641,7 @@ class VenvBackend(Backend):
                digest: str, progress: Progress) -> dict[str, Any]:
         progress = _StageClock(progress)
         inst = self.installer(options)
-        settings = pipconfig.read_pip_settings(env)
+        settings = resolve(env).pip
         sources = check_sources(plan, options, settings)
         uvcfg = pipconfig.to_uv(settings, plan_indexes=sources.plan_indexes, wheelhouse=options.wheelhouse,
                                 offline=options.offline, env=env,
@@ -657,7 +658,7 @@ class VenvBackend(Backend):
         if inst.kind == "uv":
             pre_log += [f"env {k}={v}" for k, v in uvcfg.env.items()]
         pre_log = [redact_text(line, hidden) for line in pre_log]
-        if inst.kind == "pip" and env.get("FWSETUP_INSTALLER", "").lower() != "pip":
+        if inst.kind == "pip" and resolve(env).installer != "pip":
             note = f"no working uv >= {MIN_UV} found: using python -m venv and pip (slower; pip install -U uv)"
             pre_log.append(f"note: {note}")
             progress("resolve", note)
@@ -821,12 +822,7 @@ def pip_index_env(plan_indexes: Sequence[str], settings: pipconfig.PipSettings) 
 
 def _index_cache(env: Mapping[str, str]) -> Path | None:
     """Where generated wheel indexes go (pipconfig.wheel_index): fwsetup's cache folder; None turns it off."""
-    if env.get("FWSETUP_NO_CACHE"):
-        return None
-    if env.get("FWSETUP_CACHE_DIR"):
-        return Path(env["FWSETUP_CACHE_DIR"])
-    base = env.get("XDG_CACHE_HOME") or (str(Path(env["HOME"]) / ".cache") if env.get("HOME") else None)
-    return Path(base) / "fwsetup" if base else None
+    return resolve(env).cache_dir
 
 
 def _smoke_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+from fwsetup import settings
 from fwsetup.profile import GPU, GPULink, NvidiaInfo
 
 T = TypeVar("T")
@@ -32,7 +33,7 @@ T = TypeVar("T")
 NVML_LIBRARY = "libnvidia-ml.so.1"
 # nvmlInit on a many-GPU machine without the persistence daemon takes seconds; one in a bad state, forever.
 # Below detection's own deadline (detect.BACKGROUND_DEADLINE), so the finding says what happened.
-NVML_TIMEOUT = 15.0
+NVML_TIMEOUT = settings.NVML_TIMEOUT  # FWSETUP_NVML_TIMEOUT overrides it
 # Where drivers put the library: distributions, containers (NVIDIA Container Toolkit), WSL.
 _NVML_DIRS = (
     "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib64",
@@ -191,12 +192,15 @@ def _links(nvml: ModuleType, handles: Mapping[int, Any], notes: list[str]) -> tu
 def _apply_overrides(info: NvidiaInfo, env: Mapping[str, str], notes: list[str]) -> NvidiaInfo:
     import msgspec
 
-    if "FWSETUP_OVERRIDE_CUDA" in env:
-        value = env["FWSETUP_OVERRIDE_CUDA"].strip() or None
+    from fwsetup.settings import resolve
+
+    s = resolve(env)
+    if s.override_cuda is not None:
+        value = s.override_cuda.value
         notes.append(f"nvidia: cuda_driver_version set by FWSETUP_OVERRIDE_CUDA={value or ''}")
         info = msgspec.structs.replace(info, cuda_driver_version=value)
-    if "FWSETUP_OVERRIDE_DRIVER" in env:
-        value = env["FWSETUP_OVERRIDE_DRIVER"].strip() or None
+    if s.override_driver is not None:
+        value = s.override_driver.value
         notes.append(f"nvidia: driver_version set by FWSETUP_OVERRIDE_DRIVER={value or ''}")
         info = msgspec.structs.replace(info, driver_version=value)
     return info
@@ -263,12 +267,9 @@ def find_nvml_library(env: Mapping[str, str] | None = None, *, ld_cache: str = _
 
 
 def nvml_timeout(env: Mapping[str, str] | None = None) -> float:
-    env = os.environ if env is None else env
-    try:
-        value = float(env.get("FWSETUP_NVML_TIMEOUT") or NVML_TIMEOUT)
-    except ValueError:
-        return NVML_TIMEOUT
-    return value if 0 < value < 3600 else NVML_TIMEOUT
+    from fwsetup.settings import resolve
+
+    return resolve(env).nvml_timeout
 
 
 def _probe_nvml_isolated(notes: list[str]) -> NvidiaInfo:

@@ -112,7 +112,9 @@ def probe_memory(notes: list[str]) -> int | None:
 
 def default_disk_path() -> Path:
     # Environments go where the user points --env (relative to the current directory by default).
-    return Path(os.environ.get("FWSETUP_ENV_DIR") or os.getcwd())
+    from fwsetup.settings import current
+
+    return current().env_dir or Path(os.getcwd())
 
 
 def probe_disk(path: str | os.PathLike[str] | None, notes: list[str]) -> tuple[int | None, str | None]:

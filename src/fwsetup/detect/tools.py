@@ -19,6 +19,7 @@ from glob import glob
 from pathlib import Path
 from typing import Literal
 
+from fwsetup import settings
 from fwsetup.proc import run
 from fwsetup.profile import DockerInfo
 
@@ -29,7 +30,7 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # answers in milliseconds, a loaded one in well under a second. Detection and every command that needs the
 # engine ping it first with this deadline, so a socket that accepts and stays silent costs seconds, not a
 # 600 s read time-out. FWSETUP_ENGINE_TIMEOUT overrides it.
-ENGINE_PING_TIMEOUT = 2.5
+ENGINE_PING_TIMEOUT = settings.ENGINE_PING_TIMEOUT
 NOT_ANSWERING = "not answering"  # DockerInfo.error starts with this when the engine accepted and stayed silent
 _API_TOO_NEW = re.compile(r"[Mm]aximum supported API version is (\d+\.\d+)")
 _VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?(?:[-.+]?\w+)?)")
@@ -46,11 +47,9 @@ def _first_line(text: str) -> str:
 
 
 def ping_timeout(env: Mapping[str, str]) -> float:
-    try:
-        value = float(env.get("FWSETUP_ENGINE_TIMEOUT") or ENGINE_PING_TIMEOUT)
-    except ValueError:
-        return ENGINE_PING_TIMEOUT
-    return value if 0 < value < 3600 else ENGINE_PING_TIMEOUT
+    from fwsetup.settings import resolve
+
+    return resolve(env).engine_timeout
 
 
 def engine_host(env: Mapping[str, str]) -> str | None:

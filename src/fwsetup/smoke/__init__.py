@@ -22,7 +22,6 @@ DIR`) go in a folder named by FWSETUP_SMOKE_DIR, as train_<name>.py, under the s
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -38,9 +37,9 @@ SCRIPTS: Final = {
 def smoke_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
     """Where smoke scripts are looked up: FWSETUP_SMOKE_DIR (os.pathsep-separated; scripts for your own
     recipes, `--recipes DIR`), then fwsetup's own."""
-    env = os.environ if env is None else env
-    extra = [Path(d) for d in env.get("FWSETUP_SMOKE_DIR", "").split(os.pathsep) if d]
-    return [*extra, SMOKE_DIR]
+    from fwsetup.settings import resolve
+
+    return [*resolve(env).smoke_dirs, SMOKE_DIR]
 
 
 def script_path(name: str, env: Mapping[str, str] | None = None) -> Path:
