@@ -27,7 +27,6 @@ from urllib.parse import unquote, urlparse
 from fwsetup.redact import has_credentials, redact_text, secrets_of
 
 KEYS = ("index-url", "extra-index-url", "find-links", "no-index", "cert", "client-cert", "trusted-host", "proxy", "timeout")
-_LIST_KEYS = {"extra-index-url", "find-links", "trusted-host"}
 
 
 @dataclass(frozen=True, kw_only=True)

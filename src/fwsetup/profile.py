@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
@@ -39,7 +39,7 @@ class _Base(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False):
     pass
 
 
-class OSInfo(_Base):
+class OSInfo(_Base, frozen=True, kw_only=True):
     system: str | None = None  # linux | darwin | windows
     release: str | None = None
     distro_id: str | None = None
@@ -49,7 +49,7 @@ class OSInfo(_Base):
     libc_version: str | None = None
 
 
-class CPUInfo(_Base):
+class CPUInfo(_Base, frozen=True, kw_only=True):
     arch: str | None = None  # x86_64 | aarch64 | arm64
     model: str | None = None
     cores: Count | None = None
@@ -57,13 +57,13 @@ class CPUInfo(_Base):
     microarch: str | None = None  # x86_64_v3, neoverse_v2, m1, ...
 
 
-class PythonInfo(_Base):
+class PythonInfo(_Base, frozen=True, kw_only=True):
     version: PythonVersion | None = None  # "3.11.7"
     implementation: str | None = None  # cpython | pypy
     executable: str | None = None
 
 
-class GPU(_Base):
+class GPU(_Base, frozen=True, kw_only=True):
     index: Index
     name: str | None = None
     uuid: str | None = None
@@ -74,7 +74,7 @@ class GPU(_Base):
     error: str | None = None
 
 
-class GPULink(_Base):
+class GPULink(_Base, frozen=True, kw_only=True):
     a: Index
     b: Index
     kind: str  # "nvlink" | "pcie" | "unknown"
@@ -82,7 +82,7 @@ class GPULink(_Base):
     detail: str | None = None  # NVML topology level, e.g. "same PCIe switch"
 
 
-class NvidiaInfo(_Base):
+class NvidiaInfo(_Base, frozen=True, kw_only=True):
     nvml: NvmlState = "unknown"
     driver_version: Version | None = None
     cuda_driver_version: Version | None = None  # "13.0": highest CUDA the driver supports
@@ -92,18 +92,18 @@ class NvidiaInfo(_Base):
     pci_devices: tuple[str, ...] = ()
 
 
-class CudaToolkitInfo(_Base):
+class CudaToolkitInfo(_Base, frozen=True, kw_only=True):
     version: Version | None = None
     nvcc: str | None = None
     home: str | None = None
 
 
-class CudnnInfo(_Base):
+class CudnnInfo(_Base, frozen=True, kw_only=True):
     version: Version | None = None
     path: str | None = None
 
 
-class DockerInfo(_Base):
+class DockerInfo(_Base, frozen=True, kw_only=True):
     client: str | None = None
     server: str | None = None
     nvidia_runtime: bool | None = None
@@ -112,7 +112,7 @@ class DockerInfo(_Base):
     buildx: str | None = None
 
 
-class ToolsInfo(_Base):
+class ToolsInfo(_Base, frozen=True, kw_only=True):
     docker: DockerInfo = msgspec.field(default_factory=DockerInfo)
     uv: str | None = None
     pip: str | None = None
@@ -121,7 +121,7 @@ class ToolsInfo(_Base):
     micromamba: str | None = None
 
 
-class HostProfile(_Base):
+class HostProfile(_Base, frozen=True, kw_only=True):
     schema_version: Schema = SCHEMA_VERSION
     os: OSInfo = msgspec.field(default_factory=OSInfo)
     cpu: CPUInfo = msgspec.field(default_factory=CPUInfo)
@@ -367,6 +367,3 @@ def save(profile: HostProfile, path: str | Path) -> None:
         raise ProfileError(
             msg, hint="Give a file in a folder you can write to, e.g. --output profile.json."
         ) from None
-
-
-Accelerator = Literal["cpu", "cuda", "mps", "rocm"]

@@ -398,14 +398,6 @@ def read_lock_file(env: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 # -- the target: where an environment may go, and what may be replaced -------------------------------------
 
 _KERNEL_FILESYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))

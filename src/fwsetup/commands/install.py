@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from fwsetup.plan import Plan, Request
     from fwsetup.recipes import Recipe
 
-EXIT_SMOKE = 6
-
 
 def default_env_dir(name: str, variant: str | None, env: dict[str, str] | None = None) -> Path:
     """$XDG_DATA_HOME/fwsetup/envs/<name>-<variant> (default ~/.local/share/fwsetup/envs/...)."""

@@ -34,21 +34,21 @@ class _S(msgspec.Struct, frozen=True, kw_only=True):
     pass
 
 
-class GpuCheck(_S):
+class GpuCheck(_S, frozen=True, kw_only=True):
     visible: bool | None = None  # None: not known (not checked, or the framework has no GPU of its own)
     checked: Literal["metadata", "import", "skipped"] = "skipped"
     reason: str | None = None
     devices: tuple[str, ...] = ()
 
 
-class ImportResult(_S):
+class ImportResult(_S, frozen=True, kw_only=True):
     ok: bool
     seconds: float | None = None
     error: str | None = None
     version: str | None = None
 
 
-class FileCheck(_S):
+class FileCheck(_S, frozen=True, kw_only=True):
     """The framework's distribution against its RECORD: files listed, and missing or of another size."""
 
     checked: int = 0
@@ -56,7 +56,7 @@ class FileCheck(_S):
     examples: tuple[str, ...] = ()
 
 
-class Framework(_S):
+class Framework(_S, frozen=True, kw_only=True):
     name: str
     distribution: str | None = None
     version: str | None = None
@@ -69,7 +69,7 @@ class Framework(_S):
     imported: ImportResult | None = msgspec.field(default=None, name="import")
 
 
-class PythonEnv(_S):
+class PythonEnv(_S, frozen=True, kw_only=True):
     executable: str
     source: str  # --python | VIRTUAL_ENV | CONDA_PREFIX | fwsetup's own interpreter
     version: str | None = None
