@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import msgspec
 
-from fwsetup.compat import CompatData, cc_supported, cuda_key, driver_verdict, load_compat, uses_windows_driver
+from fwsetup.compat import (
+    CompatData,
+    cc_supported,
+    cuda_key,
+    driver_verdict,
+    load_compat,
+    uses_windows_driver,
+)
 from fwsetup.detect.environment import Framework, GpuCheck, ImportResult, PythonEnv
 from fwsetup.detect.tools import NOT_ANSWERING, SILENT_ENGINE_HINT
 from fwsetup.profile import HostProfile
@@ -395,8 +402,11 @@ def decide_gpu(host: HostProfile, fw: Framework, data: CompatData | None = None)
     """Whether `fw` will see a GPU, decided from metadata alone; None when only importing it can tell."""
     usable = host.usable_gpus
     if damaged(fw) and fw.files is not None:
-        return GpuCheck(visible=None, checked="metadata",
-                        reason=f"damaged: {fw.files.missing} of {fw.files.checked} files missing or changed")
+        return GpuCheck(
+            visible=None,
+            checked="metadata",
+            reason=f"damaged: {fw.files.missing} of {fw.files.checked} files missing or changed",
+        )
     if fw.build == "backend":
         backend = fw.details.get("backend") or "tensorflow"
         return GpuCheck(visible=None, checked="metadata", reason=f"uses the {backend} backend's GPU support")
@@ -509,8 +519,7 @@ def check_frameworks(
                         title=f"{label} (CUDA {fw.cuda}) runs under minor-version compatibility",
                         detail=f"The driver supports CUDA {host.nvidia.cuda_driver_version}; CUDA {fw.cuda} builds run on it, "
                         "but kernels shipped only as newer PTX cannot be JIT-compiled.",
-                        remedy=f"Usually fine; a driver >= {v.full or 'newer'} "
-                        "removes the limits.",
+                        remedy=f"Usually fine; a driver >= {v.full or 'newer'} removes the limits.",
                     )
                 )
             old = [g for g in usable if cc_supported(fw.cuda, g.compute_capability, data=data) is False]
@@ -737,7 +746,9 @@ def run_doctor(
     # Import only what metadata cannot answer (a CUDA build on a machine with a usable GPU), or everything
     # with --deep. A profile read from a file describes another machine: importing here would not answer.
     # A framework whose files are missing is reported as damaged (check_frameworks), not imported.
-    to_import = [fw for fw in frameworks if not from_file and not damaged(fw) and (deep or decided[fw.name] is None)]
+    to_import = [
+        fw for fw in frameworks if not from_file and not damaged(fw) and (deep or decided[fw.name] is None)
+    ]
     results: dict[str, tuple[ImportResult, GpuCheck | None]] = {}
     if to_import:
         if progress:

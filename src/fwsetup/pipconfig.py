@@ -26,7 +26,17 @@ from urllib.parse import unquote, urlparse
 
 from fwsetup.redact import has_credentials, redact_text, secrets_of
 
-KEYS = ("index-url", "extra-index-url", "find-links", "no-index", "cert", "client-cert", "trusted-host", "proxy", "timeout")
+KEYS = (
+    "index-url",
+    "extra-index-url",
+    "find-links",
+    "no-index",
+    "cert",
+    "client-cert",
+    "trusted-host",
+    "proxy",
+    "timeout",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,8 +215,7 @@ def wheel_index(folder: Path, cache: Path) -> str | None:
     try:
         for project, files in projects.items():
             links = "".join(
-                f'<a href="{(folder / name).resolve().as_uri()}#sha256={digest}">'
-                f"{html.escape(name)}</a>\n"
+                f'<a href="{(folder / name).resolve().as_uri()}#sha256={digest}">{html.escape(name)}</a>\n'
                 for name, digest in files
             )
             page = root / project / "index.html"
@@ -275,10 +284,14 @@ def to_uv(
         if offline:
             args.append("--offline")
     else:
-        extra = [u for u in plan_indexes] + local_indexes + [
-            u for u in settings.extra_index_urls if usable_index(u, "extra index")
-        ]
-        default = settings.index_url if settings.index_url and usable_index(settings.index_url, "index") else None
+        extra = (
+            [u for u in plan_indexes]
+            + local_indexes
+            + [u for u in settings.extra_index_urls if usable_index(u, "extra index")]
+        )
+        default = (
+            settings.index_url if settings.index_url and usable_index(settings.index_url, "index") else None
+        )
         # One option goes either all on the command line or all in uv's variable (a flag hides the variable).
         if any(has_credentials(u) for u in extra):
             out_env["UV_EXTRA_INDEX_URL"] = " ".join(extra)  # space-separated, earlier wins, as the flags
@@ -322,9 +335,18 @@ def to_uv(
             out_env["UV_HTTP_TIMEOUT"] = str(int(float(settings.timeout)))
         except ValueError:
             warnings.append(f"ignored pip timeout {settings.timeout!r}: not a number")
-    secrets = frozenset(secrets_of([*indexes, *find_links, *settings.extra_index_urls, *settings.find_links,
-                                    *([settings.index_url] if settings.index_url else []),
-                                    *([settings.proxy] if settings.proxy else [])]))
+    secrets = frozenset(
+        secrets_of(
+            [
+                *indexes,
+                *find_links,
+                *settings.extra_index_urls,
+                *settings.find_links,
+                *([settings.index_url] if settings.index_url else []),
+                *([settings.proxy] if settings.proxy else []),
+            ]
+        )
+    )
     return UvConfig(
         args=tuple(args),
         env=out_env,

@@ -169,8 +169,9 @@ def _fix_nulls(obj: object) -> object:
     return obj
 
 
-def to_dict(profile: HostProfile) -> dict:
-    return msgspec.to_builtins(profile, order="deterministic")
+def to_dict(profile: HostProfile) -> dict[str, Any]:
+    out: dict[str, Any] = msgspec.to_builtins(profile, order="deterministic")
+    return out
 
 
 def dumps(profile: HostProfile, *, indent: int = 2) -> str:
@@ -243,7 +244,7 @@ def _problem(source: str, path: str, what: str, raw: object) -> ProfileError:
     return ProfileError(f"{source}: field {field}: {what}.", hint=_HINT)
 
 
-def _check_tree(raw: dict, source: str) -> None:
+def _check_tree(raw: dict[str, Any], source: str) -> None:
     """No value nested deeper than MAX_DEPTH, and no string that cannot be written out (lone surrogates)."""
     stack: list[tuple[object, str, int]] = [(raw, "", 0)]
     while stack:

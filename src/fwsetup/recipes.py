@@ -15,7 +15,9 @@ FWSETUP_RECIPES): a user recipe with the same name replaces the shipped one.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,7 +37,9 @@ AcceleratorName = Literal["cpu", "cuda", "mps", "rocm"]
 # Names that end up in a Dockerfile: an image reference (registry/name:tag@digest) and a Debian package
 # name (Debian Policy 5.6.1: lower-case letters, digits, + - .; at least two characters), with an
 # optional =version. Anything else (spaces, ;, $, newlines) is refused, so no recipe text becomes shell.
-IMAGE_REF_RE = re.compile(r"[a-z0-9][a-z0-9._/:-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
+IMAGE_REF_RE = re.compile(
+    r"[a-z0-9][a-z0-9._/:-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
 DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+:~-]+)?")
 # A build variant becomes part of an image tag (fwsetup/NAME:VERSION-VARIANT-pyX.Y), a bake target and a
 # folder name: a Docker tag's characters, never "/" or "..".
@@ -81,7 +85,16 @@ def hijack_env(name: str) -> str | None:
 
 
 _CONTROL_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
-_CONTROL_NAMES: Final = {0: "NUL", 9: "tab", 10: "newline", 11: "vertical tab", 12: "form feed", 13: "carriage return", 27: "escape", 127: "delete"}
+_CONTROL_NAMES: Final = {
+    0: "NUL",
+    9: "tab",
+    10: "newline",
+    11: "vertical tab",
+    12: "form feed",
+    13: "carriage return",
+    27: "escape",
+    127: "delete",
+}
 
 
 def control_character(text: str) -> str | None:
@@ -379,10 +392,10 @@ class _Problems:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:
+        import tomli as tomllib
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -624,7 +637,10 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
     urls += [("extra_index_urls", f"[{j}]", url) for j, url in enumerate(b.extra_index_urls)]
     for field, rest, url in urls:
         if not (url.lower().startswith(_URL_PREFIXES) and _URL_RE.fullmatch(url)):
-            add(key(field, rest), f"expected an https:// URL, a file:// URL (a local folder) or an http:// URL (used only with --allow-insecure), without spaces, got {url!r}")
+            add(
+                key(field, rest),
+                f"expected an https:// URL, a file:// URL (a local folder) or an http:// URL (used only with --allow-insecure), without spaces, got {url!r}",
+            )
         elif has_credentials(url):
             add(key(field, rest), _credentials_problem(url))
     if b.conda is not None:
@@ -634,9 +650,15 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
     for name, value in b.env.items():
         where = key("env", f".{_toml_key(name)}")
         if not ENV_NAME_RE.fullmatch(name):
-            add(where, f"expected an environment variable name (letters, digits and _, not starting with a digit), got {name!r}")
+            add(
+                where,
+                f"expected an environment variable name (letters, digits and _, not starting with a digit), got {name!r}",
+            )
         elif why := hijack_env(name):
-            add(where, f"a recipe may not set {name}: it changes {why}; expected a framework setting such as KERAS_BACKEND")
+            add(
+                where,
+                f"a recipe may not set {name}: it changes {why}; expected a framework setting such as KERAS_BACKEND",
+            )
         if len(value) > ENV_VALUE_MAX:
             add(where, f"expected a value of at most {ENV_VALUE_MAX} characters, got {len(value)}")
     if b.docker is not None:
@@ -644,10 +666,16 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
         for field in ("base_image", "official_image"):
             value = getattr(b.docker, field)
             if value is not None and not IMAGE_REF_RE.fullmatch(value):
-                add(key("docker", f".{field}"), f"expected an image reference such as 'nvidia/cuda:12.6.3-runtime-ubuntu24.04', got {value!r}")
+                add(
+                    key("docker", f".{field}"),
+                    f"expected an image reference such as 'nvidia/cuda:12.6.3-runtime-ubuntu24.04', got {value!r}",
+                )
         for j, pkg in enumerate(b.docker.system_packages):
             if not DEB_PACKAGE_RE.fullmatch(pkg):
-                add(key("docker", f".system_packages[{j}]"), f"expected a Debian package name such as 'libgomp1' (optionally '=VERSION'), got {pkg!r}")
+                add(
+                    key("docker", f".system_packages[{j}]"),
+                    f"expected a Debian package name such as 'libgomp1' (optionally '=VERSION'), got {pkg!r}",
+                )
     has_docker = b.docker is not None and bool(b.docker.base_image or b.docker.official_image)
     if b.installable and not (b.requirements or (b.conda and b.conda.packages) or has_docker):
         add(
@@ -715,7 +743,7 @@ def parse_recipe(
         b = _convert(
             data,
             Build,
-            lambda seg, what, origin=origin: problems.add(  # type: ignore[misc]
+            lambda seg, what, origin=origin: problems.add(
                 origin.key(seg[0] if seg else "", _join(seg[1:], lead=True)), what, origin.version
             ),
         )
@@ -847,10 +875,8 @@ def _collect(
     others: list[tuple[Path, dict[str, Any]]] = []
     for d in context:
         for path in _recipe_files(d) if d.is_dir() and d not in dirs else []:
-            try:
+            with contextlib.suppress(RecipeError):  # reported when that folder itself is validated
                 others.append((path, read_toml(path)))
-            except RecipeError:
-                pass  # reported when that folder itself is validated
     never = {**_never_install_of(others), **_never_install_of(raws)}
     by_name: dict[str, Recipe] = {}
     for path, raw in raws:
@@ -979,4 +1005,3 @@ def load_recipes(user_dir: str | Path | None = None) -> RecipeSet:
     if user_dir:
         dirs.append(Path(user_dir).expanduser().resolve())
     return _load(tuple(dirs))
-

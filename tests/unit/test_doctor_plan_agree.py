@@ -36,7 +36,12 @@ def _cuda_builds() -> dict[str, tuple[Recipe, Build]]:
     for name in sorted(recipes.recipes):
         recipe = recipes.recipes[name]
         for b in recipe.builds:
-            if b.accelerator == "cuda" and b.cuda and b.installable and not (b.min_driver or b.min_driver_windows):
+            if (
+                b.accelerator == "cuda"
+                and b.cuda
+                and b.installable
+                and not (b.min_driver or b.min_driver_windows)
+            ):
                 out.setdefault(b.cuda, (recipe, b))
     return out
 

@@ -90,7 +90,8 @@ def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile
     os_info, n_os = _soft("os", system.probe_os, OSInfo())()
     cpu_info, n_cpu = _soft("cpu", lambda n: cpu.probe_cpu(n, system=os_info.system), CPUInfo())()
     memory, n_mem = _soft("memory", system.probe_memory, None)()
-    (disk_free, disk_at), n_disk = _soft("disk", lambda n: system.probe_disk(disk_path, n), (None, None))()
+    no_disk: tuple[int | None, str | None] = (None, None)
+    (disk_free, disk_at), n_disk = _soft("disk", lambda n: system.probe_disk(disk_path, n), no_disk)()
     py, n_py = _soft("python", python.probe_python, python.PythonInfo())()
     toolkit, n_tk = _soft("cuda", cuda.probe_toolkit, CudaToolkitInfo())()
     cudnn, n_dnn = _soft("cudnn", lambda n: cuda.probe_cudnn(n, toolkit_home=toolkit.home), CudnnInfo())()
@@ -128,7 +129,9 @@ def _add_docker(profile: HostProfile) -> HostProfile:
     from fwsetup.detect import tools
     from fwsetup.profile import DockerInfo
 
-    results = _collect(_start({"docker": _soft("docker", tools.probe_docker, DockerInfo())}), {"docker": DockerInfo()})
+    results = _collect(
+        _start({"docker": _soft("docker", tools.probe_docker, DockerInfo())}), {"docker": DockerInfo()}
+    )
     info, notes = results["docker"]
     return msgspec.structs.replace(
         profile,

@@ -2,7 +2,6 @@
 # reads which frameworks are installed and what they were built for from files (dist-info folders,
 # torch/version.py, tensorflow's build_info.py) without importing any of them, and prints one JSON object.
 # Keep it dependency-free and free of f-strings.
-# ruff: noqa: UP024, UP031, FURB167, C402 - must stay valid on old Pythons
 import json
 import os
 import re
@@ -75,7 +74,7 @@ def record_check(dist):
     text = read(os.path.join(path, "RECORD"))
     if text is None:
         return {"checked": 0, "missing": 1, "examples": [os.path.basename(path) + "/RECORD"]}
-    checked, missing, examples = 0, 0, []
+    checked, missing, examples = 0, 0, []  # type: int, int, list[str]
     for line in text.splitlines():
         parts = line.rsplit(",", 2)
         if len(parts) < 3 or not parts[0] or parts[0].endswith(".pyc"):
@@ -193,8 +192,9 @@ def jax_info(dirs, dists):
     if plugins:
         details["plugins"] = plugins
         m = re.match(r"jax-(cuda|rocm)(\d+)-", plugins[0])
-        build = m.group(1)
-        cuda = m.group(2) if build == "cuda" else None
+        if m:  # always: `plugins` matched the same pattern
+            build = m.group(1)
+            cuda = m.group(2) if build == "cuda" else None
     else:
         # jaxlib < 0.4.16 had CUDA in the local version: 0.4.7+cuda12.cudnn88
         m = re.search(r"\+cuda(\d+)", jaxlib.get("version") or "")

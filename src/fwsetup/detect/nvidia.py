@@ -17,6 +17,7 @@ the NVML child may take (default 15).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -300,10 +301,9 @@ def _probe_nvml_isolated(notes: list[str]) -> NvidiaInfo:
         out, err = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         child.kill()
-        try:  # a process stuck inside the kernel driver may not even die: do not wait for it
+        # a process stuck inside the kernel driver may not even die: do not wait for it
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.communicate(timeout=1)
-        except subprocess.TimeoutExpired:
-            pass
         return NvidiaInfo(
             nvml=f"error: the NVIDIA driver library{where} did not answer within {timeout:g} s (NVML hung)"
         )
@@ -313,7 +313,9 @@ def _probe_nvml_isolated(notes: list[str]) -> NvidiaInfo:
             name = signal.Signals(-rc).name
         except ValueError:
             name = f"signal {-rc}"
-        return NvidiaInfo(nvml=f"error: the NVIDIA driver library{where} crashed ({name}) while fwsetup asked it about the GPUs")
+        return NvidiaInfo(
+            nvml=f"error: the NVIDIA driver library{where} crashed ({name}) while fwsetup asked it about the GPUs"
+        )
     try:
         answer = json.loads(out.strip().splitlines()[-1])
         info = _info_from_json(answer["info"])
@@ -385,7 +387,5 @@ def _probe_nvml(notes: list[str], nvml: ModuleType | None) -> NvidiaInfo:
             links=links,
         )
     finally:
-        try:
+        with contextlib.suppress(Exception):  # shutting down is best effort
             nvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001, S110 - shutting down is best effort
-            pass

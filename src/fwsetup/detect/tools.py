@@ -6,6 +6,7 @@ slowest one (usually docker) sets the wall time, not their sum.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -31,7 +32,9 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # engine ping it first with this deadline, so a socket that accepts and stays silent costs seconds, not a
 # 600 s read time-out. FWSETUP_ENGINE_TIMEOUT overrides it.
 ENGINE_PING_TIMEOUT = settings.ENGINE_PING_TIMEOUT
-NOT_ANSWERING = "not answering"  # DockerInfo.error starts with this when the engine accepted and stayed silent
+NOT_ANSWERING = (
+    "not answering"  # DockerInfo.error starts with this when the engine accepted and stayed silent
+)
 _API_TOO_NEW = re.compile(r"[Mm]aximum supported API version is (\d+\.\d+)")
 _VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?(?:[-.+]?\w+)?)")
 
@@ -152,10 +155,8 @@ def _docker_info(docker: str, env: Mapping[str, str], timeout: float) -> tuple[d
     for line in res.stdout.splitlines():
         line = line.strip()
         if line.startswith("{"):
-            try:
+            with contextlib.suppress(ValueError):
                 data = json.loads(line)
-            except ValueError:
-                pass
             break
     return data, res.stderr.strip()
 
