@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-
-
-FWSETUP = [sys.executable, "-m", "fwsetup"]
+from test_doctor_cli import clean_env, cli  # tests/unit is on pytest's pythonpath
 
 
 @pytest.mark.docker
