@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections import deque
@@ -39,11 +38,10 @@ from fwsetup.backends.engine import (
     RunSpec,
     collect_build,
 )
-from fwsetup.errors import EngineError, InstallError, SmokeError, UsageError
+from fwsetup.errors import EngineError, InstallError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.redact import redact_url
 from fwsetup.settings import resolve
-from fwsetup.smoke import parse_report
 
 log = logging.getLogger("fwsetup.docker")
 
@@ -786,21 +784,14 @@ class DockerEngine(Engine):
             for sid, path in sorted(spec.secrets.items()):
                 argv += ["--secret", f"id={sid},src={path}"]
             argv.append(str(spec.context))
-            log.debug("+ %s", " ".join(argv))
+            # fwsetup.proc: the child dies with fwsetup and is killed when the build is left early
+            from fwsetup import proc
+
             try:
-                proc = subprocess.Popen(  # noqa: S603 - an argument list, no shell
-                    argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self._env, bufsize=1
-                )
+                with proc.open_lines(argv, env=self._env) as child:
+                    yield from parse_buildx(child.lines, iidfile, child.wait)
             except FileNotFoundError:
                 yield BuildEvent(kind="error", text="the docker CLI is not installed (needed for buildx)")
-                return
-            assert proc.stdout is not None
-            try:
-                yield from parse_buildx(iter(proc.stdout.readline, ""), iidfile, proc.wait)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
 
     @contextlib.contextmanager
     def container(self, spec: RunSpec) -> Iterator[Any]:
@@ -1014,23 +1005,18 @@ class DockerBackend(Backend):
             RunSpec(image=image, command=cmd, user=IMAGE_USER, network="none", gpus=gpus,
                     env=dict(plan.smoke.env), timeout=timeout)
         )  # fmt: skip
-        report = parse_report(res.stdout)
-        if res.exit_code is None:
-            msg = f"the smoke test in {image} did not finish within {timeout:g}s."
-            raise SmokeError(msg, hint=_tail(res.stderr))
-        if report is None:
-            msg = f"the smoke test in {image} printed no JSON report (exit code {res.exit_code})."
-            raise SmokeError(msg, hint=_tail(res.stderr or res.stdout))
-        if not report.get("ok") or res.exit_code != 0:
-            msg = f"the smoke test in {image} failed: {report.get('error', f'exit code {res.exit_code}')}"
-            raise SmokeError(msg, hint=_tail(res.stderr))
-        return report, res.seconds
+        # Judged as every smoke run is (fwsetup.smoke.runner.check_result): report, ok, and the device asked for.
+        from fwsetup import proc
+        from fwsetup.smoke.runner import check_result
+
+        done = proc.Result(
+            argv=tuple(cmd), returncode=res.exit_code, stdout=res.stdout, stderr=res.stderr,
+            error=None if res.exit_code is not None else f"timed out after {timeout:g}s",
+        )  # fmt: skip
+        device = cmd[cmd.index("--device") + 1]
+        report = check_result(done, device=device, framework=plan.framework, where=f"in {image}", timeout=timeout)
+        return report.to_dict(), res.seconds
 
 
 def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _tail(text: str, n: int = 15) -> str | None:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return "\n".join(lines[-n:]) if lines else None

@@ -15,7 +15,7 @@ It fails when the loss is not finite or does not fall, when a GPU was asked for 
 work ran on the CPU, or when --all-gpus was asked and fewer than two devices took part. --all-gpus on a
 machine without GPUs (--device cpu) runs the same data-parallel code path on two CPU processes/devices.
 
-Running them and reading the report: fwsetup.smokerun.run_smoke(). Scripts for your own recipes (`--recipes
+Running them and reading the report: fwsetup.smoke.runner (run_smoke, SmokeReport, check_result). Scripts for your own recipes (`--recipes
 DIR`) go in a folder named by FWSETUP_SMOKE_DIR, as train_<name>.py, under the same contract.
 """
 
@@ -49,7 +49,7 @@ def script_path(name: str, env: Mapping[str, str] | None = None) -> Path:
         return p
     for folder in smoke_dirs(env):
         for candidate in (SCRIPTS.get(name) if folder == SMOKE_DIR else None, f"train_{name}.py", name, f"{name}.py"):
-            if candidate and (folder / candidate).is_file() and not candidate.startswith("_"):
+            if candidate and (folder / candidate).is_file() and not candidate.startswith("_") and candidate != "runner.py":
                 return folder / candidate
     from fwsetup.errors import SmokeError
 
