@@ -16,7 +16,8 @@ target's lock is held, so whatever such folder a later run finds while *it* hold
 run; `recover()` deletes it (or, for a target moved aside but never replaced, moves it back).
 
 The environment's own metadata lives in `<env>/.fwsetup/` (META_DIR): lock.json (plan + resolved packages
-with hashes), plan.json, install.log.
+with hashes; its schema: backends/transaction.py), plan.json, install.log. The install transaction built on
+these pieces is written once, in backends/transaction.py, for venv and conda.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ log = logging.getLogger("fwsetup")
 META_DIR = ".fwsetup"  # inside an environment
 LOCK_FILE = "lock.json"  # inside META_DIR
 LOG_DIR = ".fwsetup-logs"  # beside the environments: failed runs' logs are kept here
-LOCK_FILE_VERSION = 1
+LOCK_FILE_VERSION = 2  # backends/transaction.py: one schema for venv and conda (1: before it; still read)
+LOCK_FILE_VERSIONS = (1, 2)  # the lock files fwsetup wrote and still recognises as its own
 WRITTEN_BY = "fwsetup"  # lock.json's written_by: only a folder with such a lock file may be replaced
 
 
@@ -378,7 +380,8 @@ def plan_digest(plan_data: Mapping[str, Any], extra: Mapping[str, Any] | None = 
 
 def write_lock_file(env: Path, data: Mapping[str, Any]) -> Path:
     """Write <env>/.fwsetup/lock.json atomically. `data` should hold at least: plan_digest, plan, packages
-    (a list of {name, version, sha256?, url?}). The version of this format is added."""
+    (a list of {name, version, sha256?, url?}); backends/transaction.write_lock gives the whole schema. The
+    version of this format is added."""
     meta = meta_dir(env)
     meta.mkdir(parents=True, exist_ok=True)
     path = meta / LOCK_FILE
@@ -482,7 +485,7 @@ def lock_file_problem(env: Path) -> str | None:
         return f"a {META_DIR}/{LOCK_FILE} that is not valid JSON"
     if not isinstance(data, dict):
         return f"a {META_DIR}/{LOCK_FILE} that fwsetup did not write (not a JSON object)"
-    if data.get("lock_version") != LOCK_FILE_VERSION or data.get("written_by", WRITTEN_BY) != WRITTEN_BY:
+    if data.get("lock_version") not in LOCK_FILE_VERSIONS or data.get("written_by", WRITTEN_BY) != WRITTEN_BY:
         return f"a {META_DIR}/{LOCK_FILE} that fwsetup did not write (lock_version {data.get('lock_version')!r})"
     if not isinstance(data.get("plan_digest"), str) or not _DIGEST.fullmatch(data["plan_digest"]):
         return f"a {META_DIR}/{LOCK_FILE} that fwsetup did not write (no plan digest)"

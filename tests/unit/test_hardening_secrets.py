@@ -27,9 +27,10 @@ from fwsetup import pipconfig
 from fwsetup.backends import venv
 from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.docker import redact as docker_redact
-from fwsetup.backends.venv import Installer, Sources, VenvBackend, find_uv, run_streamed
+from fwsetup.backends.venv import Installer, Sources, VenvBackend, find_uv
 from fwsetup.cli import main
 from fwsetup.plan import Plan, SmokeSpec
+from fwsetup.proc import run_streamed
 from fwsetup.redact import has_credentials, redact_data, redact_text, redact_url, secrets_of
 
 TOKEN = "tok-9f3c2e71d0b4a85e"  # a test credential

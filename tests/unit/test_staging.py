@@ -182,7 +182,7 @@ def test_lock_file_roundtrip_and_digest(tmp_path: Path) -> None:
     assert staging.plan_digest({"a": 1}, {"python": "3.12"}) != staging.plan_digest({"a": 1}, {"python": "3.11"})
     staging.write_lock_file(env, {"plan_digest": d1, "packages": [{"name": "x", "version": "1"}]})
     data = staging.read_lock_file(env)
-    assert data is not None and data["plan_digest"] == d1 and data["lock_version"] == 1
+    assert data is not None and data["plan_digest"] == d1 and data["lock_version"] == staging.LOCK_FILE_VERSION
     (env / ".fwsetup" / "lock.json").write_text("{not json")
     assert staging.read_lock_file(env) is None
 

@@ -24,28 +24,25 @@ their environment, never argv; every log line, message and file written here goe
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import json
 import os
 import re
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fwsetup import pipconfig, proc, staging
+from fwsetup.backends import transaction
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.errors import FwsetupError, InstallError, NetworkError, SmokeError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
-from fwsetup.redact import has_credentials, redact_data, redact_text, secrets_of
+from fwsetup.proc import env_secrets, run_streamed
+from fwsetup.redact import has_credentials, redact_data, redact_text
 from fwsetup.settings import resolve
 
 INSTALL_TIMEOUT = 3600.0
@@ -262,103 +259,7 @@ def check_sources(
     return Sources(plan_indexes=tuple(plan.index_urls), local=local)
 
 
-# -- running commands ----------------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:  # preexec_fn: the child is killed when fwsetup dies (even by SIGKILL)
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def run_streamed(
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str],
-    log: Path | None,
-    timeout: float,
-    on_line: Callable[[str], None] | None = None,
-) -> proc.Result:
-    """Run argv, appending its merged output to `log` line by line (and to on_line); the child dies with us.
-    What is logged, passed on and returned has the credentials of `env`'s URLs redacted."""
-    argv = tuple(str(a) for a in argv)
-    out_lines: list[str] = []
-    hidden = env_secrets(env)
-    logf = open(log, "a", buffering=1) if log is not None else None  # noqa: SIM115
-    try:
-        if logf:
-            logf.write(redact_text(f"+ {shlex.join(argv)}\n", hidden))
-        try:
-            p = subprocess.Popen(
-                argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=dict(env),
-                text=True,
-                errors="replace",
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
-            )
-        except OSError as exc:
-            return proc.Result(argv=argv, returncode=None, stdout="", stderr="", error=f"{argv[0]}: {exc.strerror}")
-        expired = threading.Event()
-
-        def on_timeout() -> None:
-            expired.set()
-            p.kill()
-
-        timer = threading.Timer(timeout, on_timeout)
-        timer.start()
-        try:
-            assert p.stdout is not None
-            for raw in p.stdout:
-                line = redact_text(raw, hidden)  # the raw line is never kept
-                out_lines.append(line)
-                if logf:
-                    logf.write(line)
-                if on_line:
-                    on_line(line.rstrip("\n"))
-            rc = p.wait()
-        except BaseException:
-            p.kill()
-            p.wait()
-            raise
-        finally:
-            timer.cancel()
-        text = "".join(out_lines)
-        if expired.is_set():
-            return proc.Result(argv=argv, returncode=None, stdout="", stderr=text, error=f"timed out after {timeout:g}s")
-        return proc.Result(argv=argv, returncode=rc, stdout="", stderr=text)
-    finally:
-        if logf:
-            logf.close()
-
-
-def env_secrets(env: Mapping[str, str]) -> set[str]:
-    """The credentials in the URLs among `env`'s values (PIP_INDEX_URL, UV_EXTRA_INDEX_URL, proxies, …)."""
-    urls = [u for v in env.values() if "://" in v for u in re.split(r"[\s,]+", v) if "://" in u]
-    return secrets_of(urls)
-
-
-def smoke_runner(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None,
-                 env_overrides: Mapping[str, str] | None = None) -> proc.Result:
-    """proc.run's contract, but the child (and so its own children) dies with fwsetup."""
-    argv = tuple(str(a) for a in argv)
-    full = dict(os.environ if env is None else env)
-    full.update(env_overrides or {})
-    try:
-        cp = subprocess.run(
-            argv, capture_output=True, text=True, errors="replace", timeout=timeout, env=full,
-            stdin=subprocess.DEVNULL, check=False,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
-        )
-    except FileNotFoundError:
-        return proc.Result(argv=argv, returncode=None, stdout="", stderr="", error=f"{argv[0]}: not found")
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout if isinstance(exc.stdout, str) else (exc.stdout or b"").decode(errors="replace")
-        err = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode(errors="replace")
-        return proc.Result(argv=argv, returncode=None, stdout=out, stderr=err, error=f"timed out after {timeout:g}s")
-    return proc.Result(argv=argv, returncode=cp.returncode, stdout=cp.stdout, stderr=cp.stderr)
+# -- running commands: fwsetup.proc (run_streamed, env_secrets; every child dies with fwsetup) ----------
 
 
 # -- failure reasons -------------------------------------------------------------------------------------
@@ -572,7 +473,7 @@ class VenvBackend(Backend):
         for argv in self.commands(plan, options, target, sources, uvcfg):
             lines.append(redact_text(shlex.join(argv)))
         if plan.smoke is not None and options.run_smoke:
-            from fwsetup.smokerun import smoke_argv
+            from fwsetup.smoke.runner import smoke_argv
 
             lines.append(shlex.join(smoke_argv([str(env_python(target))], plan.smoke.script, plan.smoke)))
         lines.append("# (built in a staging folder beside the target, swapped in after the smoke test passes)")
@@ -581,65 +482,13 @@ class VenvBackend(Backend):
     # -- install ------------------------------------------------------------------------------------------
 
     def install(self, plan: Plan, options: InstallOptions, progress: Progress = no_progress) -> InstallResult:
-        t0 = time.monotonic()
-        if plan.status != "ok":
-            msg = f"the plan for {plan.framework} was refused: " + " ".join(plan.reasons)
-            raise InstallError(msg)
-        target = staging.check_target(Path(options.target))  # the real path; a bad --env is refused here
-        env = _env(options)
-        digest = digest_for(plan, options)
-        repaired = ""
-        with staging.terminate_as_interrupt(), staging.target_lock(target, on_wait=lambda m: progress("resolve", m)):
-            for line in staging.recover(target):
-                progress("resolve", line)
-            same = None if options.force else self._same(target, digest)
-            if options.force and staging.read_lock_file(target) is not None:
-                progress("resolve", f"--force: reinstalling {plan.framework} in {target}")
-            if same is not None and (damage := staging.check_installed_files(target, same.get("packages", []))):
-                progress("resolve", f"{target} holds this plan but is damaged ({damage}): reinstalling it")
-                same, repaired = None, f" (repaired: {damage})"
-            if same is not None:
-                return InstallResult(
-                    target=target, changed=False, seconds=time.monotonic() - t0,
-                    message=f"already installed: same plan ({plan.framework} {plan.version}, {plan.variant}) in {target}; nothing changed.",
-                    lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
-                    packages={p["name"]: p["version"] for p in same.get("packages", []) if p.get("name")},
-                    smoke=same.get("smoke"),
-                )
-            _refuse_foreign(target)
-            st = staging.Staging(target, log_name=LOG_NAME)
-            try:
-                with st:
-                    result = self._build(plan, options, env, st, digest, progress)
-                    progress("swap", f"moving the new environment into place at {target}")
-                    st.commit()
-            except FwsetupError as exc:
-                raise _with_log(exc, st) from None
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one clear message, the log has the rest
-                msg = f"installing {plan.framework} failed: {type(exc).__name__}: {redact_text(str(exc), env_secrets(env))}"
-                raise _with_log(InstallError(msg), st) from exc
-        return InstallResult(
-            target=target, changed=True, seconds=time.monotonic() - t0,
-            message=f"installed {plan.title or plan.framework} {plan.version} ({plan.variant}) in {target}"
-            + (", smoke test passed" if result["smoke"] else "") + repaired + ".",
-            lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
-            log_file=staging.meta_dir(target) / LOG_NAME,
-            smoke=result["smoke"],
-            packages={p["name"]: p["version"] for p in result["packages"] if p.get("name")},
-        )
-
-    @staticmethod
-    def _same(target: Path, digest: str) -> dict[str, Any] | None:
-        lock = staging.read_lock_file(target)
-        if lock and lock.get("plan_digest") == digest and env_python(target).exists():
-            return lock
-        return None
+        """The shared install transaction (backends/transaction.py) with a venv build."""
+        job = _VenvJob(self, plan, options, digest_for(plan, options))
+        return transaction.install(job, plan, options, digest=job.digest, progress=progress)
 
     def _build(self, plan: Plan, options: InstallOptions, env: dict[str, str], st: staging.Staging,
                digest: str, progress: Progress) -> dict[str, Any]:
-        progress = _StageClock(progress)
+        progress = transaction.StageClock(progress)
         inst = self.installer(options)
         settings = resolve(env).pip
         sources = check_sources(plan, options, settings)
@@ -691,37 +540,24 @@ class VenvBackend(Backend):
         else:
             packages = self._pip_install(plan, cmds, run_env, st, progress)
 
-        smoke = None
         if options.run_smoke and plan.smoke is not None:
-            from fwsetup.smokerun import run_smoke
-
             progress("smoke", f"training step ({plan.smoke.script} on {plan.smoke.device}) in the new environment")
-            smoke = run_smoke(
-                [str(env_python(st.path))], plan.smoke.script, plan.smoke,
-                env=_smoke_env(env), env_overrides={**plan.env, **plan.smoke.env},
-                log_file=st.log_file, runner=smoke_runner, where="in the new environment",
-            )
+        smoke = transaction.smoke(env_python(st.path), plan, options, log=st.log_file, where="in the new environment")
         changed = fix_paths(st.path, st.path, st.target)
         if changed:
             with open(st.log_file, "a") as f:
                 f.write(f"fixed the staging path in: {', '.join(changed)}\n")
         py_version = _python_version(env_python(st.path))
         (st.meta / PLAN_FILE).write_text(json.dumps(redact_data(plan_to_dict(plan), hidden), indent=2) + "\n")
-        staging.write_lock_file(st.path, redact_data({
-            "plan_digest": digest,
-            "framework": plan.framework,
-            "version": plan.version,
-            "variant": plan.variant,
-            "python": py_version,
-            "installer": inst.describe(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "requirements": list(plan.requirements),
-            "indexes": list(uvcfg.index_urls) if inst.kind == "uv" else list(sources.plan_indexes),
-            "find_links": list(uvcfg.find_links),
-            "packages": packages,
-            "smoke": smoke,
-            "timings_s": progress.totals(),
-        }, hidden))
+        transaction.write_lock(
+            st.path, method="venv", digest=digest, plan=plan, installer=inst.describe(), python=py_version,
+            packages=packages, smoke=smoke, timings=progress.totals(), hidden=hidden,
+            details={
+                "requirements": list(plan.requirements),
+                "indexes": list(uvcfg.index_urls) if inst.kind == "uv" else list(sources.plan_indexes),
+                "find_links": list(uvcfg.find_links),
+            },
+        )  # fmt: skip
         return {"smoke": smoke, "packages": packages}
 
     def _uv_install(self, plan: Plan, cmds: list[list[str]], env: dict[str, str], st: staging.Staging,
@@ -758,31 +594,6 @@ class VenvBackend(Backend):
         return read_pip_report(st.meta / "pip-report.json")
 
 
-class _StageClock:
-    """Passes progress on and adds up the seconds spent in each stage (kept in lock.json: timings_s)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.stage: str | None = None
-        self.t = time.monotonic()
-        self.spent: dict[str, float] = {}
-
-    def __call__(self, stage: str, message: str) -> None:
-        self._lap()
-        self.stage = stage
-        self.progress(stage, message)
-
-    def _lap(self) -> None:
-        now = time.monotonic()
-        if self.stage is not None:
-            self.spent[self.stage] = self.spent.get(self.stage, 0.0) + now - self.t
-        self.t = now
-
-    def totals(self) -> dict[str, float]:
-        self._lap()
-        return {k: round(v, 3) for k, v in self.spent.items()}
-
-
 def _raise_for(res: proc.Result, what: str, st: staging.Staging) -> None:
     if res.ok:
         return
@@ -807,11 +618,6 @@ def _with_log(exc: FwsetupError, st: staging.Staging) -> FwsetupError:
     return exc
 
 
-def _refuse_foreign(target: Path) -> None:
-    """Never replace a folder fwsetup did not make (checked again with the lock held)."""
-    staging.refuse_foreign(target)
-
-
 def pip_index_env(plan_indexes: Sequence[str], settings: pipconfig.PipSettings) -> dict[str, str]:
     """pip fallback: plan indexes that carry a credential go through PIP_EXTRA_INDEX_URL, never argv (with
     the user's own extra indexes, which that variable would otherwise hide). {} when none does."""
@@ -823,14 +629,6 @@ def pip_index_env(plan_indexes: Sequence[str], settings: pipconfig.PipSettings) 
 def _index_cache(env: Mapping[str, str]) -> Path | None:
     """Where generated wheel indexes go (pipconfig.wheel_index): fwsetup's cache folder; None turns it off."""
     return resolve(env).cache_dir
-
-
-def _smoke_env(env: Mapping[str, str]) -> dict[str, str]:
-    out = dict(env)
-    for var in ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH", "CONDA_PREFIX"):
-        out.pop(var, None)
-    out["PYTHONNOUSERSITE"] = "1"
-    return out
 
 
 def _base_python(py: str | None, env: Mapping[str, str]) -> str:
@@ -862,3 +660,49 @@ def _python_version(python: Path) -> str | None:
 def _last(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else "no output"
+
+
+class _VenvJob:
+    """One venv install, as the shared transaction asks for it (transaction.Job)."""
+
+    method = "venv"
+
+    def __init__(self, backend: VenvBackend, plan: Plan, options: InstallOptions, digest: str) -> None:
+        self.backend, self.plan, self.options, self.digest = backend, plan, options, digest
+
+    def render(self) -> str:
+        return self.backend.render(self.plan, self.options)
+
+    def recover(self, target: Path) -> list[str]:
+        return []  # a venv's leftovers are staging folders: staging.recover
+
+    def still_same(self, target: Path, lock: Mapping[str, Any]) -> bool:
+        return env_python(target).exists()
+
+    def damage(self, target: Path, lock: Mapping[str, Any]) -> str | None:
+        return None  # its Python distributions' RECORDs: the transaction checks those
+
+    def build(self, target: Path, progress: Progress) -> transaction.Built:
+        plan, options = self.plan, self.options
+        env = _env(options)
+        st = staging.Staging(target, log_name=LOG_NAME)
+        try:
+            with st:
+                result = self.backend._build(plan, options, env, st, self.digest, progress)
+                progress("swap", f"moving the new environment into place at {target}")
+                st.commit()
+        except FwsetupError as exc:
+            raise _with_log(exc, st) from None
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one clear message, the log has the rest
+            msg = f"installing {plan.framework} failed: {type(exc).__name__}: {redact_text(str(exc), env_secrets(env))}"
+            raise _with_log(InstallError(msg), st) from exc
+        return transaction.Built(
+            message=f"installed {plan.title or plan.framework} {plan.version} ({plan.variant}) in {target}"
+            + (", smoke test passed" if result["smoke"] else "")
+            + ".",
+            packages=result["packages"],
+            smoke=result["smoke"],
+            log_file=staging.meta_dir(target) / LOG_NAME,
+        )

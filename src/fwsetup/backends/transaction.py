@@ -1,0 +1,258 @@
+"""The install transaction of every backend that writes a folder (venv, conda), written once.
+
+    check the target       staging.check_target: the real path (links resolved), not /proc, writable, ours
+    lock                   <parent>/.<name>.fwsetup.lock, held to the end (a second fwsetup waits)
+    recover                what a killed run left: staging folders, a target moved aside (staging.recover),
+                           and the backend's own leftovers (conda's in-place marker)
+    same plan?             lock.json's plan digest and method, the backend's own check (conda-meta, python
+                           starts), and every locked Python distribution against its RECORD: a damaged
+                           environment is reinstalled ("repaired: …"), an intact one is a no-op
+    refuse a foreign       only a folder whose lock.json fwsetup wrote is ever replaced
+    stage, smoke, swap     the backend's build (staging.Staging or conda's in-place build), with the smoke
+                           test run here (smoke()) in the one smoke environment, and lock.json written here
+                           (write_lock()) in the one schema, before the swap
+--dry-run stops before the first step and returns what would be done (the backend's render()).
+
+lock.json (LOCK_VERSION 2; staging.write_lock_file adds lock_version and written_by):
+  method, plan_digest, framework, version, variant, python, installer, created, plan, packages, pip_packages,
+  smoke, timings_s, and the method's own keys (venv: requirements, indexes, find_links; conda: subdir,
+  channels, specs, pip, virtual_packages, prefix). `packages` is what the environment holds (venv: Python
+  distributions; conda: conda packages), `pip_packages` the Python distributions installed beside conda's.
+  read_lock() also reads version 1 files (a venv's had no `method`), so environments made before are still
+  recognised as fwsetup's, as the same plan, and as replaceable.
+Everything written (lock.json, plan.json, install.log) has the caller's index credentials redacted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from fwsetup import staging
+from fwsetup.backends.base import InstallOptions, InstallResult, Progress
+from fwsetup.errors import InstallError
+from fwsetup.plan import Plan, plan_to_dict
+from fwsetup.redact import redact_data
+
+LOCK_VERSION = staging.LOCK_FILE_VERSION
+
+
+@dataclass(frozen=True, kw_only=True)
+class Built:
+    """What a backend's build put in place (after the swap)."""
+
+    message: str  # one sentence: "installed …" / "created conda environment …"
+    packages: Sequence[Mapping[str, Any]] = ()
+    smoke: Mapping[str, Any] | None = None
+    log_file: Path | None = None
+
+
+class Job(Protocol):
+    """What a backend supplies to the transaction for one install."""
+
+    method: str  # "venv" | "conda": lock.json's method
+
+    def render(self) -> str:
+        """What --dry-run prints."""
+        ...
+
+    def recover(self, target: Path) -> list[str]:
+        """The backend's own leftovers of a killed run, undone (the lock is held). One sentence each."""
+        ...
+
+    def still_same(self, target: Path, lock: Mapping[str, Any]) -> bool:
+        """Beyond the digest: is the environment still what lock.json says (its python starts, …)?"""
+        ...
+
+    def damage(self, target: Path, lock: Mapping[str, Any]) -> str | None:
+        """Beyond the Python distributions' RECORDs: what is missing, in words, or None."""
+        ...
+
+    def build(self, target: Path, progress: Progress) -> Built:
+        """Stage, smoke-test (smoke()), write lock.json (write_lock()) and swap into `target`."""
+        ...
+
+
+def install(
+    job: Job, plan: Plan, options: InstallOptions, *, digest: str, progress: Progress
+) -> InstallResult:
+    """Run the transaction: the environment at options.target ends up complete and smoke-tested, or as it was."""
+    t0 = time.monotonic()
+    if plan.status != "ok":
+        msg = f"the plan for {plan.framework} was refused: " + " ".join(plan.reasons)
+        raise InstallError(msg)
+    if options.dry_run:
+        return InstallResult(target=Path(options.target).absolute(), changed=False, message=job.render())
+    target = staging.check_target(Path(options.target))  # the real path; a bad --env is refused here
+    repaired = ""
+    on_wait: Callable[[str], None] = lambda message: progress("resolve", message)  # noqa: E731
+    with staging.terminate_as_interrupt(), staging.target_lock(target, on_wait=on_wait):
+        for line in [*job.recover(target), *staging.recover(target)]:
+            progress("resolve", line)
+        lock = read_lock(target)
+        if options.force and lock is not None:
+            progress("resolve", f"--force: reinstalling {plan.framework} in {target}")
+        same = None
+        if (
+            not options.force
+            and lock is not None
+            and lock.get("plan_digest") == digest
+            and lock["method"] == job.method
+        ):
+            same = lock if job.still_same(target, lock) else None
+        if same is not None and (damage := damaged(job, target, same)):
+            progress("resolve", f"{target} holds this plan but is damaged ({damage}): reinstalling it")
+            same, repaired = None, f" (repaired: {damage})"
+        if same is not None:
+            return InstallResult(
+                target=target,
+                changed=False,
+                seconds=time.monotonic() - t0,
+                message=f"already installed: same plan ({plan.framework} {plan.version}, {plan.variant}) in {target}; nothing changed.",
+                lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
+                packages=_versions(same.get("packages") or []),
+                smoke=same.get("smoke"),
+            )
+        staging.refuse_foreign(
+            target
+        )  # checked again with the lock held: never replace what fwsetup did not make
+        built = job.build(target, progress)
+    message = built.message
+    if repaired:
+        message = message.removesuffix(".") + repaired + "."
+    return InstallResult(
+        target=target,
+        changed=True,
+        seconds=time.monotonic() - t0,
+        message=message,
+        lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
+        log_file=built.log_file,
+        smoke=built.smoke,
+        packages=_versions(built.packages),
+    )
+
+
+def damaged(job: Job, target: Path, lock: Mapping[str, Any]) -> str | None:
+    """What is wrong with an environment that lock.json says holds this plan: the backend's own check, and
+    every locked Python distribution against its RECORD (staging.check_installed_files)."""
+    found = [
+        d for d in (job.damage(target, lock), staging.check_installed_files(target, distributions(lock))) if d
+    ]
+    return "; ".join(found) or None
+
+
+def distributions(lock: Mapping[str, Any]) -> list[Any]:
+    """The Python distributions lock.json lists (RECORD-checked): a venv's packages, conda's pip_packages."""
+    key = "packages" if lock.get("method", "venv") == "venv" else "pip_packages"
+    return list(lock.get(key) or [])
+
+
+def _versions(packages: Iterable[Any]) -> dict[str, str]:
+    return {
+        str(p["name"]): str(p.get("version")) for p in packages if isinstance(p, Mapping) and p.get("name")
+    }
+
+
+# -- lock.json ------------------------------------------------------------------------------------------------
+
+
+def read_lock(target: Path) -> dict[str, Any] | None:
+    """lock.json of an environment fwsetup made, in this format (version 1 files read as version 2: a venv's
+    gets method "venv"), or None when there is none or fwsetup did not write it."""
+    if staging.lock_file_problem(target) is not None:
+        return None
+    lock = staging.read_lock_file(target)
+    if lock is None:
+        return None
+    lock.setdefault("method", "venv")  # version 1: only conda's said
+    return lock
+
+
+def write_lock(
+    prefix: Path,
+    *,
+    method: str,
+    digest: str,
+    plan: Plan,
+    installer: str,
+    python: str | None,
+    packages: Sequence[Mapping[str, Any]],
+    pip_packages: Sequence[Mapping[str, Any]] = (),
+    smoke: Mapping[str, Any] | None,
+    timings: Mapping[str, float] | None = None,
+    details: Mapping[str, Any] | None = None,
+    hidden: Iterable[str] = (),
+) -> Path:
+    """<prefix>/.fwsetup/lock.json in the one schema (module docstring); credentials redacted."""
+    body: dict[str, Any] = {
+        "method": method,
+        "plan_digest": digest,
+        "framework": plan.framework,
+        "version": plan.version,
+        "variant": plan.variant,
+        "python": python,
+        "installer": installer,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **dict(details or {}),
+        "plan": plan_to_dict(plan),
+        "packages": [dict(p) for p in packages],
+        "pip_packages": [dict(p) for p in pip_packages],
+        "smoke": dict(smoke) if smoke is not None else None,
+        "timings_s": dict(timings or {}),
+    }
+    return staging.write_lock_file(prefix, redact_data(body, set(hidden)))
+
+
+# -- the smoke test of a new environment -----------------------------------------------------------------------
+
+
+def smoke(
+    python: Path, plan: Plan, options: InstallOptions, *, log: Path | None, where: str
+) -> dict[str, Any] | None:
+    """The plan's smoke test with the new environment's own python, in the one smoke environment
+    (smoke.runner.environment_for: the caller's, less another environment's activation, no user site);
+    None when the plan has none or --no-smoke. SmokeError unless it trained on the device asked for."""
+    if not options.run_smoke or plan.smoke is None:
+        return None
+    from fwsetup.smoke.runner import environment_for, run_smoke, smoke_env
+
+    spec = plan.smoke
+    base = dict(options.env) if options.env else dict(os.environ)
+    return run_smoke(
+        [str(python)],
+        spec.script,
+        spec,
+        env=environment_for(base),
+        env_overrides=smoke_env(spec, plan.env),
+        log_file=log,
+        where=where,
+    )
+
+
+@dataclass
+class StageClock:
+    """Passes progress on and adds up the seconds spent in each stage (kept in lock.json: timings_s)."""
+
+    progress: Progress
+    stage: str | None = None
+    t: float = field(default_factory=time.monotonic)
+    spent: dict[str, float] = field(default_factory=dict)
+
+    def __call__(self, stage: str, message: str) -> None:
+        self._lap()
+        self.stage = stage
+        self.progress(stage, message)
+
+    def _lap(self) -> None:
+        now = time.monotonic()
+        if self.stage is not None:
+            self.spent[self.stage] = self.spent.get(self.stage, 0.0) + now - self.t
+        self.t = now
+
+    def totals(self) -> dict[str, float]:
+        self._lap()
+        return {k: round(v, 3) for k, v in self.spent.items()}
