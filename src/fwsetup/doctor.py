@@ -138,10 +138,13 @@ def check_nvidia(host: HostProfile) -> list[Finding]:
     elif nv.nvml.startswith("error"):
         message = nv.nvml.removeprefix("error:").strip()
         low = message.lower()
-        if "mismatch" in low:
+        if "mismatch" in low:  # NVML_ERROR_LIB_RM_VERSION_MISMATCH: the driver was updated, the old module runs
             remedy = (
-                "The kernel module and the driver libraries are from different driver versions (usually after "
-                "a driver update): reboot."
+                "The NVIDIA driver was updated but the kernel still runs the old driver's module, so the new "
+                "libraries and the old module do not match. Reboot, or reload the kernel module without a reboot: "
+                "stop every program using the GPU (`sudo lsof /dev/nvidia*`), then "
+                "`sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia`; "
+                "`nvidia-smi` works again when it is done."
             )
         elif "not loaded" in low:
             remedy = (
@@ -177,10 +180,12 @@ def check_nvidia(host: HostProfile) -> list[Finding]:
                     if "crashed" in low
                     else "The NVIDIA driver library hung"
                     if "did not answer" in low
+                    else "The NVIDIA driver was updated without a reboot (driver/kernel module version mismatch)"
+                    if "mismatch" in low
                     else "The NVIDIA driver does not work"
                 )
                 + (f" ({_gpus_text(len(pci))} on the PCI bus)" if pci else ""),
-                detail=f"NVML: {message}.",
+                detail=f"NVML: {message.rstrip('.')}.",
                 remedy=remedy,
             )
         )

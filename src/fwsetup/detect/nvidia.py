@@ -93,17 +93,22 @@ def format_cuda_version(value: int) -> str:
 
 
 class _Safe:
-    """Calls one NVML function; NotSupported -> None (not an error), other NVML errors -> None + recorded."""
+    """Calls one NVML function; NotSupported -> None (not an error), FunctionNotFound (a driver older than the
+    entry point: nvmlDeviceGetMigMode before R450, ...) -> None + `missing`, other NVML errors -> None + recorded."""
 
     def __init__(self, nvml: ModuleType) -> None:
         self.nvml = nvml
         self.errors: list[str] = []
+        self.missing: list[str] = []
 
     def __call__(self, what: str, fn: Callable[..., T], *args: Any) -> T | None:
         try:
             return fn(*args)
         except self.nvml.NVMLError as exc:
             if getattr(exc, "value", None) == getattr(self.nvml, "NVML_ERROR_NOT_SUPPORTED", 3):
+                return None
+            if getattr(exc, "value", None) == getattr(self.nvml, "NVML_ERROR_FUNCTION_NOT_FOUND", 13):
+                self.missing.append(what)
                 return None
             self.errors.append(f"{what}: {_err(exc)}")
             return None
@@ -369,6 +374,8 @@ def _probe_nvml(notes: list[str], nvml: ModuleType | None) -> NvidiaInfo:
             getattr(nvml, "nvmlSystemGetCudaDriverVersion_v2", None) or nvml.nvmlSystemGetCudaDriverVersion
         )
         cuda = safe("CUDA driver version", cuda_fn)
+        if cuda is None and "CUDA driver version" in safe.missing:  # no _v2 in this driver: the first one
+            cuda = safe("CUDA driver version", nvml.nvmlSystemGetCudaDriverVersion)
         count = safe("device count", nvml.nvmlDeviceGetCount)
         gpus: list[GPU] = []
         handles: dict[int, Any] = {}
