@@ -32,12 +32,12 @@ import shlex
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from fwsetup import staging
+from fwsetup.backends import transaction
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.backends.conda_env import CondaEnv, conda_env_for, render_environment_yml
 from fwsetup.backends.conda_tools import (
@@ -86,57 +86,66 @@ class CondaBackend(Backend):
             f"# equivalent: CONDA_OVERRIDE_CUDA={cuda} micromamba create -y -p {target} -f {ENV_FILE}",
         ]
         if plan.smoke is not None and options.run_smoke:
-            lines.append(f"# then: smoke test {plan.smoke.script} on {plan.smoke.device} with {python_in(target)}")
+            lines.append(
+                f"# then: smoke test {plan.smoke.script} on {plan.smoke.device} with {python_in(target)}"
+            )
         return redact_text(text + "\n".join(lines) + "\n")  # channel or index credentials shown as ***
 
     # -- install -----------------------------------------------------------------------------------------
 
     def install(self, plan: Plan, options: InstallOptions, progress: Progress = no_progress) -> InstallResult:
-        t0 = time.monotonic()
+        """The shared install transaction (backends/transaction.py) with a conda build."""
         env = self.environment(plan, options)
-        target = Path(options.target).absolute()
-        if options.dry_run:
-            return InstallResult(target=target, changed=False, message=self.render(plan, options))
-        target = staging.check_target(target)  # the real path; a bad --env is refused before any work
         digest = staging.plan_digest(
             plan_to_dict(plan),
-            {"method": "conda", "conda": env.digest_data(), "subdir": _platform_subdir(), "smoke": options.run_smoke},
+            {
+                "method": "conda",
+                "conda": env.digest_data(),
+                "subdir": _platform_subdir(),
+                "smoke": options.run_smoke,
+            },
         )
-        on_wait = lambda message: progress("resolve", message)  # noqa: E731
-        with staging.terminate_as_interrupt(), staging.target_lock(target, on_wait=on_wait):
-            for line in _recover_in_place(target) + staging.recover(target):
-                progress("resolve", line)
-            same = None if options.force else _unchanged(target, digest)
-            if same is not None and (damage := _damaged(target, same)):
-                progress("resolve", f"{target} holds this plan but is damaged ({damage}): reinstalling it")
-                same = None
-            if same is not None:
-                return InstallResult(
-                    target=target,
-                    changed=False,
-                    message=f"{plan.framework} {plan.version or ''} is already installed in {target} (same plan).",
-                    lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
-                    packages={p["name"]: p["version"] for p in same.get("packages", [])},
-                    seconds=time.monotonic() - t0,
-                )
-            staging.refuse_foreign(target)  # never replace a folder fwsetup did not make
-            installer = self._installer or find_installer(options.env)
-            progress("resolve", f"solving {len(env.specs)} conda specs with {installer.label}")
-            solution = installer.solve(env)
-            progress("resolve", f"{len(solution.packages)} packages from {', '.join(env.channels)}")
-            build = _build_staged if installer.relocates else _build_in_place
-            smoke, packages = build(plan, options, env, installer, solution, target, digest, progress)
+        job = _CondaJob(self, plan, options, env, digest)
+        return transaction.install(job, plan, options, digest=digest, progress=progress)
+
+
+class _CondaJob:
+    """One conda install, as the shared transaction asks for it (transaction.Job)."""
+
+    method = "conda"
+
+    def __init__(
+        self, backend: CondaBackend, plan: Plan, options: InstallOptions, env: CondaEnv, digest: str
+    ) -> None:
+        self.backend, self.plan, self.options, self.env, self.digest = backend, plan, options, env, digest
+
+    def render(self) -> str:
+        return self.backend.render(self.plan, self.options)
+
+    def recover(self, target: Path) -> list[str]:
+        return _recover_in_place(target)
+
+    def still_same(self, target: Path, lock: Mapping[str, Any]) -> bool:
+        return _unchanged(target, lock)
+
+    def damage(self, target: Path, lock: Mapping[str, Any]) -> str | None:
+        return _damaged(target)
+
+    def build(self, target: Path, progress: Progress) -> transaction.Built:
+        plan, options, env = self.plan, self.options, self.env
+        installer = self.backend._installer or find_installer(options.env)
+        progress("resolve", f"solving {len(env.specs)} conda specs with {installer.label}")
+        solution = installer.solve(env)
+        progress("resolve", f"{len(solution.packages)} packages from {', '.join(env.channels)}")
+        build = _build_staged if installer.relocates else _build_in_place
+        smoke, packages = build(plan, options, env, installer, solution, target, self.digest, progress)
         names = ", ".join(f"{p['name']} {p['version']}" for p in packages if p["name"] in _wanted(env))
-        return InstallResult(
-            target=target,
-            changed=True,
+        return transaction.Built(
             message=f"created conda environment {target} ({names or f'{len(packages)} packages'})"
             + (", smoke test passed." if smoke else "."),
-            lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
-            log_file=staging.meta_dir(target) / "install.log",
+            packages=packages,
             smoke=smoke,
-            packages={p["name"]: p["version"] for p in packages},
-            seconds=time.monotonic() - t0,
+            log_file=staging.meta_dir(target) / "install.log",
         )
 
 
@@ -149,31 +158,27 @@ def _wanted(env: CondaEnv) -> set[str]:
 # -- no-op check -----------------------------------------------------------------------------------------
 
 
-def _unchanged(target: Path, digest: str) -> dict[str, Any] | None:
-    """The lock file when `target` holds exactly what this plan asks for, else None.
-
-    Same digest is not enough: the packages listed in the lock file must still be the ones in
-    conda-meta (nobody ran `conda install` into it since) and the python must still start."""
-    lock = staging.read_lock_file(target)
-    if not lock or lock.get("plan_digest") != digest or lock.get("method") != "conda":
-        return None
+def _unchanged(target: Path, lock: Mapping[str, Any]) -> bool:
+    """Whether `target`, whose lock file has this plan's digest, still holds what it lists: the packages in
+    the lock file must still be the ones in conda-meta (nobody ran `conda install` into it since) and the
+    python must still start."""
     want = {(p["name"], p["version"], p.get("build")) for p in lock.get("packages", [])}
     have = {(p["name"], p["version"], p.get("build")) for p in read_conda_meta(target)}
     if not want or want != have:
-        return None
+        return False
     python = python_in(target)
     if python.exists() or os.path.lexists(python):
         from fwsetup import proc
 
         if not proc.run([str(python), "-c", "pass"], timeout=60).ok:
-            return None
-    return lock
+            return False
+    return True
 
 
-def _damaged(target: Path, lock: dict[str, Any]) -> str | None:
+def _damaged(target: Path) -> str | None:
     """What is missing from an environment whose conda-meta still lists the locked packages: each conda
-    package's files (conda-meta's `files`; prefix-replaced files change size, so existence only) and the pip
-    section's distributions (their RECORD). None when all is there."""
+    package's files (conda-meta's `files`; prefix-replaced files change size, so existence only). The pip
+    section's distributions (their RECORD) are the transaction's check. None when all is there."""
     missing: list[str] = []
     for record in sorted((target / "conda-meta").glob("*.json")):
         try:
@@ -184,10 +189,9 @@ def _damaged(target: Path, lock: dict[str, Any]) -> str | None:
         files = data.get("files") if isinstance(data, dict) else None
         gone = [f for f in files or () if isinstance(f, str) and not os.path.lexists(target / f)]
         if gone:
-            missing.append(f"{data.get('name')} {data.get('version')}: {len(gone)} of {len(files or ())} files missing (e.g. {gone[0]})")
-    pip_damage = staging.check_installed_files(target, list(lock.get("pip_packages") or []))
-    if pip_damage:
-        missing.append(pip_damage)
+            missing.append(
+                f"{data.get('name')} {data.get('version')}: {len(gone)} of {len(files or ())} files missing (e.g. {gone[0]})"
+            )
     return "; ".join(missing[:3]) or None
 
 
@@ -208,10 +212,14 @@ def _build_staged(
         staging.check_free_space(target.parent, _size_of(solution))
         if installer.kind != "rattler":
             st.path.rmdir()  # libmamba wants to create the prefix itself; the name stays ours (lock held)
-        progress("install", f"linking {len(solution.packages)} packages into {st.path.name} (prefix {target})")
+        progress(
+            "install", f"linking {len(solution.packages)} packages into {st.path.name} (prefix {target})"
+        )
         try:
             installer.create(env, solution, prefix=st.path, final=target, log=log.path)
-            smoke, packages = _finish(plan, options, env, installer, solution.packages, st.path, target, digest, log, progress)
+            smoke, packages = _finish(
+                plan, options, env, installer, solution.packages, st.path, target, digest, log, progress
+            )
         except BaseException as exc:
             _keep_log(log, exc)
             raise
@@ -245,9 +253,13 @@ def _build_in_place(
     marker.write_text(json.dumps({"aside": str(aside) if aside else None, "pid": os.getpid()}))
     with _TempLog(target) as log:
         try:
-            progress("install", f"creating {target} with {installer.label} (the old environment is kept aside)")
+            progress(
+                "install", f"creating {target} with {installer.label} (the old environment is kept aside)"
+            )
             installer.create(env, solution, prefix=target, final=target, log=log.path)
-            smoke, packages = _finish(plan, options, env, installer, solution.packages, target, target, digest, log, progress)
+            smoke, packages = _finish(
+                plan, options, env, installer, solution.packages, target, target, digest, log, progress
+            )
         except BaseException as exc:
             _keep_log(log, exc)
             with staging._deferred_signals():
@@ -317,10 +329,11 @@ def _finish(
     if not packages:
         msg = f"{installer.label} created {prefix} but it holds no conda packages (no conda-meta records)."
         raise InstallError(msg)
-    smoke = None
     if options.run_smoke and plan.smoke is not None:
         progress("smoke", f"training step ({plan.smoke.script}, {plan.smoke.device}) with {python}")
-        smoke = run_smoke(python, plan, options, log.path)
+    smoke = transaction.smoke(
+        python, plan, options, log=log.path, where=f"in the new conda environment {prefix}"
+    )
     meta = staging.meta_dir(prefix)
     meta.mkdir(parents=True, exist_ok=True)
     (meta / ENV_FILE).write_text(redact_text(render_environment_yml(env)))  # no credentials on disk
@@ -328,26 +341,24 @@ def _finish(
     # conda-meta holds url, sha256 and md5 for every tool; the solver's answer fills what a tool left out.
     solved = {p["name"]: p for p in installer_rows}
     rows = [{**solved.get(p["name"], {}), **{k: v for k, v in p.items() if v is not None}} for p in packages]
-    staging.write_lock_file(
+    transaction.write_lock(
         prefix,
-        redact_data({
-            "plan_digest": digest,
-            "method": "conda",
-            "installer": installer.label,
+        method="conda",
+        digest=digest,
+        plan=plan,
+        installer=installer.label,
+        python=next((str(p["version"]) for p in rows if p.get("name") == "python"), plan.python),
+        packages=rows,
+        pip_packages=pip_rows,
+        smoke=smoke,
+        details={
             "subdir": _platform_subdir(),
             "channels": list(env.channels),
             "specs": list(env.specs),
             "pip": list(env.pip),
             "virtual_packages": {"__cuda": env.cuda_driver, "source": env.cuda_source},
             "prefix": str(target),
-            "framework": plan.framework,
-            "version": plan.version,
-            "plan": plan_to_dict(plan),
-            "packages": rows,
-            "pip_packages": pip_rows,
-            "smoke": smoke,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }),
+        },
     )
     log.move_into(meta / "install.log")
     return smoke, rows
@@ -374,7 +385,11 @@ def _uv() -> list[str]:
     return [uv] if uv else [sys.executable, "-m", "uv"]
 
 
-_UV_URL_VARS = {"--index-url": "UV_INDEX_URL", "--extra-index-url": "UV_EXTRA_INDEX_URL", "--find-links": "UV_FIND_LINKS"}
+_UV_URL_VARS = {
+    "--index-url": "UV_INDEX_URL",
+    "--extra-index-url": "UV_EXTRA_INDEX_URL",
+    "--find-links": "UV_FIND_LINKS",
+}
 _SHORT = {"-i": "--index-url", "-f": "--find-links"}
 
 
@@ -457,26 +472,6 @@ def _fix_shebangs(prefix: Path, target: Path) -> None:
             if head == old:
                 data = path.read_bytes()
                 path.write_bytes(new + data[len(old) :])
-
-
-# -- smoke ---------------------------------------------------------------------------------------------
-
-
-def run_smoke(python: Path, plan: Plan, options: InstallOptions, log: Path) -> dict[str, Any]:
-    """Run the plan's smoke test with the environment's python; SmokeError unless it trained."""
-    from fwsetup import smokerun
-
-    spec = plan.smoke
-    assert spec is not None
-    return smokerun.run_smoke(
-        [str(python)],
-        spec.script,
-        spec,
-        env=dict(options.env) if options.env else None,
-        env_overrides={**smokerun.smoke_env(spec, plan.env), "PYTHONNOUSERSITE": "1"},
-        log_file=log,
-        where=f"in the new conda environment {python.parent.parent}",
-    )
 
 
 class _TempLog:

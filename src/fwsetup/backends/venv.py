@@ -93,7 +93,9 @@ def find_uv(env: Mapping[str, str]) -> str | None:
     return None
 
 
-MIN_UV = "0.7"  # pylock.toml (PEP 751) from `uv pip compile` and into `uv pip install -r` (0.6.15, settled by 0.7)
+MIN_UV = (
+    "0.7"  # pylock.toml (PEP 751) from `uv pip compile` and into `uv pip install -r` (0.6.15, settled by 0.7)
+)
 
 
 def _uv_usable(version: str | None) -> bool:
@@ -178,7 +180,9 @@ def _pinned(requirements: Sequence[str]) -> list[Any]:
 class IndexUnreachable(NetworkError):
     """The plan's own index cannot be reached and no local wheel provides what it was for."""
 
-    def __init__(self, url: str, *, names: Sequence[str], local: Mapping[str, Sequence[str]], detail: str) -> None:
+    def __init__(
+        self, url: str, *, names: Sequence[str], local: Mapping[str, Sequence[str]], detail: str
+    ) -> None:
         what = " and ".join(names) or "the framework"
         url, detail = redact_text(url), redact_text(detail)
         msg = f"cannot reach {url} ({detail}): use --wheelhouse DIR with the {what} wheel"
@@ -240,7 +244,11 @@ def check_sources(
 
     local: dict[str, str] = {}
     for req in pinned:
-        hits = [w for v, w in found.get(canonicalize_name(req.name), []) if req.specifier.contains(v, prereleases=True)]
+        hits = [
+            w
+            for v, w in found.get(canonicalize_name(req.name), [])
+            if req.specifier.contains(v, prereleases=True)
+        ]
         if hits:
             local[str(req)] = str(hits[-1])
     if pinned and len(local) == len(pinned):
@@ -253,7 +261,9 @@ def check_sources(
     for url in plan.index_urls:
         why = probe_index(url, cafile)
         if why is not None:
-            names = [r.name for r in pinned if str(r) not in local] or [r.split("[")[0].split("=")[0] for r in plan.requirements[:1]]
+            names = [r.name for r in pinned if str(r) not in local] or [
+                r.split("[")[0].split("=")[0] for r in plan.requirements[:1]
+            ]
             versions = {n: [str(v) for v, _ in sorted(found.get(canonicalize_name(n), []))] for n in names}
             raise IndexUnreachable(url, names=names, local=versions, detail=why)
     return Sources(plan_indexes=tuple(plan.index_urls), local=local)
@@ -359,7 +369,11 @@ def read_pip_report(path: Path) -> list[dict[str, Any]]:
     for item in data.get("install", []):
         meta = item.get("metadata", {})
         info = item.get("download_info", {})
-        entry: dict[str, Any] = {"name": meta.get("name"), "version": meta.get("version"), "url": info.get("url")}
+        entry: dict[str, Any] = {
+            "name": meta.get("name"),
+            "version": meta.get("version"),
+            "url": info.get("url"),
+        }
         hashes = (info.get("archive_info") or {}).get("hashes") or {}
         if hashes.get("sha256"):
             entry["sha256"] = hashes["sha256"]
@@ -404,8 +418,21 @@ def _env(options: InstallOptions) -> dict[str, str]:
 
 def digest_for(plan: Plan, options: InstallOptions) -> str:
     d = plan_to_dict(plan)
-    keep = ("framework", "version", "variant", "accelerator", "cuda", "python", "requirements", "index_urls", "env", "smoke")
-    return staging.plan_digest({k: d.get(k) for k in keep}, {"method": "venv", "python": options.python, "smoke": options.run_smoke})
+    keep = (
+        "framework",
+        "version",
+        "variant",
+        "accelerator",
+        "cuda",
+        "python",
+        "requirements",
+        "index_urls",
+        "env",
+        "smoke",
+    )
+    return staging.plan_digest(
+        {k: d.get(k) for k in keep}, {"method": "venv", "python": options.python, "smoke": options.run_smoke}
+    )
 
 
 # -- the backend ---------------------------------------------------------------------------------------
@@ -424,17 +451,48 @@ class VenvBackend(Backend):
 
     # -- what would be run ---------------------------------------------------------------------------------
 
-    def commands(self, plan: Plan, options: InstallOptions, where: Path, sources: Sources, uvcfg: pipconfig.UvConfig) -> list[list[str]]:
+    def commands(
+        self, plan: Plan, options: InstallOptions, where: Path, sources: Sources, uvcfg: pipconfig.UvConfig
+    ) -> list[list[str]]:
         inst = self.installer(options)
         py = options.python or plan.python
         meta = where / staging.META_DIR
         if inst.kind == "uv":
             assert inst.exe
             return [
-                [inst.exe, "venv", "--relocatable", "--no-project", *(["--python", py] if py else []), str(where)],
-                [inst.exe, "pip", "compile", "--no-header", "--quiet", "--python", str(env_python(where)),
-                 *uvcfg.args, "--format", "pylock.toml", "-o", str(meta / PYLOCK), str(meta / "requirements.in")],
-                [inst.exe, "pip", "install", "--python", str(env_python(where)), *uvcfg.args, "-r", str(meta / PYLOCK)],
+                [
+                    inst.exe,
+                    "venv",
+                    "--relocatable",
+                    "--no-project",
+                    *(["--python", py] if py else []),
+                    str(where),
+                ],
+                [
+                    inst.exe,
+                    "pip",
+                    "compile",
+                    "--no-header",
+                    "--quiet",
+                    "--python",
+                    str(env_python(where)),
+                    *uvcfg.args,
+                    "--format",
+                    "pylock.toml",
+                    "-o",
+                    str(meta / PYLOCK),
+                    str(meta / "requirements.in"),
+                ],
+                [
+                    inst.exe,
+                    "pip",
+                    "install",
+                    "--python",
+                    str(env_python(where)),
+                    *uvcfg.args,
+                    "-r",
+                    str(meta / PYLOCK),
+                ],
             ]
         base = _base_python(py, _env(options))
         pip_args: list[str] = []
@@ -447,8 +505,18 @@ class VenvBackend(Backend):
             pip_args.append("--no-index")
         return [
             [base, "-m", "venv", str(where)],
-            [str(env_python(where)), "-m", "pip", "install", "--disable-pip-version-check", *pip_args,
-             "--report", str(meta / "pip-report.json"), "-r", str(meta / "requirements.in")],
+            [
+                str(env_python(where)),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                *pip_args,
+                "--report",
+                str(meta / "pip-report.json"),
+                "-r",
+                str(meta / "requirements.in"),
+            ],
         ]
 
     def render(self, plan: Plan, options: InstallOptions) -> str:
@@ -457,11 +525,18 @@ class VenvBackend(Backend):
         sources = check_sources(plan, options, settings, probe=False)
         # No generated wheel index here (it writes to the cache): the install reads local wheel folders
         # through one (pipconfig.wheel_index), which resolves to the same wheels.
-        uvcfg = pipconfig.to_uv(settings, plan_indexes=sources.plan_indexes, wheelhouse=options.wheelhouse,
-                                offline=options.offline, env=env)
+        uvcfg = pipconfig.to_uv(
+            settings,
+            plan_indexes=sources.plan_indexes,
+            wheelhouse=options.wheelhouse,
+            offline=options.offline,
+            env=env,
+        )
         target = Path(options.target).absolute()
-        lines = [f"# venv for {plan.title or plan.framework} {plan.version} ({plan.variant}) at {target}",
-                 f"# installer: {self.installer(options).describe()}"]
+        lines = [
+            f"# venv for {plan.title or plan.framework} {plan.version} ({plan.variant}) at {target}",
+            f"# installer: {self.installer(options).describe()}",
+        ]
         lines += [f"# {redact_text(n)}" for n in sources.notes]
         lines += [f"# warning: {w}" for w in uvcfg.warnings]
         variables = dict(uvcfg.env)
@@ -476,7 +551,9 @@ class VenvBackend(Backend):
             from fwsetup.smoke.runner import smoke_argv
 
             lines.append(shlex.join(smoke_argv([str(env_python(target))], plan.smoke.script, plan.smoke)))
-        lines.append("# (built in a staging folder beside the target, swapped in after the smoke test passes)")
+        lines.append(
+            "# (built in a staging folder beside the target, swapped in after the smoke test passes)"
+        )
         return "\n".join(lines)
 
     # -- install ------------------------------------------------------------------------------------------
@@ -486,29 +563,49 @@ class VenvBackend(Backend):
         job = _VenvJob(self, plan, options, digest_for(plan, options))
         return transaction.install(job, plan, options, digest=job.digest, progress=progress)
 
-    def _build(self, plan: Plan, options: InstallOptions, env: dict[str, str], st: staging.Staging,
-               digest: str, progress: Progress) -> dict[str, Any]:
+    def _build(
+        self,
+        plan: Plan,
+        options: InstallOptions,
+        env: dict[str, str],
+        st: staging.Staging,
+        digest: str,
+        progress: Progress,
+    ) -> dict[str, Any]:
         progress = transaction.StageClock(progress)
         inst = self.installer(options)
         settings = resolve(env).pip
         sources = check_sources(plan, options, settings)
-        uvcfg = pipconfig.to_uv(settings, plan_indexes=sources.plan_indexes, wheelhouse=options.wheelhouse,
-                                offline=options.offline, env=env,
-                                index_cache=_index_cache(env))
+        uvcfg = pipconfig.to_uv(
+            settings,
+            plan_indexes=sources.plan_indexes,
+            wheelhouse=options.wheelhouse,
+            offline=options.offline,
+            env=env,
+            index_cache=_index_cache(env),
+        )
         cmds = self.commands(plan, options, st.path, sources, uvcfg)
-        run_env = {**env, **uvcfg.env, **(pip_index_env(sources.plan_indexes, settings) if inst.kind == "pip" else {})}
+        run_env = {
+            **env,
+            **uvcfg.env,
+            **(pip_index_env(sources.plan_indexes, settings) if inst.kind == "pip" else {}),
+        }
         run_env.pop("VIRTUAL_ENV", None)  # uv would warn that it is not the target
         run_env.pop("PYTHONHOME", None)
         hidden = env_secrets(run_env)  # nothing written or shown below may hold them
-        pre_log: list[str] = [f"fwsetup: {plan.framework} {plan.version} ({plan.variant}) -> {st.target}",
-                              f"installer: {inst.describe()}"]
+        pre_log: list[str] = [
+            f"fwsetup: {plan.framework} {plan.version} ({plan.variant}) -> {st.target}",
+            f"installer: {inst.describe()}",
+        ]
         pre_log += [f"note: {n}" for n in sources.notes] + [f"warning: {w}" for w in uvcfg.warnings]
         pre_log += [f"pip setting {k} from {v}" for k, v in settings.sources.items()]
         if inst.kind == "uv":
             pre_log += [f"env {k}={v}" for k, v in uvcfg.env.items()]
         pre_log = [redact_text(line, hidden) for line in pre_log]
         if inst.kind == "pip" and resolve(env).installer != "pip":
-            note = f"no working uv >= {MIN_UV} found: using python -m venv and pip (slower; pip install -U uv)"
+            note = (
+                f"no working uv >= {MIN_UV} found: using python -m venv and pip (slower; pip install -U uv)"
+            )
             pre_log.append(f"note: {note}")
             progress("resolve", note)
         for w in uvcfg.warnings:
@@ -530,9 +627,13 @@ class VenvBackend(Backend):
             hint = f"Install it (uv python install {wanted}) or choose another with --python X.Y."
             if "python-build-standalone" in out or ("download" in out.lower() and "cpython" in out.lower()):
                 # issue 9, item 10: a Python that is not here and cannot be fetched is not a failed install (5)
-                raise NetworkError(f"Python {wanted} is not installed here and could not be downloaded: {why}", hint=hint)
+                raise NetworkError(
+                    f"Python {wanted} is not installed here and could not be downloaded: {why}", hint=hint
+                )
             if "No interpreter found" in out or "not found" in why:
-                raise UsageError(f"no Python {wanted} is installed here to create the environment: {why}", hint=hint)
+                raise UsageError(
+                    f"no Python {wanted} is installed here to create the environment: {why}", hint=hint
+                )
             raise InstallError(msg)
         (st.meta / "requirements.in").write_text("\n".join(plan.requirements) + "\n")
         if inst.kind == "uv":
@@ -541,8 +642,12 @@ class VenvBackend(Backend):
             packages = self._pip_install(plan, cmds, run_env, st, progress)
 
         if options.run_smoke and plan.smoke is not None:
-            progress("smoke", f"training step ({plan.smoke.script} on {plan.smoke.device}) in the new environment")
-        smoke = transaction.smoke(env_python(st.path), plan, options, log=st.log_file, where="in the new environment")
+            progress(
+                "smoke", f"training step ({plan.smoke.script} on {plan.smoke.device}) in the new environment"
+            )
+        smoke = transaction.smoke(
+            env_python(st.path), plan, options, log=st.log_file, where="in the new environment"
+        )
         changed = fix_paths(st.path, st.path, st.target)
         if changed:
             with open(st.log_file, "a") as f:
@@ -560,8 +665,9 @@ class VenvBackend(Backend):
         )  # fmt: skip
         return {"smoke": smoke, "packages": packages}
 
-    def _uv_install(self, plan: Plan, cmds: list[list[str]], env: dict[str, str], st: staging.Staging,
-                    progress: Progress) -> list[dict[str, Any]]:
+    def _uv_install(
+        self, plan: Plan, cmds: list[list[str]], env: dict[str, str], st: staging.Staging, progress: Progress
+    ) -> list[dict[str, Any]]:
         progress("resolve", f"resolving {' '.join(plan.requirements)}")
         res = run_streamed(cmds[1], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT)
         _raise_for(res, "resolving", st)
@@ -570,7 +676,12 @@ class VenvBackend(Backend):
         if total:
             staging.check_free_space(st.target.parent, int(total * (1 + EXPANSION)))
         n = len(packages)
-        progress("download", f"downloading {n} packages ({staging.human_bytes(total)})" if total else f"downloading {n} packages")
+        progress(
+            "download",
+            f"downloading {n} packages ({staging.human_bytes(total)})"
+            if total
+            else f"downloading {n} packages",
+        )
 
         def on_line(line: str) -> None:
             s = line.strip()
@@ -581,8 +692,9 @@ class VenvBackend(Backend):
         _raise_for(res, "installing", st)
         return packages
 
-    def _pip_install(self, plan: Plan, cmds: list[list[str]], env: dict[str, str], st: staging.Staging,
-                     progress: Progress) -> list[dict[str, Any]]:
+    def _pip_install(
+        self, plan: Plan, cmds: list[list[str]], env: dict[str, str], st: staging.Staging, progress: Progress
+    ) -> list[dict[str, Any]]:
         progress("download", f"pip: resolving and downloading {' '.join(plan.requirements)}")
 
         def on_line(line: str) -> None:
