@@ -18,7 +18,7 @@ from fwsetup import proc
 from fwsetup.errors import SmokeError
 from fwsetup.plan import SmokeSpec
 from fwsetup.smoke import SCRIPTS, SMOKE_DIR, parse_report, script_path
-from fwsetup.smokerun import run_smoke, smoke_argv
+from fwsetup.smoke.runner import run_smoke, smoke_argv
 
 
 def _fake(tmp_path: Path, body: str) -> Path:
