@@ -17,7 +17,7 @@ from fwsetup.backends.docker import (
     read_index_settings,
     render_dockerfile,
 )
-from fwsetup.commands.build import linux_profile, plan_image
+from fwsetup.plan.container import linux_profile, plan_image
 from fwsetup.commands.plan import build_request
 from fwsetup.errors import UsageError
 from fwsetup.plan import Plan, SmokeSpec, plan_from_json

@@ -40,6 +40,16 @@ from fwsetup.backends.engine import (
 )
 from fwsetup.errors import EngineError, InstallError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
+from fwsetup.plan.container import (  # the container decisions, re-exported for old callers
+    _CUDA_PATCH,
+    _DISTRO_PYTHON,
+    DEFAULT_BASE,
+    BasePython,
+    base_python,
+    choose_base,
+    cuda_base_image,
+    image_plan,
+)
 from fwsetup.redact import redact_url
 from fwsetup.settings import resolve
 
@@ -51,33 +61,10 @@ APP_DIR: Final = "/opt/fwsetup"
 # device_requests (GPUs) arrived with API 1.40 (Docker 19.03); older engines cannot run GPU containers
 # and their classic builder lacks what the template uses.
 MIN_API: Final = (1, 40)
-DEFAULT_BASE: Final = "python:{python}-slim-bookworm"
 ENGINE_HINT: Final = (
     "Start an engine: `eval \"$(./scripts/start-docker-engine)\"` (a private engine on its own socket; needs root) "
     "or `sudo systemctl start docker`, and make DOCKER_HOST point at it."
 )
-
-# nvidia/cuda publishes X.Y.Z tags only; the patch release we use where a recipe names just X.Y.
-# Recipes should name their base image (docker.base_image); this is the fallback.
-_CUDA_PATCH: Final = {
-    "11.8": "11.8.0",
-    "12.1": "12.1.1",
-    "12.4": "12.4.1",
-    "12.6": "12.6.3",
-    "12.8": "12.8.1",
-    "12.9": "12.9.1",
-    "13.0": "13.0.1",
-}
-# The python3 a distribution's apt gives, for bases that have no Python of their own (nvidia/cuda).
-_DISTRO_PYTHON: Final = {
-    "ubuntu20.04": "3.8",
-    "ubuntu22.04": "3.10",
-    "ubuntu24.04": "3.12",
-    "bullseye": "3.9",
-    "bookworm": "3.11",
-    "trixie": "3.13",
-}
-
 
 # ---------------------------------------------------------------------------------------------------
 # The user's pip/uv settings, carried into the builder stage (and only there)
@@ -183,51 +170,6 @@ class ImageOptions:
     plan_indexes: tuple[str, ...] | None = None
     no_cache: bool = False
     platform: str = "linux/amd64"
-
-
-def cuda_base_image(cuda: str, distro: str = "ubuntu22.04") -> str:
-    full = _CUDA_PATCH.get(cuda, cuda if cuda.count(".") == 2 else f"{cuda}.0")
-    return f"nvidia/cuda:{full}-cudnn-runtime-{distro}"
-
-
-def choose_base(plan: Plan, override: str | None = None) -> tuple[str, str]:
-    """(image, why): --base, else the framework's official image where the recipe prefers it, else the
-    recipe's base image, else nvidia/cuda for CUDA builds and python:X.Y-slim for CPU builds."""
-    if override:
-        from fwsetup.recipes import IMAGE_REF_RE
-
-        if not IMAGE_REF_RE.fullmatch(override):
-            msg = f"--base {override!r} is not an image reference (registry/name:tag, lower-case, no spaces)."
-            raise UsageError(msg)
-        return override, "--base"
-    spec = plan.docker
-    if spec is not None and spec.use_official and spec.official_image:
-        return spec.official_image, "the recipe prefers the framework's official image"
-    if spec is not None and spec.base_image:
-        return spec.base_image, "the recipe's base image"
-    if plan.accelerator == "cuda" and plan.cuda:
-        return cuda_base_image(plan.cuda), f"CUDA {plan.cuda} runtime with cuDNN"
-    return DEFAULT_BASE.format(python=plan.python or "3.11"), "Python's slim Debian image"
-
-
-@dataclass(frozen=True, kw_only=True)
-class BasePython:
-    version: str | None  # "3.11", None = unknown until the image is asked
-    present: bool  # the image has python3 already (else the template installs the distribution's)
-
-
-def base_python(image: str) -> BasePython:
-    """What Python a base image gives, from its name alone (no engine): python:X.Y images carry X.Y,
-    nvidia/cuda and bare distribution images get their distribution's python3 from apt."""
-    name = image.split("@", 1)[0]
-    m = re.match(r"^(?:docker\.io/)?(?:library/)?python:(\d+\.\d+)", name)
-    if m:
-        return BasePython(version=m.group(1), present=True)
-    bare = re.match(r"^(?:docker\.io/)?(?:library/)?(ubuntu|debian):", name) or "nvidia/cuda:" in name
-    for distro, version in _DISTRO_PYTHON.items():
-        if distro in name or (distro.startswith("ubuntu") and name.endswith(":" + distro[6:])):
-            return BasePython(version=version, present=not bare)
-    return BasePython(version=None, present=not bare)
 
 
 def _find_script(script: str, folder: Path) -> Path | None:
@@ -366,9 +308,11 @@ def render_dockerfile(
 
     check_renderable(plan)
     assert plan.smoke is not None
-    base, _why = choose_base(plan, options.base)
-    bp = base_python(base)
-    use_official = bool(plan.docker and plan.docker.use_official and not options.base and base == plan.docker.official_image)
+    image = plan.image if plan.image is not None and not options.base else image_plan(plan, options.base)
+    base = image.base
+    use_official = bool(
+        plan.docker and plan.docker.use_official and image.why != "--base" and base == plan.docker.official_image
+    )
     script_name = script_name or f"train_{plan.smoke.script}.py"
     cmd = smoke_command(plan, script_name, options.gpus)
     settings = read_index_settings(options.env) if options.env else IndexSettings()
@@ -385,7 +329,7 @@ def render_dockerfile(
         title=plan.title or plan.framework,
         fwsetup_version=__version__,
         base_image=base,
-        install_python=not bp.present,
+        install_python=not image.python_present,
         python="python" if use_official else "python3",
         system_site_packages=use_official,
         system_packages=list(plan.docker.system_packages) if plan.docker else [],
@@ -824,12 +768,22 @@ class DockerEngine(Engine):
         except Exception as exc:  # noqa: BLE001 - docker.errors.APIError and friends
             text = _short(exc)
             hint = None
-            if "could not select device driver" in text or "nvidia" in text.lower():
+            msg = f"could not run a container from {spec.image}: {text}"
+            if "could not select device driver" in text:  # --gpus on an engine without the NVIDIA runtime
+                msg = (
+                    f"the Docker engine has no NVIDIA runtime, so it cannot give the container from {spec.image} "
+                    "a GPU (the container was removed)."
+                )
+                hint = (
+                    "Install the NVIDIA Container Toolkit (package nvidia-container-toolkit) where the engine runs, "
+                    "then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`; "
+                    "`docker info | grep -i runtimes` then lists nvidia. Or smoke-test without --gpu."
+                )
+            elif "nvidia" in text.lower():
                 hint = (
                     "The engine cannot hand GPUs to containers: install the NVIDIA Container Toolkit "
                     "(nvidia-ctk runtime configure --runtime=docker) and restart the engine."
                 )
-            msg = f"could not run a container from {spec.image}: {text}"
             raise EngineError(msg, hint=hint) from None
         return RunResult(exit_code=code, stdout=out, stderr=err, seconds=time.monotonic() - start)
 

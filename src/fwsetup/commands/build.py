@@ -22,116 +22,14 @@ from fwsetup.cli import app, count, input_file, output_dir, python_minor
 
 if TYPE_CHECKING:
     from fwsetup.backends.engine import BuildEvent
-    from fwsetup.plan import Plan, Request
-    from fwsetup.profile import HostProfile
     from fwsetup.recipes import Build, Recipe
 
-# Pythons an image can be built for where the base image does not fix one (python:X.Y-slim).
-IMAGE_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+# The container decisions (target Linux, stand-in GPU, base image and its Python) are in
+# fwsetup.plan.container; imported lazily here so that start-up stays fast.
 
 
 # ---------------------------------------------------------------------------------------------------
-# Planning for an image
-
-
-def _only_variant(recipe: Recipe, variant: str | None) -> Recipe:
-    if not variant:
-        return recipe
-    import msgspec
-
-    from fwsetup.errors import UsageError
-
-    builds = [b for b in recipe.builds if b.variant == variant]
-    if not builds:
-        known = ", ".join(sorted({b.variant for b in recipe.builds}))
-        msg = f"{recipe.title} has no {variant!r} builds (variants: {known})."
-        raise UsageError(msg)
-    return msgspec.structs.replace(recipe, builds=builds)
-
-
-def target_gpu_profile(profile: HostProfile, recipe: Recipe, variant: str | None) -> tuple[HostProfile, str | None]:
-    """For --variant cuXXX on a machine without a usable GPU (CI): plan for the image's target instead,
-    a stand-in GPU the build supports and a driver new enough. Returns (profile, note) - note when used."""
-    import msgspec
-
-    from fwsetup.profile import GPU, NvidiaInfo
-
-    if not variant or profile.usable_gpus:
-        return profile, None
-    builds = [b for b in recipe.builds if b.variant == variant and b.accelerator == "cuda"]
-    if not builds:
-        return profile, None
-    ccs = [c for b in builds for c in (b.compute_capabilities or b.ptx)]
-    cc = max(ccs, key=lambda c: tuple(int(x) for x in c.split(".")[:2])) if ccs else "9.0"
-    gpu = GPU(index=0, name=f"stand-in GPU (compute capability {cc}; no GPU on this machine)", compute_capability=cc)
-    nvidia = NvidiaInfo(nvml="ok", driver_version="999.0", cuda_driver_version="99.0", gpus=(gpu,))
-    tools = msgspec.structs.replace(
-        profile.tools, docker=msgspec.structs.replace(profile.tools.docker, nvidia_runtime=None)
-    )
-    note = (
-        f"No usable GPU here: planned the {variant} image for a stand-in GPU (compute capability {cc}, any new "
-        "driver); it cannot be smoke-tested on this machine."
-    )
-    return msgspec.structs.replace(profile, nvidia=nvidia, tools=tools), note
-
-
-def plan_image(
-    recipe: Recipe,
-    profile: HostProfile,
-    request: Request,
-    *,
-    base: str | None = None,
-    variant: str | None = None,
-    probe_python: Any = None,
-) -> tuple[Plan, list[str]]:
-    """The plan for an image: Linux, and the Python the base image has (--python overrides). The base
-    depends on the plan (a CUDA build's nvidia/cuda image) and the plan on the Python, so plan until the
-    two agree (twice at most, in practice)."""
-    import msgspec
-
-    from fwsetup.backends.docker import base_python, choose_base
-    from fwsetup.plan import make_plan
-
-    notes: list[str] = []
-    recipe = _only_variant(recipe, variant)
-    profile, note = target_gpu_profile(profile, recipe, variant)
-    if note:
-        notes.append(note)
-    python = request.python
-    if python is None and base:
-        python = base_python(base).version or (probe_python(base) if probe_python else None)
-    plan = make_plan(profile, recipe, msgspec.structs.replace(request, method="docker", python=python))
-    for _ in range(3):
-        if plan.status != "ok" or request.python is not None:
-            break
-        image, _why = choose_base(plan, base)
-        has = base_python(image).version or (probe_python(image) if probe_python else None)
-        if has is None or has == plan.python:
-            break
-        notes.append(f"Python {has}: the Python of the base image {image}.")
-        plan = make_plan(profile, recipe, msgspec.structs.replace(request, method="docker", python=has))
-    if plan.status == "ok" and request.python is None:
-        image, _why = choose_base(plan, base)
-        has = base_python(image).version
-        if has is not None and has != plan.python:
-            from fwsetup.errors import UsageError
-
-            msg = (
-                f"the base image {image} has Python {has}, but no {recipe.title} build for it matches; "
-                f"the plan wanted Python {plan.python}."
-            )
-            raise UsageError(msg, hint="Pass --base IMAGE with another Python, or --python X.Y.")
-    return plan, notes
-
-
-def linux_profile(profile: HostProfile) -> HostProfile:
-    """This machine as the image sees it: Linux on the same CPU and GPUs; the host's OS and Python do not
-    matter inside the image."""
-    import msgspec
-
-    from fwsetup.profile import OSInfo, PythonInfo
-
-    return msgspec.structs.replace(profile, os=OSInfo(system="linux", libc="glibc"), python=PythonInfo())
+# Asking an image for its Python (a side effect: before planning, for a --base the name does not explain)
 
 
 def _engine_python_probe(engine: Any) -> Any:
@@ -256,13 +154,13 @@ def build_command(
         DockerEngine,
         ImageOptions,
         _buildx_available,
-        choose_base,
         render_dockerfile,
     )
     from fwsetup.commands.plan import build_request, exit_if_refused
     from fwsetup.detect import get_host
     from fwsetup.errors import UsageError
     from fwsetup.plan import plan_to_json
+    from fwsetup.plan.container import base_python, linux_profile, plan_image
     from fwsetup.recipes import load_recipes
     from fwsetup.ui import emit_json, info, recipes_dir_override
 
@@ -280,10 +178,10 @@ def build_command(
     engine = None if dry_run else DockerEngine(env=env)
     if engine is not None:
         engine.check()  # no engine: say so before planning and rendering
-    plan, notes = plan_image(
-        recipe, profile, request, base=base, variant=variant,
-        probe_python=_engine_python_probe(engine) if engine is not None else None,
-    )  # fmt: skip
+    base_python_version = None
+    if base and engine is not None and base_python(base).version is None:
+        base_python_version = _engine_python_probe(engine)(base)  # a --base its name does not explain
+    plan, notes = plan_image(recipe, profile, request, base=base, variant=variant, base_python_version=base_python_version)
     exit_if_refused(plan, request, json_out=json_out)
     stand_in = any(n.startswith("No usable GPU here") for n in notes)
     gpus = "all" if all_gpus else "one" if plan.accelerator == "cuda" else "none"
@@ -296,8 +194,9 @@ def build_command(
 
         print(render_dockerfile(plan, replace(options, buildkit=_buildx_available(env))), end="")
         return
-    image, why = choose_base(plan, base)
-    info(f"[bold]{plan.title} {plan.version}[/] ({plan.variant}), Python {plan.python}, on {image} [dim]({why})[/]")
+    assert plan.image is not None  # plan_image names the base image
+    info(f"[bold]{plan.title} {plan.version}[/] ({plan.variant}), Python {plan.python}, on {plan.image.base} "
+         f"[dim]({plan.image.why})[/]")  # fmt: skip
     for note in notes:
         info(f"[dim]{note}[/]")
     backend = DockerBackend(engine)
@@ -403,7 +302,7 @@ def matrix_entries(
     recipes: Iterable[Recipe],
     *,
     newest: int | None = 2,
-    pythons: Sequence[str] = IMAGE_PYTHONS,
+    pythons: Sequence[str] | None = None,
     arch: str = "x86_64",
     frameworks: Sequence[str] = (),
     base: str | None = None,
@@ -414,8 +313,10 @@ def matrix_entries(
     python:X.Y-slim bases take every Python in `pythons` the build supports."""
     from packaging.specifiers import SpecifierSet
 
-    from fwsetup.backends.docker import base_python, choose_base
     from fwsetup.plan import Plan
+    from fwsetup.plan.container import IMAGE_PYTHONS, base_python, choose_base
+
+    pythons = IMAGE_PYTHONS if pythons is None else pythons
 
     entries: list[MatrixEntry] = []
     for recipe in recipes:
@@ -492,6 +393,7 @@ def matrix_command(
 ) -> None:
     """Every image the recipes define, for CI: JSON, a GitHub Actions matrix, or a buildx bake file."""
     from fwsetup.errors import UsageError
+    from fwsetup.plan.container import IMAGE_PYTHONS
     from fwsetup.recipes import load_recipes
     from fwsetup.ui import emit_json, recipes_dir_override
 
@@ -523,6 +425,7 @@ def write_bake(entries: Sequence[MatrixEntry], recipes: Any, out_dir: Path, *, b
     from fwsetup.backends.docker import ImageOptions, prepare_context
     from fwsetup.commands.plan import build_request
     from fwsetup.detect import get_host
+    from fwsetup.plan.container import linux_profile, plan_image
     from fwsetup.ui import info
 
     host = linux_profile(get_host(None))

@@ -3,11 +3,23 @@
 `fwsetup plan --json` prints what these functions return, and install, build and smoke do exactly that.
 """
 
-from fwsetup.plan.model import Method, Plan, Rejection, Request, SmokeSpec, Want, plan_from_json, plan_to_dict, plan_to_json
+from fwsetup.plan.model import (
+    ImagePlan,
+    Method,
+    Plan,
+    Rejection,
+    Request,
+    SmokeSpec,
+    Want,
+    plan_from_json,
+    plan_to_dict,
+    plan_to_json,
+)
 from fwsetup.plan.planner import GPU_ACCELERATORS, make_plan, norm_arch, request_flags
 
 __all__ = [
     "GPU_ACCELERATORS",
+    "ImagePlan",
     "Method",
     "Plan",
     "Rejection",

@@ -42,6 +42,15 @@ class Rejection(_S, frozen=True, kw_only=True):
     why: list[str]
 
 
+class ImagePlan(_S, frozen=True, kw_only=True):
+    """The container a docker plan runs in (fwsetup.plan.container): its base image, why that one, and
+    whether the base has python3 of its own (else the image installs the distribution's)."""
+
+    base: str
+    why: str
+    python_present: bool = True
+
+
 class Plan(_S, frozen=True, kw_only=True):
     schema_version: int = 1
     status: Literal["ok", "refused"]
@@ -63,6 +72,7 @@ class Plan(_S, frozen=True, kw_only=True):
     insecure_sources: list[str] = []
     conda: CondaSpec | None = None
     docker: DockerSpec | None = None
+    image: ImagePlan | None = None  # method docker: the base image chosen and why (plan.python runs in it)
     gpus: list[int] = []  # GPU indexes the plan uses
     min_driver: str | None = None
     smoke: SmokeSpec | None = None

@@ -6,6 +6,7 @@ and is printed by `fwsetup plan --json` (DESIGN.md).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -251,7 +252,9 @@ def _check_cuda(ev: _Eval, profile: HostProfile, request: Request, t: _Target, c
             fail(_Fail("gpu", "no usable NVIDIA GPU (NVML found none that answered)"))
         return
     if t.docker and profile.tools.docker.nvidia_runtime is False:
-        fail(_Fail("gpu", "the Docker engine has no NVIDIA runtime (install nvidia-container-toolkit)"))
+        fail(_Fail("gpu", "the Docker engine has no NVIDIA runtime: install the NVIDIA Container Toolkit "
+                   "(nvidia-container-toolkit), then `sudo nvidia-ctk runtime configure --runtime=docker` "
+                   "and restart the engine"))  # fmt: skip
     ev.gpus = usable if request.all_gpus else usable[:1]
     # The same verdict doctor gives (compat.driver_verdict): tests/unit/test_doctor_plan_agree.py
     verdict = driver_verdict(
@@ -521,17 +524,28 @@ def _refused(base: dict[str, Any], reasons: list[str], **kw: Any) -> Plan:
 
 
 def make_plan(
-    profile: HostProfile, recipe: Recipe, request: Request, compat: CompatData | None = None
+    profile: HostProfile,
+    recipe: Recipe,
+    request: Request,
+    compat: CompatData | None = None,
+    *,
+    python_of: Callable[[Build], str | None] | None = None,
 ) -> Plan:
-    """HostProfile + Recipe + Request -> Plan. Pure; `compat` defaults to the shipped data (read once)."""
+    """HostProfile + Recipe + Request -> Plan. Pure; `compat` defaults to the shipped data (read once).
+    `python_of`: the Python each build would run on where that depends on the build (the base image of a
+    container, fwsetup.plan.container); each build is judged with it, and the plan says the chosen one's."""
     if compat is None:
         from fwsetup.compat import load_compat
 
         compat = load_compat()
     t = _target(profile, request)
     in_range = version_filter(request.version)
+
+    def target_of(b: Build) -> _Target:
+        return t if python_of is None else dataclasses.replace(t, python=python_of(b) or t.python)
+
     evals = [
-        _evaluate(b, i, profile, request, t, compat)
+        _evaluate(b, i, profile, request, target_of(b), compat)
         for i, b in enumerate(recipe.builds)
         if in_range(b.version)
     ]
@@ -696,6 +710,8 @@ def make_plan(
                 )
             ],
         )
+    if python_of is not None:
+        base = {**base, "python": target_of(b).python}
     smoke = None
     if recipe.smoke:
         smoke = SmokeSpec(

@@ -19,7 +19,7 @@ import pytest
 
 from fwsetup.backends.docker import DockerBackend, DockerEngine, ImageOptions, ImageResult
 from fwsetup.backends.engine import RunSpec
-from fwsetup.commands.build import linux_profile, plan_image
+from fwsetup.plan.container import linux_profile, plan_image
 from fwsetup.commands.plan import build_request
 from fwsetup.detect import get_host
 from fwsetup.plan import Plan

@@ -1,0 +1,234 @@
+"""Every container decision: the Linux the image is, the stand-in GPU of a CI machine, the build variant,
+the base image, and the Python that really runs inside it.
+
+Pure: plan_image() is HostProfile + Recipe + Request (+ the base image's Python when the caller had to
+ask the image for it) -> Plan, in one pass. `fwsetup plan --method docker` and `fwsetup build` both call
+it, so the plan printed is the plan built (its `image` field names the base image and why).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+from fwsetup.errors import UsageError
+from fwsetup.plan.model import ImagePlan, Plan, Request
+
+if TYPE_CHECKING:
+    from fwsetup.profile import HostProfile
+    from fwsetup.recipes import Build, DockerSpec, Recipe
+
+DEFAULT_BASE: Final = "python:{python}-slim-bookworm"
+# Pythons an image can be built for where the base image does not fix one (python:X.Y-slim).
+IMAGE_PYTHONS: Final = ("3.10", "3.11", "3.12", "3.13")
+# The Python a python:{python} base gets when nothing asks for another (and the build supports it).
+DEFAULT_IMAGE_PYTHON: Final = "3.11"
+
+# nvidia/cuda publishes X.Y.Z tags only; the patch release we use where a recipe names just X.Y.
+# Recipes should name their base image (docker.base_image); this is the fallback.
+_CUDA_PATCH: Final = {
+    "11.8": "11.8.0",
+    "12.1": "12.1.1",
+    "12.4": "12.4.1",
+    "12.6": "12.6.3",
+    "12.8": "12.8.1",
+    "12.9": "12.9.1",
+    "13.0": "13.0.1",
+}
+# The python3 a distribution's apt gives, for bases that have no Python of their own (nvidia/cuda).
+_DISTRO_PYTHON: Final = {
+    "ubuntu20.04": "3.8",
+    "ubuntu22.04": "3.10",
+    "ubuntu24.04": "3.12",
+    "bullseye": "3.9",
+    "bookworm": "3.11",
+    "trixie": "3.13",
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The target machine of an image
+
+
+def linux_profile(profile: HostProfile) -> HostProfile:
+    """This machine as the image sees it: Linux on the same CPU and GPUs; the host's OS and Python do not
+    matter inside the image."""
+    from fwsetup.profile import OSInfo, PythonInfo
+
+    return msgspec.structs.replace(profile, os=OSInfo(system="linux", libc="glibc"), python=PythonInfo())
+
+
+def only_variant(recipe: Recipe, variant: str | None) -> Recipe:
+    """The recipe with the builds of one variant (--variant); UsageError naming the known ones."""
+    if not variant:
+        return recipe
+    builds = [b for b in recipe.builds if b.variant == variant]
+    if not builds:
+        known = ", ".join(sorted({b.variant for b in recipe.builds}))
+        msg = f"{recipe.title} has no {variant!r} builds (variants: {known})."
+        raise UsageError(msg)
+    return msgspec.structs.replace(recipe, builds=builds)
+
+
+_only_variant = only_variant  # the name commands/build.py used
+
+
+def stand_in_note(variant: str, cc: str) -> str:
+    return (
+        f"No usable GPU here: planned the {variant} image for a stand-in GPU (compute capability {cc}, any new "
+        "driver); it cannot be smoke-tested on this machine."
+    )
+
+
+def target_gpu_profile(
+    profile: HostProfile, recipe: Recipe, variant: str | None
+) -> tuple[HostProfile, str | None]:
+    """For --variant cuXXX on a machine without a usable GPU (CI): plan for the image's target instead,
+    a stand-in GPU the build supports and a driver new enough. Returns (profile, note) - note when used."""
+    from fwsetup.profile import GPU, NvidiaInfo
+
+    if not variant or profile.usable_gpus:
+        return profile, None
+    builds = [b for b in recipe.builds if b.variant == variant and b.accelerator == "cuda"]
+    if not builds:
+        return profile, None
+    ccs = [c for b in builds for c in (b.compute_capabilities or b.ptx)]
+    cc = max(ccs, key=lambda c: tuple(int(x) for x in c.split(".")[:2])) if ccs else "9.0"
+    gpu = GPU(
+        index=0, name=f"stand-in GPU (compute capability {cc}; no GPU on this machine)", compute_capability=cc
+    )
+    nvidia = NvidiaInfo(nvml="ok", driver_version="999.0", cuda_driver_version="99.0", gpus=(gpu,))
+    tools = msgspec.structs.replace(
+        profile.tools, docker=msgspec.structs.replace(profile.tools.docker, nvidia_runtime=None)
+    )
+    return msgspec.structs.replace(profile, nvidia=nvidia, tools=tools), stand_in_note(variant, cc)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The base image and its Python
+
+
+def cuda_base_image(cuda: str, distro: str = "ubuntu22.04") -> str:
+    full = _CUDA_PATCH.get(cuda, cuda if cuda.count(".") == 2 else f"{cuda}.0")
+    return f"nvidia/cuda:{full}-cudnn-runtime-{distro}"
+
+
+def check_base_ref(override: str) -> None:
+    from fwsetup.recipes import IMAGE_REF_RE
+
+    if not IMAGE_REF_RE.fullmatch(override):
+        msg = f"--base {override!r} is not an image reference (registry/name:tag, lower-case, no spaces)."
+        raise UsageError(msg)
+
+
+def _base_of(
+    docker: DockerSpec | None,
+    accelerator: str | None,
+    cuda: str | None,
+    python: str | None,
+    override: str | None,
+) -> tuple[str, str]:
+    if override:
+        check_base_ref(override)
+        return override, "--base"
+    if docker is not None and docker.use_official and docker.official_image:
+        return docker.official_image, "the recipe prefers the framework's official image"
+    if docker is not None and docker.base_image:
+        return docker.base_image, "the recipe's base image"
+    if accelerator == "cuda" and cuda:
+        return cuda_base_image(cuda), f"CUDA {cuda} runtime with cuDNN"
+    return DEFAULT_BASE.format(python=python or DEFAULT_IMAGE_PYTHON), "Python's slim Debian image"
+
+
+def choose_base(plan: Plan, override: str | None = None) -> tuple[str, str]:
+    """(image, why): --base, else the framework's official image where the recipe prefers it, else the
+    recipe's base image, else nvidia/cuda for CUDA builds and python:X.Y-slim for CPU builds."""
+    return _base_of(plan.docker, plan.accelerator, plan.cuda, plan.python, override)
+
+
+class BasePython(msgspec.Struct, frozen=True, kw_only=True):
+    version: str | None  # "3.11", None = unknown until the image is asked
+    present: bool  # the image has python3 already (else the template installs the distribution's)
+
+
+def base_python(image: str) -> BasePython:
+    """What Python a base image gives, from its name alone (no engine): python:X.Y images carry X.Y,
+    nvidia/cuda and bare distribution images get their distribution's python3 from apt."""
+    name = image.split("@", 1)[0]
+    m = re.match(r"^(?:docker\.io/)?(?:library/)?python:(\d+\.\d+)", name)
+    if m:
+        return BasePython(version=m.group(1), present=True)
+    bare = re.match(r"^(?:docker\.io/)?(?:library/)?(ubuntu|debian):", name) or "nvidia/cuda:" in name
+    for distro, version in _DISTRO_PYTHON.items():
+        if distro in name or (distro.startswith("ubuntu") and name.endswith(":" + distro[6:])):
+            return BasePython(version=version, present=not bare)
+    return BasePython(version=None, present=not bare)
+
+
+def _python_ok(python: str, spec: str) -> bool:
+    from fwsetup.recipes import parse_specifier
+
+    return bool(parse_specifier(spec).contains(python, prereleases=True))
+
+
+def build_python(
+    build: Build, *, base: str | None = None, base_python_version: str | None = None
+) -> str | None:
+    """The Python that runs in the image of one build: the base image's own (its name says, or the caller
+    asked the image), or for a python:{python} base the default Python where the build supports it, else
+    the newest image Python it supports. None: unknown (an image nobody asked)."""
+    image, _why = _base_of(build.docker, build.accelerator, build.cuda, "{python}", base)
+    if "{python}" not in image:
+        return base_python(image).version or (base_python_version if base else None)
+    fits = [py for py in IMAGE_PYTHONS if _python_ok(py, build.python)]
+    if DEFAULT_IMAGE_PYTHON in fits or not fits:
+        return DEFAULT_IMAGE_PYTHON
+    return fits[-1]
+
+
+def image_plan(plan: Plan, base: str | None = None) -> ImagePlan:
+    image, why = choose_base(plan, base)
+    return ImagePlan(base=image, why=why, python_present=base_python(image).present)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The plan of an image
+
+
+def plan_image(
+    recipe: Recipe,
+    profile: HostProfile,
+    request: Request,
+    *,
+    base: str | None = None,
+    variant: str | None = None,
+    base_python_version: str | None = None,
+) -> tuple[Plan, list[str]]:
+    """The plan for an image, in one pass: Linux on this machine's CPU and GPUs (a stand-in GPU for
+    --variant cuXXX where there is none), each build judged with the Python its base image has (--python
+    overrides; for a --base the name does not explain, base_python_version is what the caller's probe of
+    the image said). Returns (plan, notes); plan.image names the base image."""
+    from fwsetup.plan.planner import make_plan
+
+    notes: list[str] = []
+    recipe = only_variant(recipe, variant)
+    profile, note = target_gpu_profile(linux_profile(profile), recipe, variant)
+    if note:
+        notes.append(note)
+    request = msgspec.structs.replace(request, method="docker")
+
+    def python_of(b: Build) -> str | None:
+        return build_python(b, base=base, base_python_version=base_python_version)
+
+    plan = make_plan(profile, recipe, request, python_of=None if request.python else python_of)
+    if plan.status != "ok":
+        if base:
+            check_base_ref(base)
+        return plan, notes
+    img = image_plan(plan, base)
+    has = base_python(img.base).version
+    if request.python is not None and has is not None and has != request.python:
+        notes.append(f"--python {request.python}: the base image {img.base} has Python {has} of its own.")
+    return msgspec.structs.replace(plan, image=img), notes
