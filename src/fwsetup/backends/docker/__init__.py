@@ -1,0 +1,374 @@
+"""The docker backend: a Plan -> a Dockerfile (pure render) -> an image, smoke-tested in a fresh container.
+
+- render.py: the Dockerfile's text from the Plan and settings already resolved (pure);
+- context.py: the build context (wheelhouse, CA bundle and index settings as secrets, smoke scripts);
+- engine.py: DockerEngine, the adapter behind the Engine ABC (fwsetup.backends.engine), build streams;
+- here: DockerBackend (build, tag, smoke-test), and the one place the user's pip settings are read
+  (read_index_settings) and the template file is read, for the pure parts below.
+
+The base image and the Python in it are the plan's (Plan.image, decided by fwsetup.plan.container).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tempfile
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
+from fwsetup.backends.docker import context as _context
+from fwsetup.backends.docker import render as _render
+from fwsetup.backends.docker.context import (
+    Context,
+    default_wheelhouse,
+    uv_binary,
+    wheelhouse_files,
+)
+from fwsetup.backends.docker.engine import (
+    ENGINE_HINT,
+    MIN_API,
+    DockerEngine,
+    _buildx_available,
+    parse_buildx,
+    parse_classic,
+    run_create_kwargs,
+)
+from fwsetup.backends.docker.render import (
+    APP_DIR,
+    IMAGE_USER,
+    NO_INDEX_SETTINGS,
+    VENV,
+    ImageOptions,
+    IndexSettings,
+    _comment,
+    _dq,
+    _index_env,
+    check_renderable,
+    image_labels,
+    redact,
+    smoke_command,
+)
+from fwsetup.backends.engine import (
+    BuildEvent,
+    BuildResult,
+    BuildSpec,
+    Engine,
+    GpuRequest,
+    RunSpec,
+    collect_build,
+)
+from fwsetup.errors import InstallError
+from fwsetup.plan import Plan
+from fwsetup.plan.container import (  # the container decisions (fwsetup.plan.container), for old callers
+    DEFAULT_BASE,
+    BasePython,
+    base_python,
+    choose_base,
+    cuda_base_image,
+)
+
+__all__ = [
+    "APP_DIR",
+    "DEFAULT_BASE",
+    "ENGINE_HINT",
+    "IMAGE_USER",
+    "MIN_API",
+    "NO_INDEX_SETTINGS",
+    "VENV",
+    "BasePython",
+    "Context",
+    "DockerBackend",
+    "DockerEngine",
+    "ImageOptions",
+    "ImageResult",
+    "IndexSettings",
+    "_buildx_available",
+    "_comment",
+    "_dq",
+    "_index_env",
+    "base_python",
+    "check_renderable",
+    "choose_base",
+    "cuda_base_image",
+    "default_tag",
+    "default_wheelhouse",
+    "dockerfile_template",
+    "image_labels",
+    "parse_buildx",
+    "parse_classic",
+    "prepare_context",
+    "read_index_settings",
+    "redact",
+    "render_dockerfile",
+    "run_create_kwargs",
+    "smoke_command",
+    "uv_binary",
+    "wheelhouse_files",
+]
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the pure parts are given: the user's pip settings and the template, read here
+
+
+def read_index_settings(env: Mapping[str, str], config_files: Sequence[Path] | None = None) -> IndexSettings:
+    """The index, find-links and certificate settings the user's pip would use (fwsetup.pipconfig: config
+    files, then PIP_* variables), so that the build installs from where the user's pip would."""
+    from fwsetup.pipconfig import local_path, read_pip_settings
+
+    pip = read_pip_settings(env, files=config_files)
+    skipped: list[str] = []
+
+    def reachable(url: str) -> bool:
+        if local_path(url) is not None:
+            skipped.append(f"index {url}: a local folder, not reachable from inside the build")
+            return False
+        return True
+
+    cert = pip.cert or env.get("SSL_CERT_FILE") or env.get("REQUESTS_CA_BUNDLE")
+    cert_path = Path(cert).expanduser() if cert else None
+    if cert_path is not None and not cert_path.is_file():
+        if cert_path.is_dir():
+            skipped.append(
+                f"cert {cert}: a folder of certificates; give a bundle file (PIP_CERT) to carry it"
+            )
+        cert_path = None
+    index_url = pip.index_url if pip.index_url and reachable(pip.index_url) else None
+    return IndexSettings(
+        cert=cert_path,
+        index_url=index_url,
+        extra_index_urls=tuple(u for u in pip.extra_index_urls if reachable(u)),
+        trusted_hosts=pip.trusted_hosts,
+        find_links=pip.find_links,
+        skipped=tuple(skipped),
+    )
+
+
+@functools.cache
+def dockerfile_template() -> str:
+    """The text of dockerfiles/Dockerfile.j2 (read once)."""
+    from fwsetup.resources import dockerfiles_dir
+
+    return (dockerfiles_dir() / "Dockerfile.j2").read_text()
+
+
+def render_dockerfile(
+    plan: Plan,
+    options: ImageOptions,
+    *,
+    settings: IndexSettings | None = None,
+    script_name: str | None = None,
+    wheels: bool | None = None,
+) -> str:
+    """The Dockerfile for plan: render.render_dockerfile with the template and, unless given, the user's
+    index settings read from options.env (none when options.env is empty)."""
+    if settings is None:
+        settings = read_index_settings(options.env) if options.env else NO_INDEX_SETTINGS
+    return _render.render_dockerfile(
+        plan,
+        options,
+        template=dockerfile_template(),
+        settings=settings,
+        script_name=script_name,
+        wheels=wheels,
+    )
+
+
+def prepare_context(
+    plan: Plan,
+    options: ImageOptions,
+    folder: Path,
+    secrets_dir: Path | None = None,
+    *,
+    settings: IndexSettings | None = None,
+) -> Context:
+    """context.prepare_context with the template and, unless given, the user's index settings."""
+    if settings is None:
+        settings = read_index_settings(options.env)
+    return _context.prepare_context(
+        plan, options, folder, secrets_dir, settings=settings, template=dockerfile_template()
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The backend
+
+
+def default_tag(plan: Plan) -> str:
+    version = re.sub(r"[^A-Za-z0-9_.-]", "_", str(plan.version))
+    return f"fwsetup/{plan.framework}:{version}-{plan.variant}-py{plan.python}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageResult:
+    tag: str
+    image_id: str
+    build: BuildResult
+    size_bytes: int | None
+    smoke: Mapping[str, Any] | None
+    smoke_seconds: float | None
+    dockerfile: str
+    notes: tuple[str, ...]
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = DockerEngine()
+        return self._engine
+
+    def render(self, plan: Plan, options: InstallOptions) -> str:
+        settings_env = dict(options.env)
+        return render_dockerfile(
+            plan, ImageOptions(env=settings_env, wheelhouse=options.wheelhouse, offline=options.offline)
+        )
+
+    def install(self, plan: Plan, options: InstallOptions, progress: Progress = no_progress) -> InstallResult:
+        result = self.build_image(
+            plan,
+            ImageOptions(
+                env=dict(options.env), wheelhouse=options.wheelhouse, offline=options.offline,
+                run_smoke=options.run_smoke,
+            ),
+            progress=progress,
+        )  # fmt: skip
+        return InstallResult(
+            target=Path(result.tag),
+            changed=bool(result.build.rebuilt),
+            message=f"image {result.tag} built" + (" and smoke-tested" if result.smoke else ""),
+            smoke=result.smoke,
+            seconds=result.build.seconds,
+        )
+
+    def build_image(
+        self,
+        plan: Plan,
+        options: ImageOptions,
+        *,
+        progress: Progress = no_progress,
+        on_event: Callable[[BuildEvent], None] | None = None,
+    ) -> ImageResult:
+        """Build, tag and (unless options.run_smoke is False) smoke-test the image for plan."""
+        check_renderable(plan)
+        info = self.engine.check()
+        progress("build", f"engine: Docker {info.server_version} (API {info.api_version}), "
+                 f"{'BuildKit (buildx)' if info.buildkit else 'classic builder'}")  # fmt: skip
+        options = replace(options, buildkit=info.buildkit)
+        tag = options.tag or default_tag(plan)
+        settings = read_index_settings(options.env)  # the user's pip settings: read once per build
+        if options.plan_indexes is None and plan.index_urls:
+            options = self._sources(plan, options, settings, progress)
+        with tempfile.TemporaryDirectory(prefix="fwsetup-build-") as tmp:
+            ctx = _context.prepare_context(
+                plan, options, Path(tmp) / "context", Path(tmp) / "secrets",
+                settings=settings, template=dockerfile_template(),
+            )  # fmt: skip
+            for note in ctx.notes:
+                progress("build", note)
+            dockerfile = (ctx.path / "Dockerfile").read_text()
+            tail: deque[str] = deque(maxlen=30)
+
+            def seen(ev: BuildEvent) -> None:
+                if ev.kind == "log":
+                    tail.append(ev.text)
+                elif ev.kind == "step":
+                    tail.clear()
+                if on_event is not None:
+                    on_event(ev)
+
+            spec = BuildSpec(
+                context=ctx.path, tag=tag, secrets=ctx.secrets, platform=options.platform if info.buildkit else None,
+                no_cache=options.no_cache,
+            )  # fmt: skip
+            result, events = collect_build(self.engine.build(spec), tag, on_event=seen)
+        if result is None:
+            failed = next((e for e in reversed(events) if e.kind == "error"), None)
+            step = next((e for e in reversed(events) if e.kind == "step"), None)
+            where = f" at step {step.step} ({_clip(step.text, 120)})" if step is not None else ""
+            msg = f"the image build failed{where}: {failed.text if failed else 'unknown error'}"
+            hint = "Last lines of that step:\n" + "\n".join(tail) if tail else None
+            if failed and (
+                "CERTIFICATE_VERIFY_FAILED" in "\n".join(tail) or "certificate" in failed.text.lower()
+            ):
+                hint = (
+                    hint or ""
+                ) + "\nTLS failed inside the build: set PIP_CERT (or SSL_CERT_FILE) to your CA bundle."
+            raise InstallError(msg, hint=hint)
+        size = self.engine.image_size(tag)
+        smoke: dict[str, Any] | None = None
+        smoke_seconds: float | None = None
+        if options.run_smoke:
+            smoke, smoke_seconds = self.smoke(plan, tag, options.gpus, ctx.script_name, progress=progress)
+        return ImageResult(
+            tag=tag, image_id=result.image_id, build=result, size_bytes=size, smoke=smoke,
+            smoke_seconds=smoke_seconds, dockerfile=dockerfile, notes=ctx.notes,
+        )  # fmt: skip
+
+    @staticmethod
+    def _sources(
+        plan: Plan, options: ImageOptions, settings: IndexSettings, progress: Progress
+    ) -> ImageOptions:
+        # The plan's own index (PyTorch's) may be out of reach (air-gapped, proxies): when the wheelhouse
+        # holds the pinned framework wheels, build without it; else say so now, not after a long build.
+        from fwsetup.backends.venv import check_sources
+
+        wheelhouse = options.wheelhouse or default_wheelhouse(settings)
+        sources = check_sources(
+            plan,
+            InstallOptions(target=Path("/nonexistent"), env=dict(options.env), wheelhouse=wheelhouse,
+                           offline=options.offline, python=plan.python),
+        )  # fmt: skip
+        for note in sources.notes:
+            progress("build", note)
+        return replace(options, plan_indexes=tuple(sources.plan_indexes))
+
+    def smoke(
+        self,
+        plan: Plan,
+        image: str,
+        gpus: GpuRequest = "none",
+        script_name: str | None = None,
+        *,
+        progress: Progress = no_progress,
+        timeout: float = 900.0,
+    ) -> tuple[dict[str, Any], float]:
+        """Run the smoke test in a fresh container with no network, as the image's non-root user."""
+        assert plan.smoke is not None
+        script_name = script_name or f"train_{plan.smoke.script}.py"
+        cmd = smoke_command(plan, script_name, gpus)
+        progress(
+            "smoke",
+            f"smoke test in a fresh container (no network{', GPUs: ' + gpus if gpus != 'none' else ''})",
+        )
+        res = self.engine.run(
+            RunSpec(image=image, command=cmd, user=IMAGE_USER, network="none", gpus=gpus,
+                    env=dict(plan.smoke.env), timeout=timeout)
+        )  # fmt: skip
+        # Judged as every smoke run is (fwsetup.smoke.runner.check_result): report, ok, and the device asked for.
+        from fwsetup import proc
+        from fwsetup.smoke.runner import check_result
+
+        done = proc.Result(
+            argv=tuple(cmd), returncode=res.exit_code, stdout=res.stdout, stderr=res.stderr,
+            error=None if res.exit_code is not None else f"timed out after {timeout:g}s",
+        )  # fmt: skip
+        device = cmd[cmd.index("--device") + 1]
+        report = check_result(
+            done, device=device, framework=plan.framework, where=f"in {image}", timeout=timeout
+        )
+        return report.to_dict(), res.seconds
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"

@@ -1,0 +1,190 @@
+"""The build context: a folder the engine builds from, written deterministically.
+
+- build/ (builder stage only): requirements, the wheelhouse, the uv binary, and with the classic builder
+  the CA bundle and index settings;
+- app/ (copied into the final image): the smoke script with its helpers, and the plan;
+- with BuildKit, the CA bundle and index settings as secrets outside the context, never in an image layer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from fwsetup.backends.docker.render import (
+    ImageOptions,
+    IndexSettings,
+    _index_env,
+    check_renderable,
+    render_dockerfile,
+)
+from fwsetup.errors import InstallError, UsageError
+from fwsetup.plan import Plan, plan_to_dict
+
+
+def _find_script(script: str, folder: Path) -> Path | None:
+    for name in (f"train_{script}.py", script, f"{script}.py"):
+        if not name.startswith("_") and (folder / name).is_file():
+            return folder / name
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    path: Path
+    secrets: Mapping[str, Path]  # BuildKit secrets (files outside the context)
+    script_name: str
+    wheels: tuple[str, ...]
+    notes: tuple[str, ...]  # what was carried across and what was not
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def wheelhouse_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in {".whl", ".gz", ".zip", ".bz2"})
+
+
+def default_wheelhouse(settings: IndexSettings) -> Path | None:
+    """A local find-links folder from the user's pip settings: carried in as the wheelhouse."""
+    for link in settings.find_links:
+        path = Path(link[7:] if link.startswith("file://") else link)
+        if ("://" not in link[:10] or link.startswith("file://")) and path.is_dir():
+            return path
+    return None
+
+
+def uv_binary() -> Path | None:
+    """The uv binary fwsetup itself depends on, when it can run inside a linux/amd64 (or arm64) image."""
+    if platform.system() != "Linux":
+        return None
+    try:
+        import uv
+
+        found = Path(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found_str = shutil.which("uv")
+        if not found_str:
+            return None
+        found = Path(found_str)
+    return found if found.is_file() else None
+
+
+def prepare_context(
+    plan: Plan,
+    options: ImageOptions,
+    folder: Path,
+    secrets_dir: Path | None = None,
+    *,
+    settings: IndexSettings,
+    template: str,
+) -> Context:
+    """Write the build context into folder (and BuildKit secrets into secrets_dir), with the user's index
+    settings as resolved once by the caller. Deterministic: the same inputs give the same bytes, so the
+    engine's cache sees nothing changed."""
+    check_renderable(plan)
+    assert plan.smoke is not None
+    notes: list[str] = []
+    notes.extend(settings.skipped)
+    wheelhouse = options.wheelhouse
+    if wheelhouse is None and settings.find_links:
+        wheelhouse = default_wheelhouse(settings)
+        if wheelhouse is not None:
+            notes.append(f"wheelhouse: {wheelhouse} (your pip find-links setting)")
+    if wheelhouse is not None and not Path(wheelhouse).is_dir():
+        msg = f"--wheelhouse {wheelhouse}: no such folder."
+        raise UsageError(msg)
+    installer = options.installer
+    uv = uv_binary() if installer == "uv" else None
+    host_arch = platform.machine().lower()
+    arch_ok = (options.platform.endswith("amd64") and host_arch in {"x86_64", "amd64"}) or (
+        options.platform.endswith("arm64") and host_arch in {"aarch64", "arm64"}
+    )
+    if installer == "uv" and (uv is None or not arch_ok):
+        installer = "pip"
+        notes.append("installer: pip (no uv binary for the image's platform)")
+    options = replace(options, installer=installer, wheelhouse=wheelhouse)
+
+    build = folder / "build"
+    app = folder / "app" / "smoke"
+    build.mkdir(parents=True)
+    app.mkdir(parents=True)
+    if options.smoke_dir is not None:
+        dirs = [options.smoke_dir]
+    else:
+        from fwsetup.smoke import smoke_dirs
+
+        dirs = smoke_dirs(options.env)  # FWSETUP_SMOKE_DIR (scripts of your own recipes), then fwsetup's
+    script = next((p for d in dirs for p in [_find_script(plan.smoke.script, d)] if p is not None), None)
+    if script is None:
+        msg = f"no smoke script {plan.smoke.script!r} in {', '.join(map(str, dirs))}."
+        raise InstallError(msg)
+    shutil.copyfile(script, app / script.name)
+    (app / script.name).chmod(0o644)
+    for smoke_dir in reversed(dirs):  # shared helpers (_harness.py); a folder listed first wins
+        for helper in sorted(smoke_dir.glob("_*.py")):
+            if helper.name != "__init__.py":
+                shutil.copyfile(helper, app / helper.name)
+                (app / helper.name).chmod(0o644)
+    _write(folder / "app" / "plan.json", json.dumps(plan_to_dict(plan), indent=2, sort_keys=True) + "\n")
+
+    _write(build / "requirements.txt", "".join(r + "\n" for r in plan.requirements))
+    wheels: list[str] = []
+    if wheelhouse is not None:
+        (build / "wheels").mkdir()
+        for whl in wheelhouse_files(Path(wheelhouse)):
+            _link_or_copy(whl, build / "wheels" / whl.name)
+            wheels.append(whl.name)
+        if not wheels:
+            notes.append(f"wheelhouse {wheelhouse}: no wheels in it")
+    if installer == "uv" and uv is not None:
+        _link_or_copy(uv, build / "uv")  # executable already; a hard link where it can be
+
+    secrets: dict[str, Path] = {}
+    if options.buildkit:
+        sdir = secrets_dir or folder.parent / (folder.name + "-secrets")
+        sdir.mkdir(parents=True, exist_ok=True)
+        sdir.chmod(0o700)
+        env_text = _index_env(
+            plan, settings, "/run/secrets/fwsetup-ca" if settings.cert else None, options.plan_indexes
+        )
+        if settings.cert:
+            shutil.copyfile(settings.cert, sdir / "ca.pem")
+            secrets["fwsetup-ca"] = sdir / "ca.pem"
+        if env_text:
+            _write(sdir / "index.env", env_text, 0o600)
+            secrets["fwsetup-index"] = sdir / "index.env"
+    else:
+        # The classic builder has no secrets: the files go into the builder stage's context only; the
+        # final stage copies /opt/venv from it and nothing else.
+        env_text = _index_env(
+            plan, settings, "/tmp/fwsetup-build/ca.pem" if settings.cert else None, options.plan_indexes
+        )
+        if settings.cert:
+            shutil.copyfile(settings.cert, build / "ca.pem")
+            (build / "ca.pem").chmod(0o644)
+        if env_text:
+            _write(build / "index.env", env_text, 0o600)
+    if settings.cert:
+        notes.append(f"CA bundle: {settings.cert} (builder stage only)")
+    dockerfile = render_dockerfile(
+        plan, options, template=template, settings=settings, script_name=script.name, wheels=bool(wheels)
+    )
+    _write(folder / "Dockerfile", dockerfile)
+    return Context(
+        path=folder, secrets=secrets, script_name=script.name, wheels=tuple(wheels), notes=tuple(notes)
+    )
