@@ -23,7 +23,7 @@ from pathlib import Path
 from fwsetup.backends.docker import DockerBackend, DockerEngine, ImageOptions
 from fwsetup.backends.engine import RunSpec
 from fwsetup.plan.container import linux_profile, plan_image
-from fwsetup.commands.plan import build_request
+from fwsetup.plan import build_request
 from fwsetup.detect import get_host
 from fwsetup.recipes import load_recipes
 

@@ -18,7 +18,7 @@ from fwsetup.backends.docker import (
     render_dockerfile,
 )
 from fwsetup.plan.container import linux_profile, plan_image
-from fwsetup.commands.plan import build_request
+from fwsetup.plan import build_request
 from fwsetup.errors import UsageError
 from fwsetup.plan import Plan, SmokeSpec, plan_from_json
 from fwsetup.profile import load as load_profile

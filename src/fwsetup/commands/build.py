@@ -156,10 +156,10 @@ def build_command(
         _buildx_available,
         render_dockerfile,
     )
-    from fwsetup.commands.plan import build_request, exit_if_refused
+    from fwsetup.cli.plan import exit_if_refused
     from fwsetup.detect import get_host
     from fwsetup.errors import UsageError
-    from fwsetup.plan import plan_to_json
+    from fwsetup.plan import build_request, plan_to_json
     from fwsetup.plan.container import base_python, linux_profile, plan_image
     from fwsetup.recipes import load_recipes
     from fwsetup.ui import emit_json, info, recipes_dir_override
@@ -220,7 +220,7 @@ def build_command(
     if json_out:
         emit_json(json.dumps(payload, indent=2))
         return
-    from fwsetup.commands.install import smoke_summary
+    from fwsetup.cli.render import smoke_summary
 
     info(
         f"[green]✓[/] built [bold]{result.tag}[/] ({_size(result.size_bytes)}; {len(steps)} steps, {cached} cached; "
@@ -423,7 +423,7 @@ def write_bake(entries: Sequence[MatrixEntry], recipes: Any, out_dir: Path, *, b
     import shutil
 
     from fwsetup.backends.docker import ImageOptions, prepare_context
-    from fwsetup.commands.plan import build_request
+    from fwsetup.plan import build_request
     from fwsetup.detect import get_host
     from fwsetup.plan.container import linux_profile, plan_image
     from fwsetup.ui import info

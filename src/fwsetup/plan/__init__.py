@@ -15,7 +15,8 @@ from fwsetup.plan.model import (
     plan_to_dict,
     plan_to_json,
 )
-from fwsetup.plan.planner import GPU_ACCELERATORS, make_plan, norm_arch, request_flags
+from fwsetup.plan.planner import GPU_ACCELERATORS, make_plan, norm_arch
+from fwsetup.plan.request import build_request, request_flags
 
 __all__ = [
     "GPU_ACCELERATORS",
@@ -26,6 +27,7 @@ __all__ = [
     "Request",
     "SmokeSpec",
     "Want",
+    "build_request",
     "make_plan",
     "norm_arch",
     "plan_from_json",

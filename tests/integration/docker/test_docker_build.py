@@ -20,7 +20,7 @@ import pytest
 from fwsetup.backends.docker import DockerBackend, DockerEngine, ImageOptions, ImageResult
 from fwsetup.backends.engine import RunSpec
 from fwsetup.plan.container import linux_profile, plan_image
-from fwsetup.commands.plan import build_request
+from fwsetup.plan import build_request
 from fwsetup.detect import get_host
 from fwsetup.plan import Plan
 from fwsetup.recipes import load_recipes
