@@ -5,7 +5,7 @@ Every field here is what `fwsetup plan --json` prints and what install, build an
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -79,10 +79,15 @@ class Plan(_S, frozen=True, kw_only=True):
     reasons: list[str] = []  # why this choice / why refused
     rejected: list[Rejection] = []
     suggestions: list[str] = []  # the nearest thing that would work
+    # The same reasons and suggestions as data, one per sentence above (plan/reasons.py, rendered by
+    # plan/explain.py): {"kind": "driver_too_old", "fields": {...}}, for programs that act on a plan.
+    reason_codes: list[dict[str, Any]] = []
+    suggestion_codes: list[dict[str, Any]] = []
 
 
-def plan_to_dict(plan: Plan) -> dict:
-    return msgspec.to_builtins(plan)
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = msgspec.to_builtins(plan)
+    return out
 
 
 def plan_to_json(plan: Plan) -> str:

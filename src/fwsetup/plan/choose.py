@@ -1,0 +1,164 @@
+"""Choose: rank the builds that passed evaluation, pick one, and record why (reasons.Reason); group the
+ones passed over (reasons.Rejected). Pure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from fwsetup.plan.evaluate import GPU_ACCELERATORS, Evaluation, gpu_ref, norm_arch, ver
+from fwsetup.plan.reasons import GPU_KINDS, HOST_KINDS, Failure, Reason, Rejected
+
+if TYPE_CHECKING:
+    from fwsetup.compat import CompatData
+    from fwsetup.plan.model import Request
+    from fwsetup.profile import HostProfile
+
+Rank = tuple[bool, int, int, int, tuple[int, ...], int]
+
+
+def variant_family(variant: str) -> str:
+    """ "tensorflow-cu125" -> "tensorflow", "jax-cuda13" -> "jax", "cu126" -> "": what a variant is
+    besides its accelerator (Keras' backend, say)."""
+    from fwsetup.recipes import CUDA_VARIANT_RE
+
+    rest = CUDA_VARIANT_RE.sub("-", variant)
+    rest = re.sub(r"(?:^|[-_+.])(?:cpu|gpu|mps|metal|rocm[\d.]*)(?=$|[-_+.])", "-", rest)
+    return rest.strip("-_+.")
+
+
+def rank(ev: Evaluation, profile: HostProfile, request: Request, families: Sequence[str] = ()) -> Rank:
+    """Higher is better: a GPU build (unless --cpu), one that fits --method, the recipe's first family
+    (e.g. Keras' default backend, listed first), CUDA the driver supports natively, the newest CUDA."""
+    from fwsetup.compat import cuda_key
+
+    b = ev.build
+    gpu = b.accelerator in GPU_ACCELERATORS and request.want != "cpu"
+    cuda = cuda_key(b.cuda) if b.cuda else None
+    driver_cuda = cuda_key(profile.nvidia.cuda_driver_version or "")
+    native = 0 if cuda and driver_cuda and cuda > driver_cuda else 1
+    method_fit = 1
+    if request.method == "conda":
+        method_fit = int(b.conda is not None and bool(b.conda.packages))
+    elif request.method == "docker":
+        method_fit = int(b.docker is not None)
+    fam = variant_family(b.variant)
+    family = -families.index(fam) if fam in families else -len(families)
+    return (gpu, method_fit, family, native, tuple(cuda or (0, 0)), -ev.index)
+
+
+def newest(evals: Sequence[Evaluation], profile: HostProfile, request: Request) -> Evaluation:
+    return max(evals, key=lambda ev: (ver(ev.build.version), rank(ev, profile, request)))
+
+
+def pick(
+    passing: Sequence[Evaluation], profile: HostProfile, request: Request, families: Sequence[str]
+) -> Evaluation:
+    return max(passing, key=lambda ev: rank(ev, profile, request, families))
+
+
+def _closest(evals: Sequence[Evaluation]) -> Evaluation:
+    # The build of a (version, variant) that comes nearest to running here: matching OS/arch first.
+    return min(evals, key=lambda ev: (len(ev.kinds() & {"os", "arch"}), len(ev.fails)))
+
+
+def rejections(
+    evals: Sequence[Evaluation], *, platform_only: bool = True, host_only: bool = False
+) -> list[Rejected]:
+    """Compact: one entry per (version, variant), from its closest build; variants of one version with the
+    same reasons share an entry. Builds for other platforms, and builds of the other kind than --gpu/--cpu
+    asked for, are left out (unless nothing matches the platform: `platform_only=False`)."""
+    groups: dict[tuple[str, str], list[Evaluation]] = {}
+    for ev in evals:
+        groups.setdefault((ev.build.version, ev.build.variant), []).append(ev)
+    merged: dict[tuple[str, tuple[Failure, ...]], list[str]] = {}
+    for (version, variant), group in groups.items():
+        if any(ev.ok for ev in group):
+            continue
+        ev = _closest(group)
+        kinds = ev.kinds()
+        if platform_only and kinds & {"os", "arch", "want"}:
+            continue
+        # host_only (releases newer than the one chosen): only why the release was passed over.
+        why = tuple(
+            f
+            for f in ev.fails
+            if (f.kind != "want" or kinds == {"want"}) and (not host_only or f.kind in HOST_KINDS)
+        )
+        merged.setdefault((version, why), []).append(variant)
+    return [Rejected(version=v, variants=tuple(variants), why=why) for (v, why), variants in merged.items()]
+
+
+def apple_gpu(profile: HostProfile) -> bool:
+    return profile.os.system == "darwin" and norm_arch("darwin", profile.cpu.arch) == "arm64"
+
+
+def gpu_wanted(profile: HostProfile, request: Request) -> bool:
+    if request.want != "auto":
+        return request.want == "gpu"
+    nv = profile.nvidia
+    return bool(nv.gpus or nv.pci_devices) or apple_gpu(profile)
+
+
+def choice_reasons(
+    chosen: Evaluation,
+    passing: Sequence[Evaluation],
+    this_release: Sequence[Evaluation],
+    profile: HostProfile,
+    request: Request,
+    compat: CompatData,
+) -> list[Reason]:
+    b = chosen.build
+    nv = profile.nvidia
+    out: list[Reason] = []
+    if b.accelerator == "cuda":
+        gpus = chosen.gpus
+        out.append(
+            Reason(
+                "cuda_build_uses",
+                variant=b.variant,
+                gpus=tuple(gpu_ref(g, compat) for g in gpus),
+                sass=tuple(b.compute_capabilities),
+                ptx=tuple(b.ptx),
+            )
+        )
+        out.append(
+            Reason(
+                "driver_runs",
+                driver=nv.driver_version,
+                cuda=b.cuda,
+                need=chosen.min_driver,
+                native=nv.cuda_driver_version,
+            )
+        )
+        others = sorted({ev.build.variant for ev in passing if ev.build.accelerator == "cuda"} - {b.variant})
+        if others:
+            out.append(
+                Reason(
+                    "newest_cuda", variant=b.variant, over=tuple(others), native=bool(nv.cuda_driver_version)
+                )
+            )
+        if request.all_gpus and len(gpus) > 1:
+            nvlinks = [lk for lk in nv.links if lk.kind == "nvlink"]
+            if nvlinks:
+                out.append(Reason("nvlink", pairs=len(nvlinks)))
+    elif b.accelerator == "mps":
+        out.append(Reason("mps"))
+    else:
+        if request.want == "cpu":
+            out.append(Reason("cpu_asked"))
+        else:
+            gpu_builds = [
+                ev for ev in this_release if ev.build.accelerator in GPU_ACCELERATORS and ev.host_ok
+            ]
+            gpu_why = {tuple(f for f in ev.fails if f.kind in GPU_KINDS) for ev in gpu_builds}
+            if len(gpu_why) == 1 and gpu_builds:
+                out.append(Reason("gpu_builds_cannot_run", why=next(iter(gpu_why))))
+            elif gpu_builds:
+                out.append(Reason("no_gpu_build_runs"))
+            else:
+                out.append(Reason("no_gpu_build"))
+        if request.all_gpus:
+            out.append(Reason("all_gpus_on_cpu"))
+    return out

@@ -1,0 +1,296 @@
+"""Explain: the planner's structured failures, reasons and suggestions (reasons.py) rendered to the
+sentences `fwsetup plan` prints and Plan.reasons / Plan.suggestions / Plan.rejected hold. The only place
+that knows the wording; nothing decides on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import cast
+
+import msgspec
+
+from fwsetup.plan.model import Rejection, Request
+from fwsetup.plan.reasons import Failure, GpuRef, Reason, Rejected, Suggestion
+from fwsetup.plan.request import request_flags
+
+F = Mapping[str, object]
+
+
+def _s(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _strs(value: object) -> tuple[str, ...]:
+    return tuple(str(v) for v in cast("Iterable[object]", value or ()))
+
+
+def cmd(request: object) -> str:
+    r = cast("Request", request)
+    flags = request_flags(r)
+    return f"`fwsetup plan {r.framework}{' ' + flags if flags else ''}`"
+
+
+def gpu_label(g: object) -> str:
+    ref = cast("GpuRef", g)
+    cc = ref.compute_capability or "?"
+    arch = f", {ref.arch}" if ref.arch else ""
+    return f"GPU {ref.index} ({ref.name or 'NVIDIA GPU'}, compute capability {cc}{arch})"
+
+
+def _cc_text(sass: object, ptx: object) -> str:
+    from fwsetup.compat import cc_text
+
+    return cc_text(_strs(sass), _strs(ptx))
+
+
+def _built(f: F) -> str:
+    if "floor" in f:
+        return f"CUDA {_s(f['cuda'])} builds for compute capability >= {_s(f['floor'])}"
+    return f"built for {_cc_text(f['sass'], f['ptx'])}"
+
+
+_FAILURES: dict[str, Callable[[F], str]] = {
+    "not_installable": lambda f: "not installable" + (f" ({f['notes']})" if f["notes"] else ""),
+    "os_unknown": lambda f: "this machine's operating system is unknown",
+    "no_os_build": lambda f: f"no {f['system']} build (builds for {', '.join(_strs(f['builds']))})",
+    "arch_unknown": lambda f: "this machine's CPU architecture is unknown",
+    "no_arch_build": lambda f: f"no {f['arch']} build (builds for {', '.join(_strs(f['builds']))})",
+    "python_range": lambda f: f"needs Python {f['spec']} (this is {f['python']})",
+    "cpu_features_missing": lambda f: (
+        f"needs CPU instructions {', '.join(_strs(f['missing']))}, which this CPU lacks"
+    ),
+    "no_pip_packages": lambda f: "no pip packages" + (f" (use --method {f['use']})" if f["use"] else ""),
+    "no_conda_packages": lambda f: (
+        "no conda or pip packages" + (f" (use --method {f['use']})" if f["use"] else "")
+    ),
+    "no_image": lambda f: (
+        "no pip packages or Docker image" + (f" (use --method {f['use']})" if f["use"] else "")
+    ),
+    "gpu_build_not_cpu": lambda f: f"a {_s(f['accelerator']).upper()} build; --cpu asks for the CPU build",
+    "cpu_build_not_gpu": lambda f: "a CPU build; --gpu asks for the GPU",
+    "mps_in_container": lambda f: "containers have no access to the Apple GPU (Metal)",
+    "mps_needs_apple_silicon": lambda f: "Metal (MPS) needs a Mac with Apple silicon",
+    "rocm_not_detected": lambda f: "AMD GPUs are not detected by fwsetup yet, so ROCm builds are not planned",
+    "no_multi_gpu": lambda f: "cannot train on several GPUs of one machine (--all-gpus)",
+    "docker_on_macos": lambda f: "Docker on macOS has no NVIDIA GPU access",
+    "driver_not_loaded": lambda f: (
+        f"an NVIDIA GPU is present but its driver is not loaded (NVML: {f['nvml']})"
+    ),
+    "no_nvidia_gpu": lambda f: f"no usable NVIDIA GPU (NVML: {f['nvml']})",
+    "all_mig": lambda f: f"all {f['count']} NVIDIA GPUs are in MIG mode",
+    "none_answered": lambda f: "no usable NVIDIA GPU (NVML found none that answered)",
+    "no_nvidia_runtime": lambda f: (
+        "the Docker engine has no NVIDIA runtime (install nvidia-container-toolkit)"
+    ),
+    "driver_unreadable": lambda f: "the NVIDIA driver's version could not be read",
+    "no_minimum": lambda f: (
+        f"no minimum driver is known for CUDA {f['cuda']} (the recipe should give min_driver)"
+    ),
+    "driver_too_old": lambda f: (
+        f"needs NVIDIA driver >= {f['need']} for CUDA {f['cuda']} (this one is {f['have']})"
+    ),
+    "driver_incomparable": lambda f: f"driver {f['have']} cannot be compared with the minimum {f['need']}",
+    "no_kernels": lambda f: f"has no kernels for {gpu_label(f['gpu'])} ({_built(f)})",
+}
+
+
+def failure(f: Failure) -> str:
+    return _FAILURES[f.code](f.f)
+
+
+def failures(why: object) -> str:
+    return "; ".join(failure(f) for f in cast("Iterable[Failure]", why))
+
+
+def rejection(r: Rejected) -> Rejection:
+    return Rejection(version=r.version, variant=", ".join(r.variants), why=[failure(f) for f in r.why])
+
+
+def _platform(f: F) -> str:
+    text = f"{f['system'] or '?'} {f['arch'] or '?'}"
+    if f["python"]:
+        text += f", Python {f['python']}"
+    return text + (" (a Linux container)" if f["docker"] else "")
+
+
+_WHAT = {"gpu": "a GPU build", "cpu": "a CPU build", "auto": "a build"}
+
+
+def _matching(f: F) -> str:
+    return f" matching --version {f['version_asked']}" if f["version_asked"] else ""
+
+
+def _skipped(f: F) -> str:
+    newer = _strs(f["newer"])
+    return f" ({', '.join(newer)} {'has' if len(newer) == 1 else 'have'} none)" if newer else ""
+
+
+def _cuda_uses(f: F) -> str:
+    gpus = cast("tuple[GpuRef, ...]", f["gpus"])
+    who = (
+        gpu_label(gpus[0])
+        if len(gpus) == 1
+        else f"all {len(gpus)} GPUs (" + "; ".join(gpu_label(g) for g in gpus) + ")"
+    )
+    return f"The {f['variant']} build uses {who}; it has kernels for {_cc_text(f['sass'], f['ptx'])}."
+
+
+def _driver_runs(f: F) -> str:
+    native = f"; the driver supports CUDA {f['native']} natively" if f["native"] else ""
+    return f"Driver {f['driver']} runs it (CUDA {f['cuda']} needs >= {f['need']}{native})."
+
+
+def _blocked(f: F) -> str:
+    blocked = [
+        f"{', '.join(r.variants)}: {failures(r.why)}" for r in cast("tuple[Rejected, ...]", f["blocked"])
+    ]
+    return (
+        f"{f['title']} {f['release']} has no GPU build that runs on this machine"
+        + (f" ({' / '.join(blocked[:3])})" if blocked else "")
+        + f"; {f['older']} is the newest release whose GPU build does, so it is chosen."
+    )
+
+
+def _insecure(f: F) -> str:
+    listed = "; ".join(f"{src!r} ({why})" for src, why in cast("tuple[tuple[str, str], ...]", f["sources"]))
+    return f"{f['title']} {f['version']} ({f['variant']}) uses sources that are not https package indexes: {listed}."
+
+
+_REASONS: dict[str, Callable[[F], str]] = {
+    "python_unknown": lambda f: "The Python version is unknown; its range was not checked.",
+    "cpu_features_unknown": lambda f: (
+        f"The CPU's instruction sets are unknown; it needs {', '.join(_strs(f['features']))}."
+    ),
+    "cc_unchecked": lambda f: f"The compute capability of GPU {f['gpu']} could not be checked.",
+    "no_installable_build": lambda f: (
+        f"{f['title']} has no build that can be installed ({f['status']})"
+        + (f": {f['note']}" if f["note"] else ".")
+    ),
+    "no_matching_release": lambda f: f"No release of {f['title']} matches --version {f['version_asked']}.",
+    "no_release_for_platform": lambda f: (
+        f"No release of {f['title']}{_matching(f)} has {_WHAT[_s(f['want'])]} for {_platform(f)}."
+    ),
+    "release_rejected": lambda f: (
+        f"{f['title']} {f['version']} ({', '.join(_strs(f['variants']))}): {failures(f['why'])}."
+    ),
+    "newest_release": lambda f: (
+        f"{f['title']} {f['release']} is the newest release{_matching(f)} with {_WHAT[_s(f['want'])]} "
+        f"for {_platform(f)}{_skipped(f)}."
+    ),
+    "older_release_for_gpu": _blocked,
+    "no_build_runs": lambda f: f"None of its {'GPU ' if f['want'] == 'gpu' else ''}builds can run here:",
+    "variant_rejected": lambda f: f"{', '.join(_strs(f['variants']))}: {failures(f['why'])}.",
+    "cuda_build_uses": _cuda_uses,
+    "driver_runs": _driver_runs,
+    "newest_cuda": lambda f: (
+        f"Chose {f['variant']} over {', '.join(_strs(f['over']))}: the newest CUDA this driver supports"
+        + (" natively." if f["native"] else ".")
+    ),
+    "nvlink": lambda f: (
+        f"The GPUs are connected by NVLink ({f['pairs']} GPU pair{'s' if cast('int', f['pairs']) > 1 else ''})."
+    ),
+    "mps": lambda f: "Apple silicon: the build trains on the GPU through Metal (MPS).",
+    "cpu_asked": lambda f: "--cpu: the CPU build.",
+    "gpu_builds_cannot_run": lambda f: (
+        f"The GPU builds cannot run here ({failures(f['why'])}): the CPU build."
+    ),
+    "no_gpu_build_runs": lambda f: "None of its GPU builds can run here (see rejected): the CPU build.",
+    "no_gpu_build": lambda f: "It has no GPU build for this platform: the CPU build.",
+    "all_gpus_on_cpu": lambda f: "--all-gpus has no effect on a CPU build.",
+    "build_note": lambda f: _s(f["text"]),
+    "status_note": lambda f: f"{f['title']} is {f['status']}: {f['note']}",
+    "insecure_sources": _insecure,
+}
+
+
+def reason(r: Reason) -> str:
+    return _REASONS[r.kind](r.f)
+
+
+def _use_python(f: F) -> str:
+    lead = "For a newer release, use Python" if f["newer"] else "Use Python"
+    return f"{lead} {f['python']}: {f['title']} {f['version']} supports Python {f['supports']} ({cmd(f['request'])})."
+
+
+def _use_cpu(f: F) -> str:
+    release = f" ({f['title']} {f['version']})" if f["version"] else ""
+    return f"Or use the CPU: {cmd(f['request'])}{release}."
+
+
+_SUGGESTIONS: dict[str, Callable[[F], str]] = {
+    "alternative": lambda f: _s(f["text"]),
+    "releases": lambda f: (
+        f"Releases in the recipe: {', '.join(_strs(f['versions'])[:12])}"
+        f"{' …' if len(_strs(f['versions'])) > 12 else ''}."
+    ),
+    "use_python": _use_python,
+    "older_release_runs": lambda f: (
+        f"{f['title']} {f['version']} ({f['variant']}) runs on this GPU{' with this driver' if f['cuda'] else ''}: "
+        f"{cmd(f['request'])}."
+    ),
+    "release_runs_with_python": lambda f: (
+        f"{f['title']} {f['version']} ({f['variant']}) runs on this GPU with Python {f['python']} "
+        f"(it supports {f['supports']}): {cmd(f['request'])}."
+    ),
+    "upgrade_driver": lambda f: (
+        f"Upgrade the NVIDIA driver to >= {f['need']} (this one is {f['have']}) to run "
+        f"{f['title']} {f['version']} ({f['variant']}) on the GPU."
+    ),
+    "use_wsl": lambda f: (
+        f"Use WSL2 (run fwsetup inside it): {f['title']} {f['version']} ({f['variant']}) trains on this GPU there."
+    ),
+    "load_driver": lambda f: (
+        "Install (or load) the NVIDIA driver: an NVIDIA GPU is present, but NVML cannot reach it."
+    ),
+    "disable_mig": lambda f: (
+        "Disable MIG on a GPU (`nvidia-smi -i 0 -mig 0`, as root) to train on the whole GPU, or run the "
+        "framework in a MIG instance yourself (CUDA_VISIBLE_DEVICES=MIG-…)."
+    ),
+    "use_cpu": _use_cpu,
+    "use_method": lambda f: f"Use {cmd(f['request'])}.",
+    "accept_insecure": lambda f: (
+        f"If you trust these sources, accept them: {cmd(f['request'])} "
+        "(and the same flag on install or build); otherwise fix the recipe."
+    ),
+}
+
+
+def suggestion(s: Suggestion) -> str:
+    return _SUGGESTIONS[s.kind](s.f)
+
+
+def sentences(items: Iterable[Reason | Suggestion]) -> list[str]:
+    out = [reason(i) if isinstance(i, Reason) else suggestion(i) for i in items]
+    return list(dict.fromkeys(out))
+
+
+def _builtins(value: object) -> object:
+    if isinstance(value, (Reason, Suggestion, Failure)):
+        return code(value)
+    if isinstance(value, Rejected):
+        return {
+            "version": value.version,
+            "variants": list(value.variants),
+            "why": [code(f) for f in value.why],
+        }
+    if isinstance(value, GpuRef):
+        return {
+            "index": value.index,
+            "name": value.name,
+            "compute_capability": value.compute_capability,
+            "arch": value.arch,
+        }
+    if isinstance(value, Request):
+        return msgspec.to_builtins(value)
+    if isinstance(value, tuple):
+        return [_builtins(v) for v in value]
+    return value
+
+
+def code(item: Reason | Suggestion | Failure) -> dict[str, object]:
+    """The structured form for JSON: {"kind": …, "fields": {…}} (failures: their check as kind, "code")."""
+    out: dict[str, object] = {"kind": item.kind}
+    if isinstance(item, Failure):
+        out["code"] = item.code
+    out["fields"] = {k: _builtins(v) for k, v in item.fields}
+    return out

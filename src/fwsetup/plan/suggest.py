@@ -1,0 +1,187 @@
+"""Suggest: the nearest thing that would work when the plan is refused or leaves the GPU unused
+(reasons.Suggestion: another Python, an older release, a newer driver, WSL2, another method). Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from fwsetup.plan.choose import newest
+from fwsetup.plan.evaluate import (
+    GPU_ACCELERATORS,
+    Evaluation,
+    Target,
+    evaluate,
+    make_target,
+    python_ok,
+    ver,
+    version_filter,
+)
+from fwsetup.plan.reasons import Suggestion
+
+if TYPE_CHECKING:
+    from fwsetup.compat import CompatData
+    from fwsetup.plan.model import Request
+    from fwsetup.profile import HostProfile
+    from fwsetup.recipes import Recipe
+
+_PYTHONS = tuple(f"3.{m}" for m in range(6, 16))
+
+
+def _minor(python: str) -> int:
+    release = ver(python).release
+    return release[1] if len(release) > 1 else 0
+
+
+def nearest_python(spec: str, current: str) -> str | None:
+    """The Python in `spec` nearest to `current` (the newer of two as near)."""
+    fits = [py for py in _PYTHONS if python_ok(py, spec)]
+    return max(fits, key=lambda py: (-abs(_minor(py) - _minor(current)), _minor(py))) if fits else None
+
+
+def python_suggestion(
+    recipe: Recipe, evals: Sequence[Evaluation], t: Target, request: Request, *, newer: bool = False
+) -> Suggestion | None:
+    """The nearest Python with which a release held back only by Python would run (and its newest release).
+    `newer`: the release it brings is newer than the one chosen."""
+    if t.python is None:
+        return None
+    current = t.python
+    options = [
+        (py, ev)
+        for ev in evals
+        if ev.kinds() == {"python"} and (py := nearest_python(ev.build.python, current))
+    ]
+    if not options:
+        return None
+    py, ev = max(
+        options, key=lambda o: (-abs(_minor(o[0]) - _minor(current)), _minor(o[0]), ver(o[1].build.version))
+    )
+    return Suggestion(
+        "use_python",
+        python=py,
+        title=recipe.title,
+        version=ev.build.version,
+        supports=ev.build.python,
+        request=msgspec.structs.replace(request, python=py),
+        newer=newer,
+    )
+
+
+def gpu_suggestions(
+    recipe: Recipe,
+    evals: Sequence[Evaluation],
+    profile: HostProfile,
+    request: Request,
+    t: Target,
+    compat: CompatData,
+) -> list[Suggestion]:
+    """When the GPU goes unused (refused, or the CPU build in auto): what would use it."""
+    out: list[Suggestion] = []
+    nv = profile.nvidia
+    gpu_evals = [ev for ev in evals if ev.build.accelerator in GPU_ACCELERATORS]
+    gpu_request = msgspec.structs.replace(request, want="gpu")
+    # An older release whose GPU build runs here as it is (never picked on its own: planner.py's rule).
+    runs = [ev for ev in gpu_evals if ev.kinds() <= {"want"}]
+    native_best = None
+    if runs:
+        best = newest(runs, profile, gpu_request)
+        native_best = ver(best.build.version)
+        out.append(
+            Suggestion(
+                "older_release_runs",
+                title=recipe.title,
+                version=best.build.version,
+                variant=best.build.variant,
+                cuda=best.build.accelerator == "cuda",
+                request=msgspec.structs.replace(gpu_request, version=best.build.version),
+            )
+        )
+    # A newer one that needs another Python (TensorFlow 2.10, the last with GPU on native Windows: <= 3.10).
+    by_python = [ev for ev in gpu_evals if "python" in ev.kinds() and ev.kinds() <= {"python", "want"}]
+    if by_python and t.python:
+        best = newest(by_python, profile, gpu_request)
+        py = nearest_python(best.build.python, t.python)
+        if py and (native_best is None or ver(best.build.version) > native_best):
+            native_best = ver(best.build.version)
+            out.append(
+                Suggestion(
+                    "release_runs_with_python",
+                    title=recipe.title,
+                    version=best.build.version,
+                    variant=best.build.variant,
+                    python=py,
+                    supports=best.build.python,
+                    request=msgspec.structs.replace(gpu_request, version=best.build.version, python=py),
+                )
+            )
+    # A newer driver: the newest release whose GPU build is held back by the driver alone.
+    by_driver = [ev for ev in gpu_evals if "driver" in ev.kinds() and ev.kinds() <= {"driver", "want"}]
+    if by_driver and nv.driver_version:
+        from fwsetup.compat import parse_driver
+
+        top_version = max(ver(ev.build.version) for ev in by_driver)
+        top = [ev for ev in by_driver if ver(ev.build.version) == top_version and ev.min_driver]
+        if top and (native_best is None or top_version > native_best):
+            ev = min(top, key=lambda e: parse_driver(e.min_driver or "0") or ver("0"))
+            out.append(
+                Suggestion(
+                    "upgrade_driver",
+                    need=ev.min_driver,
+                    have=nv.driver_version,
+                    title=recipe.title,
+                    version=ev.build.version,
+                    variant=ev.build.variant,
+                )
+            )
+            native_best = max(native_best or top_version, top_version)
+    if t.system == "windows" and not t.wsl and not t.docker and nv.nvml == "ok":
+        wsl = _wsl_best(recipe, profile, request, compat)
+        if wsl is not None and (native_best is None or ver(wsl.build.version) > native_best):
+            out.append(
+                Suggestion(
+                    "use_wsl", title=recipe.title, version=wsl.build.version, variant=wsl.build.variant
+                )
+            )
+    if nv.nvml != "ok" and nv.pci_devices:
+        out.append(Suggestion("load_driver"))
+    if nv.nvml == "ok" and nv.gpus and all(g.mig for g in nv.gpus):
+        out.append(Suggestion("disable_mig"))
+    return out
+
+
+def _wsl_best(
+    recipe: Recipe, profile: HostProfile, request: Request, compat: CompatData
+) -> Evaluation | None:
+    # The same machine seen from WSL2: Linux builds, the Windows driver's numbers.
+    alt = msgspec.structs.replace(profile, os=msgspec.structs.replace(profile.os, system="linux", wsl=True))
+    wanted = msgspec.structs.replace(request, want="gpu")
+    t = make_target(alt, wanted)
+    in_range = version_filter(request.version)
+    oks = [
+        ev
+        for i, b in enumerate(recipe.builds)
+        if b.accelerator == "cuda" and in_range(b.version)
+        for ev in [evaluate(b, i, alt, wanted, t, compat)]
+        if ev.ok
+    ]
+    return newest(oks, alt, wanted) if oks else None
+
+
+def method_suggestions(evals: Sequence[Evaluation], request: Request) -> list[Suggestion]:
+    # Builds held back by the method alone, where another method has what they need.
+    out = []
+    for other in ("conda", "docker", "venv"):
+        if other != request.method and any(
+            ev.kinds() == {"method"} and ev.fails[0].get("use") == other for ev in evals
+        ):
+            out.append(Suggestion("use_method", request=msgspec.structs.replace(request, method=other)))
+    return out
+
+
+def use_cpu(request: Request, *, title: str | None = None, version: str | None = None) -> Suggestion:
+    return Suggestion(
+        "use_cpu", request=msgspec.structs.replace(request, want="cpu"), title=title, version=version
+    )
