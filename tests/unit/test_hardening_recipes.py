@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from fwsetup.backends.conda_env import conda_env_for, render_environment_yml
 from fwsetup.backends.docker import ImageOptions, render_dockerfile
 from fwsetup.cli import main
+from fwsetup.cli.plan import install_command
 from fwsetup.commands.build import bake_file, matrix_entries
-from fwsetup.commands.plan import install_command
 from fwsetup.errors import RecipeError, UsageError
 from fwsetup.plan import Plan, Request, SmokeSpec, make_plan, plan_from_json
 from fwsetup.profile import load as load_profile

@@ -216,7 +216,7 @@ def test_find_installer_honours_the_choice(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_default_env_dir() -> None:
-    from fwsetup.commands.install import default_env_dir
+    from fwsetup.ops.install import default_env_dir
 
     assert default_env_dir("pytorch", "cu126", {"HOME": "/h"}) == Path("/h/.local/share/fwsetup/envs/pytorch-cu126")
     assert default_env_dir("jax", "cpu", {"HOME": "/h", "XDG_DATA_HOME": "/d"}) == Path("/d/fwsetup/envs/jax-cpu")

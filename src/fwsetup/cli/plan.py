@@ -1,70 +1,22 @@
 """`fwsetup plan NAME`: the exact build that will run here, or a refusal with reasons (exit 3).
 
-Parse, plan (pure), render: the human view on stdout, or the Plan JSON alone on stdout with --json.
+Parse, plan (fwsetup.ops.plan), render: the human view on stdout, or the Plan JSON alone on stdout with
+--json. The plan renderers (show_plan, exit_if_refused) are shared with install and build.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fwsetup.cli import app, input_file
+from fwsetup.cli._app import app
+from fwsetup.cli.options import AllowInsecureOpt, input_file
 from fwsetup.errors import PlanRefused
 
 if TYPE_CHECKING:
     from fwsetup.plan import Plan
-
-METHODS = ("venv", "conda", "docker")
-# --allow-insecure (plan, install, build): the plan records the sources accepted (Plan.insecure_sources).
-ALLOW_INSECURE = typer.Option(
-    "--allow-insecure",
-    help="Accept the recipe's http:// indexes/channels and direct URL requirements (the plan lists them).",
-)
-
-
-def build_request(
-    name: str,
-    *,
-    gpu: bool = False,
-    cpu: bool = False,
-    version: str | None = None,
-    python: str | None = None,
-    method: str = "venv",
-    all_gpus: bool = False,
-    allow_insecure: bool = False,
-):
-    """The Request the command-line options describe; UsageError for contradictions."""
-    from fwsetup.errors import UsageError
-    from fwsetup.plan import Request, Want
-
-    if gpu and cpu:
-        msg = "--gpu and --cpu exclude each other: give one (or neither, to use the GPU when it can be used)."
-        raise UsageError(msg)
-    if method not in METHODS:
-        msg = f"--method {method!r}: expected one of {', '.join(METHODS)}."
-        raise UsageError(msg)
-    if python is not None:
-        m = re.match(r"^(?:python)?(3)\.(\d{1,2})(?:\.\d+)?$", python.strip())
-        if not m:
-            msg = f"--python {python!r}: expected a Python version such as 3.11."
-            raise UsageError(msg)
-        python = f"{m.group(1)}.{m.group(2)}"
-    if cpu and all_gpus:
-        msg = "--all-gpus asks for every GPU, --cpu for none: give one of them."
-        raise UsageError(msg)
-    want: Want = "gpu" if gpu else "cpu" if cpu else "auto"
-    return Request(
-        framework=name,
-        want=want,
-        version=version,
-        python=python,
-        method=method,  # type: ignore[arg-type]
-        all_gpus=all_gpus,
-        allow_insecure=allow_insecure,
-    )
 
 
 def install_command(plan: Plan) -> list[str]:
@@ -99,7 +51,7 @@ def install_command(plan: Plan) -> list[str]:
     return lines
 
 
-def show_plan(plan: Plan, request, *, json_out: bool) -> None:  # noqa: ANN001
+def show_plan(plan: Plan, request, *, json_out: bool) -> None:
     """The plan as JSON on stdout alone, or rendered for a person."""
     if json_out:
         from fwsetup.plan import plan_to_json
@@ -110,7 +62,7 @@ def show_plan(plan: Plan, request, *, json_out: bool) -> None:  # noqa: ANN001
         render_plan(plan, request)
 
 
-def exit_if_refused(plan: Plan, request, *, json_out: bool) -> None:  # noqa: ANN001
+def exit_if_refused(plan: Plan, request, *, json_out: bool) -> None:
     """For commands that go on to install or build: a refused plan is shown and ends the command with
     the refusal's exit code (3), before anything is touched."""
     if plan.status != "ok":
@@ -205,20 +157,23 @@ def plan_command(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the Plan as JSON on stdout.")] = False,
-    allow_insecure: Annotated[bool, ALLOW_INSECURE] = False,
+    allow_insecure: AllowInsecureOpt = False,
 ) -> None:
     """The exact build of NAME that will run here, and why; or a refusal with what would work (exit 3)."""
-    from fwsetup.detect import get_host
-    from fwsetup.plan import make_plan
-    from fwsetup.recipes import load_recipes
+    from fwsetup.ops.plan import plan_for
+    from fwsetup.plan import build_request
 
     request = build_request(
-        name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus,
+        name,
+        gpu=gpu,
+        cpu=cpu,
+        version=version,
+        python=python,
+        method=method,
+        all_gpus=all_gpus,
         allow_insecure=allow_insecure,
     )
-    recipe = load_recipes().get(name)
-    profile = get_host(host_profile, docker=request.method == "docker")  # only a docker plan asks the engine
-    plan = make_plan(profile, recipe, request)
+    plan = plan_for(request, host_profile)
     show_plan(plan, request, json_out=json_out)
     if plan.status != "ok":
         raise typer.Exit(PlanRefused.exit_code)

@@ -1,6 +1,7 @@
-"""`fwsetup doctor` and `fwsetup profile`: parse options, call detection/doctor, render.
+"""`fwsetup doctor`: what this machine is, what is installed, what is wrong and what to do (fwsetup.doctor
+decides; this module renders). Exit 0 when nothing is wrong, 1 when a problem was found.
 
-Heavy imports (rich, the probes) happen inside the commands, so that `fwsetup --help` and the other
+Heavy imports (rich, the probes) happen inside the command, so that `fwsetup --help` and the other
 commands do not pay for them.
 """
 
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fwsetup.cli import app, input_file, output_file, seconds
+from fwsetup.cli._app import app
+from fwsetup.cli.options import HostProfileOpt, seconds
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,39 +22,6 @@ if TYPE_CHECKING:
     from fwsetup.detect.environment import Framework
     from fwsetup.doctor import DoctorReport, Finding
     from fwsetup.profile import HostProfile
-
-HostProfileOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--host-profile",
-        metavar="FILE",
-        parser=input_file,
-        help="Read the machine from FILE (`fwsetup profile --output FILE`).",
-    ),
-]
-
-
-@app.command("profile")
-def profile_command(
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", metavar="FILE", parser=output_file, help="Write the profile to FILE.")
-    ] = None,
-    host_profile: HostProfileOpt = None,
-) -> None:
-    """Print this machine's HostProfile as JSON (or write it to FILE)."""
-    from fwsetup.detect import get_host
-    from fwsetup.profile import dumps, save
-
-    host = get_host(host_profile)
-    if output:
-        save(host, output)
-        from fwsetup.ui import info
-
-        info(f"wrote {output}")
-        return
-    from fwsetup.ui import emit_json
-
-    emit_json(dumps(host))
 
 
 @app.command("doctor")
@@ -71,9 +40,10 @@ def doctor_command(
         bool, typer.Option("--deep", help="Import every framework, even when metadata already answers.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option(
+        float,
+        typer.Option(
             "--timeout", metavar="SECONDS", parser=seconds, help="Time allowed for each framework import."
-        )
+        ),
     ] = 180.0,
 ) -> None:
     """What this machine is, what is installed, what is wrong and what to do (exit 1 when something is wrong)."""

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fwsetup.cli import app
+from fwsetup.cli._app import app
 
 if TYPE_CHECKING:
     from fwsetup.recipes import Recipe

@@ -1,0 +1,221 @@
+"""The `fwsetup` command: a thin typer app. A command parses its options, calls a use case (fwsetup.ops, or
+plan / doctor / recipes directly), and renders the result with rich or prints it as JSON.
+
+One module per command (cli/doctor.py, profile, recipes, plan, install, smoke, build, matrix), each adding
+itself to `app`; they import only typer at module level and everything heavy (rich, the planner,
+backends, docker) inside the command function, so start-up stays fast. The option parsers are in
+cli/options.py, the renderers several commands share in cli/render.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sys
+from typing import Any, TextIO, cast
+
+from fwsetup.cli._app import app
+from fwsetup.cli.options import (
+    count,
+    input_dir,
+    input_file,
+    interpreter,
+    output_dir,
+    output_file,
+    python_minor,
+    seconds,
+)
+from fwsetup.errors import FwsetupError
+from fwsetup.ui import state
+
+__all__ = [
+    "app",
+    "count",
+    "input_dir",
+    "input_file",
+    "interpreter",
+    "main",
+    "output_dir",
+    "output_file",
+    "python_minor",
+    "seconds",
+]
+
+
+def _register() -> None:
+    # Each module adds its command(s) to `app`; the order here is the order of `fwsetup --help`.
+    import fwsetup.cli.doctor
+    import fwsetup.cli.install
+    import fwsetup.cli.plan
+    import fwsetup.cli.profile
+    import fwsetup.cli.recipes
+    import fwsetup.cli.smoke
+    import fwsetup.commands.build  # noqa: F401
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code. Every failure becomes one message on stderr (a
+    traceback only with --debug); Ctrl-C says what state the target was left in; a closed stdout
+    (`fwsetup plan ... | head -1`) changes nothing, not even the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    state.install_target = state.committed_target = state.staging_inode = None
+    saved = sys.stdout
+    guard = _PipeSafe(saved)
+    sys.stdout = cast(TextIO, guard)
+    try:
+        return _run(args, debug, guard)
+    finally:
+        guard.close_quietly()
+        sys.stdout = saved
+
+
+def _run(args: list[str], debug: bool, guard: _PipeSafe) -> int:
+    try:
+        try:
+            from typer.main import get_command
+
+            command = get_command(app)
+            # Not typer's own main(): it turns Ctrl-C into Exit(130) and a closed stdout into exit 1
+            # before anything here could say what happened.
+            with command.make_context("fwsetup", args) as ctx:
+                rv = command.invoke(ctx)
+        except EOFError:
+            raise KeyboardInterrupt from None
+    except FwsetupError as exc:
+        if debug:
+            raise
+        from fwsetup.ui import error
+
+        error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return _interrupted()
+    except SystemExit as exc:  # sys.exit() inside a command
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except OSError as exc:
+        if exc.errno == errno.EPIPE and (guard.broken or _stdout_closed()):
+            guard.broken = True
+            return 0  # nobody reads stdout any more: not an error
+        if debug:
+            raise
+        _unexpected(exc)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
+        if type(exc).__name__ == "Exit" and _is_click(exc):
+            return int(getattr(exc, "exit_code", 0) or 0)
+        _handle_click_or_crash(exc, debug)
+        return getattr(exc, "exit_code", 1) if _is_click(exc) else 1
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+def _interrupted() -> int:
+    """Ctrl-C (or SIGTERM/SIGHUP during an install): say what state the target is in. After the new
+    environment was swapped in, the install is complete: a success."""
+    committed, target = state.committed_target, state.install_target
+    if committed is None and target is not None and state.staging_inode is not None:
+        with contextlib.suppress(OSError):
+            if os.stat(target).st_ino == state.staging_inode:  # the new environment is the target now
+                committed = target
+    if committed is not None:
+        _say(f"\ninterrupted after the new environment was swapped in: it is complete ({committed}).")
+        return 0
+    if target is not None:
+        _say(f"\ninterrupted: {target} was left as it was.")
+        return 130
+    _say("\ninterrupted.")
+    return 130
+
+
+def _say(message: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=sys.stderr, flush=True)
+
+
+def _unexpected(exc: BaseException) -> None:
+    _say(
+        f"error: unexpected {type(exc).__name__}: {exc}\nRun again with --debug for the traceback, and report it."
+    )
+
+
+class _PipeSafe:
+    """sys.stdout while a command runs: once the reader has gone away (EPIPE), further output is dropped
+    instead of raising BrokenPipeError in the middle of a command, so the command still ends with its own
+    exit code (0, or 3 for a refused plan). Everything else is the real stream's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.broken = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return int(self._stream.write(text))
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.broken = True
+        # What is still buffered would fail again when Python flushes stdout at exit (and turn the exit
+        # code into 120): point the descriptor at /dev/null instead.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def close_quietly(self) -> None:
+        self.flush()
+
+
+def _stdout_closed() -> bool:
+    """Whether nobody reads our stdout any more (the read end of its pipe is closed)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.__stdout__.fileno() if sys.__stdout__ else 1, select.POLLOUT)
+        return any(ev & select.POLLERR for _fd, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _is_click(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in {"click", "typer"} or "click" in type(exc).__module__
+
+
+def _handle_click_or_crash(exc: BaseException, debug: bool) -> None:
+    name = type(exc).__name__
+    if name == "Abort":
+        print("aborted", file=sys.stderr)
+        return
+    if hasattr(exc, "show") and _is_click(exc):
+        exc.show()  # usage errors: click's own message
+        return
+    if name == "Exit":
+        return
+    if debug:
+        raise exc
+    _unexpected(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

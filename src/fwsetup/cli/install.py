@@ -1,0 +1,161 @@
+"""`fwsetup install NAME`: plan, build the environment, smoke-test it, swap it into place.
+
+Parse, call fwsetup.ops.install (plan -> sources -> fallback -> backend), render: progress on stderr, the
+--json result alone on stdout. Exit codes: 3 refused by the plan, 5 install failed, 6 smoke test failed,
+7 network.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from fwsetup.cli._app import app
+from fwsetup.cli.options import AllowInsecureOpt, input_file
+
+if TYPE_CHECKING:
+    from fwsetup.ops.install import PreparedInstall
+    from fwsetup.ops.result import DryRunResult, InstallOutcome
+    from fwsetup.plan import Request
+
+
+@app.command("install")
+def install_command(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Framework (see `fwsetup recipes list`).")],
+    gpu: Annotated[bool, typer.Option("--gpu", help="Use the GPU, or refuse.")] = False,
+    cpu: Annotated[
+        bool, typer.Option("--cpu", help="The CPU build, even where a GPU could be used.")
+    ] = False,
+    env_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--env",
+            metavar="PATH",
+            help="Where the environment goes. Default: ~/.local/share/fwsetup/envs/NAME-VARIANT "
+            "($XDG_DATA_HOME/fwsetup/envs/...), e.g. pytorch-cpu, pytorch-cu126.",
+        ),
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", metavar="V", help="A release (2.5.1), a series (2.5) or a specifier."),
+    ] = None,
+    python: Annotated[
+        str | None, typer.Option("--python", metavar="X.Y", help="The environment's Python.")
+    ] = None,
+    method: Annotated[
+        str, typer.Option("--method", metavar="venv|conda", help="venv (uv) or conda.")
+    ] = "venv",
+    wheelhouse: Annotated[
+        Path | None,
+        typer.Option("--wheelhouse", metavar="DIR", help="Local wheels to install from first (find-links)."),
+    ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline", help="Contact no index: local wheels only (--wheelhouse, pip's find-links)."
+        ),
+    ] = False,
+    all_gpus: Annotated[
+        bool, typer.Option("--all-gpus", help="Smoke-test data-parallel on every usable GPU.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be done; change nothing.")
+    ] = False,
+    host_profile: Annotated[
+        str | None,
+        typer.Option(
+            "--host-profile", metavar="FILE", parser=input_file, help="Plan for the machine in FILE."
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    allow_insecure: AllowInsecureOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Reinstall even when the same plan is already installed and intact."),
+    ] = False,
+) -> None:
+    """Install NAME into an environment, prove it trains (a smoke test), and only then put it in place.
+
+    The environment is built beside its final place and swapped in after the smoke test passed: a failed or
+    interrupted install leaves an existing environment as it was. The same plan again is a no-op. Your pip
+    configuration (pip.conf, PIP_INDEX_URL, PIP_FIND_LINKS, certificates) is used by uv as well.
+    """
+    import json
+
+    from fwsetup.cli.plan import exit_if_refused
+    from fwsetup.ops import install as ops
+    from fwsetup.plan import build_request
+    from fwsetup.ui import emit_json
+
+    if method == "docker":  # before the options are checked: the answer is another command
+        from fwsetup.errors import UsageError
+
+        msg = f"install makes venv or conda environments; for a Docker image use `fwsetup build {name}`."
+        raise UsageError(msg)
+    request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus,
+                            allow_insecure=allow_insecure)  # fmt: skip
+    ask = ops.InstallRequest(
+        request=request, env_path=env_path, wheelhouse=wheelhouse, offline=offline, dry_run=dry_run, force=force,
+        python_exe=python if python and os.sep in python else None, host_profile=host_profile,
+    )  # fmt: skip
+    prepared = ops.prepare_install(ask)
+    exit_if_refused(prepared.plan, request, json_out=json_out)
+    if dry_run:
+        preview = ops.dry_run(prepared)
+        if json_out:
+            emit_json(json.dumps(preview.as_dict(), indent=2))
+        else:
+            _render_dry_run(preview, request)
+        return
+    from fwsetup.cli.render import StageProgress
+
+    _announce(prepared.plan.title or prepared.plan.framework, prepared, method)
+    with StageProgress() as progress:
+        outcome = ops.install(prepared, progress)
+    if json_out:
+        emit_json(json.dumps(outcome.as_dict(), indent=2))
+        return
+    _render_outcome(outcome)
+
+
+def _announce(title: str, prepared: PreparedInstall, method: str) -> None:
+    from rich.markup import escape
+
+    from fwsetup.ui import info
+
+    plan = prepared.plan
+    info(f"[bold]{escape(title)} {escape(plan.version or '')}[/] ({escape(plan.variant or '')}) "
+         f"→ {escape(str(prepared.target))} [dim]({method})[/]")  # fmt: skip
+    for n in prepared.notes:
+        info(f"[yellow]note:[/] {escape(n)}")
+
+
+def _render_dry_run(preview: DryRunResult, request: Request) -> None:
+    from fwsetup.cli.plan import render_plan
+    from fwsetup.ui import info, out_console
+
+    render_plan(preview.plan, request)
+    for n in preview.notes:
+        info(f"[yellow]note:[/] {n}")
+    out_console().print("[bold]would run[/]")
+    print(preview.commands)
+
+
+def _render_outcome(outcome: InstallOutcome) -> None:
+    from rich.markup import escape
+
+    from fwsetup.cli.render import smoke_summary
+    from fwsetup.ui import err_console
+
+    con = err_console()
+    mark = "[green]✓[/]" if outcome.changed else "[cyan]=[/]"
+    con.print(f"{mark} {escape(outcome.message)}")
+    if outcome.smoke and outcome.changed:
+        con.print(f"  [dim]{escape(smoke_summary(outcome.smoke))}[/]")
+    if outcome.changed:
+        bindir = "Scripts" if os.name == "nt" else "bin"
+        con.print(f"  use it: [bold]source {escape(str(outcome.target / bindir / 'activate'))}[/]  "
+                  f"[dim](lock: {escape(str(outcome.lock_file))})[/]")  # fmt: skip

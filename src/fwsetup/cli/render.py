@@ -1,0 +1,60 @@
+"""Renderers several commands share: the one-line smoke summary and the stage progress on stderr."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+
+def smoke_summary(report: Mapping[str, Any]) -> str:
+    dev = report.get("device")
+    extra = f", {report['distributed']}" if report.get("distributed") else ""
+    return (
+        f"{report.get('framework')} {report.get('version')}: {report.get('steps')} training steps on {dev}{extra}, "
+        f"loss {report.get('loss_before')} → {report.get('loss_after')} "
+        f"({report.get('seconds', '?')} s; import {report.get('import_seconds', '?')} s)"
+    )
+
+
+class StageProgress:
+    """Progress on stderr: a rich spinner per stage on a terminal, one line per message elsewhere."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        from fwsetup.ui import err_console
+
+        self.console = err_console()
+        self.quiet = quiet
+        self.live = self.console.is_terminal and not quiet
+        self.status: Any = None
+        self.stage: str | None = None
+        self.t_stage = time.monotonic()
+
+    def __enter__(self) -> StageProgress:
+        if self.live:
+            self.status = self.console.status("starting", spinner="dots")
+            self.status.__enter__()
+        return self
+
+    def __call__(self, stage: str, message: str) -> None:
+        from rich.markup import escape
+
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if stage != self.stage and self.stage is not None and self.live:
+            self.console.print(f"[green]✓[/] {self.stage} [dim]({now - self.t_stage:.1f} s)[/]")
+        if stage != self.stage:
+            self.stage, self.t_stage = stage, now
+        if self.live:
+            self.status.update(f"[bold]{escape(stage)}[/]: {escape(message)}")
+        else:
+            self.console.print(f"[bold]{escape(stage)}[/]: {escape(message)}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc)
+            if exc[0] is None and self.stage is not None:
+                self.console.print(
+                    f"[green]✓[/] {self.stage} [dim]({time.monotonic() - self.t_stage:.1f} s)[/]"
+                )

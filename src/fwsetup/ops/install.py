@@ -1,0 +1,220 @@
+"""The install use case: plan -> check the plan's sources -> fall back to a local release -> final Plan ->
+backend (venv or conda: build beside the target, smoke-test, swap in).
+
+Every decision is made before the backend starts: when the plan's own index cannot be reached and the
+local wheels hold another release of the same build, that release is planned instead and the final Plan
+says so in its reasons. `install --dry-run --json` prints that final Plan; without the fallback it is the
+Plan `fwsetup plan --json` prints for the same options.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fwsetup.ops.result import DryRunResult, InstallOutcome
+
+if TYPE_CHECKING:
+    from fwsetup.backends.base import InstallOptions, Progress
+    from fwsetup.plan import Plan, Request
+    from fwsetup.profile import HostProfile
+    from fwsetup.recipes import Recipe
+
+
+def default_env_dir(name: str, variant: str | None, env: Mapping[str, str] | None = None) -> Path:
+    """$XDG_DATA_HOME/fwsetup/envs/<name>-<variant> (default ~/.local/share/fwsetup/envs/...)."""
+    env = dict(os.environ) if env is None else env
+    base = Path(env.get("XDG_DATA_HOME") or Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    return base / "fwsetup" / "envs" / (f"{name}-{variant}" if variant else name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstallRequest:
+    """What `fwsetup install` was asked, beyond the planning Request."""
+
+    request: Request
+    env_path: Path | None = None  # --env, as given
+    wheelhouse: Path | None = None
+    offline: bool = False
+    dry_run: bool = False
+    force: bool = False
+    python_exe: str | None = None  # --python given as an interpreter path rather than X.Y
+    host_profile: str | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedInstall:
+    """The final Plan and everything the backend needs; nothing has been changed yet. A refused plan has
+    no target and no options: the caller shows the refusal (exit 3)."""
+
+    plan: Plan
+    target: Path | None = None
+    options: InstallOptions | None = None
+    notes: tuple[str, ...] = ()
+
+
+def prepare_install(ask: InstallRequest) -> PreparedInstall:
+    """Check the target, plan, check the plan's sources (a HEAD request to its index, in --dry-run too: it
+    shows what will happen) and decide the fallback. Raises UsageError (exit 2) for a bad --env or
+    --wheelhouse and IndexUnreachable (exit 7) when neither the index nor a local wheel can serve."""
+    from fwsetup.errors import UsageError
+    from fwsetup.plan import make_plan
+    from fwsetup.staging import check_target
+
+    request = ask.request
+    if request.method == "docker":
+        msg = f"install makes venv or conda environments; for a Docker image use `fwsetup build {request.framework}`."
+        raise UsageError(msg)
+    if ask.wheelhouse is not None and not ask.wheelhouse.is_dir():
+        msg = f"--wheelhouse {ask.wheelhouse}: no such folder."
+        raise UsageError(msg)
+    # The real path (links resolved); a bad --env is refused before any work starts (and leaves nothing).
+    given = ask.env_path.expanduser().absolute() if ask.env_path is not None else None
+    target = check_target(given) if given is not None else None
+    profile, recipe = _inputs(request, ask.host_profile)
+    plan = make_plan(profile, recipe, request)
+    if plan.status != "ok":
+        return PreparedInstall(plan=plan)
+    if given is None or target is None:
+        given = default_env_dir(recipe.name, plan.variant, ask.environ).expanduser().absolute()
+        target = check_target(given)
+    notes: list[str] = []
+    if target != given:
+        notes.append(f"{given} leads through a symbolic link: installing into the folder it names, {target}.")
+
+    def options_for(p: Plan) -> InstallOptions:
+        return _options(ask, target, p)
+
+    plan, fallback = resolve_sources(plan, recipe, request, profile, options_for)
+    notes += fallback
+    return PreparedInstall(plan=plan, target=target, options=options_for(plan), notes=tuple(notes))
+
+
+def _inputs(request: Request, host_profile: str | None) -> tuple[HostProfile, Recipe]:
+    from fwsetup.detect import get_host
+    from fwsetup.recipes import load_recipes
+
+    recipe = load_recipes().get(request.framework)
+    profile = get_host(host_profile, docker=False)  # venv/conda: the Docker engine plays no part
+    return profile, recipe
+
+
+def _options(ask: InstallRequest, target: Path, plan: Plan) -> InstallOptions:
+    from fwsetup.backends.base import InstallOptions
+
+    return InstallOptions(
+        target=target,
+        env=dict(ask.environ),
+        wheelhouse=ask.wheelhouse.absolute() if ask.wheelhouse else None,
+        offline=ask.offline,
+        python=ask.python_exe or plan.python,
+        dry_run=ask.dry_run,
+        force=ask.force,
+    )
+
+
+def resolve_sources(
+    plan: Plan,
+    recipe: Recipe,
+    request: Request,
+    profile: HostProfile,
+    options_for: Callable[[Plan], InstallOptions],
+) -> tuple[Plan, list[str]]:
+    """(final plan, notes). venv: the plan's index must answer, or the local wheels must hold what it
+    pins; else the newest release the recipe has and the local wheels provide (same variant) is planned
+    instead, and that plan's reasons say why. Only when the user did not ask for a version."""
+    if plan.method != "venv":
+        return plan, []
+    from fwsetup.backends.venv import IndexUnreachable, check_sources
+
+    try:
+        check_sources(plan, options_for(plan))
+        return plan, []
+    except IndexUnreachable as exc:
+        alt = local_release(plan, recipe, request, profile, exc.local)
+        if alt is None:
+            raise
+        check_sources(alt, options_for(alt))
+        note = (
+            f"{exc.url} cannot be reached, and {recipe.title} {plan.version} is not in the local wheels: "
+            f"installing {recipe.title} {alt.version}, which is (choose with --version)."
+        )
+        import msgspec
+
+        code = {
+            "kind": "index_unreachable_local_release",
+            "fields": {"index": exc.url, "planned": plan.version, "local": alt.version},
+        }
+        final = msgspec.structs.replace(
+            alt, reasons=[*alt.reasons, note], reason_codes=[*alt.reason_codes, code]
+        )
+        return final, [note]
+
+
+def local_release(
+    plan: Plan, recipe: Recipe, request: Request, profile: HostProfile, local: Mapping[str, list[str]]
+) -> Plan | None:
+    """The plan for the newest release the recipe has and a local wheel provides (same kind of build),
+    or None. `local`: distribution name -> versions of the local wheels."""
+    import msgspec
+    from packaging.version import InvalidVersion, Version
+
+    from fwsetup.plan import make_plan
+
+    if request.version:
+        return None
+    candidates = []
+    for versions in local.values():
+        for v in versions:
+            try:
+                candidates.append(Version(v).public)
+            except InvalidVersion:
+                continue
+    recipe_versions = {b.version for b in recipe.builds}
+    for v in sorted(set(candidates), key=Version, reverse=True):
+        if v not in recipe_versions or v == plan.version:
+            continue
+        alt = make_plan(profile, recipe, msgspec.structs.replace(request, version=v))
+        if alt.status == "ok" and alt.variant == plan.variant:
+            return alt
+    return None
+
+
+def dry_run(prepared: PreparedInstall) -> DryRunResult:
+    """What install would do: the backend's commands (or environment.yml); nothing is changed."""
+    from fwsetup.backends import get_backend
+
+    assert prepared.target is not None and prepared.options is not None, "a refused plan has nothing to run"
+    backend = get_backend(prepared.plan.method)
+    return DryRunResult(
+        plan=prepared.plan,
+        target=prepared.target,
+        commands=backend.render(prepared.plan, prepared.options),
+        notes=prepared.notes,
+    )
+
+
+def install(prepared: PreparedInstall, progress: Progress | None = None) -> InstallOutcome:
+    """Build, smoke-test and swap in the environment (or find the same plan already installed)."""
+    from fwsetup.backends import get_backend
+    from fwsetup.backends.base import no_progress
+
+    assert prepared.target is not None and prepared.options is not None, "a refused plan has nothing to run"
+    backend = get_backend(prepared.plan.method)
+    result = backend.install(prepared.plan, prepared.options, progress or no_progress)
+    return InstallOutcome(
+        plan=prepared.plan,
+        target=result.target,
+        changed=result.changed,
+        message=result.message,
+        lock_file=result.lock_file,
+        log_file=result.log_file,
+        packages=dict(result.packages),
+        smoke=dict(result.smoke) if result.smoke else None,
+        seconds=result.seconds,
+        notes=prepared.notes,
+    )

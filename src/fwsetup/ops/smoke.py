@@ -1,0 +1,105 @@
+"""The smoke use case: a real training step of a framework in an environment fwsetup did not build (an
+interpreter), or in an image `fwsetup build` made (a fresh container with no network, non-root).
+
+A passing run returns a SmokeOutcome; a failing one raises SmokeError (exit 6) with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+from fwsetup.ops.result import SmokeOutcome
+
+
+def smoke_script(name: str) -> str:
+    """The smoke script NAME stands for (a script name, or a recipe's smoke script); UsageError (exit 2)
+    for a name that is neither, found before anything runs."""
+    from fwsetup.errors import SmokeError, UsageError
+    from fwsetup.smoke import SCRIPTS, script_path
+
+    script = name
+    if name not in SCRIPTS:
+        try:
+            from fwsetup.recipes import load_recipes
+
+            recipe = load_recipes().get(name)
+            script = recipe.smoke or recipe.name
+        except Exception:  # noqa: BLE001 - an unknown name is reported by script_path below
+            script = name
+    try:
+        script_path(script)
+    except SmokeError as exc:
+        raise UsageError(exc.message, hint="`fwsetup recipes list` shows the frameworks.") from None
+    return script
+
+
+def default_python(environ: Mapping[str, str] | None = None) -> str:
+    """$VIRTUAL_ENV's python, else this one."""
+    venv = (os.environ if environ is None else environ).get("VIRTUAL_ENV")
+    if venv:
+        p = Path(venv) / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+        if p.exists():
+            return str(p)
+    return sys.executable
+
+
+def smoke_interpreter(
+    script: str,
+    python: str,
+    *,
+    gpu: bool = False,
+    all_gpus: bool = False,
+    steps: int | None = None,
+    timeout: float = 900.0,
+    waiting: Callable[[str], AbstractContextManager[object]] | None = None,
+) -> SmokeOutcome:
+    """Run `script`'s training step with `python`. waiting(description) wraps the run (a spinner)."""
+    from fwsetup.plan import SmokeSpec
+    from fwsetup.smoke.runner import run_smoke
+
+    device = "cuda" if gpu else "cpu"
+    if gpu and sys.platform == "darwin":
+        device = "mps"
+    spec = SmokeSpec(script=script, device=device, all_gpus=all_gpus)  # type: ignore[arg-type]
+    env = dict(os.environ)
+    env.pop("PYTHONHOME", None)
+    where = f"with {python}"
+    wrap = waiting(f"smoke test of {script} with {python} on {device}") if waiting else nullcontext()
+    with wrap:
+        report = run_smoke([python], script, spec, env=env, timeout=timeout, steps=steps, where=where)
+    return SmokeOutcome(report=report, where=where)
+
+
+def smoke_image(name: str, image: str, *, gpu: bool, all_gpus: bool, timeout: float) -> SmokeOutcome:
+    """The image carries its plan as a label (fwsetup build): that says which smoke script and device."""
+    from fwsetup.backends.docker import DockerBackend
+    from fwsetup.errors import UsageError
+    from fwsetup.plan import plan_from_json
+
+    backend = DockerBackend()
+    backend.engine.check()  # EngineError with how to start one
+    labels = backend.engine.image_labels(image)
+    if labels is None:
+        msg = f"no image {image!r} on this Docker engine."
+        raise UsageError(
+            msg, hint="Build one with `fwsetup build NAME --tag TAG`, or list them with `docker images`."
+        )
+    raw = labels.get("io.fwsetup.plan")
+    if not raw:
+        msg = f"{image} was not built by `fwsetup build` (it has no io.fwsetup.plan label), so its smoke test is unknown."
+        raise UsageError(
+            msg,
+            hint="Run the check inside it instead: `fwsetup smoke NAME --python /path/to/python` in the container.",
+        )
+    plan = plan_from_json(raw)
+    wanted = name.lower()
+    if wanted not in {plan.framework, (plan.title or "").lower()} and not plan.framework.startswith(wanted):
+        msg = f"{image} holds {plan.title or plan.framework} {plan.version}, not {name}."
+        raise UsageError(msg)
+    gpus = "all" if all_gpus and gpu else "one" if gpu else "none"
+    report, _seconds = backend.smoke(plan, image, gpus, timeout=timeout)  # type: ignore[arg-type]
+    return SmokeOutcome(report=report, where=f"in {image}", image=image)
