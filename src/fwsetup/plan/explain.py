@@ -80,7 +80,9 @@ _FAILURES: dict[str, Callable[[F], str]] = {
     "all_mig": lambda f: f"all {f['count']} NVIDIA GPUs are in MIG mode",
     "none_answered": lambda f: "no usable NVIDIA GPU (NVML found none that answered)",
     "no_nvidia_runtime": lambda f: (
-        "the Docker engine has no NVIDIA runtime (install nvidia-container-toolkit)"
+        "the Docker engine has no NVIDIA runtime: install the NVIDIA Container Toolkit "
+        "(nvidia-container-toolkit), then `sudo nvidia-ctk runtime configure --runtime=docker` "
+        "and restart the engine"
     ),
     "driver_unreadable": lambda f: "the NVIDIA driver's version could not be read",
     "no_minimum": lambda f: (
