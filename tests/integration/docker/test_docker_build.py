@@ -36,7 +36,9 @@ CANARY = "fwsetup-canary-7f3a9c.invalid"
 
 @pytest.fixture(scope="session")
 def engine() -> DockerEngine:
-    eng = DockerEngine()
+    # The classic builder's path (the fallback where buildx is absent): scripts/start-docker-engine installs
+    # buildx, which DockerEngine() would pick; the BuildKit path is tested in test_buildkit.py.
+    eng = DockerEngine(buildkit=False)
     eng.check()
     if eng.image_size(BASE) is None:
         pytest.skip(f"base image {BASE} is missing: run ./scripts/make-base-image (it needs debootstrap and root)")

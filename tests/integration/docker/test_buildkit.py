@@ -1,0 +1,243 @@
+"""BuildKit for real (marked `docker`): `fwsetup build` through `docker buildx`, `fwsetup matrix --format bake`
+read by `docker buildx bake --print` and its targets built, BuildKit secrets absent from every layer, cache reuse, and the classic fallback.
+
+scripts/start-docker-engine installs the buildx plugin (scripts/install-buildx, Debian's docker-buildx).
+The engine runs with --bridge=none, so builds use the host network: FWSETUP_BUILD_NETWORK=host for
+`fwsetup build`, `--set *.network=host` for bake. Everything goes through the CLI (`python -m fwsetup`), the
+docker CLI and `docker save`, as CI and users do.
+
+The images are of a tiny test recipe (tiny/recipes/tinynp.toml: NumPy and a hand-written gradient step,
+smoke script tiny/smoke/train_tinynp.py): the same template, CA secret, index settings and smoke test as a
+framework image, in seconds rather than minutes (the PyTorch image is built by test_docker_build.py, with the
+classic builder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+HERE = Path(__file__).parent / "tiny"
+BASE = os.environ.get("FWSETUP_TEST_BASE_IMAGE", "fwsetup/bookworm-base:latest")
+TAG = "fwsetup-test/tinynp:buildkit"
+# An index setting of the builder stage (a trusted host never contacted): must not reach any layer.
+CANARY = "fwsetup-canary-b1d7e2.invalid"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "FWSETUP_BUILDER")}
+    env.update(
+        FWSETUP_RECIPES=str(HERE / "recipes"),
+        FWSETUP_SMOKE_DIR=str(HERE / "smoke"),
+        PIP_CONFIG_FILE=os.devnull,  # not this machine's find-links (the torch wheelhouse) and file:// mirrors
+        PIP_TRUSTED_HOST=CANARY,
+        FWSETUP_BUILD_NETWORK="host",  # the engine has no bridge network
+    )
+    env.update(extra)
+    return env
+
+
+def fwsetup(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fwsetup", *args], env=env or _env(), capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def docker(*args: str, timeout: int = 600, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False, **kw
+    )
+
+
+@pytest.fixture(scope="module")
+def buildx() -> str:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI")
+    cp = docker("buildx", "version", timeout=30)
+    if cp.returncode != 0:
+        pytest.skip(f"no buildx plugin ({cp.stderr.strip()[:200]}): run ./scripts/install-buildx")
+    if docker("image", "inspect", BASE, timeout=60).returncode != 0:
+        pytest.skip(f"base image {BASE} is missing: run ./scripts/make-base-image")
+    return cp.stdout.strip()
+
+
+def build(*extra: str, tag: str = TAG, env: dict[str, str] | None = None) -> dict[str, Any]:
+    cp = fwsetup(
+        "build", "tinynp", "--cpu", "--version", "2.3.5", "--base", BASE, "-t", tag, "--json", *extra, env=env
+    )
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    result = json.loads(cp.stdout)
+    result["_stderr"] = cp.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def built(buildx: str) -> dict[str, Any]:
+    return build()
+
+
+def test_build_goes_through_buildx_and_the_image_trains(built: dict[str, Any]) -> None:
+    assert "BuildKit (buildx)" in built["_stderr"], built["_stderr"][-2000:]
+    assert built["status"] == "built" and built["tag"] == TAG
+    smoke = built["smoke"]
+    assert smoke["ok"] is True and smoke["framework"] == "tinynp" and smoke["version"] == "2.3.5"
+    assert smoke["loss_after"] < smoke["loss_before"]
+
+
+def test_no_change_rebuild_is_fully_cached(built: dict[str, Any]) -> None:
+    again = build("--no-smoke")
+    assert again["image_id"] == built["image_id"]
+    # Every step but the base image's FROM (resolved, never "CACHED") comes from the cache.
+    assert again["cached_steps"] >= again["steps"] - 1, again
+    assert again["seconds"] < 20, again["seconds"]
+
+
+def _save(image: str, tmp: Path) -> Path:
+    out = tmp / (image.replace("/", "_").replace(":", "_") + ".tar")
+    cp = docker("save", "-o", str(out), image)
+    assert cp.returncode == 0, cp.stderr
+    return out
+
+
+def _layers(saved: Path) -> Iterator[tuple[str, tarfile.TarFile]]:
+    """(layer name, opened layer tar) for every layer of a `docker save` archive (docker or OCI layout)."""
+    with tarfile.open(saved) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
+        for entry in manifest:
+            for layer in entry["Layers"]:
+                f = outer.extractfile(layer)
+                assert f is not None, layer
+                with tarfile.open(fileobj=io.BytesIO(f.read()), mode="r:*") as tar:
+                    yield layer, tar
+
+
+def _digests(saved: Path) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for _, tar in _layers(saved):
+        for m in tar:
+            if m.isfile() and m.size < 4_000_000:
+                f = tar.extractfile(m)
+                if f is not None:
+                    found.setdefault(hashlib.sha256(f.read()).hexdigest(), set()).add(m.name)
+    return found
+
+
+def test_ca_bundle_and_index_settings_are_in_no_layer(built: dict[str, Any], tmp_path: Path) -> None:
+    ca = Path(
+        os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
+    )
+    assert "CA bundle" in built["_stderr"], "the build did not carry a CA bundle: nothing to check"
+    ca_digest = hashlib.sha256(ca.read_bytes()).hexdigest()
+    # A file identical to the bundle that the base image itself has is the base's own, not a copy.
+    allowed = _digests(_save(BASE, tmp_path)).get(ca_digest, set())
+    found: list[str] = []
+    layers = 0
+    for layer, tar in _layers(_save(TAG, tmp_path)):
+        layers += 1
+        for m in tar:
+            if any(
+                part in m.name
+                for part in ("fwsetup-build", "index.env", "ca.pem", "run/secrets/", "pip.conf")
+            ):
+                found.append(f"{layer}: {m.name}")
+            if not m.isfile() or m.size > 4_000_000:
+                continue
+            f = tar.extractfile(m)
+            data = f.read() if f is not None else b""
+            if CANARY.encode() in data:
+                found.append(f"{layer}: {m.name} (has the index settings)")
+            if hashlib.sha256(data).hexdigest() == ca_digest and m.name not in allowed:
+                found.append(f"{layer}: {m.name} (a copy of {ca})")
+    assert layers >= 3
+    assert not found, found
+    inspect = docker("image", "inspect", TAG).stdout + docker("history", "--no-trunc", TAG).stdout
+    for word in (CANARY, "PIP_CERT", "SSL_CERT_FILE"):
+        assert word not in inspect, word
+
+
+def test_bake_builds_two_matrix_targets(buildx: str, tmp_path: Path) -> None:
+    out = tmp_path / "bake"
+    cp = fwsetup(
+        "matrix",
+        "--format",
+        "bake",
+        "--out-dir",
+        str(out),
+        "--framework",
+        "tinynp",
+        "--cpu-only",
+        "--base",
+        BASE,
+    )
+    assert cp.returncode == 0, cp.stderr
+    bake = json.loads((out / "docker-bake.json").read_text())
+    targets = bake["target"]
+    assert len(targets) == 2, list(targets)
+    assert all(any("fwsetup-ca" in s for s in t.get("secret", [])) for t in targets.values()), targets
+    # buildx's own parser reads the file: every target, context, Dockerfile and secret resolves.
+    cp = docker("buildx", "bake", "-f", str(out / "docker-bake.json"), "--print", timeout=60)
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    assert set(json.loads(cp.stdout)["target"]) == set(targets)
+    # `docker buildx bake` itself cannot build RUN steps on this engine: it runs with --bridge=none, and bake has
+    # no way to ask for the host network that works here (0.13 refuses a `network` key; forky's 0.29 accepts
+    # `--set *.network=host` and still fails with "network bridge not found"). So each target is built as bake
+    # would build it, from the bake file's own fields, with `docker buildx build --network host`.
+    for target in targets.values():
+        (tag,) = target["tags"]
+        argv = ["buildx", "build", "--load", "--network", "host", "--progress=plain", "-t", tag]
+        argv += ["-f", str(Path(target["context"]) / target["dockerfile"])]
+        argv += [f"--platform={','.join(target['platforms'])}"]
+        for key, value in target.get("labels", {}).items():
+            argv += ["--label", f"{key}={value}"]
+        for secret in target["secret"]:
+            argv += ["--secret", secret]
+        cp = docker(*argv, target["context"])
+        assert cp.returncode == 0, cp.stderr[-3000:]
+        run = docker("run", "--rm", "--network", "none", tag, timeout=300)
+        assert run.returncode == 0, run.stdout[-1000:] + run.stderr[-1000:]
+        report = json.loads(run.stdout.strip().splitlines()[-1])
+        assert report["ok"] is True and report["framework"] == "tinynp"
+        docker("image", "rm", tag)
+
+
+def _dry_run(env: dict[str, str]) -> str:
+    cp = fwsetup("build", "tinynp", "--cpu", "--version", "2.3.5", "--base", BASE, "--dry-run", env=env)
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout
+
+
+def test_buildkit_template_where_buildx_works(buildx: str) -> None:
+    text = _dry_run(_env())
+    assert "--mount=type=secret,id=fwsetup-ca" in text and "COPY build/" not in text
+
+
+def test_classic_builder_when_asked_or_where_buildx_is_absent(buildx: str, tmp_path: Path) -> None:
+    # FWSETUP_BUILDER=classic, and a docker CLI without the buildx plugin (a shim that answers as docker does).
+    assert "COPY build/" in _dry_run(_env(FWSETUP_BUILDER="classic"))
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    real = shutil.which("docker")
+    (shim / "docker").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = buildx ]; then echo "docker: \'buildx\' is not a docker command." >&2; exit 1; fi\n'
+        f'exec {real} "$@"\n'
+    )
+    (shim / "docker").chmod(0o755)
+    text = _dry_run(_env(PATH=f"{shim}{os.pathsep}{os.environ['PATH']}"))
+    assert "COPY build/" in text and "--mount=type=secret" not in text
