@@ -17,10 +17,9 @@ from fwsetup.backends.docker import (
     read_index_settings,
     render_dockerfile,
 )
-from fwsetup.plan.container import linux_profile, plan_image
-from fwsetup.plan import build_request
 from fwsetup.errors import UsageError
-from fwsetup.plan import Plan, SmokeSpec, plan_from_json
+from fwsetup.plan import Plan, SmokeSpec, build_request, plan_from_json
+from fwsetup.plan.container import linux_profile, plan_image
 from fwsetup.profile import load as load_profile
 from fwsetup.recipes import DockerSpec, load_recipes
 
@@ -171,7 +170,7 @@ def _cuda_builds() -> list[object]:
     naming it (a recipe to fix)."""
     from packaging.specifiers import SpecifierSet
 
-    from fwsetup.commands.build import _version_key
+    from fwsetup.ops.matrix import _version_key
 
     out: dict[tuple[str, str], str] = {}
     builds = {}

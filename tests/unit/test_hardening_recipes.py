@@ -27,8 +27,8 @@ from fwsetup.backends.conda_env import conda_env_for, render_environment_yml
 from fwsetup.backends.docker import ImageOptions, render_dockerfile
 from fwsetup.cli import main
 from fwsetup.cli.plan import install_command
-from fwsetup.commands.build import bake_file, matrix_entries
 from fwsetup.errors import RecipeError, UsageError
+from fwsetup.ops.matrix import bake_file, matrix_entries
 from fwsetup.plan import Plan, Request, SmokeSpec, make_plan, plan_from_json
 from fwsetup.profile import load as load_profile
 from fwsetup.recipes import control_character, parse_recipe, validate_dir

@@ -43,15 +43,16 @@ __all__ = [
 ]
 
 
+# The order here is the order of `fwsetup --help`.
+COMMANDS = ("profile", "doctor", "recipes", "plan", "install", "smoke", "build", "matrix")
+
+
 def _register() -> None:
-    # Each module adds its command(s) to `app`; the order here is the order of `fwsetup --help`.
-    import fwsetup.cli.doctor
-    import fwsetup.cli.install
-    import fwsetup.cli.plan
-    import fwsetup.cli.profile
-    import fwsetup.cli.recipes
-    import fwsetup.cli.smoke
-    import fwsetup.commands.build  # noqa: F401
+    # Each module adds its command(s) to `app`. A missing module is a broken install: let it raise.
+    from importlib import import_module
+
+    for name in COMMANDS:
+        import_module(f"fwsetup.cli.{name}")
 
 
 _register()
