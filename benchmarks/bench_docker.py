@@ -22,14 +22,16 @@ from pathlib import Path
 
 from fwsetup.backends.docker import DockerBackend, DockerEngine, ImageOptions
 from fwsetup.backends.engine import RunSpec
-from fwsetup.plan.container import linux_profile, plan_image
-from fwsetup.plan import build_request
 from fwsetup.detect import get_host
+from fwsetup.plan import build_request
+from fwsetup.plan.container import linux_profile, plan_image
 from fwsetup.recipes import load_recipes
 
 
 def du_in_image(engine: DockerEngine, image: str, path: str) -> int:
-    res = engine.run(RunSpec(image=image, command=["du", "-sb", path], network="none", user="root", timeout=300))
+    res = engine.run(
+        RunSpec(image=image, command=["du", "-sb", path], network="none", user="root", timeout=300)
+    )
     if res.exit_code != 0:
         raise SystemExit(f"du failed in {image}: {res.stderr.strip()}")
     return int(res.stdout.split()[0])
@@ -53,7 +55,9 @@ def main() -> int:
     if engine.image_size(args.base) is None:
         raise SystemExit(f"base image {args.base} missing: run ./scripts/make-base-image")
     request = build_request(args.framework, cpu=True, version=args.version, method="docker")
-    plan, _ = plan_image(load_recipes().get(args.framework), linux_profile(get_host()), request, base=args.base)
+    plan, _ = plan_image(
+        load_recipes().get(args.framework), linux_profile(get_host()), request, base=args.base
+    )
     backend = DockerBackend(engine)
     # A snapshot of the smoke scripts: an edit to them in the checkout mid-run must not count as a rebuild.
     from fwsetup.smoke import SMOKE_DIR
@@ -61,7 +65,11 @@ def main() -> int:
     snapshot = Path(tempfile.mkdtemp(prefix="fwsetup-bench-smoke-"))
     shutil.copytree(SMOKE_DIR, snapshot / "smoke", ignore=shutil.ignore_patterns("__pycache__"))
     opts = ImageOptions(
-        env=dict(os.environ), base=args.base, wheelhouse=args.wheelhouse, tag=args.tag, smoke_dir=snapshot / "smoke"
+        env=dict(os.environ),
+        base=args.base,
+        wheelhouse=args.wheelhouse,
+        tag=args.tag,
+        smoke_dir=snapshot / "smoke",
     )
 
     def log(msg: str) -> None:
@@ -79,7 +87,9 @@ def main() -> int:
     figures["first_build_cached_steps"] = first.build.cached_steps
     figures["smoke_container_s"] = round(first.smoke_seconds or 0, 1)
     figures["smoke_train_s"] = first.smoke.get("seconds") if first.smoke else None
-    log(f"first build: {figures['first_build_s']} s ({first.build.cached_steps}/{len(first.build.steps)} steps cached)")
+    log(
+        f"first build: {figures['first_build_s']} s ({first.build.cached_steps}/{len(first.build.steps)} steps cached)"
+    )
 
     times = []
     for i in range(args.rebuilds):
@@ -100,7 +110,10 @@ def main() -> int:
             script.write_text(script.read_text() + f"\n# bench edit {time.time()}\n")
             t = time.monotonic()
             edited = backend.build_image(
-                plan, ImageOptions(**{**opts.__dict__, "smoke_dir": smoke, "run_smoke": False, "tag": args.tag + "-edit"})
+                plan,
+                ImageOptions(
+                    **{**opts.__dict__, "smoke_dir": smoke, "run_smoke": False, "tag": args.tag + "-edit"}
+                ),
             )
             figures["smoke_edit_rebuild_s"] = round(time.monotonic() - t, 1)
             figures["smoke_edit_rebuilt_steps"] = [s.instruction[:40] for s in edited.build.rebuilt]
@@ -127,8 +140,12 @@ def main() -> int:
             print(f"no-change rebuild {figures['rebuild_s_median']} s median of {len(times)}  "
                   f"({100 * float(figures['rebuild_vs_first']):.1f}% of the first)")  # type: ignore[arg-type]  # fmt: skip
         if "smoke_edit_rebuild_s" in figures:
-            print(f"smoke edit        {figures['smoke_edit_rebuild_s']} s  (rebuilt: {figures['smoke_edit_rebuilt_steps']})")
-        print(f"smoke container   {figures['smoke_container_s']} s wall (training {figures['smoke_train_s']} s)")
+            print(
+                f"smoke edit        {figures['smoke_edit_rebuild_s']} s  (rebuilt: {figures['smoke_edit_rebuilt_steps']})"
+            )
+        print(
+            f"smoke container   {figures['smoke_container_s']} s wall (training {figures['smoke_train_s']} s)"
+        )
         print(f"image             {image / mb:.0f} MB: base {base / mb:.0f} MB + venv {venv / mb:.0f} MB (du -sb) "
               f"{(image - base - venv) / mb:+.1f} MB; image / venv = {figures['image_vs_venv']}")  # fmt: skip
     return 0

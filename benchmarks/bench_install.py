@@ -55,7 +55,9 @@ def bench(name: str, runs: int, work: Path) -> dict:
     assert uv, "no uv"
     fw = [sys.executable, "-m", "fwsetup"]
     # warm-up: fills uv's and pip's caches, and tells us the plan fwsetup used
-    _, cp = timed([*fw, "install", name, "--cpu", "--python", PY, "--env", str(work / f"{name}-warm"), "--json"])
+    _, cp = timed(
+        [*fw, "install", name, "--cpu", "--python", PY, "--env", str(work / f"{name}-warm"), "--json"]
+    )
     doc = json.loads(cp.stdout)
     reqs = doc["plan"]["requirements"]
     flags, env_add = uv_flags(reqs)
@@ -75,10 +77,29 @@ def bench(name: str, runs: int, work: Path) -> dict:
         rows["fwsetup_smoke"].append(stages[-1].get("smoke", 0.0))
         t0 = time.perf_counter()
         timed([uv, "venv", "-q", "--python", PY, str(work / f"{name}-uv{i}")], env=env)
-        timed([uv, "pip", "install", "-q", "--python", str(work / f"{name}-uv{i}" / "bin" / "python"), *flags, *reqs], env=env)
+        timed(
+            [
+                uv,
+                "pip",
+                "install",
+                "-q",
+                "--python",
+                str(work / f"{name}-uv{i}" / "bin" / "python"),
+                *flags,
+                *reqs,
+            ],
+            env=env,
+        )
         rows["uv"].append(time.perf_counter() - t0)
-        dt, _ = timed([str(work / f"{name}-fw{i}" / "bin" / "python"), str(script_path(doc["plan"]["smoke"]["script"])),
-                       "--device", "cpu"], env=smoke_env)
+        dt, _ = timed(
+            [
+                str(work / f"{name}-fw{i}" / "bin" / "python"),
+                str(script_path(doc["plan"]["smoke"]["script"])),
+                "--device",
+                "cpu",
+            ],
+            env=smoke_env,
+        )
         rows["smoke"].append(dt)
         t0 = time.perf_counter()
         timed([sys.executable, "-m", "venv", str(work / f"{name}-pip{i}")])
@@ -88,7 +109,9 @@ def bench(name: str, runs: int, work: Path) -> dict:
             shutil.rmtree(work / f"{name}-{kind}{i}", ignore_errors=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
     # fwsetup minus the smoke test it ran itself (its own stage clock), against uv by hand
-    without_smoke = statistics.median(t - s for t, s in zip(rows["fwsetup"], rows["fwsetup_smoke"]))
+    without_smoke = statistics.median(
+        t - s for t, s in zip(rows["fwsetup"], rows["fwsetup_smoke"], strict=True)
+    )
     overhead = without_smoke / med["uv"] - 1
     return {
         "framework": name,
@@ -116,13 +139,17 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print("| framework | fwsetup install | its smoke test | fwsetup without smoke | uv by hand | pip by hand "
-          "| overhead vs uv (without smoke) | pip / uv |")
+    print(
+        "| framework | fwsetup install | its smoke test | fwsetup without smoke | uv by hand | pip by hand "
+        "| overhead vs uv (without smoke) | pip / uv |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         m = r["median_s"]
-        print(f"| {r['framework']} | {m['fwsetup']:.1f} s | {m['fwsetup_smoke']:.1f} s | {r['fwsetup_without_smoke_s']:.1f} s "
-              f"| {m['uv']:.1f} s | {m['pip']:.1f} s | {r['overhead_vs_uv_excluding_smoke']:+.0%} | {r['pip_over_uv']:.1f}x |")
+        print(
+            f"| {r['framework']} | {m['fwsetup']:.1f} s | {m['fwsetup_smoke']:.1f} s | {r['fwsetup_without_smoke_s']:.1f} s "
+            f"| {m['uv']:.1f} s | {m['pip']:.1f} s | {r['overhead_vs_uv_excluding_smoke']:+.0%} | {r['pip_over_uv']:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

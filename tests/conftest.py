@@ -77,7 +77,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU: run with --run-gpu"))
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if _DOCKER_ERROR:
         terminalreporter.section("Docker tests skipped", sep="!", red=True, bold=True)
         terminalreporter.write_line(_DOCKER_ERROR[0])

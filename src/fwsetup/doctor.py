@@ -138,7 +138,9 @@ def check_nvidia(host: HostProfile) -> list[Finding]:
     elif nv.nvml.startswith("error"):
         message = nv.nvml.removeprefix("error:").strip()
         low = message.lower()
-        if "mismatch" in low:  # NVML_ERROR_LIB_RM_VERSION_MISMATCH: the driver was updated, the old module runs
+        if (
+            "mismatch" in low
+        ):  # NVML_ERROR_LIB_RM_VERSION_MISMATCH: the driver was updated, the old module runs
             remedy = (
                 "The NVIDIA driver was updated but the kernel still runs the old driver's module, so the new "
                 "libraries and the old module do not match. Reboot, or reload the kernel module without a reboot: "

@@ -170,7 +170,9 @@ def recover(target: Path) -> list[str]:
         os.rename(asides[-1], target)
         done.append(f"restored {target} from {asides[-1].name}, left by an interrupted run")
         asides = asides[:-1]
-    for p in asides + sorted(p for p in target.parent.iterdir() if p.name.startswith(_staging_prefix(target))):
+    for p in asides + sorted(
+        p for p in target.parent.iterdir() if p.name.startswith(_staging_prefix(target))
+    ):
         _rmtree(p)
         done.append(f"removed {p.name}, left by an interrupted run")
     for line in done:
@@ -447,8 +449,13 @@ def _kind(path: Path) -> str:
     import stat
 
     mode = path.stat().st_mode
-    for test, name in ((stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+    for test, name in (
+        (stat.S_ISREG, "a file"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
         if test(mode):
             return name
     return "not a folder"
@@ -486,7 +493,9 @@ def lock_file_problem(env: Path) -> str | None:
     if not isinstance(data, dict):
         return f"a {META_DIR}/{LOCK_FILE} that fwsetup did not write (not a JSON object)"
     if data.get("lock_version") not in LOCK_FILE_VERSIONS or data.get("written_by", WRITTEN_BY) != WRITTEN_BY:
-        return f"a {META_DIR}/{LOCK_FILE} that fwsetup did not write (lock_version {data.get('lock_version')!r})"
+        return (
+            f"a {META_DIR}/{LOCK_FILE} that fwsetup did not write (lock_version {data.get('lock_version')!r})"
+        )
     if not isinstance(data.get("plan_digest"), str) or not _DIGEST.fullmatch(data["plan_digest"]):
         return f"a {META_DIR}/{LOCK_FILE} that fwsetup did not write (no plan digest)"
     if not isinstance(data.get("packages"), list):
@@ -522,7 +531,9 @@ def refuse_foreign(target: Path) -> None:
     why = foreign_reason(target)
     if why is not None:
         msg = f"{target} is not an environment fwsetup made: found {why}. It will not be replaced."
-        raise UsageError(msg, hint="Choose a new or empty folder with --env PATH, or move this one away yourself.")
+        raise UsageError(
+            msg, hint="Choose a new or empty folder with --env PATH, or move this one away yourself."
+        )
 
 
 # -- are the installed files still there? --------------------------------------------------------------------
@@ -530,7 +541,11 @@ def refuse_foreign(target: Path) -> None:
 
 def site_packages(env: Path) -> list[Path]:
     env = Path(env)
-    return [p for p in (*sorted(env.glob("lib/python*/site-packages")), env / "Lib" / "site-packages") if p.is_dir()]
+    return [
+        p
+        for p in (*sorted(env.glob("lib/python*/site-packages")), env / "Lib" / "site-packages")
+        if p.is_dir()
+    ]
 
 
 def _dist_infos(env: Path) -> dict[str, Path]:
@@ -620,7 +635,9 @@ def check_installed_files(env: Path, packages: list[Any]) -> str | None:
             continue
         listed, bad, examples = record_problems(d)
         if bad:
-            wrong.append(f"{name} {version}: {bad} of {listed} files missing or changed (e.g. {', '.join(examples)})")
+            wrong.append(
+                f"{name} {version}: {bad} of {listed} files missing or changed (e.g. {', '.join(examples)})"
+            )
     if not wrong:
         return None
     return "; ".join(wrong[:3]) + (f"; and {len(wrong) - 3} more packages" if len(wrong) > 3 else "")

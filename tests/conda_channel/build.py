@@ -117,7 +117,12 @@ def build_package(
         p = src / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(content)
-        entry = {"_path": rel, "path_type": "hardlink", "sha256": _sha256(p), "size_in_bytes": p.stat().st_size}
+        entry = {
+            "_path": rel,
+            "path_type": "hardlink",
+            "sha256": _sha256(p),
+            "size_in_bytes": p.stat().st_size,
+        }
         if rel in placeholders:
             entry |= {"prefix_placeholder": PLACEHOLDER, "file_mode": "text"}
         paths.append(entry)
@@ -182,10 +187,17 @@ def build_channel(channel: Path, *, work: Path | None = None) -> Path:
             "pyvenv.cfg": f"home = {py.parent}\ninclude-system-site-packages = false\nversion = {pyver}\n",
             "etc/fwsetup-python-standin.txt": f"prefix={PLACEHOLDER}\ninterpreter={py}\n",
         },
-        symlinks={f"bin/python{major_minor}": str(py), "bin/python3": f"python{major_minor}", "bin/python": f"python{major_minor}"},
+        symlinks={
+            f"bin/python{major_minor}": str(py),
+            "bin/python3": f"python{major_minor}",
+            "bin/python": f"python{major_minor}",
+        },
         placeholders=("etc/fwsetup-python-standin.txt",),
     )
-    entry = {"noarch": {"type": "python", "entry_points": ["tinytrain-info = tinytrain:info"]}, "package_metadata_version": 1}
+    entry = {
+        "noarch": {"type": "python", "entry_points": ["tinytrain-info = tinytrain:info"]},
+        "package_metadata_version": 1,
+    }
     build_package(
         channel / "noarch",
         work,
@@ -254,10 +266,22 @@ def _repackage_pip(out_dir: Path, work: Path) -> Path:
                 files[f"site-packages/{f}"] = src.read_text()
             except UnicodeDecodeError:
                 continue  # pip's .exe launchers for Windows
-    link = {"noarch": {"type": "python", "entry_points": ["pip = pip._internal.cli.main:main"]},
-            "package_metadata_version": 1}
-    return build_package(out_dir, work, name="pip", version=dist.version, build="pyh_0", subdir_name="noarch",
-                         files=files, depends=["python >=3.9"], noarch="python", link=link)
+    link = {
+        "noarch": {"type": "python", "entry_points": ["pip = pip._internal.cli.main:main"]},
+        "package_metadata_version": 1,
+    }
+    return build_package(
+        out_dir,
+        work,
+        name="pip",
+        version=dist.version,
+        build="pyh_0",
+        subdir_name="noarch",
+        files=files,
+        depends=["python >=3.9"],
+        noarch="python",
+        link=link,
+    )
 
 
 def make_wheel(dest: Path, name: str = "tinyextra", version: str = "0.1.0") -> Path:

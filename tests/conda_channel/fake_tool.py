@@ -37,11 +37,19 @@ def install_fake_tool(bin_dir: Path, name: str, *, relocate: bool) -> Path:
     return exe
 
 
-def _record(r) -> dict:  # noqa: ANN001
+def _record(r) -> dict:
     return {
-        "name": r.name.normalized, "version": str(r.version), "build": str(r.build), "build_string": str(r.build),
-        "build_number": r.build_number, "channel": r.channel, "subdir": r.subdir, "url": r.url,
-        "fn": r.file_name, "md5": r.md5.hex() if r.md5 else None, "sha256": r.sha256.hex() if r.sha256 else None,
+        "name": r.name.normalized,
+        "version": str(r.version),
+        "build": str(r.build),
+        "build_string": str(r.build),
+        "build_number": r.build_number,
+        "channel": r.channel,
+        "subdir": r.subdir,
+        "url": r.url,
+        "fn": r.file_name,
+        "md5": r.md5.hex() if r.md5 else None,
+        "sha256": r.sha256.hex() if r.sha256 else None,
         "size": r.size,
     }
 
@@ -50,7 +58,12 @@ def main(argv: list[str], *, name: str, relocate: bool) -> int:
     log = os.environ.get("FAKE_TOOL_LOG")
     if log:
         with open(log, "a") as f:
-            f.write(json.dumps({"tool": name, "argv": argv, "CONDA_OVERRIDE_CUDA": os.environ.get("CONDA_OVERRIDE_CUDA")}) + "\n")
+            f.write(
+                json.dumps(
+                    {"tool": name, "argv": argv, "CONDA_OVERRIDE_CUDA": os.environ.get("CONDA_OVERRIDE_CUDA")}
+                )
+                + "\n"
+            )
     if argv == ["--version"]:
         print("2.0.5" if name == "micromamba" else f"{name} 24.11.0")
         return 0
@@ -58,7 +71,9 @@ def main(argv: list[str], *, name: str, relocate: bool) -> int:
         print(f"{name}: only `create` is faked", file=sys.stderr)
         return 2
     if "--help" in argv:
-        print("Usage: create [OPTIONS] [specs...]\n  -p,--prefix TEXT\n  -c,--channel TEXT\n  --dry-run\n  --json")
+        print(
+            "Usage: create [OPTIONS] [specs...]\n  -p,--prefix TEXT\n  -c,--channel TEXT\n  --dry-run\n  --json"
+        )
         if relocate:
             print("  --relocate-prefix TEXT   Path to the final prefix, written into the installed files")
         return 0
@@ -94,9 +109,11 @@ def main(argv: list[str], *, name: str, relocate: bool) -> int:
     overrides = rattler.VirtualPackageOverrides(cuda=rattler.Override.string(cuda or ""))
     platform = str(rattler.Subdir.current())
 
-    async def solve():  # noqa: ANN202
+    async def solve():
         return await rattler.solve(
-            [rattler.Channel(c) for c in channels], specs, platforms=[platform, "noarch"],
+            [rattler.Channel(c) for c in channels],
+            specs,
+            platforms=[platform, "noarch"],
             virtual_packages=list(rattler.VirtualPackage.detect(overrides)),
         )
 
@@ -107,15 +124,26 @@ def main(argv: list[str], *, name: str, relocate: bool) -> int:
             print(json.dumps({"success": False, "solver_problems": [str(exc)]}))
         print(f"error    libmamba Could not solve for environment specs\n{exc}", file=sys.stderr)
         return 1
-    out = {"success": True, "dry_run": dry_run, "prefix": prefix,
-           "actions": {"LINK": [_record(r) for r in records], "FETCH": [], "PREFIX": prefix}}
+    out = {
+        "success": True,
+        "dry_run": dry_run,
+        "prefix": prefix,
+        "actions": {"LINK": [_record(r) for r in records], "FETCH": [], "PREFIX": prefix},
+    }
     if not dry_run:
         if prefix and Path(prefix).exists() and any(Path(prefix).iterdir()):
             print(f"{name}: non-conda folder exists at prefix {prefix}", file=sys.stderr)
             return 1
         cache = os.environ.get("FAKE_TOOL_PKGS")
-        asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=Path(cache) if cache else None,
-                                    alternative_target_prefix=relocate_to, show_progress=False))
+        asyncio.run(
+            rattler.install(
+                records,
+                target_prefix=prefix,
+                cache_dir=Path(cache) if cache else None,
+                alternative_target_prefix=relocate_to,
+                show_progress=False,
+            )
+        )
         if os.environ.get("FAKE_TOOL_BREAK_AFTER_CREATE"):
             print("simulated failure after linking", file=sys.stderr)
             return 1

@@ -20,8 +20,15 @@ try:
     if opts.device != "cpu":
         raise RuntimeError(f"tinytrain runs on the CPU only, {opts.device} was asked for")
     before, after, _ = tinytrain.train(steps=opts.steps)
-    result.update(version=tinytrain.__version__, module=tinytrain.__file__, device="cpu", devices=1,
-                  steps=opts.steps, loss_before=before, loss_after=after)
+    result.update(
+        version=tinytrain.__version__,
+        module=tinytrain.__file__,
+        device="cpu",
+        devices=1,
+        steps=opts.steps,
+        loss_before=before,
+        loss_after=after,
+    )
     if not (math.isfinite(before) and math.isfinite(after) and after < before):
         raise RuntimeError(f"the loss did not fall ({before} -> {after})")
     result["ok"] = True

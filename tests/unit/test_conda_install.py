@@ -26,19 +26,23 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rattler", reason="py-rattler (fwsetup[conda]) is needed to build and use the test channel")
-pytest.importorskip("conda_package_handling", reason="conda-package-handling builds the test channel's packages")
+pytest.importorskip(
+    "rattler", reason="py-rattler (fwsetup[conda]) is needed to build and use the test channel"
+)
+pytest.importorskip(
+    "conda_package_handling", reason="conda-package-handling builds the test channel's packages"
+)
 
-from conda_channel.build import SMOKE_SCRIPT, build_channel  # noqa: E402
-from conda_channel.fake_tool import install_fake_tool  # noqa: E402
+from conda_channel.build import SMOKE_SCRIPT, build_channel
+from conda_channel.fake_tool import install_fake_tool
 
-from fwsetup import staging  # noqa: E402
-from fwsetup.backends.base import InstallOptions  # noqa: E402
-from fwsetup.backends.conda import CondaBackend, _marker, _recover_in_place  # noqa: E402
-from fwsetup.backends.conda_tools import CliInstaller, RattlerInstaller, find_installer  # noqa: E402
-from fwsetup.errors import InstallError, NetworkError, SmokeError, UsageError  # noqa: E402
-from fwsetup.plan import Plan, SmokeSpec  # noqa: E402
-from fwsetup.recipes import CondaSpec  # noqa: E402
+from fwsetup import staging
+from fwsetup.backends.base import InstallOptions
+from fwsetup.backends.conda import CondaBackend, _marker, _recover_in_place
+from fwsetup.backends.conda_tools import CliInstaller, RattlerInstaller, find_installer
+from fwsetup.errors import InstallError, NetworkError, SmokeError, UsageError
+from fwsetup.plan import Plan, SmokeSpec
+from fwsetup.recipes import CondaSpec
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -100,7 +104,13 @@ def _run(argv: list[str | Path]) -> subprocess.CompletedProcess[str]:
 def assert_works_in_place(target: Path) -> None:
     """The environment works at its final path: python finds its own prefix and packages, the entry point
     script's shebang and the prefix-replaced text file name the final path (not the staging folder)."""
-    out = _run([target / "bin" / "python", "-c", "import sys, tinytrain; print(sys.prefix); print(tinytrain.__file__)"])
+    out = _run(
+        [
+            target / "bin" / "python",
+            "-c",
+            "import sys, tinytrain; print(sys.prefix); print(tinytrain.__file__)",
+        ]
+    )
     assert out.returncode == 0, out.stderr
     prefix, module = out.stdout.split()
     assert Path(prefix) == target
@@ -147,7 +157,7 @@ def test_create_smoke_swap_and_lock_file(channel: Path, pkgs_dir: Path, tmp_path
     assert (tt["version"], tt["build"], tt["subdir"]) == ("0.1.0", "py_0", "noarch")
     assert tt["channel"] == channel.as_uri()
     assert tt["sha256"] == _sha256(archive)
-    assert tt["md5"] == hashlib.md5(archive.read_bytes()).hexdigest()  # noqa: S324 - conda's own field
+    assert tt["md5"] == hashlib.md5(archive.read_bytes()).hexdigest()
     assert rows["python"]["build"] == "0_fwsetup_standin"
     # The environment.yml it was made from travels with it.
     assert "tinytrain=0.1.0" in (target / ".fwsetup" / "environment.yml").read_text()
@@ -175,7 +185,12 @@ def test_a_new_plan_replaces_the_environment(channel: Path, pkgs_dir: Path, tmp_
     backend = rattler_backend(pkgs_dir)
     backend.install(make_plan(channel, ["tinytrain=0.1.0"]), options(target))
     gpu = make_plan(
-        channel, ["tinytrain=0.2.0"], cuda_driver="12.8", cuda_version="12.8", accelerator="cuda", version="0.2.0"
+        channel,
+        ["tinytrain=0.2.0"],
+        cuda_driver="12.8",
+        cuda_version="12.8",
+        accelerator="cuda",
+        version="0.2.0",
     )
     result = backend.install(gpu, options(target))
     assert result.changed and result.packages["tinytrain"] == "0.2.0"
@@ -187,7 +202,9 @@ def test_a_new_plan_replaces_the_environment(channel: Path, pkgs_dir: Path, tmp_
     assert leftovers(target) == []
 
 
-def test_driver_too_old_names_the_package_and_the_constraint(channel: Path, pkgs_dir: Path, tmp_path: Path) -> None:
+def test_driver_too_old_names_the_package_and_the_constraint(
+    channel: Path, pkgs_dir: Path, tmp_path: Path
+) -> None:
     target = tmp_path / "tt"
     backend = rattler_backend(pkgs_dir)
     backend.install(make_plan(channel, ["tinytrain=0.1.0"]), options(target))
@@ -219,7 +236,7 @@ def test_unsatisfiable_and_missing_packages(channel: Path, pkgs_dir: Path, tmp_p
     assert "legacy-only" in str(err.value) and "python" in str(err.value)
     with pytest.raises(InstallError, match=r"no package in conda channel\(s\) .* matches tinytrain >=9"):
         backend.install(make_plan(channel, ["tinytrain >=9"]), options(tmp_path / "b"))
-    with pytest.raises(InstallError, match="no package .* matches no-such-package"):
+    with pytest.raises(InstallError, match=r"no package .* matches no-such-package"):
         backend.install(make_plan(channel, ["no-such-package"]), options(tmp_path / "c"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -232,7 +249,7 @@ def test_unknown_channel(pkgs_dir: Path, tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def serve(directory: Path):  # noqa: ANN201
+def serve(directory: Path):
     """The channel over HTTP on 127.0.0.1 (a loopback port of our own), as a mirror would serve it."""
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
     handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
@@ -256,7 +273,9 @@ def test_http_channel_and_unknown_http_channel(channel: Path, tmp_path: Path) ->
         assert all(p["url"].startswith(f"{url}/channel/") for p in lock["packages"])
         assert_works_in_place(tmp_path / "tt")
         with pytest.raises(InstallError) as err:
-            rattler_backend(tmp_path / "pkgs").install(make_plan(f"{url}/nope", ["tinytrain"]), options(tmp_path / "x"))
+            rattler_backend(tmp_path / "pkgs").install(
+                make_plan(f"{url}/nope", ["tinytrain"]), options(tmp_path / "x")
+            )
         assert f"conda channel {url}/nope" in str(err.value)
 
 
@@ -266,7 +285,9 @@ def test_smoke_failure_leaves_the_old_environment(channel: Path, pkgs_dir: Path,
     backend.install(make_plan(channel, ["tinytrain=0.1.0"]), options(target))
     lock_before = (target / ".fwsetup" / "lock.json").read_text()
     bad = tmp_path / "train_bad.py"
-    bad.write_text('import json, sys\nprint(json.dumps({"ok": False, "error": "the loss did not fall"}))\nsys.exit(1)\n')
+    bad.write_text(
+        'import json, sys\nprint(json.dumps({"ok": False, "error": "the loss did not fall"}))\nsys.exit(1)\n'
+    )
     plan = make_plan(channel, ["tinytrain=0.1.0"], smoke=bad, env={"TINYTRAIN_FLAG": "1"})
     with pytest.raises(SmokeError, match="the loss did not fall") as err:
         backend.install(plan, options(target))
@@ -276,7 +297,9 @@ def test_smoke_failure_leaves_the_old_environment(channel: Path, pkgs_dir: Path,
     assert leftovers(target) == []
 
 
-def test_plan_env_reaches_the_smoke_test_and_conda_activate(channel: Path, pkgs_dir: Path, tmp_path: Path) -> None:
+def test_plan_env_reaches_the_smoke_test_and_conda_activate(
+    channel: Path, pkgs_dir: Path, tmp_path: Path
+) -> None:
     probe = tmp_path / "train_env.py"
     probe.write_text(
         "import json, os\n"
@@ -324,7 +347,9 @@ def _calls(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in (tmp_path / "tool.log").read_text().splitlines()]
 
 
-def test_micromamba_builds_in_staging_with_relocate_prefix(channel: Path, pkgs_dir: Path, tmp_path: Path) -> None:
+def test_micromamba_builds_in_staging_with_relocate_prefix(
+    channel: Path, pkgs_dir: Path, tmp_path: Path
+) -> None:
     bin_dir = tmp_path / "bin"
     install_fake_tool(bin_dir, "micromamba", relocate=True)
     env = _tool_env(tmp_path, pkgs_dir, bin_dir)
@@ -341,7 +366,10 @@ def test_micromamba_builds_in_staging_with_relocate_prefix(channel: Path, pkgs_d
     argv = create["argv"]
     assert argv[argv.index("--relocate-prefix") + 1] == str(target)
     assert ".tt.fwsetup-staging-" in argv[argv.index("--prefix") + 1]
-    assert argv[argv.index("--channel") + 1] == str(channel) and argv[-2:] == [f"python={PY}", "tinytrain=0.2.0"]
+    assert argv[argv.index("--channel") + 1] == str(channel) and argv[-2:] == [
+        f"python={PY}",
+        "tinytrain=0.2.0",
+    ]
     assert {c["CONDA_OVERRIDE_CUDA"] for c in creates} == {"12.8"}
     lock = json.loads(result.lock_file.read_text())
     assert lock["installer"] == "micromamba 2.0.5"
@@ -369,7 +397,9 @@ def test_conda_builds_in_place_and_restores_the_old_env_on_failure(
     installer = find_installer(env)
     assert installer.kind == "conda" and not installer.relocates
     target = tmp_path / "tt"
-    first = CondaBackend().install(make_plan(channel, ["tinytrain=0.1.0"]), InstallOptions(target=target, env=env))
+    first = CondaBackend().install(
+        make_plan(channel, ["tinytrain=0.1.0"]), InstallOptions(target=target, env=env)
+    )
     # Built at the final path: the smoke test ran there, no staging folder involved.
     assert first.smoke and first.smoke["prefix"] == str(target)
     assert_works_in_place(target)
@@ -380,7 +410,9 @@ def test_conda_builds_in_place_and_restores_the_old_env_on_failure(
     lock_before = (target / ".fwsetup" / "lock.json").read_text()
     gpu = make_plan(channel, ["tinytrain=0.2.0"], cuda_driver="12.8", accelerator="cuda", version="0.2.0")
     with pytest.raises(InstallError):
-        CondaBackend().install(gpu, InstallOptions(target=target, env={**env, "FAKE_TOOL_BREAK_AFTER_CREATE": "1"}))
+        CondaBackend().install(
+            gpu, InstallOptions(target=target, env={**env, "FAKE_TOOL_BREAK_AFTER_CREATE": "1"})
+        )
     assert (target / ".fwsetup" / "lock.json").read_text() == lock_before  # the old environment is back
     assert_works_in_place(target)
     assert leftovers(target) == [] and not _marker(target).exists()
@@ -409,7 +441,9 @@ def test_no_installer_at_all_says_what_to_install(monkeypatch: pytest.MonkeyPatc
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rattler" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "rattler" else real(name, *a)
+    )
     with pytest.raises(InstallError, match=r"install fwsetup\[conda\] or micromamba"):
         find_installer({"PATH": str(tmp_path)})
 
@@ -427,7 +461,9 @@ def test_network_errors_are_network_errors(pkgs_dir: Path, tmp_path: Path) -> No
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(NetworkError, match="cannot reach conda channel"):
-        rattler_backend(pkgs_dir).install(make_plan(f"http://127.0.0.1:{port}/ch", ["x"]), options(tmp_path / "t"))
+        rattler_backend(pkgs_dir).install(
+            make_plan(f"http://127.0.0.1:{port}/ch", ["x"]), options(tmp_path / "t")
+        )
 
 
 def test_pip_section_goes_into_the_conda_env(channel: Path, pkgs_dir: Path, tmp_path: Path) -> None:
@@ -436,10 +472,18 @@ def test_pip_section_goes_into_the_conda_env(channel: Path, pkgs_dir: Path, tmp_
     wheels = tmp_path / "wheels"
     make_wheel(wheels)
     plan = make_plan(channel, ["tinytrain=0.1.0"])
-    plan = Plan(**{**{f: getattr(plan, f) for f in plan.__struct_fields__}, "conda": CondaSpec(
-        channels=[str(channel)], packages=["tinytrain=0.1.0"], pip=["tinyextra==0.1.0"])})
+    plan = Plan(
+        **{
+            **{f: getattr(plan, f) for f in plan.__struct_fields__},
+            "conda": CondaSpec(
+                channels=[str(channel)], packages=["tinytrain=0.1.0"], pip=["tinyextra==0.1.0"]
+            ),
+        }
+    )
     target = tmp_path / "tt"
-    opts = InstallOptions(target=target, env={"PATH": os.environ.get("PATH", "")}, wheelhouse=wheels, offline=True)
+    opts = InstallOptions(
+        target=target, env={"PATH": os.environ.get("PATH", "")}, wheelhouse=wheels, offline=True
+    )
     result = rattler_backend(pkgs_dir).install(plan, opts)
     assert result.changed and "pip" in result.packages  # the conda `pip` package the pip: section needs
     lock = json.loads(result.lock_file.read_text())
@@ -500,8 +544,14 @@ def gpu_profile(path: Path, cuda_driver: str, driver: str) -> Path:
         "os": {"system": "linux", "libc": "glibc", "libc_version": "2.36"},
         "cpu": {"arch": platform.machine(), "cores": 2, "features": ["avx", "avx2", "fma"]},
         "python": {"version": platform.python_version(), "implementation": "cpython"},
-        "nvidia": {"nvml": "ok", "driver_version": driver, "cuda_driver_version": cuda_driver,
-                   "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "mig": False}]},
+        "nvidia": {
+            "nvml": "ok",
+            "driver_version": driver,
+            "cuda_driver_version": cuda_driver,
+            "gpus": [
+                {"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "mig": False}
+            ],
+        },
     }
     path.write_text(json.dumps(profile))
     return path
@@ -510,9 +560,14 @@ def gpu_profile(path: Path, cuda_driver: str, driver: str) -> Path:
 def fwsetup(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fwsetup", *map(str, args)],
-        capture_output=True, text=True, timeout=300,
-        env={**{k: v for k, v in os.environ.items() if k not in ("FWSETUP_CONDA_TOOL", "CONDA_OVERRIDE_CUDA")},
-             "COLUMNS": "200", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in ("FWSETUP_CONDA_TOOL", "CONDA_OVERRIDE_CUDA")},
+            "COLUMNS": "200",
+            **(env or {}),
+        },
     )
 
 
@@ -528,7 +583,18 @@ def recipes(channel: Path, tmp_path: Path) -> Path:
 
 def test_cli_install_method_conda(recipes: Path, tmp_path: Path) -> None:
     target = tmp_path / "envs" / "tt"
-    common = ("--recipes", recipes, "install", "tinytrain", "--version", "0.1.0", "--method", "conda", "--env", target)
+    common = (
+        "--recipes",
+        recipes,
+        "install",
+        "tinytrain",
+        "--version",
+        "0.1.0",
+        "--method",
+        "conda",
+        "--env",
+        target,
+    )
     dry = fwsetup(*common, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "tinytrain=0.1.0" in dry.stdout and "channels:" in dry.stdout
@@ -546,15 +612,36 @@ def test_cli_install_method_conda(recipes: Path, tmp_path: Path) -> None:
 def test_cli_gpu_plan_and_the_driver_conda_sees(recipes: Path, tmp_path: Path) -> None:
     # The planner accepts a CUDA 12.8 build on a 12.4 driver (CUDA minor-version compatibility), but the
     # conda package itself depends on __cuda >=12.8: the solver refuses, in one sentence, with exit 5.
-    old = fwsetup("--recipes", recipes, "install", "tinytrain", "--method", "conda", "--env", tmp_path / "a",
-                  "--host-profile", gpu_profile(tmp_path / "p124.json", "12.4", "550.54.15"))
+    old = fwsetup(
+        "--recipes",
+        recipes,
+        "install",
+        "tinytrain",
+        "--method",
+        "conda",
+        "--env",
+        tmp_path / "a",
+        "--host-profile",
+        gpu_profile(tmp_path / "p124.json", "12.4", "550.54.15"),
+    )
     assert old.returncode == 5, old.stdout + old.stderr
     text = " ".join(old.stderr.split())
     assert "tinytrain 0.2.0 needs a driver that supports CUDA >=12.8" in text and "supports CUDA 12.4" in text
     assert not (tmp_path / "a").exists()
 
-    new = fwsetup("--recipes", recipes, "install", "tinytrain", "--method", "conda", "--env", tmp_path / "b",
-                  "--host-profile", gpu_profile(tmp_path / "p128.json", "12.8", "570.86.10"), "--json")
+    new = fwsetup(
+        "--recipes",
+        recipes,
+        "install",
+        "tinytrain",
+        "--method",
+        "conda",
+        "--env",
+        tmp_path / "b",
+        "--host-profile",
+        gpu_profile(tmp_path / "p128.json", "12.8", "570.86.10"),
+        "--json",
+    )
     assert new.returncode == 0, new.stdout + new.stderr
     lock = json.loads((tmp_path / "b" / ".fwsetup" / "lock.json").read_text())
     assert lock["virtual_packages"]["__cuda"] == "12.8"

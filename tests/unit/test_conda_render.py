@@ -11,17 +11,32 @@ from hypothesis import strategies as st
 
 from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.conda import CondaBackend
-from fwsetup.backends.conda_env import CondaEnv, conda_env_for, render_environment_yml, spec_name, virtual_cuda
+from fwsetup.backends.conda_env import (
+    CondaEnv,
+    conda_env_for,
+    render_environment_yml,
+    spec_name,
+    virtual_cuda,
+)
 from fwsetup.backends.conda_tools import explain
 from fwsetup.errors import InstallError, NetworkError, UsageError
 from fwsetup.plan import Plan, SmokeSpec
 from fwsetup.recipes import CondaSpec
 
 
-def plan(**kw) -> Plan:  # noqa: ANN003
+def plan(**kw) -> Plan:
     conda = kw.pop("conda", CondaSpec(channels=["conda-forge"], packages=["pytorch=2.5.1"]))
-    base = dict(status="ok", framework="pytorch", version="2.5.1", variant="cpu", accelerator="cpu", method="conda",
-                python="3.11", conda=conda, smoke=SmokeSpec(script="pytorch"))
+    base = dict(
+        status="ok",
+        framework="pytorch",
+        version="2.5.1",
+        variant="cpu",
+        accelerator="cpu",
+        method="conda",
+        python="3.11",
+        conda=conda,
+        smoke=SmokeSpec(script="pytorch"),
+    )
     return Plan(**{**base, **kw})
 
 
@@ -53,9 +68,14 @@ def test_environment_yml_for_a_cuda_build() -> None:
 
 
 def test_cpu_build_gets_no_cuda_pin_and_a_given_pin_is_not_repeated() -> None:
-    cpu = plan(conda=CondaSpec(channels=["conda-forge"], packages=["pytorch=2.5.1=*cpu*"], cuda_version="12.6"))
+    cpu = plan(
+        conda=CondaSpec(channels=["conda-forge"], packages=["pytorch=2.5.1=*cpu*"], cuda_version="12.6")
+    )
     assert "cuda-version=12.6" not in render(cpu)["dependencies"]
-    own = plan(accelerator="cuda", conda=CondaSpec(channels=["c"], packages=["x", "cuda-version>=12.4,<13"], cuda_version="12.6"))
+    own = plan(
+        accelerator="cuda",
+        conda=CondaSpec(channels=["c"], packages=["x", "cuda-version>=12.4,<13"], cuda_version="12.6"),
+    )
     deps = render(own)["dependencies"]
     assert [d for d in deps if d.startswith("cuda-version")] == ["cuda-version>=12.4,<13"]
     with_python = plan(conda=CondaSpec(channels=["c"], packages=["python=3.12", "x"]))
@@ -76,7 +96,9 @@ def test_mixed_build_gets_a_pip_section() -> None:
     pip = next(d for d in doc["dependencies"] if isinstance(d, dict))["pip"]
     # numpy comes from conda already; the framework's own index goes first, as in a requirements file.
     assert pip == ["--extra-index-url https://example.invalid/simple", "tensorflow==2.10.1"]
-    explicit = plan(conda=CondaSpec(channels=["c"], packages=["x"], pip=["onlythis==1"]), requirements=["other"])
+    explicit = plan(
+        conda=CondaSpec(channels=["c"], packages=["x"], pip=["onlythis==1"]), requirements=["other"]
+    )
     assert next(d for d in render(explicit)["dependencies"] if isinstance(d, dict))["pip"] == ["onlythis==1"]
 
 
@@ -112,7 +134,7 @@ def test_virtual_cuda_follows_conda_override_semantics() -> None:
     assert conda_env_for(plan(), {}, name="e").solver_env() == {"CONDA_OVERRIDE_CUDA": ""}
 
 
-def test_render_is_what_dry_run_prints(tmp_path) -> None:  # noqa: ANN001
+def test_render_is_what_dry_run_prints(tmp_path) -> None:
     opts = InstallOptions(target=tmp_path / "envs" / "pt", env={"PATH": str(tmp_path)}, dry_run=True)
     text = CondaBackend().render(plan(), opts)
     doc = yaml.safe_load(text)
@@ -137,13 +159,17 @@ def test_render_is_what_dry_run_prints(tmp_path) -> None:  # noqa: ANN001
     ],
 )
 def test_specs_survive_yaml(spec: str) -> None:
-    env = CondaEnv(name="e", channels=("file:///tmp/my channel", "https://mirror.example/conda-forge"), specs=(spec,))
+    env = CondaEnv(
+        name="e", channels=("file:///tmp/my channel", "https://mirror.example/conda-forge"), specs=(spec,)
+    )
     doc = yaml.safe_load(render_environment_yml(env))
     assert doc["dependencies"] == [spec]
     assert doc["channels"] == list(env.channels)
 
 
-@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=40))
+@given(
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=40)
+)
 def test_any_spec_text_survives_yaml(spec: str) -> None:
     env = CondaEnv(name=spec, channels=(spec,), specs=(spec,), pip=(spec,), variables={"V": spec})
     doc = yaml.safe_load(render_environment_yml(env))
@@ -160,7 +186,7 @@ def test_spec_name() -> None:
 # -- every recipe build that has a conda form -------------------------------------------------------------
 
 
-def _conda_builds():  # noqa: ANN202
+def _conda_builds():
     from fwsetup.recipes import load_recipes
 
     for recipe in load_recipes(None):
@@ -170,20 +196,32 @@ def _conda_builds():  # noqa: ANN202
 
 
 @pytest.mark.parametrize(("recipe", "build"), list(_conda_builds()))
-def test_recipe_conda_builds_render_what_the_recipe_says(recipe, build) -> None:  # noqa: ANN001
+def test_recipe_conda_builds_render_what_the_recipe_says(recipe, build) -> None:
     p = Plan(
-        status="ok", framework=recipe.name, version=build.version, variant=build.variant,
-        accelerator=build.accelerator, cuda=build.cuda, method="conda", python="3.10",
-        requirements=list(build.requirements), index_urls=[build.index_url] if build.index_url else [],
-        env=dict(build.env), conda=build.conda,
+        status="ok",
+        framework=recipe.name,
+        version=build.version,
+        variant=build.variant,
+        accelerator=build.accelerator,
+        cuda=build.cuda,
+        method="conda",
+        python="3.10",
+        requirements=list(build.requirements),
+        index_urls=[build.index_url] if build.index_url else [],
+        env=dict(build.env),
+        conda=build.conda,
     )
     doc = render(p, name=recipe.name)
     conda = build.conda
     assert doc["channels"] == (list(conda.channels) or ["conda-forge"])
     deps = [d for d in doc["dependencies"] if isinstance(d, str)]
-    assert deps[: 1 + len(conda.packages)] == (
-        (["python=3.10"] if "python" not in {spec_name(s) for s in conda.packages} else []) + list(conda.packages)
-    )[: 1 + len(conda.packages)]
+    assert (
+        deps[: 1 + len(conda.packages)]
+        == (
+            (["python=3.10"] if "python" not in {spec_name(s) for s in conda.packages} else [])
+            + list(conda.packages)
+        )[: 1 + len(conda.packages)]
+    )
     for spec in conda.packages:
         assert spec in deps
     if conda.cuda_version and build.accelerator == "cuda":
@@ -202,7 +240,10 @@ def test_there_is_a_recipe_with_a_conda_build() -> None:
 # -- solver output -> one message ----------------------------------------------------------------------------
 
 ENV = CondaEnv(
-    name="e", channels=("conda-forge", "nvidia"), specs=("python=3.11", "needsgpu"), cuda_driver="12.4",
+    name="e",
+    channels=("conda-forge", "nvidia"),
+    specs=("python=3.11", "needsgpu"),
+    cuda_driver="12.4",
     cuda_source="the host profile's NVIDIA driver",
 )
 
@@ -225,7 +266,11 @@ Your installed version is: 12.4
 """
 
 
-@pytest.mark.parametrize("text", [RATTLER_CUDA, LIBSOLV_CUDA, LIBMAMBA_CUDA, CONDA_CUDA], ids=["rattler", "libsolv", "libmamba", "conda"])
+@pytest.mark.parametrize(
+    "text",
+    [RATTLER_CUDA, LIBSOLV_CUDA, LIBMAMBA_CUDA, CONDA_CUDA],
+    ids=["rattler", "libsolv", "libmamba", "conda"],
+)
 def test_driver_too_old_in_every_dialect(text: str) -> None:
     err = explain(text, ENV, tool="t")
     assert isinstance(err, InstallError)
@@ -235,7 +280,13 @@ def test_driver_too_old_in_every_dialect(text: str) -> None:
 
 
 def test_no_driver_at_all() -> None:
-    env = CondaEnv(name="e", channels=("c",), specs=("x",), cuda_driver=None, cuda_source="the host profile has no NVIDIA driver")
+    env = CondaEnv(
+        name="e",
+        channels=("c",),
+        specs=("x",),
+        cuda_driver=None,
+        cuda_source="the host profile has no NVIDIA driver",
+    )
     err = explain(RATTLER_CUDA, env, tool="t")
     assert "there is no CUDA driver" in err.message and "needsgpu 1.0" in err.message
 
@@ -243,10 +294,19 @@ def test_no_driver_at_all() -> None:
 @pytest.mark.parametrize(
     ("text", "what"),
     [
-        ("SolverError: Cannot solve the request because of: No candidates were found for nosuch *.\n", "nosuch *"),
+        (
+            "SolverError: Cannot solve the request because of: No candidates were found for nosuch *.\n",
+            "nosuch *",
+        ),
         ("nothing provides requested nosuch 1.0\n", "nosuch 1.0"),
-        ("error libmamba Could not solve\n    The following package could not be installed\n    └─ nosuch =* * does not exist (perhaps a typo or a missing channel).\n", "nosuch =* *"),
-        ("PackagesNotFoundError: The following packages are not available from current channels:\n\n  - nosuch\n", "nosuch"),
+        (
+            "error libmamba Could not solve\n    The following package could not be installed\n    └─ nosuch =* * does not exist (perhaps a typo or a missing channel).\n",
+            "nosuch =* *",
+        ),
+        (
+            "PackagesNotFoundError: The following packages are not available from current channels:\n\n  - nosuch\n",
+            "nosuch",
+        ),
     ],
 )
 def test_missing_package_in_every_dialect(text: str, what: str) -> None:
@@ -278,7 +338,11 @@ def test_network_and_channel_errors() -> None:
         tool="t",
     )
     assert isinstance(net, NetworkError) and "cannot reach conda channel conda-forge" in net.message
-    curl = explain("Could not resolve host: conda.anaconda.org\ncurl error 6 for url https://conda.anaconda.org/nvidia/", ENV, tool="t")
+    curl = explain(
+        "Could not resolve host: conda.anaconda.org\ncurl error 6 for url https://conda.anaconda.org/nvidia/",
+        ENV,
+        tool="t",
+    )
     assert isinstance(curl, NetworkError)
     gone = explain(
         "GatewayError: could not find subdir 'noarch' in channel 'https://conda.anaconda.org/nvidia/'\n404 Not Found",
@@ -289,5 +353,7 @@ def test_network_and_channel_errors() -> None:
 
 
 def test_crash_shows_its_last_line() -> None:
-    err = explain("Traceback (most recent call last):\n  File x\nRuntimeError: boom", ENV, tool="micromamba 2.0")
+    err = explain(
+        "Traceback (most recent call last):\n  File x\nRuntimeError: boom", ENV, tool="micromamba 2.0"
+    )
     assert err.message == "micromamba 2.0 failed: RuntimeError: boom."

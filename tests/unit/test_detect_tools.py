@@ -10,8 +10,6 @@ import socket
 import threading
 from pathlib import Path
 
-import pytest
-
 from fwsetup.detect import tools
 
 INFO = {

@@ -18,7 +18,15 @@ from fwsetup.backends.docker import (
     parse_classic,
     run_create_kwargs,
 )
-from fwsetup.backends.engine import BuildEvent, BuildSpec, Engine, EngineInfo, RunResult, RunSpec, collect_build
+from fwsetup.backends.engine import (
+    BuildEvent,
+    BuildSpec,
+    Engine,
+    EngineInfo,
+    RunResult,
+    RunSpec,
+    collect_build,
+)
 from fwsetup.errors import EngineError, InstallError, SmokeError
 from fwsetup.plan import Plan, SmokeSpec
 
@@ -112,7 +120,11 @@ def test_parse_buildx_plain_progress(tmp_path: Path) -> None:
     assert [e.step for e in events if e.kind == "cache"] == [1]
     assert "Resolved 11 packages in 321ms" in [e.text for e in events if e.kind == "log"]
     assert events[-1].kind == "done" and events[-1].image_id == "sha256:abc"
-    failed = list(parse_buildx(iter(["#7 ERROR: process did not complete successfully\n"]), tmp_path / "none", lambda: 1))
+    failed = list(
+        parse_buildx(
+            iter(["#7 ERROR: process did not complete successfully\n"]), tmp_path / "none", lambda: 1
+        )
+    )
     assert failed[-1].kind == "error" and "ERROR" in failed[-1].text
 
 
@@ -164,7 +176,9 @@ class FakeContainer:
 
     def start(self) -> None:
         if self.fail_on == "start":
-            raise RuntimeError("OCI runtime create failed: could not select device driver \"\" with capabilities: [[gpu]]")
+            raise RuntimeError(
+                'OCI runtime create failed: could not select device driver "" with capabilities: [[gpu]]'
+            )
 
     def wait(self, timeout: float) -> dict[str, int]:
         return {"StatusCode": self.code}

@@ -96,7 +96,8 @@ def test_smoke_command_is_the_image_cmd() -> None:
 
 def test_base_override_wheelhouse_and_offline() -> None:
     text = render_dockerfile(
-        cpu_plan(), ImageOptions(env=NO_PIP, base="fwsetup/bookworm-base:latest", wheelhouse=Path("/w"), offline=True)
+        cpu_plan(),
+        ImageOptions(env=NO_PIP, base="fwsetup/bookworm-base:latest", wheelhouse=Path("/w"), offline=True),
     )
     builder, final = stages(text)
     assert builder.startswith("FROM fwsetup/bookworm-base:latest AS builder")
@@ -130,7 +131,9 @@ def test_official_image_uses_its_python_with_system_site_packages() -> None:
 
 def test_refused_plan_or_no_smoke_cannot_be_rendered() -> None:
     with pytest.raises(UsageError, match="refused"):
-        render_dockerfile(Plan(status="refused", framework="caffe", reasons=["no build"]), ImageOptions(env=NO_PIP))
+        render_dockerfile(
+            Plan(status="refused", framework="caffe", reasons=["no build"]), ImageOptions(env=NO_PIP)
+        )
     with pytest.raises(UsageError, match="no smoke test"):
         render_dockerfile(cpu_plan(smoke=None), ImageOptions(env=NO_PIP))
 
@@ -153,14 +156,18 @@ def test_base_python(image: str, version: str | None, present: bool) -> None:
 
 def test_cuda_fallback_base_when_the_recipe_names_none() -> None:
     plan = cpu_plan(
-        variant="cu126", accelerator="cuda", cuda="12.6", python="3.10", smoke=SmokeSpec(script="pytorch", device="cuda")
+        variant="cu126",
+        accelerator="cuda",
+        cuda="12.6",
+        python="3.10",
+        smoke=SmokeSpec(script="pytorch", device="cuda"),
     )
     assert choose_base(plan)[0] == cuda_base_image("12.6") == "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04"
     text = render_dockerfile(plan, ImageOptions(env=NO_PIP))
     builder, final = stages(text)
     assert "apt-get install -y --no-install-recommends python3 python3-venv" in builder
     assert "apt-get install -y --no-install-recommends python3" in final
-    assert "--device\", \"cuda\"" in final
+    assert '--device", "cuda"' in final
 
 
 def _cuda_builds() -> list[object]:
@@ -207,7 +214,9 @@ def test_there_are_cuda_builds_to_render() -> None:
 
 
 @pytest.mark.parametrize(("framework", "version", "variant"), CUDA_BUILDS)
-def test_every_cuda_variant_renders_on_the_matching_cuda_base(framework: str, version: str, variant: str) -> None:
+def test_every_cuda_variant_renders_on_the_matching_cuda_base(
+    framework: str, version: str, variant: str
+) -> None:
     recipes = load_recipes()
     host = linux_profile(load_profile(FIXTURES / "no-gpu.json"))
     request = build_request(framework, gpu=True, version=version, method="docker")
@@ -216,7 +225,7 @@ def test_every_cuda_variant_renders_on_the_matching_cuda_base(framework: str, ve
     assert plan.variant == variant and plan.accelerator == "cuda" and plan.cuda
     assert any("stand-in GPU" in n for n in notes)  # no GPU here: planned for the image's target
     text = render_dockerfile(plan, ImageOptions(env=NO_PIP, gpus="one"))
-    builder, final = stages(text)
+    _builder, final = stages(text)
     m = re.match(r"FROM nvidia/cuda:(\d+)\.(\d+)\.\d+-(?:cudnn\d*-)?runtime-(ubuntu\d+\.\d+)", final)
     assert m, final.splitlines()[0]
     # The base's CUDA runtime is the plan's CUDA major, and no older than the plan's CUDA (jax[cuda12] says
@@ -232,7 +241,9 @@ def test_every_cuda_variant_renders_on_the_matching_cuda_base(framework: str, ve
 def test_gpu_plan_against_a_real_gpu_profile_needs_no_stand_in() -> None:
     recipes = load_recipes()
     host = linux_profile(load_profile(FIXTURES / "datacenter-h100.json"))
-    plan, notes = plan_image(recipes.get("pytorch"), host, build_request("pytorch", gpu=True, method="docker"))
+    plan, notes = plan_image(
+        recipes.get("pytorch"), host, build_request("pytorch", gpu=True, method="docker")
+    )
     assert plan.status == "ok" and plan.accelerator == "cuda", plan.reasons
     assert not any("stand-in" in n for n in notes)
     assert choose_base(plan)[0].startswith(f"nvidia/cuda:{plan.cuda}.")
@@ -272,7 +283,9 @@ def test_context_buildkit_keeps_secrets_out_of_the_context(tmp_path: Path) -> No
     ca = tmp_path / "corp-ca.pem"
     ca.write_text("CA")
     env = {**NO_PIP, "PIP_CERT": str(ca), "PIP_EXTRA_INDEX_URL": "https://bob:tok@extra.example/simple"}
-    ctx = prepare_context(cpu_plan(), ImageOptions(env=env, buildkit=True), tmp_path / "ctx", tmp_path / "sec")
+    ctx = prepare_context(
+        cpu_plan(), ImageOptions(env=env, buildkit=True), tmp_path / "ctx", tmp_path / "sec"
+    )
     assert set(ctx.secrets) == {"fwsetup-ca", "fwsetup-index"}
     assert all(tmp_path / "sec" in p.parents for p in ctx.secrets.values())
     inside = [p for p in ctx.path.rglob("*") if p.is_file()]
@@ -290,7 +303,11 @@ def test_context_is_deterministic(tmp_path: Path) -> None:
     b = prepare_context(cpu_plan(), opts, tmp_path / "b")
 
     def files(root: Path) -> dict[str, tuple[bytes, int]]:
-        return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode) for p in root.rglob("*") if p.is_file()}
+        return {
+            str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode)
+            for p in root.rglob("*")
+            if p.is_file()
+        }
 
     assert files(a.path) == files(b.path)
     assert a.wheels == ("demo-1.0-py3-none-any.whl",)
@@ -314,7 +331,9 @@ def test_context_takes_your_own_smoke_scripts_from_fwsetup_smoke_dir(tmp_path: P
     mine.mkdir()
     (mine / "train_mine.py").write_text("import _harness\n")
     plan = cpu_plan(framework="mine", smoke=SmokeSpec(script="mine"))
-    ctx = prepare_context(plan, ImageOptions(env={**NO_PIP, "FWSETUP_SMOKE_DIR": str(mine)}), tmp_path / "ctx")
+    ctx = prepare_context(
+        plan, ImageOptions(env={**NO_PIP, "FWSETUP_SMOKE_DIR": str(mine)}), tmp_path / "ctx"
+    )
     names = sorted(p.name for p in (ctx.path / "app" / "smoke").iterdir())
     assert names == ["_harness.py", "_symbolic.py", "train_mine.py"]  # fwsetup's helpers come along
     assert ctx.script_name == "train_mine.py"

@@ -30,6 +30,8 @@ def test_gpu_check_without_a_gpu(tmp_path: Path) -> None:
     by = {line.split(":")[1].strip(): line for line in lines}
     assert all("no NVIDIA GPU" in by[c] for c in CHECKS if c != "deps"), lines
     assert all(": SKIP no NVIDIA GPU" in by[c] for c in CHECKS[3:]), lines
-    assert by["profile"].startswith("gpu-check: profile: PASS") and by["doctor"].startswith("gpu-check: doctor: PASS")
+    assert by["profile"].startswith("gpu-check: profile: PASS") and by["doctor"].startswith(
+        "gpu-check: doctor: PASS"
+    )
     assert (out / "summary.txt").read_text().splitlines() == lines
     assert (out / "profile.json").is_file() and (out / "doctor.out").is_file()

@@ -28,7 +28,9 @@ from fwsetup.errors import InstallError, UsageError
 from fwsetup.plan import Plan, SmokeSpec
 from fwsetup.recipes import CondaSpec
 
-needs_uv = pytest.mark.skipif(find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)")
+needs_uv = pytest.mark.skipif(
+    find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)"
+)
 
 
 @pytest.fixture()
@@ -41,14 +43,26 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     smoke.write_text(SMOKE)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
-    for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "FAKE_SMOKE_FAIL", "FAKE_SMOKE_SLEEP"):
+    for var in (
+        "PIP_FIND_LINKS",
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+        "FAKE_SMOKE_FAIL",
+        "FAKE_SMOKE_SLEEP",
+    ):
         monkeypatch.delenv(var, raising=False)
     return {"wh": wh, "smoke": smoke, "parent": tmp_path / "envs", "tmp": tmp_path}
 
 
 def fwsetup(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fwsetup", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "fwsetup", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+    )
 
 
 def flat(text: str) -> str:
@@ -78,12 +92,20 @@ def nothing_left_beside(target: Path) -> list[str]:
         (None, ".fwsetup/ folder with no lock.json"),
         ("{not json", "not valid JSON"),
         ('["a list"]', "fwsetup did not write"),
-        ('{"lock_version": 7, "plan_digest": "sha256:' + "0" * 64 + '", "packages": []}', "fwsetup did not write"),
+        (
+            '{"lock_version": 7, "plan_digest": "sha256:' + "0" * 64 + '", "packages": []}',
+            "fwsetup did not write",
+        ),
         ('{"lock_version": 1, "packages": []}', "no plan digest"),
-        ('{"lock_version": 1, "plan_digest": "sha256:' + "0" * 64 + '", "written_by": "other"}', "did not write"),
+        (
+            '{"lock_version": 1, "plan_digest": "sha256:' + "0" * 64 + '", "written_by": "other"}',
+            "did not write",
+        ),
     ],
 )
-def test_a_folder_with_a_fwsetup_subfolder_is_not_replaced(world: dict, lock_text: str | None, found: str) -> None:
+def test_a_folder_with_a_fwsetup_subfolder_is_not_replaced(
+    world: dict, lock_text: str | None, found: str
+) -> None:
     target = thesis_folder(world["parent"])
     if lock_text is not None:
         (target / ".fwsetup" / "lock.json").write_text(lock_text)
@@ -118,8 +140,16 @@ def test_an_environment_fwsetup_made_is_replaced_and_an_empty_folder_is_used(wor
 
 def test_the_conda_backend_refuses_a_foreign_folder_too(tmp_path: Path) -> None:
     target = thesis_folder(tmp_path)
-    plan = Plan(status="ok", framework="tinytrain", version="0.1.0", variant="cpu", accelerator="cpu",
-                method="conda", python="3.11", conda=CondaSpec(channels=["conda-forge"], packages=["tinytrain"]))
+    plan = Plan(
+        status="ok",
+        framework="tinytrain",
+        version="0.1.0",
+        variant="cpu",
+        accelerator="cpu",
+        method="conda",
+        python="3.11",
+        conda=CondaSpec(channels=["conda-forge"], packages=["tinytrain"]),
+    )
     with pytest.raises(UsageError, match="not an environment fwsetup made"):
         CondaBackend(installer=None).install(plan, InstallOptions(target=target, env={"PATH": ""}))
     assert (target / "src" / "thesis.tex").read_text() == "precious" and nothing_left_beside(target) == []
@@ -144,7 +174,9 @@ def test_cli_refuses_the_thesis_folder_with_exit_2(tmp_path: Path) -> None:
 # -- item 10: a bad --env is refused before any work starts, and leaves nothing --------------------------------
 
 
-@pytest.mark.parametrize("where", ["/proc/fwsetup-env", "/sys/fwsetup-env", "/dev/fwsetup-env", "FILE/sub", "FILE"])
+@pytest.mark.parametrize(
+    "where", ["/proc/fwsetup-env", "/sys/fwsetup-env", "/dev/fwsetup-env", "FILE/sub", "FILE"]
+)
 def test_cli_bad_env_is_exit_2(tmp_path: Path, where: str) -> None:
     (tmp_path / "FILE").write_text("x")
     env = where.replace("FILE", str(tmp_path / "FILE"))
@@ -251,7 +283,9 @@ def test_a_damaged_environment_is_repaired_not_a_no_op(world: dict, damage: str)
         lib.write_bytes(b"\0" * 10)
         why = "fakefw/big.bin"
     stages: list[str] = []
-    r = VenvBackend().install(plan_for(world, "1.0"), options_for(world, target), lambda s, m: stages.append(m))
+    r = VenvBackend().install(
+        plan_for(world, "1.0"), options_for(world, target), lambda s, m: stages.append(m)
+    )
     assert r.changed, r.message
     assert "repaired" in r.message and why in r.message
     assert any("damaged" in m and "reinstalling" in m for m in stages)
@@ -265,8 +299,14 @@ def test_force_reinstalls_an_intact_environment(world: dict) -> None:
     target = world["parent"] / "fake"
     VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
     ino = target.stat().st_ino
-    opts = InstallOptions(target=target, env=dict(os.environ), wheelhouse=world["wh"], offline=True,
-                          python=sys.executable, force=True)
+    opts = InstallOptions(
+        target=target,
+        env=dict(os.environ),
+        wheelhouse=world["wh"],
+        offline=True,
+        python=sys.executable,
+        force=True,
+    )
     r = VenvBackend().install(plan_for(world, "1.0"), opts)
     assert r.changed and target.stat().st_ino != ino
 
@@ -276,9 +316,11 @@ def _fake_torch_env(tmp_path: Path) -> tuple[Path, Path]:
     env = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
     (site,) = staging.site_packages(env)
-    files = {"torch/__init__.py": "__version__ = '2.13.0+cpu'\n",
-             "torch/version.py": "__version__ = '2.13.0+cpu'\ncuda = None\n",
-             "torch-2.13.0+cpu.dist-info/METADATA": "Metadata-Version: 2.1\nName: torch\nVersion: 2.13.0+cpu\n"}
+    files = {
+        "torch/__init__.py": "__version__ = '2.13.0+cpu'\n",
+        "torch/version.py": "__version__ = '2.13.0+cpu'\ncuda = None\n",
+        "torch-2.13.0+cpu.dist-info/METADATA": "Metadata-Version: 2.1\nName: torch\nVersion: 2.13.0+cpu\n",
+    }
     record = []
     for rel, text in files.items():
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -316,9 +358,17 @@ def test_doctor_does_not_tick_a_framework_whose_files_are_missing(tmp_path: Path
     (finding,) = [f for f in doc["findings"] if f["id"] == "framework.torch.files-missing"]
     assert finding["severity"] == "error" and "2 of 4" in finding["title"]
     assert "pip install" in finding["remedy"] and "torch==2.13.0+cpu" in finding["remedy"]
-    text = fwsetup("doctor", "--python", os.path.relpath(env / "bin" / "python", tmp_path), "--host-profile",
-                   str(host), cwd=tmp_path)
-    line = next(ln for ln in text.stdout.splitlines() if ln.strip().startswith(("✘ torch", "✓ torch", "torch")))
+    text = fwsetup(
+        "doctor",
+        "--python",
+        os.path.relpath(env / "bin" / "python", tmp_path),
+        "--host-profile",
+        str(host),
+        cwd=tmp_path,
+    )
+    line = next(
+        ln for ln in text.stdout.splitlines() if ln.strip().startswith(("✘ torch", "✓ torch", "torch"))
+    )
     assert "✘" in line and "damaged" in line and "✓" not in line
 
 
@@ -350,8 +400,9 @@ def test_a_link_and_its_folder_lock_as_one(world: dict) -> None:
     out: dict = {}
 
     def via_link() -> None:
-        out["r"] = VenvBackend().install(plan_for(world, "1.0"), options_for(world, link),
-                                         lambda s, m: waited.append(m))
+        out["r"] = VenvBackend().install(
+            plan_for(world, "1.0"), options_for(world, link), lambda s, m: waited.append(m)
+        )
 
     with staging.target_lock(real):
         t = threading.Thread(target=via_link)
@@ -368,7 +419,9 @@ def test_cli_says_where_a_link_leads(tmp_path: Path) -> None:
     real = tmp_path / "real"
     link = tmp_path / "link"
     link.symlink_to(real)
-    cp = fwsetup("install", "pytorch", "--cpu", "--version", "2.13.0", "--env", str(link), "--dry-run", "--json")
+    cp = fwsetup(
+        "install", "pytorch", "--cpu", "--version", "2.13.0", "--env", str(link), "--dry-run", "--json"
+    )
     if cp.returncode != 0:
         pytest.skip(f"the plan is refused on this machine: {cp.stderr[-300:]}")
     doc = json.loads(cp.stdout)
@@ -388,9 +441,17 @@ def test_conda_env_with_a_file_removed_is_repaired(tmp_path: Path) -> None:
     channel = build_channel(tmp_path / "channel")
     backend = CondaBackend(RattlerInstaller.load(cache_dir=tmp_path / "pkgs"))
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
-    plan = Plan(status="ok", framework="tinytrain", version="0.1.0", variant="cpu", accelerator="cpu", method="conda",
-                python=py, conda=CondaSpec(channels=[str(channel)], packages=["tinytrain=0.1.0"]),
-                smoke=SmokeSpec(script=str(SMOKE_SCRIPT), device="cpu"))
+    plan = Plan(
+        status="ok",
+        framework="tinytrain",
+        version="0.1.0",
+        variant="cpu",
+        accelerator="cpu",
+        method="conda",
+        python=py,
+        conda=CondaSpec(channels=[str(channel)], packages=["tinytrain=0.1.0"]),
+        smoke=SmokeSpec(script=str(SMOKE_SCRIPT), device="cpu"),
+    )
     target = tmp_path / "tt"
     opts = InstallOptions(target=target, env={"PATH": os.environ.get("PATH", "")})
     assert backend.install(plan, opts).changed

@@ -202,7 +202,10 @@ NONSENSE = {
         {"nvidia": {"gpus": [{"index": 0, "memory_bytes": "lots"}]}},
         "nvidia.gpus[0].memory_bytes",
     ),
-    "gpu-cc": ({"nvidia": {"gpus": [{"index": 0, "compute_capability": "nine"}]}}, "nvidia.gpus[0].compute_capability"),
+    "gpu-cc": (
+        {"nvidia": {"gpus": [{"index": 0, "compute_capability": "nine"}]}},
+        "nvidia.gpus[0].compute_capability",
+    ),
     "gpu-index": ({"nvidia": {"gpus": [{"index": -1}]}}, "nvidia.gpus[0].index"),
     "gpu-no-index": ({"nvidia": {"gpus": [{"name": "x"}]}}, "nvidia.gpus[0]"),
     "cuda": ({"nvidia": {"cuda_driver_version": "thirteen"}}, "nvidia.cuda_driver_version"),

@@ -49,7 +49,9 @@ def no_traceback(out: str, err: str) -> None:
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "FWSETUP_", "LD_LIBRARY_PATH"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "FWSETUP_", "LD_LIBRARY_PATH"))
+    }
     env.update(extra)
     env["COLUMNS"] = "200"  # one finding per line in the rendered output
     return env
@@ -108,8 +110,8 @@ FAKE_NVML = {
     # nvmlInitWithFlags is what nvidia-ml-py calls; the older entry points for other clients.
     "segv": "#include <signal.h>\nstatic int boom(void) { raise(SIGSEGV); return 0; }\n",
     "hang": "#include <unistd.h>\nstatic int boom(void) { for (;;) pause(); return 0; }\n",
-    "garbage": "#include <unistd.h>\nstatic int boom(void) { write(1, \"}{ not json\\n\", 12); _exit(3); }\n",
-    "garbage0": "#include <unistd.h>\nstatic int boom(void) { write(1, \"[1, 2]\\n\", 7); _exit(0); }\n",
+    "garbage": '#include <unistd.h>\nstatic int boom(void) { write(1, "}{ not json\\n", 12); _exit(3); }\n',
+    "garbage0": '#include <unistd.h>\nstatic int boom(void) { write(1, "[1, 2]\\n", 7); _exit(0); }\n',
 }
 INIT = (
     "int nvmlInitWithFlags(unsigned int flags) { (void)flags; return boom(); }\n"
@@ -170,7 +172,11 @@ def test_a_broken_driver_library_is_a_finding(
     assert data["host"]["nvidia"]["nvml"] == nvml
     finding = next(f for f in data["findings"] if f["id"] == "nvidia.driver-not-working")
     assert finding["severity"] == "error" and title in finding["title"]
-    assert says in finding["detail"] and "nvidia-smi" in finding["remedy"] and "LD_LIBRARY_PATH" in finding["remedy"]
+    assert (
+        says in finding["detail"]
+        and "nvidia-smi" in finding["remedy"]
+        and "LD_LIBRARY_PATH" in finding["remedy"]
+    )
 
     code, out, err, seconds = fwsetup(["plan", "pytorch", "--cpu", "--json"], env)
     no_traceback(out, err)
@@ -181,14 +187,19 @@ def test_a_broken_driver_library_is_a_finding(
 
 def test_install_dry_run_survives_a_crashing_driver(fake_nvml_libs: dict[str, Path], tmp_path: Path) -> None:
     env = base_env(LD_LIBRARY_PATH=str(fake_nvml_libs["segv"]))
-    code, out, err, _ = fwsetup(["install", "pytorch", "--cpu", "--dry-run", "--env", str(tmp_path / "env")], env)
+    code, out, err, _ = fwsetup(
+        ["install", "pytorch", "--cpu", "--dry-run", "--env", str(tmp_path / "env")], env
+    )
     no_traceback(out, err)
     assert code >= 0, err  # it died with SIGSEGV (139 from a shell)
 
 
 @pytest.mark.parametrize(
     ("variant", "says"),
-    [("garbage", "the NVML probe failed (exit 3): }{ not json"), ("garbage0", "the NVML probe failed (no readable answer): [1, 2]")],
+    [
+        ("garbage", "the NVML probe failed (exit 3): }{ not json"),
+        ("garbage0", "the NVML probe failed (no readable answer): [1, 2]"),
+    ],
 )
 def test_garbage_from_the_probe_is_a_finding(
     fake_nvml_libs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, variant: str, says: str
@@ -209,7 +220,9 @@ def test_find_nvml_library_without_loading_it(tmp_path: Path) -> None:
     lib = tmp_path / "lib" / "libnvidia-ml.so.1"
     lib.write_bytes(b"not even an ELF file: it is never loaded")
     nothing = str(tmp_path / "no-ld.so.cache")
-    assert nvidia.find_nvml_library({"LD_LIBRARY_PATH": f"/nonexistent:{lib.parent}"}, ld_cache=nothing) == str(lib)
+    assert nvidia.find_nvml_library(
+        {"LD_LIBRARY_PATH": f"/nonexistent:{lib.parent}"}, ld_cache=nothing
+    ) == str(lib)
     cache = tmp_path / "ld.so.cache"
     cache.write_bytes(b"glibc-ld.so.cache1.1\0libc.so.6\0/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1\0")
     assert nvidia.find_nvml_library({}, ld_cache=str(cache)) == "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
@@ -249,7 +262,9 @@ def test_probe_docker_says_not_answering_in_seconds(silent_engine: SilentEngine)
     env = base_env(DOCKER_HOST=f"unix://{silent_engine.path}")
     t0 = time.monotonic()
     info = tools.probe_docker([], env=env)
-    assert time.monotonic() - t0 < tools.ENGINE_PING_TIMEOUT + 3  # was 10 s: `docker info`, then `docker version`
+    assert (
+        time.monotonic() - t0 < tools.ENGINE_PING_TIMEOUT + 3
+    )  # was 10 s: `docker info`, then `docker version`
     assert info.server is None and info.host == env["DOCKER_HOST"]
     assert (info.error or "").startswith(tools.NOT_ANSWERING)
     if shutil.which("docker"):
@@ -306,7 +321,9 @@ def test_build_gives_up_in_seconds_with_exit_4(silent_engine: SilentEngine) -> N
 
 def test_smoke_image_gives_up_in_seconds_with_exit_4(silent_engine: SilentEngine) -> None:
     env = base_env(DOCKER_HOST=f"unix://{silent_engine.path}", FWSETUP_ENGINE_TIMEOUT="1")
-    code, out, err, seconds = fwsetup(["smoke", "pytorch", "--image", "fwsetup/pytorch:any"], env, timeout=120)
+    code, out, err, seconds = fwsetup(
+        ["smoke", "pytorch", "--image", "fwsetup/pytorch:any"], env, timeout=120
+    )
     no_traceback(out, err)
     assert code == 4, err  # it hung
     assert seconds < 15, seconds
@@ -317,7 +334,9 @@ def test_engine_adapter_fails_fast(silent_engine: SilentEngine) -> None:
     from fwsetup.backends.docker import DockerEngine
     from fwsetup.errors import EngineError
 
-    engine = DockerEngine(env=base_env(DOCKER_HOST=f"unix://{silent_engine.path}", FWSETUP_ENGINE_TIMEOUT="0.5"))
+    engine = DockerEngine(
+        env=base_env(DOCKER_HOST=f"unix://{silent_engine.path}", FWSETUP_ENGINE_TIMEOUT="0.5")
+    )
     t0 = time.monotonic()
     with pytest.raises(EngineError) as exc:
         engine.check()
@@ -325,7 +344,9 @@ def test_engine_adapter_fails_fast(silent_engine: SilentEngine) -> None:
     assert exc.value.exit_code == 4 and "sent nothing back within 0.5 s" in exc.value.message
 
 
-def test_detection_without_docker_then_with_it(silent_engine: SilentEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_detection_without_docker_then_with_it(
+    silent_engine: SilentEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fwsetup import detect
     from fwsetup.profile import DockerInfo
 

@@ -124,7 +124,9 @@ def plan_of(text: str, *, method: str = "docker", allow_insecure: bool = False) 
 
     recipe, problems = parse_recipe(tomllib.loads(text), path="evilfw.toml")
     assert recipe is not None, problems
-    request = Request(framework="evilfw", want="cpu", python="3.11", method=method, allow_insecure=allow_insecure)  # type: ignore[arg-type]
+    request = Request(
+        framework="evilfw", want="cpu", python="3.11", method=method, allow_insecure=allow_insecure
+    )  # type: ignore[arg-type]
     return make_plan(profile(), recipe, request)
 
 
@@ -149,7 +151,9 @@ INJECT = "\nRUN touch /tmp/PWNED\nENV X"
         ({"title": "Evil\u202eFW"}, "title"),  # a bidi override (text that reads otherwise than it is)
     ],
 )
-def test_control_characters_in_any_recipe_string_are_refused_at_load(tmp_path: Path, kw: dict, key: str) -> None:
+def test_control_characters_in_any_recipe_string_are_refused_at_load(
+    tmp_path: Path, kw: dict, key: str
+) -> None:
     path = write_recipe(tmp_path / "r", recipe_text(**kw))
     recipes, problems = validate_dir(path.parent)
     assert recipes == [] and len(problems) == 1, problems
@@ -159,7 +163,10 @@ def test_control_characters_in_any_recipe_string_are_refused_at_load(tmp_path: P
 
 def test_the_pwned_recipe_fails_validate_and_plan_with_exit_2_naming_file_and_key(tmp_path: Path) -> None:
     path = write_recipe(tmp_path / "r", recipe_text(env={"EVIL": "1\nRUN touch /tmp/PWNED"}))
-    for args in (("recipes", "validate", path.parent), ("--recipes", path.parent, "plan", "evilfw", "--json")):
+    for args in (
+        ("recipes", "validate", path.parent),
+        ("--recipes", path.parent, "plan", "evilfw", "--json"),
+    ):
         res = run_cli(*args)
         assert res.returncode == 2, (args, res.stdout, res.stderr)
         assert res.stdout == ""
@@ -173,13 +180,17 @@ def test_the_pwned_recipe_fails_validate_and_plan_with_exit_2_naming_file_and_ke
      ("..", False), ("cpu..x", False), ("../../etc", False), ("-cpu", False), ("cpu variant", False),
      ("c" * 65, False), ("cpu:latest", False)],
 )  # fmt: skip
-def test_variant_becomes_a_tag_and_a_folder_so_paths_are_refused(tmp_path: Path, variant: str, ok: bool) -> None:
+def test_variant_becomes_a_tag_and_a_folder_so_paths_are_refused(
+    tmp_path: Path, variant: str, ok: bool
+) -> None:
     path = write_recipe(tmp_path / "r", recipe_text(variant=variant))
     recipes, problems = validate_dir(path.parent)
     if ok:
         assert problems == [] and len(recipes) == 1
     else:
-        assert len(problems) == 1 and problems[0].startswith(f"{path}: builds[0].variant: expected a variant name")
+        assert len(problems) == 1 and problems[0].startswith(
+            f"{path}: builds[0].variant: expected a variant name"
+        )
 
 
 @pytest.mark.parametrize(
@@ -227,7 +238,7 @@ def dockerfile_of(plan: Plan) -> str:
 
 
 def test_safe_env_values_round_trip_through_the_dockerfile(tmp_path: Path) -> None:
-    value = 'a "quoted" $HOME \\ back`tick` \'single\' ; && | > ä €'
+    value = "a \"quoted\" $HOME \\ back`tick` 'single' ; && | > ä €"
     text = recipe_text(env={"EVIL": value}, title='Evil "FW" $X')
     plan = plan_of(text)
     base = dockerfile_of(plan_of(recipe_text()))
@@ -316,7 +327,9 @@ def test_insecure_sources_refuse_the_plan_unless_allowed_and_the_plan_records_th
     doc = json.loads(res.stdout)
     assert doc["status"] == "refused" and doc["insecure_sources"] == [source]
     assert source in " ".join(doc["reasons"]) and "--allow-insecure" in " ".join(doc["suggestions"])
-    res = run_cli("--recipes", path.parent, "plan", "evilfw", "--cpu", "--python", "3.11", "--json", "--allow-insecure")
+    res = run_cli(
+        "--recipes", path.parent, "plan", "evilfw", "--cpu", "--python", "3.11", "--json", "--allow-insecure"
+    )
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["status"] == "ok" and doc["insecure_sources"] == [source]
@@ -352,7 +365,9 @@ def test_install_and_build_refuse_insecure_sources_before_touching_anything(tmp_
          "builds[0].conda.channels[0]"),
     ],
 )  # fmt: skip
-def test_credentials_in_recipe_urls_are_refused_without_being_shown(tmp_path: Path, kw: dict, key: str) -> None:
+def test_credentials_in_recipe_urls_are_refused_without_being_shown(
+    tmp_path: Path, kw: dict, key: str
+) -> None:
     path = write_recipe(tmp_path / "r", recipe_text(**kw))
     res = run_cli("recipes", "validate", path.parent)
     assert res.returncode == 2
@@ -376,7 +391,9 @@ def test_index_url_message_says_what_is_checked(tmp_path: Path, url: str) -> Non
 def test_the_shipped_recipes_have_no_insecure_sources() -> None:
     from fwsetup.recipes import insecure_sources, load_recipes
 
-    found = [(r.name, b.version, b.variant, insecure_sources(b)) for r in load_recipes(None) for b in r.builds]
+    found = [
+        (r.name, b.version, b.variant, insecure_sources(b)) for r in load_recipes(None) for b in r.builds
+    ]
     assert [f for f in found if f[3]] == []
 
 
@@ -409,8 +426,12 @@ FIELDS = {
     "requirement": lambda v: {"requirements": ["evilfw==1.0" + v]},
     "requirement_marker": lambda v: {"requirements": [f"evilfw==1.0 ; platform_release != {json.dumps(v)}"]},
     "index_url": lambda v: {"index_url": "https://mirror.example/" + v},
-    "conda_channel": lambda v: {"extra": f"[builds.conda]\nchannels = [{toml_str('c' + v)}]\npackages = ['e=1']\n"},
-    "conda_package": lambda v: {"extra": f"[builds.conda]\nchannels = ['c']\npackages = [{toml_str('e' + v)}]\n"},
+    "conda_channel": lambda v: {
+        "extra": f"[builds.conda]\nchannels = [{toml_str('c' + v)}]\npackages = ['e=1']\n"
+    },
+    "conda_package": lambda v: {
+        "extra": f"[builds.conda]\nchannels = ['c']\npackages = [{toml_str('e' + v)}]\n"
+    },
     "conda_pip": lambda v: {
         "extra": f"[builds.conda]\nchannels = ['c']\npackages = ['e=1']\npip = [{toml_str('evilfw==1.0' + v)}]\n"
     },
@@ -453,7 +474,9 @@ def test_no_recipe_string_adds_a_line_to_any_rendered_file(field: str, value: st
     assert control_character(json.dumps(raw, ensure_ascii=False)) is None
     baseline = recipe_text(**FIELDS[field](""))
     got = renders(plan_of(text, allow_insecure=True), plan_of(text, method="conda", allow_insecure=True))
-    want = renders(plan_of(baseline, allow_insecure=True), plan_of(baseline, method="conda", allow_insecure=True))
+    want = renders(
+        plan_of(baseline, allow_insecure=True), plan_of(baseline, method="conda", allow_insecure=True)
+    )
     for name in want:
         assert len(got[name].splitlines()) == len(want[name].splitlines()), (name, got[name])
     assert len(bake_of(text).splitlines()) == len(bake_of(baseline).splitlines())
@@ -464,7 +487,9 @@ def test_no_recipe_string_adds_a_line_to_any_rendered_file(field: str, value: st
     assert doc.get("variables", {}) == dict(conda_plan.env)
     assert doc["channels"] == list(cenv.channels)
     assert [d for d in doc["dependencies"] if isinstance(d, str)] == list(cenv.specs)
-    assert [d["pip"] for d in doc["dependencies"] if isinstance(d, dict)] == ([list(cenv.pip)] if cenv.pip else [])
+    assert [d["pip"] for d in doc["dependencies"] if isinstance(d, dict)] == (
+        [list(cenv.pip)] if cenv.pip else []
+    )
     for line in got["shell"].splitlines():
         shlex.split(line)  # well-formed shell words
     df_plan = plan_of(text, allow_insecure=True)
@@ -504,7 +529,11 @@ BAD = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(field=st.sampled_from(sorted(MALFORMED)), value=BAD)
 def test_malformed_recipes_exit_2_with_one_message_naming_file_and_key(
     tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str], field: str, value: str

@@ -43,8 +43,15 @@ LINKS = f"https://{TOKEN}y@wheels.example/links/"
 def clean_pip_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
-    for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX", "UV_INDEX_URL",
-                "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS"):
+    for var in (
+        "PIP_FIND_LINKS",
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+        "PIP_NO_INDEX",
+        "UV_INDEX_URL",
+        "UV_EXTRA_INDEX_URL",
+        "UV_FIND_LINKS",
+    ):
         monkeypatch.delenv(var, raising=False)
     venv.probe_index.cache_clear()
 
@@ -52,15 +59,18 @@ def clean_pip_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 # -- the redaction function ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("https://alice:TOKEN@host/simple", "https://***@host/simple"),
-    ("https://TOKEN@host:8443/simple/", "https://***@host:8443/simple/"),
-    ("https://a:p@ss@host/", "https://***@host/"),
-    ("https://conda.anaconda.org/t/ab-123/mychan", "https://conda.anaconda.org/t/***/mychan"),
-    ("https://pypi.org/simple", "https://pypi.org/simple"),
-    ("file:///srv/wheels", "file:///srv/wheels"),
-    ("/srv/wheels", "/srv/wheels"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://alice:TOKEN@host/simple", "https://***@host/simple"),
+        ("https://TOKEN@host:8443/simple/", "https://***@host:8443/simple/"),
+        ("https://a:p@ss@host/", "https://***@host/"),
+        ("https://conda.anaconda.org/t/ab-123/mychan", "https://conda.anaconda.org/t/***/mychan"),
+        ("https://pypi.org/simple", "https://pypi.org/simple"),
+        ("file:///srv/wheels", "file:///srv/wheels"),
+        ("/srv/wheels", "/srv/wheels"),
+    ],
+)
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
     assert redact_text(f"x {url} y") == f"x {shown} y"
@@ -83,11 +93,21 @@ def test_redact_text_and_data() -> None:
 
 
 def test_to_uv_puts_credentials_in_the_environment_only() -> None:
-    settings = pipconfig.read_pip_settings({"PIP_INDEX_URL": INDEX, "PIP_EXTRA_INDEX_URL": EXTRA,
-                                            "PIP_FIND_LINKS": LINKS, "PIP_CONFIG_FILE": os.devnull})
+    settings = pipconfig.read_pip_settings(
+        {
+            "PIP_INDEX_URL": INDEX,
+            "PIP_EXTRA_INDEX_URL": EXTRA,
+            "PIP_FIND_LINKS": LINKS,
+            "PIP_CONFIG_FILE": os.devnull,
+        }
+    )
     cfg = pipconfig.to_uv(settings, env={})
     assert not any(TOKEN in a for a in cfg.args)
-    assert "--index-url" not in cfg.args and "--extra-index-url" not in cfg.args and "--find-links" not in cfg.args
+    assert (
+        "--index-url" not in cfg.args
+        and "--extra-index-url" not in cfg.args
+        and "--find-links" not in cfg.args
+    )
     assert cfg.env["UV_INDEX_URL"] == INDEX
     assert cfg.env["UV_EXTRA_INDEX_URL"] == EXTRA
     assert cfg.env["UV_FIND_LINKS"] == LINKS
@@ -100,7 +120,9 @@ def test_to_uv_puts_credentials_in_the_environment_only() -> None:
 def test_to_uv_keeps_one_option_in_one_place() -> None:
     # a flag hides uv's variable: the extra indexes go all to UV_EXTRA_INDEX_URL when one has a credential
     plain = "https://plain.example/simple"
-    settings = pipconfig.read_pip_settings({"PIP_EXTRA_INDEX_URL": f"{plain} {EXTRA}", "PIP_CONFIG_FILE": os.devnull})
+    settings = pipconfig.read_pip_settings(
+        {"PIP_EXTRA_INDEX_URL": f"{plain} {EXTRA}", "PIP_CONFIG_FILE": os.devnull}
+    )
     cfg = pipconfig.to_uv(settings, plan_indexes=["https://download.example/whl/cpu"], env={})
     assert cfg.env["UV_EXTRA_INDEX_URL"].split() == ["https://download.example/whl/cpu", plain, EXTRA]
     assert "--extra-index-url" not in cfg.args and not any(TOKEN in a for a in cfg.args)
@@ -111,9 +133,18 @@ def test_to_uv_keeps_one_option_in_one_place() -> None:
 
 
 def _plan(index_urls: list[str] | None = None) -> Plan:
-    return Plan(status="ok", framework="fakefw", title="FakeFW", version="1.0", variant="cpu", accelerator="cpu",
-                python="3.11", requirements=["fakefw==1.0"], index_urls=index_urls or [],
-                smoke=SmokeSpec(script="/nonexistent/train_fakefw.py"))
+    return Plan(
+        status="ok",
+        framework="fakefw",
+        title="FakeFW",
+        version="1.0",
+        variant="cpu",
+        accelerator="cpu",
+        python="3.11",
+        requirements=["fakefw==1.0"],
+        index_urls=index_urls or [],
+        smoke=SmokeSpec(script="/nonexistent/train_fakefw.py"),
+    )
 
 
 @pytest.mark.parametrize("kind", ["uv", "pip"])
@@ -128,9 +159,14 @@ def test_commands_hold_no_token(kind: str, tmp_path: Path) -> None:
     for argv in backend.commands(_plan([plan_index]), options, tmp_path / "env", sources, cfg):
         assert not any(TOKEN in a for a in argv), argv
     if kind == "pip":  # pip reads PIP_INDEX_URL itself; the plan's index joins PIP_EXTRA_INDEX_URL
-        assert venv.pip_index_env(sources.plan_indexes, settings)["PIP_EXTRA_INDEX_URL"].split() == [plan_index, EXTRA]
+        assert venv.pip_index_env(sources.plan_indexes, settings)["PIP_EXTRA_INDEX_URL"].split() == [
+            plan_index,
+            EXTRA,
+        ]
     else:
-        assert cfg.env["UV_EXTRA_INDEX_URL"].split() == [plan_index, EXTRA] and cfg.env["UV_INDEX_URL"] == INDEX
+        assert (
+            cfg.env["UV_EXTRA_INDEX_URL"].split() == [plan_index, EXTRA] and cfg.env["UV_INDEX_URL"] == INDEX
+        )
     text = backend.render(_plan([plan_index]), options)
     assert TOKEN not in text and "***@" in text
 
@@ -139,21 +175,37 @@ def test_run_streamed_redacts_the_log_and_what_it_returns(tmp_path: Path) -> Non
     log = tmp_path / "install.log"
     seen: list[str] = []
     code = "import os; print('fetching', os.environ['UV_INDEX_URL'] + '/fakefw/'); print('bad token', os.environ['T'])"
-    res = run_streamed([sys.executable, "-c", code], env={**os.environ, "UV_INDEX_URL": INDEX, "T": TOKEN},
-                       log=log, timeout=60, on_line=seen.append)
+    res = run_streamed(
+        [sys.executable, "-c", code],
+        env={**os.environ, "UV_INDEX_URL": INDEX, "T": TOKEN},
+        log=log,
+        timeout=60,
+        on_line=seen.append,
+    )
     assert res.ok
     for text in (log.read_text(), res.stderr, "\n".join(seen)):
         assert TOKEN not in text and "https://***@mirror.example/simple/fakefw/" in text
 
 
-def test_dry_run_and_plan_json_hold_no_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_and_plan_json_hold_no_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("PIP_INDEX_URL", INDEX)
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", EXTRA)
     (tmp_path / "train_fakefw.py").write_text(SMOKE)
     monkeypatch.setenv("FWSETUP_SMOKE_DIR", str(tmp_path))
     recipes = _recipes(tmp_path)
-    common = ["--recipes", str(recipes), "install", "fakefw", "--cpu", "--version", "1.0", "--env", str(tmp_path / "e")]
+    common = [
+        "--recipes",
+        str(recipes),
+        "install",
+        "fakefw",
+        "--cpu",
+        "--version",
+        "1.0",
+        "--env",
+        str(tmp_path / "e"),
+    ]
     assert main([*common, "--dry-run"]) == 0
     out = capsys.readouterr()
     assert TOKEN not in out.out + out.err and "***@mirror.example" in out.out
@@ -313,7 +365,6 @@ class ArgvWatch:
             time.sleep(0.002)
 
 
-
 @contextlib.contextmanager
 def watching_argv() -> Iterator[ArgvWatch]:
     watch = ArgvWatch()
@@ -347,14 +398,33 @@ def test_real_install_from_an_index_with_basic_auth(tmp_path: Path, auth_index: 
     parent.mkdir()
     target = parent / "fake"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env.update({"PIP_INDEX_URL": auth_index["url"], "PIP_CONFIG_FILE": os.devnull,
-                "FWSETUP_SMOKE_DIR": str(smoke_dir), "FWSETUP_CACHE_DIR": str(tmp_path / "cache"),
-                "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
-                "FWSETUP_INSTALLER": installer})
+    env.update(
+        {
+            "PIP_INDEX_URL": auth_index["url"],
+            "PIP_CONFIG_FILE": os.devnull,
+            "FWSETUP_SMOKE_DIR": str(smoke_dir),
+            "FWSETUP_CACHE_DIR": str(tmp_path / "cache"),
+            "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+            "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
+            "FWSETUP_INSTALLER": installer,
+        }
+    )
 
     def install(version: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "fwsetup", "--recipes", str(_recipes(tmp_path)), "install", "fakefw",
-                "--cpu", "--version", version, "--env", str(target)]
+        argv = [
+            sys.executable,
+            "-m",
+            "fwsetup",
+            "--recipes",
+            str(_recipes(tmp_path)),
+            "install",
+            "fakefw",
+            "--cpu",
+            "--version",
+            version,
+            "--env",
+            str(target),
+        ]
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
 
     with watching_argv() as watch:
@@ -388,14 +458,34 @@ def test_conda_render_and_pip_section_hold_no_token(tmp_path: Path) -> None:
     from fwsetup.recipes import CondaSpec
 
     channel = f"https://conda.anaconda.org/t/{TOKEN}/private"
-    plan = Plan(status="ok", framework="tensorflow", version="2.10.1", variant="cpu", accelerator="cpu",
-                method="conda", python="3.11", requirements=["tensorflow==2.10.1"], index_urls=[EXTRA],
-                conda=CondaSpec(channels=["conda-forge", channel], packages=["numpy=1.26"]),
-                smoke=SmokeSpec(script="tensorflow"))
+    plan = Plan(
+        status="ok",
+        framework="tensorflow",
+        version="2.10.1",
+        variant="cpu",
+        accelerator="cpu",
+        method="conda",
+        python="3.11",
+        requirements=["tensorflow==2.10.1"],
+        index_urls=[EXTRA],
+        conda=CondaSpec(channels=["conda-forge", channel], packages=["numpy=1.26"]),
+        smoke=SmokeSpec(script="tensorflow"),
+    )
     text = CondaBackend().render(plan, InstallOptions(target=tmp_path / "env", env={}))
     assert TOKEN not in text and "/t/***/private" in text and "https://***@extra.example/simple" in text
-    argv, env = _credentials_to_env(["uv", "pip", "install", "--extra-index-url", EXTRA, "-f", "/wheels",
-                                     "--index-url=https://plain.example/simple", "tensorflow==2.10.1"])
+    argv, env = _credentials_to_env(
+        [
+            "uv",
+            "pip",
+            "install",
+            "--extra-index-url",
+            EXTRA,
+            "-f",
+            "/wheels",
+            "--index-url=https://plain.example/simple",
+            "tensorflow==2.10.1",
+        ]
+    )
     assert not any(TOKEN in a for a in argv) and env == {"UV_EXTRA_INDEX_URL": EXTRA}
     assert argv[argv.index("--find-links") + 1] == "/wheels"
     assert argv[argv.index("--index-url") + 1] == "https://plain.example/simple"
@@ -407,6 +497,9 @@ def test_conda_errors_hold_no_channel_token() -> None:
 
     channel = f"https://conda.anaconda.org/t/{TOKEN}/private"
     env = CondaEnv(name="e", channels=(channel,), specs=("numpy",))
-    exc = explain(f"CondaHTTPError: HTTP 000 CONNECTION FAILED for url <{channel}/linux-64/repodata.json>",
-                  env, tool="conda")
+    exc = explain(
+        f"CondaHTTPError: HTTP 000 CONNECTION FAILED for url <{channel}/linux-64/repodata.json>",
+        env,
+        tool="conda",
+    )
     assert TOKEN not in str(exc) and TOKEN not in repr(exc.args)

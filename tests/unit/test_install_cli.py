@@ -38,10 +38,22 @@ def unreachable(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return probed
 
 
-def test_refused_plan_exits_3_and_touches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  unreachable: list[str]) -> None:
+def test_refused_plan_exits_3_and_touches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], unreachable: list[str]
+) -> None:
     target = tmp_path / "env"
-    rc = main(["install", "mxnet", "--python", "3.13", "--env", str(target), "--host-profile", str(FIXTURES / "this-machine-cpu.json")])
+    rc = main(
+        [
+            "install",
+            "mxnet",
+            "--python",
+            "3.13",
+            "--env",
+            str(target),
+            "--host-profile",
+            str(FIXTURES / "this-machine-cpu.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 3
     assert "refused" in out and "Python 3.11" in out  # names the Python that would work
@@ -75,8 +87,21 @@ def test_unreachable_plan_index_uses_a_local_wheel_of_another_release(
     wh = tmp_path / "wh"
     wh.mkdir()
     (wh / "torch-2.13.0+cpu-py3-none-any.whl").write_bytes(b"")
-    rc = main(["install", "pytorch", "--cpu", "--python", "3.11", "--env", str(tmp_path / "env"),
-               "--wheelhouse", str(wh), "--dry-run", "--json"])
+    rc = main(
+        [
+            "install",
+            "pytorch",
+            "--cpu",
+            "--python",
+            "3.11",
+            "--env",
+            str(tmp_path / "env"),
+            "--wheelhouse",
+            str(wh),
+            "--dry-run",
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     doc = json.loads(captured.out)
@@ -101,8 +126,15 @@ def test_unreachable_plan_index_without_local_wheel_is_a_network_error(
 
 
 def _plan(**kw: object) -> Plan:
-    base = dict(status="ok", framework="pytorch", version="2.13.0", variant="cpu", python="3.11",
-                requirements=["torch==2.13.0"], index_urls=["https://download.pytorch.org/whl/cpu"])
+    base = dict(
+        status="ok",
+        framework="pytorch",
+        version="2.13.0",
+        variant="cpu",
+        python="3.11",
+        requirements=["torch==2.13.0"],
+        index_urls=["https://download.pytorch.org/whl/cpu"],
+    )
     base.update(kw)
     return Plan(**base)  # type: ignore[arg-type]
 
@@ -139,8 +171,12 @@ def test_check_sources(tmp_path: Path, unreachable: list[str]) -> None:
     good.mkdir()
     (good / "torch-2.13.0+cpu-py3-none-any.whl").write_bytes(b"")
     conf.write_text(f"[global]\nfind-links = {good}\n")
-    via_conf = InstallOptions(target=tmp_path / "e", env={"PIP_CONFIG_FILE": str(conf), "HOME": str(tmp_path)})
-    assert venv.check_sources(_plan(), via_conf).local == {"torch==2.13.0": str(good / "torch-2.13.0+cpu-py3-none-any.whl")}
+    via_conf = InstallOptions(
+        target=tmp_path / "e", env={"PIP_CONFIG_FILE": str(conf), "HOME": str(tmp_path)}
+    )
+    assert venv.check_sources(_plan(), via_conf).local == {
+        "torch==2.13.0": str(good / "torch-2.13.0+cpu-py3-none-any.whl")
+    }
 
 
 def test_reachable_plan_index_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,18 +188,30 @@ def test_reachable_plan_index_is_kept(tmp_path: Path, monkeypatch: pytest.Monkey
 @pytest.mark.parametrize(
     ("output", "expected", "network"),
     [
-        ("error: No solution found when resolving dependencies\n  cause: Because there is no version of torch==9.9 and you\n"
-         "  require torch==9.9, we can conclude that your requirements are unsatisfiable.\n",
-         "no matching distribution: Because there is no version of torch==9.9 and you require torch==9.9, we can "
-         "conclude that your requirements are unsatisfiable.", False),
-        ("  × No solution found when resolving dependencies:\n  ╰─▶ Because foo was not found in the package registry and\n"
-         "      you require foo, we can conclude that your requirements are unsatisfiable.\n",
-         "no matching distribution: Because foo was not found in the package registry and you require foo, we can "
-         "conclude that your requirements are unsatisfiable.", False),
-        ("ERROR: Could not find a version that satisfies the requirement foo==1\nERROR: No matching distribution found for foo==1\n",
-         "no matching distribution for foo==1", False),
-        ("error: Failed to fetch: `https://download.pytorch.org/whl/cpu/torch/`\n  Caused by: dns error: failed to lookup address\n",
-         "could not reach the package index (https://download.pytorch.org/whl/cpu/torch/): dns error", True),
+        (
+            "error: No solution found when resolving dependencies\n  cause: Because there is no version of torch==9.9 and you\n"
+            "  require torch==9.9, we can conclude that your requirements are unsatisfiable.\n",
+            "no matching distribution: Because there is no version of torch==9.9 and you require torch==9.9, we can "
+            "conclude that your requirements are unsatisfiable.",
+            False,
+        ),
+        (
+            "  × No solution found when resolving dependencies:\n  ╰─▶ Because foo was not found in the package registry and\n"
+            "      you require foo, we can conclude that your requirements are unsatisfiable.\n",
+            "no matching distribution: Because foo was not found in the package registry and you require foo, we can "
+            "conclude that your requirements are unsatisfiable.",
+            False,
+        ),
+        (
+            "ERROR: Could not find a version that satisfies the requirement foo==1\nERROR: No matching distribution found for foo==1\n",
+            "no matching distribution for foo==1",
+            False,
+        ),
+        (
+            "error: Failed to fetch: `https://download.pytorch.org/whl/cpu/torch/`\n  Caused by: dns error: failed to lookup address\n",
+            "could not reach the package index (https://download.pytorch.org/whl/cpu/torch/): dns error",
+            True,
+        ),
         ("something\nerror: disk quota exceeded\n", "installing failed: error: disk quota exceeded", False),
     ],
 )
@@ -182,12 +230,28 @@ def test_read_pylock_and_pip_report(tmp_path: Path) -> None:
         '[[packages]]\nname = "s"\nversion = "2"\nsdist = { url = "https://files.example/s-2.tar.gz", hashes = { sha256 = "ef" } }\n'
     )
     pkgs = venv.read_pylock(lock)
-    assert pkgs[0] == {"name": "a", "version": "1.0", "url": "https://files.example/a-1.0-py3-none-any.whl", "sha256": "ab", "size": 123}
+    assert pkgs[0] == {
+        "name": "a",
+        "version": "1.0",
+        "url": "https://files.example/a-1.0-py3-none-any.whl",
+        "sha256": "ab",
+        "size": 123,
+    }
     assert pkgs[1]["size"] == 10  # a local wheel: its file size
     assert pkgs[2]["sdist"] is True and pkgs[2]["sha256"] == "ef"
     report = tmp_path / "r.json"
-    report.write_text(json.dumps({"install": [{"metadata": {"name": "a", "version": "1"},
-                                               "download_info": {"url": "u", "archive_info": {"hashes": {"sha256": "00"}}}}]}))
+    report.write_text(
+        json.dumps(
+            {
+                "install": [
+                    {
+                        "metadata": {"name": "a", "version": "1"},
+                        "download_info": {"url": "u", "archive_info": {"hashes": {"sha256": "00"}}},
+                    }
+                ]
+            }
+        )
+    )
     assert venv.read_pip_report(report) == [{"name": "a", "version": "1", "url": "u", "sha256": "00"}]
 
 
@@ -218,5 +282,9 @@ def test_find_installer_honours_the_choice(monkeypatch: pytest.MonkeyPatch) -> N
 def test_default_env_dir() -> None:
     from fwsetup.ops.install import default_env_dir
 
-    assert default_env_dir("pytorch", "cu126", {"HOME": "/h"}) == Path("/h/.local/share/fwsetup/envs/pytorch-cu126")
-    assert default_env_dir("jax", "cpu", {"HOME": "/h", "XDG_DATA_HOME": "/d"}) == Path("/d/fwsetup/envs/jax-cpu")
+    assert default_env_dir("pytorch", "cu126", {"HOME": "/h"}) == Path(
+        "/h/.local/share/fwsetup/envs/pytorch-cu126"
+    )
+    assert default_env_dir("jax", "cpu", {"HOME": "/h", "XDG_DATA_HOME": "/d"}) == Path(
+        "/d/fwsetup/envs/jax-cpu"
+    )

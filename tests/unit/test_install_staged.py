@@ -26,7 +26,9 @@ from fwsetup.backends.venv import VenvBackend, env_python, find_uv
 from fwsetup.errors import InstallError, SmokeError, UsageError
 from fwsetup.plan import Plan, SmokeSpec, plan_to_json
 
-pytestmark = pytest.mark.skipif(find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)")
+pytestmark = pytest.mark.skipif(
+    find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)"
+)
 
 SMOKE = """
 import json, os, sys, time
@@ -90,26 +92,44 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     # The machine's pip configuration is not part of these tests.
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
-    for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "FAKE_SMOKE_FAIL", "FAKE_SMOKE_SLEEP"):
+    for var in (
+        "PIP_FIND_LINKS",
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+        "FAKE_SMOKE_FAIL",
+        "FAKE_SMOKE_SLEEP",
+    ):
         monkeypatch.delenv(var, raising=False)
     return {"wh": wh, "smoke": smoke, "parent": tmp_path / "envs", "tmp": tmp_path}
 
 
 def plan_for(world: dict, version: str) -> Plan:
     return Plan(
-        status="ok", framework="fakefw", title="FakeFW", version=version, variant="cpu", accelerator="cpu",
-        python=f"{sys.version_info[0]}.{sys.version_info[1]}", requirements=[f"fakefw=={version}"],
+        status="ok",
+        framework="fakefw",
+        title="FakeFW",
+        version=version,
+        variant="cpu",
+        accelerator="cpu",
+        python=f"{sys.version_info[0]}.{sys.version_info[1]}",
+        requirements=[f"fakefw=={version}"],
         smoke=SmokeSpec(script=str(world["smoke"])),
     )
 
 
 def options_for(world: dict, target: Path) -> InstallOptions:
-    return InstallOptions(target=target, env=dict(os.environ), wheelhouse=world["wh"], offline=True, python=sys.executable)
+    return InstallOptions(
+        target=target, env=dict(os.environ), wheelhouse=world["wh"], offline=True, python=sys.executable
+    )
 
 
 def installed_version(target: Path) -> str:
-    cp = subprocess.run([str(env_python(target)), "-c", "import fakefw; print(fakefw.__version__)"],
-                        capture_output=True, text=True, check=True)
+    cp = subprocess.run(
+        [str(env_python(target)), "-c", "import fakefw; print(fakefw.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return cp.stdout.strip()
 
 
@@ -120,14 +140,19 @@ def litter(parent: Path) -> list[str]:
 def test_install_then_noop_then_upgrade(world: dict) -> None:
     target = world["parent"] / "fake"
     stages: list[str] = []
-    r = VenvBackend().install(plan_for(world, "1.0"), options_for(world, target), lambda s, m: stages.append(s))
+    r = VenvBackend().install(
+        plan_for(world, "1.0"), options_for(world, target), lambda s, m: stages.append(s)
+    )
     assert r.changed and "smoke test passed" in r.message
     assert installed_version(target) == "1.0"
     assert {"resolve", "download", "smoke", "swap"} <= set(stages)
     lock = json.loads((target / ".fwsetup" / "lock.json").read_text())
     (pkg,) = lock["packages"]
     assert pkg["name"] == "fakefw" and pkg["version"] == "1.0"
-    assert pkg["sha256"] == hashlib.sha256((world["wh"] / "fakefw-1.0-py3-none-any.whl").read_bytes()).hexdigest()
+    assert (
+        pkg["sha256"]
+        == hashlib.sha256((world["wh"] / "fakefw-1.0-py3-none-any.whl").read_bytes()).hexdigest()
+    )
     assert (target / ".fwsetup" / "install.log").is_file() and (target / ".fwsetup" / "pylock.toml").is_file()
     assert lock["smoke"]["ok"] is True
     # the venv does not name the staging folder anywhere it matters
@@ -135,10 +160,18 @@ def test_install_then_noop_then_upgrade(world: dict) -> None:
         if p.is_file() and not p.is_symlink():
             assert b"fwsetup-staging" not in p.read_bytes(), p
 
-    before = (target.stat().st_ino, target.stat().st_mtime_ns, (target / ".fwsetup" / "lock.json").stat().st_mtime_ns)
+    before = (
+        target.stat().st_ino,
+        target.stat().st_mtime_ns,
+        (target / ".fwsetup" / "lock.json").stat().st_mtime_ns,
+    )
     r2 = VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
     assert not r2.changed and r2.message.startswith("already installed: same plan")
-    after = (target.stat().st_ino, target.stat().st_mtime_ns, (target / ".fwsetup" / "lock.json").stat().st_mtime_ns)
+    after = (
+        target.stat().st_ino,
+        target.stat().st_mtime_ns,
+        (target / ".fwsetup" / "lock.json").stat().st_mtime_ns,
+    )
     assert before == after
 
     r3 = VenvBackend().install(plan_for(world, "2.0"), options_for(world, target))
@@ -152,8 +185,16 @@ def test_failed_smoke_leaves_the_old_environment(world: dict, monkeypatch: pytes
     ino = target.stat().st_ino
     monkeypatch.setenv("FAKE_SMOKE_FAIL", "1")
     with pytest.raises(SmokeError) as info:
-        VenvBackend().install(plan_for(world, "2.0"), InstallOptions(
-            target=target, env=dict(os.environ), wheelhouse=world["wh"], offline=True, python=sys.executable))
+        VenvBackend().install(
+            plan_for(world, "2.0"),
+            InstallOptions(
+                target=target,
+                env=dict(os.environ),
+                wheelhouse=world["wh"],
+                offline=True,
+                python=sys.executable,
+            ),
+        )
     assert "the loss did not fall" in info.value.message
     assert "was left as it was" in (info.value.hint or "")
     assert target.stat().st_ino == ino and installed_version(target) == "1.0"
@@ -189,7 +230,10 @@ def _start(world: dict, version: str, target: Path, **env: str) -> subprocess.Po
     driver.write_text(DRIVER)
     return subprocess.Popen(
         [sys.executable, str(driver), str(plan_file), str(target), str(world["wh"]), sys.executable],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -252,16 +296,21 @@ def test_two_installs_at_once_are_serialised(world: dict) -> None:
 
 def test_lock_held_elsewhere_times_out(world: dict) -> None:
     target = world["parent"] / "fake"
-    with staging.target_lock(target), pytest.raises(InstallError, match="still installing"):
-        with staging.target_lock(target, timeout=0.3):
-            pass
+    with (
+        staging.target_lock(target),
+        pytest.raises(InstallError, match="still installing"),
+        staging.target_lock(target, timeout=0.3),
+    ):
+        pass
 
 
 def test_pip_fallback(world: dict) -> None:
     from fwsetup.backends.venv import Installer
 
     target = world["parent"] / "viapip"
-    r = VenvBackend(installer=Installer("pip", None, "")).install(plan_for(world, "1.0"), options_for(world, target))
+    r = VenvBackend(installer=Installer("pip", None, "")).install(
+        plan_for(world, "1.0"), options_for(world, target)
+    )
     assert r.changed and installed_version(target) == "1.0"
     lock = json.loads((target / ".fwsetup" / "lock.json").read_text())
     assert lock["installer"].startswith("pip") and lock["packages"][0]["name"] == "fakefw"
@@ -312,16 +361,39 @@ def cli(world: dict) -> dict:
     smoke_dir = world["tmp"] / "smoke"
     smoke_dir.mkdir()
     (smoke_dir / "train_fakefw.py").write_text(SMOKE)
-    env = {**os.environ, "FWSETUP_SMOKE_DIR": str(smoke_dir), "FWSETUP_CACHE_DIR": str(world["tmp"] / "cache"),
-           "PIP_CONFIG_FILE": os.devnull}
+    env = {
+        **os.environ,
+        "FWSETUP_SMOKE_DIR": str(smoke_dir),
+        "FWSETUP_CACHE_DIR": str(world["tmp"] / "cache"),
+        "PIP_CONFIG_FILE": os.devnull,
+    }
     return {**world, "recipes": recipes, "env": env, "target": world["parent"] / "fake"}
 
 
 def _cli(cli: dict, version: str, *extra: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "fwsetup", "--recipes", str(cli["recipes"]), "install", "fakefw", "--cpu",
-         "--version", version, "--env", str(cli["target"]), "--wheelhouse", str(cli["wh"]), "--offline", *extra],
-        env={**cli["env"], **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "fwsetup",
+            "--recipes",
+            str(cli["recipes"]),
+            "install",
+            "fakefw",
+            "--cpu",
+            "--version",
+            version,
+            "--env",
+            str(cli["target"]),
+            "--wheelhouse",
+            str(cli["wh"]),
+            "--offline",
+            *extra,
+        ],
+        env={**cli["env"], **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -348,7 +420,7 @@ def test_cli_interrupted(cli: dict, sig: signal.Signals) -> None:
     p = _cli(cli, "2.0", FAKE_SMOKE_SLEEP="60", FAKE_SMOKE_STARTED=str(started))
     _wait_for(started)
     p.send_signal(sig)
-    out, err = p.communicate(timeout=60)
+    _out, err = p.communicate(timeout=60)
     if sig == signal.SIGINT:
         assert p.returncode == 130 and "interrupted" in err
         assert litter(cli["parent"]) == []
@@ -356,6 +428,6 @@ def test_cli_interrupted(cli: dict, sig: signal.Signals) -> None:
         assert p.returncode == -9
     assert cli["target"].stat().st_ino == ino and installed_version(cli["target"]) == "1.0"
     p = _cli(cli, "1.0")  # the next run: cleans up, and the old plan is still in place
-    out, err = p.communicate(timeout=300)
+    _out, err = p.communicate(timeout=300)
     assert p.returncode == 0 and "already installed: same plan" in " ".join(err.split())
     assert litter(cli["parent"]) == []

@@ -30,7 +30,9 @@ def test_entries_cover_frameworks_variants_and_pythons() -> None:
     assert {"pytorch", "tensorflow", "jax"} <= {e.framework for e in entries}
     assert len({e.target for e in entries}) == len(entries), "bake target names are unique"
     for e in entries:
-        build = next(b for b in recipes.get(e.framework).builds if b.version == e.version and b.variant == e.variant)
+        build = next(
+            b for b in recipes.get(e.framework).builds if b.version == e.version and b.variant == e.variant
+        )
         assert "linux" in build.os and build.installable
         assert SpecifierSet(build.python).contains(f"{e.python}.0"), e
         if e.accelerator == "cuda":
@@ -51,7 +53,9 @@ def test_newest_n_releases_by_default_and_all_on_request() -> None:
         per_fw[fw] = len({e.version for e in two if e.framework == fw})
     assert max(per_fw.values()) <= 2
     assert len(every) > len(two)
-    assert {e.version for e in every if e.framework == "pytorch"} > {e.version for e in two if e.framework == "pytorch"}
+    assert {e.version for e in every if e.framework == "pytorch"} > {
+        e.version for e in two if e.framework == "pytorch"
+    }
 
 
 def test_json_format() -> None:
@@ -72,7 +76,9 @@ def test_github_format_is_one_line_with_include() -> None:
 
 def test_bake_format_writes_contexts_and_a_default_group(tmp_path: Path) -> None:
     out_dir = tmp_path / "bake"
-    bake = json.loads(run("--format", "bake", "--framework", "pytorch", "--newest", "1", "--out-dir", str(out_dir)))
+    bake = json.loads(
+        run("--format", "bake", "--framework", "pytorch", "--newest", "1", "--out-dir", str(out_dir))
+    )
     assert json.loads((out_dir / "docker-bake.json").read_text()) == bake
     targets = bake["target"]
     assert bake["group"]["default"]["targets"] == list(targets)
@@ -86,7 +92,9 @@ def test_bake_format_writes_contexts_and_a_default_group(tmp_path: Path) -> None
         assert t["tags"] and t["tags"][0].startswith("fwsetup/pytorch:")
         assert t["platforms"] == ["linux/amd64"]
         plan = json.loads((ctx / "app" / "plan.json").read_text())
-        assert plan["status"] == "ok" and name.startswith(f"pytorch-{plan['version']}-{plan['variant']}".replace(".", "-"))
+        assert plan["status"] == "ok" and name.startswith(
+            f"pytorch-{plan['version']}-{plan['variant']}".replace(".", "-")
+        )
 
 
 def test_bake_carries_the_ca_bundle_as_a_secret(tmp_path: Path) -> None:

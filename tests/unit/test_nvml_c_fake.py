@@ -40,7 +40,13 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> FakeNvml:
 
 class Run:
     def __init__(self, args: list[str], cp: subprocess.CompletedProcess[str], seconds: float) -> None:
-        self.args, self.code, self.out, self.err, self.seconds = args, cp.returncode, cp.stdout, cp.stderr, seconds
+        self.args, self.code, self.out, self.err, self.seconds = (
+            args,
+            cp.returncode,
+            cp.stdout,
+            cp.stderr,
+            seconds,
+        )
         assert "Traceback" not in self.out + self.err, self.err[-3000:]
 
     def json(self) -> Any:
@@ -54,7 +60,9 @@ def fwsetup(env: dict[str, str], *args: str, timeout: float = 60) -> Run:
     return Run(list(args), cp, time.monotonic() - t0)
 
 
-def three(fake: FakeNvml, name: str, scenario: dict[str, object], *, omit: tuple[str, ...] = (), **extra: str):
+def three(
+    fake: FakeNvml, name: str, scenario: dict[str, object], *, omit: tuple[str, ...] = (), **extra: str
+):
     """profile, doctor --json, plan pytorch --gpu --json against one scenario: (nvidia, doctor, plan runs)."""
     env = fake.env(fake.scenario(name, scenario), omit=omit, **extra)
     profile = fwsetup(env, "profile")
@@ -100,7 +108,9 @@ def test_one_h100_on_driver_580(fake: FakeNvml) -> None:
 def test_eight_h100_with_nvlink(fake: FakeNvml) -> None:
     gpus: dict[str, object] = {}
     for i in range(8):
-        gpus.update(gpu(i, "NVIDIA H100 80GB HBM3", pci=f"00000000:{0x18 + 0x10 * i:02X}:00.0", nvlinks=18, **H100))
+        gpus.update(
+            gpu(i, "NVIDIA H100 80GB HBM3", pci=f"00000000:{0x18 + 0x10 * i:02X}:00.0", nvlinks=18, **H100)
+        )
     nvidia, doctor, plan = three(fake, "dgx-h100", driver580(8, nvswitch=1, topology=50, **gpus))
     assert [g["uuid"] for g in nvidia["gpus"]] == [uuid(i) for i in range(8)]
     assert all(g["error"] is None and g["compute_capability"] == "9.0" for g in nvidia["gpus"])
@@ -110,7 +120,9 @@ def test_eight_h100_with_nvlink(fake: FakeNvml) -> None:
     assert all("NVLink through NVSwitch" in link["detail"] for link in links)
     assert not [f for f in findings(doctor).values() if f["severity"] in ("error", "warning")]
     p = plan.json()
-    assert p["status"] == "ok" and p["variant"] == "cu130" and p["gpus"] == [0], p  # one GPU unless --all-gpus
+    assert p["status"] == "ok" and p["variant"] == "cu130" and p["gpus"] == [0], (
+        p
+    )  # one GPU unless --all-gpus
 
 
 def test_v100_and_b200(fake: FakeNvml) -> None:
@@ -132,7 +144,9 @@ def test_v100_and_b200(fake: FakeNvml) -> None:
 
 
 def test_a100_in_mig_mode(fake: FakeNvml) -> None:
-    nvidia, doctor, plan = three(fake, "mig", driver580(1, **gpu(0, "NVIDIA A100-SXM4-80GB", pci="00000000:07:00.0", mig=1, **A100)))
+    nvidia, doctor, plan = three(
+        fake, "mig", driver580(1, **gpu(0, "NVIDIA A100-SXM4-80GB", pci="00000000:07:00.0", mig=1, **A100))
+    )
     assert nvidia["gpus"][0]["mig"] is True and nvidia["gpus"][0]["error"] is None
     mig = findings(doctor)["nvidia.gpu0.mig"]
     assert mig["severity"] == "warning" and "MIG mode" in mig["title"]
@@ -176,7 +190,9 @@ def test_nvml_init_fails(fake: FakeNvml, name: str, code: int, title: str, remed
     assert nvidia["nvml"].removeprefix("error: ").rstrip(".") in finding["detail"]
     p = plan.json()
     assert plan.code == 3 and p["status"] == "refused" and p["suggestions"], p
-    assert any(nvidia["nvml"].removeprefix("error: ").rstrip(".") in w for r in p["rejected"] for w in r["why"]), p
+    assert any(
+        nvidia["nvml"].removeprefix("error: ").rstrip(".") in w for r in p["rejected"] for w in r["why"]
+    ), p
 
 
 def test_old_driver_without_the_newer_entry_points(fake: FakeNvml) -> None:

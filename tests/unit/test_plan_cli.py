@@ -60,7 +60,9 @@ def test_plan_human_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "fwsetup install pytorch" in out  # the command it implies
     assert "uv pip install" in out
     assert "525.60.13" in out  # the driver upgrade that would bring the newer release
-    code, out, _ = run(capsys, "plan", "pytorch", "--gpu", "--version", "2.14", "--host-profile", fixture("pascal-470"))
+    code, out, _ = run(
+        capsys, "plan", "pytorch", "--gpu", "--version", "2.14", "--host-profile", fixture("pascal-470")
+    )
     assert code == 3
     assert "refused" in out and "525.60.13" in out
 

@@ -99,6 +99,7 @@ def test_pytorch_pascal_on_driver_470_gets_the_newest_release_that_runs_on_its_g
     assert "2.14.1 has no GPU build that runs on this machine" in p.reasons[0]
     assert "Upgrade the NVIDIA driver to >= 525.60.13" in text(p.suggestions)
 
+
 def test_pytorch_pascal_auto_uses_the_gpu_when_an_older_release_runs_on_it() -> None:
     # Neither --gpu nor --cpu: the GPU when usable. It is (NVML ok, driver 470), through 2.7.1 cu118.
     p = plan("pascal-470", "pytorch")
@@ -107,6 +108,7 @@ def test_pytorch_pascal_auto_uses_the_gpu_when_an_older_release_runs_on_it() -> 
     # Python 3.10: 2.15 needs >= 3.11, so 2.14.1 is the newest CPU release for this platform.
     assert (q.status, q.version, q.variant) == ("ok", "2.14.1", "cpu")
     assert "2.15.0 has none" in q.reasons[0]
+
 
 def test_pytorch_pascal_with_the_suggested_release_uses_the_gpu() -> None:
     p = plan("pascal-470", "pytorch", want="gpu", version="2.7.1")
@@ -127,6 +129,7 @@ def test_pytorch_kepler_gets_the_last_release_with_sm37_kernels() -> None:
     assert "compute capability 3.7" in text(q.reasons)
     assert "--cpu" in text(q.suggestions)
 
+
 def test_pytorch_apple_silicon_uses_mps() -> None:
     # macOS arm64 wheels ship the MPS backend (torch.backends.mps, macOS 12.3+).
     p = plan("apple-silicon", "pytorch")
@@ -144,6 +147,7 @@ def test_pytorch_windows_driver_560_and_the_cuda13_only_release() -> None:
     assert "Upgrade the NVIDIA driver to >= 580" in text(p.suggestions)
     q = plan("windows-nvidia", "pytorch", want="cpu")
     assert (q.status, q.version, q.variant) == ("ok", "2.15.0", "cpu")
+
 
 def test_pytorch_linux_aarch64_without_gpu_is_cpu() -> None:
     p = plan("linux-aarch64", "pytorch")
@@ -205,6 +209,7 @@ def test_tensorflow_pascal_470_gets_2_14() -> None:
     assert (p.status, p.version, p.variant) == ("ok", "2.14.1", "cu118")
     assert "525.60.13" in text(p.reasons)
 
+
 def test_tensorflow_kepler_with_2_14_runs_sm35_code() -> None:
     # sm_35 SASS runs on a 3.7 GPU (same major, higher minor).
     p = plan("kepler", "tensorflow", want="gpu", version="2.14.1")
@@ -234,6 +239,7 @@ def test_tensorflow_apple_silicon() -> None:
     assert "tensorflow-metal" in " ".join(p.requirements)
     q = plan("apple-silicon", "tensorflow", want="cpu")
     assert (q.status, q.version, q.variant) == ("ok", "2.21.0", "cpu")
+
 
 def test_tensorflow_python_314_has_no_wheels() -> None:
     p = plan("new-python", "tensorflow")

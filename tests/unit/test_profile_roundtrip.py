@@ -28,7 +28,7 @@ def test_this_machine_fixture_round_trips_exactly() -> None:
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.json")), ids=lambda p: p.name)
 def test_fixture_profiles_are_stable(path: Path) -> None:
     raw = json.loads(path.read_text())
-    if not isinstance(raw, dict) or "nvidia" not in raw and "os" not in raw:
+    if not isinstance(raw, dict) or ("nvidia" not in raw and "os" not in raw):
         pytest.skip("not a HostProfile")
     y = dumps(loads(path.read_text()))
     assert dumps(loads(y)) == y

@@ -9,6 +9,7 @@ build configurations, and what FIELD-NOTES measured installs on this machine kin
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 from pathlib import Path
@@ -60,7 +61,9 @@ def _expand(raw: dict[str, Any]) -> list[dict[str, Any]]:
             b = dict(merged, version=v)
             b["requirements"] = [r.replace("{version}", v) for r in b.get("requirements", [])]
             if isinstance(b.get("conda"), dict):
-                b["conda"] = dict(b["conda"], packages=[p.replace("{version}", v) for p in b["conda"].get("packages", [])])
+                b["conda"] = dict(
+                    b["conda"], packages=[p.replace("{version}", v) for p in b["conda"].get("packages", [])]
+                )
             out.append(b)
     return out
 
@@ -109,8 +112,19 @@ def test_data_file_has_sources_and_date(path: Path) -> None:
 
 def test_all_frameworks_have_recipes() -> None:
     expected = {
-        "pytorch", "tensorflow", "keras", "jax", "mxnet", "theano", "pytensor",
-        "caffe", "caffe2", "torch7", "deeplearning4j", "matconvnet", "amazon-ml",
+        "pytorch",
+        "tensorflow",
+        "keras",
+        "jax",
+        "mxnet",
+        "theano",
+        "pytensor",
+        "caffe",
+        "caffe2",
+        "torch7",
+        "deeplearning4j",
+        "matconvnet",
+        "amazon-ml",
     }
     assert expected <= set(RAW)
     assert RAW["torch7"]["title"] == "Torch (Lua)"
@@ -140,10 +154,13 @@ def test_mvc_minimum_is_the_first_release_of_its_major() -> None:
 
 def test_toolkit_drivers_never_decrease_with_the_toolkit() -> None:
     rows = sorted(DRIVERS["toolkit"], key=lambda r: Version(r["version"]))
-    for older, newer in zip(rows, rows[1:]):
+    for older, newer in itertools.pairwise(rows):
         assert Version(newer["linux"]) >= Version(older["linux"]), (older["release"], newer["release"])
         if "windows" in older and "windows" in newer:
-            assert Version(newer["windows"]) >= Version(older["windows"]), (older["release"], newer["release"])
+            assert Version(newer["windows"]) >= Version(older["windows"]), (
+                older["release"],
+                newer["release"],
+            )
 
 
 @pytest.mark.parametrize("row", DRIVERS["toolkit"], ids=lambda r: r["version"])
@@ -203,11 +220,15 @@ def test_cuda_build_compute_capabilities(item: tuple[str, dict[str, Any]]) -> No
         )
 
 
-@pytest.mark.parametrize("item", [i for i in CUDA_BUILDS if (i[1].get("docker") or {}).get("base_image")], ids=_bid)
+@pytest.mark.parametrize(
+    "item", [i for i in CUDA_BUILDS if (i[1].get("docker") or {}).get("base_image")], ids=_bid
+)
 def test_cuda_base_image_matches_the_builds_cuda(item: tuple[str, dict[str, Any]]) -> None:
     _, b = item
     image = b["docker"]["base_image"]
-    m = re.fullmatch(r"nvidia/cuda:(\d+)\.(\d+)\.(\d+)-(?:cudnn\d?-)?(?:runtime|base)-ubuntu(20\.04|22\.04|24\.04)", image)
+    m = re.fullmatch(
+        r"nvidia/cuda:(\d+)\.(\d+)\.(\d+)-(?:cudnn\d?-)?(?:runtime|base)-ubuntu(20\.04|22\.04|24\.04)", image
+    )
     assert m, f"not an nvidia/cuda <X.Y.Z>-[cudnn-]runtime-ubuntuNN.NN tag: {image}"
     major, minor = b["cuda"].split(".")
     assert m.group(1) == major and int(m.group(2)) >= int(minor), f"{image} for CUDA {b['cuda']}"
@@ -235,7 +256,9 @@ def test_placeholders_are_listed() -> None:
 def test_no_build_requires_a_never_install_name(item: tuple[str, dict[str, Any]]) -> None:
     _, b = item
     for req in _reqs(b):
-        assert canonicalize_name(req.name) not in NEVER, f"{req} is on {NEVER.get(canonicalize_name(req.name))}'s never_install"
+        assert canonicalize_name(req.name) not in NEVER, (
+            f"{req} is on {NEVER.get(canonicalize_name(req.name))}'s never_install"
+        )
     for pkg in (b.get("conda") or {}).get("pip", []):
         assert canonicalize_name(Requirement(pkg).name) not in NEVER
 
@@ -248,7 +271,9 @@ def test_requirements_are_pinned_pep508(item: tuple[str, dict[str, Any]]) -> Non
             assert any(s.operator == "==" for s in req.specifier), f"{req} is not pinned"
 
 
-@pytest.mark.parametrize("item", [i for i in ALL_BUILDS if i[1].get("arch", ["x86_64"]) == ["x86_64"]], ids=_bid)
+@pytest.mark.parametrize(
+    "item", [i for i in ALL_BUILDS if i[1].get("arch", ["x86_64"]) == ["x86_64"]], ids=_bid
+)
 def test_tensorflow_x86_builds_require_avx(item: tuple[str, dict[str, Any]]) -> None:
     _, b = item
     if any(canonicalize_name(r.name) in ("tensorflow", "tensorflow-cpu") for r in _reqs(b)):
@@ -291,22 +316,44 @@ TORCH_VARIANTS = {
 }
 # minor -> (lowest, highest) CPython with wheels on PyPI
 TORCH_PYTHON = {
-    "2.0": ("3.8", "3.11"), "2.1": ("3.8", "3.11"), "2.2": ("3.8", "3.12"), "2.3": ("3.8", "3.12"),
-    "2.4": ("3.8", "3.12"), "2.5": ("3.9", "3.13"), "2.6": ("3.9", "3.13"), "2.7": ("3.9", "3.13"),
-    "2.8": ("3.9", "3.13"), "2.9": ("3.10", "3.14"), "2.10": ("3.10", "3.14"), "2.11": ("3.10", "3.14"),
-    "2.12": ("3.10", "3.14"), "2.13": ("3.10", "3.14"), "2.14": ("3.10", "3.14"), "2.15": ("3.11", "3.15"),
+    "2.0": ("3.8", "3.11"),
+    "2.1": ("3.8", "3.11"),
+    "2.2": ("3.8", "3.12"),
+    "2.3": ("3.8", "3.12"),
+    "2.4": ("3.8", "3.12"),
+    "2.5": ("3.9", "3.13"),
+    "2.6": ("3.9", "3.13"),
+    "2.7": ("3.9", "3.13"),
+    "2.8": ("3.9", "3.13"),
+    "2.9": ("3.10", "3.14"),
+    "2.10": ("3.10", "3.14"),
+    "2.11": ("3.10", "3.14"),
+    "2.12": ("3.10", "3.14"),
+    "2.13": ("3.10", "3.14"),
+    "2.14": ("3.10", "3.14"),
+    "2.15": ("3.11", "3.15"),
 }
 TORCH = BUILDS["pytorch"]
 
 
 def _torch(minor: str, variant: str, arch: str = "x86_64") -> list[dict[str, Any]]:
-    return [b for b in TORCH if _minor(b["version"]) == minor and b["variant"] == variant and arch in b.get("arch", ["x86_64"])]
+    return [
+        b
+        for b in TORCH
+        if _minor(b["version"]) == minor and b["variant"] == variant and arch in b.get("arch", ["x86_64"])
+    ]
 
 
 @pytest.mark.parametrize("minor", sorted(TORCH_VARIANTS, key=Version))
 def test_pytorch_release_has_every_cuda_variant(minor: str) -> None:
-    have = {b["variant"] for b in TORCH if _minor(b["version"]) == minor and b.get("accelerator") == "cuda"
-            and "linux" in b["os"] and "x86_64" in b["arch"]}
+    have = {
+        b["variant"]
+        for b in TORCH
+        if _minor(b["version"]) == minor
+        and b.get("accelerator") == "cuda"
+        and "linux" in b["os"]
+        and "x86_64" in b["arch"]
+    }
     assert have == TORCH_VARIANTS[minor]
     for variant in TORCH_VARIANTS[minor]:
         for b in _torch(minor, variant):
@@ -322,15 +369,23 @@ def test_pytorch_release_python_range(minor: str) -> None:
     above = f"3.{int(high.split('.')[1]) + 1}"
     for b in (b for b in TORCH if _minor(b["version"]) == minor):
         spec = SpecifierSet(b["python"])
-        assert low in spec and high in spec and below not in spec and above not in spec, (b["variant"], b["python"])
+        assert low in spec and high in spec and below not in spec and above not in spec, (
+            b["variant"],
+            b["python"],
+        )
 
 
 @pytest.mark.parametrize("minor", sorted(TORCH_VARIANTS, key=Version))
 def test_pytorch_release_has_cpu_and_mps_builds(minor: str) -> None:
     rel = [b for b in TORCH if _minor(b["version"]) == minor]
     platforms = {(os_, arch, b["variant"]) for b in rel for os_ in b["os"] for arch in b["arch"]}
-    for need in [("linux", "x86_64", "cpu"), ("linux", "aarch64", "cpu"), ("windows", "x86_64", "cpu"),
-                 ("darwin", "arm64", "cpu"), ("darwin", "arm64", "mps")]:
+    for need in [
+        ("linux", "x86_64", "cpu"),
+        ("linux", "aarch64", "cpu"),
+        ("windows", "x86_64", "cpu"),
+        ("darwin", "arm64", "cpu"),
+        ("darwin", "arm64", "mps"),
+    ]:
         assert need in platforms, need
     for b in rel:
         if b["variant"] == "cpu" and b["os"] == ["linux", "windows"]:
@@ -355,7 +410,10 @@ def test_pytorch_maxwell_pascal_only_in_cu117_to_cu126() -> None:
     for b in TORCH:
         if b.get("accelerator") == "cuda" and "x86_64" in b["arch"]:
             has_old = {"5.0", "6.0"} <= set(b["compute_capabilities"])
-            assert has_old == (b["variant"] in {"cu117", "cu118", "cu121", "cu124", "cu126"}), (b["version"], b["variant"])
+            assert has_old == (b["variant"] in {"cu117", "cu118", "cu121", "cu124", "cu126"}), (
+                b["version"],
+                b["variant"],
+            )
             assert ("3.7" in b["compute_capabilities"]) == (b["variant"] in {"cu117", "cu118"})
 
 
@@ -364,11 +422,18 @@ def test_pytorch_blackwell_from_2_7() -> None:
         if b.get("accelerator") == "cuda":
             blackwell = "10.0" in b["compute_capabilities"] or "12.0" in b["compute_capabilities"]
             if blackwell:
-                assert Version(b["version"]) >= Version("2.7") and b["variant"] in {"cu128", "cu129", "cu130", "cu132"}
+                assert Version(b["version"]) >= Version("2.7") and b["variant"] in {
+                    "cu128",
+                    "cu129",
+                    "cu130",
+                    "cu132",
+                }
 
 
 def test_pytorch_linux_aarch64_cuda_only_where_the_source_lists_it() -> None:
-    aarch64 = {_minor(b["version"]) for b in TORCH if b.get("accelerator") == "cuda" and "aarch64" in b["arch"]}
+    aarch64 = {
+        _minor(b["version"]) for b in TORCH if b.get("accelerator") == "cuda" and "aarch64" in b["arch"]
+    }
     assert aarch64 == {"2.9", "2.10", "2.11", "2.12", "2.13", "2.14", "2.15"}
     assert _ccs_aarch64("2.13", "cu130") == {"8.0", "9.0", "10.0", "11.0", "12.0"}
 
@@ -382,12 +447,18 @@ def _ccs_aarch64(minor: str, variant: str) -> set[str]:
 # TensorFlow: tested build configurations (Linux GPU) and platform facts (install/pip).
 
 TF_TESTED = {  # version -> (python low, python high, cuDNN, CUDA)
-    "2.10": ("3.7", "3.10", "8.1", "11.2"), "2.11": ("3.7", "3.10", "8.1", "11.2"),
-    "2.12": ("3.8", "3.11", "8.6", "11.8"), "2.13": ("3.8", "3.11", "8.6", "11.8"),
-    "2.14": ("3.9", "3.11", "8.7", "11.8"), "2.15": ("3.9", "3.11", "8.9", "12.2"),
-    "2.16": ("3.9", "3.12", "8.9", "12.3"), "2.17": ("3.9", "3.12", "8.9", "12.3"),
-    "2.18": ("3.9", "3.12", "9.3", "12.5"), "2.19": ("3.9", "3.12", "9.3", "12.5"),
-    "2.20": ("3.9", "3.13", "9.3", "12.5"), "2.21": ("3.10", "3.13", "9.3", "12.5"),
+    "2.10": ("3.7", "3.10", "8.1", "11.2"),
+    "2.11": ("3.7", "3.10", "8.1", "11.2"),
+    "2.12": ("3.8", "3.11", "8.6", "11.8"),
+    "2.13": ("3.8", "3.11", "8.6", "11.8"),
+    "2.14": ("3.9", "3.11", "8.7", "11.8"),
+    "2.15": ("3.9", "3.11", "8.9", "12.2"),
+    "2.16": ("3.9", "3.12", "8.9", "12.3"),
+    "2.17": ("3.9", "3.12", "8.9", "12.3"),
+    "2.18": ("3.9", "3.12", "9.3", "12.5"),
+    "2.19": ("3.9", "3.12", "9.3", "12.5"),
+    "2.20": ("3.9", "3.13", "9.3", "12.5"),
+    "2.21": ("3.10", "3.13", "9.3", "12.5"),
 }
 TF = BUILDS["tensorflow"]
 
@@ -435,7 +506,9 @@ def test_tensorflow_2_18_plus_official_arch_list() -> None:
 def test_keras_builds_set_their_backend() -> None:
     backend_of = {"tensorflow": "tensorflow", "tensorflow-cpu": "tensorflow", "jax": "jax", "torch": "torch"}
     for b in BUILDS["keras"]:
-        backends = {backend_of[canonicalize_name(r.name)] for r in _reqs(b) if canonicalize_name(r.name) in backend_of}
+        backends = {
+            backend_of[canonicalize_name(r.name)] for r in _reqs(b) if canonicalize_name(r.name) in backend_of
+        }
         assert backends == {b["env"]["KERAS_BACKEND"]}, b["variant"]
         assert any(canonicalize_name(r.name) == "keras" for r in _reqs(b))
 
@@ -487,8 +560,12 @@ CI_INSTALLS = {  # framework -> (variant, version, requirements, env)
 def test_installs_here_with_the_measured_pins(name: str) -> None:
     variant, version, requirements, env = CI_INSTALLS[name]
     (b,) = [
-        b for b in BUILDS[name]
-        if b["version"] == version and b["variant"] == variant and "linux" in b["os"] and "x86_64" in b["arch"]
+        b
+        for b in BUILDS[name]
+        if b["version"] == version
+        and b["variant"] == variant
+        and "linux" in b["os"]
+        and "x86_64" in b["arch"]
     ]
     assert b["requirements"] == requirements
     assert b.get("env", {}) == env

@@ -345,21 +345,22 @@ def test_cache_is_used_and_invalidated_by_an_edit(tmp_path: Path, monkeypatch: p
     mod._load.cache_clear()
 
 
-def test_docker_fields_that_reach_a_dockerfile_are_plain_names(tmp_path) -> None:  # noqa: ANN001
+def test_docker_fields_that_reach_a_dockerfile_are_plain_names(tmp_path) -> None:
     # system_packages go into an apt-get RUN line and images into FROM: shell or Dockerfile text is refused
     # with the file and key, before anything is rendered.
     from fwsetup.recipes import validate_dir
 
     good = (shipped_recipes_dir() / "pytorch.toml").read_text()
-    bad = good.replace(
-        'name = "pytorch"', 'name = "pytorch"', 1
-    ) + '''
+    bad = (
+        good.replace('name = "pytorch"', 'name = "pytorch"', 1)
+        + """
 [[builds]]
 version = "9.9.9"
 variant = "cpu"
 requirements = ["torch==9.9.9"]
 docker = { base_image = "debian:12\\nRUN curl evil", system_packages = ["libgomp1; rm -rf /"] }
-'''
+"""
+    )
     (tmp_path / "pytorch.toml").write_text(bad)
     _loaded, problems = validate_dir(tmp_path)
     text = "\n".join(str(p) for p in problems)

@@ -45,7 +45,7 @@ class LabelEngine(Engine):
 
 
 @pytest.fixture
-def use_engine(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def use_engine(monkeypatch: pytest.MonkeyPatch):
     def install(engine: LabelEngine) -> LabelEngine:
         monkeypatch.setattr(docker_backend, "DockerEngine", lambda: engine)
         return engine
@@ -53,11 +53,11 @@ def use_engine(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     return install
 
 
-def invoke(*args: str):  # noqa: ANN202
+def invoke(*args: str):
     return CliRunner().invoke(app, ["smoke", *args], catch_exceptions=False)
 
 
-def test_runs_the_images_own_smoke_test_without_network(use_engine) -> None:  # noqa: ANN001
+def test_runs_the_images_own_smoke_test_without_network(use_engine) -> None:
     ok = RunResult(exit_code=0, stdout="log\n" + json.dumps(REPORT) + "\n", stderr="", seconds=2.0)
     engine = use_engine(LabelEngine({"io.fwsetup.plan": plan_to_json(PLAN)}, ok))
     result = invoke("pytorch", "--image", "img:1", "--json")
@@ -68,15 +68,17 @@ def test_runs_the_images_own_smoke_test_without_network(use_engine) -> None:  # 
     assert "train_pytorch.py" in " ".join(spec.command)
 
 
-def test_gpu_flags_become_device_requests(use_engine) -> None:  # noqa: ANN001
-    ok = RunResult(exit_code=0, stdout=json.dumps({**REPORT, "device": "cuda"}) + "\n", stderr="", seconds=2.0)
+def test_gpu_flags_become_device_requests(use_engine) -> None:
+    ok = RunResult(
+        exit_code=0, stdout=json.dumps({**REPORT, "device": "cuda"}) + "\n", stderr="", seconds=2.0
+    )
     engine = use_engine(LabelEngine({"io.fwsetup.plan": plan_to_json(PLAN)}, ok))
     assert invoke("pytorch", "--image", "img:1", "--gpu", "--all-gpus").exit_code == 0
     assert engine.runs[0].gpus == "all"
     assert "--device" in engine.runs[0].command and "cuda" in engine.runs[0].command
 
 
-def test_an_image_fwsetup_did_not_build_is_a_clear_error(use_engine) -> None:  # noqa: ANN001
+def test_an_image_fwsetup_did_not_build_is_a_clear_error(use_engine) -> None:
     use_engine(LabelEngine({}, RunResult(exit_code=0, stdout="", stderr="", seconds=0.0)))
     from fwsetup.cli import main
 
@@ -84,7 +86,7 @@ def test_an_image_fwsetup_did_not_build_is_a_clear_error(use_engine) -> None:  #
     assert main(["smoke", "pytorch", "--image", "debian:12", "--python", "/usr/bin/python3"]) == 2
 
 
-def test_a_failed_training_step_exits_6(use_engine) -> None:  # noqa: ANN001
+def test_a_failed_training_step_exits_6(use_engine) -> None:
     bad = {**REPORT, "ok": False, "error": "the loss did not fall"}
     use_engine(LabelEngine({"io.fwsetup.plan": plan_to_json(PLAN)},
                            RunResult(exit_code=1, stdout=json.dumps(bad) + "\n", stderr="", seconds=1.0)))  # fmt: skip

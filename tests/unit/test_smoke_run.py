@@ -79,20 +79,26 @@ def test_ok_false_gives_the_scripts_reason(tmp_path: Path) -> None:
     log = tmp_path / "smoke.log"
     with pytest.raises(SmokeError) as info:
         run_smoke([exe], "pytorch", SPEC, log_file=log, where="in /envs/x")
-    assert str(info.value.message) == "the smoke test of pytorch failed in /envs/x: the loss did not fall (1 -> 2)"
+    assert (
+        str(info.value.message)
+        == "the smoke test of pytorch failed in /envs/x: the loss did not fall (1 -> 2)"
+    )
     assert info.value.exit_code == 6
     assert "the loss did not fall" in log.read_text()
 
 
 def test_crash_without_report(tmp_path: Path) -> None:
-    exe = _fake(tmp_path, 'print("Traceback ...", file=sys.stderr)\nprint("ImportError: libfoo.so", file=sys.stderr)\nsys.exit(3)\n')
+    exe = _fake(
+        tmp_path,
+        'print("Traceback ...", file=sys.stderr)\nprint("ImportError: libfoo.so", file=sys.stderr)\nsys.exit(3)\n',
+    )
     with pytest.raises(SmokeError, match=r"printed no report \(exit status 3\); ImportError: libfoo.so"):
         run_smoke([exe], "pytorch", SPEC)
 
 
 def test_killed_by_sigill_names_cpu_features(tmp_path: Path) -> None:
     exe = _fake(tmp_path, "import signal\nos.kill(os.getpid(), signal.SIGILL)\n")
-    with pytest.raises(SmokeError, match="SIGILL.*CPU"):
+    with pytest.raises(SmokeError, match=r"SIGILL.*CPU"):
         run_smoke([exe], "pytorch", SPEC)
 
 
@@ -116,9 +122,14 @@ def test_gpu_asked_but_report_says_cpu(tmp_path: Path) -> None:
 def test_injected_runner_and_container_path() -> None:
     seen = {}
 
-    def runner(argv, *, timeout, env=None, env_overrides=None):  # noqa: ANN001, ANN202
+    def runner(argv, *, timeout, env=None, env_overrides=None):
         seen["argv"], seen["env"] = list(argv), dict(env_overrides or {})
-        return proc.Result(argv=tuple(argv), returncode=0, stdout='{"ok": true, "framework": "jax", "device": "cuda:0"}', stderr="")
+        return proc.Result(
+            argv=tuple(argv),
+            returncode=0,
+            stdout='{"ok": true, "framework": "jax", "device": "cuda:0"}',
+            stderr="",
+        )
 
     prefix = ["docker", "run", "--rm", "img", "/opt/venv/bin/python"]
     spec = SmokeSpec(script="jax", device="cuda", all_gpus=True, env={"XLA_FLAGS": "x"})
@@ -177,7 +188,11 @@ def test_harness_contract(tmp_path: Path, mode: str, args: list[str], ok: bool, 
     script.write_text(_FAKE_FRAMEWORK.format(smoke_dir=str(SMOKE_DIR)))
     cp = subprocess.run(
         [sys.executable, str(script), "--steps", "5", *args],
-        capture_output=True, text=True, env={"FAKE_MODE": mode, "PATH": "/usr/bin:/bin"}, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        env={"FAKE_MODE": mode, "PATH": "/usr/bin:/bin"},
+        check=False,
+        timeout=60,
     )
     report = parse_report(cp.stdout)
     assert report is not None, cp.stdout + cp.stderr
@@ -194,14 +209,20 @@ def test_smoke_command_exit_codes(tmp_path: Path) -> None:
 
     from fwsetup.cli import app
 
-    good = _fake(tmp_path, 'print(json.dumps({"ok": True, "framework": "jax", "version": "9", "device": "cpu", "steps": 3, "loss_before": 1, "loss_after": 0.5}))\n')
+    good = _fake(
+        tmp_path,
+        'print(json.dumps({"ok": True, "framework": "jax", "version": "9", "device": "cpu", "steps": 3, "loss_before": 1, "loss_after": 0.5}))\n',
+    )
     res = CliRunner().invoke(app, ["smoke", "jax", "--python", str(good), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.strip().splitlines()[-1])["ok"] is True
 
     bad_dir = tmp_path / "bad"
     bad_dir.mkdir()
-    bad = _fake(bad_dir, 'print(json.dumps({"ok": False, "framework": "jax", "error": "JAX runs on cpu"}))\nsys.exit(1)\n')
+    bad = _fake(
+        bad_dir,
+        'print(json.dumps({"ok": False, "framework": "jax", "error": "JAX runs on cpu"}))\nsys.exit(1)\n',
+    )
     from fwsetup.cli import main
 
     assert main(["smoke", "jax", "--python", str(bad), "--gpu"]) == 6

@@ -138,9 +138,11 @@ def test_lock_serialises_and_times_out(tmp_path: Path) -> None:
     t.start()
     held.wait(5)
     messages: list[str] = []
-    with pytest.raises(InstallError, match="still installing"):
-        with staging.target_lock(target, timeout=0.5, on_wait=messages.append):
-            pass
+    with (
+        pytest.raises(InstallError, match="still installing"),
+        staging.target_lock(target, timeout=0.5, on_wait=messages.append),
+    ):
+        pass
     assert messages and "waiting" in messages[0]
     release.set()
     t.join()
@@ -179,10 +181,14 @@ def test_lock_file_roundtrip_and_digest(tmp_path: Path) -> None:
     d1 = staging.plan_digest({"a": 1, "b": [1, 2]}, {"python": "3.11"})
     d2 = staging.plan_digest({"b": [1, 2], "a": 1}, {"python": "3.11"})
     assert d1 == d2 and d1.startswith("sha256:")
-    assert staging.plan_digest({"a": 1}, {"python": "3.12"}) != staging.plan_digest({"a": 1}, {"python": "3.11"})
+    assert staging.plan_digest({"a": 1}, {"python": "3.12"}) != staging.plan_digest(
+        {"a": 1}, {"python": "3.11"}
+    )
     staging.write_lock_file(env, {"plan_digest": d1, "packages": [{"name": "x", "version": "1"}]})
     data = staging.read_lock_file(env)
-    assert data is not None and data["plan_digest"] == d1 and data["lock_version"] == staging.LOCK_FILE_VERSION
+    assert (
+        data is not None and data["plan_digest"] == d1 and data["lock_version"] == staging.LOCK_FILE_VERSION
+    )
     (env / ".fwsetup" / "lock.json").write_text("{not json")
     assert staging.read_lock_file(env) is None
 

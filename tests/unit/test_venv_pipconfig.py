@@ -62,7 +62,12 @@ def test_file_order_and_install_section(tmp_path: Path, home: Path) -> None:
 def test_env_vars_win_and_pip_config_file(tmp_path: Path, home: Path) -> None:
     _write(home / ".config" / "pip" / "pip.conf", "[global]\nindex-url = https://user.example/simple\n")
     cfg = _write(tmp_path / "custom.conf", "[global]\nfind-links = /custom/wheels\n")
-    env = _env(home, tmp_path, PIP_CONFIG_FILE=str(cfg), PIP_EXTRA_INDEX_URL="https://a.example/simple https://b.example/simple")
+    env = _env(
+        home,
+        tmp_path,
+        PIP_CONFIG_FILE=str(cfg),
+        PIP_EXTRA_INDEX_URL="https://a.example/simple https://b.example/simple",
+    )
     s = pipconfig.read_pip_settings(env)
     # PIP_CONFIG_FILE (existing) replaces the user files, as in pip
     assert s.index_url is None
@@ -110,9 +115,14 @@ def test_to_uv_flags(tmp_path: Path) -> None:
     assert args[args.index("--index-url") + 1] == "https://corp.example/simple"
     assert args[args.index("--extra-index-url") + 1] == mirror.as_uri()
     assert "file:///no/such/simple" not in args and "/no/such/wheels" not in args
-    assert [args[i + 1] for i, a in enumerate(args) if a == "--find-links"] == [str(wheels), "https://wheels.example/"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--find-links"] == [
+        str(wheels),
+        "https://wheels.example/",
+    ]
     assert args[args.index("--allow-insecure-host") + 1] == "corp.example"
-    assert args[args.index("--index-strategy") + 1] == "unsafe-best-match"  # pip's semantics for a partial mirror
+    assert (
+        args[args.index("--index-strategy") + 1] == "unsafe-best-match"
+    )  # pip's semantics for a partial mirror
     assert cfg.env["SSL_CERT_FILE"] == str(cert)
     assert cfg.env["HTTPS_PROXY"] == "http://proxy:3128"
     assert cfg.env["UV_HTTP_TIMEOUT"] == "180"
@@ -129,13 +139,18 @@ def test_to_uv_plan_index_first_and_first_index(tmp_path: Path) -> None:
 
 
 def test_to_uv_offline_and_wheelhouse(tmp_path: Path) -> None:
-    s = pipconfig.PipSettings(extra_index_urls=("https://mirror.example/simple",), find_links=(str(tmp_path),))
+    s = pipconfig.PipSettings(
+        extra_index_urls=("https://mirror.example/simple",), find_links=(str(tmp_path),)
+    )
     wh = tmp_path / "wh"
     wh.mkdir()
     cfg = pipconfig.to_uv(s, plan_indexes=["https://x.example"], wheelhouse=wh, offline=True, env={})
     assert "--offline" in cfg.args and "--no-index" in cfg.args
     assert "--extra-index-url" not in cfg.args
-    assert [cfg.args[i + 1] for i, a in enumerate(cfg.args) if a == "--find-links"] == [str(wh), str(tmp_path)]
+    assert [cfg.args[i + 1] for i, a in enumerate(cfg.args) if a == "--find-links"] == [
+        str(wh),
+        str(tmp_path),
+    ]
 
 
 def test_proxy_not_overriding_existing_env() -> None:

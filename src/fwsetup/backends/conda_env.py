@@ -150,8 +150,16 @@ _YAML_WORDS = frozenset({"yes", "no", "true", "false", "null", "on", "off", "y",
 def _scalar(value: str) -> str:
     # YAML 1.1 reads 0x1f, 0o17, 1_000, 1:30, .inf, .nan as numbers: anything that starts like a number
     # (or is one of the special floats) is quoted.
-    looks_numeric = re.match(r"[-+.]?[0-9]", value) is not None or value.lower().lstrip("+-") in (".inf", ".nan")
-    if _PLAIN.match(value) and not value.endswith(" ") and value.lower() not in _YAML_WORDS and not looks_numeric:
+    looks_numeric = re.match(r"[-+.]?[0-9]", value) is not None or value.lower().lstrip("+-") in (
+        ".inf",
+        ".nan",
+    )
+    if (
+        _PLAIN.match(value)
+        and not value.endswith(" ")
+        and value.lower() not in _YAML_WORDS
+        and not looks_numeric
+    ):
         return value
     return _quoted(value)
 

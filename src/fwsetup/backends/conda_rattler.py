@@ -73,7 +73,9 @@ def handle(req: dict[str, Any]) -> dict[str, Any]:
     if req["op"] == "solve":
         return {"ok": True, "packages": rows}
     key = ("name", "version", "build", "sha256")
-    if [tuple(r.get(k) for k in key) for r in rows] != [tuple(r.get(k) for k in key) for r in req.get("expect", [])]:
+    if [tuple(r.get(k) for k in key) for r in rows] != [
+        tuple(r.get(k) for k in key) for r in req.get("expect", [])
+    ]:
         return {"ok": False, "kind": "changed", "error": "the channel's packages changed since the solve"}
     final = req.get("final")
     try:

@@ -166,7 +166,11 @@ class CliInstaller(Installer):
             raise explain(_error_text(res, data), env, tool=self.label)
         actions = data.get("actions", {}) if isinstance(data, dict) else {}
         link = actions.get("LINK", []) if isinstance(actions, dict) else []
-        fetch = {(r.get("name"), r.get("version")): r for r in actions.get("FETCH", []) or [] if isinstance(r, dict)}
+        fetch = {
+            (r.get("name"), r.get("version")): r
+            for r in actions.get("FETCH", []) or []
+            if isinstance(r, dict)
+        }
         packages = []
         for rec in link:
             if not isinstance(rec, dict):
@@ -236,7 +240,9 @@ def _rattler_version() -> str:
     from importlib.util import find_spec
 
     if find_spec("rattler") is None:
-        msg = "no conda installer here: no micromamba, mamba or conda on PATH, and py-rattler is not installed."
+        msg = (
+            "no conda installer here: no micromamba, mamba or conda on PATH, and py-rattler is not installed."
+        )
         raise InstallError(msg, hint=f"To create conda environments, {RATTLER_MISSING}.")
     try:
         return metadata.version("py-rattler")
@@ -267,8 +273,15 @@ class RattlerInstaller(Installer):
             argv += ["--channel", channel]
         return argv + list(env.specs)
 
-    def _call(self, request: dict[str, Any], env: CondaEnv, timeout: float, log: Path | None = None) -> list[dict[str, Any]]:
-        request = {"channels": list(env.channels), "specs": list(env.specs), "cuda": env.cuda_driver, **request}
+    def _call(
+        self, request: dict[str, Any], env: CondaEnv, timeout: float, log: Path | None = None
+    ) -> list[dict[str, Any]]:
+        request = {
+            "channels": list(env.channels),
+            "specs": list(env.specs),
+            "cuda": env.cuda_driver,
+            **request,
+        }
         child_env = dict(self.base_env or os.environ)
         child_env.pop("PYTHONHOME", None)
         # The child must import this fwsetup, whatever the caller's PYTHONPATH says.
@@ -346,7 +359,9 @@ def read_conda_meta(prefix: Path) -> list[dict[str, Any]]:
 
 # -- solver output -> one message -----------------------------------------------------------------------
 
-_CUDA = re.compile(r"__cuda\s*(?:\[version=')?\s*([<>=!~]=?\s*[0-9][\w.*]*(?:\s*,\s*[<>=!~]=?\s*[0-9][\w.*]*)*)")
+_CUDA = re.compile(
+    r"__cuda\s*(?:\[version=')?\s*([<>=!~]=?\s*[0-9][\w.*]*(?:\s*,\s*[<>=!~]=?\s*[0-9][\w.*]*)*)"
+)
 _NEEDED_BY = re.compile(r"needed by\s+([A-Za-z0-9_][A-Za-z0-9_.\-]*?)-([0-9][\w.+!]*)-")
 _MISSING = (
     re.compile(r"No candidates were found for\s+(.+?)\.?\s*$", re.M),  # rattler
@@ -355,11 +370,27 @@ _MISSING = (
     re.compile(r"PackagesNotFoundError.*?:\s*\n\s*-\s*(.+?)\s*$", re.M | re.S),  # conda
     re.compile(r"^\s*-\s*(\S+)\s*$", re.M),  # conda's list of missing specs
 )
-_NETWORK = ("dns error", "client error (connect)", "could not resolve host", "name or service not known",
-            "connectionerror", "connection refused", "network is unreachable", "timed out", "curl error 6",
-            "curl error 7", "failed to connect")
-_NO_CHANNEL = ("404", "could not find subdir", "unavailableinvalidchannel", "channelnotallowed",
-               "no such file or directory", "not found")
+_NETWORK = (
+    "dns error",
+    "client error (connect)",
+    "could not resolve host",
+    "name or service not known",
+    "connectionerror",
+    "connection refused",
+    "network is unreachable",
+    "timed out",
+    "curl error 6",
+    "curl error 7",
+    "failed to connect",
+)
+_NO_CHANNEL = (
+    "404",
+    "could not find subdir",
+    "unavailableinvalidchannel",
+    "channelnotallowed",
+    "no such file or directory",
+    "not found",
+)
 
 
 def _first_line(exc: BaseException | str) -> str:
@@ -391,7 +422,9 @@ def _cuda_requirer(lines: list[str], i: int) -> tuple[str, str] | None:
     m = _NEEDED_BY.search(line)  # libsolv: "nothing provides __cuda >=12.8 needed by pkg-1.0-0"
     if m:
         return m.group(1), m.group(2)
-    m = re.search(r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*->\s*__cuda", line)  # conda: "pkg -> __cuda[version=...]"
+    m = re.search(
+        r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*->\s*__cuda", line
+    )  # conda: "pkg -> __cuda[version=...]"
     if m:
         return m.group(1), ""
     for j in range(i - 1, -1, -1):  # rattler / libmamba trees: the parent line names the package
@@ -402,7 +435,12 @@ def _cuda_requirer(lines: list[str], i: int) -> tuple[str, str] | None:
 
 
 def _cuda_constraint(line: str) -> str | None:
-    if "__cuda" not in line or "feature:" in line or "::__cuda" in line or "installed version" in line.lower():
+    if (
+        "__cuda" not in line
+        or "feature:" in line
+        or "::__cuda" in line
+        or "installed version" in line.lower()
+    ):
         return None  # conda's description of the machine's own __cuda, not a requirement
     m = _CUDA.search(line)
     return re.sub(r"\s+", "", m.group(1)) if m else None
@@ -442,7 +480,9 @@ def _explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
             "CONDA_OVERRIDE_CUDA=X.Y tells the solver to assume another driver.",
         )
 
-    if any(s in low for s in _NETWORK) and ("http" in low or "channel" in low or "url" in low or "curl" in low):
+    if any(s in low for s in _NETWORK) and (
+        "http" in low or "channel" in low or "url" in low or "curl" in low
+    ):
         channel = _which_channel(text, env)
         msg = f"cannot reach conda channel {channel}: {_network_reason(text)}."
         return NetworkError(
@@ -451,7 +491,9 @@ def _explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
             "CONDA_CHANNEL_ALIAS) or a local channel folder.",
         )
 
-    if ("gatewayerror" in low or "fetchrepodata" in low or "channel" in low) and any(s in low for s in _NO_CHANNEL):
+    if ("gatewayerror" in low or "fetchrepodata" in low or "channel" in low) and any(
+        s in low for s in _NO_CHANNEL
+    ):
         channel = _which_channel(text, env)
         msg = f"conda channel {channel} does not exist or has no packages for this platform ({_first_line(_strip_kind(text))})."
         return InstallError(msg, hint="Check the channel name or URL in the recipe's conda table.")
@@ -465,7 +507,9 @@ def _explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
         if m:
             what = m.group(1).strip().rstrip(".")
             msg = f"no package in conda channel(s) {channels} matches {what}."
-            return InstallError(msg, hint="Check the package name and version in the recipe, and its channels.")
+            return InstallError(
+                msg, hint="Check the package name and version in the recipe, and its channels."
+            )
 
     if "solvererror" in low or "cannot solve" in low or "unsatisfiable" in low or "could not solve" in low:
         summary = _solver_summary(lines)

@@ -115,7 +115,9 @@ class Engine(ABC):
         """The image's labels, or None when there is no such image."""
 
 
-def collect_build(events: Iterator[BuildEvent], tag: str, *, on_event=None) -> tuple[BuildResult | None, list[BuildEvent]]:  # noqa: ANN001
+def collect_build(
+    events: Iterator[BuildEvent], tag: str, *, on_event=None
+) -> tuple[BuildResult | None, list[BuildEvent]]:
     """Fold build events into step records. Returns (result or None when the build failed, all events)."""
     import time
 
@@ -143,7 +145,12 @@ def collect_build(events: Iterator[BuildEvent], tag: str, *, on_event=None) -> t
             on_event(ev)
         if ev.kind == "step":
             close()
-            current = {"number": ev.step or len(steps) + 1, "instruction": ev.text, "cached": False, "log": []}
+            current = {
+                "number": ev.step or len(steps) + 1,
+                "instruction": ev.text,
+                "cached": False,
+                "log": [],
+            }
         elif ev.kind == "cache":
             if current is not None:
                 current["cached"] = True

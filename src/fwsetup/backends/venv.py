@@ -331,10 +331,10 @@ def _tail(path: Path | None, n: int = 15) -> str:
 
 def read_pylock(path: Path) -> list[dict[str, Any]]:
     """[{name, version, url, sha256, size}] from a PEP 751 pylock.toml (the wheel chosen for this machine)."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10
+        import tomli as tomllib
 
     data = tomllib.loads(path.read_text())
     out = []

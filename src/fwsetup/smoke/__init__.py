@@ -30,7 +30,8 @@ SMOKE_DIR: Final = Path(__file__).resolve().parent
 
 # name (a recipe's `smoke` / SmokeSpec.script) -> script file in SMOKE_DIR
 SCRIPTS: Final = {
-    name: f"train_{name}.py" for name in ("pytorch", "tensorflow", "keras", "jax", "mxnet", "theano", "pytensor")
+    name: f"train_{name}.py"
+    for name in ("pytorch", "tensorflow", "keras", "jax", "mxnet", "theano", "pytensor")
 }
 
 
@@ -48,8 +49,18 @@ def script_path(name: str, env: Mapping[str, str] | None = None) -> Path:
     if p.is_absolute() or p.parent != Path("."):
         return p
     for folder in smoke_dirs(env):
-        for candidate in (SCRIPTS.get(name) if folder == SMOKE_DIR else None, f"train_{name}.py", name, f"{name}.py"):
-            if candidate and (folder / candidate).is_file() and not candidate.startswith("_") and candidate != "runner.py":
+        for candidate in (
+            SCRIPTS.get(name) if folder == SMOKE_DIR else None,
+            f"train_{name}.py",
+            name,
+            f"{name}.py",
+        ):
+            if (
+                candidate
+                and (folder / candidate).is_file()
+                and not candidate.startswith("_")
+                and candidate != "runner.py"
+            ):
                 return folder / candidate
     from fwsetup.errors import SmokeError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import _harness as h
 
 
-def train_symbolic(opts: h.Options, result: dict, th, tt) -> None:  # noqa: ANN001
+def train_symbolic(opts: h.Options, result: dict, th, tt) -> None:
     """th: the theano/pytensor module; tt: its tensor module."""
     import numpy as np
 

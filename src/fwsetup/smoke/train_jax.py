@@ -11,7 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _harness as h  # noqa: E402
+import _harness as h
 
 
 def train(opts: h.Options, result: dict) -> None:
@@ -52,7 +52,7 @@ def train(opts: h.Options, result: dict) -> None:
         "b2": jnp.zeros(1),
     }
 
-    def loss_fn(p, x, y):  # noqa: ANN001, ANN202
+    def loss_fn(p, x, y):
         hid = jnp.tanh(x @ p["w1"] + p["b1"])
         return jnp.mean((hid @ p["w2"] + p["b2"] - y) ** 2)
 
@@ -62,7 +62,7 @@ def train(opts: h.Options, result: dict) -> None:
         result["optimizer"] = "optax.adam"
 
         @jax.jit
-        def step(p, s, x, y):  # noqa: ANN001, ANN202
+        def step(p, s, x, y):
             grads = jax.grad(loss_fn)(p, x, y)
             updates, s = tx.update(grads, s, p)
             return optax.apply_updates(p, updates), s
@@ -71,7 +71,7 @@ def train(opts: h.Options, result: dict) -> None:
         result["optimizer"] = "sgd (jax.grad)"
 
         @jax.jit
-        def step(p, s, x, y):  # noqa: ANN001, ANN202
+        def step(p, s, x, y):
             grads = jax.grad(loss_fn)(p, x, y)
             return jax.tree_util.tree_map(lambda a, g: a - 0.1 * g, p, grads), s
 

@@ -12,7 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _harness as h  # noqa: E402
+import _harness as h
 
 
 def _gpu_check(backend: str) -> str:
@@ -26,7 +26,10 @@ def _gpu_check(backend: str) -> str:
     if backend == "jax":
         import jax
 
-        h.require(jax.default_backend() == "gpu", f"--gpu asked, but JAX (the Keras backend) runs on {jax.default_backend()}")
+        h.require(
+            jax.default_backend() == "gpu",
+            f"--gpu asked, but JAX (the Keras backend) runs on {jax.default_backend()}",
+        )
         return str(jax.devices()[0])
     if backend == "torch":
         import torch
@@ -48,7 +51,9 @@ def train(opts: h.Options, result: dict) -> None:
         if "xla_force_host_platform_device_count" not in flags:
             os.environ["XLA_FLAGS"] = (flags + " --xla_force_host_platform_device_count=2").strip()
     if opts.all_gpus and backend == "torch":
-        raise h.Fail("--all-gpus: Keras has no data-parallel training for the torch backend; use the pytorch smoke test")
+        raise h.Fail(
+            "--all-gpus: Keras has no data-parallel training for the torch backend; use the pytorch smoke test"
+        )
     t = h.Timer()
     import keras
     import numpy as np
@@ -84,8 +89,10 @@ def train(opts: h.Options, result: dict) -> None:
         scope = strategy.scope()
         result["distributed"] = f"MirroredStrategy, {devices} replicas"
 
-    def build():  # noqa: ANN202
-        model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(32, activation="tanh"), keras.layers.Dense(1)])
+    def build():
+        model = keras.Sequential(
+            [keras.Input((16,)), keras.layers.Dense(32, activation="tanh"), keras.layers.Dense(1)]
+        )
         model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
         return model
 

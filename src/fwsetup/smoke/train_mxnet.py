@@ -10,7 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _harness as h  # noqa: E402
+import _harness as h
 
 
 def train(opts: h.Options, result: dict) -> None:
@@ -22,7 +22,10 @@ def train(opts: h.Options, result: dict) -> None:
     result["version"] = mx.__version__
     if opts.device == "cuda":
         n = mx.context.num_gpus()
-        h.require(n > 0, "--gpu asked, but MXNet sees no GPU (a CPU build, or mxnet-cuXXX does not match the driver)")
+        h.require(
+            n > 0,
+            "--gpu asked, but MXNet sees no GPU (a CPU build, or mxnet-cuXXX does not match the driver)",
+        )
         ctxs = [mx.gpu(i) for i in range(n)] if opts.all_gpus else [mx.gpu(0)]
     else:
         h.require(opts.device == "cpu", f"MXNet has no {opts.device} support")

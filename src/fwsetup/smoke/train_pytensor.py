@@ -10,13 +10,15 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _harness as h  # noqa: E402
-from _symbolic import train_symbolic  # noqa: E402
+import _harness as h
+from _symbolic import train_symbolic
 
 
 def train(opts: h.Options, result: dict) -> None:
     h.require(not opts.all_gpus, "--all-gpus: PyTensor has no data-parallel training")
-    h.require(opts.device == "cpu", "--gpu: PyTensor has no GPU backend of its own (its JAX linker can use one)")
+    h.require(
+        opts.device == "cpu", "--gpu: PyTensor has no GPU backend of its own (its JAX linker can use one)"
+    )
     t = h.Timer()
     import pytensor
     import pytensor.tensor as pt

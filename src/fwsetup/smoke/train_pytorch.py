@@ -12,14 +12,14 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _harness as h  # noqa: E402
+import _harness as h
 
 
-def _model(torch):  # noqa: ANN001, ANN202
+def _model(torch):
     return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
 
 
-def _data(torch, seed: int, device):  # noqa: ANN001, ANN202
+def _data(torch, seed: int, device):
     g = torch.Generator().manual_seed(1000 + seed)
     x = torch.randn(256, 16, generator=g)
     w = torch.randn(16, 1, generator=torch.Generator().manual_seed(7))
@@ -27,7 +27,7 @@ def _data(torch, seed: int, device):  # noqa: ANN001, ANN202
     return x.to(device), y.to(device)
 
 
-def _device(torch, opts: h.Options):  # noqa: ANN001, ANN202
+def _device(torch, opts: h.Options):
     if opts.device == "cuda":
         if not torch.cuda.is_available():
             why = (
@@ -39,12 +39,14 @@ def _device(torch, opts: h.Options):  # noqa: ANN001, ANN202
             raise h.Fail(f"--gpu asked, but torch cannot use a GPU: {why}")
         return torch.device("cuda", 0)
     if opts.device == "mps":
-        h.require(torch.backends.mps.is_available(), "--gpu asked, but torch.backends.mps.is_available() is False")
+        h.require(
+            torch.backends.mps.is_available(), "--gpu asked, but torch.backends.mps.is_available() is False"
+        )
         return torch.device("mps")
     return torch.device("cpu")
 
 
-def _train_steps(torch, model, x, y, steps: int) -> tuple[float, float]:  # noqa: ANN001
+def _train_steps(torch, model, x, y, steps: int) -> tuple[float, float]:
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     loss_fn = torch.nn.MSELoss()
     with torch.no_grad():
@@ -87,7 +89,7 @@ def train(opts: h.Options, result: dict) -> None:
     )
 
 
-def _worker(rank: int, world: int, store: str, opts: h.Options, queue) -> None:  # noqa: ANN001
+def _worker(rank: int, world: int, store: str, opts: h.Options, queue) -> None:
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -122,7 +124,7 @@ def _worker(rank: int, world: int, store: str, opts: h.Options, queue) -> None: 
         dist.destroy_process_group()
 
 
-def _train_ddp(torch, opts: h.Options, result: dict) -> None:  # noqa: ANN001
+def _train_ddp(torch, opts: h.Options, result: dict) -> None:
     import torch.multiprocessing as mp
 
     world = torch.cuda.device_count() if opts.device == "cuda" else 2

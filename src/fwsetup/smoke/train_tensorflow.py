@@ -10,7 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _harness as h  # noqa: E402
+import _harness as h
 
 
 def train(opts: h.Options, result: dict) -> None:
@@ -28,8 +28,11 @@ def train(opts: h.Options, result: dict) -> None:
         h.require(
             bool(gpus),
             "--gpu asked, but TensorFlow sees no GPU: "
-            + ("it is built with CUDA, so the driver or CUDA libraries are missing (pip install tensorflow[and-cuda])"
-               if built else "this is a CPU-only build (tensorflow-cpu); install tensorflow[and-cuda]"),
+            + (
+                "it is built with CUDA, so the driver or CUDA libraries are missing (pip install tensorflow[and-cuda])"
+                if built
+                else "this is a CPU-only build (tensorflow-cpu); install tensorflow[and-cuda]"
+            ),
         )
     tf.random.set_seed(opts.seed)
     if opts.all_gpus:
@@ -57,10 +60,10 @@ def train(opts: h.Options, result: dict) -> None:
         b2 = tf.Variable(tf.zeros(1), aggregation=mean)
     params = [w1, b1, w2, b2]
 
-    def loss_fn(x, y):  # noqa: ANN001, ANN202
+    def loss_fn(x, y):
         return tf.reduce_mean((tf.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2)
 
-    def replica_step(x, y):  # noqa: ANN001, ANN202
+    def replica_step(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(x, y)
         grads = tape.gradient(loss, params)
@@ -75,7 +78,7 @@ def train(opts: h.Options, result: dict) -> None:
     batches = iter(strategy.experimental_distribute_dataset(dataset))
 
     @tf.function
-    def step(batch):  # noqa: ANN001, ANN202
+    def step(batch):
         per_replica = strategy.run(replica_step, args=batch)
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 

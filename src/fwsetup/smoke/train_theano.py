@@ -10,14 +10,17 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _harness as h  # noqa: E402
-from _symbolic import train_symbolic  # noqa: E402
+import _harness as h
+from _symbolic import train_symbolic
 
 
 def train(opts: h.Options, result: dict) -> None:
     h.require(not opts.all_gpus, "--all-gpus: Theano has no data-parallel training")
-    h.require(opts.device == "cpu", "--gpu: Theano's GPU backend (libgpuarray) is not supported by this smoke test; "
-              "Theano is retired, use PyTensor, JAX or PyTorch on the GPU")
+    h.require(
+        opts.device == "cpu",
+        "--gpu: Theano's GPU backend (libgpuarray) is not supported by this smoke test; "
+        "Theano is retired, use PyTensor, JAX or PyTorch on the GPU",
+    )
     flags = os.environ.get("THEANO_FLAGS", "")
     if "blas.ldflags" not in flags and "blas__ldflags" not in flags:
         flags = ",".join(f for f in (flags, "blas.ldflags=") if f)

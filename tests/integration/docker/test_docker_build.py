@@ -19,10 +19,9 @@ import pytest
 
 from fwsetup.backends.docker import DockerBackend, DockerEngine, ImageOptions, ImageResult
 from fwsetup.backends.engine import RunSpec
-from fwsetup.plan.container import linux_profile, plan_image
-from fwsetup.plan import build_request
 from fwsetup.detect import get_host
-from fwsetup.plan import Plan
+from fwsetup.plan import Plan, build_request
+from fwsetup.plan.container import linux_profile, plan_image
 from fwsetup.recipes import load_recipes
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -41,7 +40,9 @@ def engine() -> DockerEngine:
     eng = DockerEngine(buildkit=False)
     eng.check()
     if eng.image_size(BASE) is None:
-        pytest.skip(f"base image {BASE} is missing: run ./scripts/make-base-image (it needs debootstrap and root)")
+        pytest.skip(
+            f"base image {BASE} is missing: run ./scripts/make-base-image (it needs debootstrap and root)"
+        )
     if not list(WHEELHOUSE.glob("torch-2.13.0*cp311*.whl")):
         pytest.skip(f"no torch 2.13.0 cp311 wheel in {WHEELHOUSE} (FWSETUP_TEST_WHEELHOUSE)")
     return eng
@@ -86,7 +87,9 @@ def test_smoke_container_really_has_no_network_and_no_root(engine: DockerEngine,
         "except OSError as exc:\n"
         "    print('net', 'no', exc)\n"
     )
-    res = engine.run(RunSpec(image=built.tag, command=["python", "-c", script], user="fwsetup", network="none"))
+    res = engine.run(
+        RunSpec(image=built.tag, command=["python", "-c", script], user="fwsetup", network="none")
+    )
     assert res.exit_code == 0, res.stderr
     out = dict(line.split(" ", 1) for line in res.stdout.strip().splitlines())
     assert out["uid"] != "0"
@@ -121,7 +124,9 @@ def _files(engine: DockerEngine, image: str) -> Iterator[tuple[tarfile.TarInfo, 
         container.remove(force=True)
 
 
-def test_final_image_has_no_ca_bundle_copy_pip_config_or_index_settings(engine: DockerEngine, built: ImageResult) -> None:
+def test_final_image_has_no_ca_bundle_copy_pip_config_or_index_settings(
+    engine: DockerEngine, built: ImageResult
+) -> None:
     from fwsetup.backends.docker import read_index_settings
 
     settings = read_index_settings(dict(os.environ))
@@ -147,9 +152,13 @@ def test_final_image_has_no_ca_bundle_copy_pip_config_or_index_settings(engine: 
         data = f.read() if f is not None else b""
         if CANARY.encode() in data:
             found.append(f"{name} (has the index settings)")
-        if ca_digest and member.size == ca_size and name not in allowed:
-            if hashlib.sha256(data).hexdigest() == ca_digest:
-                found.append(f"{name} (a copy of {settings.cert})")
+        if (
+            ca_digest
+            and member.size == ca_size
+            and name not in allowed
+            and hashlib.sha256(data).hexdigest() == ca_digest
+        ):
+            found.append(f"{name} (a copy of {settings.cert})")
     assert not found, found
     # Nor in the image's metadata: environment, labels, history.
     attrs = engine.client.images.get(built.tag).attrs
@@ -168,7 +177,9 @@ def test_labels_and_plan(engine: DockerEngine, built: ImageResult, torch_plan: P
     assert engine.client.images.get(built.tag).attrs["Config"]["User"] == "fwsetup"
 
 
-def test_nothing_changed_every_step_is_cached(engine: DockerEngine, built: ImageResult, torch_plan: Plan) -> None:
+def test_nothing_changed_every_step_is_cached(
+    engine: DockerEngine, built: ImageResult, torch_plan: Plan
+) -> None:
     again = DockerBackend(engine).build_image(torch_plan, options(run_smoke=False))
     assert again.image_id == built.image_id
     assert not again.build.rebuilt, [s.instruction for s in again.build.rebuilt]

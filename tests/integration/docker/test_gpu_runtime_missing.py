@@ -26,7 +26,9 @@ TAG = "fwsetup-test/no-gpu-runtime:1"
 
 
 def docker(*args: str, input: str | None = None) -> str:
-    cp = subprocess.run(["docker", *args], capture_output=True, text=True, input=input, timeout=300, check=True)
+    cp = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, input=input, timeout=300, check=True
+    )
     return cp.stdout
 
 

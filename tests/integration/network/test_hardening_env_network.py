@@ -15,11 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-from fwsetup.backends.venv import find_uv
 from test_hardening_env import _site, flat, fwsetup
 
-needs_uv = pytest.mark.skipif(find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)")
+from fwsetup.backends.venv import find_uv
+
+needs_uv = pytest.mark.skipif(
+    find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)"
+)
 
 
 @pytest.mark.network

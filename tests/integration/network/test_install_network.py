@@ -30,8 +30,9 @@ ALL_GPUS_ON_CPU = ["pytorch", "tensorflow", "keras", "jax", "mxnet"]
 
 
 def fwsetup(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fwsetup", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "fwsetup", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,9 @@ def _install(name: str, envs: Path) -> dict:
     if name == "pytorch":
         settings = read_pip_settings()
         if "torch" not in local_wheels(list(settings.find_links), PY):
-            pytest.skip("no torch wheel in the find-links of this machine's pip configuration (PyTorch's index is not reachable here)")
+            pytest.skip(
+                "no torch wheel in the find-links of this machine's pip configuration (PyTorch's index is not reachable here)"
+            )
     cp = fwsetup("install", name, "--cpu", "--python", PY, "--env", str(envs / name), "--json")
     assert cp.returncode == 0, f"fwsetup install {name} failed ({cp.returncode}):\n{cp.stderr[-4000:]}"
     doc = json.loads(cp.stdout)
@@ -66,8 +69,15 @@ def test_install_and_smoke(name: str, envs: Path) -> None:
     target = Path(doc["target"])
     lock = json.loads((target / ".fwsetup" / "lock.json").read_text())
     assert lock["plan_digest"].startswith("sha256:")
-    main_pkg = {"pytorch": "torch", "tensorflow": "tensorflow-cpu", "keras": "keras", "jax": "jax", "mxnet": "mxnet",
-                "theano": "theano", "pytensor": "pytensor"}[name]
+    main_pkg = {
+        "pytorch": "torch",
+        "tensorflow": "tensorflow-cpu",
+        "keras": "keras",
+        "jax": "jax",
+        "mxnet": "mxnet",
+        "theano": "theano",
+        "pytensor": "pytensor",
+    }[name]
     entry = next(p for p in lock["packages"] if p["name"] == main_pkg)
     assert entry["version"].split("+")[0] == doc["version"]
     assert len(entry.get("sha256", "")) == 64
@@ -92,7 +102,10 @@ def test_all_gpus_code_path_on_two_cpu_workers(name: str, envs: Path) -> None:
     env_note = {"keras": "KERAS_BACKEND from the plan"}
     cp = subprocess.run(
         [sys.executable, "-m", "fwsetup", "smoke", name, "--python", str(python), "--all-gpus", "--json"],
-        capture_output=True, text=True, timeout=900, check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
         env={**os.environ, **(doc["plan"].get("env") or {})},
     )
     assert cp.returncode == 0, f"{env_note.get(name, '')}\n{cp.stdout[-2000:]}\n{cp.stderr[-3000:]}"
