@@ -17,7 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_install_staged import SMOKE, installed_version, make_wheel, options_for, plan_for
+from test_install_staged import (  # the staged-install tests' helpers; `world` comes from conftest.py
+    installed_version,
+    options_for,
+    plan_for,
+)
 
 from fwsetup import staging
 from fwsetup.backends.base import InstallOptions
@@ -31,27 +35,6 @@ from fwsetup.recipes import CondaSpec
 needs_uv = pytest.mark.skipif(
     find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)"
 )
-
-
-@pytest.fixture()
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Two versions of a tiny wheel and its smoke test (as in test_install_staged.py)."""
-    wh = tmp_path / "wheels"
-    make_wheel(wh, "1.0")
-    make_wheel(wh, "2.0")
-    smoke = tmp_path / "train_fakefw.py"
-    smoke.write_text(SMOKE)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
-    for var in (
-        "PIP_FIND_LINKS",
-        "PIP_INDEX_URL",
-        "PIP_EXTRA_INDEX_URL",
-        "FAKE_SMOKE_FAIL",
-        "FAKE_SMOKE_SLEEP",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    return {"wh": wh, "smoke": smoke, "parent": tmp_path / "envs", "tmp": tmp_path}
 
 
 def fwsetup(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:

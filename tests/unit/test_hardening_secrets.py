@@ -17,11 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_install_staged import RECIPE, SMOKE, make_wheel
 
 from fwsetup import pipconfig
 from fwsetup.backends import venv
@@ -221,42 +221,6 @@ def test_dry_run_and_plan_json_hold_no_token(
 
 # -- a real install from an index that wants basic auth ----------------------------------------------------
 
-RECIPE = """
-name = "fakefw"
-title = "FakeFW"
-smoke = "fakefw"
-
-[facts]
-developer = "tests"
-language = "Python"
-platforms = ["Linux"]
-interfaces = ["Python"]
-autograd = "no"
-pretrained = "no"
-cnn = "no"
-rnn = "no"
-multi_gpu = "no"
-multi_node = "no"
-status = "active"
-""" + "".join(
-    f"""
-[[builds]]
-version = "{v}"
-variant = "cpu"
-python = ">=3.8"
-os = ["linux"]
-arch = ["x86_64", "aarch64"]
-requirements = ["fakefw=={v}"]
-"""
-    for v in ("1.0", "2.0")
-)
-
-SMOKE = """
-import json, fakefw
-print(json.dumps({"ok": True, "framework": "fakefw", "version": fakefw.__version__, "device": "cpu", "steps": 1,
-                  "loss_before": 1.0, "loss_after": 0.5}))
-"""
-
 
 def _recipes(tmp_path: Path) -> Path:
     recipes = tmp_path / "recipes"
@@ -265,30 +229,10 @@ def _recipes(tmp_path: Path) -> Path:
     return recipes
 
 
-def _wheel(folder: Path, version: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    dist = f"fakefw-{version}.dist-info"
-    files = {
-        "fakefw/__init__.py": f'__version__ = "{version}"\n',
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: fakefw\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: fwsetup-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
-    whl = folder / f"fakefw-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(whl, "w") as z:
-        for path, text in files.items():
-            z.writestr(path, text)
-    return whl
-
-
 @pytest.fixture()
 def auth_index(tmp_path: Path) -> Iterator[dict]:
     """A PEP 503 simple index of one wheel (fakefw 1.0) on loopback; every request needs alice:TOKEN."""
-    whl = _wheel(tmp_path / "served", "1.0")
+    whl = make_wheel(tmp_path / "served", "1.0")
     data = whl.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     want = "Basic " + base64.b64encode(f"alice:{TOKEN}".encode()).decode()

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_install_staged import installed_version, options_for, plan_for, world  # noqa: F401 - fixture
+from test_install_staged import options_for, plan_for
 
 from fwsetup import proc, staging
 from fwsetup.backends import transaction
@@ -63,7 +63,7 @@ def test_dry_run_changes_nothing_in_both_backends(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(find_uv(dict(os.environ)) is None, reason="needs the uv binary")
-def test_venv_lock_is_the_one_schema(world: dict) -> None:  # noqa: F811 - the fixture
+def test_venv_lock_is_the_one_schema(world: dict) -> None:
     target = world["parent"] / "fake"
     VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
     lock = json.loads((target / ".fwsetup" / "lock.json").read_text())

@@ -1,0 +1,7 @@
+"""Fixtures shared by the unit tests."""
+
+# `world`: two versions of a tiny wheel and its smoke test, in a clean pip configuration. Defined beside the
+# staged-install tests it was written for; offered here to every test that installs it.
+from test_install_staged import world
+
+__all__ = ["world"]
