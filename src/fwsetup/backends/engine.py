@@ -22,6 +22,9 @@ class EngineInfo:
     api_version: str
     buildkit: bool  # builds go through `docker buildx build` (BuildKit) rather than the classic builder
     nvidia_runtime: bool | None = None
+    # the engine has its default bridge network; False: started with --bridge=none (BuildKit RUN steps
+    # then need the host network), None: unknown
+    bridge: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -139,9 +139,16 @@ def matrix_entries(
 
 
 def bake_file(
-    entries: Sequence[MatrixEntry], contexts: dict[str, str], secrets: Sequence[str] = ()
+    entries: Sequence[MatrixEntry],
+    contexts: dict[str, str],
+    secrets: Sequence[str] = (),
+    *,
+    network: str | None = None,
 ) -> dict[str, Any]:
-    """A `docker buildx bake` file (JSON form): one target per image, and a group "default" of them all."""
+    """A `docker buildx bake` file (JSON form): one target per image, and a group "default" of them all.
+    network: the RUN steps' network when BuildKit's default will not do (an engine without a bridge: "host",
+    which needs the network.host entitlement, so the target asks for it and bake needs `--allow
+    network.host`; buildx reads both keys from 0.17 on)."""
     targets: dict[str, Any] = {}
     for e in entries:
         t: dict[str, Any] = {
@@ -153,6 +160,10 @@ def bake_file(
         }
         if secrets:
             t["secret"] = list(secrets)
+        if network:
+            t["network"] = network
+            if network == "host":
+                t["entitlements"] = ["network.host"]
         targets[e.target] = t
     return {"group": {"default": {"targets": [e.target for e in entries]}}, "target": targets}
 
@@ -204,9 +215,29 @@ def write_bake(
             shutil.rmtree(tdir)
         contexts[e.target] = str(folder)
         kept.append(e)
-    bake = bake_file(kept, contexts, sorted(secret_specs))
+    network = bake_network(env)
+    bake = bake_file(kept, contexts, sorted(secret_specs), network=network)
     (out_dir / "docker-bake.json").write_text(json.dumps(bake, indent=2) + "\n")
-    info(
-        f"wrote {len(kept)} build contexts and {out_dir / 'docker-bake.json'}: docker buildx bake -f {out_dir / 'docker-bake.json'}"
-    )
+    command = f"docker buildx bake -f {out_dir / 'docker-bake.json'}"
+    if network == "host":
+        command += " --allow network.host"
+        info(
+            "the Docker engine here has no bridge network: the targets build with the host network "
+            "(buildx >= 0.17 reads that from the file; older buildx needs an engine with a bridge)"
+        )
+    info(f"wrote {len(kept)} build contexts and {out_dir / 'docker-bake.json'}: {command}")
     return bake
+
+
+def bake_network(env: dict[str, str]) -> str | None:
+    """The network the bake targets ask for: FWSETUP_BUILD_NETWORK, else "host" when the engine DOCKER_HOST
+    points at answers and has no bridge network, else None (BuildKit's default; also when no engine answers:
+    the file is for CI's engine then)."""
+    from fwsetup.settings import resolve
+
+    forced = resolve(env).build_network
+    if forced:
+        return forced
+    from fwsetup.backends.docker.engine import engine_has_bridge
+
+    return "host" if engine_has_bridge(env) is False else None

@@ -263,7 +263,8 @@ class DockerBackend(Backend):
         check_renderable(plan)
         info = self.engine.check()
         progress("build", f"engine: Docker {info.server_version} (API {info.api_version}), "
-                 f"{'BuildKit (buildx)' if info.buildkit else 'classic builder'}")  # fmt: skip
+                 f"{'BuildKit (buildx)' if info.buildkit else 'classic builder'}"
+                 f"{', no bridge network: RUN steps use the host network' if info.bridge is False else ''}")  # fmt: skip
         options = replace(options, buildkit=info.buildkit)
         tag = options.tag or default_tag(plan)
         settings = read_index_settings(options.env)  # the user's pip settings: read once per build

@@ -225,9 +225,29 @@ class DockerEngine(Engine):
         with contextlib.suppress(Exception):
             runtimes = "nvidia" in (self.client.info().get("Runtimes") or {})
         self._info = EngineInfo(
-            server_version=server, api_version=api, buildkit=buildkit, nvidia_runtime=runtimes
-        )
+            server_version=server, api_version=api, buildkit=buildkit, nvidia_runtime=runtimes,
+            bridge=self._has_bridge(),
+        )  # fmt: skip
         return self._info
+
+    def _has_bridge(self) -> bool | None:
+        """Whether the engine has its default bridge network (dockerd --bridge=none has not); None when the
+        engine does not say."""
+        try:
+            networks = self.client.api.networks(names=["bridge"])
+        except Exception:  # noqa: BLE001 - an engine that refuses the request: unknown, not "no bridge"
+            return None
+        return any(n.get("Name") == "bridge" for n in networks or [])
+
+    def build_network(self) -> str | None:
+        """The network of BuildKit RUN steps: FWSETUP_BUILD_NETWORK when set, else the host's network on an
+        engine without a bridge (its default network would be one: "network bridge not found"), else None
+        (BuildKit's own default: `--network host` would need the network.host entitlement on
+        docker-container builders, setup-buildx-action's default)."""
+        forced = resolve(self._env).build_network
+        if forced:
+            return forced
+        return "host" if self.check().bridge is False else None
 
     def build(self, spec: BuildSpec) -> Iterator[BuildEvent]:
         if self.check().buildkit:
@@ -261,9 +281,7 @@ class DockerEngine(Engine):
                 "docker", "buildx", "build", "--progress=plain", "--load",
                 "-t", spec.tag, "-f", str(spec.context / spec.dockerfile), "--iidfile", str(iidfile),
             ]  # fmt: skip
-            # BuildKit's own network reaches the index; `--network host` would need the network.host
-            # entitlement on docker-container builders (setup-buildx-action). FWSETUP_BUILD_NETWORK forces one.
-            network = resolve(self._env).build_network
+            network = self.build_network()
             if network:
                 argv += ["--network", network]
             if spec.platform:
@@ -349,6 +367,16 @@ class DockerEngine(Engine):
             return dict(self.client.images.get(ref).attrs)
         except docker.errors.ImageNotFound:
             return None
+
+
+def engine_has_bridge(env: Mapping[str, str] | None = None) -> bool | None:
+    """Whether the engine of env (DOCKER_HOST) has a bridge network; None when no engine answers."""
+    engine = DockerEngine(env=env, buildkit=False)
+    try:
+        engine.client  # noqa: B018 - connects (a quick ping first), raises EngineError when none answers
+    except EngineError:
+        return None
+    return engine._has_bridge()
 
 
 def _short(exc: BaseException) -> str:
