@@ -105,9 +105,15 @@ def render_plan(plan: Plan, request) -> None:
             con.print(f"[bold]environment[/]   {e(' '.join(f'{k}={v}' for k, v in plan.env.items()))}")
         if plan.min_driver:
             con.print(f"[bold]min driver[/]    {e(plan.min_driver)}")
-        con.print("[bold]install[/]")
-        con.print(f"  fwsetup install {e(plan.framework)} {e(request_flags(request, version=plan.version))}")
         cmds = install_command(plan)
+        if plan.fleet is not None:  # the same release and variant on every node, whatever each alone gets
+            con.print(f"[bold]install on each of the {len(plan.fleet.nodes)} nodes[/]")
+            for c in cmds:
+                con.print(f"  {e(c)}")
+            cmds = []
+        else:
+            con.print("[bold]install[/]")
+            con.print(f"  fwsetup install {e(plan.framework)} {e(request_flags(request, version=plan.version))}")
         if cmds:
             con.print("  [dim]which amounts to:[/]")
             for c in cmds:
@@ -148,12 +154,13 @@ def plan_command(
         bool, typer.Option("--all-gpus", help="Use every usable GPU (data-parallel).")
     ] = False,
     host_profile: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--host-profile",
             metavar="FILE",
             parser=input_file,
-            help="Plan for the machine in FILE (`fwsetup profile`).",
+            help="Plan for the machine in FILE (`fwsetup profile`). Several, or a folder of them: one plan "
+            "for the whole fleet.",
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the Plan as JSON on stdout.")] = False,
@@ -173,7 +180,13 @@ def plan_command(
         all_gpus=all_gpus,
         allow_insecure=allow_insecure,
     )
-    plan = plan_for(request, host_profile)
+    from fwsetup.ops.fleet import is_fleet, plan_fleet_for
+
+    profiles = host_profile or []
+    if is_fleet(profiles):
+        plan = plan_fleet_for(request, profiles)
+    else:
+        plan = plan_for(request, profiles[0] if profiles else None)
     show_plan(plan, request, json_out=json_out)
     if plan.status != "ok":
         raise typer.Exit(PlanRefused.exit_code)

@@ -296,3 +296,172 @@ def code(item: Reason | Suggestion | Failure) -> dict[str, object]:
         out["code"] = item.code
     out["fields"] = {k: _builtins(v) for k, v in item.fields}
     return out
+
+
+# -- fleets (fwsetup.plan.fleet): one plan for several machines ---------------------------------------------
+
+
+def _nodes(f: F) -> str:
+    names = _strs(f["nodes"])
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    return f"node{'s' if len(names) > 1 else ''} {shown}"
+
+
+def _them(f: F) -> str:
+    return "them" if len(_strs(f["nodes"])) > 1 else "it"
+
+
+def _fleet_blocked(f: F) -> str:
+    why = cast("tuple[Failure, ...]", f["why"])
+    driver = f", driver {f['driver']}" if f["driver"] else ""
+    text = f"{_nodes(f)}{driver}: {f['title']} {f['version']} ({f['variant']}) {failures(why)}"
+    needs = [str(x.get("need")) for x in why if x.code == "driver_too_old"]
+    if needs:
+        text += f"; upgrading {_them(f)} to >= {needs[0]} allows {f['variant']}"
+    return text + "."
+
+
+def _fleet_pythons(f: F) -> str:
+    parts = [
+        f"{py} on {', '.join(names)}"
+        for py, names in cast("tuple[tuple[str, tuple[str, ...]], ...]", f["pythons"])
+    ]
+    return (
+        f"The nodes run different Pythons ({'; '.join(parts)}): each installs the same release for its own."
+    )
+
+
+_REASONS.update(
+    {
+        "fleet_chosen": lambda f: (
+            f"{f['title']} {f['version']} ({f['variant']}) runs on all {f['nodes']} nodes "
+            f"({f['groups']} distinct machine{'s' if cast('int', f['groups']) > 1 else ''}): the best choice they share."
+        ),
+        "fleet_none": lambda f: (
+            f"No build of {f['title']} runs on all {f['nodes']} nodes ({f['groups']} distinct machines)."
+        ),
+        "fleet_driver": lambda f: (
+            f"CUDA {f['cuda']} needs driver >= {f['need']}; the oldest in the fleet, {f['have']} "
+            f"({_nodes(f)}), runs it."
+        ),
+        "fleet_pythons": _fleet_pythons,
+        "fleet_blocked": _fleet_blocked,
+        "fleet_node_refused": lambda f: f"{_nodes(f)}: " + " ".join(_strs(f["reasons"])),
+    }
+)
+_SUGGESTIONS.update(
+    {
+        "fleet_upgrade_driver": lambda f: (
+            f"Upgrade the NVIDIA driver on {_nodes(f)} to >= {f['need']} to run {f['title']} {f['version']} "
+            f"({f['variant']}) on the whole fleet."
+        ),
+    }
+)
+
+
+# ---- AMD (ROCm) and Intel (XPU) GPUs, and the GPU vendor (plan/rocm.py) ----------------------------------
+
+_VENDOR = {"nvidia": "NVIDIA", "amd": "AMD", "intel": "Intel"}
+
+
+def _amd_gpu(g: object) -> str:
+    index, name, gfx = cast("tuple[int, str | None, str | None]", g)
+    return f"GPU {index} ({name or 'AMD GPU'}, {gfx or 'gfx target unknown'})"
+
+
+def _gfx_not_built(f: F) -> str:
+    targets = _strs(f["targets"])
+    shown = ", ".join(targets[:16]) + (" …" if len(targets) > 16 else "")
+    text = f"has no code objects for {_amd_gpu(f['gpu'])}: ROCm {f['rocm']} build for {shown}"
+    if not f["linux_listed"]:
+        text += "; this GPU is not on ROCm's list of supported Linux GPUs"
+    return text + (
+        f". {f['override']} (making the runtime report another target) is an unsupported workaround that "
+        "fwsetup never applies"
+    )
+
+
+def _vendors(values: object) -> str:
+    return ", ".join(_VENDOR.get(str(v), str(v)) for v in _strs(values))
+
+
+def _vendor_chosen(f: F) -> str:
+    chosen = _VENDOR.get(_s(f["vendor"]), _s(f["vendor"]))
+    if f["asked"] != "auto":
+        return f"--vendor {f['asked']}: the {chosen} GPU build."
+    others = [v for v in _strs(f["present"]) if v != f["vendor"]]
+    runnable = [v for v in _strs(f["runnable"]) if v != f["vendor"]]
+    text = f"This machine has GPUs of {_vendors(f['present'])}: chose {chosen}"
+    if runnable:
+        text += " (preferred in the order NVIDIA, AMD, Intel among the builds that run here)"
+    else:
+        text += " (the only one with a build that runs here)"
+    flag = " or ".join(f"--vendor {v}" for v in others)
+    return text + (f"; {flag} chooses another." if flag else ".")
+
+
+_FAILURES.update(
+    {
+        "other_vendor": lambda f: (
+            f"an {_VENDOR.get(_s(f['vendor']), f['vendor'])} GPU build; --vendor {f['asked']} asks for another"
+        ),
+        "gpu_in_container": lambda f: (
+            f"fwsetup does not pass {_VENDOR.get(_s(f['vendor']), f['vendor'])} GPUs into containers "
+            "(docker run --device /dev/kfd --device /dev/dri) yet: use --method venv or conda"
+        ),
+        "no_amd_gpu": lambda f: "no AMD GPU (the amdgpu driver's KFD reports none, and no AMD GPU is on the PCI bus)",
+        "amd_driver_not_loaded": lambda f: (
+            f"an AMD GPU is present ({'; '.join(_strs(f['devices']))}) but the amdgpu driver's compute "
+            "interface (/sys/class/kfd) is not there: load amdgpu (modprobe amdgpu) or install the driver"
+        ),
+        "no_kfd_access": lambda f: (
+            "this user cannot open /dev/kfd (ROCm's compute device): add it to the render and video groups "
+            "(`sudo usermod -aG render,video $USER`, then log in again)"
+            + (f"; it is in {', '.join(_strs(f['groups']))}" if f["groups"] else "")
+        ),
+        "gfx_not_built": _gfx_not_built,
+        "no_host_rocm": lambda f: (
+            f"needs a ROCm installation {f['need']} on this machine (it uses the host's ROCm libraries), "
+            "and none was found in /opt/rocm"
+        ),
+        "host_rocm_mismatch": lambda f: f"needs the host's ROCm {f['need']} (this machine has ROCm {f['have']})",
+        "no_intel_gpu": lambda f: "no Intel Arc or Data Center GPU (Intel integrated graphics are not counted)",
+        "intel_driver_not_loaded": lambda f: (
+            f"an Intel GPU is present ({'; '.join(_strs(f['devices']))}) but no xe or i915 driver is bound to it"
+        ),
+        "xpu_family_unsupported": lambda f: (
+            f"does not support GPU {cast('tuple[int, str, str]', f['gpu'])[0]} "
+            f"({cast('tuple[int, str, str]', f['gpu'])[1]}, {cast('tuple[int, str, str]', f['gpu'])[2]}): "
+            f"PyTorch's XPU builds are validated on {'; '.join(_strs(f['families']))}"
+        ),
+        "no_level_zero": lambda f: (
+            "the Intel GPU's Level Zero runtime (libze_loader.so.1) is not installed: install Intel's GPU "
+            "driver packages (libze1 / level-zero and the compute runtime)"
+        ),
+    }
+)
+
+
+def _rocm_uses(f: F) -> str:
+    gpus = cast("tuple[tuple[int, str | None, str | None], ...]", f["gpus"])
+    who = "; ".join(_amd_gpu(g) for g in gpus)
+    text = f"The {f['variant']} build uses {who}; it has code objects for {', '.join(_strs(f['targets']))}."
+    if f["runtime"]:
+        text += f" It uses the host's ROCm {f['have']} (needs {f['runtime']})."
+    else:
+        text += " It brings its own ROCm libraries: the amdgpu kernel driver is all it needs from the host."
+    return text
+
+
+_REASONS.update(
+    {
+        "rocm_build_uses": _rocm_uses,
+        "xpu_build_uses": lambda f: (
+            f"The {f['variant']} build uses "
+            + "; ".join(f"GPU {i} ({n})" for i, n in cast("tuple[tuple[int, str], ...]", f["gpus"]))
+            + " through Level Zero."
+        ),
+        "gfx_unchecked": lambda f: f"The gfx target of AMD GPU {f['gpu']} ({f['name']}) could not be checked.",
+        "vendor_chosen": _vendor_chosen,
+    }
+)

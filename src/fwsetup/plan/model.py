@@ -51,6 +51,39 @@ class ImagePlan(_S, frozen=True, kw_only=True):
     python_present: bool = True
 
 
+class FleetGroup(_S, frozen=True, kw_only=True):
+    """Identical machines of a fleet (fwsetup.plan.fleet): what they are, as planning sees them."""
+
+    index: int
+    nodes: list[str]
+    system: str | None = None
+    arch: str | None = None
+    python: str | None = None
+    libc: str | None = None
+    libc_version: str | None = None
+    driver: str | None = None
+    gpus: list[str] = []
+
+
+class FleetNode(_S, frozen=True, kw_only=True):
+    """One node's verdict: whether the fleet's choice runs there, what it alone would get, and what on it
+    holds back a better choice for the fleet (sentences, and the same as codes)."""
+
+    name: str
+    group: int
+    runs: bool
+    alone_status: Literal["ok", "refused"]
+    alone_version: str | None = None
+    alone_variant: str | None = None
+    holds_back: list[str] = []
+    holds_back_codes: list[dict[str, Any]] = []
+
+
+class Fleet(_S, frozen=True, kw_only=True):
+    nodes: list[FleetNode]
+    groups: list[FleetGroup]
+
+
 class Plan(_S, frozen=True, kw_only=True):
     schema_version: int = 1
     status: Literal["ok", "refused"]
@@ -83,6 +116,8 @@ class Plan(_S, frozen=True, kw_only=True):
     # plan/explain.py): {"kind": "driver_too_old", "fields": {...}}, for programs that act on a plan.
     reason_codes: list[dict[str, Any]] = []
     suggestion_codes: list[dict[str, Any]] = []
+    # A plan for several machines (`--host-profile` given more than once, or a folder): one verdict per node.
+    fleet: Fleet | None = None
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
