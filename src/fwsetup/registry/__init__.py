@@ -5,6 +5,7 @@ read them through `load_registry(name)`. One file per recipe:
 
     {"schema_version": 1, "framework": "pytorch", "synced": "2026-11-28",
      "sources": ["https://pypi.org/pypi/torch/json", ...],
+     "not_synced": ["https://download.pytorch.org/whl/cu128", ...],
      "releases": {"torch": {"2.8.0": {"requires_python": ">=3.9.0", "uploaded": "2025-08-06", ...}}},
      "distributions": {"torch": {"2.8.0": [
         {"filename": "torch-2.8.0-cp311-cp311-manylinux_2_28_x86_64.whl", "index": "pypi",
@@ -103,17 +104,20 @@ class _Doc(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     sources: list[str]
     distributions: dict[str, dict[str, list[Wheel]]]
     releases: dict[str, dict[str, ReleaseInfo]] = {}
+    # index URLs the recipes install from that this sync could not read (no saved copy given)
+    not_synced: list[str] = []
 
 
 class Registry:
     """The synced data of one recipe: wheels per distribution and release."""
 
-    __slots__ = ("_dists", "_releases", "framework", "path", "sources", "synced")
+    __slots__ = ("_dists", "_releases", "framework", "not_synced", "path", "sources", "synced")
 
     def __init__(self, doc: _Doc, path: Path) -> None:
         self.framework = doc.framework
         self.synced = doc.synced
         self.sources: tuple[str, ...] = tuple(doc.sources)
+        self.not_synced: tuple[str, ...] = tuple(doc.not_synced)
         self.path = path
         self._dists = {canonical(k): v for k, v in doc.distributions.items()}
         self._releases = {canonical(k): v for k, v in doc.releases.items()}

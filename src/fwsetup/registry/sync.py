@@ -50,7 +50,7 @@ from fwsetup.registry import PYPI, SCHEMA_VERSION, ReleaseInfo, Wheel, canonical
 PYPI_JSON: Final = "https://pypi.org/pypi"
 USER_AGENT: Final = "fwsetup-sync-registry (+https://pypi.org/project/fwsetup/)"
 _METADATA_RE: Final = re.compile(r"[^/]+\.dist-info/METADATA")
-_CUDA_RUNTIME_RE: Final = re.compile(r"^nvidia-cuda-runtime", re.IGNORECASE)
+_CUDA_RUNTIME_RE: Final = re.compile(r"^(nvidia-cuda-runtime|cuda-toolkit\b)", re.IGNORECASE)
 
 
 class Fetch(Protocol):
@@ -343,6 +343,8 @@ class Syncer:
                 key=Version,
             )
             seen.update((dist, v) for v in versions)
+            if not versions:
+                continue
             _say(f"  {dist}: {len(versions)} releases")
             data = out.setdefault(dist, DistData())
             with concurrent.futures.ThreadPoolExecutor(self.jobs) as pool:
