@@ -211,6 +211,37 @@ def _check(doc: _Doc, path: Path, name: str) -> None:
                     raise _problem(path, f"{key}.size", f"expected a positive size, got {w.size}")
 
 
+def _words(text: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        return " or ".join(_TYPES.get(t.strip(), t.strip()) for t in m.group(1).split("|"))
+
+    text = re.sub(r"`([^`]*)`", one, text)
+    return text[:1].lower() + text[1:]
+
+
+def _explain(path: Path, data: bytes, exc: msgspec.ValidationError) -> RecipeError:
+    """The failing key with its real names (msgspec writes dict keys as [...]): the wheels are checked
+    one by one, then the rest of the file."""
+    raw = msgspec.json.decode(data)
+    for section, cls in (("distributions", Wheel), ("releases", ReleaseInfo)):
+        table = raw.get(section) if isinstance(raw, dict) else None
+        for dist, releases in (table or {}).items() if isinstance(table, dict) else ():
+            for version, items in releases.items() if isinstance(releases, dict) else ():
+                many = section == "distributions"
+                for i, item in enumerate(items if many and isinstance(items, list) else [items]):
+                    key = f"{section}.{dist}.{version}" + (f"[{i}]" if many else "")
+                    try:
+                        msgspec.convert(item, cls)
+                    except msgspec.ValidationError as sub:
+                        m = _AT_RE.match(str(sub))
+                        at = _key_of(m.group("path") or "") if m and m.group("path") else ""
+                        where = f"{key}.{at}" if at and at != "(top level)" else key
+                        return _problem(path, where, _words(m.group("msg") if m else str(sub)))
+    m = _AT_RE.match(str(exc))
+    where = _key_of(m.group("path") or "") if m else "(top level)"
+    return _problem(path, where, _words(m.group("msg") if m else str(exc)))
+
+
 def read_registry(path: Path, name: str | None = None) -> Registry:
     """Read and check one data file; a malformed file raises RecipeError naming the file and the key."""
     try:
@@ -221,12 +252,7 @@ def read_registry(path: Path, name: str | None = None) -> Registry:
     try:
         doc = msgspec.json.decode(data, type=_Doc)
     except msgspec.ValidationError as exc:
-        m = _AT_RE.match(str(exc))
-        text = m.group("msg") if m else str(exc)
-        where = _key_of(m.group("path") or "") if m else "(top level)"
-        text = re.sub(r"`(\w+)`", lambda t: _TYPES.get(t.group(1), t.group(1)), text)
-        text = re.sub(r"`([^`]*)`", r"\1", text)
-        raise _problem(path, where, text[:1].lower() + text[1:]) from None
+        raise _explain(path, data, exc) from None
     except msgspec.DecodeError as exc:
         raise _problem(path, "(file)", f"expected JSON: {exc}") from None
     _check(doc, path, name or path.stem)

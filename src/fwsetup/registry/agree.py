@@ -34,6 +34,11 @@ PYPI_URLS: Final = ("https://pypi.org/simple", "https://pypi.python.org/simple")
 Key = tuple[str, str, str, str]  # (release, os, arch, python)
 
 
+_EXCEPTION_KEYS: Final = frozenset(
+    {"recipe", "distribution", "versions", "os", "arch", "python", "reason", "source", "superseded"}
+)
+
+
 @dataclass(frozen=True)
 class Exception_:
     kind: str  # "not_in_registry" | "not_in_recipe"
@@ -59,7 +64,7 @@ class Exception_:
             and (not self.versions or version in self.versions)
             and (self.os is None or self.os == os)
             and (self.arch is None or self.arch == arch)
-            and (self.python is None or python in ("", self.python))
+            and (self.python is None or python == "" or _python_matches(self.python, python))
         )
 
 
@@ -79,18 +84,10 @@ def load_exceptions(path: Path | None = None) -> list[Exception_]:
             key = f"{kind}[{i}]"
             if not isinstance(e, dict):
                 raise RecipeError(f"{path}: {key}: expected a table")
-            unknown = set(e) - {
-                "recipe",
-                "distribution",
-                "versions",
-                "os",
-                "arch",
-                "python",
-                "reason",
-                "source",
-            }
+            unknown = set(e) - _EXCEPTION_KEYS
             if unknown:
-                raise RecipeError(f"{path}: {key}.{sorted(unknown)[0]}: unknown key")
+                what = f"unknown key (expected one of {', '.join(sorted(_EXCEPTION_KEYS))})"
+                raise RecipeError(f"{path}: {key}.{sorted(unknown)[0]}: {what}")
             for need in ("recipe", "distribution", "reason", "source"):
                 if not isinstance(e.get(need), str) or not e[need].strip():
                     raise RecipeError(f"{path}: {key}.{need}: expected a non-empty string")
@@ -296,6 +293,10 @@ def compare(recipe: Any, reg: Registry, exceptions: Sequence[Exception_] = ()) -
                     )
                     (rep.excused if e else rep.problems).append(text + (f" ({e.reason})" if e else ""))
     return rep
+
+
+def _python_matches(spec: str, minor: str) -> bool:
+    return spec == minor if spec[:1].isdigit() else _contains(spec, minor)
 
 
 def _same_minor_newer(version: str, other: str) -> bool:

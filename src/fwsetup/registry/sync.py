@@ -544,7 +544,7 @@ def run_sync(
         not_synced: list[str] = []
         for url in sorted(t.indexes):
             folder = saved_folder(url, saved)
-            if folder is None:
+            if folder is None or not folder.is_dir():
                 not_synced.append(url)
                 continue
             n = 0
