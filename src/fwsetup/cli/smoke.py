@@ -61,6 +61,60 @@ def smoke_command(
             help="Check an image made by `fwsetup build`: train in a fresh container (no network, non-root).",
         ),
     ] = None,
+    nodes: Annotated[
+        int | None,
+        typer.Option(
+            "--nodes",
+            metavar="N",
+            parser=count,
+            help="Train as N ranks that rendezvous over the network (pytorch, jax); rank 0's address is the rendezvous.",
+        ),
+    ] = None,
+    node_addr: Annotated[
+        list[str] | None,
+        typer.Option("--node-addr", metavar="ADDR", help="With --nodes: each rank's address, in rank order."),
+    ] = None,
+    netns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--netns",
+            metavar="NS",
+            help="With --nodes: run each rank in this network namespace (ip netns exec).",
+        ),
+    ] = None,
+    hostfile: Annotated[
+        str | None,
+        typer.Option(
+            "--hostfile",
+            metavar="FILE",
+            help="With --nodes: one rank per line, `ADDR [netns=NS] [python=EXE]`.",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            metavar="P",
+            help="With --nodes: the rendezvous port (default: a free one, 29500 in a netns).",
+        ),
+    ] = None,
+    rank: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--rank",
+            metavar="R",
+            help="With --nodes: start only rank R here (repeat; the other ranks are started on their own nodes).",
+        ),
+    ] = None,
+    rank_timeout: Annotated[
+        float,
+        typer.Option(
+            "--rank-timeout",
+            metavar="S",
+            parser=seconds,
+            help="With --nodes: seconds a rank waits to meet the others, and for each all-reduce.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Run a real training step of NAME in an existing environment (one fwsetup did not build, too).
 
@@ -80,6 +134,12 @@ def smoke_command(
         return
     from fwsetup.errors import SmokeError
 
+    if nodes is not None or node_addr or netns or hostfile or rank:
+        _multinode(
+            name, python, nodes=nodes, addrs=node_addr or [], netns=netns or [], hostfile=hostfile, port=port,
+            gpu=gpu, steps=steps, timeout=timeout, rank_timeout=rank_timeout, json_out=json_out, here=rank,
+        )  # fmt: skip
+        return
     script = ops.smoke_script(name)
     exe = python or ops.default_python()
     con = err_console()
@@ -99,6 +159,57 @@ def smoke_command(
             emit_json(json.dumps({"ok": False, "framework": script, "python": exe, "error": exc.message}))
         raise
     _render(outcome, json_out=json_out)
+
+
+def _multinode(
+    name: str,
+    python: str | None,
+    *,
+    nodes: int | None,
+    addrs: list[str],
+    netns: list[str],
+    hostfile: str | None,
+    port: int | None,
+    gpu: bool,
+    steps: int | None,
+    timeout: float,
+    rank_timeout: float,
+    json_out: bool,
+    here: list[int] | None,
+) -> None:
+    """`--nodes N`: the training step as N ranks over the network (fwsetup.smoke.multinode)."""
+    import json
+
+    from fwsetup.errors import SmokeError, UsageError
+    from fwsetup.ops import smoke as ops
+    from fwsetup.smoke import multinode
+    from fwsetup.ui import emit_json, err_console
+
+    if nodes is None:
+        raise UsageError("--node-addr, --netns, --hostfile and --rank go with --nodes N.")
+    if port is not None and not 1 <= port <= 65535:
+        raise UsageError(f"--port {port}: give a TCP port from 1 to 65535.")
+    framework = ops.smoke_script(name)
+    ranks = multinode.make_ranks(nodes, addrs, netns, hostfile)
+    exe = python or ops.default_python()
+    try:
+        report = multinode.run_multinode(
+            framework, exe, ranks, port=port, steps=steps, gpu=gpu, rank_timeout=rank_timeout, timeout=timeout,
+            here=here,
+        )  # fmt: skip
+    except SmokeError as exc:
+        if json_out:
+            emit_json(json.dumps({"ok": False, "framework": framework, "nodes": nodes, "error": exc.message}))
+        raise
+    if json_out:
+        emit_json(json.dumps(report))
+        return
+    print(json.dumps(report))
+    err_console().print(
+        f"[green]✓[/] {framework} {report['version']}: {report['nodes']} nodes, loss {report['loss_before']:.4g} -> "
+        f"{report['loss_after']:.4g}, identical weights on every rank, all-reduce {report['allreduce_seconds'] * 1000:.2f} ms "
+        f"per step, {report['seconds_total']:.1f} s in all"
+    )
 
 
 def _render(outcome: SmokeOutcome, *, json_out: bool) -> None:

@@ -1,0 +1,130 @@
+"""What the multi-node smoke scripts (dist_pytorch.py, dist_jax.py) share. Runs inside the target interpreter:
+standard library only, no fwsetup.
+
+One process is one rank of a data-parallel job across machines: it meets the others at the rendezvous
+address (rank 0's), trains a few steps on its own shard, averages the gradients with an all-reduce over the
+network each step, and prints one JSON report line (the contract of fwsetup.smoke, plus rank, world,
+weights_sha256 and allreduce_seconds). Whether every rank ended with the same weights is judged by the
+launcher (fwsetup.smoke.multinode), from the reports of all ranks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import struct
+import sys
+import time
+
+from _harness import Fail
+
+
+class Options(argparse.Namespace):
+    rank: int
+    world: int
+    master_addr: str
+    master_port: int
+    addr: str
+    device: str
+    steps: int
+    seed: int
+    timeout: float
+    crash_at_step: int
+
+
+def parse(argv: list[str] | None = None) -> Options:
+    p = argparse.ArgumentParser(description="fwsetup multi-node smoke test: one rank of a data-parallel step")
+    p.add_argument("--rank", type=int, required=True)
+    p.add_argument("--world", type=int, required=True)
+    p.add_argument("--master-addr", required=True, help="rank 0's address: the rendezvous")
+    p.add_argument("--master-port", type=int, required=True)
+    p.add_argument("--addr", required=True, help="this rank's own address (the interface its traffic uses)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to meet the others / per collective")
+    p.add_argument("--crash-at-step", type=int, default=-1, help=argparse.SUPPRESS)  # tests: this rank dies
+    return p.parse_args(argv, namespace=Options())
+
+
+def interface_of(addr: str) -> str | None:
+    """The name of the network interface that holds IPv4 address `addr` (Linux), else None."""
+    if sys.platform != "linux":
+        return None
+    import fcntl
+
+    for _index, name in socket.if_nameindex():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                packed = fcntl.ioctl(
+                    s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15])
+                )  # SIOCGIFADDR
+            except OSError:
+                continue
+            if socket.inet_ntoa(packed[20:24]) == addr:
+                return name
+    return None
+
+
+def wait_reachable(host: str, port: int, timeout: float) -> None:
+    """Fail within `timeout` seconds, naming the address and port tried, when nothing answers there."""
+    deadline = time.monotonic() + timeout
+    last: OSError | None = None
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(
+                (host, port), timeout=min(2.0, max(0.1, deadline - time.monotonic()))
+            ):
+                return
+        except OSError as exc:
+            last = exc
+            time.sleep(0.2)
+    why = f" ({last.strerror or last})" if last is not None else ""
+    msg = f"could not reach the rendezvous at {host}:{port} within {timeout:g} s{why}"
+    raise Fail(msg)
+
+
+def median(xs: list[float]) -> float | None:
+    if not xs:
+        return None
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def main(framework: str, train) -> None:
+    """Run one rank: `train(opts, result)` fills result (version, loss_before/after, weights_sha256,
+    allreduce_seconds, ...) or raises; the report line is printed either way (exit 0 ok, 1 not)."""
+    import json
+    import os
+    import platform
+    import traceback
+
+    import _harness as h
+
+    opts = parse()
+    result: dict = {
+        "ok": False,
+        "framework": framework,
+        "python": platform.python_version(),
+        "rank": opts.rank,
+        "world": opts.world,
+        "addr": opts.addr,
+        "rendezvous": f"{opts.master_addr}:{opts.master_port}",
+        "device_requested": opts.device,
+    }
+    t0 = time.perf_counter()
+    try:
+        train(opts, result)
+        h.check_losses(float(result["loss_before"]), float(result["loss_after"]))
+        result["ok"] = True
+    except Fail as exc:
+        result["error"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - the reason goes into the JSON line
+        result["error"] = f"{type(exc).__name__}: {exc}".strip()
+        traceback.print_exc(file=sys.stderr)
+    result["seconds_total"] = round(time.perf_counter() - t0, 3)
+    sys.stdout.write("\n" + json.dumps(result, default=str) + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if result["ok"] else 1)

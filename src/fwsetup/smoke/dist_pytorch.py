@@ -1,0 +1,130 @@
+"""fwsetup multi-node smoke test for PyTorch: one rank of a data-parallel job over the network.
+
+Ranks meet at rank 0's TCPStore (the store torchrun's c10d rendezvous uses) at --master-addr:--master-port,
+then form a process group (gloo on CPU, NCCL on GPU) whose traffic uses the interface holding --addr. Rank 0's
+weights are broadcast; each step every rank computes the gradient of its own shard and all-reduces it
+(timed), so all ranks apply the same averaged gradient. The report carries the SHA-256 of the final weights
+(the launcher checks that every rank's is the same) and the global loss before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _dist as d
+
+
+def _model(torch):
+    return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+
+
+def _data(torch, seed: int):
+    g = torch.Generator().manual_seed(1000 + seed)
+    x = torch.randn(256, 16, generator=g)
+    w = torch.randn(16, 1, generator=torch.Generator().manual_seed(7))
+    y = torch.tanh(x @ w) + 0.01 * torch.randn(256, 1, generator=g)
+    return x, y
+
+
+def train(opts: d.Options, result: dict) -> None:
+    import time
+    from datetime import timedelta
+
+    t = time.perf_counter()
+    import torch
+    import torch.distributed as dist
+
+    result["import_seconds"] = round(time.perf_counter() - t, 3)
+    result["version"] = torch.__version__
+    cuda = opts.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise d.Fail("--gpu asked, but torch.cuda.is_available() is False on this node")
+    backend = "nccl" if cuda else "gloo"
+    ifname = d.interface_of(opts.addr)
+    if ifname:
+        os.environ["GLOO_SOCKET_IFNAME"] = ifname
+        os.environ.setdefault("NCCL_SOCKET_IFNAME", ifname)
+    result["interface"] = ifname
+    timeout = timedelta(seconds=opts.timeout)
+    if opts.rank != 0:
+        d.wait_reachable(opts.master_addr, opts.master_port, opts.timeout)
+    t = time.perf_counter()
+    try:
+        store = dist.TCPStore(
+            opts.master_addr,
+            opts.master_port,
+            opts.world,
+            is_master=opts.rank == 0,
+            timeout=timeout,
+            wait_for_workers=True,
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure to meet: say where
+        msg = f"rendezvous at {opts.master_addr}:{opts.master_port} failed within {opts.timeout:g} s: {exc}"
+        raise d.Fail(msg) from None
+    dist.init_process_group(backend, store=store, rank=opts.rank, world_size=opts.world, timeout=timeout)
+    result["rendezvous_seconds"] = round(time.perf_counter() - t, 3)
+    try:
+        device = torch.device("cuda", 0) if cuda else torch.device("cpu")
+        torch.manual_seed(opts.seed + 100 * opts.rank)  # different on purpose: the broadcast must fix it
+        model = _model(torch).to(device)
+        with torch.no_grad():
+            for p in model.parameters():
+                dist.broadcast(p.data, src=0)
+        x, y = _data(torch, opts.seed + opts.rank)  # each rank its own shard
+        x, y = x.to(device), y.to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        loss_fn = torch.nn.MSELoss()
+
+        def global_loss() -> float:
+            with torch.no_grad():
+                v = loss_fn(model(x), y).detach().reshape(1)
+            dist.all_reduce(v)
+            return float(v) / opts.world
+
+        before = global_loss()
+        times: list[float] = []
+        params = list(model.parameters())
+        for step in range(opts.steps):
+            if step == opts.crash_at_step:
+                os._exit(17)  # tests: a rank that dies mid-step
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            flat = torch.cat([p.grad.reshape(-1) for p in params])
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            dist.all_reduce(flat)
+            if cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+            flat /= opts.world
+            offset = 0
+            for p in params:
+                n = p.numel()
+                p.grad.copy_(flat[offset : offset + n].view_as(p))
+                offset += n
+            opt.step()
+        after = global_loss()
+        import hashlib
+
+        h = hashlib.sha256()
+        for p in params:
+            h.update(bytes(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).tolist()))
+        result.update(
+            device=f"{device.type}",
+            backend=backend,
+            steps=opts.steps,
+            loss_before=before,
+            loss_after=after,
+            weights_sha256=h.hexdigest(),
+            allreduce_seconds=round(d.median(times) or 0.0, 6),
+            allreduce_bytes=int(flat.numel() * flat.element_size()),
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    d.main("pytorch", train)

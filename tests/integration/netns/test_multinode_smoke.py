@@ -1,0 +1,116 @@
+"""The multi-node smoke test across real hosts: each rank in its own network namespace, talking over veth
+pairs and a bridge like machines on a switch (conftest.py). Runs `fwsetup smoke NAME --nodes N` itself
+(the CLI in a subprocess), and the failure cases: a rank that cannot reach the rendezvous, a rank that dies
+mid-step, nodes with different framework versions (refused before the job starts).
+
+Marked `network`: the ranks' environments are installed from the registries (once, cached).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fwsetup.errors import SmokeError
+from fwsetup.smoke import multinode
+
+pytestmark = pytest.mark.network
+
+RANK_TIMEOUT = 10.0
+
+
+def smoke(
+    framework: str, python: str, nodes, *extra: str, timeout: float = 600
+) -> tuple[int, dict, str, float]:
+    argv = [sys.executable, "-m", "fwsetup", "smoke", framework, "--python", python, "--nodes", str(len(nodes)),
+            "--rank-timeout", f"{RANK_TIMEOUT:g}", "--json"]  # fmt: skip
+    for n in nodes:
+        argv += ["--node-addr", n.addr, "--netns", n.ns]
+    t0 = time.perf_counter()
+    res = subprocess.run([*argv, *extra], capture_output=True, text=True, timeout=timeout, check=False)
+    wall = time.perf_counter() - t0
+    report = json.loads(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else {}
+    return res.returncode, report, " ".join(res.stderr.split()), wall
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "jax"])
+@pytest.mark.parametrize("n", [2, 3])
+def test_smoke_across_namespaces(framework: str, n: int, make_nodes, request: pytest.FixtureRequest) -> None:
+    python = request.getfixturevalue("torch_python" if framework == "pytorch" else "jax_python")
+    nodes = make_nodes(n)
+    code, report, err, wall = smoke(framework, python, nodes)
+    assert code == 0, err
+    assert report["ok"] is True and report["nodes"] == n and report["backend"] == "gloo"
+    # Every rank ran in its own namespace, at its own address, and ended with the same weights.
+    assert [(r["addr"], r["netns"]) for r in report["ranks"]] == [(x.addr, x.ns) for x in nodes]
+    digests = {r["weights_sha256"] for r in report["ranks"]}
+    assert len(digests) == 1 and None not in digests
+    assert report["loss_after"] < report["loss_before"]
+    assert report["rendezvous"].startswith(f"{nodes[0].addr}:")
+    print(
+        f"\n{framework} {report['version']} x{n} over netns: all-reduce {report['allreduce_seconds'] * 1000:.2f} ms "
+        f"per step ({report['allreduce_bytes']} bytes), whole smoke {report['seconds_total']:.1f} s "
+        f"(CLI wall {wall:.1f} s)"
+    )
+
+
+def test_unreachable_rendezvous_fails_in_time_naming_address_and_port(make_nodes, torch_python: str) -> None:
+    nodes = make_nodes(2)
+    # Rank 1's link is down: it cannot reach rank 0 (the rendezvous) at all.
+    subprocess.run(["ip", "-n", nodes[1].ns, "link", "set", nodes[1].dev, "down"], check=True)
+    code, report, err, wall = smoke("pytorch", torch_python, nodes, "--port", "29511")
+    assert code == 6, err
+    assert report["ok"] is False
+    assert f"{nodes[0].addr}:29511" in report["error"]
+    assert "could not reach the rendezvous" in report["error"] and "rank 1" in report["error"]
+    # Within the rank time-out (plus the launcher's margin and start-up), never a hang.
+    assert wall < 2 * RANK_TIMEOUT + 45, wall
+
+
+def test_nobody_listening_on_the_rendezvous_port(make_nodes, torch_python: str) -> None:
+    nodes = make_nodes(2)
+    # Only rank 1 is started (`--rank 1`, as on its own node): nothing listens at rank 0's address and port.
+    code, report, err, wall = smoke("pytorch", torch_python, nodes, "--port", "29512", "--rank", "1")
+    assert code == 6, err
+    assert f"could not reach the rendezvous at {nodes[0].addr}:29512" in report["error"], report
+    assert "rank 1" in report["error"]
+    assert wall < 2 * RANK_TIMEOUT + 45, wall
+
+
+def test_rank_dying_mid_step_fails_the_job_without_a_hang(
+    make_nodes, jax_python: str, torch_python: str
+) -> None:
+    nodes = make_nodes(3)
+    ranks = [multinode.Rank(i, n.addr, n.ns) for i, n in enumerate(nodes)]
+    for framework, python in (("pytorch", torch_python), ("jax", jax_python)):
+        t0 = time.perf_counter()
+        with pytest.raises(SmokeError) as exc:
+            multinode.run_multinode(framework, python, ranks, rank_timeout=RANK_TIMEOUT, crash=(1, 5))
+        wall = time.perf_counter() - t0
+        msg = exc.value.message
+        assert "rank 1 (10.231.0.11" in msg and "exit status 17" in msg, msg
+        assert wall < 2 * RANK_TIMEOUT + 60, (framework, wall)
+
+
+def test_different_versions_refused_before_the_job(
+    make_nodes, jax_python: str, jax_old_python: str, tmp_path
+) -> None:
+    nodes = make_nodes(2)
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text(
+        f"# rank 0 and rank 1\n{nodes[0].addr} netns={nodes[0].ns}\n{nodes[1].addr} netns={nodes[1].ns} python={jax_old_python}\n"
+    )
+    argv = [sys.executable, "-m", "fwsetup", "smoke", "jax", "--python", jax_python, "--nodes", "2",
+            "--hostfile", str(hostfile), "--json"]  # fmt: skip
+    t0 = time.perf_counter()
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    wall = time.perf_counter() - t0
+    assert res.returncode == 6, res.stderr
+    error = json.loads(res.stdout.strip().splitlines()[-1])["error"]
+    assert "different versions" in error and "jax 0.10.2" in error and "jax 0.9.2" in error
+    assert "not started" in error
+    assert wall < 60  # two metadata reads, no training
