@@ -308,8 +308,8 @@ def test_driver_verdict_from_the_driver_cuda_version_when_the_driver_is_unknown(
 
 
 def test_driver_verdict_uses_the_windows_column() -> None:
-    # 527.41 is CUDA 12.x's Windows MVC minimum; Linux needs 525.60.13.
+    # 528.33 is CUDA 12.x's Windows MVC minimum; Linux needs 525.60.13.
     win = host(driver="526.98", cuda=None, os=OSInfo(system="windows"))
     assert compat.driver_verdict(win, "12.8").ok is False
-    assert compat.driver_verdict(win, "12.8").minimum == "527.41"
+    assert compat.driver_verdict(win, "12.8").minimum == "528.33"
     assert compat.driver_verdict(host(driver="526.98", cuda=None), "12.8").ok is True

@@ -22,14 +22,14 @@ def compat() -> CompatData:
 
 
 # NVIDIA CUDA Compatibility guide, minor version compatibility table, and the toolkit release notes' MVC
-# rows: 11.x >= 450.80.02 (Windows 452.39), 12.x >= 525.60.13 (Windows 527.41), 13.x >= 580.
+# rows: 11.x >= 450.80.02 (Windows 452.39), 12.x >= 525.60.13 (Windows 528.33), 13.x >= 580.
 @pytest.mark.parametrize(
     ("cuda", "windows", "expected"),
     [
         ("11.8", False, "450.80.02"),
         ("11.2", True, "452.39"),
         ("12.6", False, "525.60.13"),
-        ("12.8", True, "527.41"),
+        ("12.8", True, "528.33"),
         ("13.0", False, "580.65.06"),
         ("13.2", True, "580"),  # no Windows figure in the data: the R580 branch
     ],

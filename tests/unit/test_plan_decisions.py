@@ -140,10 +140,10 @@ def test_pytorch_apple_silicon_uses_mps() -> None:
 
 
 def test_pytorch_windows_driver_560_and_the_cuda13_only_release() -> None:
-    # 2.15 publishes only CUDA 13 wheels (no cu126): they need a R580 driver; 560.94 runs cu126 (>= 527.41,
+    # 2.15 publishes only CUDA 13 wheels (no cu126): they need a R580 driver; 560.94 runs cu126 (>= 528.33,
     # the Windows MVC minimum of 12.x), so 2.14.1 cu126 is the GPU answer.
     p = plan("windows-nvidia", "pytorch")
-    assert (p.status, p.version, p.variant, p.min_driver) == ("ok", "2.14.1", "cu126", "527.41")
+    assert (p.status, p.version, p.variant, p.min_driver) == ("ok", "2.14.1", "cu126", "528.33")
     assert "Upgrade the NVIDIA driver to >= 580" in text(p.suggestions)
     q = plan("windows-nvidia", "pytorch", want="cpu")
     assert (q.status, q.version, q.variant) == ("ok", "2.15.0", "cpu")

@@ -138,7 +138,7 @@ def test_mvc_minimums_are_the_official_ones() -> None:
     mvc = DRIVERS["minor_version_compatibility"]
     # Compatibility guide table: 13.x >= 580, 12.x >= 525, 11.x >= 450 (450.80.02 / 452.39).
     assert mvc["13"]["min_driver_linux"] == "580.65.06"
-    assert mvc["12"]["min_driver_linux"] == "525.60.13" and mvc["12"]["min_driver_windows"] == "527.41"
+    assert mvc["12"]["min_driver_linux"] == "525.60.13" and mvc["12"]["min_driver_windows"] == "528.33"
     assert mvc["11"]["min_driver_linux"] == "450.80.02" and mvc["11"]["min_driver_windows"] == "452.39"
     assert mvc["11"]["below"] == "525" and mvc["12"]["below"] == "580"
     for major, row in mvc.items():
@@ -148,7 +148,8 @@ def test_mvc_minimums_are_the_official_ones() -> None:
 def test_mvc_minimum_is_the_first_release_of_its_major() -> None:
     rows = {r["version"]: r for r in DRIVERS["toolkit"]}
     assert rows["12.0.0"]["linux"] == DRIVERS["minor_version_compatibility"]["12"]["min_driver_linux"]
-    assert rows["12.0.0"]["windows"] == DRIVERS["minor_version_compatibility"]["12"]["min_driver_windows"]
+    # on Windows, NVIDIA's MVC table gives 12.x the CUDA 12.0 Update 1 driver (528.33), not the GA one (527.41)
+    assert rows["12.0.1"]["windows"] == DRIVERS["minor_version_compatibility"]["12"]["min_driver_windows"]
     assert rows["13.0.0"]["linux"] == DRIVERS["minor_version_compatibility"]["13"]["min_driver_linux"]
 
 
