@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import HostProfileOpt, seconds
+from fwsetup.cli.options import HostProfileOpt, input_dir, seconds
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,8 +45,20 @@ def doctor_command(
             "--timeout", metavar="SECONDS", parser=seconds, help="Time allowed for each framework import."
         ),
     ] = 180.0,
+    fleet: Annotated[
+        str | None,
+        typer.Option(
+            "--fleet",
+            metavar="DIR",
+            parser=input_dir,
+            help="Compare the nodes in DIR (one `fwsetup doctor --json` or `fwsetup profile` file per node): "
+            "drivers, GPUs, Python, installed frameworks; the odd ones out (exit 1 when any).",
+        ),
+    ] = None,
 ) -> None:
     """What this machine is, what is installed, what is wrong and what to do (exit 1 when something is wrong)."""
+    if fleet is not None:
+        _fleet(fleet, json_out=json_out)
     from fwsetup.doctor import report_to_json, run_doctor
     from fwsetup.ui import err_console
 
@@ -66,6 +78,37 @@ def doctor_command(
 
         render(report, out_console())
     raise typer.Exit(report.exit_code)
+
+
+def _fleet(folder: str, *, json_out: bool) -> None:
+    """`doctor --fleet DIR`: what differs between the nodes (fwsetup.ops.fleet decides)."""
+    from rich.markup import escape
+
+    from fwsetup.ops.fleet import doctor_fleet
+    from fwsetup.ui import emit_json, out_console
+
+    cmp = doctor_fleet(folder)
+    if json_out:
+        import json
+
+        emit_json(json.dumps(cmp.as_dict()))
+        raise typer.Exit(cmp.exit_code)
+    con = out_console()
+    con.print(f"[bold]fleet[/] {len(cmp.nodes)} nodes: {escape(', '.join(cmp.nodes))}")
+    for what, value in cmp.agree.items():
+        con.print(f"  {MARKS['ok']} {escape(what)}: {escape(value or 'none')} on every node")
+    for d in cmp.differences:
+        odd = "; ".join(f"{name}: {v or 'none'}" for name, v in d.odd.items())
+        con.print(
+            f"  {MARKS['error']} {escape(d.what)}: {escape(d.majority or 'none')} on {d.majority_nodes} "
+            f"node{'s' if d.majority_nodes != 1 else ''}, but {escape(odd)}"
+        )
+    if cmp.no_frameworks:
+        con.print(
+            f"  {MARKS['info']} installed frameworks unknown for {escape(', '.join(cmp.no_frameworks))} "
+            "(a profile; `fwsetup doctor --json > NODE.json` on the node records them)"
+        )
+    raise typer.Exit(cmp.exit_code)
 
 
 # -- rendering ------------------------------------------------------------------------------------------

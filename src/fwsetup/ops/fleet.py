@@ -101,3 +101,109 @@ def plan_fleet_for(request: Request, paths: Sequence[str]) -> Plan:
         raise UsageError(msg, hint="Plan the image with one --host-profile (the node it is built for).")
     recipe = load_recipes().get(request.framework)
     return plan_fleet(fleet_nodes(paths), recipe, request)
+
+
+# -- doctor --fleet: what differs between the nodes ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One thing the nodes do not agree on: the value most nodes have, and the odd ones out."""
+
+    what: str  # "nvidia driver", "torch", "python", ...
+    majority: str | None
+    majority_nodes: int
+    odd: dict[str, str | None]  # node -> its value (None: absent)
+
+
+@dataclass(frozen=True)
+class FleetComparison:
+    nodes: list[str]
+    differences: list[Difference]
+    agree: dict[str, str | None]
+    no_frameworks: list[
+        str
+    ]  # nodes whose file records no installed frameworks (a profile, not doctor --json)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.differences else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "nodes": self.nodes,
+            "ok": not self.differences,
+            "agree": self.agree,
+            "differences": [
+                {"what": d.what, "majority": d.majority, "majority_nodes": d.majority_nodes, "odd": d.odd}
+                for d in self.differences
+            ],
+            "frameworks_unknown": self.no_frameworks,
+        }
+
+
+def _framework_text(f: dict[str, Any]) -> str:
+    text = str(f.get("version") or "?")
+    build = f.get("build")
+    if build and build != "unknown":
+        text += f" ({build}" + (f" {f['cuda']}" if f.get("cuda") else "") + ")"
+    return text
+
+
+def _facts(n: NodeFile) -> dict[str, str | None]:
+    p = n.profile
+    gpus = sorted({g.name or "?" for g in p.nvidia.gpus})
+    out: dict[str, str | None] = {
+        "os": " ".join(x for x in (p.os.system, p.os.distro_id, p.os.distro_version) if x) or None,
+        "arch": p.cpu.arch,
+        "libc": f"{p.os.libc} {p.os.libc_version}" if p.os.libc else None,
+        "python": p.python_minor,  # 3.11.7 and 3.11.9 run the same wheels
+        "nvidia driver": p.nvidia.driver_version,
+        "cuda (driver)": p.nvidia.cuda_driver_version,
+        "gpus": f"{len(p.nvidia.gpus)} x {', '.join(gpus)}" if gpus else None,
+    }
+    for f in n.frameworks or []:
+        name = str(f.get("distribution") or f.get("name"))
+        out[name] = _framework_text(f)
+    return out
+
+
+def compare_nodes(nodes: Sequence[NodeFile]) -> FleetComparison:
+    """Per fact (driver, GPUs, Python, libc, each installed framework), the majority value and the nodes that
+    differ. A framework installed on some nodes only is a difference (absent elsewhere); nodes whose file
+    records no frameworks (a plain profile) are left out of the framework comparison."""
+    from collections import Counter
+
+    facts = {n.name: _facts(n) for n in nodes}
+    with_fw = [n.name for n in nodes if n.frameworks is not None]
+    keys: list[str] = []
+    for f in facts.values():
+        keys += [k for k in f if k not in keys]
+    differences: list[Difference] = []
+    agree: dict[str, str | None] = {}
+    for key in keys:
+        names = [n.name for n in nodes] if key in _HOST_FACTS else with_fw
+        if not names:
+            continue
+        values = {name: facts[name].get(key) for name in names}
+        counts = Counter(values.values())
+        majority, count = max(counts.items(), key=lambda kv: (kv[1], kv[0] is not None, str(kv[0])))
+        odd = {name: v for name, v in values.items() if v != majority}
+        if odd:
+            differences.append(Difference(what=key, majority=majority, majority_nodes=count, odd=odd))
+        else:
+            agree[key] = majority
+    return FleetComparison(
+        nodes=[n.name for n in nodes],
+        differences=differences,
+        agree=agree,
+        no_frameworks=[n.name for n in nodes if n.frameworks is None],
+    )
+
+
+_HOST_FACTS = ("os", "arch", "libc", "python", "nvidia driver", "cuda (driver)", "gpus")
+
+
+def doctor_fleet(folder: str) -> FleetComparison:
+    nodes = read_nodes([folder])
+    return compare_nodes(nodes)
