@@ -37,21 +37,16 @@ def du_in_image(engine: DockerEngine, image: str, path: str) -> int:
     return int(res.stdout.split()[0])
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--framework", default="pytorch")
-    ap.add_argument("--version", default="2.13.0")
-    ap.add_argument("--base", default="fwsetup/bookworm-base:latest")
-    ap.add_argument("--wheelhouse", type=Path, default=Path("/opt/wheels"))
-    ap.add_argument("--tag", default="fwsetup-bench/pytorch:bench")
-    ap.add_argument("--rebuilds", type=int, default=3, help="no-change rebuilds to time (median)")
-    ap.add_argument("--no-first", action="store_true", help="skip the --no-cache first build (use the cache)")
-    ap.add_argument("--no-edit", action="store_true", help="skip the smoke-script edit rebuild")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+TARGET_REBUILD_S = 5.0  # no-change rebuild with BuildKit (benchmarks/README.md)
+TARGET_IMAGE_RATIO = 1.10  # image size / (base image + venv)
 
-    engine = DockerEngine()
+
+def measure(args: argparse.Namespace, builder: str) -> dict[str, object]:
+    """One builder's figures: first build, no-change rebuilds, a smoke-script edit, sizes."""
+    engine = DockerEngine(buildkit=builder == "buildkit")
     info = engine.check()
+    if builder == "buildkit" and not info.buildkit:
+        raise SystemExit("no buildx here: run ./scripts/install-buildx, or --builder classic")
     if engine.image_size(args.base) is None:
         raise SystemExit(f"base image {args.base} missing: run ./scripts/make-base-image")
     request = build_request(args.framework, cpu=True, version=args.version, method="docker")
@@ -64,20 +59,17 @@ def main() -> int:
 
     snapshot = Path(tempfile.mkdtemp(prefix="fwsetup-bench-smoke-"))
     shutil.copytree(SMOKE_DIR, snapshot / "smoke", ignore=shutil.ignore_patterns("__pycache__"))
+    tag = f"{args.tag}-{builder}"
     opts = ImageOptions(
-        env=dict(os.environ),
-        base=args.base,
-        wheelhouse=args.wheelhouse,
-        tag=args.tag,
-        smoke_dir=snapshot / "smoke",
-    )
+        env=dict(os.environ), base=args.base, wheelhouse=args.wheelhouse, tag=tag, smoke_dir=snapshot / "smoke",
+    )  # fmt: skip
 
     def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+        print(f"[{builder}] {msg}", file=sys.stderr, flush=True)
 
     figures: dict[str, object] = {
-        "engine": f"Docker {info.server_version}", "builder": "buildx" if info.buildkit else "classic",
-        "image": args.tag, "framework": f"{plan.framework} {plan.version} {plan.variant}", "base": args.base,
+        "engine": f"Docker {info.server_version}", "builder": builder, "bridge": info.bridge,
+        "image": tag, "framework": f"{plan.framework} {plan.version} {plan.variant}", "base": args.base,
     }  # fmt: skip
     t0 = time.monotonic()
     first = backend.build_image(plan, ImageOptions(**{**opts.__dict__, "no_cache": not args.no_first}))
@@ -88,7 +80,7 @@ def main() -> int:
     figures["smoke_container_s"] = round(first.smoke_seconds or 0, 1)
     figures["smoke_train_s"] = first.smoke.get("seconds") if first.smoke else None
     log(
-        f"first build: {figures['first_build_s']} s ({first.build.cached_steps}/{len(first.build.steps)} steps cached)"
+        f"first build: {figures['first_build_s']} s ({first.build.cached_steps}/{len(first.build.steps)} cached)"
     )
 
     times = []
@@ -110,45 +102,79 @@ def main() -> int:
             script.write_text(script.read_text() + f"\n# bench edit {time.time()}\n")
             t = time.monotonic()
             edited = backend.build_image(
-                plan,
-                ImageOptions(
-                    **{**opts.__dict__, "smoke_dir": smoke, "run_smoke": False, "tag": args.tag + "-edit"}
-                ),
-            )
+                plan, ImageOptions(**{**opts.__dict__, "smoke_dir": smoke, "run_smoke": False, "tag": tag + "-edit"})
+            )  # fmt: skip
             figures["smoke_edit_rebuild_s"] = round(time.monotonic() - t, 1)
-            figures["smoke_edit_rebuilt_steps"] = [s.instruction[:40] for s in edited.build.rebuilt]
+            figures["smoke_edit_rebuilt_steps"] = [st.instruction[:40] for st in edited.build.rebuilt]
             log(f"smoke-script edit rebuild: {figures['smoke_edit_rebuild_s']} s")
-            engine.client.images.remove(args.tag + "-edit")
+            engine.client.images.remove(tag + "-edit")
 
     shutil.rmtree(snapshot, ignore_errors=True)
-    image = engine.image_size(args.tag) or 0
+    image = engine.image_size(tag) or 0
     base = engine.image_size(args.base) or 0
-    venv = du_in_image(engine, args.tag, "/opt/venv")
+    venv = du_in_image(engine, tag, "/opt/venv")
+    layers = engine.client.api.history(tag)
     figures.update(
         image_bytes=image, base_bytes=base, venv_bytes=venv,
         overhead_bytes=image - base - venv,  # user, metadata, smoke script: what fwsetup adds beyond base + env
         image_vs_venv=round(image / venv, 3) if venv else None,
+        image_vs_base_plus_venv=round(image / (base + venv), 3) if base + venv else None,
+        layers=[{"size": int(h.get("Size", 0)), "created_by": str(h.get("CreatedBy", ""))[:80]} for h in layers],
     )  # fmt: skip
+    return figures
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--framework", default="pytorch")
+    ap.add_argument("--version", default="2.13.0")
+    ap.add_argument("--base", default="fwsetup/bookworm-base:latest")
+    ap.add_argument("--wheelhouse", type=Path, default=Path("/opt/wheels"))
+    ap.add_argument("--tag", default="fwsetup-bench/pytorch:bench", help="image tag; -BUILDER is appended")
+    ap.add_argument("--builder", choices=("buildkit", "classic", "both"), default="both")
+    ap.add_argument("--rebuilds", type=int, default=3, help="no-change rebuilds to time (median)")
+    ap.add_argument("--no-first", action="store_true", help="skip the --no-cache first build (use the cache)")
+    ap.add_argument("--no-edit", action="store_true", help="skip the smoke-script edit rebuild")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    builders = ["buildkit", "classic"] if args.builder == "both" else [args.builder]
+    runs = {b: measure(args, b) for b in builders}
+    checks: dict[str, dict[str, object]] = {}
+    if "buildkit" in runs and "rebuild_s_median" in runs["buildkit"]:
+        value = float(runs["buildkit"]["rebuild_s_median"])  # type: ignore[arg-type]
+        checks["no-change rebuild with BuildKit"] = {"value_s": value, "target_s": TARGET_REBUILD_S,
+                                                     "met": value <= TARGET_REBUILD_S}  # fmt: skip
+    for b, f in runs.items():
+        ratio = float(f["image_vs_base_plus_venv"] or 0)  # type: ignore[arg-type]
+        checks[f"image / (base + venv), {b}"] = {"value": ratio, "target": TARGET_IMAGE_RATIO,
+                                                "met": 0 < ratio <= TARGET_IMAGE_RATIO}  # fmt: skip
     if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        mb = 1e6
-        print(f"engine            {figures['engine']} ({figures['builder']} builder), base {args.base}")
-        print(f"first build       {figures['first_build_s']} s  ({figures['first_build_steps']} steps, no cache; "
-              f"{figures['first_total_s']} s with context and smoke test)")  # fmt: skip
-        if times:
-            print(f"no-change rebuild {figures['rebuild_s_median']} s median of {len(times)}  "
-                  f"({100 * float(figures['rebuild_vs_first']):.1f}% of the first)")  # type: ignore[arg-type]  # fmt: skip
-        if "smoke_edit_rebuild_s" in figures:
-            print(
-                f"smoke edit        {figures['smoke_edit_rebuild_s']} s  (rebuilt: {figures['smoke_edit_rebuilt_steps']})"
-            )
+        print(json.dumps({"runs": runs, "targets": checks}, indent=2))
+        return 0 if all(c["met"] for c in checks.values()) else 1
+    mb = 1e6
+    for b, f in runs.items():
+        image, base, venv = (int(f[k]) for k in ("image_bytes", "base_bytes", "venv_bytes"))  # type: ignore[call-overload]
         print(
-            f"smoke container   {figures['smoke_container_s']} s wall (training {figures['smoke_train_s']} s)"
+            f"== {b}: {f['engine']}, base {args.base}, {'bridge' if f['bridge'] else 'no bridge (host network)'}"
         )
+        print(f"first build       {f['first_build_s']} s  ({f['first_build_steps']} steps, no cache; "
+              f"{f['first_total_s']} s with context and smoke test)")  # fmt: skip
+        if "rebuild_s_median" in f:
+            print(f"no-change rebuild {f['rebuild_s_median']} s median of {args.rebuilds}  "
+                  f"({100 * float(f['rebuild_vs_first']):.1f}% of the first)")  # type: ignore[arg-type]  # fmt: skip
+        if "smoke_edit_rebuild_s" in f:
+            print(
+                f"smoke edit        {f['smoke_edit_rebuild_s']} s  (rebuilt: {f['smoke_edit_rebuilt_steps']})"
+            )
+        print(f"smoke container   {f['smoke_container_s']} s wall (training {f['smoke_train_s']} s)")
         print(f"image             {image / mb:.0f} MB: base {base / mb:.0f} MB + venv {venv / mb:.0f} MB (du -sb) "
-              f"{(image - base - venv) / mb:+.1f} MB; image / venv = {figures['image_vs_venv']}")  # fmt: skip
-    return 0
+              f"{(image - base - venv) / mb:+.2f} MB; image / venv = {f['image_vs_venv']}, "
+              f"image / (base + venv) = {f['image_vs_base_plus_venv']}")  # fmt: skip
+    for name, c in checks.items():
+        print(f"target: {name}: {c.get('value_s', c.get('value'))} (<= {c.get('target_s', c.get('target'))}) "
+              f"{'met' if c['met'] else 'NOT met'}")  # fmt: skip
+    return 0 if all(c["met"] for c in checks.values()) else 1
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 The steps, each shown as progress and logged to <env>/.fwsetup/install.log:
   1. lock <parent>/.<name>.fwsetup.lock, repair what a killed run left, and stop here when the environment
      already holds the same plan (lock.json's plan_digest): "already installed: same plan".
-  2. `uv venv --relocatable` in a staging folder beside the target (same filesystem).
-  3. resolve: `uv pip compile --format pylock.toml` (PEP 751): exact versions, wheel URLs, sha256 and sizes.
+  2. `uv venv --relocatable` in a staging folder beside the target (same filesystem), and at the same time
+  3. resolve: `uv pip compile --format pylock.toml` (PEP 751): exact versions, wheel URLs, sha256 and sizes,
+     against the interpreter the venv is made from (so the two need not wait for each other).
   4. a disk-space check from those sizes, then `uv pip install -r pylock.toml` (hash-checked).
   5. the smoke test, with the staging folder's own python.
   6. lock.json + plan.json + pylock.toml in <env>/.fwsetup/, then the atomic swap into place.
@@ -31,7 +32,8 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -452,11 +454,23 @@ class VenvBackend(Backend):
     # -- what would be run ---------------------------------------------------------------------------------
 
     def commands(
-        self, plan: Plan, options: InstallOptions, where: Path, sources: Sources, uvcfg: pipconfig.UvConfig
+        self,
+        plan: Plan,
+        options: InstallOptions,
+        where: Path,
+        sources: Sources,
+        uvcfg: pipconfig.UvConfig,
+        *,
+        lockdir: Path | None = None,
     ) -> list[list[str]]:
+        """The installer's commands. uv: [venv, compile, install]. The compile resolves against the interpreter
+        the venv is made from (the same --python request, and --system: uv's discovery for `uv venv`), not
+        the venv, so that both can run at once; its input and output are in lockdir (default: the
+        environment's .fwsetup/), and the install reads the lock from .fwsetup/."""
         inst = self.installer(options)
         py = options.python or plan.python
         meta = where / staging.META_DIR
+        lock_in = lockdir if lockdir is not None else meta
         if inst.kind == "uv":
             assert inst.exe
             return [
@@ -474,14 +488,14 @@ class VenvBackend(Backend):
                     "compile",
                     "--no-header",
                     "--quiet",
-                    "--python",
-                    str(env_python(where)),
+                    "--system",
+                    *(["--python", py] if py else []),
                     *uvcfg.args,
                     "--format",
                     "pylock.toml",
                     "-o",
-                    str(meta / PYLOCK),
-                    str(meta / "requirements.in"),
+                    str(lock_in / PYLOCK),
+                    str(lock_in / "requirements.in"),
                 ],
                 [
                     inst.exe,
@@ -584,7 +598,32 @@ class VenvBackend(Backend):
             env=env,
             index_cache=_index_cache(env),
         )
-        cmds = self.commands(plan, options, st.path, sources, uvcfg)
+        # uv: the resolve runs while the environment is created (commands()); its files wait in lockdir,
+        # outside the staging folder (uv venv wants that one empty), until the environment is there.
+        lockdir = Path(tempfile.mkdtemp(prefix="fwsetup-resolve-")) if inst.kind == "uv" else None
+        try:
+            return self._build_in(
+                plan, options, env, st, digest, progress, inst, settings, sources, uvcfg, lockdir
+            )
+        finally:
+            if lockdir is not None:
+                shutil.rmtree(lockdir, ignore_errors=True)
+
+    def _build_in(
+        self,
+        plan: Plan,
+        options: InstallOptions,
+        env: dict[str, str],
+        st: staging.Staging,
+        digest: str,
+        progress: transaction.StageClock,
+        inst: Installer,
+        settings: pipconfig.PipSettings,
+        sources: Sources,
+        uvcfg: pipconfig.UvConfig,
+        lockdir: Path | None,
+    ) -> dict[str, Any]:
+        cmds = self.commands(plan, options, st.path, sources, uvcfg, lockdir=lockdir)
         run_env = {
             **env,
             **uvcfg.env,
@@ -613,13 +652,27 @@ class VenvBackend(Backend):
         for n in sources.notes:
             progress("resolve", redact_text(n, hidden))
 
-        # 1. the environment (into the empty staging folder), then its metadata folder and the log
-        progress("resolve", f"creating the environment ({inst.describe()})")
+        # 1. the environment (into the empty staging folder) and, with uv, the resolve beside it; then the
+        # environment's metadata folder and the log
+        requirements_in = "\n".join(plan.requirements) + "\n"
+        resolving: _Background | None = None
+        if lockdir is not None:
+            (lockdir / "requirements.in").write_text(requirements_in)
+            progress("resolve", f"creating the environment and resolving {' '.join(plan.requirements)} "
+                                f"({inst.describe()})")  # fmt: skip
+            resolving = _Background(
+                lambda: run_streamed(cmds[1], env=run_env, log=lockdir / LOG_NAME, timeout=INSTALL_TIMEOUT)
+            )
+        else:
+            progress("resolve", f"creating the environment ({inst.describe()})")
         first = proc.run(cmds[0], timeout=300, env=run_env)
+        resolved = resolving.result() if resolving is not None else None
         st.meta.mkdir(parents=True, exist_ok=True)
         with open(st.log_file, "a") as f:
             f.write("\n".join(pre_log) + "\n")
             f.write(redact_text(f"+ {shlex.join(first.argv)}\n{first.stdout}{first.stderr}\n", hidden))
+            if lockdir is not None and (lockdir / LOG_NAME).is_file():
+                f.write((lockdir / LOG_NAME).read_text())  # redacted by run_streamed
         if not first.ok:
             why = redact_text(first.error or _last(first.stderr), hidden)
             msg = f"could not create the environment with {shlex.join(cmds[0][:2])}: {why}"
@@ -635,8 +688,11 @@ class VenvBackend(Backend):
                     f"no Python {wanted} is installed here to create the environment: {why}", hint=hint
                 )
             raise InstallError(msg)
-        (st.meta / "requirements.in").write_text("\n".join(plan.requirements) + "\n")
+        (st.meta / "requirements.in").write_text(requirements_in)
         if inst.kind == "uv":
+            assert resolved is not None and lockdir is not None
+            _raise_for(resolved, "resolving", st)
+            shutil.copyfile(lockdir / PYLOCK, st.meta / PYLOCK)
             packages = self._uv_install(plan, cmds, run_env, st, progress)
         else:
             packages = self._pip_install(plan, cmds, run_env, st, progress)
@@ -668,10 +724,7 @@ class VenvBackend(Backend):
     def _uv_install(
         self, plan: Plan, cmds: list[list[str]], env: dict[str, str], st: staging.Staging, progress: Progress
     ) -> list[dict[str, Any]]:
-        progress("resolve", f"resolving {' '.join(plan.requirements)}")
-        res = run_streamed(cmds[1], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT)
-        _raise_for(res, "resolving", st)
-        packages = read_pylock(st.meta / PYLOCK)
+        packages = read_pylock(st.meta / PYLOCK)  # resolved by cmds[1] beside the environment's creation
         total = sum(p.get("size", 0) for p in packages)
         if total:
             staging.check_free_space(st.target.parent, int(total * (1 + EXPANSION)))
@@ -704,6 +757,32 @@ class VenvBackend(Backend):
         res = run_streamed(cmds[1], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT, on_line=on_line)
         _raise_for(res, "installing", st)
         return read_pip_report(st.meta / "pip-report.json")
+
+
+class _Background:
+    """A function run in a thread (a child process it waits on: the GIL is free meanwhile); result() joins it
+    and returns its value or raises what it raised."""
+
+    def __init__(self, fn: Callable[[], proc.Result]) -> None:
+        import threading
+
+        self._value: proc.Result | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True, name="fwsetup-resolve")
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], proc.Result]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> proc.Result:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 def _raise_for(res: proc.Result, what: str, st: staging.Staging) -> None:
