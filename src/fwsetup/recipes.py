@@ -180,6 +180,30 @@ class DockerSpec(_S, frozen=True, kw_only=True):
     system_packages: list[str] = []
 
 
+AptDistro = Literal["debian", "ubuntu"]
+_APT_RELEASE_RE: Final = re.compile(r"^\d{1,2}(\.\d{2})?$")
+_APT_COMPONENTS: Final = ("main", "contrib", "non-free", "universe", "multiverse", "restricted")
+
+
+class AptRelease(_S, frozen=True, kw_only=True):
+    """One distribution release whose archive packages the framework (read from its Packages index)."""
+
+    distro: AptDistro
+    release: str  # os-release VERSION_ID: "11", "20.04"
+    codename: str = ""  # "bullseye", "focal"
+    component: str = "main"  # the archive component that must be enabled (universe, multiverse, ...)
+    packages: list[str]  # what `apt-get install` takes (Debian package names)
+    python: str  # the release's python3, which the packaged module is built for ("3.9")
+    package_version: str = ""  # the version the archive serves
+    source: str = ""  # the Packages index it was read from
+
+
+class AptSpec(_S, frozen=True, kw_only=True):
+    """The system-package route (`--method apt`): the releases whose archive has the framework."""
+
+    releases: list[AptRelease] = []
+
+
 class Build(_S, frozen=True, kw_only=True):
     version: str
     variant: str  # cpu | cu118 | cu126 | cu130 | mps | metal | ...
@@ -201,6 +225,7 @@ class Build(_S, frozen=True, kw_only=True):
     multi_gpu: bool = True
     conda: CondaSpec | None = None
     docker: DockerSpec | None = None
+    apt: AptSpec | None = None
     installable: bool = True
     notes: str = ""
 
@@ -676,11 +701,36 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
                     key("docker", f".system_packages[{j}]"),
                     f"expected a Debian package name such as 'libgomp1' (optionally '=VERSION'), got {pkg!r}",
                 )
+    for j, rel in enumerate(b.apt.releases if b.apt is not None else []):
+        where = key("apt", f".releases[{j}]")
+        if not _APT_RELEASE_RE.fullmatch(rel.release):
+            add(
+                f"{where}.release",
+                f"expected an os-release VERSION_ID such as '11' or '20.04', got {rel.release!r}",
+            )
+        if rel.component not in _APT_COMPONENTS:
+            add(
+                f"{where}.component",
+                f"expected one of {', '.join(map(repr, _APT_COMPONENTS))}, got {rel.component!r}",
+            )
+        if not rel.packages:
+            add(f"{where}.packages", "expected at least one Debian package name")
+        for k, pkg in enumerate(rel.packages):
+            if not DEB_PACKAGE_RE.fullmatch(pkg):
+                add(
+                    f"{where}.packages[{k}]",
+                    f"expected a Debian package name such as 'python3-caffe' (optionally '=VERSION'), got {pkg!r}",
+                )
+        if not re.fullmatch(r"3\.\d{1,2}", rel.python):
+            add(
+                f"{where}.python", f"expected the release's python3 version such as '3.9', got {rel.python!r}"
+            )
     has_docker = b.docker is not None and bool(b.docker.base_image or b.docker.official_image)
-    if b.installable and not (b.requirements or (b.conda and b.conda.packages) or has_docker):
+    has_apt = b.apt is not None and bool(b.apt.releases)
+    if b.installable and not (b.requirements or (b.conda and b.conda.packages) or has_docker or has_apt):
         add(
             key(),
-            "an installable build needs `requirements`, `conda.packages` or a docker image "
+            "an installable build needs `requirements`, `conda.packages`, a docker image or `apt.releases` "
             "(or `installable = false`)",
         )
 

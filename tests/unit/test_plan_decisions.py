@@ -351,13 +351,17 @@ def test_theano_and_pytensor() -> None:
 
 
 def test_caffe_is_never_pip_installed() -> None:
-    # PyPI `caffe` is an empty placeholder; Caffe comes from BVLC's images or conda-forge.
+    # PyPI `caffe` is an empty placeholder; Caffe comes from a distribution's packages (Debian 11's
+    # python3-caffe, in a container elsewhere) or conda-forge.
     p = plan("no-gpu", "caffe")
     assert p.status == "refused"
     assert "`fwsetup plan caffe --method docker`" in text(p.suggestions)
-    q = plan("no-gpu", "caffe", method="docker")
-    assert (q.status, q.variant) == ("ok", "bvlc-cpu")
-    assert q.docker is not None and q.docker.official_image
+    from fwsetup.plan.container import plan_image
+
+    q, _ = plan_image(load_recipes().get("caffe"), profile("no-gpu"), Request(framework="caffe", want="cpu"))
+    assert (q.status, q.variant, q.python) == ("ok", "apt-cpu", "3.9")
+    assert q.requirements == [] and q.docker is not None
+    assert q.docker.base_image == "debian:bullseye" and q.docker.system_packages == ["python3-caffe"]
 
 
 @pytest.mark.parametrize("name", ["caffe2", "torch7", "deeplearning4j", "matconvnet", "amazon-ml"])

@@ -1,4 +1,4 @@
-"""Backends execute a Plan: venv (uv, falling back to pip), conda, docker."""
+"""Backends execute a Plan: venv (uv, falling back to pip), conda, docker, apt (system packages)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ _BACKENDS = {
     "venv": ("fwsetup.backends.venv", "VenvBackend"),
     "conda": ("fwsetup.backends.conda", "CondaBackend"),
     "docker": ("fwsetup.backends.docker", "DockerBackend"),
+    "apt": ("fwsetup.backends.apt", "AptBackend"),
 }
 
 

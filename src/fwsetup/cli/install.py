@@ -19,7 +19,7 @@ from fwsetup.cli.options import AllowInsecureOpt, input_file
 if TYPE_CHECKING:
     from fwsetup.ops.install import PreparedInstall
     from fwsetup.ops.result import DryRunResult, InstallOutcome
-    from fwsetup.plan import Request
+    from fwsetup.plan import Plan, Request
 
 
 @app.command("install")
@@ -46,7 +46,12 @@ def install_command(
         str | None, typer.Option("--python", metavar="X.Y", help="The environment's Python.")
     ] = None,
     method: Annotated[
-        str, typer.Option("--method", metavar="venv|conda", help="venv (uv) or conda.")
+        str,
+        typer.Option(
+            "--method",
+            metavar="venv|conda|apt",
+            help="venv (uv), conda, or apt (the distribution's packages, as root).",
+        ),
     ] = "venv",
     wheelhouse: Annotated[
         Path | None,
@@ -72,6 +77,9 @@ def install_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     allow_insecure: AllowInsecureOpt = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="--method apt: change the system without asking first.")
+    ] = False,
     force: Annotated[
         bool,
         typer.Option("--force", help="Reinstall even when the same plan is already installed and intact."),
@@ -112,6 +120,8 @@ def install_command(
         return
     from fwsetup.cli.render import StageProgress
 
+    if prepared.plan.method == "apt":
+        _confirm_apt(prepared.plan, yes=yes)
     _announce(prepared.plan.title or prepared.plan.framework, prepared, method)
     with StageProgress() as progress:
         outcome = ops.install(prepared, progress)
@@ -119,6 +129,38 @@ def install_command(
         emit_json(json.dumps(outcome.as_dict(), indent=2))
         return
     _render_outcome(outcome)
+
+
+def _confirm_apt(plan: Plan, *, yes: bool) -> None:
+    """--method apt changes the system: root only, and only after saying what apt will change (apt's own
+    simulation) and the user agreeing (or --yes)."""
+    import sys
+
+    from rich.markup import escape
+
+    from fwsetup.backends.apt import describe, require_root, simulate
+    from fwsetup.errors import UsageError
+    from fwsetup.ui import info
+
+    require_root()
+    changes = simulate(plan)
+    info("[bold]this will run, as root:[/]")
+    for line in describe(plan).splitlines():
+        info(f"  {escape(line)}")
+    if changes:
+        info(f"[bold]apt will install or upgrade {len(changes)} package(s):[/]")
+        for c in changes:
+            was = f" (replacing {c.replaces})" if c.replaces else ""
+            info(f"  {escape(c.package)} {escape(c.version)}{escape(was)}")
+    else:
+        info("apt has nothing to install: the packages are already there (the smoke test still runs).")
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        msg = "--method apt changes the system: confirm with --yes when there is no terminal to ask."
+        raise UsageError(msg)
+    if not typer.confirm("Go ahead?", default=False, err=True):
+        raise typer.Exit(1)
 
 
 def _announce(title: str, prepared: PreparedInstall, method: str) -> None:
@@ -155,7 +197,9 @@ def _render_outcome(outcome: InstallOutcome) -> None:
     con.print(f"{mark} {escape(outcome.message)}")
     if outcome.smoke and outcome.changed:
         con.print(f"  [dim]{escape(smoke_summary(outcome.smoke))}[/]")
-    if outcome.changed:
+    if outcome.changed and outcome.plan.method == "apt":
+        con.print("  use it: [bold]/usr/bin/python3[/] (the distribution's Python)")
+    elif outcome.changed:
         bindir = "Scripts" if os.name == "nt" else "bin"
         con.print(f"  use it: [bold]source {escape(str(outcome.target / bindir / 'activate'))}[/]  "
                   f"[dim](lock: {escape(str(outcome.lock_file))})[/]")  # fmt: skip

@@ -75,10 +75,17 @@ def prepare_install(ask: InstallRequest) -> PreparedInstall:
     # The real path (links resolved); a bad --env is refused before any work starts (and leaves nothing).
     given = ask.env_path.expanduser().absolute() if ask.env_path is not None else None
     target = check_target(given) if given is not None else None
+    if request.method == "apt" and ask.env_path is not None:
+        msg = "--env does not apply to --method apt: the distribution's packages go into the system."
+        raise UsageError(msg)
     profile, recipe = _inputs(request, ask.host_profile)
     plan = make_plan(profile, recipe, request)
     if plan.status != "ok":
         return PreparedInstall(plan=plan)
+    if plan.method == "apt":  # the system's own packages: no environment folder, no index to check
+        from fwsetup.backends.apt import DIST_PACKAGES
+
+        return PreparedInstall(plan=plan, target=DIST_PACKAGES, options=_options(ask, DIST_PACKAGES, plan))
     if given is None or target is None:
         given = default_env_dir(recipe.name, plan.variant, ask.environ).expanduser().absolute()
         target = check_target(given)

@@ -154,8 +154,9 @@ def evaluate(
     elif t.arch not in {norm_arch(t.system, a) for a in b.arch}:
         fail("arch", "no_arch_build", arch=t.arch, builds=tuple(b.arch))
     official = t.docker and b.docker is not None and b.docker.use_official and bool(b.docker.official_image)
-    if official:
-        pass  # the framework's own image brings its own Python
+    if official or request.method == "apt" or (request.method == "venv" and not b.requirements):
+        pass  # the framework's own image or the distribution's packages bring their own Python (and a
+        # build with nothing to pip install is held back from a venv by the method alone)
     elif t.python is None:
         ev.notes.append(Reason("python_unknown"))
     elif not python_ok(t.python, b.python):
@@ -174,8 +175,21 @@ def evaluate(
     has_conda = b.conda is not None and bool(b.conda.packages)
     has_image = b.docker is not None and bool(b.docker.base_image or b.docker.official_image)
     # `use`: the method that has what this one lacks (a suggestion: "Use `fwsetup plan … --method conda`").
+    from fwsetup.plan.apt import apt_release, host_release, release_names
+
+    has_apt = request.method in ("venv", "apt") and apt_release(b, profile.os) is not None
     if request.method == "venv" and not b.requirements and b.installable:
-        fail("method", "no_pip_packages", use="conda" if has_conda else "docker" if has_image else None)
+        use = "apt" if has_apt else "conda" if has_conda else "docker" if has_image else None
+        fail("method", "no_pip_packages", use=use)
+    elif request.method == "apt" and not has_apt and b.installable:
+        host = host_release(profile.os)
+        fail(
+            "method",
+            "no_apt_packages",
+            host=f"{host[0].capitalize()} {host[1]}" if host else None,
+            releases=release_names(b),
+            use="docker" if has_image else "conda" if has_conda else None,
+        )
     elif request.method == "conda" and not (has_conda or b.requirements or (b.conda and b.conda.pip)):
         fail("method", "no_conda_packages", use="docker" if has_image else None)
     elif request.method == "docker" and not (b.requirements or has_image):

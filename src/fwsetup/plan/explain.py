@@ -66,6 +66,11 @@ _FAILURES: dict[str, Callable[[F], str]] = {
     "no_image": lambda f: (
         "no pip packages or Docker image" + (f" (use --method {f['use']})" if f["use"] else "")
     ),
+    "no_apt_packages": lambda f: (
+        f"{f['host'] or 'this distribution'} does not package it"
+        + (f" (packaged for {', '.join(_strs(f['releases']))})" if f["releases"] else " (no apt route)")
+        + (f" (use --method {f['use']})" if f["use"] else "")
+    ),
     "gpu_build_not_cpu": lambda f: f"a {_s(f['accelerator']).upper()} build; --cpu asks for the CPU build",
     "cpu_build_not_gpu": lambda f: "a CPU build; --gpu asks for the GPU",
     "mps_in_container": lambda f: "containers have no access to the Apple GPU (Metal)",
@@ -200,6 +205,12 @@ _REASONS: dict[str, Callable[[F], str]] = {
     "no_gpu_build": lambda f: "It has no GPU build for this platform: the CPU build.",
     "all_gpus_on_cpu": lambda f: "--all-gpus has no effect on a CPU build.",
     "build_note": lambda f: _s(f["text"]),
+    "apt_release": lambda f: (
+        f"{_s(f['distro']).capitalize()} {f['release']} packages it in its archive ({f['component']}): "
+        f"apt-get installs {' '.join(_strs(f['packages']))}"
+        + (f" {f['package_version']}" if f["package_version"] else "")
+        + f" as root, for the distribution's Python {f['python']} (no venv, no pip)."
+    ),
     "status_note": lambda f: f"{f['title']} is {f['status']}: {f['note']}",
     "insecure_sources": _insecure,
 }

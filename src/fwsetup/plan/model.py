@@ -11,7 +11,7 @@ import msgspec
 
 from fwsetup.recipes import CondaSpec, DockerSpec
 
-Method = Literal["venv", "conda", "docker"]
+Method = Literal["venv", "conda", "docker", "apt"]
 Want = Literal["auto", "gpu", "cpu"]
 
 
@@ -40,6 +40,19 @@ class Rejection(_S, frozen=True, kw_only=True):
     version: str
     variant: str
     why: list[str]
+
+
+class AptPlan(_S, frozen=True, kw_only=True):
+    """The system-package route (method apt): the host's release, its packages, and the exact commands
+    (argument lists, run as root in this order) that `fwsetup install --method apt` runs."""
+
+    distro: str  # "debian" | "ubuntu"
+    release: str  # "11", "20.04"
+    component: str  # the archive component the packages are in (universe, ...)
+    packages: list[str]
+    python: str  # the distribution's python3 the packages are built for
+    package_version: str = ""
+    commands: list[list[str]] = []
 
 
 class ImagePlan(_S, frozen=True, kw_only=True):
@@ -106,6 +119,7 @@ class Plan(_S, frozen=True, kw_only=True):
     conda: CondaSpec | None = None
     docker: DockerSpec | None = None
     image: ImagePlan | None = None  # method docker: the base image chosen and why (plan.python runs in it)
+    apt: AptPlan | None = None  # method apt: the distribution's packages and the commands that install them
     gpus: list[int] = []  # GPU indexes the plan uses
     min_driver: str | None = None
     smoke: SmokeSpec | None = None

@@ -287,6 +287,22 @@ def _chosen_plan(
     device: Literal["cpu", "cuda", "mps"] = (
         "cuda" if b.accelerator in ("cuda", "rocm") else "mps" if b.accelerator == "mps" else "cpu"
     )
+    apt = None
+    if request.method == "apt":
+        from fwsetup.plan.apt import apt_commands, apt_release
+        from fwsetup.plan.model import AptPlan
+
+        rel = apt_release(b, profile.os)
+        assert rel is not None, "evaluate passes an apt build only where the host's release has it"
+        python = rel.python
+        reasons.append(
+            Reason("apt_release", distro=rel.distro, release=rel.release, component=rel.component,
+                   packages=tuple(rel.packages), package_version=rel.package_version or None, python=rel.python)
+        )  # fmt: skip
+        apt = AptPlan(
+            distro=rel.distro, release=rel.release, component=rel.component, packages=list(rel.packages),
+            python=rel.python, package_version=rel.package_version, commands=apt_commands(rel),
+        )  # fmt: skip
     conda = b.conda
     if conda is not None and b.accelerator == "cuda":
         conda = msgspec.structs.replace(conda, cuda_driver=profile.nvidia.cuda_driver_version)
@@ -313,6 +329,7 @@ def _chosen_plan(
         insecure_sources=[src for src, _ in insecure],
         conda=conda,
         docker=b.docker,
+        apt=apt,
         gpus=gpus,
         min_driver=chosen.min_driver,
         smoke=smoke,

@@ -173,7 +173,7 @@ def _wsl_best(
 def method_suggestions(evals: Sequence[Evaluation], request: Request) -> list[Suggestion]:
     # Builds held back by the method alone, where another method has what they need.
     out = []
-    for other in ("conda", "docker", "venv"):
+    for other in ("apt", "conda", "docker", "venv"):
         if other != request.method and any(
             ev.kinds() == {"method"} and ev.fails[0].get("use") == other for ev in evals
         ):

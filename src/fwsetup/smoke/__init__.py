@@ -31,7 +31,7 @@ SMOKE_DIR: Final = Path(__file__).resolve().parent
 # name (a recipe's `smoke` / SmokeSpec.script) -> script file in SMOKE_DIR
 SCRIPTS: Final = {
     name: f"train_{name}.py"
-    for name in ("pytorch", "tensorflow", "keras", "jax", "mxnet", "theano", "pytensor")
+    for name in ("pytorch", "tensorflow", "keras", "jax", "mxnet", "theano", "pytensor", "caffe")
 }
 
 

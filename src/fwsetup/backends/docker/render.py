@@ -21,6 +21,9 @@ from fwsetup.redact import redact_url
 
 IMAGE_USER: Final = "fwsetup"
 VENV: Final = "/opt/venv"
+# The distribution's Python: what runs the smoke test of an image with no venv (system packages only,
+# e.g. Caffe from Debian's python3-caffe).
+SYSTEM_PYTHON: Final = "/usr/bin/python3"
 APP_DIR: Final = "/opt/fwsetup"
 
 
@@ -102,13 +105,21 @@ class ImageOptions:
     platform: str = "linux/amd64"
 
 
+def has_venv(plan: Plan) -> bool:
+    """Whether the image holds a venv (pip packages, or the framework's official image): a plan with
+    system packages alone (docker.system_packages, no requirements) runs on the distribution's python3."""
+    official = bool(plan.docker and plan.docker.use_official and plan.docker.official_image)
+    return bool(plan.requirements) or official
+
+
 def smoke_command(plan: Plan, script_name: str, gpus: GpuRequest = "none") -> list[str]:
     device = (
         plan.smoke.device if plan.smoke is not None else ("cuda" if plan.accelerator == "cuda" else "cpu")
     )
     if gpus != "none":
         device = "cuda"
-    cmd = [f"{VENV}/bin/python", f"{APP_DIR}/smoke/{script_name}", "--device", device]
+    python = f"{VENV}/bin/python" if has_venv(plan) else SYSTEM_PYTHON
+    cmd = [python, f"{APP_DIR}/smoke/{script_name}", "--device", device]
     if gpus == "all" or (plan.smoke is not None and plan.smoke.all_gpus):
         cmd.append("--all-gpus")
     return cmd
@@ -118,10 +129,11 @@ def image_labels(plan: Plan, base: str, smoke_cmd: Sequence[str]) -> dict[str, s
     from fwsetup import __version__
 
     title = plan.title or plan.framework
+    where = VENV if has_venv(plan) else SYSTEM_PYTHON
     return {
         "org.opencontainers.image.title": f"{title} {plan.version} ({plan.variant})",
         "org.opencontainers.image.description": (
-            f"{title} {plan.version}, {plan.variant} build, Python {plan.python}, in {VENV}; "
+            f"{title} {plan.version}, {plan.variant} build, Python {plan.python}, in {where}; "
             f"smoke-tested by fwsetup (run the image to train a few steps)."
         ),
         "org.opencontainers.image.version": str(plan.version),
@@ -268,6 +280,7 @@ def render_dockerfile(
             python="python" if use_official else "python3",
             system_site_packages=use_official,
             system_packages=list(plan.docker.system_packages) if plan.docker else [],
+            venv=has_venv(plan) or use_official,
             buildkit=options.buildkit,
             installer=options.installer,
             offline=options.offline,
