@@ -114,26 +114,27 @@ def test_one_avx_less_node_refuses_jax_for_the_fleet_and_is_named() -> None:
 
 def _has_libc_rule() -> bool:
     p = plan("mixed-glibc")
-    return any(
-        c.get("code", "").startswith(("glibc", "libc", "no_wheel", "wheel"))
-        for n in p.fleet.nodes
-        for c in n.holds_back_codes
-    )
+    return any(c.get("code") == "glibc_too_old" for n in p.fleet.nodes for c in n.holds_back_codes)
 
 
 def test_mixed_glibc_fleet() -> None:
     p = plan("mixed-glibc")
     groups = {g.libc_version: g.nodes for g in p.fleet.groups}
-    assert groups == {"2.36" if False else "2.35": ["debian12-01"], "2.17": ["centos7-01"]}
+    assert groups == {"2.35": ["debian12-01"], "2.17": ["centos7-01"]}
     if not _has_libc_rule():
         pytest.skip(
-            "the planner has no glibc/wheel-tag rule yet (evaluate gives no failure for glibc 2.17): "
+            "the planner has no glibc wheel-tag rule yet (evaluate gives no glibc_too_old for glibc 2.17): "
             "only the grouping is checked"
         )
-    # PyTorch >= 2.6 publishes manylinux_2_28 wheels only (PyPI wheel tags): CentOS 7's glibc 2.17 holds
-    # the fleet to an older release, and the node is named.
-    assert p.status == "refused" or p.version != "2.15.0"
-    assert [b["fields"]["nodes"] for b in codes(p, "fleet_blocked")] == [["centos7-01"]]
+    # PyTorch's newer Linux wheels are manylinux_2_28 (their PyPI wheel tags, data/registry/): CentOS 7's
+    # glibc 2.17 holds the fleet to the release that node gets alone, and the node is named.
+    nodes = {n.name: n for n in p.fleet.nodes}
+    centos, debian = nodes["centos7-01"], nodes["debian12-01"]
+    assert p.status == "ok" and p.version == centos.alone_version != debian.alone_version
+    (blocked,) = codes(p, "fleet_blocked")
+    assert blocked["fields"]["nodes"] == ["centos7-01"]
+    assert {w["code"] for w in blocked["fields"]["why"]} == {"glibc_too_old"}
+    assert not debian.holds_back
 
 
 def test_grouping_ignores_ids_but_not_drivers() -> None:

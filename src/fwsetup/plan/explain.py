@@ -325,7 +325,7 @@ def _them(f: F) -> str:
 def _fleet_blocked(f: F) -> str:
     why = cast("tuple[Failure, ...]", f["why"])
     driver = f", driver {f['driver']}" if f["driver"] else ""
-    text = f"{_nodes(f)}{driver}: {f['title']} {f['version']} ({f['variant']}) {failures(why)}"
+    text = f"{_nodes(f)}{driver}: {f['title']} {f['version']} ({f['variant']}): {failures(why)}"
     needs = [str(x.get("need")) for x in why if x.code == "driver_too_old"]
     if needs:
         text += f"; upgrading {_them(f)} to >= {needs[0]} allows {f['variant']}"

@@ -13,7 +13,9 @@ check, and, for a driver, the minimum compat.py gives (never typed here). explai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +113,7 @@ def plan_fleet(
         compat = load_compat()
     request = msgspec.structs.replace(request, framework=recipe.name)
     in_range = version_filter(request.version)
+    judge = _judge(recipe.name)
     # Every GPU of every node is checked (evaluate checks them all with all_gpus); the multi-GPU check
     # itself only when --all-gpus was asked.
     every_gpu = msgspec.structs.replace(request, all_gpus=True)
@@ -121,7 +124,7 @@ def plan_fleet(
         for bi, b in enumerate(recipe.builds):
             if not in_range(b.version):
                 continue
-            ev = evaluate(b, bi, profile, every_gpu, t, compat)
+            ev = judge(b, bi, profile, every_gpu, t, compat)
             if not request.all_gpus:
                 ev.fails = [f for f in ev.fails if f.kind != "multi_gpu"]
             evals.setdefault((b.version, b.variant), []).append(ev)
@@ -271,6 +274,17 @@ def plan_fleet(
         rejected=_rejected(groups, better),
         fleet=fleet,
     )
+
+
+def _judge(name: str) -> Callable[..., Evaluation]:
+    """evaluate() as make_plan calls it: with the recipe's published wheels (the wheel-tag checks: glibc,
+    musl, macOS floors) where evaluate takes them."""
+    if "registry" not in inspect.signature(evaluate).parameters:
+        return evaluate
+    from fwsetup.registry import load_registry
+
+    kw: dict[str, Any] = {"registry": load_registry(name)}
+    return functools.partial(evaluate, **kw)
 
 
 def _wanted(k: Key, groups: Sequence[_Group], request: Request) -> bool:
