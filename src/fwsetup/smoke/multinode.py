@@ -295,7 +295,7 @@ def _wait(
                 killed.add(r.rank)
                 ended.setdefault(r.rank, now)
             return killed, ended
-        time.sleep(0.1)
+        time.sleep(0.05)
 
 
 def _kill(p: subprocess.Popen[bytes]) -> None:
@@ -315,7 +315,8 @@ def _verdict(
     if bad:
         # The first rank that failed on its own says why (the others often fail because of it).
         own = [x for x in bad if not x.killed] or bad
-        x = min(own, key=lambda y: (y.ended, y.rank.rank))
+        # Seen to end in the same poll: a rank that died without a report comes before those it took down.
+        x = min(own, key=lambda y: (y.ended, y.report is not None, y.rank.rank))
         if x.report is not None and x.report.get("error"):
             why = str(x.report["error"])
         elif x.killed:
