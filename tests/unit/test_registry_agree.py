@@ -243,3 +243,66 @@ def test_malformed_exceptions_name_the_key(tmp_path: Path, text: str, where: str
 
 def test_shipped_recipes_dir_is_the_one_compared() -> None:
     assert (shipped_recipes_dir() / "pytorch.toml").is_file()
+
+
+def _cuda_of(requirement: str) -> str | None:
+    """The CUDA major.minor an NVIDIA runtime requirement pins or starts from ("==12.3.101" -> "12.3")."""
+    from packaging.requirements import Requirement
+
+    req = Requirement(requirement)
+    for spec in req.specifier:
+        if spec.operator in ("==", ">=", "==="):
+            return ".".join(spec.version.split(".")[:2])
+    return None
+
+
+def test_cuda_of_pip_builds_is_the_runtime_their_wheels_pull() -> None:
+    """A build installed from PyPI with a CUDA (tensorflow[and-cuda]) says the CUDA that PyPI's metadata
+    makes pip install: the nvidia-cuda-runtime / cuda-toolkit requirement of that release and extra."""
+    from fwsetup.recipes import parse_requirement
+
+    checked = 0
+    for name in SYNCED:
+        reg = load_registry(name)
+        assert reg is not None
+        for b in load_recipes(None).get(name).builds:
+            if not b.cuda or b.index_url:
+                continue
+            for text in b.requirements:
+                req = parse_requirement(text)
+                rel = reg.release(req.name, b.version)
+                if rel is None:
+                    continue
+                extras = {e.lower() for e in req.extras}
+                pulls = [
+                    r
+                    for r in rel.requires
+                    if r.lower().startswith(("nvidia-cuda-runtime", "cuda-toolkit"))
+                    and ("extra ==" not in r or any(f"'{e}'" in r or f'"{e}"' in r for e in extras))
+                ]
+                for r in pulls:
+                    checked += 1
+                    assert _cuda_of(r) == b.cuda, (name, b.version, b.variant, r)
+    assert checked >= 10  # TensorFlow 2.14-2.21 [and-cuda]
+
+
+def test_pypi_default_cuda_of_every_torch_release_is_a_recipe_build() -> None:
+    """PyPI's Linux x86_64 torch wheel pulls one CUDA (issue 11: the 'PyPI default' notes); the recipe has a
+    build of that release with that CUDA on Linux x86_64."""
+    reg = load_registry("pytorch")
+    assert reg is not None
+    builds = load_recipes(None).get("pytorch").builds
+    seen = 0
+    for version in reg.versions("torch"):
+        rel = reg.release("torch", version)
+        runtime = [
+            r for r in (rel.requires if rel else []) if r.startswith(("nvidia-cuda-runtime", "cuda-toolkit"))
+        ]
+        if not runtime:
+            continue
+        cuda = _cuda_of(runtime[0])
+        seen += 1
+        assert any(
+            b.version == version and b.cuda == cuda and "linux" in b.os and "x86_64" in b.arch for b in builds
+        ), f"torch {version}: PyPI's wheel pulls CUDA {cuda}; no recipe build of it"
+    assert seen == len(reg.versions("torch"))

@@ -161,6 +161,7 @@ def _expand(python_tag: str, abi_tag: str, platform_tag: str) -> frozenset[Tag]:
     return parse_tag(f"{python_tag}-{abi_tag}-{platform_tag}")
 
 
+@cache
 def registry_dir() -> Path:
     from fwsetup.resources import compat_dir
 

@@ -213,7 +213,9 @@ def compare(recipe: Any, reg: Registry, exceptions: Sequence[Exception_] = ()) -
             rep.exempt.append(f"{where}: not installable by fwsetup (conda or Docker image only)")
             continue
         if not pins:
-            rep.exempt.append(f"{where}: installs nothing the sync reads (no pinned distribution)")
+            rep.exempt.append(
+                f"{where}: installs no distribution pinned to its own version (nothing to compare)"
+            )
             continue
         minors = [m for m in PYTHONS if b.python is None or _contains(b.python, m)]
         index = (b.index_url or "").rstrip("/")
@@ -250,9 +252,13 @@ def compare(recipe: Any, reg: Registry, exceptions: Sequence[Exception_] = ()) -
     # a (release, OS, arch, Python) counts as covered when any build has it, whichever distribution it
     # installs there (TensorFlow: tensorflow-cpu on Linux CPU, tensorflow with [and-cuda] for the GPU)
     releases = set().union(*covered_releases.values()) if covered_releases else set()
+    # "a release the recipe lacks" is judged on the framework's own distribution (recipe.distribution):
+    # a companion pinned by one build (jaxlib==V next to jax==V) publishes every release jax does
+    own = canonical(recipe.distribution) if getattr(recipe, "distribution", None) else None
+    primary = {own} if own in covered else set(covered)
     everything = set().union(*covered.values()) if covered else set()
     for dist in sorted(covered):
-        floor = min(releases, key=_v)
+        floor = min(covered_releases[dist], key=_v)
         for version in reg.versions(dist):
             if _v(version) < _v(floor):
                 continue
@@ -261,9 +267,10 @@ def compare(recipe: Any, reg: Registry, exceptions: Sequence[Exception_] = ()) -
             if not wheels or (rel is not None and rel.yanked):
                 continue
             if version not in releases:
-                e = excuse("not_in_recipe", dist, (version, "", "", ""))
-                text = f"{recipe.path}: {dist} {version} is on PyPI; no build of the recipe has it"
-                (rep.excused if e else rep.problems).append(text + (f" ({e.reason})" if e else ""))
+                if dist in primary:
+                    e = excuse("not_in_recipe", dist, (version, "", "", ""))
+                    text = f"{recipe.path}: {dist} {version} is on PyPI; no build of the recipe has it"
+                    (rep.excused if e else rep.problems).append(text + (f" ({e.reason})" if e else ""))
                 continue
             offered = {
                 (os, arch, m)
@@ -285,7 +292,17 @@ def compare(recipe: Any, reg: Registry, exceptions: Sequence[Exception_] = ()) -
                     text = f"{recipe.path}: PyPI has {dist} {version} for {os} {arch}; no build of the recipe has it"
                     (rep.excused if e else rep.problems).append(text + (f" ({e.reason})" if e else ""))
                     continue
-                for m in sorted({m for o, a, m in offered if (o, a) == (os, arch)} - mine, key=_v):
+                # Pythons: only wheels built for one CPython (cpXY) say which Pythons a release has; a
+                # py3-none wheel (mxnet, jax-rocm7-pjrt) fits every Python and leaves the range to the recipe
+                built = {
+                    m
+                    for w in wheels
+                    if any(t.startswith("cp") for t in w.python_tag.split("."))
+                    and any(p.runs_on(os, arch) for p in w.platforms())
+                    for m in PYTHONS
+                    if python_of(w, m)
+                }
+                for m in sorted(built - mine, key=_v):
                     e = excuse("not_in_recipe", dist, (version, os, arch, m))
                     text = (
                         f"{recipe.path}: PyPI has {dist} {version} for {os} {arch} Python {m}; "

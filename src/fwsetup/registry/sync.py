@@ -364,8 +364,9 @@ class Syncer:
                     ex.update(canonical(e) for e in req.extras)
                     found.append(req.specifier)
             for name, (ex, found) in sorted(companions.items()):
-                if name not in target.floors:
-                    todo.append((name, ex, family, tuple(found)))
+                # also when the recipe pins it itself (jaxlib==V in one build): the releases other
+                # synced releases require are kept too (seen skips those already read)
+                todo.append((name, ex, family, tuple(found)))
         return {k: v for k, v in out.items() if v.releases}
 
 
