@@ -184,3 +184,33 @@ def test_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_planning_reads_only_the_planned_recipes_registry_data() -> None:
+    """Issue 11's speed guard: `fwsetup plan pytorch` reads data/registry/pytorch.json and no other file,
+    and none of the maintainer modules (sync, agree) or HTTP clients."""
+    code = r"""
+import sys
+import fwsetup.registry as reg
+read = []
+orig = reg.read_registry
+def spy(path, name=None):
+    read.append(path.name)
+    return orig(path, name)
+reg.read_registry = spy
+from fwsetup.plan import Request, make_plan
+from fwsetup.profile import load
+from fwsetup.recipes import load_recipes
+recipe = load_recipes(None).get("pytorch")
+make_plan(load("tests/fixtures/datacenter-h100.json"), recipe, Request(framework="pytorch"))
+make_plan(load("tests/fixtures/intel-mac.json"), recipe, Request(framework="pytorch"))
+print(read, sorted(m for m in ("fwsetup.registry.sync", "fwsetup.registry.agree", "urllib.request") if m in sys.modules))
+"""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    read, modules = out.stdout.strip().split("] [")
+    assert set(read.strip("[]").replace("'", "").split(", ")) <= {
+        "pytorch.json",
+        "",
+    }  # never another recipe's
+    assert read.count("pytorch.json") <= 1 and modules == "]"  # read once; no sync, agree, HTTP
