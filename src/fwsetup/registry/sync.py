@@ -12,7 +12,10 @@ recipe lacks). Companions: requires_dist entries of a synced release that belong
 tensorflow-intel), unconditional or under an extra the recipe names, followed recursively, for the versions
 their specifiers allow.
 
-PyPI through its JSON API (https://pypi.org/pypi/<dist>/json, /pypi/<dist>/<version>/json). Other indexes
+PyPI through its JSON API: the project page (https://pypi.org/pypi/<dist>/json) lists every release's files
+(name, size, sha256, Requires-Python, yanked); a release's Requires-Dist comes from one wheel's core metadata
+(PEP 658 `<file>.metadata` where the index offers it, else the wheel's METADATA read with HTTP range requests,
+as pip's lazy wheel does; the per-release /pypi/<dist>/<version>/json pages are not needed). Other indexes
 (download.pytorch.org) from a saved copy: --saved-index URL=DIR, where DIR/<rest of the index URL>/<dist>/
 holds index.html (PEP 503) or index.json (PEP 691); indexes with no saved copy are listed in `not_synced`.
 
