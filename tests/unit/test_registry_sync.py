@@ -235,3 +235,34 @@ def test_main_rejects_bad_options(tmp_path: Path, capsys) -> None:  # type: igno
     assert "expected URL=DIR" in capsys.readouterr().err
     assert sync_mod.main(["--out", str(tmp_path), "--only", "caffe"]) == 2
     assert "no recipe pins a distribution for caffe" in capsys.readouterr().err
+
+
+def test_saved_pep691_json_copy_is_read(tmp_path: Path, pypi: FakePyPI) -> None:
+    page = tmp_path / "saved" / "cu130" / "demo"
+    page.mkdir(parents=True)
+    files = [
+        {
+            "filename": "demo-1.1.0+cu130-cp312-cp312-win_amd64.whl",
+            "url": "https://download.example.org/whl/cu130/demo-1.1.0%2Bcu130-cp312-cp312-win_amd64.whl",
+            "hashes": {"sha256": "c" * 64},
+            "size": 1234,
+            "requires-python": ">=3.10",
+            "yanked": False,
+        },
+        {"filename": "demo-1.1.0.tar.gz", "url": "x", "hashes": {}},  # not a wheel: left out
+    ]
+    (page / "index.json").write_text(
+        json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": files})
+    )
+    recipes = [R("demo", [B("1.0.0", ["demo==1.0.0"], "https://download.example.org/whl/cu130")])]
+    run_sync(
+        tmp_path / "out",
+        recipes=recipes,
+        fetch=pypi,
+        saved={"https://download.example.org/whl": tmp_path / "saved"},
+        today="2026-11-28",
+    )
+    reg = read_registry(tmp_path / "out" / "demo.json")
+    (w,) = [w for w in reg.wheels("demo", "1.1.0") if w.index != "pypi"]
+    assert (w.size, w.sha256, w.requires_python, w.platform_tag) == (1234, "c" * 64, ">=3.10", "win_amd64")
+    assert reg.not_synced == ()
