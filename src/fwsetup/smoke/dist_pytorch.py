@@ -74,7 +74,11 @@ def train(opts: d.Options, result: dict) -> None:
                 dist.broadcast(p.data, src=0)
         x, y = _data(torch, opts.seed + opts.rank)  # each rank its own shard
         x, y = x.to(device), y.to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        # Adam by hand: torch.optim's first optimizer imports torch._dynamo (13 s on a busy 2-core machine),
+        # which says nothing about the job across nodes.
+        m = [torch.zeros_like(p) for p in model.parameters()]
+        v = [torch.zeros_like(p) for p in model.parameters()]
+        lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
         loss_fn = torch.nn.MSELoss()
 
         def global_loss() -> float:
@@ -89,7 +93,8 @@ def train(opts: d.Options, result: dict) -> None:
         for step in range(opts.steps):
             if step == opts.crash_at_step:
                 os._exit(17)  # tests: a rank that dies mid-step
-            opt.zero_grad()
+            for p in params:
+                p.grad = None
             loss_fn(model(x), y).backward()
             flat = torch.cat([p.grad.reshape(-1) for p in params])
             if cuda:
@@ -101,11 +106,16 @@ def train(opts: d.Options, result: dict) -> None:
             times.append(time.perf_counter() - t0)
             flat /= opts.world
             offset = 0
-            for p in params:
-                n = p.numel()
-                p.grad.copy_(flat[offset : offset + n].view_as(p))
-                offset += n
-            opt.step()
+            with torch.no_grad():
+                for p, mi, vi in zip(params, m, v):
+                    n = p.numel()
+                    g = flat[offset : offset + n].view_as(p)
+                    offset += n
+                    mi.mul_(b1).add_(g, alpha=1 - b1)
+                    vi.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    mh = mi / (1 - b1 ** (step + 1))
+                    vh = vi / (1 - b2 ** (step + 1))
+                    p.sub_(lr * mh / (vh.sqrt() + eps))
         after = global_loss()
         import hashlib
 
