@@ -32,7 +32,6 @@ import re
 import shlex
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -599,8 +598,12 @@ class VenvBackend(Backend):
             index_cache=_index_cache(env),
         )
         # uv: the resolve runs while the environment is created (commands()); its files wait in lockdir,
-        # outside the staging folder (uv venv wants that one empty), until the environment is there.
-        lockdir = Path(tempfile.mkdtemp(prefix="fwsetup-resolve-")) if inst.kind == "uv" else None
+        # beside the staging folder (uv venv wants that one empty) and named like it (what a killed run
+        # leaves is removed by the next: staging.recover), until the environment is there.
+        lockdir = None
+        if inst.kind == "uv":
+            lockdir = st.path.with_name(st.path.name + "-resolve")
+            lockdir.mkdir()
         try:
             return self._build_in(
                 plan, options, env, st, digest, progress, inst, settings, sources, uvcfg, lockdir
@@ -665,7 +668,14 @@ class VenvBackend(Backend):
             )
         else:
             progress("resolve", f"creating the environment ({inst.describe()})")
-        first = proc.run(cmds[0], timeout=300, env=run_env)
+        venv_made = _Background(lambda: proc.run(cmds[0], timeout=300, env=run_env))
+        # What comes after, imported while uv works (the two cores are otherwise idle here)
+        import fwsetup.smoke.runner  # noqa: F401 - transaction.smoke
+
+        if sys.version_info >= (3, 11):
+            import tomllib  # noqa: F401 - read_pylock
+
+        first = venv_made.result()
         resolved = resolving.result() if resolving is not None else None
         st.meta.mkdir(parents=True, exist_ok=True)
         with open(st.log_file, "a") as f:
@@ -693,6 +703,7 @@ class VenvBackend(Backend):
             assert resolved is not None and lockdir is not None
             _raise_for(resolved, "resolving", st)
             shutil.copyfile(lockdir / PYLOCK, st.meta / PYLOCK)
+            shutil.rmtree(lockdir, ignore_errors=True)
             packages = self._uv_install(plan, cmds, run_env, st, progress)
         else:
             packages = self._pip_install(plan, cmds, run_env, st, progress)
