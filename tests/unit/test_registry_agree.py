@@ -232,6 +232,7 @@ index_url = "https://download.example.org/whl/cu128"
             "not_in_registry[0].colour",
         ),
         ("not_in_recipe = 3\n", "not_in_recipe"),
+        ('[[not_in_recipes]]\nrecipe = "a"\n', "not_in_recipes"),
     ],
 )
 def test_malformed_exceptions_name_the_key(tmp_path: Path, text: str, where: str) -> None:

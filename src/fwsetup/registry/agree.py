@@ -75,6 +75,8 @@ def load_exceptions(path: Path | None = None) -> list[Exception_]:
     if not path.is_file():
         return []
     raw = read_toml(path)
+    for top in sorted(set(raw) - {"not_in_registry", "not_in_recipe"}):
+        raise RecipeError(f"{path}: {top}: unknown table (expected [[not_in_recipe]] or [[not_in_registry]])")
     out: list[Exception_] = []
     for kind in ("not_in_registry", "not_in_recipe"):
         entries = raw.get(kind, [])
