@@ -30,6 +30,7 @@ COLUMNS = (
     ("cnn", "CNN"),
     ("rnn", "RNN"),
     ("multi_gpu", "multi-GPU"),
+    ("verified", "verified routes"),
     ("status", "status"),
 )
 
@@ -41,6 +42,8 @@ def _versions(recipe: Recipe) -> list[str]:
 
 
 def table_row(recipe: Recipe) -> dict[str, Any]:
+    from fwsetup.verified import routes_of
+
     f = recipe.facts
     versions = _versions(recipe)
     return {
@@ -57,6 +60,9 @@ def table_row(recipe: Recipe) -> dict[str, Any]:
         "rnn": f.rnn,
         "multi_gpu": f.multi_gpu,
         "multi_node": f.multi_node,
+        # The install routes a test of this project proves (data/verified/routes.toml), and which test.
+        "verified": list(routes_of(recipe.name)) or ["none"],
+        "verified_by": routes_of(recipe.name),
         "status": f.status,
         "status_note": f.status_note,
         "successor": f.successor,
