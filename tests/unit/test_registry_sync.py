@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fwsetup.errors import NetworkError
+from fwsetup.errors import FwsetupError, NetworkError
 from fwsetup.recipes import load_recipes
 from fwsetup.registry import load_registry, read_registry
 from fwsetup.registry import sync as sync_mod
@@ -266,3 +266,22 @@ def test_saved_pep691_json_copy_is_read(tmp_path: Path, pypi: FakePyPI) -> None:
     (w,) = [w for w in reg.wheels("demo", "1.1.0") if w.index != "pypi"]
     assert (w.size, w.sha256, w.requires_python, w.platform_tag) == (1234, "c" * 64, ">=3.10", "win_amd64")
     assert reg.not_synced == ()
+
+
+def test_unwritable_output_is_one_message_and_no_temp_file(tmp_path: Path, pypi: FakePyPI) -> None:
+    recipes = [R("demo", [B("1.0.0", ["demo==1.0.0"])])]
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(FwsetupError, match=r"cannot write the registry data in .*nothing was changed"):
+        run_sync(blocker / "sub", recipes=recipes, fetch=pypi, today="2026-11-28")
+    out = tmp_path / "out"
+    (out / "demo.json").mkdir(parents=True)  # a folder where the file goes: the rename fails
+    with pytest.raises(FwsetupError, match=r"cannot replace .*demo.json.*files replaced before it: none"):
+        run_sync(out, recipes=recipes, fetch=pypi, today="2026-11-28")
+    assert [p.name for p in out.iterdir()] == ["demo.json"]  # no temporary file left
+
+
+def test_main_rejects_bad_numbers(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert sync_mod.main(["--out", str(tmp_path), "--timeout", "-1"]) == 2
+    assert sync_mod.main(["--out", str(tmp_path), "--jobs", "0"]) == 2
+    assert "--timeout must be in" in capsys.readouterr().err

@@ -568,9 +568,9 @@ def run_sync(
         figures.releases += sum(len(dd.releases) for dd in data.values())
         figures.wheels += sum(len(ws) for dd in data.values() for ws in dd.wheels.values())
     # every request succeeded: write (temporary files first, then rename each into place)
-    out_dir.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
         for name, text in texts.items():
             path = out_dir / f"{name}.json"
             figures.files += 1
@@ -582,14 +582,23 @@ def run_sync(
             if old is not None and _same_but_date(old, text):
                 continue
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(text, "utf-8")
             staged.append((tmp, path))
+            tmp.write_text(text, "utf-8")
+    except OSError as exc:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        msg = f"cannot write the registry data in {out_dir}: {exc.strerror or exc}; nothing was changed."
+        raise FwsetupError(msg, hint="Pass --out DIR for a folder you can write to.") from None
+    try:
         for tmp, path in staged:
             tmp.replace(path)
             figures.changed += 1
-    finally:
+    except OSError as exc:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
+        done = ", ".join(p.name for _, p in staged[: figures.changed]) or "none"
+        msg = f"cannot replace {exc.filename}: {exc.strerror or exc}; files replaced before it: {done}."
+        raise FwsetupError(msg) from None
     figures.requests = syncer.requests
     figures.seconds = time.perf_counter() - start
     return figures
@@ -624,6 +633,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     p.add_argument("--debug", action="store_true")
     args = p.parse_args(argv)
+    if not 0 < args.timeout <= 600 or not 1 <= args.jobs <= 64:
+        print("sync-registry: --timeout must be in (0, 600] seconds and --jobs in 1..64.", file=sys.stderr)
+        return 2
     try:
         from fwsetup.recipes import load_recipes
 
@@ -635,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
             fetch=http_fetch(args.timeout),
             only=set(args.only) if args.only else None,
             saved=saved,
-            jobs=max(1, args.jobs),
+            jobs=args.jobs,
         )
     except FwsetupError as exc:
         if args.debug:
