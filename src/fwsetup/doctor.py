@@ -25,6 +25,7 @@ from fwsetup.compat import (
 )
 from fwsetup.detect.environment import Framework, GpuCheck, ImportResult, PythonEnv
 from fwsetup.detect.tools import NOT_ANSWERING, SILENT_ENGINE_HINT
+from fwsetup.gpu_vendors import has_other_gpu
 from fwsetup.profile import HostProfile
 
 Severity = Literal["error", "warning", "info"]
@@ -122,6 +123,15 @@ def check_nvidia(host: HostProfile) -> list[Finding]:
                     detail="Under WSL the driver lives in Windows and appears in /usr/lib/wsl/lib.",
                     remedy="For GPU work install the NVIDIA driver for Windows (not a Linux driver inside WSL), "
                     "then `wsl --shutdown` and reopen.",
+                )
+            )
+        elif has_other_gpu(host):  # an AMD or Intel GPU: check_amd / check_intel speak of it
+            out.append(
+                Finding(
+                    id="nvidia.none",
+                    severity="info",
+                    title="No NVIDIA GPU and no NVIDIA driver",
+                    detail="Nothing on the PCI bus is an NVIDIA GPU: CUDA builds would run on the CPU here.",
                 )
             )
         else:
@@ -389,8 +399,133 @@ def check_machine(host: HostProfile) -> list[Finding]:
     return out
 
 
+def check_amd(host: HostProfile) -> list[Finding]:
+    """AMD GPUs: a driver that is not loaded, no access to /dev/kfd, a gfx target no ROCm build covers."""
+    from fwsetup.gpu_vendors import HSA_OVERRIDE, load_rocm_data, pytorch_gfx_targets
+
+    amd = host.amd
+    out: list[Finding] = []
+    if amd.pci_devices and not amd.gpus:
+        out.append(
+            Finding(
+                id="amd.driver-missing",
+                severity="error",
+                title=f"{len(amd.pci_devices)} AMD GPU(s) on the PCI bus, but the amdgpu driver's compute interface is missing",
+                detail=f"PCI: {', '.join(amd.pci_devices)}. /sys/class/kfd (KFD, what ROCm talks to) is not there, so no "
+                "framework can use these GPUs.",
+                remedy="Load the driver (`sudo modprobe amdgpu`), or install it: AMD's amdgpu-install "
+                "(https://rocm.docs.amd.com/projects/install-on-linux/en/latest/), then reboot.",
+            )
+        )
+    if not amd.gpus:
+        return out
+    names = "; ".join(f"GPU {g.index}: {g.name or 'AMD GPU'} ({g.gfx or 'gfx ?'})" for g in amd.gpus)
+    runtime = (
+        f"ROCm {amd.rocm_version} at {amd.rocm_path or '?'}"
+        if amd.rocm_version
+        else "no ROCm installation (PyTorch's ROCm wheels bring their own; TensorFlow and JAX -local builds need one)"
+    )
+    out.append(
+        Finding(id="amd.gpus", severity="info", title=f"{len(amd.gpus)} AMD GPU(s), {runtime}", detail=names)
+    )
+    if amd.kfd_access is False:
+        out.append(
+            Finding(
+                id="amd.no-kfd-access",
+                severity="error",
+                title="This user cannot open /dev/kfd, so ROCm cannot reach the AMD GPUs",
+                detail="Groups of this user among render and video: "
+                + (", ".join(amd.groups) if amd.groups else "none")
+                + ". ROCm needs read-write access to /dev/kfd and /dev/dri/renderD*.",
+                remedy="`sudo usermod -aG render,video $USER`, then log out and in again (or `newgrp render`).",
+            )
+        )
+    elif amd.render_access is False:
+        out.append(
+            Finding(
+                id="amd.no-render-access",
+                severity="warning",
+                title="This user cannot open the GPUs' /dev/dri/renderD* nodes",
+                detail="ROCm opens the render node of every GPU it uses.",
+                remedy="`sudo usermod -aG render,video $USER`, then log out and in again.",
+            )
+        )
+    data = load_rocm_data()
+    built = pytorch_gfx_targets()
+    for g in amd.gpus:
+        info = data.gfx.get(g.gfx or "")
+        if g.gfx and g.gfx not in built:
+            listed = "on" if info and info.linux else "not on"
+            out.append(
+                Finding(
+                    id=f"amd.gpu{g.index}.gfx-unsupported",
+                    severity="warning",
+                    title=f"GPU {g.index} ({g.name or 'AMD GPU'}, {g.gfx}) is not a target of any ROCm build fwsetup knows",
+                    detail=f"PyTorch's ROCm wheels have no code objects for {g.gfx}, and it is {listed} ROCm's list of "
+                    "supported Linux GPUs: frameworks will not see it.",
+                    remedy=f"Use the CPU build (`fwsetup install pytorch --cpu`). {HSA_OVERRIDE} (making the runtime "
+                    "report a supported target) is an unsupported workaround: fwsetup never sets it.",
+                )
+            )
+    return out
+
+
+def check_intel(host: HostProfile) -> list[Finding]:
+    """Intel Arc / Data Center GPUs: no driver bound, no Level Zero, a family PyTorch's XPU builds leave out."""
+    from fwsetup.gpu_vendors import intel_gpus, load_xpu_data
+
+    gpus = intel_gpus(host)
+    out: list[Finding] = []
+    if not gpus:
+        return out
+    titles = load_xpu_data().families
+    unbound = [g for g in gpus if g.driver is None]
+    if unbound:
+        out.append(
+            Finding(
+                id="intel.driver-missing",
+                severity="error",
+                title=f"{len(unbound)} Intel GPU(s) without a driver",
+                detail="; ".join(f"{g.pci} {g.name}" for g in unbound) + ": neither xe nor i915 is bound.",
+                remedy="Install Intel's GPU driver packages (https://dgpu-docs.intel.com/driver/installation.html) "
+                "or load the module (`sudo modprobe xe` / `i915`), then reboot.",
+            )
+        )
+    if host.intel.level_zero is None:
+        out.append(
+            Finding(
+                id="intel.no-level-zero",
+                severity="warning",
+                title="Intel GPU present, but the Level Zero runtime (libze_loader.so.1) is not installed",
+                detail="PyTorch's XPU builds reach the GPU through Level Zero and Intel's compute runtime.",
+                remedy="Install the compute runtime and loader (Ubuntu: `sudo apt install libze1 libze-intel-gpu1`, "
+                "or Intel's packages from https://dgpu-docs.intel.com/driver/installation.html).",
+            )
+        )
+    for g in gpus:
+        if g.family == "flex":
+            out.append(
+                Finding(
+                    id=f"intel.gpu{g.index}.xpu-unsupported",
+                    severity="warning",
+                    title=f"GPU {g.index} ({g.name}) is not on PyTorch's list of Intel GPUs",
+                    detail=f"{titles.get('flex', 'Flex')}: PyTorch's XPU builds are validated on "
+                    f"{titles.get('max', 'Max')}, {titles.get('arc-a', 'Arc A')} and {titles.get('arc-b', 'Arc B')}.",
+                    remedy="fwsetup plans CPU builds for it.",
+                )
+            )
+    return out
+
+
 def check_host(host: HostProfile) -> list[Finding]:
-    return check_nvidia(host) + check_toolkit(host) + check_docker(host) + check_machine(host)
+    return (
+        check_nvidia(host)
+        + check_amd(host)
+        + check_intel(host)
+        + check_toolkit(host)
+        + check_docker(host)
+        + check_machine(host)
+    )
 
 
 # -- frameworks -----------------------------------------------------------------------------------------
@@ -424,8 +559,8 @@ def decide_gpu(host: HostProfile, fw: Framework, data: CompatData | None = None)
             f"; {no_gpu_reason(host)} anyway" if not usable else f", but {len(usable)} usable GPU(s) are here"
         )
         return GpuCheck(visible=False, checked="metadata", reason=f"CPU build{tail}")
-    if fw.build == "rocm":
-        return GpuCheck(visible=False, checked="metadata", reason="ROCm build: for AMD GPUs, not NVIDIA")
+    if fw.build in ("rocm", "xpu"):
+        return _decide_amd_intel(host, fw)
     if not usable:
         what = f"CUDA {fw.cuda} build" if fw.cuda else "build"
         return GpuCheck(visible=False, checked="metadata", reason=f"{what}, but {no_gpu_reason(host)}")
@@ -438,6 +573,43 @@ def decide_gpu(host: HostProfile, fw: Framework, data: CompatData | None = None)
                 reason=f"driver {host.nvidia.driver_version or '?'} (CUDA {host.nvidia.cuda_driver_version or '?'}) "
                 f"is too old for this CUDA {fw.cuda} build (needs >= {v.minimum or '?'})",
             )
+    return None
+
+
+def _decide_amd_intel(host: HostProfile, fw: Framework) -> GpuCheck | None:
+    """A ROCm or XPU build: not visible where its vendor's GPU is missing, or where it uses the host's ROCm and
+    that is another release; otherwise importing it tells (None)."""
+    from fwsetup.gpu_vendors import intel_gpus
+
+    if fw.build == "xpu":
+        if not intel_gpus(host):
+            return GpuCheck(
+                visible=False, checked="metadata", reason="XPU build: for Intel GPUs, and there is none here"
+            )
+        return None
+    if not host.amd.gpus:
+        return GpuCheck(
+            visible=False, checked="metadata", reason="ROCm build: for AMD GPUs, and there is none here"
+        )
+    mismatch = rocm_mismatch(host, fw)
+    if mismatch:
+        return GpuCheck(visible=False, checked="metadata", reason=mismatch)
+    return None
+
+
+def rocm_mismatch(host: HostProfile, fw: Framework) -> str | None:
+    """Why a build that uses the host's ROCm (tensorflow-rocm, jax's rocm plugins: details["rocm"]) does not
+    match this host's ROCm. PyTorch's ROCm wheels bring their own ROCm (details["hip"] is informative only)."""
+    need = str(fw.details.get("rocm") or "")
+    if not need:
+        return None
+    have = host.amd.rocm_version
+    if have is None:
+        return (
+            f"built for ROCm {need}, which it loads from the host, and this machine has no ROCm installation"
+        )
+    if have.split(".")[: len(need.split("."))] != need.split("."):
+        return f"built for ROCm {need}, which it loads from the host; this machine has ROCm {have}"
     return None
 
 
@@ -543,6 +715,7 @@ def check_frameworks(
                         remedy=f"Install a build for an older CUDA: `fwsetup install {fw.name} --gpu` picks one.",
                     )
                 )
+        out += _amd_intel_framework(host, fw, fid, label)
         if fw.gpu.checked == "import" and fw.gpu.visible is False and fw.build == "cuda" and usable:
             out.append(
                 Finding(
@@ -586,6 +759,47 @@ def check_frameworks(
                 )
             )
     out += check_library_path(frameworks, cudart_on_path)
+    return out
+
+
+def _amd_intel_framework(host: HostProfile, fw: Framework, fid: str, label: str) -> list[Finding]:
+    from fwsetup.gpu_vendors import intel_gpus
+
+    out: list[Finding] = []
+    amd, intel = host.amd.gpus, intel_gpus(host)
+    if fw.build == "cpu" and (amd or intel) and not host.usable_gpus and fw.name not in _NO_GPU_OF_ITS_OWN:
+        vendor = "AMD" if amd else "Intel"
+        out.append(
+            Finding(
+                id=f"{fid}.cpu-build",
+                severity="warning",
+                title=f"{label} is a CPU build, but this machine has {len(amd or intel)} {vendor} GPU(s)",
+                detail="It will train on the CPU only.",
+                remedy=f"`fwsetup plan {fw.name} --gpu` shows whether a {'ROCm' if amd else 'XPU'} build runs on it.",
+            )
+        )
+    if fw.build == "rocm" and amd and (why := rocm_mismatch(host, fw)):
+        out.append(
+            Finding(
+                id=f"{fid}.rocm-mismatch",
+                severity="error",
+                title=f"{label} was built for another ROCm than this machine's",
+                detail=why + ".",
+                remedy=f"Install the ROCm it needs, or the build for this ROCm: `fwsetup plan {fw.name} --gpu`.",
+            )
+        )
+    own = (fw.build == "rocm" and amd) or (fw.build == "xpu" and intel)
+    if own and fw.gpu.checked == "import" and fw.gpu.visible is False:
+        out.append(
+            Finding(
+                id=f"{fid}.gpu-not-visible",
+                severity="error",
+                title=f"{label} does not see the {'AMD' if fw.build == 'rocm' else 'Intel'} GPU",
+                detail=fw.gpu.reason or "It imported, but found no GPU.",
+                remedy="See the AMD/Intel findings above (driver, /dev/kfd access, gfx target, Level Zero); "
+                f"`fwsetup plan {fw.name} --gpu` says which build runs here.",
+            )
+        )
     return out
 
 

@@ -92,6 +92,56 @@ class NvidiaInfo(_Base, frozen=True, kw_only=True):
     pci_devices: tuple[str, ...] = ()
 
 
+class AmdGPU(_Base, frozen=True, kw_only=True):
+    """One AMD GPU the amdgpu driver's KFD (compute) interface reports (detect/amd.py)."""
+
+    index: Index  # order of the KFD topology nodes that are GPUs (ROCm's device order)
+    name: str | None = None  # "AMD Instinct MI300X"
+    gfx: str | None = None  # LLVM target: "gfx942", "gfx90a", "gfx1100"
+    gfx_target_version: Annotated[int, msgspec.Meta(ge=0, le=10**7)] | None = None  # KFD's 90402
+    device_id: str | None = None  # PCI device id, "74a1"
+    pci: str | None = None  # "0000:03:00.0"
+    memory_bytes: Bytes | None = None  # VRAM (mem_info_vram_total)
+
+
+class AmdInfo(_Base, frozen=True, kw_only=True):
+    """AMD GPUs and ROCm. Empty on a machine without them; every field unknown in an old profile."""
+
+    # The amdgpu kernel driver's compute interface (/sys/class/kfd) is there: None = not looked at.
+    kfd: bool | None = None
+    gpus: tuple[AmdGPU, ...] = ()
+    # AMD display/compute PCI devices as "0000:03:00.0 1002:74a1 amdgpu" (the driver bound, or "none"):
+    # seen even when no driver works, so doctor can say "GPU present, no driver".
+    pci_devices: tuple[str, ...] = ()
+    rocm_version: Version | None = None  # the host ROCm runtime (/opt/rocm/.info/version), "6.4.1"
+    rocm_path: str | None = None
+    kfd_access: bool | None = None  # this user can open /dev/kfd read-write
+    render_access: bool | None = None  # ... and the GPUs' /dev/dri/renderD* nodes
+    groups: tuple[str, ...] = ()  # the user's groups among render and video
+
+
+class IntelGPU(_Base, frozen=True, kw_only=True):
+    """One Intel GPU (PCI vendor 0x8086, display class) bound to the xe or i915 driver (detect/intel.py)."""
+
+    index: Index
+    device_id: str | None = None  # "56a0"
+    name: str | None = None  # "Intel Arc A770"
+    # "arc-a" (Alchemist), "arc-b" (Battlemage), "flex" (Data Center GPU Flex), "max" (Data Center GPU Max,
+    # Ponte Vecchio), "integrated" (any other, a CPU's graphics) - data/rocm.toml's [intel] table
+    family: str | None = None
+    driver: str | None = None  # "xe" | "i915" | None (no driver bound)
+    pci: str | None = None
+
+
+class IntelInfo(_Base, frozen=True, kw_only=True):
+    gpus: tuple[IntelGPU, ...] = ()
+    level_zero: str | None = (
+        None  # the Level Zero loader's version ("1.17.6"), "unknown" when found unversioned
+    )
+    level_zero_path: str | None = None
+    render_access: bool | None = None
+
+
 class CudaToolkitInfo(_Base, frozen=True, kw_only=True):
     version: Version | None = None
     nvcc: str | None = None
@@ -130,6 +180,8 @@ class HostProfile(_Base, frozen=True, kw_only=True):
     disk_path: str | None = None
     python: PythonInfo = msgspec.field(default_factory=PythonInfo)
     nvidia: NvidiaInfo = msgspec.field(default_factory=NvidiaInfo)
+    amd: AmdInfo = msgspec.field(default_factory=AmdInfo)
+    intel: IntelInfo = msgspec.field(default_factory=IntelInfo)
     cuda_toolkit: CudaToolkitInfo = msgspec.field(default_factory=CudaToolkitInfo)
     cudnn: CudnnInfo = msgspec.field(default_factory=CudnnInfo)
     tools: ToolsInfo = msgspec.field(default_factory=ToolsInfo)
@@ -160,7 +212,7 @@ def _fix_nulls(obj: object) -> object:
     # A section written as null (or a tools entry as null) means "unknown": replace with {} so that
     # the defaults apply instead of a type error.
     if isinstance(obj, dict):
-        for key in ("os", "cpu", "python", "nvidia", "cuda_toolkit", "cudnn", "tools"):
+        for key in ("os", "cpu", "python", "nvidia", "amd", "intel", "cuda_toolkit", "cudnn", "tools"):
             if key in obj and obj[key] is None:
                 obj[key] = {}
         tools = obj.get("tools")
@@ -201,6 +253,8 @@ _EXPECTED: dict[str, str] = {
     "compute_capability": "a compute capability such as 9.0, or null",
     "cuda_toolkit.version": "a CUDA toolkit version such as 12.4, or null",
     "cudnn.version": "a cuDNN version such as 9.1.0, or null",
+    "amd.rocm_version": "a ROCm version such as 6.4.1, or null",
+    "gfx_target_version": "a KFD gfx_target_version such as 90402 (an integer), or null",
 }
 
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)

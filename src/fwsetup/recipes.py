@@ -31,7 +31,7 @@ from fwsetup.errors import RecipeError, UsageError
 from fwsetup.redact import has_credentials
 
 Status = Literal["active", "maintenance", "legacy", "retired", "cloud-only"]
-AcceleratorName = Literal["cpu", "cuda", "mps", "rocm"]
+AcceleratorName = Literal["cpu", "cuda", "mps", "rocm", "xpu"]  # xpu: Intel GPUs (SYCL / Level Zero)
 
 
 # Names that end up in a Dockerfile: an image reference (registry/name:tag@digest) and a Debian package
@@ -218,6 +218,14 @@ class Build(_S, frozen=True, kw_only=True):
     compute_capabilities: list[str] = []  # SASS targets, "8.0" = sm_80
     ptx: list[str] = []  # PTX targets the driver can JIT for newer GPUs
     cpu_features: list[str] = []  # required instruction sets (e.g. "avx")
+    # ROCm builds (accelerator = "rocm"): the ROCm release it was built with ("7.2"), the LLVM targets its
+    # HIP code objects cover (data/rocm.toml), and, for builds that use the host's ROCm installation rather
+    # than bundling it (TensorFlow, JAX's -local plugins), the host ROCm versions it needs (PEP 440, ">=7.0,<8").
+    rocm: str | None = None
+    gfx_targets: list[str] = []
+    rocm_runtime: str | None = None
+    # XPU builds (accelerator = "xpu"): the Intel GPU families it supports (data/xpu.toml: arc-a, arc-b, max)
+    xpu_families: list[str] = []
     requirements: list[str] = []  # PEP 508
     index_url: str | None = None  # the framework's own index (preferred over PyPI for its packages)
     extra_index_urls: list[str] = []
@@ -600,6 +608,7 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
                     key(field),
                     f"only meaningful for accelerator = 'cuda' (this build's is {b.accelerator!r})",
                 )
+    _check_rocm_xpu(b, key, add)
     if b.cuda and not _CUDA_RE.match(b.cuda):
         add(key("cuda"), f"expected a CUDA version such as '12.6', got {b.cuda!r}")
     if b.variant == "cpu" and b.accelerator != "cpu":
@@ -733,6 +742,51 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
             "an installable build needs `requirements`, `conda.packages`, a docker image or `apt.releases` "
             "(or `installable = false`)",
         )
+
+
+_GFX_RE: Final = re.compile(r"^gfx[0-9]{1,2}[0-9a-f]{2}$")
+_ROCM_RE: Final = re.compile(r"^\d{1,2}\.\d{1,2}(\.\d{1,3})?$")
+XPU_FAMILIES: Final = ("arc-a", "arc-b", "max", "flex", "integrated")
+
+
+def _check_rocm_xpu(b: Build, key: Any, add: Any) -> None:
+    """The ROCm / XPU fields: only on builds of that accelerator, and well-formed."""
+    from packaging.specifiers import InvalidSpecifier
+
+    if b.accelerator == "rocm":
+        if not b.rocm:
+            add(key("rocm"), "missing: a build with accelerator = 'rocm' needs its ROCm version, e.g. '6.4'")
+    else:
+        for field in ("rocm", "gfx_targets", "rocm_runtime"):
+            if getattr(b, field):
+                add(
+                    key(field),
+                    f"only meaningful for accelerator = 'rocm' (this build's is {b.accelerator!r})",
+                )
+    if b.accelerator != "xpu" and b.xpu_families:
+        add(
+            key("xpu_families"),
+            f"only meaningful for accelerator = 'xpu' (this build's is {b.accelerator!r})",
+        )
+    if b.rocm and not _ROCM_RE.match(b.rocm):
+        add(key("rocm"), f"expected a ROCm version such as '6.4', got {b.rocm!r}")
+    for j, gfx in enumerate(b.gfx_targets):
+        if not _GFX_RE.match(gfx):
+            add(key("gfx_targets", f"[{j}]"), f"expected an LLVM target such as 'gfx942', got {gfx!r}")
+    if b.rocm_runtime is not None:
+        try:
+            parse_specifier(b.rocm_runtime)
+        except InvalidSpecifier:
+            add(
+                key("rocm_runtime"),
+                f"expected a PEP 440 specifier such as '>=7.0,<8', got {b.rocm_runtime!r}",
+            )
+    for j, fam in enumerate(b.xpu_families):
+        if fam not in XPU_FAMILIES:
+            add(
+                key("xpu_families", f"[{j}]"),
+                f"expected one of {', '.join(map(repr, XPU_FAMILIES))}, got {fam!r}",
+            )
 
 
 def _convert(data: dict[str, Any], cls: type[Any], report: Any) -> Any:

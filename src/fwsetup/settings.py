@@ -45,6 +45,8 @@ class Settings:
     smoke_dirs: tuple[Path, ...] = ()  # FWSETUP_SMOKE_DIR (os.pathsep-separated)
     override_cuda: Override | None = None  # FWSETUP_OVERRIDE_CUDA
     override_driver: Override | None = None  # FWSETUP_OVERRIDE_DRIVER
+    override_rocm: Override | None = None  # FWSETUP_OVERRIDE_ROCM: the host ROCm runtime version
+    sysfs_root: Path | None = None  # FWSETUP_SYSFS_ROOT: the AMD/Intel probes read /sys, /dev, /opt below it
     nvml_timeout: float = NVML_TIMEOUT  # FWSETUP_NVML_TIMEOUT
     engine_timeout: float = ENGINE_PING_TIMEOUT  # FWSETUP_ENGINE_TIMEOUT
     uv: str | None = None  # FWSETUP_UV
@@ -102,6 +104,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
         smoke_dirs=tuple(Path(d) for d in env.get("FWSETUP_SMOKE_DIR", "").split(os.pathsep) if d),
         override_cuda=_override(env, "FWSETUP_OVERRIDE_CUDA"),
         override_driver=_override(env, "FWSETUP_OVERRIDE_DRIVER"),
+        override_rocm=_override(env, "FWSETUP_OVERRIDE_ROCM"),
+        sysfs_root=Path(env["FWSETUP_SYSFS_ROOT"]) if env.get("FWSETUP_SYSFS_ROOT") else None,
         nvml_timeout=_timeout(env.get("FWSETUP_NVML_TIMEOUT"), NVML_TIMEOUT),
         engine_timeout=_timeout(env.get("FWSETUP_ENGINE_TIMEOUT"), ENGINE_PING_TIMEOUT),
         uv=env.get("FWSETUP_UV") or None,

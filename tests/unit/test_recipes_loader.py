@@ -149,7 +149,7 @@ def with_second_build(**override: str | None) -> str:
             "accelerator",
             '"gpu"',
             "builds[1].accelerator",
-            "expected one of 'cpu', 'cuda', 'mps', 'rocm', got 'gpu'",
+            "expected one of 'cpu', 'cuda', 'mps', 'rocm', 'xpu', got 'gpu'",
         ),
         ("cuda", '"twelve"', "builds[1].cuda", "expected a CUDA version such as '12.6'"),
         ("requirements", '["torch>>2"]', "builds[1].requirements[0]", "expected a PEP 508 requirement"),

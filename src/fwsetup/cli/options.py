@@ -145,6 +145,14 @@ AllowInsecureOpt = Annotated[
         help="Accept the recipe's http:// indexes/channels and direct URL requirements (the plan lists them).",
     ),
 ]
+VendorOpt = Annotated[
+    str,
+    typer.Option(
+        "--vendor",
+        metavar="nvidia|amd|intel",
+        help="Whose GPU builds to use when the machine has GPUs of several vendors (default: the one present).",
+    ),
+]
 HostProfileOpt = Annotated[
     str | None,
     typer.Option(

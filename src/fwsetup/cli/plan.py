@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import AllowInsecureOpt, input_file
+from fwsetup.cli.options import AllowInsecureOpt, VendorOpt, input_file
 from fwsetup.errors import PlanRefused
 
 if TYPE_CHECKING:
@@ -79,11 +79,12 @@ def render_plan(plan: Plan, request) -> None:
     con = out_console()
     e = escape
     if plan.status == "ok":
-        where = {"cuda": "the NVIDIA GPU", "mps": "the Apple GPU (MPS)", "rocm": "the AMD GPU"}.get(
-            plan.accelerator or "", "the CPU"
-        )
-        if plan.accelerator == "cuda" and len(plan.gpus) > 1:
-            where = f"{len(plan.gpus)} NVIDIA GPUs"
+        where = {
+            "cuda": "the NVIDIA GPU", "mps": "the Apple GPU (MPS)", "rocm": "the AMD GPU", "xpu": "the Intel GPU"
+        }.get(plan.accelerator or "", "the CPU")  # fmt: skip
+        vendor = {"cuda": "NVIDIA", "rocm": "AMD", "xpu": "Intel"}.get(plan.accelerator or "")
+        if vendor and len(plan.gpus) > 1:
+            where = f"{len(plan.gpus)} {vendor} GPUs"
         cuda = f", CUDA {plan.cuda}" if plan.cuda else ""
         con.print(
             f"[bold green]plan:[/] [bold]{e(plan.title)} {e(plan.version or '')}[/] "
@@ -165,6 +166,7 @@ def plan_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the Plan as JSON on stdout.")] = False,
     allow_insecure: AllowInsecureOpt = False,
+    vendor: VendorOpt = "auto",
 ) -> None:
     """The exact build of NAME that will run here, and why; or a refusal with what would work (exit 3)."""
     from fwsetup.ops.plan import plan_for
@@ -179,6 +181,7 @@ def plan_command(
         method=method,
         all_gpus=all_gpus,
         allow_insecure=allow_insecure,
+        vendor=vendor,
     )
     from fwsetup.ops.fleet import is_fleet, plan_fleet_for
 

@@ -30,6 +30,7 @@ COLUMNS = (
     ("cnn", "CNN"),
     ("rnn", "RNN"),
     ("multi_gpu", "multi-GPU"),
+    ("gpu_vendors", "GPUs"),
     ("verified", "verified routes"),
     ("status", "status"),
 )
@@ -39,6 +40,18 @@ def _versions(recipe: Recipe) -> list[str]:
     from fwsetup.recipes import parse_version
 
     return sorted({b.version for b in recipe.builds if b.installable}, key=parse_version, reverse=True)
+
+
+def gpu_vendors(recipe: Recipe) -> list[str]:
+    """The GPU vendors some installable build of `recipe` trains on (NVIDIA, AMD, Intel, Apple)."""
+    from fwsetup.gpu_vendors import ACCELERATOR_VENDOR, VENDOR_TITLE
+
+    have = {
+        ACCELERATOR_VENDOR[b.accelerator]
+        for b in recipe.builds
+        if b.installable and b.accelerator in ACCELERATOR_VENDOR
+    }
+    return [VENDOR_TITLE[v] for v in ACCELERATOR_VENDOR.values() if v in have] or ["none (CPU only)"]
 
 
 def table_row(recipe: Recipe) -> dict[str, Any]:
@@ -60,6 +73,7 @@ def table_row(recipe: Recipe) -> dict[str, Any]:
         "rnn": f.rnn,
         "multi_gpu": f.multi_gpu,
         "multi_node": f.multi_node,
+        "gpu_vendors": gpu_vendors(recipe),
         # The install routes a test of this project proves (data/verified/routes.toml), and which test.
         "verified": list(routes_of(recipe.name)) or ["none"],
         "verified_by": routes_of(recipe.name),
@@ -199,7 +213,7 @@ def show_command(
         ("homepage", "homepage"),
         ("successor", "successor"),
     ):
-        value = getattr(f, key)
+        value = getattr(f, key) if hasattr(f, key) else table_row(recipe).get(key)  # derived: gpu_vendors
         if value:
             facts.add_row(label, e(_cell(value)))
     con.print(facts)

@@ -72,13 +72,26 @@ def _collect(
 
 
 def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile:
-    from fwsetup.detect import cpu, cuda, nvidia, python, system, tools
-    from fwsetup.profile import CPUInfo, CudaToolkitInfo, CudnnInfo, DockerInfo, NvidiaInfo, OSInfo, ToolsInfo
+    from fwsetup.detect import amd, cpu, cuda, intel, nvidia, python, system, tools
+    from fwsetup.profile import (
+        AmdInfo,
+        CPUInfo,
+        CudaToolkitInfo,
+        CudnnInfo,
+        DockerInfo,
+        IntelInfo,
+        NvidiaInfo,
+        OSInfo,
+        ToolsInfo,
+    )
 
     # Threads for what waits (subprocesses, the driver); the file reads run meanwhile on this thread.
     background: dict[str, Callable[[], tuple[Any, list[str]]]] = {
         "docker": _soft("docker", tools.probe_docker, DockerInfo()),
         "nvidia": _soft("nvidia", nvidia.probe_nvidia, NvidiaInfo()),
+        # sysfs only, but a GPU in a bad state can make a read of its files block: off this thread too
+        "amd": _soft("amd", amd.probe_amd, AmdInfo()),
+        "intel": _soft("intel", intel.probe_intel, IntelInfo()),
         "uv": _soft("uv", tools.probe_uv, None),
         "conda": _soft("conda", lambda n: tools.probe_conda_family(n, "conda"), None),
         "mamba": _soft("mamba", lambda n: tools.probe_conda_family(n, "mamba"), None),
@@ -96,7 +109,12 @@ def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile
     toolkit, n_tk = _soft("cuda", cuda.probe_toolkit, CudaToolkitInfo())()
     cudnn, n_dnn = _soft("cudnn", lambda n: cuda.probe_cudnn(n, toolkit_home=toolkit.home), CudnnInfo())()
     pip, n_pip = _soft("pip", tools.probe_pip, None)()
-    defaults = {"docker": DockerInfo(), "nvidia": NvidiaInfo(nvml="error: NVML did not answer")}
+    defaults = {
+        "docker": DockerInfo(),
+        "nvidia": NvidiaInfo(nvml="error: NVML did not answer"),
+        "amd": AmdInfo(),
+        "intel": IntelInfo(),
+    }
     results = _collect(waiting, defaults)
     notes = n_os + n_cpu + n_mem + n_disk + n_py + n_tk + n_dnn + n_pip
     for _value, n in results.values():
@@ -109,6 +127,8 @@ def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile
         disk_path=disk_at,
         python=py,
         nvidia=results["nvidia"][0],
+        amd=results["amd"][0],
+        intel=results["intel"][0],
         cuda_toolkit=toolkit,
         cudnn=cudnn,
         tools=ToolsInfo(

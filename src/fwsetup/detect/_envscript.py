@@ -15,6 +15,7 @@ TF_DISTS = (
     "tensorflow-intel",
     "tensorflow-macos",
     "tensorflow-aarch64",
+    "tensorflow-rocm",
     "tf-nightly",
     "tf-nightly-cpu",
     "intel-tensorflow",
@@ -127,8 +128,10 @@ def torch_info(dirs, dists):
     text = read(os.path.join(d, "version.py")) if d else None
     cuda = assign(text, "cuda")
     hip = assign(text, "hip")
+    xpu = assign(text, "xpu")  # torch/version.py of an XPU build: the SYCL toolchain's version
     version = assign(text, "__version__") or (dist or {}).get("version")
-    build = "cuda" if cuda else "rocm" if hip else ("cpu" if text else "unknown")
+    build = "cuda" if cuda else "rocm" if hip else "xpu" if xpu else ("cpu" if text else "unknown")
+    details = {"hip": hip} if hip else {"xpu": xpu} if xpu else {}
     return {
         "name": "torch",
         "distribution": (dist or {}).get("name", "torch"),
@@ -136,7 +139,7 @@ def torch_info(dirs, dists):
         "build": build,
         "cuda": cuda,
         "location": d,
-        "details": {"hip": hip} if hip else {},
+        "details": details,
     }
 
 
@@ -169,6 +172,11 @@ def tensorflow_info(dirs, dists):
             details["compute_capabilities"] = re.findall(r"['\"]([^'\"]+)['\"]", caps.group(1))
     elif dist_name in ("tensorflow-cpu", "tf-nightly-cpu"):
         build = "cpu"
+    # tensorflow-rocm 2.14.0.600: the fourth part is the ROCm it was built for (600 = ROCm 6.0)
+    m = re.match(r"^\d+\.\d+\.\d+\.(\d)(\d)\d$", dist.get("version") or "")
+    if dist_name == "tensorflow-rocm" and m:
+        build = "rocm"
+        details["rocm"] = m.group(1) + "." + m.group(2)
     return {
         "name": "tensorflow",
         "distribution": dist.get("name", dist_name or "tensorflow"),
@@ -195,6 +203,8 @@ def jax_info(dirs, dists):
         if m:  # always: `plugins` matched the same pattern
             build = m.group(1)
             cuda = m.group(2) if build == "cuda" else None
+            if build == "rocm":
+                details["rocm"] = m.group(2)  # jax-rocm7-plugin: ROCm 7
     else:
         # jaxlib < 0.4.16 had CUDA in the local version: 0.4.7+cuda12.cudnn88
         m = re.search(r"\+cuda(\d+)", jaxlib.get("version") or "")

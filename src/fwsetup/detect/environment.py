@@ -27,7 +27,7 @@ MARKER = "FWSETUP-JSON:"
 INSPECT_TIMEOUT = 30.0
 IMPORT_TIMEOUT = 180.0
 
-Build = Literal["cpu", "cuda", "rocm", "backend", "unknown"]
+Build = Literal["cpu", "cuda", "rocm", "xpu", "backend", "unknown"]
 
 
 class _S(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,7 +60,7 @@ class Framework(_S, frozen=True, kw_only=True):
     name: str
     distribution: str | None = None
     version: str | None = None
-    build: str = "unknown"  # cpu | cuda | rocm | backend (keras) | unknown
+    build: str = "unknown"  # cpu | cuda | rocm | xpu | backend (keras) | unknown
     cuda: str | None = None  # the CUDA it was built with: "12.8"; "12" where only the major is known (jax)
     location: str | None = None
     details: dict[str, Any] = {}
@@ -181,6 +181,16 @@ def check():
     import torch
     out["version"] = torch.__version__
     out["ok"] = True
+    tv = getattr(torch, "version", None)
+    if getattr(tv, "xpu", None) and not getattr(tv, "cuda", None):
+        out["visible"] = bool(torch.xpu.is_available())
+        if out["visible"]:
+            out["devices"] = [torch.xpu.get_device_name(i) for i in range(torch.xpu.device_count())]
+            x = torch.ones(4, device="xpu")
+            float((x * 2).sum())
+        else:
+            out["reason"] = "torch.xpu.is_available() is False (no Intel GPU driver / Level Zero device visible)"
+        return
     out["visible"] = bool(torch.cuda.is_available())
     if not out["visible"]:
         try:
@@ -194,6 +204,11 @@ def check():
     out["arch_list"] = archs
     bad = []
     for i in range(n):
+        if getattr(tv, "hip", None):  # ROCm: code objects per gfx target ("gfx942:sramecc+:xnack-" -> gfx942)
+            gfx = torch.cuda.get_device_properties(i).gcnArchName.split(":")[0]
+            if gfx not in archs:
+                bad.append("GPU %d (%s)" % (i, gfx))
+            continue
         major, minor = torch.cuda.get_device_capability(i)
         ok = False
         for a in archs:

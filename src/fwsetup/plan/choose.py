@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 
 from fwsetup.plan.evaluate import GPU_ACCELERATORS, Evaluation, gpu_ref, norm_arch, ver
 from fwsetup.plan.reasons import GPU_KINDS, HOST_KINDS, Failure, Reason, Rejected
+from fwsetup.plan.rocm import VENDOR_OF, VENDORS, has_other_gpu
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData
     from fwsetup.plan.model import Request
     from fwsetup.profile import HostProfile
 
-Rank = tuple[bool, int, int, int, tuple[int, ...], int]
+Rank = tuple[bool, int, int, int, int, tuple[int, ...], int]
 
 
 def variant_family(variant: str) -> str:
@@ -24,7 +25,7 @@ def variant_family(variant: str) -> str:
     from fwsetup.recipes import CUDA_VARIANT_RE
 
     rest = CUDA_VARIANT_RE.sub("-", variant)
-    rest = re.sub(r"(?:^|[-_+.])(?:cpu|gpu|mps|metal|rocm[\d.]*)(?=$|[-_+.])", "-", rest)
+    rest = re.sub(r"(?:^|[-_+.])(?:cpu|gpu|mps|metal|xpu|rocm[\d.]*)(?=$|[-_+.])", "-", rest)
     return rest.strip("-_+.")
 
 
@@ -45,7 +46,9 @@ def rank(ev: Evaluation, profile: HostProfile, request: Request, families: Seque
         method_fit = int(b.docker is not None)
     fam = variant_family(b.variant)
     family = -families.index(fam) if fam in families else -len(families)
-    return (gpu, method_fit, family, native, tuple(cuda or (0, 0)), -ev.index)
+    # GPUs of several vendors, each with a build that runs: NVIDIA, then AMD, then Intel (plan/rocm.py)
+    vendor = -VENDORS.index(VENDOR_OF[b.accelerator]) if b.accelerator in VENDOR_OF else 0
+    return (gpu, method_fit, family, vendor, native, tuple(cuda or (0, 0)), -ev.index)
 
 
 def newest(evals: Sequence[Evaluation], profile: HostProfile, request: Request) -> Evaluation:
@@ -78,7 +81,7 @@ def rejections(
             continue
         ev = _closest(group)
         kinds = ev.kinds()
-        if platform_only and kinds & {"os", "arch", "want"}:
+        if platform_only and kinds & {"os", "arch", "want", "vendor"}:
             continue
         # host_only (releases newer than the one chosen): only why the release was passed over.
         why = tuple(
@@ -98,7 +101,7 @@ def gpu_wanted(profile: HostProfile, request: Request) -> bool:
     if request.want != "auto":
         return request.want == "gpu"
     nv = profile.nvidia
-    return bool(nv.gpus or nv.pci_devices) or apple_gpu(profile)
+    return bool(nv.gpus or nv.pci_devices) or apple_gpu(profile) or has_other_gpu(profile)
 
 
 def choice_reasons(
@@ -145,7 +148,7 @@ def choice_reasons(
                 out.append(Reason("nvlink", pairs=len(nvlinks)))
     elif b.accelerator == "mps":
         out.append(Reason("mps"))
-    else:
+    elif b.accelerator not in GPU_ACCELERATORS:  # rocm / xpu: plan/rocm.py's choice_reasons
         if request.want == "cpu":
             out.append(Reason("cpu_asked"))
         else:

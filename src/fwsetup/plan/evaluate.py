@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from fwsetup.profile import GPU, HostProfile
     from fwsetup.recipes import Build
 
-GPU_ACCELERATORS = ("cuda", "mps", "rocm")
+GPU_ACCELERATORS = ("cuda", "mps", "rocm", "xpu")
 # Instruction sets that exist only on x86: a build listing them for several arches needs them on x86 alone.
 _X86_FLAG = re.compile(r"^(?:avx|sse|fma|f16c|bmi|popcnt|amx)")
 
@@ -206,8 +206,14 @@ def evaluate(
             fail("gpu", "mps_in_container")
         elif not (profile.os.system == "darwin" and t.arch == "arm64"):
             fail("gpu", "mps_needs_apple_silicon")
-    elif b.accelerator == "rocm":
-        fail("gpu", "rocm_not_detected")
+    elif b.accelerator in ("rocm", "xpu"):  # AMD and Intel GPUs: plan/rocm.py
+        from fwsetup.plan import rocm
+
+        (rocm.check_rocm if b.accelerator == "rocm" else rocm.check_xpu)(ev, profile, request, t)
+    if gpu_build:
+        from fwsetup.plan.rocm import check_vendor
+
+        check_vendor(ev, request)
     if request.all_gpus and gpu_build and not b.multi_gpu and len(ev.gpus) > 1:
         fail("multi_gpu", "no_multi_gpu")
     return ev

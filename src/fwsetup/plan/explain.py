@@ -369,3 +369,123 @@ _SUGGESTIONS.update(
     }
 )
 
+
+# ---- AMD (ROCm) and Intel (XPU) GPUs, and the GPU vendor (plan/rocm.py) ----------------------------------
+
+_VENDOR = {"nvidia": "NVIDIA", "amd": "AMD", "intel": "Intel"}
+
+
+def _amd_gpu(g: object) -> str:
+    index, name, gfx = cast("tuple[int, str | None, str | None]", g)
+    return f"GPU {index} ({name or 'AMD GPU'}, {gfx or 'gfx target unknown'})"
+
+
+def _gfx_not_built(f: F) -> str:
+    targets = _strs(f["targets"])
+    shown = ", ".join(targets[:16]) + (" …" if len(targets) > 16 else "")
+    text = f"has no code objects for {_amd_gpu(f['gpu'])}: ROCm {f['rocm']} build for {shown}"
+    if not f["linux_listed"]:
+        text += "; this GPU is not on ROCm's list of supported Linux GPUs"
+    return text + (
+        f". {f['override']} (making the runtime report another target) is an unsupported workaround that "
+        "fwsetup never applies"
+    )
+
+
+def _vendors(values: object) -> str:
+    return ", ".join(_VENDOR.get(str(v), str(v)) for v in _strs(values))
+
+
+def _vendor_chosen(f: F) -> str:
+    chosen = _VENDOR.get(_s(f["vendor"]), _s(f["vendor"]))
+    if f["asked"] != "auto":
+        return f"--vendor {f['asked']}: the {chosen} GPU build."
+    others = [v for v in _strs(f["present"]) if v != f["vendor"]]
+    runnable = [v for v in _strs(f["runnable"]) if v != f["vendor"]]
+    text = f"This machine has GPUs of {_vendors(f['present'])}: chose {chosen}"
+    if runnable:
+        text += " (preferred in the order NVIDIA, AMD, Intel among the builds that run here)"
+    else:
+        text += " (the only one with a build that runs here)"
+    flag = " or ".join(f"--vendor {v}" for v in others)
+    return text + (f"; {flag} chooses another." if flag else ".")
+
+
+_FAILURES.update(
+    {
+        "other_vendor": lambda f: (
+            f"an {_VENDOR.get(_s(f['vendor']), f['vendor'])} GPU build; --vendor {f['asked']} asks for another"
+        ),
+        "gpu_in_container": lambda f: (
+            f"fwsetup does not pass {_VENDOR.get(_s(f['vendor']), f['vendor'])} GPUs into containers "
+            "(docker run --device /dev/kfd --device /dev/dri) yet: use --method venv or conda"
+        ),
+        "no_amd_gpu": lambda f: (
+            "no AMD GPU (the amdgpu driver's KFD reports none, and no AMD GPU is on the PCI bus)"
+        ),
+        "amd_driver_not_loaded": lambda f: (
+            f"an AMD GPU is present ({'; '.join(_strs(f['devices']))}) but the amdgpu driver's compute "
+            "interface (/sys/class/kfd) is not there: load amdgpu (modprobe amdgpu) or install the driver"
+        ),
+        "no_kfd_access": lambda f: (
+            "this user cannot open /dev/kfd (ROCm's compute device): add it to the render and video groups "
+            "(`sudo usermod -aG render,video $USER`, then log in again)"
+            + (f"; it is in {', '.join(_strs(f['groups']))}" if f["groups"] else "")
+        ),
+        "gfx_not_built": _gfx_not_built,
+        "no_host_rocm": lambda f: (
+            f"needs a ROCm installation {f['need']} on this machine (it uses the host's ROCm libraries), "
+            "and none was found in /opt/rocm"
+        ),
+        "host_rocm_mismatch": lambda f: (
+            f"needs the host's ROCm {f['need']} (this machine has ROCm {f['have']})"
+        ),
+        "no_intel_gpu": lambda f: (
+            "no Intel Arc or Data Center GPU (Intel integrated graphics are not counted)"
+        ),
+        "intel_driver_not_loaded": lambda f: (
+            f"an Intel GPU is present ({'; '.join(_strs(f['devices']))}) but no xe or i915 driver is bound to it"
+        ),
+        "xpu_family_unsupported": lambda f: (
+            f"does not support GPU {cast('tuple[int, str, str]', f['gpu'])[0]} "
+            f"({cast('tuple[int, str, str]', f['gpu'])[1]}, {cast('tuple[int, str, str]', f['gpu'])[2]}): "
+            f"PyTorch's XPU builds are validated on {'; '.join(_strs(f['families']))}"
+        ),
+        "no_level_zero": lambda f: (
+            "the Intel GPU's Level Zero runtime (libze_loader.so.1) is not installed: install Intel's GPU "
+            "driver packages (libze1 / level-zero and the compute runtime)"
+        ),
+    }
+)
+
+
+def _rocm_uses(f: F) -> str:
+    gpus = cast("tuple[tuple[int, str | None, str | None], ...]", f["gpus"])
+    who = "; ".join(_amd_gpu(g) for g in gpus)
+    text = f"The {f['variant']} build uses {who}; it has code objects for {', '.join(_strs(f['targets']))}."
+    if f["runtime"]:
+        text += f" It uses the host's ROCm {f['have']} (needs {f['runtime']})."
+    else:
+        text += " It brings its own ROCm libraries: the amdgpu kernel driver is all it needs from the host."
+    return text
+
+
+_REASONS.update(
+    {
+        "rocm_build_uses": _rocm_uses,
+        "xpu_build_uses": lambda f: (
+            f"The {f['variant']} build uses "
+            + "; ".join(f"GPU {i} ({n})" for i, n in cast("tuple[tuple[int, str], ...]", f["gpus"]))
+            + " through Level Zero."
+        ),
+        "gfx_unchecked": lambda f: (
+            f"The gfx target of AMD GPU {f['gpu']} ({f['name']}) could not be checked."
+        ),
+        "vendor_chosen": _vendor_chosen,
+        "vendor_builds_fail": lambda f: (
+            f"The {_VENDOR.get(_s(f['vendor']), f['vendor'])} GPU is not used: {f['version']} ({f['variant']}), "
+            f"the newest build for it, {failures(f['why'])}."
+        ),
+    }
+)
+

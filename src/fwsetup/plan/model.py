@@ -13,6 +13,7 @@ from fwsetup.recipes import CondaSpec, DockerSpec
 
 Method = Literal["venv", "conda", "docker", "apt"]
 Want = Literal["auto", "gpu", "cpu"]
+VendorName = Literal["auto", "nvidia", "amd", "intel"]
 
 
 class _S(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,11 +28,12 @@ class Request(_S, frozen=True, kw_only=True):
     method: Method = "venv"
     all_gpus: bool = False
     allow_insecure: bool = False  # --allow-insecure: accept a recipe's http:// sources and direct URLs
+    vendor: VendorName = "auto"  # --vendor: whose GPU builds (plan/rocm.py); auto: the GPU that is present
 
 
 class SmokeSpec(_S, frozen=True, kw_only=True):
     script: str  # name under fwsetup/smoke/, e.g. "pytorch"
-    device: Literal["cpu", "cuda", "mps"] = "cpu"
+    device: Literal["cpu", "cuda", "mps", "xpu"] = "cpu"  # ROCm builds of PyTorch use "cuda" (HIP)
     all_gpus: bool = False
     env: dict[str, str] = {}
 
@@ -104,7 +106,7 @@ class Plan(_S, frozen=True, kw_only=True):
     title: str = ""
     version: str | None = None
     variant: str | None = None
-    accelerator: Literal["cpu", "cuda", "mps", "rocm"] | None = None
+    accelerator: Literal["cpu", "cuda", "mps", "rocm", "xpu"] | None = None
     cuda: str | None = None
     method: Method = "venv"
     python: str | None = None  # "3.11"

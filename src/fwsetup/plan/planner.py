@@ -37,6 +37,7 @@ from fwsetup.plan.evaluate import (
 )
 from fwsetup.plan.model import Plan, Rejection, Request, SmokeSpec
 from fwsetup.plan.reasons import Reason, Suggestion
+from fwsetup.plan.rocm import has_other_gpu, vendor_refusals
 from fwsetup.plan.suggest import gpu_suggestions, method_suggestions, python_suggestion, use_cpu
 
 if TYPE_CHECKING:
@@ -164,7 +165,9 @@ def make_plan(
     # driver (a Pascal card on driver 470, a Kepler card), but an older release's GPU build does, take
     # that one rather than refuse (--gpu) or fall back to the CPU (auto with a usable GPU).
     fallback: Reason | None = None
-    if request.want != "cpu" and (request.want == "gpu" or profile.usable_gpus or apple_gpu(profile)):
+    if request.want != "cpu" and (
+        request.want == "gpu" or profile.usable_gpus or apple_gpu(profile) or has_other_gpu(profile)
+    ):
         gpu_ok = [ev for ev in evals if ev.ok and ev.build.accelerator in GPU_ACCELERATORS]
         if gpu_ok and not any(ev.build.version == release for ev in gpu_ok):
             older = max((ev.build.version for ev in gpu_ok), key=ver)
@@ -192,6 +195,7 @@ def make_plan(
         reasons += [
             Reason("variant_rejected", variants=r.variants, why=r.why) for r in rejections(this_release)
         ]
+        reasons += vendor_refusals(evals, profile)
         sugg = (
             gpu_suggestions(recipe, evals, profile, request, t, compat)
             if gpu_wanted(profile, request)
@@ -238,7 +242,15 @@ def _chosen_plan(
 ) -> Plan:
     b = chosen.build
     title = recipe.title
-    reasons = [first, *choice_reasons(chosen, passing, this_release, profile, request, compat), *chosen.notes]
+    from fwsetup.plan import rocm
+
+    reasons = [
+        first,
+        *choice_reasons(chosen, passing, this_release, profile, request, compat),
+        *rocm.choice_reasons(chosen, passing, profile, request),
+        *(vendor_refusals(evals, profile) if b.accelerator not in GPU_ACCELERATORS else ()),
+        *chosen.notes,
+    ]
     if b.notes:
         reasons.append(Reason("build_note", text=b.notes))
     if late and recipe.facts.status_note:
@@ -283,9 +295,13 @@ def _chosen_plan(
         )
     gpus = (
         [g.index for g in chosen.gpus] if b.accelerator == "cuda" else ([0] if b.accelerator == "mps" else [])
-    )
-    device: Literal["cpu", "cuda", "mps"] = (
-        "cuda" if b.accelerator in ("cuda", "rocm") else "mps" if b.accelerator == "mps" else "cpu"
+    ) or rocm.plan_gpus(b, profile, request)
+    device: Literal["cpu", "cuda", "mps", "xpu"] = (
+        "cuda"
+        if b.accelerator in ("cuda", "rocm")
+        else b.accelerator
+        if b.accelerator in ("mps", "xpu")
+        else "cpu"
     )
     apt = None
     if request.method == "apt":

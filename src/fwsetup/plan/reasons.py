@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 FailKind = Literal[
-    "installable", "os", "arch", "python", "cpu", "method", "want", "gpu", "driver", "cc", "multi_gpu"
-]
+    "installable", "os", "arch", "python", "cpu", "method", "want", "gpu", "driver", "cc", "multi_gpu",
+    "vendor",  # a GPU build of a vendor whose GPU this machine lacks, or not the one --vendor asks for (plan/rocm.py)
+]  # fmt: skip
 # Failures that make a release unavailable on this platform, and the GPU ones.
-HOST_KINDS: frozenset[FailKind] = frozenset({"installable", "os", "arch", "python", "cpu", "method", "want"})
+HOST_KINDS: frozenset[FailKind] = frozenset(
+    {"installable", "os", "arch", "python", "cpu", "method", "want", "vendor"}
+)
 GPU_KINDS: frozenset[FailKind] = frozenset({"gpu", "driver", "cc", "multi_gpu"})
 
 

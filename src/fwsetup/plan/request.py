@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import get_args
 
-from fwsetup.plan.model import Method, Request, Want
+from fwsetup.plan.model import Method, Request, VendorName, Want
 
 METHODS: tuple[Method, ...] = get_args(Method)
 
@@ -30,6 +30,7 @@ def build_request(
     method: str = "venv",
     all_gpus: bool = False,
     allow_insecure: bool = False,
+    vendor: str = "auto",
 ) -> Request:
     """The Request the command-line options describe; UsageError for contradictions."""
     from fwsetup.errors import UsageError
@@ -48,6 +49,14 @@ def build_request(
         msg = "--all-gpus asks for every GPU, --cpu for none: give one of them."
         raise UsageError(msg)
     want: Want = "gpu" if gpu else "cpu" if cpu else "auto"
+    vendors: tuple[VendorName, ...] = get_args(VendorName)
+    chosen = next((v for v in vendors if v == (vendor or "auto").strip().lower()), None)
+    if chosen is None:
+        msg = f"--vendor {vendor!r}: expected one of {', '.join(v for v in vendors if v != 'auto')}."
+        raise UsageError(msg)
+    if cpu and chosen != "auto":
+        msg = f"--vendor {chosen} chooses whose GPU builds, --cpu asks for none: give one of them."
+        raise UsageError(msg)
     return Request(
         framework=name,
         want=want,
@@ -56,6 +65,7 @@ def build_request(
         method=checked,
         all_gpus=all_gpus,
         allow_insecure=allow_insecure,
+        vendor=chosen,
     )
 
 
@@ -71,4 +81,6 @@ def request_flags(request: Request, **override: str | None) -> str:
         parts.append("--all-gpus")
     if request.allow_insecure:
         parts.append("--allow-insecure")
+    if request.vendor != "auto":
+        parts.append(f"--vendor {request.vendor}")
     return " ".join(parts)

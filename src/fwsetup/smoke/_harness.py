@@ -1,7 +1,7 @@
 """What every smoke script shares. Runs inside the *target* interpreter: standard library only, no fwsetup.
 
 The contract (fwsetup.smoke documents it for callers):
-  argv:   [--device cpu|cuda|mps] [--all-gpus] [--steps N] [--seed S]
+  argv:   [--device cpu|cuda|mps|xpu] [--all-gpus] [--steps N] [--seed S]
   stdout: one JSON line, the last line of stdout that is a JSON object with an "ok" key:
           {"ok": true, "framework": "pytorch", "version": "2.13.0", "device": "cpu", "devices": 1,
            "steps": 30, "loss_before": 1.9, "loss_after": 0.2, "seconds": 0.8, "import_seconds": 2.1, ...}
@@ -38,7 +38,8 @@ class Options(argparse.Namespace):
 
 def parse(argv: list[str] | None = None) -> Options:
     p = argparse.ArgumentParser(description="fwsetup smoke test: a real training step")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"])
+    # cuda: an NVIDIA or AMD (ROCm/HIP) GPU, or the Intel GPU of an XPU build; xpu: an Intel GPU
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "xpu"])
     p.add_argument("--all-gpus", action="store_true", help="data-parallel over every visible GPU (2 on CPU)")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)

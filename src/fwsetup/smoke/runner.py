@@ -25,7 +25,8 @@ from fwsetup.plan import SmokeSpec
 from fwsetup.smoke import parse_report, script_path
 
 SMOKE_TIMEOUT = 900.0  # seconds; Theano's first compile alone takes ~20 s on 2 cores, TF imports in ~5 s
-GPU_WORDS = ("cuda", "gpu", "mps")  # a report's device naming one of these ran on an accelerator
+# A report's device naming one of these ran on an accelerator (ROCm's is "cuda", Intel's "xpu").
+GPU_WORDS = ("cuda", "gpu", "mps", "xpu", "rocm")
 
 
 class SmokeReport(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -27,16 +27,47 @@ def _data(torch, seed: int, device):
     return x.to(device), y.to(device)
 
 
+def _xpu_build(torch) -> bool:
+    return bool(getattr(torch.version, "xpu", None)) and hasattr(torch, "xpu")
+
+
+def _no_gpu_why(torch) -> str:
+    hip = getattr(torch.version, "hip", None)
+    if hip:
+        return (
+            f"torch was built for ROCm {hip} but torch.cuda.is_available() is False (no AMD GPU visible: the "
+            "amdgpu driver, access to /dev/kfd - the render/video groups -, or a gfx target this build lacks)"
+        )
+    if _xpu_build(torch):
+        return (
+            "torch is an XPU build but torch.xpu.is_available() is False (no Intel GPU visible: the xe/i915 "
+            "driver, Level Zero, or access to /dev/dri)"
+        )
+    if torch.version.cuda is None:
+        return "this is a CPU build of torch (torch.version.cuda and torch.version.hip are None)"
+    return (
+        f"torch was built for CUDA {torch.version.cuda} but torch.cuda.is_available() is False "
+        "(driver too old, or no GPU visible)"
+    )
+
+
+def vendor(torch, device) -> str | None:
+    """Whose GPU the step ran on: ROCm builds use the 'cuda' device name (HIP), so torch.version.hip decides."""
+    if device.type == "cuda":
+        return "amd" if getattr(torch.version, "hip", None) else "nvidia"
+    return {"xpu": "intel", "mps": "apple"}.get(device.type)
+
+
 def _device(torch, opts: h.Options):
+    if opts.device == "xpu" or (
+        opts.device == "cuda" and _xpu_build(torch) and not torch.cuda.is_available()
+    ):
+        # --gpu on an XPU build: its GPU is the Intel one
+        h.require(_xpu_build(torch) and torch.xpu.is_available(), f"--gpu asked, but {_no_gpu_why(torch)}")
+        return torch.device("xpu", 0)
     if opts.device == "cuda":
         if not torch.cuda.is_available():
-            why = (
-                "this is a CPU build of torch (torch.version.cuda is None)"
-                if torch.version.cuda is None
-                else f"torch was built for CUDA {torch.version.cuda} but torch.cuda.is_available() is False "
-                "(driver too old, or no GPU visible)"
-            )
-            raise h.Fail(f"--gpu asked, but torch cannot use a GPU: {why}")
+            raise h.Fail(f"--gpu asked, but torch cannot use a GPU: {_no_gpu_why(torch)}")
         return torch.device("cuda", 0)
     if opts.device == "mps":
         h.require(
@@ -68,8 +99,13 @@ def train(opts: h.Options, result: dict) -> None:
     result["import_seconds"] = t.lap()
     result["version"] = torch.__version__
     result["cuda_build"] = torch.version.cuda
+    result["hip_build"] = getattr(torch.version, "hip", None)
+    if getattr(torch.version, "xpu", None):
+        result["xpu_build"] = torch.version.xpu
     device = _device(torch, opts)
     if opts.all_gpus:
+        h.require(device.type != "xpu", "--all-gpus on Intel GPUs (XPU) is not covered by this smoke test")
+        result["vendor"] = vendor(torch, device)
         _train_ddp(torch, opts, result)
         result["seconds"] = t.lap()
         return
@@ -78,9 +114,15 @@ def train(opts: h.Options, result: dict) -> None:
     x, y = _data(torch, opts.seed, device)
     before, after = _train_steps(torch, model, x, y, opts.steps)
     h.require(next(model.parameters()).device.type == device.type, f"the model is not on {device}")
+    h.require(
+        opts.device == "cpu" or device.type != "cpu",
+        f"--device {opts.device} asked, but the step ran on the CPU",
+    )
+    names = {"cuda": torch.cuda.get_device_name, "xpu": lambda i: torch.xpu.get_device_name(i)}
     result.update(
         device=str(device),
-        device_name=torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+        vendor=vendor(torch, device),
+        device_name=names[device.type](0) if device.type in names else device.type,
         devices=1,
         steps=opts.steps,
         loss_before=before,
