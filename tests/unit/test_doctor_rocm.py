@@ -161,3 +161,23 @@ def test_environment_scan_tells_rocm_and_xpu_builds_apart(
     monkeypatch.setenv("PYTHONPATH", str(xpu_site))
     _, frameworks = envmod.inspect_env(sys.executable)
     assert [(f.name, f.build) for f in frameworks] == [("torch", "xpu")]
+
+
+def _rendered(host: HostProfile) -> str:
+    import io
+
+    from rich.console import Console
+
+    from fwsetup.cli.doctor import render
+
+    out = io.StringIO()
+    report = doctor.DoctorReport(host=host, findings=doctor.diagnose(host))
+    render(report, Console(file=out, width=120, color_system=None))
+    return out.getvalue()
+
+
+def test_doctor_shows_the_amd_and_intel_gpus_only_where_there_are_some() -> None:
+    text = _rendered(profile("rx6700xt"))
+    assert "AMD / Intel GPUs" in text and "gfx1031" in text and "ROCm 6.4.1" in text
+    assert "Intel Arc A770" in _rendered(profile("arc-a770"))
+    assert "AMD / Intel GPUs" not in _rendered(profile("no-gpu"))

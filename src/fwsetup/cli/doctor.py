@@ -242,6 +242,33 @@ def _nvidia(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
     )
 
 
+def _amd_intel(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
+    """AMD and Intel GPUs (shown only on machines that have one)."""
+    from fwsetup.gpu_vendors import intel_gpus
+
+    amd = host.amd
+    if amd.gpus or amd.pci_devices:
+        mark = _worst(findings, ("amd.driver", "amd.no-"))
+        rocm = f"ROCm {amd.rocm_version} ({amd.rocm_path})" if amd.rocm_version else "no ROCm installation"
+        driver = "amdgpu loaded (/sys/class/kfd)" if amd.kfd else "amdgpu not loaded"
+        access = {True: ", /dev/kfd usable", False: ", no access to /dev/kfd", None: ""}[amd.kfd_access]
+        sec.add(mark, "AMD", f"{driver}{access}; {rocm}")
+        for g in amd.gpus:
+            parts = [g.name, g.gfx, _gib(g.memory_bytes) if g.memory_bytes else None, g.pci]
+            sec.add(
+                _worst(findings, (f"amd.gpu{g.index}.",)), f"GPU {g.index}", ", ".join(p for p in parts if p)
+            )
+        if not amd.gpus:
+            sec.add(mark, "PCI", "AMD GPU(s) on the bus: " + ", ".join(amd.pci_devices))
+    intel = intel_gpus(host)
+    if intel:
+        lz = f"Level Zero {host.intel.level_zero}" if host.intel.level_zero else "no Level Zero loader"
+        sec.add(_worst(findings, ("intel.driver", "intel.no-")), "Intel", lz)
+        for g in intel:
+            gmark = _worst(findings, (f"intel.gpu{g.index}.",))
+            sec.add(gmark, f"GPU {g.index}", f"{g.name}, {g.driver or 'no driver'}, {g.pci}")
+
+
 def _tools(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
     d, t = host.tools.docker, host.tools
     mark = _worst(findings, ("docker.",))
@@ -308,12 +335,19 @@ def render(report: DoctorReport, console: Console) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from fwsetup.gpu_vendors import has_other_gpu
+
     findings = list(report.findings)
     host = report.host
     src = "" if report.host_source == "detected" else f" (from {report.host_source})"
     sections = [
         (f"[bold]Machine[/]{escape(src)}", _machine),
         ("[bold]NVIDIA[/]", _nvidia),
+        *(
+            [("[bold]AMD / Intel GPUs[/]", _amd_intel)]
+            if host.amd.gpus or host.amd.pci_devices or has_other_gpu(host)
+            else []
+        ),
         ("[bold]Tools[/]", _tools),
     ]
     for title, fill in sections:
