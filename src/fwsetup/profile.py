@@ -61,6 +61,7 @@ class PythonInfo(_Base, frozen=True, kw_only=True):
     version: PythonVersion | None = None  # "3.11.7"
     implementation: str | None = None  # cpython | pypy
     executable: str | None = None
+    free_threaded: bool | None = None  # PEP 703 free-threaded CPython: its wheels are tagged cp313t
 
 
 class GPU(_Base, frozen=True, kw_only=True):
@@ -142,6 +143,23 @@ class IntelInfo(_Base, frozen=True, kw_only=True):
     render_access: bool | None = None
 
 
+class JetsonInfo(_Base, frozen=True, kw_only=True):
+    """An NVIDIA Jetson board (detect/jetson.py): its integrated GPU is not an NVML device, and its CUDA comes
+    with the board's L4T (Jetson Linux) release. Empty (l4t None) on any other machine."""
+
+    l4t: Version | None = None  # Jetson Linux release from /etc/nv_tegra_release: "36.4.0"
+    jetpack: Version | None = None  # the JetPack SDK release paired with that L4T (data/jetson.toml): "6.1"
+    model: str | None = None  # /proc/device-tree/model: "NVIDIA Jetson AGX Orin Developer Kit"
+    kernel: str | None = None  # the kernel release, "5.15.148-tegra"
+    board: str | None = None  # BOARD of nv_tegra_release: "generic", "t186ref"
+    compute_capability: Version | None = None  # of the integrated GPU, from the module: Orin 8.7, Xavier 7.2
+    cuda: Version | None = None  # the CUDA release JetPack pairs with this L4T: "12.6"
+
+    @property
+    def present(self) -> bool:
+        return self.l4t is not None
+
+
 class CudaToolkitInfo(_Base, frozen=True, kw_only=True):
     version: Version | None = None
     nvcc: str | None = None
@@ -182,6 +200,7 @@ class HostProfile(_Base, frozen=True, kw_only=True):
     nvidia: NvidiaInfo = msgspec.field(default_factory=NvidiaInfo)
     amd: AmdInfo = msgspec.field(default_factory=AmdInfo)
     intel: IntelInfo = msgspec.field(default_factory=IntelInfo)
+    jetson: JetsonInfo = msgspec.field(default_factory=JetsonInfo)
     cuda_toolkit: CudaToolkitInfo = msgspec.field(default_factory=CudaToolkitInfo)
     cudnn: CudnnInfo = msgspec.field(default_factory=CudnnInfo)
     tools: ToolsInfo = msgspec.field(default_factory=ToolsInfo)
@@ -212,7 +231,18 @@ def _fix_nulls(obj: object) -> object:
     # A section written as null (or a tools entry as null) means "unknown": replace with {} so that
     # the defaults apply instead of a type error.
     if isinstance(obj, dict):
-        for key in ("os", "cpu", "python", "nvidia", "amd", "intel", "cuda_toolkit", "cudnn", "tools"):
+        for key in (
+            "os",
+            "cpu",
+            "python",
+            "nvidia",
+            "amd",
+            "intel",
+            "jetson",
+            "cuda_toolkit",
+            "cudnn",
+            "tools",
+        ):
             if key in obj and obj[key] is None:
                 obj[key] = {}
         tools = obj.get("tools")
@@ -253,6 +283,9 @@ _EXPECTED: dict[str, str] = {
     "compute_capability": "a compute capability such as 9.0, or null",
     "cuda_toolkit.version": "a CUDA toolkit version such as 12.4, or null",
     "cudnn.version": "a cuDNN version such as 9.1.0, or null",
+    "jetson.l4t": "a Jetson Linux (L4T) release such as 36.4.0, or null",
+    "jetson.jetpack": "a JetPack release such as 6.1, or null",
+    "jetson.cuda": "a CUDA version such as 12.6, or null",
     "amd.rocm_version": "a ROCm version such as 6.4.1, or null",
     "gfx_target_version": "a KFD gfx_target_version such as 90402 (an integer), or null",
 }

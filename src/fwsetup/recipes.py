@@ -236,6 +236,10 @@ class Build(_S, frozen=True, kw_only=True):
     apt: AptSpec | None = None
     installable: bool = True
     notes: str = ""
+    # NVIDIA Jetson builds (JetPack wheels, l4t containers): the L4T (Jetson Linux) releases they run on, as
+    # release prefixes ("35" = any R35.x, "36.4" = R36.4.x). Empty: not a Jetson build; a CUDA build without
+    # it is a server (x86_64 / SBSA aarch64) build, never planned on a Jetson.
+    l4t: list[str] = []
 
 
 class Recipe(_S, frozen=True, kw_only=True):
@@ -598,6 +602,11 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
         parse_specifier(b.python)
     except InvalidSpecifier:
         add(key("python"), f"expected a PEP 440 specifier such as '>=3.10,<3.14', got {b.python!r}")
+    for release in b.l4t:
+        if not re.fullmatch(r"\d{2}(\.\d{1,2}){0,2}", release):
+            add(key("l4t"), f"expected L4T release prefixes such as '35' or '36.4', got {release!r}")
+    if b.l4t and b.accelerator != "cuda":
+        add(key("l4t"), "only a CUDA build (accelerator = 'cuda') is a Jetson build")
     if b.accelerator == "cuda":
         if not b.cuda:
             add(key("cuda"), "missing: a build with accelerator = 'cuda' needs its CUDA version, e.g. '12.6'")

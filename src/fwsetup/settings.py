@@ -47,6 +47,7 @@ class Settings:
     override_driver: Override | None = None  # FWSETUP_OVERRIDE_DRIVER
     override_rocm: Override | None = None  # FWSETUP_OVERRIDE_ROCM: the host ROCm runtime version
     sysfs_root: Path | None = None  # FWSETUP_SYSFS_ROOT: the AMD/Intel probes read /sys, /dev, /opt below it
+    jetson_root: Path | None = None  # FWSETUP_JETSON_ROOT: read the Jetson probe's files below it
     nvml_timeout: float = NVML_TIMEOUT  # FWSETUP_NVML_TIMEOUT
     engine_timeout: float = ENGINE_PING_TIMEOUT  # FWSETUP_ENGINE_TIMEOUT
     uv: str | None = None  # FWSETUP_UV
@@ -106,6 +107,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         override_driver=_override(env, "FWSETUP_OVERRIDE_DRIVER"),
         override_rocm=_override(env, "FWSETUP_OVERRIDE_ROCM"),
         sysfs_root=Path(env["FWSETUP_SYSFS_ROOT"]) if env.get("FWSETUP_SYSFS_ROOT") else None,
+        jetson_root=Path(env["FWSETUP_JETSON_ROOT"]) if env.get("FWSETUP_JETSON_ROOT") else None,
         nvml_timeout=_timeout(env.get("FWSETUP_NVML_TIMEOUT"), NVML_TIMEOUT),
         engine_timeout=_timeout(env.get("FWSETUP_ENGINE_TIMEOUT"), ENGINE_PING_TIMEOUT),
         uv=env.get("FWSETUP_UV") or None,

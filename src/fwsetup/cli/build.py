@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import AllowInsecureOpt, input_file
+from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, input_file
 
 if TYPE_CHECKING:
     from fwsetup.backends.engine import BuildEvent
@@ -119,6 +119,7 @@ def build_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every line of the build.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="The result as JSON on stdout.")] = False,
     allow_insecure: AllowInsecureOpt = False,
+    allow_experimental: AllowExperimentalOpt = False,
 ) -> None:
     """Build a Docker image for NAME and smoke-test it in a container with no network."""
     import json
@@ -129,7 +130,7 @@ def build_command(
     from fwsetup.ui import emit_json, info
 
     request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method="docker", all_gpus=all_gpus,
-                            allow_insecure=allow_insecure)  # fmt: skip
+                            allow_insecure=allow_insecure, allow_experimental=allow_experimental)  # fmt: skip
     ask = ops.BuildRequest(
         request=request, variant=variant, tag=tag, base=base, wheelhouse=wheelhouse, offline=offline,
         dry_run=dry_run, no_smoke=no_smoke, no_cache=no_cache, host_profile=host_profile,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import AllowInsecureOpt, VendorOpt, input_file
+from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, VendorOpt, input_file
 
 if TYPE_CHECKING:
     from fwsetup.ops.install import PreparedInstall
@@ -77,6 +77,7 @@ def install_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     allow_insecure: AllowInsecureOpt = False,
+    allow_experimental: AllowExperimentalOpt = False,
     vendor: VendorOpt = "auto",
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="--method apt: change the system without asking first.")
@@ -105,7 +106,7 @@ def install_command(
         msg = f"install makes venv or conda environments; for a Docker image use `fwsetup build {name}`."
         raise UsageError(msg)
     request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus,
-                            allow_insecure=allow_insecure, vendor=vendor)  # fmt: skip
+                            allow_insecure=allow_insecure, allow_experimental=allow_experimental, vendor=vendor)  # fmt: skip
     ask = ops.InstallRequest(
         request=request, env_path=env_path, wheelhouse=wheelhouse, offline=offline, dry_run=dry_run, force=force,
         python_exe=python if python and os.sep in python else None, host_profile=host_profile,

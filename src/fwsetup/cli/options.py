@@ -145,6 +145,15 @@ AllowInsecureOpt = Annotated[
         help="Accept the recipe's http:// indexes/channels and direct URL requirements (the plan lists them).",
     ),
 ]
+# --allow-experimental (plan, install, build): builds the framework's own release matrix lists as experimental,
+# or not at all, may be chosen (stable ones still rank first); Plan.official_status says which was.
+AllowExperimentalOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-experimental",
+        help="Also consider builds the framework's release matrix lists as experimental, or does not list.",
+    ),
+]
 VendorOpt = Annotated[
     str,
     typer.Option(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import AllowInsecureOpt, VendorOpt, input_file
+from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, VendorOpt, input_file
 from fwsetup.errors import PlanRefused
 
 if TYPE_CHECKING:
@@ -166,6 +166,7 @@ def plan_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the Plan as JSON on stdout.")] = False,
     allow_insecure: AllowInsecureOpt = False,
+    allow_experimental: AllowExperimentalOpt = False,
     vendor: VendorOpt = "auto",
 ) -> None:
     """The exact build of NAME that will run here, and why; or a refusal with what would work (exit 3)."""
@@ -181,6 +182,7 @@ def plan_command(
         method=method,
         all_gpus=all_gpus,
         allow_insecure=allow_insecure,
+        allow_experimental=allow_experimental,
         vendor=vendor,
     )
     from fwsetup.ops.fleet import is_fleet, plan_fleet_for

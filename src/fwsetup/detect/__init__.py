@@ -72,7 +72,7 @@ def _collect(
 
 
 def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile:
-    from fwsetup.detect import amd, cpu, cuda, intel, nvidia, python, system, tools
+    from fwsetup.detect import amd, cpu, cuda, intel, jetson, nvidia, python, system, tools
     from fwsetup.profile import (
         AmdInfo,
         CPUInfo,
@@ -80,6 +80,7 @@ def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile
         CudnnInfo,
         DockerInfo,
         IntelInfo,
+        JetsonInfo,
         NvidiaInfo,
         OSInfo,
         ToolsInfo,
@@ -109,6 +110,7 @@ def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile
     toolkit, n_tk = _soft("cuda", cuda.probe_toolkit, CudaToolkitInfo())()
     cudnn, n_dnn = _soft("cudnn", lambda n: cuda.probe_cudnn(n, toolkit_home=toolkit.home), CudnnInfo())()
     pip, n_pip = _soft("pip", tools.probe_pip, None)()
+    jet, n_jet = _soft("jetson", jetson.probe_jetson, JetsonInfo())()
     defaults = {
         "docker": DockerInfo(),
         "nvidia": NvidiaInfo(nvml="error: NVML did not answer"),
@@ -116,7 +118,7 @@ def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile
         "intel": IntelInfo(),
     }
     results = _collect(waiting, defaults)
-    notes = n_os + n_cpu + n_mem + n_disk + n_py + n_tk + n_dnn + n_pip
+    notes = n_os + n_cpu + n_mem + n_disk + n_py + n_tk + n_dnn + n_pip + n_jet
     for _value, n in results.values():
         notes += n
     return HostProfile(
@@ -131,6 +133,7 @@ def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile
         intel=results["intel"][0],
         cuda_toolkit=toolkit,
         cudnn=cudnn,
+        jetson=jet,
         tools=ToolsInfo(
             docker=results["docker"][0] if docker else DockerInfo(),
             uv=results["uv"][0],

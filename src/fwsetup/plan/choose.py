@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from fwsetup.plan.model import Request
     from fwsetup.profile import HostProfile
 
-Rank = tuple[bool, int, int, int, int, tuple[int, ...], int]
+Rank = tuple[bool, int, int, int, int, int, tuple[int, ...], int]
 
 
 def variant_family(variant: str) -> str:
@@ -31,8 +31,10 @@ def variant_family(variant: str) -> str:
 
 def rank(ev: Evaluation, profile: HostProfile, request: Request, families: Sequence[str] = ()) -> Rank:
     """Higher is better: a GPU build (unless --cpu), one that fits --method, the recipe's first family
-    (e.g. Keras' default backend, listed first), CUDA the driver supports natively, the newest CUDA."""
+    (e.g. Keras' default backend, listed first), the framework's release matrix (stable, then experimental,
+    then unlisted: data/release-matrix.toml), CUDA the driver supports natively, the newest CUDA."""
     from fwsetup.compat import cuda_key
+    from fwsetup.release_status import STATUS_RANK
 
     b = ev.build
     gpu = b.accelerator in GPU_ACCELERATORS and request.want != "cpu"
@@ -46,9 +48,10 @@ def rank(ev: Evaluation, profile: HostProfile, request: Request, families: Seque
         method_fit = int(b.docker is not None)
     fam = variant_family(b.variant)
     family = -families.index(fam) if fam in families else -len(families)
+    status = STATUS_RANK.get(ev.status, STATUS_RANK[None])
     # GPUs of several vendors, each with a build that runs: NVIDIA, then AMD, then Intel (plan/rocm.py)
     vendor = -VENDORS.index(VENDOR_OF[b.accelerator]) if b.accelerator in VENDOR_OF else 0
-    return (gpu, method_fit, family, vendor, native, tuple(cuda or (0, 0)), -ev.index)
+    return (gpu, method_fit, family, status, vendor, native, tuple(cuda or (0, 0)), -ev.index)
 
 
 def newest(evals: Sequence[Evaluation], profile: HostProfile, request: Request) -> Evaluation:
@@ -101,7 +104,12 @@ def gpu_wanted(profile: HostProfile, request: Request) -> bool:
     if request.want != "auto":
         return request.want == "gpu"
     nv = profile.nvidia
-    return bool(nv.gpus or nv.pci_devices) or apple_gpu(profile) or has_other_gpu(profile)
+    return (
+        bool(nv.gpus or nv.pci_devices)
+        or apple_gpu(profile)
+        or profile.jetson.present
+        or has_other_gpu(profile)
+    )
 
 
 def choice_reasons(
@@ -115,7 +123,11 @@ def choice_reasons(
     b = chosen.build
     nv = profile.nvidia
     out: list[Reason] = []
-    if b.accelerator == "cuda":
+    if b.accelerator == "cuda" and b.l4t:
+        jet = profile.jetson
+        out.append(Reason("jetson_build", variant=b.variant, model=jet.model, l4t=jet.l4t,
+                          jetpack=jet.jetpack, builds=tuple(b.l4t), cc=jet.compute_capability))  # fmt: skip
+    elif b.accelerator == "cuda":
         gpus = chosen.gpus
         out.append(
             Reason(
@@ -135,13 +147,24 @@ def choice_reasons(
                 native=nv.cuda_driver_version,
             )
         )
-        others = sorted({ev.build.variant for ev in passing if ev.build.accelerator == "cuda"} - {b.variant})
+        from fwsetup.compat import cuda_key
+        from fwsetup.release_status import STATUS_RANK
+
+        mine = STATUS_RANK.get(chosen.status, 2)
+        cuda_evs = [ev for ev in passing if ev.build.accelerator == "cuda" and ev.build.variant != b.variant]
+        # Newer CUDA passed over because the release matrix ranks it lower (--allow-experimental).
+        less_official = sorted({ev.build.variant for ev in cuda_evs
+                                if STATUS_RANK.get(ev.status, 2) < mine})  # fmt: skip
+        if less_official:
+            statuses = tuple(sorted({str(ev.status) for ev in cuda_evs if ev.build.variant in less_official}))
+            out.append(Reason("official_first", variant=b.variant, status=chosen.status,
+                              over=tuple(less_official), their=statuses))  # fmt: skip
+        others = sorted({ev.build.variant for ev in cuda_evs} - set(less_official))
         if others:
-            out.append(
-                Reason(
-                    "newest_cuda", variant=b.variant, over=tuple(others), native=bool(nv.cuda_driver_version)
-                )
-            )
+            # "natively" only when the driver's own CUDA is at least the build's; else minor-version compat.
+            own, built = cuda_key(nv.cuda_driver_version), cuda_key(b.cuda)
+            native = None if own is None or built is None else own >= built
+            out.append(Reason("newest_cuda", variant=b.variant, over=tuple(others), native=native))
         if request.all_gpus and len(gpus) > 1:
             nvlinks = [lk for lk in nv.links if lk.kind == "nvlink"]
             if nvlinks:

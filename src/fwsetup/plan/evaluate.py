@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from fwsetup.plan.model import Request
     from fwsetup.profile import GPU, HostProfile
     from fwsetup.recipes import Build
+    from fwsetup.registry import Registry
+    from fwsetup.release_status import Status
 
 GPU_ACCELERATORS = ("cuda", "mps", "rocm", "xpu")
 # Instruction sets that exist only on x86: a build listing them for several arches needs them on x86 alone.
@@ -33,6 +35,12 @@ class Target:
     windows_driver: bool  # driver numbers of the Windows column (Windows, and WSL2's host driver)
     docker: bool
     wsl: bool
+    # What decides which wheel tags install (plan/wheels.py); None: unknown.
+    libc: str | None = None  # glibc | musl (a container: its base image's, glibc)
+    libc_version: str | None = None  # "2.17"; None in a container (the base image decides)
+    macos_version: str | None = None  # "14.5"
+    implementation: str | None = None  # cpython | pypy
+    free_threaded: bool = False  # a free-threaded CPython (abi cp313t)
 
 
 @dataclass
@@ -43,6 +51,7 @@ class Evaluation:
     gpus: list[GPU] = field(default_factory=list)
     min_driver: str | None = None
     notes: list[Reason] = field(default_factory=list)
+    status: Status | None = None  # from data/release-matrix.toml; None: not judged
 
     @property
     def host_ok(self) -> bool:
@@ -84,6 +93,12 @@ def make_target(profile: HostProfile, request: Request) -> Target:
         windows_driver=windows_driver,
         docker=docker,
         wsl=bool(profile.os.wsl),
+        libc="glibc" if docker else profile.os.libc,
+        libc_version=None if docker else profile.os.libc_version,
+        macos_version=profile.os.distro_version if system == "darwin" else None,
+        implementation=None if docker else profile.python.implementation,
+        # --python X.Y asks for another interpreter: its threading build is not known to be the profile's
+        free_threaded=bool(profile.python.free_threaded) and not docker and not request.python,
     )
 
 
@@ -137,7 +152,11 @@ def evaluate(
     request: Request,
     t: Target,
     compat: CompatData,
+    *,
+    registry: Registry | None = None,
 ) -> Evaluation:
+    """`registry`: the recipe's published wheels (fwsetup.registry); with it, each pinned requirement must
+    have a wheel whose tags the target installs (plan/wheels.py)."""
     ev = Evaluation(build=b, index=index)
 
     def fail(kind: FailKind, code: str, **fields: object) -> None:
@@ -172,6 +191,14 @@ def evaluate(
             ]
             if missing:
                 fail("cpu", "cpu_features_missing", missing=tuple(missing))
+    if registry is not None and not any(f.kind in ("os", "arch") for f in ev.fails):
+        from fwsetup.plan.wheels import check_build, host_tags
+
+        # Python out of range: the platform tags alone (so "use Python 3.11" is offered only where it helps)
+        py_failed = any(f.kind == "python" for f in ev.fails)
+        wheel_failure = check_build(b, request.method, host_tags(t), registry, platform_only=py_failed)
+        if wheel_failure is not None:
+            ev.fails.append(wheel_failure)
     has_conda = b.conda is not None and bool(b.conda.packages)
     has_image = b.docker is not None and bool(b.docker.base_image or b.docker.official_image)
     # `use`: the method that has what this one lacks (a suggestion: "Use `fwsetup plan … --method conda`").
@@ -216,7 +243,23 @@ def evaluate(
         check_vendor(ev, request)
     if request.all_gpus and gpu_build and not b.multi_gpu and len(ev.gpus) > 1:
         fail("multi_gpu", "no_multi_gpu")
+    _check_status(ev, request, t)
     return ev
+
+
+def _check_status(ev: Evaluation, request: Request, t: Target) -> None:
+    """The framework's own release matrix (data/release-matrix.toml): a build it lists as experimental, or
+    does not list, runs only when asked for (--allow-experimental)."""
+    from fwsetup.release_status import load_release_matrix
+
+    b = ev.build
+    if b.l4t:
+        return  # NVIDIA's JetPack builds: the framework's own matrix does not speak for them
+    ev.status = load_release_matrix().status_of(
+        request.framework, b.version, b.variant, b.accelerator, wsl=t.wsl and not t.docker
+    )
+    if ev.status in ("experimental", "unlisted") and not request.allow_experimental:
+        ev.fails.append(Failure("status", f"{ev.status}_build", version=b.version, variant=b.variant))
 
 
 def _check_cuda(
@@ -232,6 +275,9 @@ def _check_cuda(
     nv = profile.nvidia
     if t.docker and profile.os.system == "darwin":
         fail("gpu", "docker_on_macos")
+        return
+    if b.l4t or profile.jetson.present:
+        _check_jetson(ev, profile, t, compat)
         return
     if nv.nvml != "ok":
         if nv.pci_devices:
@@ -278,3 +324,36 @@ def _check_cuda(
             fail("cc", "no_kernels", gpu=gpu_ref(g, compat), **built)
         elif runs is None:
             ev.notes.append(Reason("cc_unchecked", gpu=g.index))
+
+
+def l4t_matches(l4t: str, prefix: str) -> bool:
+    """ "35" matches R35.4.1, "36.4" matches R36.4.0 and R36.4.3 (whole components, not "3" for "36")."""
+    have, want = l4t.split("."), prefix.split(".")
+    return have[: len(want)] == want
+
+
+def _check_jetson(ev: Evaluation, profile: HostProfile, t: Target, compat: CompatData) -> None:
+    """A Jetson runs only JetPack builds for its L4T release (its integrated GPU is not an NVML device and
+    its CUDA comes with L4T); a server CUDA build (x86_64, or aarch64 SBSA) is never planned on one."""
+    from fwsetup.compat import cc_runs
+
+    b, jet = ev.build, profile.jetson
+
+    def fail(kind: FailKind, code: str, **fields: object) -> None:
+        ev.fails.append(Failure(kind, code, **fields))
+
+    if not b.l4t:
+        fail("gpu", "server_cuda_on_jetson", model=jet.model, l4t=jet.l4t)
+        return
+    if not jet.present or jet.l4t is None:
+        fail("gpu", "jetson_only")
+        return
+    if t.docker and profile.tools.docker.nvidia_runtime is False:
+        fail("gpu", "no_nvidia_runtime")
+    if not any(l4t_matches(jet.l4t, p) for p in b.l4t):
+        fail("gpu", "l4t_mismatch", need=tuple(b.l4t), have=jet.l4t, jetpack=jet.jetpack)
+    cc = jet.compute_capability
+    sass, ptx = tuple(b.compute_capabilities), tuple(b.ptx)
+    if cc and (sass or ptx) and cc_runs(cc, list(sass), list(ptx)) is False:
+        gpu = GpuRef(index=0, name=jet.model, compute_capability=cc, arch=compat.arch_name(cc))
+        fail("cc", "no_kernels", gpu=gpu, sass=sass, ptx=ptx)

@@ -189,10 +189,6 @@ _REASONS: dict[str, Callable[[F], str]] = {
     "variant_rejected": lambda f: f"{', '.join(_strs(f['variants']))}: {failures(f['why'])}.",
     "cuda_build_uses": _cuda_uses,
     "driver_runs": _driver_runs,
-    "newest_cuda": lambda f: (
-        f"Chose {f['variant']} over {', '.join(_strs(f['over']))}: the newest CUDA this driver supports"
-        + (" natively." if f["native"] else ".")
-    ),
     "nvlink": lambda f: (
         f"The GPUs are connected by NVLink ({f['pairs']} GPU pair{'s' if cast('int', f['pairs']) > 1 else ''})."
     ),
@@ -250,7 +246,12 @@ _SUGGESTIONS: dict[str, Callable[[F], str]] = {
         f"{f['title']} {f['version']} ({f['variant']}) on the GPU."
     ),
     "use_wsl": lambda f: (
-        f"Use WSL2 (run fwsetup inside it): {f['title']} {f['version']} ({f['variant']}) trains on this GPU there."
+        f"Use WSL2 (run fwsetup inside it): {f['title']} {f['version']} ({f['variant']}) trains on this GPU there"
+        + (
+            f" ({_status_text(f['status'])} there in the framework's release matrix: add --allow-experimental)."
+            if f.get("status")
+            else "."
+        )
     ),
     "load_driver": lambda f: (
         "Install (or load) the NVIDIA driver: an NVIDIA GPU is present, but NVML cannot reach it."
@@ -489,3 +490,125 @@ _REASONS.update(
     }
 )
 
+
+# -- wheel tags, the official release matrix, Jetson (plan/wheels.py, release_status.py, evaluate.py) --------
+
+
+def _wheel_of(f: F) -> str:
+    return f"{f['distribution']} {f['version']}"
+
+
+def _no_platform_wheel(f: F) -> str:
+    tags = ", ".join(_strs(f["tags"])) + (f" and {f['more']} more" if f["more"] else "")
+    return f"no wheel of {_wheel_of(f)} installs on {f['host']} (it publishes {tags})"
+
+
+_STATUS_TEXT = {"stable": "stable", "experimental": "experimental", "unlisted": "not listed"}
+
+
+def _status_text(status: object) -> str:
+    return _STATUS_TEXT.get(str(status), "?")
+
+
+_FAILURES.update(
+    {
+        "glibc_too_old": lambda f: (
+            f"its wheels need glibc >= {f['need']} ({f['tag']}); this machine has glibc {f['have']}"
+        ),
+        "musl_too_old": lambda f: (
+            f"its wheels need musl >= {f['need']} ({f['tag']}); this machine has musl {f['have']}"
+        ),
+        "no_musl_wheel": lambda f: (
+            f"{_wheel_of(f)} publishes no musllinux wheel for this musl-based Linux (only "
+            f"{', '.join(_strs(f['tags'])) or 'other platforms'}, which need glibc)"
+        ),
+        "macos_too_old": lambda f: (
+            f"its wheels need macOS >= {f['need']} ({f['tag']}); this Mac runs macOS {f['have']}"
+        ),
+        "no_platform_wheel": _no_platform_wheel,
+        "no_python_wheel": lambda f: (
+            f"{_wheel_of(f)} publishes no wheel for Python {f['python']} "
+            f"(wheels for {', '.join(_strs(f['pythons']))})"
+        ),
+        "experimental_build": lambda f: (
+            f"{f['variant']} is experimental in {f['version']}'s release matrix (--allow-experimental accepts it)"
+        ),
+        "unlisted_build": lambda f: (
+            f"{f['variant']} is not in {f['version']}'s release matrix (--allow-experimental accepts it)"
+        ),
+        "server_cuda_on_jetson": lambda f: (
+            f"a server (SBSA) CUDA build, which has no kernels for the integrated GPU of this Jetson "
+            f"({f['model'] or 'L4T ' + _s(f['l4t'])}); Jetson needs a JetPack build"
+        ),
+        "jetson_only": lambda f: "a build for NVIDIA Jetson boards (L4T), and this machine is not one",
+        "l4t_mismatch": lambda f: (
+            f"built for L4T {' / '.join('R' + v for v in _strs(f['need']))}; this Jetson runs L4T R{f['have']}"
+            + (f" (JetPack {f['jetpack']})" if f["jetpack"] else "")
+        ),
+    }
+)
+
+
+def _official_first(f: F) -> str:
+    their = " / ".join(_status_text(s) for s in _strs(f["their"]))
+    return (
+        f"Chose {f['variant']} over {', '.join(_strs(f['over']))}: the framework's release matrix lists it as "
+        f"{_status_text(f['status'])}, those as {their}."
+    )
+
+
+def _newest_cuda(f: F) -> str:
+    how = {True: " natively.", False: " (through minor-version compatibility).", None: "."}
+    return (
+        f"Chose {f['variant']} over {', '.join(_strs(f['over']))}: the newest CUDA this driver runs"
+        + how.get(cast("bool | None", f["native"]), ".")
+    )
+
+
+def _jetson_build(f: F) -> str:
+    board = f["model"] or "this Jetson"
+    jp = f" (JetPack {f['jetpack']})" if f["jetpack"] else ""
+    cc = f", compute capability {f['cc']}" if f["cc"] else ""
+    return (
+        f"{board} runs L4T R{f['l4t']}{jp}{cc}: the {f['variant']} build is NVIDIA's JetPack build for "
+        f"L4T {' / '.join('R' + v for v in _strs(f['builds']))}, not a server (SBSA) CUDA wheel."
+    )
+
+
+_REASONS.update(
+    {
+        "official_first": _official_first,
+        "newest_cuda": _newest_cuda,
+        "jetson_build": _jetson_build,
+        "official_status": lambda f: (
+            f"{f['title']} {f['version']} {f['variant']}: "
+            + {
+                "stable": "stable in the framework's release matrix.",
+                "experimental": "experimental in the framework's release matrix (accepted by --allow-experimental).",
+                "unlisted": "published, but not in the framework's release matrix (accepted by --allow-experimental).",
+            }.get(str(f["status"]), "")
+        ),
+    }
+)
+
+_SUGGESTIONS.update(
+    {
+        "older_release_platform": lambda f: (
+            f"{f['title']} {f['version']} publishes wheels this machine can install: {cmd(f['request'])}."
+        ),
+        "use_container": lambda f: (
+            f"Use a container, which brings its own glibc: {cmd(f['request'])} (then `fwsetup build`)."
+        ),
+        "conda_forge": lambda f: (
+            f"Or conda-forge's own build of {f['title']}, compiled against conda-forge's sysroot: check its glibc "
+            "floor (the `__glibc` requirement) with `conda search -c conda-forge --info` before you rely on it."
+        ),
+        "upgrade_macos": lambda f: (
+            f"Upgrade macOS to {f['need']} or newer to install {f['title']}'s current wheels."
+        ),
+        "allow_experimental": lambda f: (
+            f"{f['title']} {f['version']} ({f['variant']}) runs here, but the framework's release matrix lists it "
+            f"as {_status_text(f['status'])}: {cmd(f['request'])}."
+        ),
+    }
+)

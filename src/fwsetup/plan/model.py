@@ -29,6 +29,8 @@ class Request(_S, frozen=True, kw_only=True):
     all_gpus: bool = False
     allow_insecure: bool = False  # --allow-insecure: accept a recipe's http:// sources and direct URLs
     vendor: VendorName = "auto"  # --vendor: whose GPU builds (plan/rocm.py); auto: the GPU that is present
+    # --allow-experimental: builds the framework's release matrix lists as experimental, or not at all, may run
+    allow_experimental: bool = False
 
 
 class SmokeSpec(_S, frozen=True, kw_only=True):
@@ -124,6 +126,10 @@ class Plan(_S, frozen=True, kw_only=True):
     apt: AptPlan | None = None  # method apt: the distribution's packages and the commands that install them
     gpus: list[int] = []  # GPU indexes the plan uses
     min_driver: str | None = None
+    # The chosen build in the framework's own release matrix (data/release-matrix.toml): "stable",
+    # "experimental", "unlisted" (published, not in the matrix), or None (the matrix does not judge it: CPU
+    # builds, frameworks without one).
+    official_status: Literal["stable", "experimental", "unlisted"] | None = None
     smoke: SmokeSpec | None = None
     reasons: list[str] = []  # why this choice / why refused
     rejected: list[Rejection] = []

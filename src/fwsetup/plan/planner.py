@@ -39,11 +39,13 @@ from fwsetup.plan.model import Plan, Rejection, Request, SmokeSpec
 from fwsetup.plan.reasons import Reason, Suggestion
 from fwsetup.plan.rocm import has_other_gpu, vendor_refusals
 from fwsetup.plan.suggest import gpu_suggestions, method_suggestions, python_suggestion, use_cpu
+from fwsetup.plan.wheels import platform_suggestions
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData
     from fwsetup.profile import HostProfile
     from fwsetup.recipes import Build, Recipe
+    from fwsetup.registry import Registry
 
 __all__ = ["GPU_ACCELERATORS", "make_plan", "norm_arch", "variant_family", "version_filter"]
 
@@ -83,14 +85,21 @@ def make_plan(
     compat: CompatData | None = None,
     *,
     python_of: Callable[[Build], str | None] | None = None,
+    registry: Literal["shipped"] | Registry | None = "shipped",
 ) -> Plan:
     """HostProfile + Recipe + Request -> Plan. Pure; `compat` defaults to the shipped data (read once).
     `python_of`: the Python each build would run on where that depends on the build (the base image of a
-    container, fwsetup.plan.container); each build is judged with it, and the plan says the chosen one's."""
+    container, fwsetup.plan.container); each build is judged with it, and the plan says the chosen one's.
+    `registry`: the published wheels the builds are checked against (plan/wheels.py); "shipped" reads
+    data/registry/<recipe>.json (once per process), None checks no wheel tags."""
     if compat is None:
         from fwsetup.compat import load_compat
 
         compat = load_compat()
+    if registry == "shipped":
+        from fwsetup.registry import load_registry
+
+        registry = load_registry(recipe.name)
     # Suggested commands name the recipe as the recipes know it.
     request = msgspec.structs.replace(request, framework=recipe.name)
     t = make_target(profile, request)
@@ -100,7 +109,7 @@ def make_plan(
         return t if python_of is None else dataclasses.replace(t, python=python_of(b) or t.python)
 
     evals = [
-        evaluate(b, i, profile, request, target_of(b), compat)
+        evaluate(b, i, profile, request, target_of(b), compat, registry=registry)
         for i, b in enumerate(recipe.builds)
         if in_range(b.version)
     ]
@@ -157,6 +166,13 @@ def make_plan(
         ):
             sugg.append(use_cpu(request))
         sugg += method_suggestions(evals, request)
+        if any(f.kind == "platform" for ev in evals for f in ev.fails):
+            outside = [
+                evaluate(b, i, profile, request, target_of(b), compat, registry=registry)
+                for i, b in enumerate(recipe.builds)
+                if not in_range(b.version)
+            ]
+            sugg += platform_suggestions(recipe, evals, request, t, also=outside)
         if late or not sugg:
             sugg += _alternatives(recipe)
         return _plan("refused", base, reasons, sugg, rejected=[explain.rejection(r) for r in rejected])
@@ -166,7 +182,11 @@ def make_plan(
     # that one rather than refuse (--gpu) or fall back to the CPU (auto with a usable GPU).
     fallback: Reason | None = None
     if request.want != "cpu" and (
-        request.want == "gpu" or profile.usable_gpus or apple_gpu(profile) or has_other_gpu(profile)
+        request.want == "gpu"
+        or profile.usable_gpus
+        or apple_gpu(profile)
+        or has_other_gpu(profile)
+        or profile.jetson.present
     ):
         gpu_ok = [ev for ev in evals if ev.ok and ev.build.accelerator in GPU_ACCELERATORS]
         if gpu_ok and not any(ev.build.version == release for ev in gpu_ok):
@@ -251,6 +271,9 @@ def _chosen_plan(
         *(vendor_refusals(evals, profile) if b.accelerator not in GPU_ACCELERATORS else ()),
         *chosen.notes,
     ]
+    if chosen.status is not None:
+        reasons.append(Reason("official_status", title=title, version=b.version, variant=b.variant,
+                              status=chosen.status))  # fmt: skip
     if b.notes:
         reasons.append(Reason("build_note", text=b.notes))
     if late and recipe.facts.status_note:
@@ -260,6 +283,8 @@ def _chosen_plan(
     sugg: list[Suggestion] = []
     if b.accelerator not in GPU_ACCELERATORS and gpu_wanted(profile, request):
         sugg += gpu_suggestions(recipe, evals, profile, request, t, compat)
+        # A GPU build held back by the method alone (a Jetson's JetPack container: --method docker)
+        sugg += method_suggestions([ev for ev in evals if ev.build.accelerator in GPU_ACCELERATORS], request)
     elif fallback:
         # What would bring the newer release: a driver upgrade, usually (not the release just chosen).
         sugg += [
@@ -348,6 +373,7 @@ def _chosen_plan(
         apt=apt,
         gpus=gpus,
         min_driver=chosen.min_driver,
+        official_status=chosen.status,
         smoke=smoke,
         rejected=rejected,
     )

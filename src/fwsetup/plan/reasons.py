@@ -13,13 +13,15 @@ from typing import Literal
 
 FailKind = Literal[
     "installable", "os", "arch", "python", "cpu", "method", "want", "gpu", "driver", "cc", "multi_gpu",
+    "platform",  # no published wheel installs here (plan/wheels.py: libc floor, musl, macOS, platform tag)
+    "status",  # not a stable build in the framework's own release matrix (data/release-matrix.toml)
     "vendor",  # a GPU build of a vendor whose GPU this machine lacks, or not the one --vendor asks for (plan/rocm.py)
 ]  # fmt: skip
 # Failures that make a release unavailable on this platform, and the GPU ones.
 HOST_KINDS: frozenset[FailKind] = frozenset(
-    {"installable", "os", "arch", "python", "cpu", "method", "want", "vendor"}
+    {"installable", "os", "arch", "python", "cpu", "method", "want", "platform", "vendor"}
 )
-GPU_KINDS: frozenset[FailKind] = frozenset({"gpu", "driver", "cc", "multi_gpu"})
+GPU_KINDS: frozenset[FailKind] = frozenset({"gpu", "driver", "cc", "multi_gpu", "status"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ def build_request(
     method: str = "venv",
     all_gpus: bool = False,
     allow_insecure: bool = False,
+    allow_experimental: bool = False,
     vendor: str = "auto",
 ) -> Request:
     """The Request the command-line options describe; UsageError for contradictions."""
@@ -65,6 +66,7 @@ def build_request(
         method=checked,
         all_gpus=all_gpus,
         allow_insecure=allow_insecure,
+        allow_experimental=allow_experimental,
         vendor=chosen,
     )
 
@@ -81,6 +83,8 @@ def request_flags(request: Request, **override: str | None) -> str:
         parts.append("--all-gpus")
     if request.allow_insecure:
         parts.append("--allow-insecure")
+    if request.allow_experimental:
+        parts.append("--allow-experimental")
     if request.vendor != "auto":
         parts.append(f"--vendor {request.vendor}")
     return " ".join(parts)

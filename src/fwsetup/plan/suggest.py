@@ -99,6 +99,23 @@ def gpu_suggestions(
                 request=msgspec.structs.replace(gpu_request, version=best.build.version),
             )
         )
+    # A build held back only by the framework's release matrix (experimental or unlisted there).
+    by_status = [ev for ev in gpu_evals if "status" in ev.kinds() and ev.kinds() <= {"status", "want"}]
+    if by_status:
+        best = newest(by_status, profile, gpu_request)
+        if native_best is None or ver(best.build.version) >= native_best:
+            out.append(
+                Suggestion(
+                    "allow_experimental",
+                    title=recipe.title,
+                    version=best.build.version,
+                    variant=best.build.variant,
+                    status=best.status,
+                    request=msgspec.structs.replace(
+                        gpu_request, version=best.build.version, allow_experimental=True
+                    ),
+                )
+            )
     # A newer one that needs another Python (TensorFlow 2.10, the last with GPU on native Windows: <= 3.10).
     by_python = [ev for ev in gpu_evals if "python" in ev.kinds() and ev.kinds() <= {"python", "want"}]
     if by_python and t.python:
@@ -142,7 +159,11 @@ def gpu_suggestions(
         if wsl is not None and (native_best is None or ver(wsl.build.version) > native_best):
             out.append(
                 Suggestion(
-                    "use_wsl", title=recipe.title, version=wsl.build.version, variant=wsl.build.variant
+                    "use_wsl",
+                    title=recipe.title,
+                    version=wsl.build.version,
+                    variant=wsl.build.variant,
+                    status=wsl.status if wsl.status != "stable" else None,
                 )
             )
     if nv.nvml != "ok" and nv.pci_devices:
@@ -157,7 +178,8 @@ def _wsl_best(
 ) -> Evaluation | None:
     # The same machine seen from WSL2: Linux builds, the Windows driver's numbers.
     alt = msgspec.structs.replace(profile, os=msgspec.structs.replace(profile.os, system="linux", wsl=True))
-    wanted = msgspec.structs.replace(request, want="gpu")
+    # The framework's matrix may list GPU under WSL2 as experimental (JAX): suggested all the same, saying so.
+    wanted = msgspec.structs.replace(request, want="gpu", allow_experimental=True)
     t = make_target(alt, wanted)
     in_range = version_filter(request.version)
     oks = [
