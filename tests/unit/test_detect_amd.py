@@ -171,3 +171,22 @@ def test_this_machine_has_no_amd_gpu_and_the_probe_is_fast() -> None:
     assert notes == []
     assert took < 0.25, f"the AMD probe took {took:.3f} s on a machine without AMD GPUs"
     assert json.loads(msgspec.json.encode(info))["gpus"] == []
+
+
+def test_fwsetup_profile_on_this_machine_has_empty_amd_and_intel_sections(tmp_path: Path) -> None:
+    # The real command on the real /sys of this machine (no AMD or Intel GPU): the sections are there, empty,
+    # and no probe of them left a note.
+    import subprocess
+    import sys
+
+    if Path("/sys/class/kfd").exists():
+        pytest.skip("this machine has the amdgpu KFD")
+    out = tmp_path / "profile.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FWSETUP_OVERRIDE")}
+    cp = subprocess.run([sys.executable, "-m", "fwsetup", "profile", "--output", str(out)],
+                        capture_output=True, text=True, env=env, timeout=120, check=False)  # fmt: skip
+    assert cp.returncode == 0, cp.stderr
+    data = json.loads(out.read_text())
+    assert data["amd"]["gpus"] == [] and data["amd"]["pci_devices"] == [] and data["amd"]["kfd"] is False
+    assert [g for g in data["intel"]["gpus"] if g["family"] != "integrated"] == []
+    assert not [n for n in data["probe_errors"] if n.startswith(("amd", "intel"))]

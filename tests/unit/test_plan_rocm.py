@@ -270,3 +270,12 @@ def test_nvidia_machines_plan_as_before() -> None:
     no_gpu = plan("no-gpu", want="gpu")
     assert no_gpu.status == "refused"
     assert not any("rocm" in r.variant or "xpu" in r.variant for r in no_gpu.rejected)
+
+
+def test_suggested_commands_are_valid_with_a_vendor() -> None:
+    # The CPU suggestion of a --vendor refusal must not pair --cpu with --vendor (a usage error).
+    p = plan("mi300x", want="gpu", vendor="intel")
+    cpu = [s for s in p.suggestions if "--cpu" in s]
+    assert cpu and all("--vendor" not in s for s in cpu)
+    ok = plan(_nvidia_and_amd(), want="gpu", vendor="amd")
+    assert ok.accelerator == "rocm"

@@ -85,6 +85,6 @@ def request_flags(request: Request, **override: str | None) -> str:
         parts.append("--allow-insecure")
     if request.allow_experimental:
         parts.append("--allow-experimental")
-    if request.vendor != "auto":
+    if request.vendor != "auto" and request.want != "cpu":  # --cpu with --vendor is a usage error
         parts.append(f"--vendor {request.vendor}")
     return " ".join(parts)
