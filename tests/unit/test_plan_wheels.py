@@ -250,9 +250,8 @@ def test_a_profile_without_libc_reads_as_glibc_of_unknown_version() -> None:
 
     host = HostProfile(os=OSInfo(system="linux"), python=PythonInfo(version="3.11.4"))
     t = make_target(host, Request(framework="pytorch"))
-    tags = host_tags(t)
-    assert tags is None  # no CPU arch: nothing to judge
-    tags = host_tags(msgspec.structs.replace(host.cpu, arch="x86_64") and target(libc=None))
+    assert host_tags(t) is None  # no CPU arch: nothing to judge
+    tags = host_tags(target(libc=None))
     assert tags is not None and tags.libc == "glibc" and tags.libc_version is None
     assert Tag("cp311", "cp311", "manylinux_2_40_x86_64") in tags.tags
 

@@ -97,6 +97,19 @@ def test_an_experimental_build_runs_only_when_asked() -> None:
     assert any("experimental in the framework's release matrix" in r for r in p.reasons)
 
 
+def test_grace_hopper_with_an_older_pinned_release() -> None:
+    """GH200 (aarch64, sm_90): torch 2.8's aarch64 cu128 wheel is on PyTorch's index (data/registry, recipe) and
+    2.8 lists CUDA 12.8 as stable; 2.7's cu128 is experimental there, so it needs --allow-experimental."""
+    p = plan("gh200", version="2.8")
+    assert (p.status, p.variant, p.official_status) == ("ok", "cu128", "stable")
+    assert p.index_urls == ["https://download.pytorch.org/whl/cu128"]
+    older = plan("gh200", version="2.7")
+    assert older.accelerator == "cpu"
+    assert [s["kind"] for s in older.suggestion_codes] == ["allow_experimental"]
+    asked = plan("gh200", version="2.7", allow_experimental=True)
+    assert (asked.variant, asked.official_status) == ("cu128", "experimental")
+
+
 def test_natively_only_when_the_drivers_own_cuda_is_new_enough() -> None:
     """Driver 550 (its own CUDA 12.4) runs cu126/cu128 only through minor-version compatibility."""
     h100 = load(FIXTURES / "datacenter-h100.json")

@@ -118,7 +118,7 @@ def platform_tags(t: Target) -> tuple[tuple[str, ...], str | None, tuple[int, in
         mac = _pair(t.macos_version) or _MACOS_UNKNOWN
         return tuple(mac_platforms(mac, "arm64" if arch in ("arm64", "aarch64") else arch)), None, None
     if t.system == "windows":
-        win = {"x86_64": "win_amd64", "aarch64": "win_arm64", "arm64": "win_arm64"}.get(arch)
+        win = {"x86_64": "win_amd64", "aarch64": "win_arm64", "arm64": "win_arm64", "i686": "win32"}.get(arch)
         return ((win,) if win else ()), None, None
     return (), None, None
 
@@ -144,8 +144,9 @@ def _host_tags(
     if py is None or (implementation or "cpython") != "cpython":
         return None  # PyPy & co.: their tags are not judged
     platforms, libc_kind, libc_v = platform_tags(t)
-    if not platforms or system is None or arch is None:
+    if system not in ("linux", "darwin", "windows") or arch is None:
         return None
+    # (no platform tag at all, a macOS older than any wheel tag: only pure-Python wheels install)
     from packaging.tags import compatible_tags, cpython_tags
 
     interpreter = f"cp{py[0]}{py[1]}"
@@ -280,8 +281,8 @@ def _verdict(
 
 
 # check_build's answers by (build, method, target, registry, platform_only): builds are unhashable structs, so
-# the key holds their id and the value the build itself (it then stays alive, and the id is not reused).
-_BUILD_VERDICTS: dict[tuple[int, str, int, int, bool], tuple[Build, Failure | None]] = {}
+# the key holds ids and the value the objects themselves (they then stay alive: no id is reused meanwhile).
+_BUILD_VERDICTS: dict[tuple[int, str, int, int, bool], tuple[Build, HostTags, Registry, Failure | None]] = {}
 _MAX_BUILD_VERDICTS: Final = 65536
 
 
@@ -293,12 +294,12 @@ def check_build(
         return None
     key = (id(b), method, id(host), id(registry), platform_only)
     hit = _BUILD_VERDICTS.get(key)
-    if hit is not None and hit[0] is b:
-        return hit[1]
+    if hit is not None and hit[0] is b and hit[1] is host and hit[2] is registry:
+        return hit[3]
     if len(_BUILD_VERDICTS) >= _MAX_BUILD_VERDICTS:
         _BUILD_VERDICTS.clear()
     failure = _check_build(b, method, host, registry, platform_only)
-    _BUILD_VERDICTS[key] = (b, failure)
+    _BUILD_VERDICTS[key] = (b, host, registry, failure)
     return failure
 
 
