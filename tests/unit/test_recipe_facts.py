@@ -334,6 +334,9 @@ TORCH_PYTHON = {
     "2.14": ("3.10", "3.14"),
     "2.15": ("3.11", "3.15"),
 }
+# PyPI's 2.5 wheels for Linux aarch64 and macOS arm64 stop at cp312 (cp313 only for Linux x86_64):
+# data/registry/pytorch.json, issue 11.
+TORCH_PYTHON_NOT_X86 = {("2.5", "aarch64"): "3.12", ("2.5", "arm64"): "3.12"}
 TORCH = BUILDS["pytorch"]
 
 
@@ -365,11 +368,13 @@ def test_pytorch_release_has_every_cuda_variant(minor: str) -> None:
 
 @pytest.mark.parametrize("minor", sorted(TORCH_VARIANTS, key=Version))
 def test_pytorch_release_python_range(minor: str) -> None:
-    low, high = TORCH_PYTHON[minor]
-    below = f"3.{int(low.split('.')[1]) - 1}"
-    above = f"3.{int(high.split('.')[1]) + 1}"
     # (NVIDIA's Jetson builds are not PyPI's: their Python is the L4T container's, test_jetson.py)
     for b in (b for b in TORCH if _minor(b["version"]) == minor and not b.get("l4t")):
+        low, high = TORCH_PYTHON[minor]
+        if (minor, b["arch"][0]) in TORCH_PYTHON_NOT_X86:  # the wheels of that platform stop earlier
+            high = TORCH_PYTHON_NOT_X86[(minor, b["arch"][0])]
+        below = f"3.{int(low.split('.')[1]) - 1}"
+        above = f"3.{int(high.split('.')[1]) + 1}"
         spec = SpecifierSet(b["python"])
         assert low in spec and high in spec and below not in spec and above not in spec, (
             b["variant"],
@@ -434,9 +439,13 @@ def test_pytorch_blackwell_from_2_7() -> None:
 
 def test_pytorch_linux_aarch64_cuda_only_where_the_source_lists_it() -> None:
     aarch64 = {
-        _minor(b["version"]) for b in TORCH if b.get("accelerator") == "cuda" and "aarch64" in b["arch"]
+        _minor(b["version"])
+        for b in TORCH
+        if b.get("accelerator") == "cuda" and "aarch64" in b["arch"] and not b.get("l4t")
     }
-    assert aarch64 == {"2.9", "2.10", "2.11", "2.12", "2.13", "2.14", "2.15"}
+    # 2.7 and 2.8: cu128 aarch64 wheels on download.pytorch.org (PyTorch 2.7 blog; pytorch/test-infra#6492;
+    # pytorch/pytorch#160162), issue 11
+    assert aarch64 == {"2.7", "2.8", "2.9", "2.10", "2.11", "2.12", "2.13", "2.14", "2.15"}
     assert _ccs_aarch64("2.13", "cu130") == {"8.0", "9.0", "10.0", "11.0", "12.0"}
 
 
@@ -472,8 +481,10 @@ def test_tensorflow_builds_follow_tested_configurations(minor: str) -> None:
     assert any(b["variant"] == "cpu" and b["requirements"][0].startswith("tensorflow-cpu==") for b in rel)
     for b in rel:
         spec = SpecifierSet(b["python"])
+        # 2.11.1 has no cp37 wheel on PyPI (data/registry/tensorflow.json): its range starts at 3.8
+        first = "3.8" if b["version"] == "2.11.1" and low == "3.7" else low
         if b["variant"] != "metal":
-            assert low in spec and high in spec, (b["variant"], b["python"])
+            assert first in spec and high in spec, (b["variant"], b["python"])
     gpu = [b for b in rel if b.get("accelerator") == "cuda" and "linux" in b["os"]]
     if Version(minor) >= Version("2.14"):
         assert gpu, "Linux GPU through tensorflow[and-cuda] from 2.14"
