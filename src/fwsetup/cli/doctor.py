@@ -264,9 +264,9 @@ def _amd_intel(sec: _Section, host: HostProfile, findings: list[Finding]) -> Non
     if intel:
         lz = f"Level Zero {host.intel.level_zero}" if host.intel.level_zero else "no Level Zero loader"
         sec.add(_worst(findings, ("intel.driver", "intel.no-")), "Intel", lz)
-        for g in intel:
-            gmark = _worst(findings, (f"intel.gpu{g.index}.",))
-            sec.add(gmark, f"GPU {g.index}", f"{g.name}, {g.driver or 'no driver'}, {g.pci}")
+        for ig in intel:
+            gmark = _worst(findings, (f"intel.gpu{ig.index}.",))
+            sec.add(gmark, f"GPU {ig.index}", f"{ig.name}, {ig.driver or 'no driver'}, {ig.pci}")
 
 
 def _tools(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:

@@ -145,7 +145,9 @@ def check_xpu(ev: Evaluation, profile: HostProfile, request: Request, t: Target)
 
 
 def plan_gpus(b: Build, profile: HostProfile, request: Request) -> list[int]:
-    """The GPU indexes a ROCm / XPU plan uses (ROCm's and Level Zero's own device order)."""
+    """The GPU indexes a ROCm / XPU plan uses: ROCm's device order (the KFD nodes'); for Intel, fwsetup's PCI
+    order of the profile's GPUs, which need not be Level Zero's (torch.xpu's) order where integrated graphics
+    are also a Level Zero device."""
     if b.accelerator == "rocm":
         gpus = [g.index for g in profile.amd.gpus]
     elif b.accelerator == "xpu":
