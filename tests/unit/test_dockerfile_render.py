@@ -274,7 +274,7 @@ def test_context_classic_carries_ca_and_credentials_in_build_only(tmp_path: Path
     dockerfile = (ctx.path / "Dockerfile").read_text()
     assert "s3cret" not in dockerfile and "***@mirror.example" in dockerfile  # the comment is redacted
     assert sorted(p.name for p in (ctx.path / "app").rglob("*") if p.is_file()) == [
-        "_harness.py", "_symbolic.py", "plan.json", "train_pytorch.py"
+        "_dist.py", "_harness.py", "_symbolic.py", "plan.json", "train_pytorch.py"
     ]  # fmt: skip
     assert not ctx.secrets
 
@@ -335,6 +335,7 @@ def test_context_takes_your_own_smoke_scripts_from_fwsetup_smoke_dir(tmp_path: P
         plan, ImageOptions(env={**NO_PIP, "FWSETUP_SMOKE_DIR": str(mine)}), tmp_path / "ctx"
     )
     names = sorted(p.name for p in (ctx.path / "app" / "smoke").iterdir())
-    assert names == ["_harness.py", "_symbolic.py", "train_mine.py"]  # fwsetup's helpers come along
+    # fwsetup's helpers come along
+    assert names == ["_dist.py", "_harness.py", "_symbolic.py", "train_mine.py"]
     assert ctx.script_name == "train_mine.py"
     assert "/opt/fwsetup/smoke/train_mine.py" in (ctx.path / "Dockerfile").read_text()

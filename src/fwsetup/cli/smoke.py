@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import count, interpreter, seconds
+from fwsetup.cli.options import count, input_file, interpreter, seconds
 
 if TYPE_CHECKING:
     from fwsetup.ops.result import SmokeOutcome
@@ -87,6 +87,7 @@ def smoke_command(
         typer.Option(
             "--hostfile",
             metavar="FILE",
+            parser=input_file,
             help="With --nodes: one rank per line, `ADDR [netns=NS] [python=EXE]`.",
         ),
     ] = None,
