@@ -450,6 +450,17 @@ def check_amd(host: HostProfile) -> list[Finding]:
                 remedy="`sudo usermod -aG render,video $USER`, then log out and in again.",
             )
         )
+    if amd.hsa_override:
+        out.append(
+            Finding(
+                id="amd.hsa-override",
+                severity="warning",
+                title=f"{HSA_OVERRIDE}={amd.hsa_override} is set: ROCm reports a gfx target the GPU does not have",
+                detail="An unsupported workaround for GPUs outside ROCm's list: code built for the other target may "
+                "crash or compute wrong results. fwsetup plans and checks for the GPU's real target.",
+                remedy=f"Unset it (`unset {HSA_OVERRIDE}`), and use a build for this GPU or the CPU build.",
+            )
+        )
     data = load_rocm_data()
     built = pytorch_gfx_targets()
     for g in amd.gpus:

@@ -119,6 +119,9 @@ class AmdInfo(_Base, frozen=True, kw_only=True):
     kfd_access: bool | None = None  # this user can open /dev/kfd read-write
     render_access: bool | None = None  # ... and the GPUs' /dev/dri/renderD* nodes
     groups: tuple[str, ...] = ()  # the user's groups among render and video
+    # HSA_OVERRIDE_GFX_VERSION as set where fwsetup ran ("10.3.0"): makes ROCm report another gfx target, an
+    # unsupported workaround; fwsetup plans for the GPU's real target and says so.
+    hsa_override: str | None = None
 
 
 class IntelGPU(_Base, frozen=True, kw_only=True):

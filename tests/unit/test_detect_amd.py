@@ -137,6 +137,9 @@ def test_sysfs_root_and_rocm_override_come_from_the_environment() -> None:
     assert info.rocm_version is None  # "" = no ROCm
     info = probe_amd(notes, env={**env, "FWSETUP_OVERRIDE_ROCM": "seven"})
     assert info.rocm_version == "6.2.4" and "not a version" in notes[-1]
+    # the unsupported gfx override is recorded (doctor and plan name it), never acted on
+    info = probe_amd(notes, env={**env, "HSA_OVERRIDE_GFX_VERSION": "10.3.0"})
+    assert info.hsa_override == "10.3.0" and [g.gfx for g in info.gpus] == ["gfx90a", "gfx90a"]
 
 
 def test_old_profiles_without_the_section_still_load() -> None:

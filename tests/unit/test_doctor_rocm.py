@@ -181,3 +181,10 @@ def test_doctor_shows_the_amd_and_intel_gpus_only_where_there_are_some() -> None
     assert "AMD / Intel GPUs" in text and "gfx1031" in text and "ROCm 6.4.1" in text
     assert "Intel Arc A770" in _rendered(profile("arc-a770"))
     assert "AMD / Intel GPUs" not in _rendered(profile("no-gpu"))
+
+
+def test_a_gfx_override_in_the_environment_is_a_warning() -> None:
+    found = {f.id: f for f in doctor.diagnose(with_amd(profile("rx6700xt"), hsa_override="10.3.0"))}
+    assert found["amd.hsa-override"].severity == "warning"
+    assert "unset HSA_OVERRIDE_GFX_VERSION" in found["amd.hsa-override"].remedy
+    assert "amd.hsa-override" not in ids(profile("rx6700xt"))

@@ -279,3 +279,13 @@ def test_suggested_commands_are_valid_with_a_vendor() -> None:
     assert cpu and all("--vendor" not in s for s in cpu)
     ok = plan(_nvidia_and_amd(), want="gpu", vendor="amd")
     assert ok.accelerator == "rocm"
+
+
+def test_a_gfx_override_in_the_environment_is_named_not_followed() -> None:
+    # HSA_OVERRIDE_GFX_VERSION=10.3.0 makes ROCm report gfx1030 for an RX 6700 XT; the plan still judges gfx1031
+    host = with_amd(profile("rx6700xt"), hsa_override="10.3.0")
+    p = plan(host, want="gpu")
+    assert p.status == "refused" and "gfx_not_built" in codes(p) and "hsa_override_set" in codes(p)
+    assert "HSA_OVERRIDE_GFX_VERSION=10.3.0 is set" in " ".join(p.reasons)
+    ok = plan(with_amd(profile("mi300x"), hsa_override="9.4.2"), want="gpu")
+    assert ok.accelerator == "rocm" and "hsa_override_set" in codes(ok) and HSA not in ok.env

@@ -173,8 +173,9 @@ def probe_amd(notes: list[str], *, env: Mapping[str, str] | None = None, root: P
     root = root_of(env) if root is None else root
     kfd, nodes = _kfd_gpus(root, notes)
     pci = scan_pci(root, AMD_PCI_VENDOR)
+    hsa = env.get("HSA_OVERRIDE_GFX_VERSION", "").strip()[:32] or None
     if not kfd and not pci:
-        return _apply_overrides(AmdInfo(kfd=False), env, notes)
+        return _apply_overrides(AmdInfo(kfd=False, hsa_override=hsa), env, notes)
     names = _names()
     gpus = []
     for index, (props, node) in enumerate(nodes):
@@ -209,6 +210,7 @@ def probe_amd(notes: list[str], *, env: Mapping[str, str] | None = None, root: P
         kfd_access=_can_open(kfd_dev) if kfd_dev.exists() else (False if gpus else None),
         render_access=all(_can_open(r) for r in renders) if renders else (False if gpus else None),
         groups=user_groups(),
+        hsa_override=hsa,
     )
     return _apply_overrides(info, env, notes)
 

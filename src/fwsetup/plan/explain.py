@@ -483,6 +483,10 @@ _REASONS.update(
             f"The gfx target of AMD GPU {f['gpu']} ({f['name']}) could not be checked."
         ),
         "vendor_chosen": _vendor_chosen,
+        "hsa_override_set": lambda f: (
+            f"{f['name']}={f['value']} is set here: it makes ROCm report another gfx target, which AMD does not "
+            "support; this plan is for the GPU's real target (unset it to run what fwsetup checked)."
+        ),
         "vendor_builds_fail": lambda f: (
             f"The {_VENDOR.get(_s(f['vendor']), f['vendor'])} GPU is not used: {f['version']} ({f['variant']}), "
             f"the newest build for it, {failures(f['why'])}."

@@ -85,6 +85,8 @@ def check_rocm(ev: Evaluation, profile: HostProfile, request: Request, t: Target
         return
     if amd.kfd_access is False:
         fail("gpu", "no_kfd_access", groups=tuple(amd.groups))
+    if amd.hsa_override:
+        ev.notes.append(Reason("hsa_override_set", value=amd.hsa_override, name=HSA_OVERRIDE))
     used = list(amd.gpus) if request.all_gpus else list(amd.gpus[:1])
     # A build that uses the host's ROCm and lists no targets: the GPUs that ROCm release supports.
     targets = tuple(b.gfx_targets) or (
@@ -219,4 +221,6 @@ def vendor_refusals(evals: Sequence[Evaluation], profile: HostProfile) -> list[R
                     why=why,
                 )
             )
+            if vendor == "amd" and profile.amd.hsa_override:
+                out.append(Reason("hsa_override_set", value=profile.amd.hsa_override, name=HSA_OVERRIDE))
     return out
