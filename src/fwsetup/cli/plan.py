@@ -114,7 +114,9 @@ def render_plan(plan: Plan, request) -> None:
             cmds = []
         else:
             con.print("[bold]install[/]")
-            con.print(f"  fwsetup install {e(plan.framework)} {e(request_flags(request, version=plan.version))}")
+            con.print(
+                f"  fwsetup install {e(plan.framework)} {e(request_flags(request, version=plan.version))}"
+            )
         if cmds:
             con.print("  [dim]which amounts to:[/]")
             for c in cmds:
