@@ -257,7 +257,10 @@ def test_cli_install_apt_asks_first_and_needs_yes_without_a_terminal(
     args = ["install", "caffe", "--method", "apt", "--host-profile", str(FIXTURES / "debian11.json")]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "apt-get install -y -q --no-install-recommends python3-caffe" in err  # said before anything changes
+    assert (
+        "apt-get install -y -q --no-install-recommends python3-caffe" in err
+    )  # said before anything changes
     assert "libcaffe1" in err and "replacing 1:1.19.4-1" in err
     assert "confirm with --yes" in err
-    assert all("--simulate" in c for c in fake.calls), "only apt's simulation ran"
+    assert fake.calls[0] == ["apt-get", "update", "-q"] and "--simulate" in fake.calls[1]
+    assert len(fake.calls) == 2, "only apt's lists were refreshed and its simulation ran: nothing installed"

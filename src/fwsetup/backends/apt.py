@@ -66,11 +66,21 @@ def require_root(euid: int | None = None) -> None:
 
 
 def simulate(
-    plan: Plan, *, runner: Runner = proc.run, env: Mapping[str, str] | None = None
+    plan: Plan, *, runner: Runner = proc.run, env: Mapping[str, str] | None = None, refresh: bool = False
 ) -> list[AptChange]:
-    """What the install command would change, from `apt-get install --simulate` (no root needed, nothing
-    changed). InstallError when apt refuses (a package it cannot find: the component is not enabled)."""
-    install = _apt(plan)[-1]
+    """What the install command would change, from `apt-get install --simulate` (nothing installed).
+    refresh: run the plan's commands before the install first (`apt-get update`: root; it changes only
+    apt's package lists), so that a system whose lists are empty or stale is judged on the archive's.
+    InstallError when apt refuses (a package it cannot find: the component is not enabled)."""
+    commands = _apt(plan)
+    install = commands[-1]
+    if refresh:
+        for argv in commands[:-1]:
+            res = runner(argv, timeout=APT_TIMEOUT, env=env, env_overrides=_APT_ENV)
+            if not res.ok:
+                tail = (res.stderr or res.stdout or res.error or "").strip().splitlines()[-3:]
+                msg = f"`{shlex.join(argv)}` failed: " + " ".join(tail)
+                raise InstallError(msg, hint="Check the machine's apt sources and its network.")
     argv = [install[0], "--simulate", *install[1:]]
     res = runner(argv, timeout=300.0, env=env, env_overrides=_APT_ENV)
     if not res.ok:

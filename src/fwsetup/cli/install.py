@@ -145,7 +145,7 @@ def _confirm_apt(plan: Plan, *, yes: bool) -> None:
     from fwsetup.ui import info
 
     require_root()
-    changes = simulate(plan)
+    changes = simulate(plan, refresh=True)  # apt-get update first: only apt's lists change before asking
     info("[bold]this will run, as root:[/]")
     for line in describe(plan).splitlines():
         info(f"  {escape(line)}")

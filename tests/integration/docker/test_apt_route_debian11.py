@@ -77,11 +77,12 @@ def test_debian11_plan_installs_python3_caffe_and_trains(debian11: str) -> None:
             ["docker", "exec", *(x for s in sets for x in ("-e", s)), debian11, *argv], timeout=timeout
         )
 
-    changes = simulate(plan, runner=in_debian11)
+    changes = simulate(plan, runner=in_debian11, refresh=True)  # the base has no apt lists: update first
     assert "python3-caffe" in {c.package for c in changes} and "libcaffe1" in {c.package for c in changes}
     result = AptBackend(runner=in_debian11).install(plan, InstallOptions(target=Path("/usr"), env={}))
-    assert ran[1:3] == plan.apt.commands, "the backend runs the plan's apt-get lines, in order"
-    assert ran[3][0] == "/usr/bin/python3" and ran[3][1].endswith("train_caffe.py")
+    assert ran[0] == plan.apt.commands[0] and "--simulate" in ran[1]
+    assert ran[2:4] == plan.apt.commands, "the backend runs the plan's apt-get lines, in order"
+    assert ran[4][0] == "/usr/bin/python3" and ran[4][1].endswith("train_caffe.py")
     smoke = result.smoke
     assert smoke is not None and smoke["ok"] is True and smoke["framework"] == "caffe"
     assert smoke["python"].startswith("3.9") and smoke["loss_after"] < smoke["loss_before"]
