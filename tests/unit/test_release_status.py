@@ -173,3 +173,17 @@ def test_a_malformed_matrix_names_the_file_and_key(tmp_path: Path) -> None:
     bad.write_text('[pytorch]\ncovers = ["cuda"]\nsources = []\nwsl = "maybe"\n')
     with pytest.raises(RecipeError, match=r"release-matrix\.toml: pytorch\.wsl"):
         read_release_matrix(bad)
+
+
+def test_the_image_matrix_asks_for_experimental_builds_it_lists() -> None:
+    """`fwsetup matrix --all` lists every image the recipes define; an experimental or unlisted one carries
+    --allow-experimental in its build arguments (else `fwsetup build` would refuse it), a stable one does not."""
+    from fwsetup.ops.matrix import matrix_entries
+
+    entries = matrix_entries(list(load_recipes().recipes.values()), frameworks=["pytorch"], newest=None)
+    by = {(e.version, e.variant): e for e in entries}
+    assert by[("2.10.0", "cu129")].official_status == "unlisted"
+    assert "--allow-experimental" in by[("2.10.0", "cu129")].args()
+    assert by[("2.10.0", "cu130")].official_status == "experimental"
+    assert "--allow-experimental" not in by[("2.10.0", "cu128")].args()
+    assert "--allow-experimental" not in by[("2.10.0", "cpu")].args()

@@ -26,6 +26,13 @@ class MatrixEntry:
     python: str
     base: str
     tag: str
+    # The framework's release matrix (data/release-matrix.toml): an experimental or unlisted build is built
+    # only when asked, so its arguments ask (--allow-experimental).
+    official_status: str | None = None
+
+    @property
+    def experimental(self) -> bool:
+        return self.official_status in ("experimental", "unlisted")
 
     @property
     def target(self) -> str:
@@ -37,6 +44,7 @@ class MatrixEntry:
     def args(self) -> list[str]:
         out = [self.framework, "--version", self.version, "--variant", self.variant, "--python", self.python]
         out += ["--gpu"] if self.accelerator == "cuda" else ["--cpu"]
+        out += ["--allow-experimental"] if self.experimental else []
         return [*out, "--tag", self.tag]
 
     def as_dict(self) -> dict[str, Any]:
@@ -97,6 +105,9 @@ def matrix_entries(
 
     from fwsetup.plan import Plan
     from fwsetup.plan.container import IMAGE_PYTHONS, base_python, choose_base
+    from fwsetup.release_status import load_release_matrix
+
+    statuses = load_release_matrix()
 
     pythons = IMAGE_PYTHONS if pythons is None else pythons
 
@@ -133,6 +144,7 @@ def matrix_entries(
                         framework=recipe.name, version=b.version, variant=b.variant, accelerator=b.accelerator,
                         cuda=b.cuda, python=py, base=image.replace("{python}", py),
                         tag=f"{registry}/{recipe.name}:{version}-{b.variant}-py{py}",
+                        official_status=statuses.status_of(recipe.name, b.version, b.variant, b.accelerator),
                     )
                 )  # fmt: skip
     return entries
@@ -192,7 +204,8 @@ def write_bake(
     for e in entries:
         recipe = recipes.get(e.framework)
         request = build_request(e.framework, gpu=e.accelerator == "cuda", cpu=e.accelerator != "cuda",
-                                version=e.version, python=e.python, method="docker")  # fmt: skip
+                                version=e.version, python=e.python, method="docker",
+                                allow_experimental=e.experimental)  # fmt: skip
         plan, _notes = plan_image(recipe, host, request, base=base, variant=e.variant)
         if plan.status != "ok":
             info(f"[yellow]skipped[/] {e.target}: {' '.join(plan.reasons)[:200]}")
