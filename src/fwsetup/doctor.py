@@ -114,6 +114,22 @@ def check_nvidia(host: HostProfile) -> list[Finding]:
                     "check with `nvidia-smi`.",
                 )
             )
+        elif host.jetson.present:  # detect/jetson.py: an integrated GPU, no NVML device
+            jet = host.jetson
+            cc = f" (compute capability {jet.compute_capability})" if jet.compute_capability else ""
+            out.append(
+                Finding(
+                    id="nvidia.jetson",
+                    severity="info",
+                    title=f"NVIDIA Jetson: {jet.model or 'a Jetson board'} on L4T R{jet.l4t}"
+                    + (f" (JetPack {jet.jetpack})" if jet.jetpack else ""),
+                    detail=f"Its integrated GPU{cc} is not an NVML device, and its CUDA"
+                    + (f" ({jet.cuda})" if jet.cuda else "")
+                    + " comes with L4T. Server CUDA wheels (x86_64, or aarch64 SBSA) have no kernels for it.",
+                    remedy="Use NVIDIA's JetPack builds for this L4T release: `fwsetup plan pytorch --method docker` "
+                    "(NVIDIA's l4t-pytorch container where the recipe has one).",
+                )
+            )
         elif host.os.wsl:
             out.append(
                 Finding(
@@ -261,7 +277,7 @@ def check_toolkit(host: HostProfile) -> list[Finding]:
     where = tk.home or tk.nvcc or "?"
     toolkit_driver = load_compat().full_driver(tk.version or "", windows=uses_windows_driver(host))
     if have is None:
-        if host.nvidia.nvml != "ok":
+        if host.nvidia.nvml != "ok" and not host.jetson.present:  # a Jetson's CUDA runs without NVML
             out.append(
                 Finding(
                     id="cuda.toolkit-without-driver",

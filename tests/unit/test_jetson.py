@@ -197,3 +197,13 @@ def test_recipe_l4t_is_validated(tmp_path: Path) -> None:
     with pytest.raises(RecipeError) as err:
         load_recipe_file(bad)
     assert "builds[0].l4t" in str(err.value) and "'R35'" in str(err.value)
+
+
+def test_doctor_names_the_jetson_instead_of_no_gpu() -> None:
+    from fwsetup.doctor import check_host
+
+    findings = {f.id: f for f in check_host(orin())}
+    assert "nvidia.none" not in findings and "cuda.toolkit-without-driver" not in findings
+    jet = findings["nvidia.jetson"]
+    assert "L4T R35.4.1 (JetPack 5.1.2)" in jet.title and "compute capability 8.7" in jet.detail
+    assert "--method docker" in (jet.remedy or "")
