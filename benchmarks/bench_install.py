@@ -5,7 +5,7 @@ For each framework (default: pytorch from the local wheelhouse, and jax from the
             install, smoke test, lock file, swap), each run into a new folder
   uv        `uv venv NEW && uv pip install --python NEW <the same flags fwsetup carries> <the same requirements>`
   pip       `python -m venv NEW && NEW/bin/pip install <requirements>` (pip reads its own configuration)
-  smoke     the smoke script alone in the fwsetup-made environment
+  smoke     the smoke script alone, first in the by-hand uv environment (no bytecode yet, like fwsetup's)
 All with warm caches (one untimed round first). Target: (fwsetup - its smoke test) - uv <= 0.2 s
 (TARGET_OVERHEAD_S); pip / uv as a ratio.
 
@@ -31,10 +31,18 @@ TARGET_OVERHEAD_S = 0.2  # fwsetup's own time on top of uv by hand, warm caches 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
+CPU: dict[str, float] = {}  # the CPU seconds of the last timed() command and its children (user + system)
+
+
 def timed(argv: list[str], **kw: object) -> tuple[float, subprocess.CompletedProcess[str]]:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     cp = subprocess.run(argv, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
     dt = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if cp.returncode != 0:
         sys.exit(f"failed ({cp.returncode}): {' '.join(argv)}\n{cp.stdout[-2000:]}\n{cp.stderr[-3000:]}")
     return dt, cp
@@ -71,15 +79,19 @@ def bench(name: str, runs: int, work: Path, *, with_pip: bool = True) -> dict:
         timed([str(pip_venv / "bin" / "pip"), "install", "-q", *reqs])
 
     rows: dict[str, list[float]] = {"fwsetup": [], "fwsetup_smoke": [], "uv": [], "smoke": [], "pip": []}
+    # CPU seconds (this machine is shared: wall times swing 2-3x with the load, CPU seconds much less)
+    cpu: dict[str, list[float]] = {"fwsetup": [], "uv": [], "smoke": []}
     stages: list[dict[str, float]] = []
     for i in range(runs):
         dt, _ = timed([*fw, "install", name, "--cpu", "--python", PY, "--env", str(work / f"{name}-fw{i}")])
         rows["fwsetup"].append(dt)
+        cpu["fwsetup"].append(CPU["last"])
         lock = json.loads((work / f"{name}-fw{i}" / ".fwsetup" / "lock.json").read_text())
         stages.append(lock.get("timings_s", {}))
         rows["fwsetup_smoke"].append(stages[-1].get("smoke", 0.0))
         t0 = time.perf_counter()
         timed([uv, "venv", "-q", "--python", PY, str(work / f"{name}-uv{i}")], env=env)
+        uv_cpu = CPU["last"]
         timed(
             [
                 uv,
@@ -94,9 +106,12 @@ def bench(name: str, runs: int, work: Path, *, with_pip: bool = True) -> dict:
             env=env,
         )
         rows["uv"].append(time.perf_counter() - t0)
+        cpu["uv"].append(uv_cpu + CPU["last"])
+        # The smoke test alone, first thing in the by-hand environment (same packages, no bytecode yet, as in
+        # fwsetup's fresh environment: uv does not byte-compile, so a first import compiles what it loads)
         dt, _ = timed(
             [
-                str(work / f"{name}-fw{i}" / "bin" / "python"),
+                str(work / f"{name}-uv{i}" / "bin" / "python"),
                 str(script_path(doc["plan"]["smoke"]["script"])),
                 "--device",
                 "cpu",
@@ -104,6 +119,7 @@ def bench(name: str, runs: int, work: Path, *, with_pip: bool = True) -> dict:
             env=smoke_env,
         )
         rows["smoke"].append(dt)
+        cpu["smoke"].append(CPU["last"])
         if with_pip:
             t0 = time.perf_counter()
             timed([sys.executable, "-m", "venv", str(work / f"{name}-pip{i}")])
@@ -118,6 +134,11 @@ def bench(name: str, runs: int, work: Path, *, with_pip: bool = True) -> dict:
     )
     overhead = without_smoke / med["uv"] - 1
     overhead_s = without_smoke - med["uv"]
+    # the least disturbed run of each (min), and CPU: fwsetup's (with uv and the smoke test it ran) less the
+    # smoke test's own (run alone), against uv by hand's
+    best_s = min(t - s for t, s in zip(rows["fwsetup"], rows["fwsetup_smoke"], strict=True)) - min(rows["uv"])
+    cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
+    overhead_cpu_s = cpu_med["fwsetup"] - cpu_med["smoke"] - cpu_med["uv"]
     return {
         "framework": name,
         "requirements": reqs,
@@ -128,6 +149,9 @@ def bench(name: str, runs: int, work: Path, *, with_pip: bool = True) -> dict:
         "fwsetup_stages_s": stages,
         "overhead_vs_uv_excluding_smoke": round(overhead, 3),
         "overhead_s_excluding_smoke": round(overhead_s, 3),
+        "overhead_s_best_runs": round(best_s, 3),
+        "cpu_s_median": {k: round(v, 3) for k, v in cpu_med.items()},
+        "overhead_cpu_s": round(overhead_cpu_s, 3),
         "target_overhead_s": TARGET_OVERHEAD_S,
         "target_met": overhead_s <= TARGET_OVERHEAD_S,
         "pip_over_uv": round(med["pip"] / med["uv"], 2),
@@ -159,6 +183,11 @@ def main() -> None:
             f"| {m['uv']:.2f} s | {m['pip']:.1f} s | {r['overhead_s_excluding_smoke']:+.2f} s "
             f"({r['overhead_vs_uv_excluding_smoke']:+.0%}, {'met' if r['target_met'] else 'NOT met'}) | {r['pip_over_uv']:.1f}x |"
         )
+    for r in results:
+        c = r["cpu_s_median"]
+        print(f"{r['framework']}: overhead {r['overhead_s_excluding_smoke']:+.2f} s (medians), "
+              f"{r['overhead_s_best_runs']:+.2f} s (best runs), {r['overhead_cpu_s']:+.2f} CPU s "
+              f"(fwsetup {c['fwsetup']:.2f} - its smoke test {c['smoke']:.2f} - uv {c['uv']:.2f})")  # fmt: skip
     for r in results:  # fwsetup's own stage clock (lock.json timings_s), median per stage
         keys = sorted({k for st in r["fwsetup_stages_s"] for k in st})
         med = {k: statistics.median(st.get(k, 0.0) for st in r["fwsetup_stages_s"]) for k in keys}
