@@ -38,7 +38,8 @@ def test_entries_cover_frameworks_variants_and_pythons() -> None:
         if e.accelerator == "cuda":
             assert e.base.startswith("nvidia/cuda:"), e
             assert base_python(e.base).version == e.python, "a CUDA image's Python is its base's"
-        elif build.docker is not None and build.docker.base_image:  # the recipe names its base (Caffe: Debian 11)
+        elif build.docker is not None and build.docker.base_image:
+            # the recipe names its base (Caffe: Debian 11)
             assert e.base == build.docker.base_image and base_python(e.base).version == e.python, e
         else:
             assert e.base == f"python:{e.python}-slim-bookworm"
