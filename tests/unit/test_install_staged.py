@@ -223,6 +223,12 @@ def test_refuses_to_replace_a_foreign_folder(world: dict) -> None:
     assert (target / "thesis.tex").read_text() == "precious"
 
 
+def _interruptible() -> None:
+    """The child gets Ctrl-C's default handling even when this run was started with SIGINT ignored (a
+    background job of a non-interactive shell): the tests send SIGINT as a user's Ctrl-C would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(world: dict, version: str, target: Path, **env: str) -> subprocess.Popen:
     plan_file = world["tmp"] / f"plan-{version}.json"
     plan_file.write_text(plan_to_json(plan_for(world, version)))
@@ -234,6 +240,7 @@ def _start(world: dict, version: str, target: Path, **env: str) -> subprocess.Po
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
 
 
@@ -394,6 +401,7 @@ def _cli(cli: dict, version: str, *extra: str, **env: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
 
 
