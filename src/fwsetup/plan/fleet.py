@@ -13,9 +13,7 @@ check, and, for a driver, the minimum compat.py gives (never typed here). explai
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +104,7 @@ def plan_fleet(
     """One Plan for every node, or a refusal that names the nodes in the way. Its `fleet` field holds the
     groups of identical machines and a verdict per node."""
     from fwsetup.plan.planner import make_plan
+    from fwsetup.registry import load_registry
 
     if compat is None:
         from fwsetup.compat import load_compat
@@ -113,7 +112,8 @@ def plan_fleet(
         compat = load_compat()
     request = msgspec.structs.replace(request, framework=recipe.name)
     in_range = version_filter(request.version)
-    judge = _judge(recipe.name)
+    # The recipe's published wheels, as make_plan reads them: the wheel-tag checks (glibc, musl, macOS floors).
+    registry = load_registry(recipe.name)
     # Every GPU of every node is checked (evaluate checks them all with all_gpus); the multi-GPU check
     # itself only when --all-gpus was asked.
     every_gpu = msgspec.structs.replace(request, all_gpus=True)
@@ -124,7 +124,7 @@ def plan_fleet(
         for bi, b in enumerate(recipe.builds):
             if not in_range(b.version):
                 continue
-            ev = judge(b, bi, profile, every_gpu, t, compat)
+            ev = evaluate(b, bi, profile, every_gpu, t, compat, registry=registry)
             if not request.all_gpus:
                 ev.fails = [f for f in ev.fails if f.kind != "multi_gpu"]
             evals.setdefault((b.version, b.variant), []).append(ev)
@@ -274,17 +274,6 @@ def plan_fleet(
         rejected=_rejected(groups, better),
         fleet=fleet,
     )
-
-
-def _judge(name: str) -> Callable[..., Evaluation]:
-    """evaluate() as make_plan calls it: with the recipe's published wheels (the wheel-tag checks: glibc,
-    musl, macOS floors) where evaluate takes them."""
-    if "registry" not in inspect.signature(evaluate).parameters:
-        return evaluate
-    from fwsetup.registry import load_registry
-
-    kw: dict[str, Any] = {"registry": load_registry(name)}
-    return functools.partial(evaluate, **kw)
 
 
 def _wanted(k: Key, groups: Sequence[_Group], request: Request) -> bool:

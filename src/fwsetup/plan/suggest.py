@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 _PYTHONS = tuple(f"3.{m}" for m in range(6, 16))
 
 
+def held_back_by(evals: Sequence[Evaluation], kind: str) -> list[Evaluation]:
+    """The builds that fail on `kind` and on nothing else (a GPU build judged for a CPU request fails on
+    "want" too): what changing that one thing would let run."""
+    return [ev for ev in evals if kind in (k := ev.kinds()) and k <= {kind, "want"}]
+
+
 def _minor(python: str) -> int:
     release = ver(python).release
     return release[1] if len(release) > 1 else 0
@@ -100,7 +106,7 @@ def gpu_suggestions(
             )
         )
     # A build held back only by the framework's release matrix (experimental or unlisted there).
-    by_status = [ev for ev in gpu_evals if "status" in ev.kinds() and ev.kinds() <= {"status", "want"}]
+    by_status = held_back_by(gpu_evals, "status")
     if by_status:
         best = newest(by_status, profile, gpu_request)
         if native_best is None or ver(best.build.version) >= native_best:
@@ -117,7 +123,7 @@ def gpu_suggestions(
                 )
             )
     # A newer one that needs another Python (TensorFlow 2.10, the last with GPU on native Windows: <= 3.10).
-    by_python = [ev for ev in gpu_evals if "python" in ev.kinds() and ev.kinds() <= {"python", "want"}]
+    by_python = held_back_by(gpu_evals, "python")
     if by_python and t.python:
         best = newest(by_python, profile, gpu_request)
         py = nearest_python(best.build.python, t.python)
@@ -135,7 +141,7 @@ def gpu_suggestions(
                 )
             )
     # A newer driver: the newest release whose GPU build is held back by the driver alone.
-    by_driver = [ev for ev in gpu_evals if "driver" in ev.kinds() and ev.kinds() <= {"driver", "want"}]
+    by_driver = held_back_by(gpu_evals, "driver")
     if by_driver and nv.driver_version:
         from fwsetup.compat import parse_driver
 
