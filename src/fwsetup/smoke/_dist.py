@@ -95,10 +95,7 @@ def median(xs: list[float]) -> float | None:
 def main(framework: str, train) -> None:
     """Run one rank: `train(opts, result)` fills result (version, loss_before/after, weights_sha256,
     allreduce_seconds, ...) or raises; the report line is printed either way (exit 0 ok, 1 not)."""
-    import json
-    import os
     import platform
-    import traceback
 
     import _harness as h
 
@@ -113,18 +110,4 @@ def main(framework: str, train) -> None:
         "rendezvous": f"{opts.master_addr}:{opts.master_port}",
         "device_requested": opts.device,
     }
-    t0 = time.perf_counter()
-    try:
-        train(opts, result)
-        h.check_losses(float(result["loss_before"]), float(result["loss_after"]))
-        result["ok"] = True
-    except Fail as exc:
-        result["error"] = str(exc)
-    except Exception as exc:  # noqa: BLE001 - the reason goes into the JSON line
-        result["error"] = f"{type(exc).__name__}: {exc}".strip()
-        traceback.print_exc(file=sys.stderr)
-    result["seconds_total"] = round(time.perf_counter() - t0, 3)
-    sys.stdout.write("\n" + json.dumps(result, default=str) + "\n")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0 if result["ok"] else 1)
+    h.run(train, opts, result)

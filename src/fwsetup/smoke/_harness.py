@@ -22,7 +22,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 
 class Fail(Exception):
@@ -72,13 +72,29 @@ def main(framework: str, train: Callable[[Options, dict[str, Any]], None]) -> No
         "device_requested": opts.device,
         "all_gpus": opts.all_gpus,
     }
+
+    def all_gpus_ran() -> None:
+        if opts.all_gpus and int(result.get("devices", 1)) < 2:
+            msg = f"--all-gpus ran on {result.get('devices', 1)} device(s): data-parallel training needs two or more"
+            raise Fail(msg)
+
+    run(train, opts, result, check=all_gpus_ran)
+
+
+def run(
+    train: Callable[[Any, dict[str, Any]], None],
+    opts: Any,
+    result: dict[str, Any],
+    check: Callable[[], None] | None = None,
+) -> NoReturn:
+    """Run `train(opts, result)`, check that the loss fell (and `check`), print the report line and exit:
+    0 when it passed, 1 when not. Shared by the one-process smoke (main) and each rank of _dist.py."""
     t0 = time.perf_counter()
     try:
         train(opts, result)
         check_losses(float(result["loss_before"]), float(result["loss_after"]))
-        if opts.all_gpus and int(result.get("devices", 1)) < 2:
-            msg = f"--all-gpus ran on {result.get('devices', 1)} device(s): data-parallel training needs two or more"
-            raise Fail(msg)
+        if check is not None:
+            check()
         result["ok"] = True
     except Fail as exc:
         result["error"] = str(exc)
