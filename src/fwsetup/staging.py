@@ -23,7 +23,6 @@ these pieces is written once, in backends/transaction.py, for venv and conda.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import hashlib
@@ -31,7 +30,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import shutil
 import signal
 import sys
@@ -207,6 +205,8 @@ _AT_FDCWD = -100
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux renameat2). False when the system cannot do it."""
     try:
+        import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.renameat2
     except (OSError, AttributeError):
@@ -232,7 +232,7 @@ def swap_into_place(staging: Path, target: Path) -> None:
     if _exchange(staging, target):
         _rmtree(staging)  # now holds the old environment
         return
-    aside = target.parent / f"{_aside_prefix(target)}{os.getpid()}-{secrets.token_hex(3)}"
+    aside = target.parent / f"{_aside_prefix(target)}{os.getpid()}-{os.urandom(3).hex()}"
     os.rename(target, aside)
     try:
         os.rename(staging, target)
@@ -254,7 +254,7 @@ class Staging:
 
     def __init__(self, target: Path, *, log_name: str = "install.log") -> None:
         self.target = Path(target).absolute()
-        self.path = self.target.parent / f"{_staging_prefix(self.target)}{os.getpid()}-{secrets.token_hex(3)}"
+        self.path = self.target.parent / f"{_staging_prefix(self.target)}{os.getpid()}-{os.urandom(3).hex()}"
         self.committed = False
         self.log_name = log_name
         self.failure_log: Path | None = None

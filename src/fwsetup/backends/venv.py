@@ -68,11 +68,30 @@ class Installer:
 
 @functools.cache
 def _uv_version(exe: str) -> str | None:
+    if (bundled := _bundled_uv_version(exe)) is not None:
+        return bundled
     res = proc.run([exe, "--version"], timeout=20)
     if not res.ok:
         return None
     m = re.search(r"uv (\S+)", res.stdout)
     return m.group(1) if m else None
+
+
+def _bundled_uv_version(exe: str) -> str | None:
+    """The version of the binary the `uv` package ships, from the package's dist-info folder name (the
+    binary is built with it): no `uv --version` process (~20 ms, before the install can start). None for
+    any other binary."""
+    try:
+        import uv
+
+        own = uv.find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return None
+    if os.path.realpath(exe) != os.path.realpath(own):
+        return None
+    from fwsetup.detect.tools import dist_version
+
+    return dist_version("uv", [str(Path(uv.__file__).parent.parent)])
 
 
 def find_uv(env: Mapping[str, str]) -> str | None:
@@ -469,6 +488,7 @@ class VenvBackend(Backend):
         inst = self.installer(options)
         py = options.python or plan.python
         meta = where / staging.META_DIR
+        own = own_interpreter(py)
         lock_in = lockdir if lockdir is not None else meta
         if inst.kind == "uv":
             assert inst.exe
@@ -478,7 +498,7 @@ class VenvBackend(Backend):
                     "venv",
                     "--relocatable",
                     "--no-project",
-                    *(["--python", py] if py else []),
+                    *(["--python", own or py] if py else []),
                     str(where),
                 ],
                 [
@@ -488,7 +508,7 @@ class VenvBackend(Backend):
                     "--no-header",
                     "--quiet",
                     "--system",
-                    *(["--python", py] if py else []),
+                    *(["--python", own or py] if py else []),
                     *uvcfg.args,
                     "--format",
                     "pylock.toml",
@@ -644,6 +664,17 @@ class VenvBackend(Backend):
         if inst.kind == "uv":
             pre_log += [f"env {k}={v}" for k, v in uvcfg.env.items()]
         pre_log = [redact_text(line, hidden) for line in pre_log]
+        # 1. the environment (into the empty staging folder) and, with uv, the resolve beside it, started
+        # before anything is shown (the first progress line brings in rich); then the environment's metadata
+        # folder and the log
+        requirements_in = "\n".join(plan.requirements) + "\n"
+        resolving: _Background | None = None
+        if lockdir is not None:
+            (lockdir / "requirements.in").write_text(requirements_in)
+            resolving = _Background(
+                lambda: run_streamed(cmds[1], env=run_env, log=lockdir / LOG_NAME, timeout=INSTALL_TIMEOUT)
+            )
+        venv_made = _Background(lambda: proc.run(cmds[0], timeout=300, env=run_env))
         if inst.kind == "pip" and resolve(env).installer != "pip":
             note = (
                 f"no working uv >= {MIN_UV} found: using python -m venv and pip (slower; pip install -U uv)"
@@ -654,21 +685,11 @@ class VenvBackend(Backend):
             progress("resolve", f"warning: {w}")
         for n in sources.notes:
             progress("resolve", redact_text(n, hidden))
-
-        # 1. the environment (into the empty staging folder) and, with uv, the resolve beside it; then the
-        # environment's metadata folder and the log
-        requirements_in = "\n".join(plan.requirements) + "\n"
-        resolving: _Background | None = None
         if lockdir is not None:
-            (lockdir / "requirements.in").write_text(requirements_in)
             progress("resolve", f"creating the environment and resolving {' '.join(plan.requirements)} "
                                 f"({inst.describe()})")  # fmt: skip
-            resolving = _Background(
-                lambda: run_streamed(cmds[1], env=run_env, log=lockdir / LOG_NAME, timeout=INSTALL_TIMEOUT)
-            )
         else:
             progress("resolve", f"creating the environment ({inst.describe()})")
-        venv_made = _Background(lambda: proc.run(cmds[0], timeout=300, env=run_env))
         # What comes after, imported while uv works (the two cores are otherwise idle here)
         import fwsetup.smoke.runner  # noqa: F401 - transaction.smoke
 
@@ -831,6 +852,30 @@ def pip_index_env(plan_indexes: Sequence[str], settings: pipconfig.PipSettings) 
 def _index_cache(env: Mapping[str, str]) -> Path | None:
     """Where generated wheel indexes go (pipconfig.wheel_index): fwsetup's cache folder; None turns it off."""
     return resolve(env).cache_dir
+
+
+def own_interpreter(py: str | None) -> str | None:
+    """The base interpreter fwsetup itself runs on, when the plan asks for its version ("3.11"), else None.
+
+    The plan was made for the Python detection saw, which is this one, so the environment is made from it.
+    Named by path, uv does not search for it: its discovery of "3.11" queries every candidate interpreter on
+    the machine (pyenv's shims each run a shell script) and took 0.13-0.22 s of each install here, twice
+    (`uv venv` and the resolve beside it)."""
+    if not py or py != f"{sys.version_info[0]}.{sys.version_info[1]}":
+        return None
+    if sys.implementation.name != "cpython" or sysconfig_gil_disabled():
+        return None
+    for candidate in (getattr(sys, "_base_executable", None), sys.executable):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def sysconfig_gil_disabled() -> bool:
+    """A free-threaded build (3.13t): its version alone does not name it, so uv chooses."""
+    import sysconfig
+
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
 def _base_python(py: str | None, env: Mapping[str, str]) -> str:

@@ -124,8 +124,8 @@ def install_command(
 
     if prepared.plan.method == "apt":
         _confirm_apt(prepared.plan, yes=yes)
-    _announce(prepared.plan.title or prepared.plan.framework, prepared, method)
-    with StageProgress() as progress:
+    title = prepared.plan.title or prepared.plan.framework
+    with StageProgress(header=lambda: _announce(title, prepared, method)) as progress:
         outcome = ops.install(prepared, progress)
     if json_out:
         emit_json(json.dumps(outcome.as_dict(), indent=2))
@@ -165,16 +165,14 @@ def _confirm_apt(plan: Plan, *, yes: bool) -> None:
         raise typer.Exit(1)
 
 
-def _announce(title: str, prepared: PreparedInstall, method: str) -> None:
+def _announce(title: str, prepared: PreparedInstall, method: str) -> list[str]:
+    """The lines that open the install's progress: what goes where, and the notes from planning."""
     from rich.markup import escape
 
-    from fwsetup.ui import info
-
     plan = prepared.plan
-    info(f"[bold]{escape(title)} {escape(plan.version or '')}[/] ({escape(plan.variant or '')}) "
-         f"→ {escape(str(prepared.target))} [dim]({method})[/]")  # fmt: skip
-    for n in prepared.notes:
-        info(f"[yellow]note:[/] {escape(n)}")
+    lines = [f"[bold]{escape(title)} {escape(plan.version or '')}[/] ({escape(plan.variant or '')}) "
+             f"→ {escape(str(prepared.target))} [dim]({method})[/]"]  # fmt: skip
+    return lines + [f"[yellow]note:[/] {escape(n)}" for n in prepared.notes]
 
 
 def _render_dry_run(preview: DryRunResult, request: Request) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
@@ -18,29 +18,44 @@ def smoke_summary(report: Mapping[str, Any]) -> str:
 
 
 class StageProgress:
-    """Progress on stderr: a rich spinner per stage on a terminal, one line per message elsewhere."""
+    """Progress on stderr: a rich spinner per stage on a terminal, one line per message elsewhere.
 
-    def __init__(self, quiet: bool = False) -> None:
-        from fwsetup.ui import err_console
+    `header`: the lines that open the display (what is being installed where), made and shown with the first
+    progress message, or on leaving when there was none. Until then nothing of rich is loaded, so that the
+    install's first commands start without waiting for it (install starts uv before it shows progress)."""
 
-        self.console = err_console()
+    def __init__(self, quiet: bool = False, header: Callable[[], Sequence[str]] | None = None) -> None:
         self.quiet = quiet
-        self.live = self.console.is_terminal and not quiet
+        self.header = header
+        self.console: Any = None
+        self.live = False
         self.status: Any = None
         self.stage: str | None = None
         self.t_stage = time.monotonic()
 
     def __enter__(self) -> StageProgress:
+        return self
+
+    def _open(self) -> None:
+        if self.console is not None:
+            return
+        from fwsetup.ui import err_console, state
+
+        self.console = err_console()
+        if self.header is not None and not state.quiet:
+            for line in self.header():
+                self.console.print(line)
+        self.live = self.console.is_terminal and not self.quiet
         if self.live:
             self.status = self.console.status("starting", spinner="dots")
             self.status.__enter__()
-        return self
 
     def __call__(self, stage: str, message: str) -> None:
         from rich.markup import escape
 
         if self.quiet:
             return
+        self._open()
         now = time.monotonic()
         if stage != self.stage and self.stage is not None and self.live:
             self.console.print(f"[green]✓[/] {self.stage} [dim]({now - self.t_stage:.1f} s)[/]")
@@ -52,6 +67,7 @@ class StageProgress:
             self.console.print(f"[bold]{escape(stage)}[/]: {escape(message)}")
 
     def __exit__(self, *exc: Any) -> None:
+        self._open()
         if self.status is not None:
             self.status.__exit__(*exc)
             if exc[0] is None and self.stage is not None:
