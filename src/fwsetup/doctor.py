@@ -567,6 +567,13 @@ def _label(fw: Framework) -> str:
     return f"{fw.name} {fw.version or '(version unknown)'}"
 
 
+def cpu_build_gpus(host: HostProfile) -> str:
+    """What follows "CPU build" about this machine's GPUs: none to miss (and why), or the usable ones it
+    leaves idle. One rule for the GpuCheck reason and doctor's framework line."""
+    usable = host.usable_gpus
+    return f", but {len(usable)} usable GPU(s) are here" if usable else f"; {no_gpu_reason(host)} anyway"
+
+
 def decide_gpu(host: HostProfile, fw: Framework, data: CompatData | None = None) -> GpuCheck | None:
     """Whether `fw` will see a GPU, decided from metadata alone; None when only importing it can tell."""
     usable = host.usable_gpus
@@ -582,10 +589,7 @@ def decide_gpu(host: HostProfile, fw: Framework, data: CompatData | None = None)
     if fw.name in _NO_GPU_OF_ITS_OWN:
         return GpuCheck(visible=False, checked="metadata", reason=_NO_GPU_OF_ITS_OWN[fw.name])
     if fw.build == "cpu":
-        tail = (
-            f"; {no_gpu_reason(host)} anyway" if not usable else f", but {len(usable)} usable GPU(s) are here"
-        )
-        return GpuCheck(visible=False, checked="metadata", reason=f"CPU build{tail}")
+        return GpuCheck(visible=False, checked="metadata", reason=f"CPU build{cpu_build_gpus(host)}")
     if fw.build in ("rocm", "xpu"):
         return _decide_amd_intel(host, fw)
     if not usable:

@@ -295,7 +295,9 @@ def _tools(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
     sec.add("ok" if conda else "none", "Conda", conda or "not installed")
 
 
-def _framework_line(fw: Framework, findings: list[Finding]) -> tuple[str, str]:
+def _framework_line(fw: Framework, findings: list[Finding], host: HostProfile) -> tuple[str, str]:
+    from fwsetup.doctor import cpu_build_gpus
+
     mark = _worst(findings, (f"framework.{fw.name}.", f"env.ld-library-path.shadows-{fw.name}"), default="")
     g = fw.gpu
     build = {
@@ -309,10 +311,10 @@ def _framework_line(fw: Framework, findings: list[Finding]) -> tuple[str, str]:
         pass  # its GPU is its backend's: see that framework's line
     elif g.visible:
         text += f"; sees the GPU ({', '.join(g.devices)})" if g.devices else "; sees the GPU"
-    elif g.reason and not (fw.build == "cpu" and g.reason.startswith("CPU build")):
-        text += f"; {g.reason}"
+    elif fw.build == "cpu" and g.checked == "metadata" and g.visible is False:
+        text += cpu_build_gpus(host)  # the label says "CPU build" already: the reason without it
     elif g.reason:
-        text += g.reason.removeprefix("CPU build").replace(" anyway", "").replace("; ", "; ", 1)
+        text += f"; {g.reason}"
     how = {"metadata": "decided from metadata, not imported", "import": "imported", "skipped": "not checked"}[
         g.checked
     ]
@@ -365,7 +367,7 @@ def render(report: DoctorReport, console: Console) -> None:
         elif not report.frameworks:
             sec.add("info", "frameworks", "none installed")
         for fw in report.frameworks:
-            mark, text = _framework_line(fw, findings)
+            mark, text = _framework_line(fw, findings, host)
             sec.add(mark, fw.name, text)
         sec.print()
     console.print("[bold]Findings[/]")
