@@ -273,7 +273,6 @@ CUDA_VARIANT_RE: Final = re.compile(r"(?:^|[-_+.])cu(?:da)?(\d{2,3})(?:$|[-_+.])
 _URL_PREFIXES: Final = ("https://", "http://", "file://")
 _URL_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`\\]+")
 _TOML_LINE_RE: Final = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
-_MSGSPEC_AT_RE: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
 _TYPE_WORDS: Final = {
     "str": "a string",
     "int": "an integer",
@@ -369,8 +368,9 @@ def _explain_validation(exc: msgspec.ValidationError, root: type, raw: Any) -> t
     """msgspec's message -> (path segments of the offending key, what was expected)."""
     import typing
 
-    m = _MSGSPEC_AT_RE.match(str(exc))
-    msg, path = (m.group("msg"), m.group("path") or "") if m else (str(exc), "")
+    from fwsetup.validation import split_error, type_words
+
+    msg, path = split_error(exc)
     segments = _split_path(path)
     if mm := re.match(r"Object contains unknown field `(.+)`", msg):
         name = mm.group(1)
@@ -388,8 +388,7 @@ def _explain_validation(exc: msgspec.ValidationError, root: type, raw: Any) -> t
     value = _lookup(raw, segments)
     got = "" if value is msgspec.UNSET else f", got {_describe(value)}"
     if mm := re.match(r"Expected `(.+?)`, got `(.+?)`", msg):
-        words = " or ".join(_TYPE_WORDS.get(w.strip(), w.strip()) for w in mm.group(1).split("|"))
-        return segments, f"expected {words}{got}"
+        return segments, f"expected {type_words(mm.group(1), _TYPE_WORDS)}{got}"
     if msg.startswith("Invalid enum value"):
         choices = typing.get_args(_type_at(root, segments))
         return segments, f"expected one of {', '.join(map(repr, choices))}{got}"

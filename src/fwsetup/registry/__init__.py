@@ -168,7 +168,6 @@ def registry_dir() -> Path:
     return compat_dir() / "registry"
 
 
-_AT_RE: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
 _TYPES: Final = {
     "str": "a string",
     "int": "an integer",
@@ -213,16 +212,17 @@ def _check(doc: _Doc, path: Path, name: str) -> None:
 
 
 def _words(text: str) -> str:
-    def one(m: re.Match[str]) -> str:
-        return " or ".join(_TYPES.get(t.strip(), t.strip()) for t in m.group(1).split("|"))
+    from fwsetup.validation import type_words
 
-    text = re.sub(r"`([^`]*)`", one, text)
+    text = re.sub(r"`([^`]*)`", lambda m: type_words(m.group(1), _TYPES), text)
     return text[:1].lower() + text[1:]
 
 
 def _explain(path: Path, data: bytes, exc: msgspec.ValidationError) -> RecipeError:
     """The failing key with its real names (msgspec writes dict keys as [...]): the wheels are checked
     one by one, then the rest of the file."""
+    from fwsetup.validation import split_error
+
     raw = msgspec.json.decode(data)
     for section, cls in (("distributions", Wheel), ("releases", ReleaseInfo)):
         table = raw.get(section) if isinstance(raw, dict) else None
@@ -234,13 +234,10 @@ def _explain(path: Path, data: bytes, exc: msgspec.ValidationError) -> RecipeErr
                     try:
                         msgspec.convert(item, cls)
                     except msgspec.ValidationError as sub:
-                        m = _AT_RE.match(str(sub))
-                        at = _key_of(m.group("path") or "") if m and m.group("path") else ""
-                        where = f"{key}.{at}" if at and at != "(top level)" else key
-                        return _problem(path, where, _words(m.group("msg") if m else str(sub)))
-    m = _AT_RE.match(str(exc))
-    where = _key_of(m.group("path") or "") if m else "(top level)"
-    return _problem(path, where, _words(m.group("msg") if m else str(exc)))
+                        what, at = split_error(sub)
+                        return _problem(path, f"{key}.{_key_of(at)}" if at else key, _words(what))
+    what, at = split_error(exc)
+    return _problem(path, _key_of(at), _words(what))
 
 
 def read_registry(path: Path, name: str | None = None) -> Registry:
