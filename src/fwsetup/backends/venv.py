@@ -552,19 +552,27 @@ class VenvBackend(Backend):
             ],
         ]
 
-    def render(self, plan: Plan, options: InstallOptions) -> str:
-        env = _env(options)
+    def _sources(
+        self, plan: Plan, options: InstallOptions, env: dict[str, str], *, install: bool
+    ) -> tuple[pipconfig.PipSettings, Sources, pipconfig.UvConfig]:
+        """The user's pip settings, the plan's sources (its index probed for an install, not for --dry-run)
+        and what uv is given from both. --dry-run makes no generated wheel index (that writes to the cache):
+        the install reads local wheel folders through one (pipconfig.wheel_index), which resolves to the
+        same wheels."""
         settings = resolve(env).pip
-        sources = check_sources(plan, options, settings, probe=False)
-        # No generated wheel index here (it writes to the cache): the install reads local wheel folders
-        # through one (pipconfig.wheel_index), which resolves to the same wheels.
+        sources = check_sources(plan, options, settings, probe=install)
         uvcfg = pipconfig.to_uv(
             settings,
             plan_indexes=sources.plan_indexes,
             wheelhouse=options.wheelhouse,
             offline=options.offline,
             env=env,
+            index_cache=_index_cache(env) if install else None,
         )
+        return settings, sources, uvcfg
+
+    def render(self, plan: Plan, options: InstallOptions) -> str:
+        settings, sources, uvcfg = self._sources(plan, options, _env(options), install=False)
         target = Path(options.target).absolute()
         lines = [
             f"# venv for {plan.title or plan.framework} {plan.version} ({plan.variant}) at {target}",
@@ -607,16 +615,7 @@ class VenvBackend(Backend):
     ) -> dict[str, Any]:
         progress = transaction.StageClock(progress)
         inst = self.installer(options)
-        settings = resolve(env).pip
-        sources = check_sources(plan, options, settings)
-        uvcfg = pipconfig.to_uv(
-            settings,
-            plan_indexes=sources.plan_indexes,
-            wheelhouse=options.wheelhouse,
-            offline=options.offline,
-            env=env,
-            index_cache=_index_cache(env),
-        )
+        settings, sources, uvcfg = self._sources(plan, options, env, install=True)
         # uv: the resolve runs while the environment is created (commands()); its files wait in lockdir,
         # beside the staging folder (uv venv wants that one empty) and named like it (what a killed run
         # leaves is removed by the next: staging.recover), until the environment is there.
