@@ -20,7 +20,6 @@ compiled here with gcc (its cases are skipped, and say so, without gcc).
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import hashlib
 import json
@@ -33,11 +32,13 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: support.py
+from support import FACTS, make_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -63,21 +64,6 @@ print(json.dumps({"ok": True, "framework": "fakefw", "version": fakefw.__version
                   "loss_before": 1.0, "loss_after": 0.5}))
 """
 
-FACTS = """
-[facts]
-developer = "battery"
-language = "Python"
-platforms = ["Linux"]
-interfaces = ["Python"]
-autograd = "no"
-pretrained = "no"
-cnn = "no"
-rnn = "no"
-multi_gpu = "no"
-multi_node = "no"
-status = "active"
-"""
-
 
 def recipe(
     name: str = "fakefw", *, head: str = "", build: str = "", versions: tuple[str, ...] = ("1.0", "2.0")
@@ -90,26 +76,6 @@ def recipe(
             f'arch = ["x86_64", "aarch64"]\nrequirements = ["fakefw=={v}"]\n{build}'
         )
     return text
-
-
-def make_wheel(folder: Path, version: str, name: str = "fakefw") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f'__version__ = "{version}"\n',
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: battery\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
-    whl = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(whl, "w") as z:
-        for path, text in files.items():
-            z.writestr(path, text)
-    return whl
 
 
 NVML_C = {
@@ -125,8 +91,8 @@ class World:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.wheels = base / "wheels"
-        make_wheel(self.wheels, "1.0")
-        make_wheel(self.wheels, "2.0")
+        make_wheel(self.wheels, "1.0", generator="battery")
+        make_wheel(self.wheels, "2.0", generator="battery")
         self.recipes = base / "recipes"
         self.recipes.mkdir()
         (self.recipes / "fakefw.toml").write_text(recipe())

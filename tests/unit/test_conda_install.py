@@ -35,6 +35,7 @@ pytest.importorskip(
 
 from conda_channel.build import SMOKE_SCRIPT, build_channel
 from conda_channel.fake_tool import install_fake_tool
+from support import FACTS
 
 from fwsetup import staging
 from fwsetup.backends.base import InstallOptions
@@ -499,24 +500,15 @@ def test_pip_section_goes_into_the_conda_env(channel: Path, pkgs_dir: Path, tmp_
 
 # -- the command a user types -----------------------------------------------------------------------------
 
-RECIPE = """
+RECIPE = (
+    """
 name = "tinytrain"
 title = "tinytrain"
 import_name = "tinytrain"
 
-[facts]
-developer = "fwsetup tests"
-language = "Python"
-platforms = ["Linux"]
-interfaces = ["Python"]
-autograd = "no"
-pretrained = "no"
-cnn = "no"
-rnn = "no"
-multi_gpu = "no"
-multi_node = "no"
-status = "active"
-
+"""
+    + FACTS
+    + """
 [build_defaults]
 python = ">=3.10"
 arch = ["{arch}"]
@@ -534,6 +526,7 @@ accelerator = "cuda"
 cuda = "12.8"
 conda = {{ channels = ["{channel}"], packages = ["tinytrain=0.2.0"], cuda_version = "12.8" }}
 """
+)
 
 
 def gpu_profile(path: Path, cuda_driver: str, driver: str) -> Path:

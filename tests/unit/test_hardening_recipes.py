@@ -22,6 +22,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import FACTS
 
 from fwsetup.backends.conda_env import conda_env_for, render_environment_yml
 from fwsetup.backends.docker import ImageOptions, render_dockerfile
@@ -53,22 +54,6 @@ def toml_str(value: str) -> str:
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'
-
-
-FACTS = """
-[facts]
-developer = "tests"
-language = "Python"
-platforms = ["Linux"]
-interfaces = ["Python"]
-autograd = "yes"
-pretrained = "no"
-cnn = "yes"
-rnn = "no"
-multi_gpu = "no"
-multi_node = "no"
-status = "active"
-"""
 
 
 def recipe_text(

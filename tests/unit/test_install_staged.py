@@ -7,7 +7,6 @@ script that imports the wheel's module (it can be told to fail or to sleep, to g
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -15,10 +14,10 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
+from support import FACTS, make_wheel
 
 from fwsetup import staging
 from fwsetup.backends.base import InstallOptions
@@ -59,27 +58,6 @@ except KeyboardInterrupt:
     sys.exit(130)
 print(json.dumps({"changed": r.changed, "message": r.message}), flush=True)
 """
-
-
-def make_wheel(folder: Path, version: str, name: str = "fakefw") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f'__version__ = "{version}"\n',
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: fwsetup-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    record.append(f"{dist}/RECORD,,")
-    files[f"{dist}/RECORD"] = "\n".join(record) + "\n"
-    whl = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(whl, "w") as z:
-        for path, text in files.items():
-            z.writestr(path, text)
-    return whl
 
 
 @pytest.fixture()
@@ -329,25 +307,15 @@ def test_pip_fallback(world: dict) -> None:
 
 # -- the whole command, with a recipe of our own (--recipes) and its smoke script (FWSETUP_SMOKE_DIR) ----
 
-RECIPE = """
+RECIPE = (
+    """
 name = "fakefw"
 title = "FakeFW"
 smoke = "fakefw"
-
-[facts]
-developer = "tests"
-language = "Python"
-platforms = ["Linux"]
-interfaces = ["Python"]
-autograd = "no"
-pretrained = "no"
-cnn = "no"
-rnn = "no"
-multi_gpu = "no"
-multi_node = "no"
-status = "active"
-""" + "".join(
-    f"""
+"""
+    + FACTS
+    + "".join(
+        f"""
 [[builds]]
 version = "{v}"
 variant = "cpu"
@@ -356,7 +324,8 @@ os = ["linux"]
 arch = ["x86_64", "aarch64"]
 requirements = ["fakefw=={v}"]
 """
-    for v in ("1.0", "2.0")
+        for v in ("1.0", "2.0")
+    )
 )
 
 

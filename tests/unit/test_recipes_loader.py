@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support import FACTS
 
 from fwsetup.errors import RecipeError, UsageError
 from fwsetup.recipes import (
@@ -22,22 +23,6 @@ from fwsetup.recipes import (
 def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Never touch the user's ~/.cache from tests.
     monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-
-
-FACTS = """
-[facts]
-developer = "Someone"
-language = "Python"
-platforms = ["Linux"]
-interfaces = ["Python"]
-autograd = "yes"
-pretrained = "no"
-cnn = "yes"
-rnn = "yes"
-multi_gpu = "no"
-multi_node = "no"
-status = "active"
-"""
 
 
 def write(folder: Path, name: str, body: str, *, facts: bool = True) -> Path:
@@ -215,7 +200,9 @@ def test_facts_problems(tmp_path: Path) -> None:
     assert any(": facts.status: expected one of 'active'" in p and "got 'alive'" in p for p in problems), (
         problems
     )
-    problems = problems_of(tmp_path, GOOD.replace("#FACTS", FACTS.replace('developer = "Someone"\n', "")))
+    problems = problems_of(
+        tmp_path, GOOD.replace("#FACTS", FACTS.replace('developer = "fwsetup tests"\n', ""))
+    )
     assert any(": facts.developer: missing" in p for p in problems), problems
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from support import FACTS
 
 from fwsetup.errors import RecipeError
 from fwsetup.recipes import load_recipes, parse_recipe, read_toml, shipped_recipes_dir
@@ -56,25 +57,17 @@ def test_every_exception_has_a_source() -> None:
 
 
 def _recipe(tmp_path: Path, builds: str) -> object:
-    text = f"""
+    text = (
+        """
 name = "demo"
 title = "Demo"
-[facts]
-developer = "x"
-language = "Python"
-platforms = ["Linux"]
-interfaces = ["Python"]
-autograd = "yes"
-pretrained = "no"
-cnn = "yes"
-rnn = "yes"
-multi_gpu = "no"
-multi_node = "no"
-status = "active"
-[build_defaults]
+"""
+        + FACTS
+        + f"""[build_defaults]
 requirements = ["demo=={{version}}"]
 {builds}
 """
+    )
     path = tmp_path / "demo.toml"
     path.write_text(text)
     recipe, problems = parse_recipe(read_toml(path), path=str(path))
