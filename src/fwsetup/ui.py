@@ -34,16 +34,22 @@ state = State()
 
 @cache
 def err_console() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=False)
+    return _console(stderr=True)
 
 
 @cache
 def out_console() -> Console:
+    return _console(stderr=False)
+
+
+def _console(*, stderr: bool) -> Console:
+    """Wrapped at the terminal's width on a terminal; elsewhere (a pipe, a CI log, a file) a line stays one
+    line, whatever its length, so that it can be grepped and copied (tables still fit 80 columns)."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    con = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    con.soft_wrap = not con.is_terminal
+    return con
 
 
 def emit_json(text: str) -> None:

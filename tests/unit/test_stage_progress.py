@@ -60,3 +60,11 @@ def test_rich_is_not_loaded_until_something_is_shown() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert re.fullmatch(r"False True\s*", out), out
+
+
+def test_a_long_line_stays_one_line_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    # a CI log or a pipe: a message is grepped and copied whole, not cut at 80 columns
+    message = "resolving " + " ".join(f"package{i}==1.{i}" for i in range(20))
+    with StageProgress() as progress:
+        progress("resolve", message)
+    assert _lines(capsys.readouterr().err) == [f"resolve: {message}"]
