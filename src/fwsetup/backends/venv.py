@@ -488,7 +488,7 @@ class VenvBackend(Backend):
         inst = self.installer(options)
         py = options.python or plan.python
         meta = where / staging.META_DIR
-        own = own_interpreter(py)
+        python_arg = own_interpreter(py) or py  # by path where it is fwsetup's own Python
         lock_in = lockdir if lockdir is not None else meta
         if inst.kind == "uv":
             assert inst.exe
@@ -498,7 +498,7 @@ class VenvBackend(Backend):
                     "venv",
                     "--relocatable",
                     "--no-project",
-                    *(["--python", own or py] if py else []),
+                    *(["--python", python_arg] if python_arg else []),
                     str(where),
                 ],
                 [
@@ -508,7 +508,7 @@ class VenvBackend(Backend):
                     "--no-header",
                     "--quiet",
                     "--system",
-                    *(["--python", own or py] if py else []),
+                    *(["--python", python_arg] if python_arg else []),
                     *uvcfg.args,
                     "--format",
                     "pylock.toml",
@@ -856,25 +856,22 @@ def _index_cache(env: Mapping[str, str]) -> Path | None:
 def own_interpreter(py: str | None) -> str | None:
     """The base interpreter fwsetup itself runs on, when the plan asks for its version ("3.11"), else None.
 
-    The plan was made for the Python detection saw, which is this one, so the environment is made from it.
-    Named by path, uv does not search for it: its discovery of "3.11" queries every candidate interpreter on
-    the machine (pyenv's shims each run a shell script) and took 0.13-0.22 s of each install here, twice
-    (`uv venv` and the resolve beside it)."""
-    if not py or py != f"{sys.version_info[0]}.{sys.version_info[1]}":
+    The plan was made for the Python detection saw (detect.python: this one), so the environment is made
+    from it. Named by path, uv does not search for it: its discovery of "3.11" queries every candidate
+    interpreter on the machine (pyenv's shims each run a shell script) and took 0.13-0.22 s of each install
+    here, twice (`uv venv` and the resolve beside it). A free-threaded build (3.13t) is not named by its
+    version alone, nor is another implementation: uv chooses those."""
+    from fwsetup.detect.python import probe_python
+
+    me = probe_python([])
+    if not py or me.implementation != "cpython" or me.free_threaded:
         return None
-    if sys.implementation.name != "cpython" or sysconfig_gil_disabled():
+    if py != ".".join(me.version.split(".")[:2]):
         return None
     for candidate in (getattr(sys, "_base_executable", None), sys.executable):
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return str(candidate)
     return None
-
-
-def sysconfig_gil_disabled() -> bool:
-    """A free-threaded build (3.13t): its version alone does not name it, so uv chooses."""
-    import sysconfig
-
-    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
 def _base_python(py: str | None, env: Mapping[str, str]) -> str:
