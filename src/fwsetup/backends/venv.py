@@ -866,7 +866,7 @@ def own_interpreter(py: str | None) -> str | None:
     me = probe_python([])
     if not py or me.implementation != "cpython" or me.free_threaded:
         return None
-    if py != ".".join(me.version.split(".")[:2]):
+    if py != ".".join((me.version or "").split(".")[:2]):
         return None
     for candidate in (getattr(sys, "_base_executable", None), sys.executable):
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
