@@ -78,9 +78,9 @@ def test_the_bundled_uv_version_is_the_binarys_own() -> None:
     """The `uv` package's binary is not run for its version (its dist-info folder names it); what that gives
     is what the binary itself says. Any other binary is asked."""
     uv = pytest.importorskip("uv", reason="needs the uv package (pip install uv)")
-    from fwsetup.backends.venv import _bundled_uv_version
+    from fwsetup.detect.tools import bundled_uv_version
 
     exe = uv.find_uv_bin()
     said = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout.split()
-    assert said[0] == "uv" and _bundled_uv_version(exe) == said[1]
-    assert _bundled_uv_version(sys.executable) is None
+    assert said[0] == "uv" and bundled_uv_version(exe) == said[1]
+    assert bundled_uv_version(sys.executable) is None

@@ -68,30 +68,15 @@ class Installer:
 
 @functools.cache
 def _uv_version(exe: str) -> str | None:
-    if (bundled := _bundled_uv_version(exe)) is not None:
+    from fwsetup.detect.tools import bundled_uv_version
+
+    if (bundled := bundled_uv_version(exe)) is not None:
         return bundled
     res = proc.run([exe, "--version"], timeout=20)
     if not res.ok:
         return None
     m = re.search(r"uv (\S+)", res.stdout)
     return m.group(1) if m else None
-
-
-def _bundled_uv_version(exe: str) -> str | None:
-    """The version of the binary the `uv` package ships, from the package's dist-info folder name (the
-    binary is built with it): no `uv --version` process (~20 ms, before the install can start). None for
-    any other binary."""
-    try:
-        import uv
-
-        own = uv.find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        return None
-    if os.path.realpath(exe) != os.path.realpath(own):
-        return None
-    from fwsetup.detect.tools import dist_version
-
-    return dist_version("uv", [str(Path(uv.__file__).parent.parent)])
 
 
 def find_uv(env: Mapping[str, str]) -> str | None:

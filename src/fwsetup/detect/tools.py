@@ -278,12 +278,27 @@ def dist_version(name: str, paths: list[str] | None = None) -> str | None:
     return None
 
 
+def bundled_uv_version(exe: str) -> str | None:
+    """The version of `exe` when it is the binary the `uv` package ships: the package's own (its dist-info
+    folder name; the binary is built with it), so no `uv --version` process is needed. None for any other
+    binary, or when the package is not installed."""
+    try:
+        import uv
+
+        own = uv.find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return None
+    if os.path.realpath(exe) != os.path.realpath(own):
+        return None
+    return dist_version("uv", [str(Path(uv.__file__).parent.parent)])
+
+
 def probe_uv(notes: list[str], *, env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
     # The uv that fwsetup installs with (its own dependency) first, then the one on PATH.
     bundled = Path(sys.executable).parent / ("uv.exe" if os.name == "nt" else "uv")
     if bundled.is_file():
-        version = dist_version("uv")
+        version = bundled_uv_version(str(bundled))
         if version:
             return version
     exe = str(bundled) if bundled.is_file() else shutil.which("uv", path=env.get("PATH"))
