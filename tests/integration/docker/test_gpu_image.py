@@ -4,10 +4,12 @@ cu130 --base fwsetup/bookworm-base:latest` makes a working CUDA image FROM plain
 label (cu130, CUDA 13.0, a stand-in GPU, no smoke test here), the CUDA libraries in the venv, the `--gpus`
 request fwsetup would run it with, and a real training step on the CPU when the CPU is asked for.
 
-Several GB to download and to copy under vfs, so it runs only on request: FWSETUP_RUN_GPU_IMAGE=1, with
-FWSETUP_TEST_CUDA_WHEELHOUSE=DIR holding PyPI's torch-2.13.0-cp311 manylinux wheel (the recipe's own index,
-download.pytorch.org, may be out of reach; the wheelhouse stands in for it, the nvidia-* wheels come from
-PyPI). The build runs without the user's pip find-links (which may hold a +cpu torch of the same version).
+Several GB to download and to copy under vfs; CI runs it. The CUDA torch wheel comes from
+FWSETUP_TEST_CUDA_WHEELHOUSE=DIR when set (a folder holding PyPI's torch-2.13.0-cp311 manylinux wheel), else
+it is downloaded from PyPI into a temporary folder first (the recipe's own index, download.pytorch.org, may
+be out of reach; the wheelhouse stands in for it, the nvidia-* wheels come from PyPI). The tests skip, saying
+why, only where PyPI cannot be reached. The build runs without the user's pip find-links (which may hold a
++cpu torch of the same version).
 """
 
 from __future__ import annotations
@@ -24,19 +26,41 @@ from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.slow]
 
 BASE = os.environ.get("FWSETUP_TEST_BASE_IMAGE", "fwsetup/bookworm-base:latest")
-WHEELHOUSE = Path(os.environ.get("FWSETUP_TEST_CUDA_WHEELHOUSE", "/nonexistent"))
+GIVEN_WHEELHOUSE = os.environ.get("FWSETUP_TEST_CUDA_WHEELHOUSE")
 TAG = "fwsetup-ci/pytorch:2.13.0-cu130"
+# PyPI's torch 2.13.0 for Linux x86_64 and CPython 3.11 (the bookworm base's Python): the CUDA 13.0 build.
+WHEEL_GLOB = "torch-2.13.0-cp311-*.whl"
 
-if os.environ.get("FWSETUP_RUN_GPU_IMAGE") != "1":
-    pytestmark.append(
-        pytest.mark.skip(
-            reason="builds a several-GB CUDA image: run with FWSETUP_RUN_GPU_IMAGE=1 and "
-            "FWSETUP_TEST_CUDA_WHEELHOUSE=DIR (PyPI's torch-2.13.0-cp311 manylinux wheel)"
-        )
+
+def _no_user_pip(env: dict[str, str]) -> dict[str, str]:
+    """The environment without the user's pip configuration (find-links may hold a +cpu torch 2.13.0)."""
+    out = {
+        k: v for k, v in env.items() if k not in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
+    }
+    out["PIP_CONFIG_FILE"] = os.devnull
+    if os.path.isfile("/etc/ssl/certs/ca-certificates.crt"):
+        out.setdefault("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
+    return out
+
+
+def _cuda_wheelhouse(tmp: Path) -> Path:
+    """FWSETUP_TEST_CUDA_WHEELHOUSE, or a folder the wheel is downloaded into from PyPI (skip when it cannot be)."""
+    if GIVEN_WHEELHOUSE:
+        return Path(GIVEN_WHEELHOUSE)
+    argv = [sys.executable, "-m", "pip", "download", "-q", "torch==2.13.0", "--no-deps", "-d", str(tmp),
+            "--only-binary", ":all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
+            "--implementation", "cp"]  # fmt: skip
+    res = subprocess.run(
+        argv, capture_output=True, text=True, env=_no_user_pip(dict(os.environ)), timeout=1800
     )
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"cannot download PyPI's CUDA torch 2.13.0 wheel (no network to PyPI?): {last}")
+    return tmp
+
 
 _PROBE = r"""
 import importlib.metadata as md, json, torch
@@ -46,18 +70,13 @@ print(json.dumps({"cuda": torch.version.cuda, "available": torch.cuda.is_availab
 
 
 @pytest.fixture(scope="module")
-def built() -> Iterator[dict[str, Any]]:
-    wheels = [w for w in WHEELHOUSE.glob("torch-2.13.0-cp311-*.whl") if "+cpu" not in w.name]
-    if not wheels:
-        pytest.skip(f"no CUDA torch-2.13.0-cp311 wheel in {WHEELHOUSE} (FWSETUP_TEST_CUDA_WHEELHOUSE)")
-    env = {k: v for k, v in os.environ.items() if k != "PIP_FIND_LINKS"}
-    env.update(
-        PIP_CONFIG_FILE=os.devnull, FWSETUP_BUILD_NETWORK=os.environ.get("FWSETUP_BUILD_NETWORK", "host")
-    )
-    if os.path.isfile("/etc/ssl/certs/ca-certificates.crt"):
-        env.setdefault("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    wheelhouse = _cuda_wheelhouse(tmp_path_factory.mktemp("cuda-wheelhouse"))
+    wheels = [w for w in wheelhouse.glob(WHEEL_GLOB) if "+cpu" not in w.name]
+    assert wheels, f"no CUDA {WHEEL_GLOB} in {wheelhouse} (FWSETUP_TEST_CUDA_WHEELHOUSE)"
+    env = _no_user_pip(dict(os.environ))
     argv = [sys.executable, "-m", "fwsetup", "build", "pytorch", "--version", "2.13.0", "--variant", "cu130",
-            "--base", BASE, "--wheelhouse", str(WHEELHOUSE), "--tag", TAG, "--json"]  # fmt: skip
+            "--base", BASE, "--wheelhouse", str(wheelhouse), "--tag", TAG, "--json"]  # fmt: skip
     t0 = time.perf_counter()
     res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600, check=False)
     seconds = round(time.perf_counter() - t0, 1)
