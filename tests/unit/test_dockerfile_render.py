@@ -340,3 +340,20 @@ def test_context_takes_your_own_smoke_scripts_from_fwsetup_smoke_dir(tmp_path: P
     assert names == ["_dist.py", "_harness.py", "_symbolic.py", "train_mine.py"]
     assert ctx.script_name == "train_mine.py"
     assert "/opt/fwsetup/smoke/train_mine.py" in (ctx.path / "Dockerfile").read_text()
+
+
+def test_context_never_takes_a_shipped_smoke_file_from_fwsetup_smoke_dir(tmp_path: Path) -> None:
+    """issue 21: FWSETUP_SMOKE_DIR holding train_pytorch.py and _harness.py does not replace fwsetup's in an
+    image: the image's smoke test is fwsetup's training step."""
+    from fwsetup.smoke import SMOKE_DIR
+
+    mine = tmp_path / "my-smoke"
+    mine.mkdir()
+    (mine / "train_pytorch.py").write_text("print('{\"ok\": true}')\n")
+    (mine / "_harness.py").write_text("# not fwsetup's\n")
+    ctx = prepare_context(
+        cpu_plan(), ImageOptions(env={**NO_PIP, "FWSETUP_SMOKE_DIR": str(mine)}), tmp_path / "ctx"
+    )
+    app = ctx.path / "app" / "smoke"
+    assert (app / "train_pytorch.py").read_bytes() == (SMOKE_DIR / "train_pytorch.py").read_bytes()
+    assert (app / "_harness.py").read_bytes() == (SMOKE_DIR / "_harness.py").read_bytes()

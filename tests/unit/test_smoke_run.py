@@ -7,6 +7,7 @@ tests need no framework. The real scripts are run by the network tests after rea
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -226,3 +227,61 @@ def test_smoke_command_exit_codes(tmp_path: Path) -> None:
     from fwsetup.cli import main
 
     assert main(["smoke", "jax", "--python", str(bad), "--gpu"]) == 6
+
+
+# -- issue 21: FWSETUP_SMOKE_DIR adds scripts for your own recipes; it never replaces a shipped one ----------
+
+FAKE_PASS = (
+    "import json\n"
+    'print(json.dumps({"ok": True, "framework": "pytorch", "version": "9", "device": "cpu", "steps": 3,'
+    ' "loss_before": 1.0, "loss_after": 0.5}))\n'
+)
+
+
+def _python_without_torch(tmp_path: Path) -> Path:
+    """A real interpreter (a venv of this Python) in which `import torch` fails."""
+    env = tmp_path / "notorch"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    py = env / "bin" / "python"
+    assert subprocess.run([str(py), "-c", "import torch"], capture_output=True).returncode != 0
+    return py
+
+
+def test_smoke_dir_cannot_replace_a_shipped_script(tmp_path: Path) -> None:
+    """`FWSETUP_SMOKE_DIR` holding a train_pytorch.py (and a _harness.py) that prints a passing report: the
+    smoke test of pytorch in a Python without torch still runs fwsetup's own script, and fails (exit 6)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "train_pytorch.py").write_text(FAKE_PASS)
+    (mine / "_harness.py").write_text("raise SystemExit('not fwsetup harness')\n")
+    env = {"FWSETUP_SMOKE_DIR": str(mine)}
+    assert script_path("pytorch", env) == SMOKE_DIR / "train_pytorch.py"
+    assert script_path("train_pytorch.py", env) == SMOKE_DIR / "train_pytorch.py"
+    py = _python_without_torch(tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-m", "fwsetup", "smoke", "pytorch", "--python", str(py)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 6, res.stderr
+    assert "ignored" in res.stderr and str(mine / "train_pytorch.py") in res.stderr
+
+
+def test_smoke_dir_still_serves_your_own_recipes_script(tmp_path: Path) -> None:
+    """A name fwsetup does not ship (a recipe of your own) is found in FWSETUP_SMOKE_DIR and runs."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "train_myfw.py").write_text(FAKE_PASS.replace('"pytorch"', '"myfw"'))
+    env = {"FWSETUP_SMOKE_DIR": str(mine)}
+    assert script_path("myfw", env) == mine / "train_myfw.py"
+    res = subprocess.run(
+        [sys.executable, "-m", "fwsetup", "smoke", "myfw", "--python", sys.executable, "--json"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1])["framework"] == "myfw"

@@ -19,7 +19,7 @@ def smoke_script(name: str) -> str:
     """The smoke script NAME stands for (a script name, or a recipe's smoke script); UsageError (exit 2)
     for a name that is neither, found before anything runs."""
     from fwsetup.errors import SmokeError, UsageError
-    from fwsetup.smoke import SCRIPTS, script_path
+    from fwsetup.smoke import SCRIPTS, script_path, shadowed
 
     script = name
     if name not in SCRIPTS:
@@ -34,6 +34,14 @@ def smoke_script(name: str) -> str:
         script_path(script)
     except SmokeError as exc:
         raise UsageError(exc.message, hint="`fwsetup recipes list` shows the frameworks.") from None
+    ignored = shadowed()
+    if ignored:
+        from fwsetup.ui import info
+
+        info(
+            f"[yellow]note:[/] FWSETUP_SMOKE_DIR: {', '.join(map(str, ignored))} ignored: a file named like one "
+            "fwsetup ships never replaces it (the folder is for your own recipes' scripts)."
+        )
     return script
 
 

@@ -16,7 +16,10 @@ work ran on the CPU, or when --all-gpus was asked and fewer than two devices too
 machine without GPUs (--device cpu) runs the same data-parallel code path on two CPU processes/devices.
 
 Running them and reading the report: fwsetup.smoke.runner (run_smoke, SmokeReport, check_result). Scripts for your own recipes (`--recipes
-DIR`) go in a folder named by FWSETUP_SMOKE_DIR, as train_<name>.py, under the same contract.
+DIR`) go in a folder named by FWSETUP_SMOKE_DIR, as train_<name>.py, under the same contract. That folder only
+adds names: a name fwsetup ships a script for (pytorch, jax, _harness, ...) always means fwsetup's own file, so
+that a smoke test that passes is fwsetup's training step and not a file a variable pointed at (script_path,
+shipped()).
 """
 
 from __future__ import annotations
@@ -36,11 +39,29 @@ SCRIPTS: Final = {
 
 
 def smoke_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
-    """Where smoke scripts are looked up: FWSETUP_SMOKE_DIR (os.pathsep-separated; scripts for your own
-    recipes, `--recipes DIR`), then fwsetup's own."""
+    """Where smoke scripts are looked up: fwsetup's own folder first, then FWSETUP_SMOKE_DIR
+    (os.pathsep-separated; scripts for your own recipes, `--recipes DIR`). A name found in fwsetup's folder is
+    never taken from another: the shipped scripts cannot be replaced by a variable."""
     from fwsetup.settings import resolve
 
-    return [*resolve(env).smoke_dirs, SMOKE_DIR]
+    return [SMOKE_DIR, *(d for d in resolve(env).smoke_dirs if Path(d).resolve() != SMOKE_DIR)]
+
+
+def shipped(name: str) -> bool:
+    """Whether fwsetup ships a smoke file of this name (a script or a helper such as _harness.py)."""
+    return (SMOKE_DIR / name).is_file()
+
+
+def shadowed(env: Mapping[str, str] | None = None) -> list[Path]:
+    """The files in FWSETUP_SMOKE_DIR named like one fwsetup ships: ignored (fwsetup's own file is used)."""
+    out: list[Path] = []
+    for folder in smoke_dirs(env)[1:]:
+        try:
+            names = sorted(p.name for p in Path(folder).glob("*.py"))
+        except OSError:
+            continue
+        out += [Path(folder) / n for n in names if shipped(n)]
+    return out
 
 
 def script_path(name: str, env: Mapping[str, str] | None = None) -> Path:

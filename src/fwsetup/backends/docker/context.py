@@ -128,14 +128,14 @@ def prepare_context(
     else:
         from fwsetup.smoke import smoke_dirs
 
-        dirs = smoke_dirs(options.env)  # FWSETUP_SMOKE_DIR (scripts of your own recipes), then fwsetup's
+        dirs = smoke_dirs(options.env)  # fwsetup's, then FWSETUP_SMOKE_DIR (scripts of your own recipes)
     script = next((p for d in dirs for p in [_find_script(plan.smoke.script, d)] if p is not None), None)
     if script is None:
         msg = f"no smoke script {plan.smoke.script!r} in {', '.join(map(str, dirs))}."
         raise InstallError(msg)
     shutil.copyfile(script, app / script.name)
     (app / script.name).chmod(0o644)
-    for smoke_dir in reversed(dirs):  # shared helpers (_harness.py); a folder listed first wins
+    for smoke_dir in reversed(dirs):  # shared helpers (_harness.py); a folder listed first wins (fwsetup's)
         for helper in sorted(smoke_dir.glob("_*.py")):
             if helper.name != "__init__.py":
                 shutil.copyfile(helper, app / helper.name)
