@@ -62,9 +62,18 @@ def info(message: str, **kw: Any) -> None:
         err_console().print(message, **kw)
 
 
-def error(message: str) -> None:
-    from rich.markup import escape
+def escape(text: str) -> str:
+    """Text fwsetup did not write (names and fields read from files, a program's output, a message that
+    quotes them), made safe to print with rich: no markup, and no character a terminal would act on
+    (fwsetup.text.printable). Every place that prints such text uses this."""
+    from rich.markup import escape as markup_escape
 
+    from fwsetup.text import printable
+
+    return markup_escape(printable(text))
+
+
+def error(message: str) -> None:
     # Not wrapped at 80 columns: a path or a field name in the message stays whole (for copy and grep).
     err_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 

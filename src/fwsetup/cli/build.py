@@ -45,13 +45,13 @@ class BuildView:
             self.status.__exit__(*exc)
 
     def progress(self, stage: str, message: str) -> None:
-        from rich.markup import escape
+        from fwsetup.ui import escape
 
         if not self.quiet:
             self.console.print(f"[bold]{escape(stage)}[/]: {escape(message)}")
 
     def event(self, ev: BuildEvent) -> None:
-        from rich.markup import escape
+        from fwsetup.ui import escape
 
         if self.quiet:
             return

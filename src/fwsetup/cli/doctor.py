@@ -82,10 +82,8 @@ def doctor_command(
 
 def _fleet(folder: str, *, json_out: bool) -> None:
     """`doctor --fleet DIR`: what differs between the nodes (fwsetup.ops.fleet decides)."""
-    from rich.markup import escape
-
     from fwsetup.ops.fleet import doctor_fleet
-    from fwsetup.ui import emit_json, out_console
+    from fwsetup.ui import emit_json, escape, out_console
 
     cmp = doctor_fleet(folder)
     if json_out:
@@ -148,8 +146,9 @@ class _Section:
         self.table.add_column(overflow="fold")
 
     def add(self, mark: str, label: str, text: str) -> None:
-        from rich.markup import escape
         from rich.text import Text
+
+        from fwsetup.ui import escape
 
         self.table.add_row(MARKS[mark], escape(label), Text(text))
 
@@ -332,12 +331,12 @@ def _framework_line(fw: Framework, findings: list[Finding], host: HostProfile) -
 
 
 def render(report: DoctorReport, console: Console) -> None:
-    from rich.markup import escape
     from rich.padding import Padding
     from rich.table import Table
     from rich.text import Text
 
     from fwsetup.gpu_vendors import has_other_gpu
+    from fwsetup.ui import escape
 
     findings = list(report.findings)
     host = report.host

@@ -138,11 +138,9 @@ def _confirm_apt(plan: Plan, *, yes: bool) -> None:
     simulation) and the user agreeing (or --yes)."""
     import sys
 
-    from rich.markup import escape
-
     from fwsetup.backends.apt import describe, require_root, simulate
     from fwsetup.errors import UsageError
-    from fwsetup.ui import info
+    from fwsetup.ui import escape, info
 
     require_root()
     changes = simulate(plan, refresh=True)  # apt-get update first: only apt's lists change before asking
@@ -167,7 +165,7 @@ def _confirm_apt(plan: Plan, *, yes: bool) -> None:
 
 def _announce(title: str, prepared: PreparedInstall, method: str) -> list[str]:
     """The lines that open the install's progress: what goes where, and the notes from planning."""
-    from rich.markup import escape
+    from fwsetup.ui import escape
 
     plan = prepared.plan
     lines = [f"[bold]{escape(title)} {escape(plan.version or '')}[/] ({escape(plan.variant or '')}) "
@@ -187,10 +185,8 @@ def _render_dry_run(preview: DryRunResult, request: Request) -> None:
 
 
 def _render_outcome(outcome: InstallOutcome) -> None:
-    from rich.markup import escape
-
     from fwsetup.cli.render import smoke_summary
-    from fwsetup.ui import err_console
+    from fwsetup.ui import err_console, escape
 
     con = err_console()
     mark = "[green]✓[/]" if outcome.changed else "[cyan]=[/]"

@@ -71,10 +71,8 @@ def exit_if_refused(plan: Plan, request, *, json_out: bool) -> None:
 
 
 def render_plan(plan: Plan, request) -> None:
-    from rich.markup import escape
-
     from fwsetup.plan import request_flags
-    from fwsetup.ui import out_console
+    from fwsetup.ui import escape, out_console
 
     con = out_console()
     e = escape

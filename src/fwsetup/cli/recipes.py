@@ -115,10 +115,9 @@ def list_command(json_out: JsonOpt = False) -> None:
 
         emit_json(json.dumps(rows, indent=2))
         return
-    from rich.markup import escape
     from rich.table import Table
 
-    from fwsetup.ui import out_console
+    from fwsetup.ui import escape, out_console
 
     table = Table(title="Deep-learning frameworks", show_lines=True, title_justify="left")
     table.add_column("framework", style="bold", no_wrap=True)
@@ -191,9 +190,9 @@ def show_command(
 
         emit_json(msgspec.json.format(msgspec.json.encode(recipe), indent=2).decode())
         return
-    from rich.markup import escape as e
     from rich.table import Table
 
+    from fwsetup.ui import escape as e
     from fwsetup.ui import out_console
 
     con = out_console()
@@ -270,9 +269,7 @@ def validate_command(
         count += len(recipes)
         problems += found
     if problems:
-        from rich.markup import escape
-
-        from fwsetup.ui import err_console
+        from fwsetup.ui import err_console, escape
 
         for p in problems:  # one line each (FILE: KEY: what), never wrapped: people grep them
             err_console().print(f"[bold red]error:[/] {escape(p)}", soft_wrap=True)
@@ -286,10 +283,8 @@ def validate_command(
 
 def _note_insecure(dirs: list[str]) -> None:
     """Well-formed, but not taken without --allow-insecure: say so (stderr), so validate is not the last word."""
-    from rich.markup import escape
-
     from fwsetup.recipes import insecure_sources, validate_dir
-    from fwsetup.ui import err_console
+    from fwsetup.ui import err_console, escape
 
     for d in dirs:
         for recipe in validate_dir(d)[0]:

@@ -51,7 +51,7 @@ class StageProgress:
             self.status.__enter__()
 
     def __call__(self, stage: str, message: str) -> None:
-        from rich.markup import escape
+        from fwsetup.ui import escape
 
         if self.quiet:
             return

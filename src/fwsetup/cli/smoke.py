@@ -146,7 +146,7 @@ def smoke_command(
     con = err_console()
 
     def spinner(what: str) -> object:
-        from rich.markup import escape
+        from fwsetup.ui import escape
 
         return con.status(escape(what))
 
@@ -216,10 +216,8 @@ def _multinode(
 def _render(outcome: SmokeOutcome, *, json_out: bool) -> None:
     import json
 
-    from rich.markup import escape
-
     from fwsetup.cli.render import smoke_summary
-    from fwsetup.ui import emit_json, err_console
+    from fwsetup.ui import emit_json, err_console, escape
 
     if json_out:
         emit_json(json.dumps(outcome.as_dict()))
