@@ -1,7 +1,9 @@
 """Credentials out of everything fwsetup shows or stores.
 
 An index URL may carry a credential in its userinfo (`https://alice:TOKEN@host/simple`, PIP_INDEX_URL,
-pip.conf, find-links) or, for conda channels, in an Anaconda token path segment (`.../t/TOKEN/channel`).
+pip.conf, find-links), in its query string (`https://host/simple?token=TOKEN`, as some mirrors, proxies and
+signed URLs do: any query key that looks like a credential, see _SECRET_KEY) or, for conda channels, in an
+Anaconda token path segment (`.../t/TOKEN/channel`).
 Such a URL reaches the installers through their environment, never their command line (pipconfig.to_uv);
 everywhere it is shown or written to disk (logs, lock.json, plan.json, --dry-run, messages) it goes
 through one of these functions first.
@@ -20,6 +22,34 @@ MASK = "***"
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#\s'\"<>`]*@)+")
 # Anaconda channel tokens: https://conda.anaconda.org/t/<token>/<channel>
 _CONDA_TOKEN = re.compile(r"(?P<head>://[^/\s'\"<>`]+/t/)(?P<token>[^/\s'\"<>`]+)")
+# a URL in free text, and the query of one: ?key=value&key=value (";" too, as some servers take it)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")
+_QUERY_PAIR = re.compile(r"(?P<pre>(?:^|[&;])(?P<key>[^=&;#]*)=)(?P<value>[^&;#]*)")
+# query keys whose value is a credential: token, access_token, api_key, key, secret, password, passwd, pwd,
+# auth, authorization, sig, signature (Azure SAS), X-Amz-Signature / X-Amz-Credential / X-Amz-Security-Token,
+# session, cookie. A key is matched after percent-decoding, case-insensitively, anywhere in its name: a value
+# masked for nothing costs a less useful log line; a token missed is a leak.
+_SECRET_KEY = re.compile(r"token|key|secret|passw|pwd|auth|sig|credential|session|cookie", re.I)
+
+
+def _query_secrets(url: str) -> list[tuple[int, int]]:
+    """(start, end) in `url` of each query value whose key looks like a credential."""
+    q = url.find("?")
+    if q < 0:
+        return []
+    end = url.find("#", q)
+    query = url[q + 1 : end if end >= 0 else len(url)]
+    spans = []
+    for m in _QUERY_PAIR.finditer(query):
+        if m.group("value") and _SECRET_KEY.search(unquote(m.group("key").replace("+", " "))):
+            spans.append((q + 1 + m.start("value"), q + 1 + m.end("value")))
+    return spans
+
+
+def _redact_query(url: str) -> str:
+    for start, end in reversed(_query_secrets(url)):
+        url = url[:start] + MASK + url[end:]
+    return url
 
 
 def has_credentials(url: str) -> bool:
@@ -28,7 +58,8 @@ def has_credentials(url: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """`url` with its userinfo (and a conda `/t/<token>/` segment) replaced by ***: `https://***@host/simple`."""
+    """`url` with its userinfo, credential query values and a conda `/t/<token>/` segment replaced by ***:
+    `https://***@host/simple`, `https://host/simple?token=***`."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -36,7 +67,7 @@ def redact_url(url: str) -> str:
     if "@" in parts.netloc:
         host = parts.netloc.rpartition("@")[2]
         url = urlunsplit(parts._replace(netloc=f"{MASK}@{host}"))
-    return _CONDA_TOKEN.sub(lambda m: m.group("head") + MASK, url)
+    return _redact_query(_CONDA_TOKEN.sub(lambda m: m.group("head") + MASK, url))
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
@@ -44,6 +75,7 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     of `secrets` (exact strings, e.g. from secrets_of) too, wherever they appear."""
     out = _USERINFO.sub(lambda m: m.group("scheme") + MASK + "@", text)
     out = _CONDA_TOKEN.sub(lambda m: m.group("head") + MASK, out)
+    out = _URL.sub(lambda m: _redact_query(m.group(0)), out)
     for s in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
         out = out.replace(s, MASK)
     return out
@@ -79,4 +111,7 @@ def secrets_of(urls: Iterable[str]) -> set[str]:
                 out |= {raw, unquote(raw), quote(unquote(raw), safe="")}
         for m in _CONDA_TOKEN.finditer(url):
             out.add(m.group("token"))
+        for start, end in _query_secrets(url):
+            raw = url[start:end]
+            out |= {raw, unquote(raw), unquote(raw.replace("+", " ")), quote(unquote(raw), safe="")}
     return {s for s in out if s}

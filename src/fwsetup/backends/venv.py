@@ -208,28 +208,23 @@ class Sources:
     notes: tuple[str, ...] = ()
 
 
+PROBE_DEADLINE = 10.0  # seconds in all for one index probe, unless pip's timeout says otherwise
+
+
 @functools.cache
-def probe_index(url: str, cafile: str | None = None, timeout: float = 10.0) -> str | None:
-    """None when the index answers (any HTTP status), else why not (one phrase)."""
-    import ssl
-    import urllib.error
-    import urllib.request
+def probe_index(url: str, cafile: str | None = None, timeout: float = PROBE_DEADLINE) -> str | None:
+    """None when the index answers (any HTTP status) within `timeout` seconds in all (fwsetup.net.fetch: a
+    total deadline, not per read), else why not (one phrase)."""
+    from fwsetup import net
 
     if url.startswith("file:"):
         p = pipconfig.local_path(url)
         return None if p is not None and p.is_dir() else "no such folder"
     try:
-        ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
-        req = urllib.request.Request(url.rstrip("/") + "/", method="HEAD", headers={"User-Agent": "fwsetup"})
-        with urllib.request.urlopen(req, timeout=timeout, context=ctx):
-            return None
-    except urllib.error.HTTPError:
-        return None  # it answered
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        return str(getattr(reason, "strerror", None) or reason)
-    except (OSError, ValueError) as exc:
-        return str(exc) or type(exc).__name__
+        net.fetch(url.rstrip("/") + "/", method="HEAD", deadline=timeout, max_bytes=1 << 20, cafile=cafile)
+    except net.FetchError as exc:
+        return exc.reason
+    return None
 
 
 def check_sources(
@@ -263,8 +258,12 @@ def check_sources(
     if not probe:
         return Sources(plan_indexes=tuple(plan.index_urls), local=local)
     cafile = settings.cert if settings.cert and Path(settings.cert).is_file() else env.get("SSL_CERT_FILE")
+    try:  # pip's timeout (PIP_TIMEOUT, pip.conf), here the probe's total deadline
+        deadline = float(settings.timeout) if settings.timeout else PROBE_DEADLINE
+    except ValueError:
+        deadline = PROBE_DEADLINE
     for url in plan.index_urls:
-        why = probe_index(url, cafile)
+        why = probe_index(url, cafile, deadline)
         if why is not None:
             names = [r.name for r in pinned if str(r) not in local] or [
                 r.split("[")[0].split("=")[0] for r in plan.requirements[:1]

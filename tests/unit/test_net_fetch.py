@@ -1,0 +1,134 @@
+"""fwsetup.net.fetch against small hostile HTTP servers started here (issue 21, "every wait bounded").
+
+Each server is a real socket on 127.0.0.1: one that sends its headers a byte a second, one that accepts and
+never answers, one that streams an endless body. The deadline is a total, not a per-read timeout.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from fwsetup import net
+from fwsetup.errors import NetworkError
+
+
+@contextmanager
+def serve(handler: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that runs `handler` on each connection (in a thread); yields its base URL."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stop = threading.Event()
+
+    def loop() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+
+            def run(c: socket.socket = conn) -> None:
+                with c:
+                    try:
+                        c.recv(65536)
+                        handler(c)
+                    except OSError:
+                        pass
+
+            threading.Thread(target=run, daemon=True).start()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        stop.set()
+        t.join(2)
+        srv.close()
+
+
+def trickle_headers(c: socket.socket) -> None:
+    """Status line and headers one byte a second: every read succeeds, the answer never completes in time."""
+    for b in b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Slow: " + b"a" * 1000 + b"\r\n\r\n":
+        c.sendall(bytes([b]))
+        time.sleep(1.0)
+
+
+def silent(c: socket.socket) -> None:
+    time.sleep(30)
+
+
+def endless_body(c: socket.socket) -> None:
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+    block = b"x" * 65536
+    while True:
+        c.sendall(block)
+
+
+def small(c: socket.socket) -> None:
+    c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nX-Thing: yes\r\n\r\nnope\n")
+
+
+def test_deadline_is_a_total_for_headers_a_byte_a_second() -> None:
+    with serve(trickle_headers) as base:
+        t0 = time.monotonic()
+        with pytest.raises(net.FetchError) as err:
+            net.fetch(base + "/simple/?token=SECRETQ", deadline=2.5)
+        took = time.monotonic() - t0
+    assert took < 5.0, f"fetch took {took:.1f} s with a 2.5 s deadline"
+    assert err.value.timed_out
+    assert isinstance(err.value, NetworkError) and err.value.exit_code == 7
+    msg = str(err.value)
+    assert base in msg and "timed out after 2.5 s" in msg
+    assert "SECRETQ" not in msg
+
+
+def test_silent_server_times_out_and_names_the_url_without_credentials() -> None:
+    with serve(silent) as base:
+        url = base.replace("http://", "http://alice:PASSWORD1@") + "/simple/"
+        t0 = time.monotonic()
+        with pytest.raises(net.FetchError) as err:
+            net.fetch(url, deadline=1.0)
+        assert time.monotonic() - t0 < 3.5
+    assert "PASSWORD1" not in str(err.value) and "127.0.0.1" in str(err.value)
+
+
+def test_endless_body_is_capped() -> None:
+    with serve(endless_body) as base, pytest.raises(net.FetchError) as err:
+        net.fetch(base + "/", max_bytes=1 << 20, deadline=20)
+    assert err.value.too_large and "larger than 1048576 bytes" in str(err.value)
+
+
+def test_any_http_status_is_an_answer() -> None:
+    with serve(small) as base:
+        resp = net.fetch(base + "/x")
+    assert resp.status == 404 and resp.body == b"nope\n" and resp.headers["x-thing"] == "yes"
+    assert not resp.ok
+
+
+def test_refused_connection_says_why() -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(net.FetchError) as err:
+        net.fetch(f"http://127.0.0.1:{port}/", deadline=5)
+    assert not err.value.timed_out and "refused" in str(err.value).lower()
+
+
+def test_file_urls_are_capped_too(tmp_path: pytest.TempPathFactory) -> None:
+    from pathlib import Path
+
+    p = Path(str(tmp_path)) / "big"
+    p.write_bytes(b"y" * 2000)
+    assert net.fetch(p.as_uri(), max_bytes=4000).body == b"y" * 2000
+    with pytest.raises(net.FetchError):
+        net.fetch(p.as_uri(), max_bytes=1000)
