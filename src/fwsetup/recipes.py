@@ -242,6 +242,28 @@ class Build(_S, frozen=True, kw_only=True):
     l4t: list[str] = []
 
 
+HostSystem = Literal["linux", "darwin", "windows", "wsl"]
+
+
+class Alternative(_S, frozen=True, kw_only=True):
+    """A sentence of advice that holds on some hosts only (`os`: linux, darwin, windows, or wsl for Linux
+    under WSL2); a plain string in `alternatives` holds everywhere."""
+
+    text: str
+    os: list[HostSystem]
+
+
+def alternative_text(a: str | Alternative) -> str:
+    return a if isinstance(a, str) else a.text
+
+
+def alternative_applies(a: str | Alternative, system: str | None, *, wsl: bool = False) -> bool:
+    """Whether advice `a` is for this host (an unknown system gets only the advice that holds everywhere)."""
+    if isinstance(a, str):
+        return True
+    return system in a.os or (wsl and "wsl" in a.os)
+
+
 class Recipe(_S, frozen=True, kw_only=True):
     name: str  # "pytorch"
     title: str  # "PyTorch"
@@ -251,7 +273,8 @@ class Recipe(_S, frozen=True, kw_only=True):
     smoke: str | None = None  # smoke script name under fwsetup/smoke/ ("pytorch")
     facts: Facts
     never_install: list[str] = []  # PyPI names that are not the real project (placeholders)
-    alternatives: list[str] = []  # what still works / what replaced it (sentences)
+    # what still works / what replaced it (sentences; a table {text, os} holds on those hosts only)
+    alternatives: list[str | Alternative] = []
     sources: list[str] = []
     builds: list[Build] = []
     path: str = ""  # set by the loader

@@ -240,8 +240,10 @@ def show_command(
         )
     if recipe.alternatives:
         con.print("[bold]alternatives[/]")
+        from fwsetup.recipes import alternative_text
+
         for a in recipe.alternatives:
-            con.print(f"  • {e(a)}")
+            con.print(f"  • {e(alternative_text(a))}")
     if recipe.sources:
         con.print("[bold]sources[/]")
         for s in recipe.sources:

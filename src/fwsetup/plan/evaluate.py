@@ -52,6 +52,8 @@ class Evaluation:
     min_driver: str | None = None
     notes: list[Reason] = field(default_factory=list)
     status: Status | None = None  # from data/release-matrix.toml; None: not judged
+    # The platform that alone makes the status what it is ("WSL2": stable on Linux, experimental under WSL2)
+    status_platform: str | None = None
 
     @property
     def host_ok(self) -> bool:
@@ -255,11 +257,16 @@ def _check_status(ev: Evaluation, request: Request, t: Target) -> None:
     b = ev.build
     if b.l4t:
         return  # NVIDIA's JetPack builds: the framework's own matrix does not speak for them
-    ev.status = load_release_matrix().status_of(
-        request.framework, b.version, b.variant, b.accelerator, wsl=t.wsl and not t.docker
-    )
+    matrix = load_release_matrix()
+    wsl = t.wsl and not t.docker
+    ev.status = matrix.status_of(request.framework, b.version, b.variant, b.accelerator, wsl=wsl)
+    if wsl and ev.status != matrix.status_of(request.framework, b.version, b.variant, b.accelerator):
+        ev.status_platform = "WSL2"
     if ev.status in ("experimental", "unlisted") and not request.allow_experimental:
-        ev.fails.append(Failure("status", f"{ev.status}_build", version=b.version, variant=b.variant))
+        ev.fails.append(
+            Failure("status", f"{ev.status}_build", version=b.version, variant=b.variant,
+                    platform=ev.status_platform)
+        )  # fmt: skip
 
 
 def _check_cuda(

@@ -223,7 +223,17 @@ def _use_python(f: F) -> str:
 
 def _use_cpu(f: F) -> str:
     release = f" ({f['title']} {f['version']})" if f["version"] else ""
-    return f"Or use the CPU: {cmd(f['request'])}{release}."
+    return f"{'Or use' if f.get('after') else 'Use'} the CPU: {cmd(f['request'])}{release}."
+
+
+def _use_method(f: F) -> str:
+    r = cast("Request", f["request"])
+    if not f.get("version"):
+        return f"Use {cmd(r)}."
+    where = " on the GPU" if f.get("gpu") else ""
+    return (
+        f"{f['title']} {f['version']} ({f['variant']}) runs here{where} with --method {r.method}: {cmd(r)}."
+    )
 
 
 _SUGGESTIONS: dict[str, Callable[[F], str]] = {
@@ -261,7 +271,7 @@ _SUGGESTIONS: dict[str, Callable[[F], str]] = {
         "framework in a MIG instance yourself (CUDA_VISIBLE_DEVICES=MIG-…)."
     ),
     "use_cpu": _use_cpu,
-    "use_method": lambda f: f"Use {cmd(f['request'])}.",
+    "use_method": _use_method,
     "accept_insecure": lambda f: (
         f"If you trust these sources, accept them: {cmd(f['request'])} "
         "(and the same flag on install or build); otherwise fix the recipe."
@@ -514,6 +524,11 @@ def _status_text(status: object) -> str:
     return _STATUS_TEXT.get(str(status), "?")
 
 
+def _on(f: F) -> str:
+    """ " on WSL2" where the platform alone makes a build experimental (stable elsewhere)."""
+    return f" on {f['platform']}" if f.get("platform") else ""
+
+
 _FAILURES.update(
     {
         "glibc_too_old": lambda f: (
@@ -535,7 +550,8 @@ _FAILURES.update(
             f"(wheels for {', '.join(_strs(f['pythons']))})"
         ),
         "experimental_build": lambda f: (
-            f"{f['variant']} is experimental in {f['version']}'s release matrix (--allow-experimental accepts it)"
+            f"{f['variant']} is experimental{_on(f)} in {f['version']}'s release matrix "
+            "(--allow-experimental accepts it)"
         ),
         "unlisted_build": lambda f: (
             f"{f['variant']} is not in {f['version']}'s release matrix (--allow-experimental accepts it)"
@@ -588,7 +604,7 @@ _REASONS.update(
             f"{f['title']} {f['version']} {f['variant']}: "
             + {
                 "stable": "stable in the framework's release matrix.",
-                "experimental": "experimental in the framework's release matrix (accepted by --allow-experimental).",
+                "experimental": f"experimental{_on(f)} in the framework's release matrix (accepted by --allow-experimental).",
                 "unlisted": "published, but not in the framework's release matrix (accepted by --allow-experimental).",
             }.get(str(f["status"]), "")
         ),
@@ -597,6 +613,10 @@ _REASONS.update(
 
 _SUGGESTIONS.update(
     {
+        "last_release_for_platform": lambda f: (
+            f"{f['title']} {f['version']} is the {'last' if f['last'] else 'newest'} release with "
+            f"{_WHAT[_s(f['want'])]} for {f['system'] or '?'} {f['arch'] or '?'}: {cmd(f['request'])}."
+        ),
         "older_release_platform": lambda f: (
             f"{f['title']} {f['version']} publishes wheels this machine can install: {cmd(f['request'])}."
         ),
@@ -604,7 +624,7 @@ _SUGGESTIONS.update(
             f"Use a container, which brings its own glibc: {cmd(f['request'])} (then `fwsetup build`)."
         ),
         "conda_forge": lambda f: (
-            f"Or conda-forge's own build of {f['title']}, compiled against conda-forge's sysroot: check its glibc "
+            f"{'Or c' if f.get('after') else 'C'}onda-forge's own build of {f['title']}, compiled against conda-forge's sysroot: check its glibc "
             "floor (the `__glibc` requirement) with `conda search -c conda-forge --info` before you rely on it."
         ),
         "upgrade_macos": lambda f: (
@@ -612,7 +632,7 @@ _SUGGESTIONS.update(
         ),
         "allow_experimental": lambda f: (
             f"{f['title']} {f['version']} ({f['variant']}) runs here, but the framework's release matrix lists it "
-            f"as {_status_text(f['status'])}: {cmd(f['request'])}."
+            f"as {_status_text(f['status'])}{_on(f)}: {cmd(f['request'])}."
         ),
     }
 )

@@ -38,7 +38,14 @@ from fwsetup.plan.evaluate import (
 from fwsetup.plan.model import Plan, Rejection, Request, SmokeSpec
 from fwsetup.plan.reasons import Reason, Suggestion
 from fwsetup.plan.rocm import has_other_gpu, vendor_refusals
-from fwsetup.plan.suggest import gpu_suggestions, method_suggestions, python_suggestion, use_cpu
+from fwsetup.plan.suggest import (
+    gpu_suggestions,
+    last_release_for_platform,
+    method_suggestions,
+    python_suggestion,
+    ranked,
+    use_cpu,
+)
 from fwsetup.plan.wheels import platform_suggestions
 
 if TYPE_CHECKING:
@@ -54,8 +61,15 @@ def _platform(t: Target) -> dict[str, object]:
     return {"system": t.system, "arch": t.arch, "python": t.python, "docker": t.docker}
 
 
-def _alternatives(recipe: Recipe) -> list[Suggestion]:
-    return [Suggestion("alternative", text=a) for a in recipe.alternatives]
+def _alternatives(recipe: Recipe, t: Target | None = None) -> list[Suggestion]:
+    """The recipe's advice that holds on this host (advice for native Windows is not given on a Mac)."""
+    from fwsetup.recipes import alternative_applies, alternative_text
+
+    return [
+        Suggestion("alternative", text=alternative_text(a))
+        for a in recipe.alternatives
+        if t is None or alternative_applies(a, t.system, wsl=t.wsl and not t.docker)
+    ]
 
 
 def _plan(
@@ -65,14 +79,16 @@ def _plan(
     suggestions: Sequence[Suggestion] = (),
     **kw: object,
 ) -> Plan:
-    # The edge: structured reasons and suggestions become sentences (and stay beside them as codes).
+    # The edge: structured reasons and suggestions become sentences (and stay beside them as codes), the
+    # suggestions nearest first (suggest.ranked).
+    suggestions = ranked(suggestions)
     texts = list(dict.fromkeys(explain.suggestion(s) for s in suggestions))
     return Plan(
         status=status,
         reasons=[explain.reason(r) for r in reasons],
         suggestions=texts,
         reason_codes=[explain.code(r) for r in reasons],
-        suggestion_codes=[explain.code(s) for s in dict.fromkeys(suggestions)],
+        suggestion_codes=[explain.code(s) for s in suggestions],
         **kw,  # type: ignore[arg-type]
         **base,  # type: ignore[arg-type]
     )
@@ -131,7 +147,7 @@ def make_plan(
                     "no_installable_build", title=title, status=status, note=recipe.facts.status_note or None
                 )
             ],
-            _alternatives(recipe),
+            _alternatives(recipe, t),
         )
     if not evals:
         versions = sorted({b.version for b in recipe.builds}, key=ver, reverse=True)
@@ -141,6 +157,18 @@ def make_plan(
             [Reason("no_matching_release", title=title, version_asked=request.version)],
             [Suggestion("releases", versions=tuple(versions))],
         )
+    outside: list[Evaluation] | None = None
+
+    def outside_range() -> list[Evaluation]:
+        # The builds --version left out (each judged once, only when a suggestion needs them).
+        nonlocal outside
+        if outside is None:
+            outside = [
+                evaluate(b, i, profile, request, target_of(b), compat, registry=registry)
+                for i, b in enumerate(recipe.builds)
+                if not in_range(b.version)
+            ]
+        return outside
 
     versions = sorted({ev.build.version for ev in evals}, key=ver, reverse=True)
     release = next((v for v in versions if any(ev.host_ok for ev in evals if ev.build.version == v)), None)
@@ -165,16 +193,18 @@ def make_plan(
             ev.build.accelerator == "cpu" and ev.kinds() == {"want"} for ev in evals
         ):
             sugg.append(use_cpu(request))
-        sugg += method_suggestions(evals, request)
+        sugg += method_suggestions(evals, request, title=title)
         if any(f.kind == "platform" for ev in evals for f in ev.fails):
-            outside = [
-                evaluate(b, i, profile, request, target_of(b), compat, registry=registry)
-                for i, b in enumerate(recipe.builds)
-                if not in_range(b.version)
-            ]
-            sugg += platform_suggestions(recipe, evals, request, t, also=outside)
+            sugg += platform_suggestions(recipe, evals, request, t, also=outside_range())
+        # (older_release_platform already names the release whose wheels install here)
+        if (
+            request.version
+            and not any(s.kind == "older_release_platform" for s in sugg)
+            and (last := last_release_for_platform(recipe, outside_range(), request, t))
+        ):
+            sugg.append(last)
         if late or not sugg:
-            sugg += _alternatives(recipe)
+            sugg += _alternatives(recipe, t)
         return _plan("refused", base, reasons, sugg, rejected=[explain.rejection(r) for r in rejected])
 
     # "Newest version that passes": when the newest release has no GPU build that runs on this GPU and
@@ -227,8 +257,11 @@ def make_plan(
             sugg.append(use_cpu(request, title=title, version=release))
         if newer_python:
             sugg.append(newer_python)
+        if gpu_wanted(profile, request):
+            gpu_evals = [ev for ev in evals if ev.build.accelerator in GPU_ACCELERATORS]
+            sugg += method_suggestions(gpu_evals, request, title=title)
         if late or not sugg:
-            sugg += _alternatives(recipe)
+            sugg += _alternatives(recipe, t)
         return _plan("refused", base, reasons, sugg, rejected=[explain.rejection(r) for r in rejected])
 
     families = list(dict.fromkeys(variant_family(b.variant) for b in recipe.builds))
@@ -273,7 +306,7 @@ def _chosen_plan(
     ]
     if chosen.status is not None:
         reasons.append(Reason("official_status", title=title, version=b.version, variant=b.variant,
-                              status=chosen.status))  # fmt: skip
+                              status=chosen.status, platform=chosen.status_platform))  # fmt: skip
     if b.notes:
         reasons.append(Reason("build_note", text=b.notes))
     if late and recipe.facts.status_note:
@@ -284,7 +317,9 @@ def _chosen_plan(
     if b.accelerator not in GPU_ACCELERATORS and gpu_wanted(profile, request):
         sugg += gpu_suggestions(recipe, evals, profile, request, t, compat)
         # A GPU build held back by the method alone (a Jetson's JetPack container: --method docker)
-        sugg += method_suggestions([ev for ev in evals if ev.build.accelerator in GPU_ACCELERATORS], request)
+        sugg += method_suggestions(
+            [ev for ev in evals if ev.build.accelerator in GPU_ACCELERATORS], request, title=title
+        )
     elif fallback:
         # What would bring the newer release: a driver upgrade, usually (not the release just chosen).
         sugg += [
@@ -295,7 +330,7 @@ def _chosen_plan(
     if newer_python:
         sugg.append(newer_python)
     if late:
-        sugg += _alternatives(recipe)
+        sugg += _alternatives(recipe, t)
     from fwsetup.recipes import insecure_sources
 
     insecure = insecure_sources(b)

@@ -117,6 +117,7 @@ def gpu_suggestions(
                     version=best.build.version,
                     variant=best.build.variant,
                     status=best.status,
+                    platform=best.status_platform,
                     request=msgspec.structs.replace(
                         gpu_request, version=best.build.version, allow_experimental=True
                     ),
@@ -198,14 +199,89 @@ def _wsl_best(
     return newest(oks, alt, wanted) if oks else None
 
 
-def method_suggestions(evals: Sequence[Evaluation], request: Request) -> list[Suggestion]:
-    # Builds held back by the method alone, where another method has what they need.
+def method_suggestions(
+    evals: Sequence[Evaluation], request: Request, *, title: str | None = None
+) -> list[Suggestion]:
+    """Builds held back by the method alone, where another method has what they need: the newest such build
+    for each method, named with the exact command."""
     out = []
     for other in ("apt", "conda", "docker", "venv"):
-        if other != request.method and any(
-            ev.kinds() == {"method"} and ev.fails[0].get("use") == other for ev in evals
-        ):
-            out.append(Suggestion("use_method", request=msgspec.structs.replace(request, method=other)))
+        held = [
+            ev
+            for ev in evals
+            if other != request.method and ev.kinds() == {"method"} and ev.fails[0].get("use") == other
+        ]
+        if held:
+            best = max(held, key=lambda ev: ver(ev.build.version))
+            out.append(
+                Suggestion(
+                    "use_method",
+                    request=msgspec.structs.replace(request, method=other),
+                    title=title,
+                    version=best.build.version,
+                    variant=best.build.variant,
+                    gpu=best.build.accelerator in GPU_ACCELERATORS,
+                )
+            )
+    return out
+
+
+def last_release_for_platform(
+    recipe: Recipe, outside: Sequence[Evaluation], request: Request, t: Target
+) -> Suggestion | None:
+    """--version names releases without a build for this platform: the newest release outside it that has
+    one (for what was asked: a GPU build with --gpu), with its command."""
+    fits = [ev for ev in outside if ev.host_ok]
+    if not fits:
+        return None
+    best = max(fits, key=lambda ev: ver(ev.build.version))
+    asked = [b.version for b in recipe.builds if version_filter(request.version)(b.version)]
+    return Suggestion(
+        "last_release_for_platform",
+        title=recipe.title,
+        version=best.build.version,
+        last=bool(asked) and all(ver(best.build.version) < ver(v) for v in asked),
+        want=request.want,
+        system=t.system,
+        arch=t.arch,
+        request=msgspec.structs.replace(request, version=best.build.version),
+    )
+
+
+# How near each suggestion is to what was asked, best first (issue 22): the same framework on this machine by
+# another release, Python or method; then a change to the machine (driver, WSL2, MIG, macOS); then anything
+# else (advice from the recipe, the release list); the CPU last.
+_RANK: dict[str, int] = {
+    "older_release_runs": 0,
+    "release_runs_with_python": 0,
+    "use_python": 0,
+    "use_method": 0,
+    "use_container": 0,
+    "older_release_platform": 0,
+    "last_release_for_platform": 0,
+    "allow_experimental": 0,
+    "upgrade_driver": 1,
+    "fleet_upgrade_driver": 1,
+    "use_wsl": 1,
+    "load_driver": 1,
+    "disable_mig": 1,
+    "upgrade_macos": 1,
+    "conda_forge": 1,
+    "use_cpu": 9,
+}
+# Suggestions whose sentence reads as "Or …" when another comes before them (never when alone or first).
+_OR = frozenset({"use_cpu", "conda_forge"})
+
+
+def ranked(suggestions: Sequence[Suggestion]) -> list[Suggestion]:
+    """The suggestions without repeats, nearest first (stable within a rank), each "or" suggestion told
+    whether one comes before it (`after`), so that no sentence starts with "Or" when nothing precedes it."""
+    unique = sorted(dict.fromkeys(suggestions), key=lambda s: _RANK.get(s.kind, 5))
+    out = []
+    for i, s in enumerate(unique):
+        if s.kind in _OR:
+            s = Suggestion(s.kind, **{**s.f, "after": i > 0})
+        out.append(s)
     return out
 
 
