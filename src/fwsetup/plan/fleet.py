@@ -360,12 +360,15 @@ def _plan(
     suggestions: Sequence[Suggestion],
     **kw: Any,
 ) -> Plan:
+    from fwsetup.plan.suggest import ranked
+
+    suggestions = ranked(suggestions)  # the same order as a single machine's plan
     return Plan(
         status=status,  # type: ignore[arg-type]
         reasons=[explain.reason(r) for r in reasons],
         reason_codes=[explain.code(r) for r in reasons],
         suggestions=list(dict.fromkeys(explain.suggestion(s) for s in suggestions)),
-        suggestion_codes=[explain.code(s) for s in dict.fromkeys(suggestions)],
+        suggestion_codes=[explain.code(s) for s in suggestions],
         **base,
         **kw,
     )
