@@ -115,8 +115,21 @@ def check_nvidia(host: HostProfile) -> list[Finding]:
                 )
             )
         elif host.jetson.present:  # detect/jetson.py: an integrated GPU, no NVML device
+            from fwsetup.detect.jetson import load_wheels, wheels_for
+
             jet = host.jetson
             cc = f" (compute capability {jet.compute_capability})" if jet.compute_capability else ""
+            # The same table the plan names NVIDIA's wheels from (data/jetson.toml [[wheel]], plan/suggest.py)
+            wheels = [
+                w
+                for name in dict.fromkeys(w.framework for w in load_wheels())
+                for w in wheels_for(name, jet.l4t)[:1]
+            ]
+            also = "".join(
+                f" NVIDIA's {w.framework} {w.version} wheel is built for this L4T release (Python {w.python}): "
+                f"`python{w.python} -m pip install {w.url}` (no published hash: check its source)."
+                for w in wheels
+            )
             out.append(
                 Finding(
                     id="nvidia.jetson",
@@ -127,7 +140,7 @@ def check_nvidia(host: HostProfile) -> list[Finding]:
                     + (f" ({jet.cuda})" if jet.cuda else "")
                     + " comes with L4T. Server CUDA wheels (x86_64, or aarch64 SBSA) have no kernels for it.",
                     remedy="Use NVIDIA's JetPack builds for this L4T release: `fwsetup plan pytorch --method docker` "
-                    "(NVIDIA's l4t-pytorch container where the recipe has one).",
+                    "(NVIDIA's l4t-pytorch container where the recipe has one)." + also,
                 )
             )
         elif host.os.wsl:

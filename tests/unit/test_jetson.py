@@ -207,3 +207,66 @@ def test_doctor_names_the_jetson_instead_of_no_gpu() -> None:
     jet = findings["nvidia.jetson"]
     assert "L4T R35.4.1 (JetPack 5.1.2)" in jet.title and "compute capability 8.7" in jet.detail
     assert "--method docker" in (jet.remedy or "")
+    # the same wheel table as the plan (data/jetson.toml [[wheel]]): the wheel for L4T R35.4.1
+    assert "jp/v512/pytorch/torch-2.1.0a0+41361538.nv23.06-cp38-cp38-linux_aarch64.whl" in (jet.remedy or "")
+    r351 = {f.id: f for f in check_host(orin(l4t="35.1.0", jetpack="5.0.2"))}["nvidia.jetson"]
+    assert "pip install" not in (r351.remedy or "")
+
+
+# ---- NVIDIA's JetPack wheels (issue 22, class 6): a route, not only a refusal -----------------------------
+
+
+def test_the_jetpack_wheel_table_agrees_with_the_l4t_table() -> None:
+    """data/jetson.toml [[wheel]] (NVIDIA's "PyTorch for Jetson" list) names, for each wheel, the JetPack and
+    L4T releases NVIDIA built it for: each pair must be the [[l4t]] table's (the JetPack/L4T match), and the
+    file name must be the release and Python it claims."""
+    from fwsetup.detect.jetson import load_wheels
+
+    tables = load_tables()
+    wheels = load_wheels()
+    assert len(wheels) >= 2
+    for w in wheels:
+        assert sorted(tables.l4t[r][0] for r in w.l4t) == sorted(w.jetpack), w
+        assert w.url.startswith("https://developer.download.nvidia.com/compute/redist/jp/v5")
+        assert f"/torch-{w.version}-cp{w.python.replace('.', '')}-cp" in w.url
+        assert w.framework in load_recipes().names()
+
+
+def test_orin_on_jetpack_512_gets_a_route_not_only_the_cpu() -> None:
+    """https://github.com/conda-forge/pytorch-cpu-feedstock/issues/303: a server-class aarch64 CUDA build of
+    PyTorch on a Jetson Orin: `torch.cuda.is_available()` is True, then "no kernel image is available" (no sm_87).
+    Server (SBSA) builds stay refused. The routes: NVIDIA's L4T container, planned with --method docker, and
+    NVIDIA's wheel for the board's exact L4T release (data/jetson.toml [[wheel]]), named with its pip command."""
+    p = plan(orin(), want="gpu")
+    assert p.status == "refused" and not server_cuda(p)
+    order = [s["kind"] for s in p.suggestion_codes]
+    assert order == ["use_method", "jetson_wheel", "use_cpu"], order
+    assert p.suggestions[0] == (
+        "PyTorch 2.0.0 (jp51) runs here on the GPU with --method docker: "
+        "`fwsetup plan pytorch --gpu --method docker`."
+    )
+    wheel = p.suggestions[1]
+    assert "PyTorch 2.1.0a0+41361538.nv23.06" in wheel and "L4T R35.4.1 (JetPack 5.1.2)" in wheel
+    assert (
+        "`python3.8 -m pip install https://developer.download.nvidia.com/compute/redist/jp/v512/pytorch/"
+        "torch-2.1.0a0+41361538.nv23.06-cp38-cp38-linux_aarch64.whl`" in wheel
+    )
+    # The suggested command plans NVIDIA's container
+    docker = plan(orin(), want="gpu", method="docker")
+    assert (docker.status, docker.variant) == ("ok", "jp51")
+    # JetPack 5.1.1 (L4T R35.3.1): the newest wheel NVIDIA lists for it is the same 2.1.0
+    r3531 = plan(orin(l4t="35.3.1", jetpack="5.1.1"), want="gpu")
+    assert "torch-2.1.0a0+41361538.nv23.06" in str(r3531.suggestion_codes)
+    # JetPack 5.0.2 (L4T R35.1.0): no wheel in the table is built for it; none is named
+    r351 = plan(orin(l4t="35.1.0", jetpack="5.0.2"), want="gpu")
+    assert "jetson_wheel" not in str(r351.suggestion_codes)
+    # JetPack 6.1 (L4T R36.4.0): neither NVIDIA's JetPack 5 wheels nor a server wheel
+    jp6 = plan(orin(l4t="36.4.0", jetpack="6.1", cuda="12.6"), want="gpu")
+    assert (
+        jp6.status == "refused" and "jetson_wheel" not in str(jp6.suggestion_codes) and not server_cuda(jp6)
+    )
+
+
+def test_no_jetson_wheel_off_a_jetson() -> None:
+    gh200 = plan(load(FIXTURES / "gh200.json"), want="gpu")
+    assert "jetson_wheel" not in str(gh200.suggestion_codes)

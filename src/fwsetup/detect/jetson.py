@@ -70,6 +70,50 @@ def load_tables() -> JetsonTables:
     return JetsonTables(l4t, modules)
 
 
+@dataclass(frozen=True)
+class JetsonWheel:
+    """A wheel NVIDIA publishes for Jetson (data/jetson.toml [[wheel]]): the exact L4T releases it is built for."""
+
+    framework: str  # recipe name
+    version: str
+    jetpack: tuple[str, ...]
+    l4t: tuple[str, ...]
+    python: str  # "3.8": the one CPython it is built for
+    url: str
+
+
+@cache
+def load_wheels() -> tuple[JetsonWheel, ...]:
+    from fwsetup.recipes import read_toml
+    from fwsetup.resources import compat_dir
+
+    path = compat_dir() / "jetson.toml"
+    if not path.is_file():
+        return ()
+    raw = read_toml(path)
+    return tuple(
+        JetsonWheel(
+            framework=str(e["framework"]),
+            version=str(e["version"]),
+            jetpack=tuple(map(str, e["jetpack"])),
+            l4t=tuple(map(str, e["l4t"])),
+            python=str(e["python"]),
+            url=str(e["url"]),
+        )
+        for e in raw.get("wheel", [])
+    )
+
+
+def wheels_for(framework: str, l4t: str | None) -> list[JetsonWheel]:
+    """NVIDIA's wheels of `framework` built for this exact L4T release, newest first."""
+    if not l4t:
+        return []
+    from fwsetup.recipes import parse_version
+
+    found = [w for w in load_wheels() if w.framework == framework and l4t in w.l4t]
+    return sorted(found, key=lambda w: parse_version(w.version), reverse=True)
+
+
 def jetpack_of(l4t: str, tables: JetsonTables) -> tuple[str | None, str | None]:
     """(JetPack, CUDA) of an L4T release: the exact release, else None (no guess from a neighbour)."""
     found = tables.l4t.get(l4t)

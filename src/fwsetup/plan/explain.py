@@ -617,6 +617,14 @@ _SUGGESTIONS.update(
             f"{f['title']} {f['version']} is the {'last' if f['last'] else 'newest'} release with "
             f"{_WHAT[_s(f['want'])]} for {f['system'] or '?'} {f['arch'] or '?'}: {cmd(f['request'])}."
         ),
+        "jetson_wheel": lambda f: (
+            f"NVIDIA publishes {f['title']} {f['version']} for {f['model'] or 'this Jetson'} on L4T R{f['l4t']}"
+            + (f" (JetPack {f['jetpack']})" if f["jetpack"] else "")
+            + f", Python {f['python']} only: "
+            + ("" if f["this_python"] else f"in a Python {f['python']} environment, ")
+            + f"`python{f['python']} -m pip install {f['url']}`. fwsetup does not install it itself: NVIDIA "
+            "publishes no hash or package index for it, so check where it came from."
+        ),
         "older_release_platform": lambda f: (
             f"{f['title']} {f['version']} publishes wheels this machine can install: {cmd(f['request'])}."
         ),

@@ -173,11 +173,38 @@ def gpu_suggestions(
                     status=wsl.status if wsl.status != "stable" else None,
                 )
             )
+    if profile.jetson.present and not t.docker:
+        out += jetson_wheel_suggestions(recipe, profile, t)
     if nv.nvml != "ok" and nv.pci_devices:
         out.append(Suggestion("load_driver"))
     if nv.nvml == "ok" and nv.gpus and all(g.mig for g in nv.gpus):
         out.append(Suggestion("disable_mig"))
     return out
+
+
+def jetson_wheel_suggestions(recipe: Recipe, profile: HostProfile, t: Target) -> list[Suggestion]:
+    """NVIDIA's wheel of this framework for the board's exact L4T release (data/jetson.toml [[wheel]]), named
+    with its pip command: NVIDIA publishes no hash or index for it, so fwsetup does not install it itself."""
+    from fwsetup.detect.jetson import wheels_for
+
+    jet = profile.jetson
+    wheels = wheels_for(recipe.name, jet.l4t)
+    if not wheels:
+        return []
+    w = wheels[0]
+    return [
+        Suggestion(
+            "jetson_wheel",
+            title=recipe.title,
+            version=w.version,
+            l4t=jet.l4t,
+            jetpack=jet.jetpack,
+            model=jet.model,
+            python=w.python,
+            this_python=t.python == w.python,
+            url=w.url,
+        )
+    ]
 
 
 def _wsl_best(
@@ -257,6 +284,7 @@ _RANK: dict[str, int] = {
     "use_python": 0,
     "use_method": 0,
     "use_container": 0,
+    "jetson_wheel": 1,  # named, not planned: after the routes fwsetup plans
     "older_release_platform": 0,
     "last_release_for_platform": 0,
     "allow_experimental": 0,
