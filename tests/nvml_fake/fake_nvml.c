@@ -11,6 +11,9 @@
  *   gpuI.name= .uuid= .memory=<bytes> .cc=9.0 .mig=0|1 .pci=00000000:18:00.0 .nvlinks=<active links>
  *   gpuI.open=<code>                              nvmlDeviceGetHandleByIndex_v2 fails with that code
  *   gpuI.fail=<code>                              every query on the opened handle fails with that code
+ *   stdout_lines=N                                nvmlInit prints N lines of noise on stdout first (a chatty driver)
+ *   daemon=S                                      nvmlInit forks a helper that keeps the caller's stdout/stderr open
+ *                                                 for S seconds (its pid goes to FAKE_NVML_DAEMON_PIDFILE)
  * FAKE_NVML_LOG=FILE appends the name of every entry point called, one a line.
  * Compile with -DOMIT_<symbol> to leave an entry point out (an older driver): pynvml then raises
  * NVMLError_FunctionNotFound for it.
@@ -65,7 +68,8 @@ static int load(void) {
     const char *path = getenv("FAKE_NVML_SCENARIO");
     char line[512];
     FILE *f;
-    int init = 0;
+    int init = 0, daemon = 0;
+    long stdout_lines = 0;
     if (!path || !(f = fopen(path, "r"))) return NVML_ERROR_UNKNOWN;
     memset(gpus, 0, sizeof gpus);
     count = 0;
@@ -85,6 +89,8 @@ static int load(void) {
         else if (!strcmp(key, "count")) count = atoi(val) > MAXGPU ? MAXGPU : atoi(val);
         else if (!strcmp(key, "nvswitch")) nvswitch = atoi(val);
         else if (!strcmp(key, "topology")) topology = atoi(val);
+        else if (!strcmp(key, "stdout_lines")) stdout_lines = atol(val);
+        else if (!strcmp(key, "daemon")) daemon = atoi(val);
         else if (sscanf(key, "gpu%d.", &i) == 1 && i >= 0 && i < MAXGPU) {
             gpu_t *g = &gpus[i];
             const char *field = strchr(key, '.') + 1;
@@ -100,6 +106,17 @@ static int load(void) {
         }
     }
     fclose(f);
+    for (long n = 0; n < stdout_lines; n++) printf("fake NVML: init noise line %ld\n", n);
+    if (daemon > 0) {
+        pid_t pid = fork();
+        if (pid == 0) {  /* the helper: holds every descriptor it inherited (the caller's pipes) */
+            const char *pidfile = getenv("FAKE_NVML_DAEMON_PIDFILE");
+            FILE *pf;
+            if (pidfile && *pidfile && (pf = fopen(pidfile, "w"))) { fprintf(pf, "%d\n", (int)getpid()); fclose(pf); }
+            sleep((unsigned int)daemon);
+            _exit(0);
+        }
+    }
     if (init == -1) for (;;) pause();  /* a driver stuck in the kernel: nvmlInit never returns */
     if (init == -2) raise(SIGSEGV);
     if (init == 0) initialised = 1;

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from fwsetup import settings
-from fwsetup.profile import GPU, GPULink, NvidiaInfo
+from fwsetup.profile import GPU, Bytes, GPULink, NvidiaInfo, Version
 
 T = TypeVar("T")
 
@@ -94,16 +94,23 @@ def format_cuda_version(value: int) -> str:
 
 class _Safe:
     """Calls one NVML function; NotSupported -> None (not an error), FunctionNotFound (a driver older than the
-    entry point: nvmlDeviceGetMigMode before R450, ...) -> None + `missing`, other NVML errors -> None + recorded."""
+    entry point: nvmlDeviceGetMigMode before R450, ...) -> None + `missing`, other NVML errors -> None + recorded.
+    One odd answer sinks only its own field: text that is not UTF-8 (pynvml decodes strictly) is kept with
+    replacement characters and noted in `odd`; any other exception is that field's error."""
 
     def __init__(self, nvml: ModuleType) -> None:
         self.nvml = nvml
         self.errors: list[str] = []
         self.missing: list[str] = []
+        self.odd: list[str] = []
 
     def __call__(self, what: str, fn: Callable[..., T], *args: Any) -> T | None:
         try:
             return fn(*args)
+        except UnicodeDecodeError as exc:
+            raw = bytes(exc.object)
+            self.odd.append(f"{what}: not UTF-8 text ({_show_bytes(raw)}); shown with replacement characters")
+            return raw.decode(errors="replace")  # type: ignore[return-value]
         except self.nvml.NVMLError as exc:
             if getattr(exc, "value", None) == getattr(self.nvml, "NVML_ERROR_NOT_SUPPORTED", 3):
                 return None
@@ -112,14 +119,38 @@ class _Safe:
                 return None
             self.errors.append(f"{what}: {_err(exc)}")
             return None
+        except Exception as exc:  # noqa: BLE001 - a driver answer pynvml cannot convert: this field only
+            self.errors.append(f"{what}: {type(exc).__name__}: {_err(exc)}")
+            return None
 
 
-def _gpu(nvml: ModuleType, index: int) -> tuple[GPU, Any]:
+def _show_bytes(raw: bytes, limit: int = 80) -> str:
+    text = repr(raw)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _checked(kind: Any, value: object, what: str, notes: list[str]) -> Any:
+    """value when it is what the HostProfile field `kind` holds (profile.Version, profile.Bytes), else None
+    and a note that says what the driver reported: a negative or absurd number is reported as such."""
+    import msgspec
+
+    if value is None:
+        return None
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError:
+        shown = value if not isinstance(value, str) else "".join(c if c.isprintable() else "?" for c in value)
+        notes.append(f"{what}: the driver reported {str(shown)[:80]!r}, not a real value")
+        return None
+
+
+def _gpu(nvml: ModuleType, index: int) -> tuple[GPU, Any, list[str]]:
+    """One GPU, its NVML handle (None when it cannot be opened), and notes on odd answers."""
     try:
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
     except nvml.NVMLError as exc:
         # The GPU is there (it was counted) but cannot be opened: lost, in a bad state, no permission.
-        return GPU(index=index, mig=None, error=f"cannot open GPU {index}: {_err(exc)}"), None
+        return GPU(index=index, mig=None, error=f"cannot open GPU {index}: {_err(exc)}"), None, []
     safe = _Safe(nvml)
     name = safe("name", nvml.nvmlDeviceGetName, handle)
     uuid = safe("uuid", nvml.nvmlDeviceGetUUID, handle)
@@ -131,17 +162,24 @@ def _gpu(nvml: ModuleType, index: int) -> tuple[GPU, Any]:
         mig = False if not safe.errors or not safe.errors[-1].startswith("MIG") else None
     else:
         mig = bool(mig_mode[0] == getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1))
+    odd = [f"GPU {index}: {o}" for o in safe.odd]  # noted, the GPU still usable
+    # A capability that is not one (negative, absurd) leaves the GPU unjudgeable: its error says what came.
+    capability = _checked(
+        Version, f"{cc[0]}.{cc[1]}" if cc is not None else None, "compute capability", safe.errors
+    )
+    memory = _checked(Bytes, getattr(mem, "total", None), f"GPU {index}: memory size in bytes", odd)
     return (
         GPU(
             index=index,
             name=_text(name) if name is not None else None,
             uuid=_text(uuid) if uuid is not None else None,
-            memory_bytes=int(mem.total) if mem is not None else None,
-            compute_capability=f"{cc[0]}.{cc[1]}" if cc is not None else None,
+            memory_bytes=memory,
+            compute_capability=capability,
             mig=mig,
             error="; ".join(safe.errors) or None,
         ),
         handle,
+        odd,
     )
 
 
@@ -278,11 +316,18 @@ def nvml_timeout(env: Mapping[str, str] | None = None) -> float:
     return resolve(env).nvml_timeout
 
 
+# What the NVML child may print: its answer is a few KiB; a driver library's chatter is kept as a tail.
+PROBE_OUTPUT = 1 << 20
+
+
 def _probe_nvml_isolated(notes: list[str]) -> NvidiaInfo:
-    """The NVML probe in a child Python: a crash (signal), a hang (deadline) or garbage is a finding."""
+    """The NVML probe in a child Python (fwsetup.proc.run: its own process group, ended when the call
+    returns; output bounded): a crash (signal), a hang (deadline) or garbage is a finding. The child's answer
+    is the one JSON line on its stdout; what the driver library prints goes to its stderr (_child_main)."""
     import json
     import signal
-    import subprocess
+
+    from fwsetup import proc
 
     library = find_nvml_library()
     if library is None:
@@ -296,23 +341,21 @@ def _probe_nvml_isolated(notes: list[str]) -> NvidiaInfo:
         "from fwsetup.detect.nvidia import _child_main; _child_main()"
     )
     where = f" ({library})" if library != NVML_LIBRARY else ""
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-I", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-    except OSError as exc:
-        return NvidiaInfo(nvml=f"error: cannot start the NVML probe: {exc}")
-    try:
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        # a process stuck inside the kernel driver may not even die: do not wait for it
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.communicate(timeout=1)
+    res = proc.run([sys.executable, "-I", "-c", script], timeout=timeout, max_output=PROBE_OUTPUT)
+    try:  # an answer is an answer, even when the child then hung or crashed in nvmlShutdown
+        answer = json.loads(res.stdout.strip().splitlines()[-1])
+        info = _info_from_json(answer["info"])
+        notes.extend(str(n) for n in answer.get("notes", []))
+        return info
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        pass
+    rc = res.returncode
+    if rc is None and res.error and "timed out" in res.error:
         return NvidiaInfo(
             nvml=f"error: the NVIDIA driver library{where} did not answer within {timeout:g} s (NVML hung)"
         )
-    rc = child.returncode
+    if rc is None:
+        return NvidiaInfo(nvml=f"error: cannot start the NVML probe: {res.error}")
     if rc < 0:
         try:
             name = signal.Signals(-rc).name
@@ -321,16 +364,10 @@ def _probe_nvml_isolated(notes: list[str]) -> NvidiaInfo:
         return NvidiaInfo(
             nvml=f"error: the NVIDIA driver library{where} crashed ({name}) while fwsetup asked it about the GPUs"
         )
-    try:
-        answer = json.loads(out.strip().splitlines()[-1])
-        info = _info_from_json(answer["info"])
-        notes.extend(str(n) for n in answer.get("notes", []))
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-        last = (err.strip().splitlines() or out.strip().splitlines() or [""])[-1][:300]
-        last = "".join(c if c.isprintable() else "?" for c in last)
-        how = f"exit {rc}" if rc else "no readable answer"
-        return NvidiaInfo(nvml=f"error: the NVML probe failed ({how})" + (f": {last}" if last else ""))
-    return info
+    last = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or [""])[-1][:300]
+    last = "".join(c if c.isprintable() else "?" for c in last)
+    how = f"exit {rc}" if rc else "no readable answer"
+    return NvidiaInfo(nvml=f"error: the NVML probe failed ({how})" + (f": {last}" if last else ""))
 
 
 def _info_from_json(data: object) -> NvidiaInfo:
@@ -340,13 +377,18 @@ def _info_from_json(data: object) -> NvidiaInfo:
 
 
 def _child_main() -> None:
-    """The NVML child: probe in this process, print {"info": NvidiaInfo, "notes": [...]} as one JSON line."""
+    """The NVML child: probe in this process, print {"info": NvidiaInfo, "notes": [...]} as one JSON line.
+    The answer goes to the stdout fwsetup reads; everything else written to file descriptor 1 from here on
+    (a driver library's own printf) goes to stderr, so it can neither bury nor corrupt the answer."""
     import msgspec
 
+    answer = os.fdopen(os.dup(1), "w")
+    sys.stdout.flush()
+    os.dup2(2, 1)
     notes: list[str] = []
     info = _probe_nvml(notes, None)
-    sys.stdout.write(msgspec.json.encode({"info": info, "notes": notes}).decode() + "\n")
-    sys.stdout.flush()
+    answer.write(msgspec.json.encode({"info": info, "notes": notes}).decode() + "\n")
+    answer.flush()
 
 
 def _probe_nvml(notes: list[str], nvml: ModuleType | None) -> NvidiaInfo:
@@ -380,16 +422,27 @@ def _probe_nvml(notes: list[str], nvml: ModuleType | None) -> NvidiaInfo:
         gpus: list[GPU] = []
         handles: dict[int, Any] = {}
         for index in range(count or 0):
-            gpu, handle = _gpu(nvml, index)
+            gpu, handle, gpu_notes = _gpu(nvml, index)
+            notes.extend(f"nvidia: {o}" for o in gpu_notes)
             gpus.append(gpu)
             if handle is not None:
                 handles[index] = handle
         links = _links(nvml, handles, notes) if len(handles) > 1 else ()
-        notes.extend(f"nvidia: {e}" for e in safe.errors)
+        notes.extend(f"nvidia: {e}" for e in safe.errors + safe.odd)
+        odd: list[str] = []
+        driver_version = _checked(
+            Version, _text(driver) if driver is not None else None, "driver version", odd
+        )
+        cuda_version = None
+        if isinstance(cuda, int) and cuda > 0:
+            cuda_version = _checked(Version, format_cuda_version(cuda), "CUDA driver version", odd)
+        elif cuda:
+            odd.append(f"CUDA driver version: the driver reported {cuda!r}, not a real value")
+        notes.extend(f"nvidia: {o}" for o in odd)
         return NvidiaInfo(
             nvml="ok",
-            driver_version=_text(driver) if driver is not None else None,
-            cuda_driver_version=format_cuda_version(int(cuda)) if cuda else None,
+            driver_version=driver_version,
+            cuda_driver_version=cuda_version,
             gpus=tuple(gpus),
             links=links,
         )

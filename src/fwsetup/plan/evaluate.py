@@ -296,8 +296,12 @@ def _check_cuda(
     if not usable:
         if nv.gpus and all(g.mig for g in nv.gpus):
             fail("gpu", "all_mig", count=len(nv.gpus))
-        else:
-            fail("gpu", "none_answered")
+        else:  # what each GPU's probe said (a lost GPU, a capability that is not one), or nothing
+            fail(
+                "gpu",
+                "none_answered",
+                errors="; ".join(f"GPU {g.index}: {g.error}" for g in nv.gpus if g.error),
+            )
         return
     if t.docker and profile.tools.docker.nvidia_runtime is False:
         fail("gpu", "no_nvidia_runtime")

@@ -83,7 +83,11 @@ _FAILURES: dict[str, Callable[[F], str]] = {
     ),
     "no_nvidia_gpu": lambda f: f"no usable NVIDIA GPU (NVML: {f['nvml']})",
     "all_mig": lambda f: f"all {f['count']} NVIDIA GPUs are in MIG mode",
-    "none_answered": lambda f: "no usable NVIDIA GPU (NVML found none that answered)",
+    "none_answered": lambda f: (
+        f"no usable NVIDIA GPU ({f['errors']})"
+        if f.get("errors")
+        else "no usable NVIDIA GPU (NVML found none that answered)"
+    ),
     "no_nvidia_runtime": lambda f: (
         "the Docker engine has no NVIDIA runtime: install the NVIDIA Container Toolkit "
         "(nvidia-container-toolkit), then `sudo nvidia-ctk runtime configure --runtime=docker` "

@@ -143,7 +143,8 @@ def run_smoke(
     res = runner(argv, timeout=timeout, env=env, env_overrides=overrides)
     if log_file is not None:
         with contextlib.suppress(OSError), open(log_file, "a") as f:
-            f.write(f"+ {shlex.join(argv)}\n--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}\n")
+            cut = f"--- ({_left_out(res)})\n" if res.left_out else ""
+            f.write(f"+ {shlex.join(argv)}\n{cut}--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}\n")
     report = check_result(
         res,
         device=spec.device,
@@ -227,16 +228,22 @@ def _check_device(report: SmokeReport, device: str, framework: str, where: str) 
     raise SmokeError(msg)
 
 
+def _left_out(res: proc.Result) -> str:
+    return f"it printed more than fwsetup keeps: the first {res.left_out / 2**20:.1f} MiB of its output were left out"
+
+
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
 
 
 def _hint(res: proc.Result, report: SmokeReport | None, log_file: Path | None) -> str | None:
-    tail = "\n".join(res.stderr.strip().splitlines()[-8:])
+    tail = "\n".join(line[:500] for line in res.stderr.strip().splitlines()[-8:])
     parts = []
     if tail and (report is None or not report.error):
         parts.append("last lines of its output:\n" + tail)
+    if getattr(res, "left_out", 0):
+        parts.append(_left_out(res))
     if log_file is not None:
         parts.append(f"full output: {log_file}")
     return "\n".join(parts) or None
