@@ -62,7 +62,8 @@ def _result(
     rank: int, *, ok: bool = True, digest: str = "aa", ended: float = 1.0, **report: object
 ) -> mn.RankResult:
     rep = {"ok": ok, "rank": rank, "world": 2, "weights_sha256": digest, "loss_before": 1.0, "loss_after": 0.5,
-           "allreduce_seconds": 0.001 * (rank + 1), **report}  # fmt: skip
+           "allreduce_seconds": 0.001 * (rank + 1), "host": "n1", "addr_seen": f"10.0.0.{rank + 1}",
+           **report}  # fmt: skip
     return mn.RankResult(mn.Rank(rank, f"10.0.0.{rank + 1}"), 0 if ok else 1, rep, "", ended=ended)
 
 
@@ -70,8 +71,12 @@ def test_verdict() -> None:
     master = mn.Rank(0, "10.0.0.1")
     out = mn._verdict("pytorch", [_result(0), _result(1)], master, 29500, 3.0)
     assert out["ok"] and out["nodes"] == 2 and out["rendezvous"] == "10.0.0.1:29500"
+    assert [(r["host"], r["addr_seen"]) for r in out["ranks"]] == [("n1", "10.0.0.1"), ("n1", "10.0.0.2")]
     with pytest.raises(SmokeError, match="different weights"):
         mn._verdict("pytorch", [_result(0), _result(1, digest="bb")], master, 29500, 3.0)
+    # A rank that reports another address than its own did not run where its address says: no proof.
+    with pytest.raises(SmokeError, match=r"rank 1 \(10\.0\.0\.2\) did not run at its address.*127\.0\.0\.1"):
+        mn._verdict("pytorch", [_result(0), _result(1, addr_seen="127.0.0.1")], master, 29500, 3.0)
     # The rank that failed first is named; the one that failed because of it follows.
     dead = mn.RankResult(mn.Rank(1, "10.0.0.2"), 17, None, "", ended=1.0)
     peer = _result(0, ok=False, ended=2.0, error="Connection closed by peer")

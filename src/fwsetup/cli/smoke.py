@@ -16,6 +16,7 @@ from fwsetup.cli.options import count, input_file, interpreter, seconds
 
 if TYPE_CHECKING:
     from fwsetup.ops.result import SmokeOutcome
+    from fwsetup.smoke.multinode import Progress
 
 
 @app.command("smoke")
@@ -184,7 +185,7 @@ def _multinode(
     from fwsetup.errors import SmokeError, UsageError
     from fwsetup.ops import smoke as ops
     from fwsetup.smoke import multinode
-    from fwsetup.ui import emit_json, err_console
+    from fwsetup.ui import emit_json, err_console, escape
 
     if nodes is None:
         raise UsageError("--node-addr, --netns, --hostfile and --rank go with --nodes N.")
@@ -196,7 +197,7 @@ def _multinode(
     try:
         report = multinode.run_multinode(
             framework, exe, ranks, port=port, steps=steps, gpu=gpu, rank_timeout=rank_timeout, timeout=timeout,
-            here=here,
+            here=here, progress=_progress_printer(),
         )  # fmt: skip
     except SmokeError as exc:
         if json_out:
@@ -207,10 +208,40 @@ def _multinode(
         return
     print(json.dumps(report))
     err_console().print(
-        f"[green]✓[/] {framework} {report['version']}: {report['nodes']} nodes, loss {report['loss_before']:.4g} -> "
+        f"[green]✓[/] {escape(framework)} {escape(str(report['version']))}: {report['nodes']} ranks, "
+        f"{escape(_where_ranks_ran(report['ranks']))}; loss {report['loss_before']:.4g} -> "
         f"{report['loss_after']:.4g}, identical weights on every rank, all-reduce {report['allreduce_seconds'] * 1000:.2f} ms "
         f"per step, {report['seconds_total']:.1f} s in all"
     )
+
+
+def _where_ranks_ran(ranks: list[dict[str, object]]) -> str:
+    """Where the ranks started here ran, as each saw it: host and address (and namespace), a few named."""
+    shown = [
+        f"rank {r['rank']} on {r.get('host') or '?'} at {r.get('addr_seen')}"
+        + (f" (netns {r['netns']})" if r.get("netns") else "")
+        for r in ranks[:4]
+    ]
+    more = f" and {len(ranks) - 4} more" if len(ranks) > 4 else ""
+    return f"{len(ranks)} started here: " + ", ".join(shown) + more
+
+
+def _progress_printer() -> Progress:
+    """Progress of a multi-node job on stderr: each phase's count at most once a second, and when done."""
+    import time
+
+    from fwsetup.ui import info
+
+    last: dict[str, float] = {}
+
+    def show(what: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        started = last.setdefault(what, now)  # a phase that ends within a second shows its end only
+        if done == total or now - started >= 1.0:
+            last[what] = now
+            info(f"[dim]{what}: {done}/{total}[/]")
+
+    return show
 
 
 def _render(outcome: SmokeOutcome, *, json_out: bool) -> None:

@@ -66,16 +66,72 @@ def interface_of(addr: str) -> str | None:
     return None
 
 
-def wait_reachable(host: str, port: int, timeout: float) -> None:
-    """Fail within `timeout` seconds, naming the address and port tried, when nothing answers there."""
+def address_problem(addr: str) -> str | None:
+    """Why IPv4 address `addr` is not one of this node's (in this network namespace), or None when it is: a
+    socket can be bound to it, and traffic to it stays here (with net.ipv4.ip_nonlocal_bind any address
+    can be bound, so binding alone proves nothing). The launcher asks this before a job starts (`probe`),
+    and every rank asks it of its own --addr before it meets the others."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((addr, 0))
+    except OSError as exc:
+        return f"nothing here can bind it ({exc.strerror or exc})"
+    if addr.startswith("127."):
+        return None  # the whole of 127.0.0.0/8 is this machine's loopback
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((addr, 9))
+            src = s.getsockname()[0]
+    except OSError as exc:
+        return f"there is no route to it from here ({exc.strerror or exc})"
+    if src != addr:
+        return f"it is not an address of this machine (traffic to it leaves from {src})"
+    return None
+
+
+def probe(args: list[str]) -> None:
+    """The launcher's question to a node before the job (`python -I -c ... SPEC`, SPEC a JSON object with
+    "dists" and "addrs"): one JSON line with the installed versions of those distributions, this node's
+    host name, and for each address why it is not this node's (null: it is)."""
+    import importlib.metadata as m
+    import json
+
+    spec = json.loads(args[0])
+    versions: dict = {}
+    for name in spec.get("dists", []):
+        try:
+            versions[name] = m.version(name)
+        except m.PackageNotFoundError:
+            versions[name] = None
+    addrs = {a: address_problem(a) for a in spec.get("addrs", [])}
+    print(json.dumps({"versions": versions, "host": socket.gethostname(), "addrs": addrs}))
+
+
+def locate(opts: Options, result: dict) -> None:
+    """Where this rank runs, as it sees it (the report's host and addr_seen): fail, naming the host, when
+    --addr is not one of this node's addresses. A rank other than 0 records the local address of its
+    connection to the rendezvous later (wait_reachable binds it to --addr)."""
+    result["host"] = socket.gethostname()
+    why = address_problem(opts.addr)
+    if why:
+        msg = f"this rank was given address {opts.addr}, but on this node ({result['host']}) {why}"
+        raise Fail(msg)
+    result["addr_seen"] = opts.addr
+
+
+def wait_reachable(host: str, port: int, timeout: float, source: str | None = None) -> str:
+    """Fail within `timeout` seconds, naming the address and port tried, when nothing answers there. With
+    `source`, the connection is made from that local address. Returns the connection's local address."""
     deadline = time.monotonic() + timeout
     last: OSError | None = None
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(
-                (host, port), timeout=min(2.0, max(0.1, deadline - time.monotonic()))
-            ):
-                return
+                (host, port),
+                timeout=min(2.0, max(0.1, deadline - time.monotonic())),
+                source_address=(source, 0) if source else None,
+            ) as s:
+                return str(s.getsockname()[0])
         except OSError as exc:
             last = exc
             time.sleep(0.2)
@@ -110,4 +166,9 @@ def main(framework: str, train) -> None:
         "rendezvous": f"{opts.master_addr}:{opts.master_port}",
         "device_requested": opts.device,
     }
-    h.run(train, opts, result)
+
+    def train_here(o: Options, r: dict) -> None:
+        locate(o, r)
+        train(o, r)
+
+    h.run(train_here, opts, result)

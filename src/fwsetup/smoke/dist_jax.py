@@ -34,7 +34,7 @@ def train(opts: d.Options, result: dict) -> None:
     make = xla_bridge._jax.make_gloo_tcp_collectives
     xla_bridge._jax.make_gloo_tcp_collectives = lambda **kw: make(hostname=opts.addr, **kw)
     if opts.rank != 0:
-        d.wait_reachable(opts.master_addr, opts.master_port, opts.timeout)
+        result["addr_seen"] = d.wait_reachable(opts.master_addr, opts.master_port, opts.timeout, opts.addr)
     t = time.perf_counter()
     jax.distributed.initialize(
         coordinator_address=f"{opts.master_addr}:{opts.master_port}",

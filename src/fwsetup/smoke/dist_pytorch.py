@@ -49,7 +49,7 @@ def train(opts: d.Options, result: dict) -> None:
     result["interface"] = ifname
     timeout = timedelta(seconds=opts.timeout)
     if opts.rank != 0:
-        d.wait_reachable(opts.master_addr, opts.master_port, opts.timeout)
+        result["addr_seen"] = d.wait_reachable(opts.master_addr, opts.master_port, opts.timeout, opts.addr)
     t = time.perf_counter()
     try:
         store = dist.TCPStore(

@@ -9,6 +9,7 @@ Marked `network`: the ranks' environments are installed from the registries (onc
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from fwsetup.smoke import multinode
 pytestmark = pytest.mark.network
 
 RANK_TIMEOUT = 10.0
+SUBNET_UNUSED = "10.231.0.250"  # in the test subnet, held by no namespace
 
 
 def smoke(
@@ -47,6 +49,10 @@ def test_smoke_across_namespaces(framework: str, n: int, make_nodes, request: py
     assert report["ok"] is True and report["nodes"] == n and report["backend"] == "gloo"
     # Every rank ran in its own namespace, at its own address, and ended with the same weights.
     assert [(r["addr"], r["netns"]) for r in report["ranks"]] == [(x.addr, x.ns) for x in nodes]
+    # ...as each rank saw it: the address its traffic left from, on this host.
+    assert [(r["addr_seen"], r["host"]) for r in report["ranks"]] == [
+        (x.addr, socket.gethostname()) for x in nodes
+    ]
     digests = {r["weights_sha256"] for r in report["ranks"]}
     assert len(digests) == 1 and None not in digests
     assert report["loss_after"] < report["loss_before"]
@@ -114,3 +120,34 @@ def test_different_versions_refused_before_the_job(
     assert "different versions" in error and "jax 0.10.2" in error and "jax 0.9.2" in error
     assert "not started" in error
     assert wall < 60  # two metadata reads, no training
+
+
+def test_rank_whose_address_is_not_in_its_namespace_is_refused_not_run(
+    make_nodes, torch_python: str, tmp_path
+) -> None:
+    """A rank runs where its address says: rank 1 given node 1's address but node 0's namespace (another
+    machine's address), or an address no namespace has, is refused before the job (exit 2, naming the line),
+    also when the namespace lets any address be bound (net.ipv4.ip_nonlocal_bind=1): before, such ranks ran
+    wherever they were started and the job 'proved' N nodes."""
+    nodes = make_nodes(2)
+    hostfile = tmp_path / "hosts"
+    argv = [sys.executable, "-m", "fwsetup", "smoke", "pytorch", "--python", torch_python, "--nodes", "2",
+            "--hostfile", str(hostfile), "--rank-timeout", f"{RANK_TIMEOUT:g}"]  # fmt: skip
+    cases = [
+        (
+            f"{nodes[1].addr} netns={nodes[0].ns}",
+            f"is not an address of netns {nodes[0].ns}: nothing here can bind it",
+        ),
+        (f"{SUBNET_UNUSED}", "is not an address of this machine"),
+    ]
+    subprocess.run(
+        ["ip", "netns", "exec", nodes[1].ns, "sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"], check=True
+    )
+    cases.append((f"{nodes[0].addr} netns={nodes[1].ns}", f"traffic to it leaves from {nodes[1].addr}"))
+    for line, why in cases:
+        hostfile.write_text(f"{nodes[0].addr} netns={nodes[0].ns}\n{line}\n")
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        err = " ".join(res.stderr.split())
+        assert res.returncode == 2, err
+        assert f"{hostfile}, line 2: rank 1's address {line.split()[0]} " in err and why in err, err
+        assert "✓" not in err and not res.stdout.strip()
