@@ -171,6 +171,9 @@ class CondaSpec(_S, frozen=True, kw_only=True):
     # host's driver supports (HostProfile nvidia.cuda_driver_version). The planner fills it in the Plan;
     # None = no NVIDIA driver (packages that need `__cuda` cannot be solved).
     cuda_driver: str | None = None
+    # The `__cuda_arch` virtual package (conda CEP 46): the lowest compute capability of the GPUs the plan uses,
+    # so a solver that implements it refuses packages without kernels for them. Filled in by the planner.
+    cuda_arch: str | None = None
 
 
 class DockerSpec(_S, frozen=True, kw_only=True):

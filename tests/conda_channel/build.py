@@ -18,6 +18,8 @@ Packages:
   tinytrain     0.2.0   noarch     same, .conda; needs `cuda-version` and `__cuda >=12.8` (a GPU build)
   cuda-version  12.4, 12.8  noarch  conda-forge's CUDA pin metapackage (constrains __cuda >=12)
   legacy-only   1.0     noarch     depends on python <3.8 (an unsatisfiable combination)
+  sm80-only     1.0     noarch     depends on `__cuda_arch >=8.0` (CEP 46: built with kernels for compute
+                                   capability 8.0 and newer only)
   pip           (this venv's)  noarch  the real pip, repackaged from the installed distribution: an
                                    environment.yml with a pip: section depends on it
 make_wheel() writes a tiny real wheel (tinyextra, with a console script) for the pip: section tests.
@@ -243,6 +245,17 @@ def build_channel(channel: Path, *, work: Path | None = None) -> Path:
         subdir_name="noarch",
         files={"share/legacy-only/README": "needs an old python\n"},
         depends=["python <3.8"],
+        noarch="generic",
+    )
+    build_package(
+        channel / "noarch",
+        work,
+        name="sm80-only",
+        version="1.0",
+        build="0",
+        subdir_name="noarch",
+        files={"share/sm80-only/README": "kernels for sm_80 and newer\n"},
+        depends=["__cuda_arch >=8.0"],
         noarch="generic",
     )
     _repackage_pip(channel / "noarch", work)

@@ -24,6 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 
 pytest.importorskip(
@@ -639,3 +640,38 @@ def test_cli_gpu_plan_and_the_driver_conda_sees(recipes: Path, tmp_path: Path) -
     lock = json.loads((tmp_path / "b" / ".fwsetup" / "lock.json").read_text())
     assert lock["virtual_packages"]["__cuda"] == "12.8"
     assert {p["name"]: p["version"] for p in lock["packages"]}["cuda-version"] == "12.8"
+
+
+# ---- __cuda_arch (conda CEP 46; issue 22) ----------------------------------------------------------------
+
+
+def test_cuda_arch_reaches_the_solver(channel: Path, pkgs_dir: Path) -> None:
+    """The plan's lowest compute capability goes to the solver as `__cuda_arch` (CEP 46), so a package built
+    only for newer GPUs (here one that depends on `__cuda_arch >=8.0`) is refused on a Turing card (7.5) and
+    solved on an Ada card (8.9); the user's CONDA_OVERRIDE_CUDA_ARCH wins, and without `__cuda` there is no
+    `__cuda_arch` (CEP 46). py-rattler does not detect `__cuda_arch` itself: fwsetup passes it."""
+    from fwsetup.backends.conda_env import conda_env_for
+
+    backend = rattler_backend(pkgs_dir)
+
+    def plan_for(arch: str | None, driver: str | None = "12.8") -> Plan:
+        p = make_plan(channel, ["sm80-only"], cuda_driver=driver, accelerator="cuda", version="1.0")
+        return msgspec.structs.replace(p, conda=msgspec.structs.replace(p.conda, cuda_arch=arch))
+
+    def solve(p: Plan, **env: str) -> list[str]:
+        installer = backend._installer
+        assert installer is not None
+        conda_env = conda_env_for(p, options(Path("/nonexistent"), **env).env, name="x")
+        return [str(p["name"]) for p in installer.solve(conda_env).packages]
+
+    assert "sm80-only" in solve(plan_for("8.9"))
+    with pytest.raises(InstallError, match="__cuda_arch"):
+        solve(plan_for("7.5"))
+    assert "sm80-only" in solve(plan_for("7.5"), CONDA_OVERRIDE_CUDA_ARCH="9.0")
+    with pytest.raises(InstallError):
+        solve(plan_for("8.9", driver=None))  # no __cuda, so no __cuda_arch either
+    env = conda_env_for(plan_for("8.9"), {}, name="x")
+    assert env.solver_env() == {"CONDA_OVERRIDE_CUDA": "12.8", "CONDA_OVERRIDE_CUDA_ARCH": "8.9"}
+    assert "CONDA_OVERRIDE_CUDA_ARCH=8.9" in env.header[1]
+    none = conda_env_for(plan_for("8.9", driver=None), {}, name="x")
+    assert none.solver_env() == {"CONDA_OVERRIDE_CUDA": ""} and none.cuda_arch is None

@@ -165,3 +165,25 @@ def test_pinned_release_without_a_build_for_this_platform_names_the_last_one_tha
     # and that command really plans
     again = plan(host("intel-mac"), "pytorch", want="cpu", version="2.2.2")
     assert again.status == "ok" and again.version == "2.2.2"
+
+
+# ---- conda: the GPU architecture for the solver (__cuda_arch, conda CEP 46) ------------------------------
+
+
+def test_a_conda_plan_passes_the_gpu_architecture_with_the_driver() -> None:
+    """Where the conda route passes virtual packages, the plan carries `__cuda_arch` too: the lowest compute
+    capability of the GPUs it uses (CEP 46), beside `__cuda` (the driver's CUDA). TensorFlow 2.10 on native
+    Windows takes CUDA 11.2 and cuDNN 8.1 from conda-forge (TF's install page); the RTX card is 8.6."""
+    from fwsetup.backends.conda_env import conda_env_for
+
+    p = plan(
+        host("windows-nvidia"), "tensorflow", want="gpu", version="2.10.1", python="3.10", method="conda"
+    )
+    assert p.status == "ok" and p.conda is not None
+    assert (p.conda.cuda_driver, p.conda.cuda_arch) == ("12.6", "8.6")
+    env = conda_env_for(p, {}, name="tf")
+    assert env.solver_env() == {"CONDA_OVERRIDE_CUDA": "12.6", "CONDA_OVERRIDE_CUDA_ARCH": "8.6"}
+    cpu = plan(
+        host("windows-nvidia"), "tensorflow", want="cpu", version="2.10.1", python="3.10", method="conda"
+    )
+    assert cpu.conda is None or cpu.conda.cuda_arch is None

@@ -81,9 +81,10 @@ class CondaBackend(Backend):
         target = Path(options.target).absolute()
         label = self._installer.label if self._installer else describe_installer(options.env)
         cuda = env.cuda_driver or '""'
+        arch = f" CONDA_OVERRIDE_CUDA_ARCH={env.cuda_arch}" if env.cuda_arch else ""
         lines = [
             f"# installer: {label}",
-            f"# equivalent: CONDA_OVERRIDE_CUDA={cuda} micromamba create -y -p {target} -f {ENV_FILE}",
+            f"# equivalent: CONDA_OVERRIDE_CUDA={cuda}{arch} micromamba create -y -p {target} -f {ENV_FILE}",
         ]
         if plan.smoke is not None and options.run_smoke:
             lines.append(
@@ -356,7 +357,11 @@ def _finish(
             "channels": list(env.channels),
             "specs": list(env.specs),
             "pip": list(env.pip),
-            "virtual_packages": {"__cuda": env.cuda_driver, "source": env.cuda_source},
+            "virtual_packages": {
+                "__cuda": env.cuda_driver,
+                **({"__cuda_arch": env.cuda_arch} if env.cuda_arch else {}),
+                "source": env.cuda_source,
+            },
             "prefix": str(target),
         },
     )

@@ -38,11 +38,20 @@ class CondaEnv:
     # None = no CUDA driver, so packages that depend on `__cuda` are not installable).
     cuda_driver: str | None = None
     cuda_source: str = ""  # a phrase: where cuda_driver came from, for messages
+    # The `__cuda_arch` virtual package (conda CEP 46: the lowest compute capability of the GPUs; absent when
+    # `__cuda` is): solvers that implement it refuse packages built without kernels for it.
+    cuda_arch: str | None = None
     header: tuple[str, ...] = ()  # comment lines for environment.yml
 
     def solver_env(self) -> dict[str, str]:
-        """The variables conda, mamba and micromamba read for the virtual CUDA package."""
-        return {"CONDA_OVERRIDE_CUDA": self.cuda_driver or ""}
+        """The variables conda, mamba and micromamba read for the virtual CUDA packages. CONDA_OVERRIDE_CUDA_ARCH
+        is CEP 46's: conda reads it where the nvidia-virtual-packages plugin is installed; a solver without
+        `__cuda_arch` support ignores it (the plan's own compute-capability check still applies). Without
+        `__cuda` there is no `__cuda_arch` (CEP 46)."""
+        out = {"CONDA_OVERRIDE_CUDA": self.cuda_driver or ""}
+        if self.cuda_driver and self.cuda_arch:
+            out["CONDA_OVERRIDE_CUDA_ARCH"] = self.cuda_arch
+        return out
 
     def digest_data(self) -> dict[str, Any]:
         """Everything that changes the environment: same data, same environment (the no-op check)."""
@@ -52,6 +61,8 @@ class CondaEnv:
             "pip": list(self.pip),
             "variables": dict(sorted(self.variables.items())),
             "cuda_driver": self.cuda_driver,
+            # only where known, so that the digest of an environment made before __cuda_arch is unchanged
+            **({"cuda_arch": self.cuda_arch} if self.cuda_arch else {}),
         }
 
 
@@ -89,6 +100,17 @@ def virtual_cuda(plan: Plan, env: Mapping[str, str]) -> tuple[str | None, str]:
     return None, "the host profile has no NVIDIA driver"
 
 
+def virtual_cuda_arch(plan: Plan, env: Mapping[str, str], cuda: str | None) -> str | None:
+    """The `__cuda_arch` version to solve with (CEP 46): None when there is no `__cuda`; the caller's
+    CONDA_OVERRIDE_CUDA_ARCH wins (empty: none); otherwise the plan's (the lowest compute capability of the
+    GPUs it uses)."""
+    if cuda is None:
+        return None
+    if "CONDA_OVERRIDE_CUDA_ARCH" in env:
+        return env["CONDA_OVERRIDE_CUDA_ARCH"].strip() or None
+    return plan.conda.cuda_arch if plan.conda is not None else None
+
+
 def conda_env_for(plan: Plan, env: Mapping[str, str], *, name: str) -> CondaEnv:
     """The conda environment a Plan asks for; UsageError when the plan has no conda form."""
     if plan.status != "ok":
@@ -120,9 +142,14 @@ def conda_env_for(plan: Plan, env: Mapping[str, str], *, name: str) -> CondaEnv:
     pip_lines = [f"--extra-index-url {url}" for url in plan.index_urls] + pip if pip else []
 
     cuda, source = virtual_cuda(plan, env)
+    arch = virtual_cuda_arch(plan, env, cuda)
     title = f"{plan.framework} {plan.version or ''} ({plan.variant or '?'}) for Python {plan.python or '?'}"
     if cuda:
         solve_line = f"solve with CONDA_OVERRIDE_CUDA={cuda} (__cuda from {source})"
+        if arch:
+            solve_line += (
+                f" and CONDA_OVERRIDE_CUDA_ARCH={arch} (__cuda_arch, CEP 46: the GPU's compute capability)"
+            )
     else:
         solve_line = f'solve with CONDA_OVERRIDE_CUDA="" (no __cuda: {source})'
     header = [f"fwsetup: {title}", solve_line]
@@ -134,6 +161,7 @@ def conda_env_for(plan: Plan, env: Mapping[str, str], *, name: str) -> CondaEnv:
         variables=dict(plan.env),
         cuda_driver=cuda,
         cuda_source=source,
+        cuda_arch=arch,
         header=tuple(header),
     )
 

@@ -6,7 +6,7 @@ work is done; about 1 run in 30 here; PyO3/pyo3-async-runtimes#40). In a child t
 after writing its answer, that cannot turn a good install into a crash of fwsetup.
 
 Protocol: one JSON request on stdin, one JSON answer line on stdout.
-  {"op": "solve", "channels": [...], "specs": [...], "cuda": "12.4" | null}
+  {"op": "solve", "channels": [...], "specs": [...], "cuda": "12.4" | null, "cuda_arch": "8.9" | null}
       -> {"ok": true, "packages": [{name, version, build, channel, subdir, url, fn, sha256, md5, size}, ...]}
   {"op": "create", ... same ..., "prefix": P, "final": F, "cache_dir": D | null, "expect": [packages]}
       -> solves again, checks the answer is `expect` (the channel did not change in between), links the
@@ -53,11 +53,25 @@ async def _solve(rattler: Any, req: dict[str, Any]) -> list[Any]:
     # This machine's __unix/__linux/__glibc/__archspec; __cuda exactly as the plan says (an empty override
     # removes it): rattler never probes libcuda itself here.
     overrides = rattler.VirtualPackageOverrides(cuda=rattler.Override.string(req.get("cuda") or ""))
+    virtual: list[Any] = list(rattler.VirtualPackage.detect(overrides))
+    # __cuda_arch (CEP 46) as the plan says; py-rattler (0.28) does not detect it, so fwsetup adds it itself.
+    if (
+        req.get("cuda")
+        and req.get("cuda_arch")
+        and not any(str(getattr(v, "name", "")) == "__cuda_arch" for v in virtual)
+    ):
+        virtual.append(
+            rattler.GenericVirtualPackage(
+                rattler.PackageName("__cuda_arch"),
+                rattler.Version(str(req["cuda_arch"])),
+                rattler.BuildString("0"),
+            )
+        )
     return await rattler.solve(
         [rattler.Channel(c) for c in req["channels"]],
         list(req["specs"]),
         platforms=[str(subdir.current()), "noarch"],
-        virtual_packages=list(rattler.VirtualPackage.detect(overrides)),
+        virtual_packages=virtual,
         timeout=datetime.timedelta(seconds=SOLVE_TIMEOUT_S),
     )
 

@@ -280,6 +280,7 @@ class RattlerInstaller(Installer):
             "channels": list(env.channels),
             "specs": list(env.specs),
             "cuda": env.cuda_driver,
+            "cuda_arch": env.cuda_arch,
             **request,
         }
         child_env = dict(self.base_env or os.environ)

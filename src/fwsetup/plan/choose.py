@@ -14,7 +14,7 @@ from fwsetup.plan.rocm import VENDOR_OF, VENDORS, has_other_gpu
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData
     from fwsetup.plan.model import Request
-    from fwsetup.profile import HostProfile
+    from fwsetup.profile import GPU, HostProfile
 
 Rank = tuple[bool, int, int, int, int, int, tuple[int, ...], int]
 
@@ -98,6 +98,18 @@ def rejections(
 
 def apple_gpu(profile: HostProfile) -> bool:
     return profile.os.system == "darwin" and norm_arch("darwin", profile.cpu.arch) == "arm64"
+
+
+def lowest_cc(gpus: Sequence[GPU]) -> str | None:
+    """The lowest compute capability among `gpus` as "major.minor" (conda's `__cuda_arch`, CEP 46); None when
+    one is unknown (then the solver is not told a value that may be wrong)."""
+    from fwsetup.compat import parse_cc
+
+    ccs = [parse_cc(g.compute_capability or "") for g in gpus]
+    if not ccs or any(cc is None for cc in ccs):
+        return None
+    major, minor = min(cc for cc in ccs if cc is not None)
+    return f"{major}.{minor}"
 
 
 def gpu_wanted(profile: HostProfile, request: Request) -> bool:

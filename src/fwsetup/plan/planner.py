@@ -381,7 +381,11 @@ def _chosen_plan(
         )  # fmt: skip
     conda = b.conda
     if conda is not None and b.accelerator == "cuda":
-        conda = msgspec.structs.replace(conda, cuda_driver=profile.nvidia.cuda_driver_version)
+        from fwsetup.plan.choose import lowest_cc
+
+        conda = msgspec.structs.replace(
+            conda, cuda_driver=profile.nvidia.cuda_driver_version, cuda_arch=lowest_cc(chosen.gpus)
+        )
     smoke = None
     if recipe.smoke:
         smoke = SmokeSpec(
