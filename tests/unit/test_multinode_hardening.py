@@ -191,3 +191,17 @@ def test_nodes_asked_in_parallel_once_per_interpreter_with_progress(tmp_path: Pa
     # Every question started before the first one ended: they ran at the same time.
     assert max(s for s, _ in spans) < min(e for _, e in spans), spans
     assert seen[-1] == ("nodes asked", 4, 4) and [d for _, d, _ in seen] == [0, 1, 2, 3, 4]
+
+
+def test_missing_namespace_or_interpreter_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "hosts"
+    f.write_text("127.0.0.1\n127.0.0.1 netns=fwsetup-no-such-ns\n")
+    code, err = smoke(capsys, "--nodes", "2", "--hostfile", str(f))
+    assert code == 2 and f"{f}, line 2: network namespace 'fwsetup-no-such-ns' does not exist here" in err, (
+        err
+    )
+    f.write_text(f"127.0.0.1\n127.0.0.1 python={tmp_path}/nope/bin/python\n")
+    code, err = smoke(capsys, "--nodes", "2", "--hostfile", str(f))
+    assert code == 2 and f"line 2: python={tmp_path}/nope/bin/python: no such interpreter here" in err, err

@@ -43,6 +43,8 @@ PROBE_WORKERS = 16  # nodes asked at once before the job
 _PROBE = "import sys; sys.path.insert(0, sys.argv[1]); import _dist; _dist.probe(sys.argv[2:])"
 _REPORT_TAIL_BYTES = 256 * 1024  # what is read back of a rank's output: its report line is at the end
 
+_NETNS_DIR = "/var/run/netns"  # where `ip netns add` puts its namespaces (iproute2's NETNS_RUN_DIR)
+
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
@@ -306,6 +308,25 @@ def check_capacity(ranks: Sequence[Rank]) -> None:
         raise UsageError(msg)
 
 
+def check_launchable(ranks: Sequence[Rank], python: str) -> None:
+    """Refuse (bad input), before anything starts, a rank whose network namespace does not exist or whose
+    interpreter is not a program here, naming where it was given."""
+    import shutil
+
+    for r in ranks:
+        origin = r.origin or f"rank {r.rank}"
+        if r.netns is not None and (
+            "/" in r.netns or r.netns in (".", "..") or not os.path.exists(os.path.join(_NETNS_DIR, r.netns))
+        ):
+            msg = f"{origin}: network namespace {r.netns!r} does not exist here (`ip netns list` shows those that do)."
+            raise UsageError(msg)
+        exe = r.python or python
+        if shutil.which(exe) is None:
+            given = f"python={exe}" if r.python else f"--python {exe}"
+            msg = f"{origin}: {given}: no such interpreter here; give the path of the environment's python."
+            raise UsageError(msg)
+
+
 def probe_nodes(
     framework: str,
     ranks: Sequence[Rank],
@@ -447,6 +468,7 @@ def run_multinode(
             raise UsageError(msg)
         ranks = [r for r in ranks if r.rank in set(here)]
     check_capacity(ranks)
+    check_launchable(ranks, python)
     probes = probe_nodes(framework, ranks, python, progress=progress)
     check_here(ranks, probes)
     check_versions(framework, ranks, {k: v.versions for k, v in probes.items()})
