@@ -940,6 +940,7 @@ def cases() -> list[Case]:
                  signal_when=after(delay)))  # fmt: skip
 
     out += cases_issue21()
+    out += cases_issue21_multinode()
     return out
 
 
@@ -1133,6 +1134,63 @@ def cases_issue21() -> list[Case]:
                 tier="default",
             )
         )
+    return out
+
+
+def no_raw_escape(_ctx: Ctx, res: Result) -> list[str]:
+    """Nothing a terminal would act on (ESC, BEL, a bidi override) reaches the output raw."""
+    text = res.stdout + res.stderr
+    return [f"printed {c!r} raw" for c in ("\x1b", "\x07", "\u202e") if c in text]
+
+
+def cases_issue21_multinode() -> list[Case]:
+    """Issue 21: multi-node smoke hostfiles (bounded reads, bad lines, ranks elsewhere, too many ranks) and node
+    names with escape sequences. No framework is needed: every case is refused before a rank starts."""
+    out: list[Case] = []
+    add = out.append
+
+    def hostfile_argv(nodes: int = 2, name: str = "hosts") -> Callable[[Ctx], list[str]]:
+        return lambda ctx: ["smoke", "pytorch", "--python", sys.executable, "--nodes", str(nodes), "--hostfile",
+                            str(ctx.dir / name) if not name.startswith("/") else name]  # fmt: skip
+
+    def hosts(data: bytes) -> Callable[[Ctx], None]:
+        return lambda ctx: (ctx.dir / "hosts").write_bytes(data) and None
+
+    add(Case("hostfile-dev-zero", 21, hostfile_argv(name="/dev/zero"), expect=(2,),
+             check=both(no_unexpected, says("larger than 4 MiB")), flood=True, timeout=65))  # fmt: skip
+    add(Case("hostfile-huge-file", 21, hostfile_argv(), expect=(2,), setup=sparse("hosts"),
+             check=both(no_unexpected, says("larger than 4 MiB")), flood=True, timeout=65))  # fmt: skip
+    add(Case("hostfile-fifo", 21, hostfile_argv(), expect=(2,), setup=fifo("hosts"),
+             check=both(no_unexpected, within_s(45)), timeout=65))  # fmt: skip
+    for cname, line, word in (
+        ("ipv6", b"::1", "IPv6"),
+        ("not-utf8", b"10.0.0.\xff2", "not UTF-8"),
+        ("any-address", b"0.0.0.0", "any address"),
+        ("broadcast", b"255.255.255.255", "broadcast"),
+        ("escape", b"127.0.0.1 netns=\x1b[2J", "control character"),
+        ("elsewhere", b"192.0.2.1", "is not an address of this machine"),
+        ("no-such-netns", b"127.0.0.1 netns=fwsetup-battery-none", "does not exist"),
+    ):
+        add(Case(f"hostfile-{cname}", 21, hostfile_argv(), expect=(2,), setup=hosts(b"127.0.0.1\n" + line + b"\n"),
+                 check=both(no_unexpected, no_raw_escape, says("line 2", word))))  # fmt: skip
+    add(Case("hostfile-10000-ranks", 21, hostfile_argv(10_000), expect=(2,), setup=hosts(b"127.0.0.1\n" * 10_000),
+             check=both(no_unexpected, says("this machine can start at most"), within_s(20))))  # fmt: skip
+
+    def hostile_fleet(ctx: Ctx) -> None:
+        d = ctx.dir / "fleet"
+        d.mkdir()
+        for f in (FIXTURES / "fleets" / "old-driver").iterdir():
+            shutil.copy(f, d / f.name)
+        (d / "gpu-07.json").rename(d / "gpu\x1b[2J\x1b[H-07.json")
+        raw = json.loads((d / "gpu-02.json").read_text())
+        raw["hostname"] = "gpu\x1b]0;owned\x07\u202e-02"
+        (d / "gpu-02.json").write_text(json.dumps(raw))
+
+    add(Case("fleet-escape-names-doctor", 21, lambda ctx: ["doctor", "--fleet", str(ctx.dir / "fleet")],
+             expect=(1,), setup=hostile_fleet, check=both(no_unexpected, no_raw_escape)))  # fmt: skip
+    add(Case("fleet-escape-names-plan", 21, lambda ctx: ["plan", "pytorch", "--gpu", "--host-profile",
+                                                         str(ctx.dir / "fleet")],
+             expect=(0,), setup=hostile_fleet, check=both(no_unexpected, no_raw_escape)))  # fmt: skip
     return out
 
 
