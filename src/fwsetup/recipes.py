@@ -570,7 +570,7 @@ def _credentials_problem(url: str) -> str:
     from fwsetup.redact import redact_url
 
     return (
-        f"{redact_url(url)!r} holds credentials (user:password@ or a conda /t/<token>/): expected a URL without them; "
+        f"{redact_url(url)!r} holds credentials (user:password@, a ?token=/key=/sig=… query value or a conda /t/<token>/): expected a URL without them; "
         "keep credentials in your own pip/conda configuration, keyring or .netrc"
     )
 

@@ -468,7 +468,9 @@ class VenvBackend(Backend):
         """The installer's commands. uv: [venv, compile, install]. The compile resolves against the interpreter
         the venv is made from (the same --python request, and --system: uv's discovery for `uv venv`), not
         the venv, so that both can run at once; its input and output are in lockdir (default: the
-        environment's .fwsetup/), and the install reads the lock from .fwsetup/."""
+        environment's .fwsetup/), and the install reads the lock from there too: uv's pylock.toml keeps
+        wheel URLs as the index gave them, a query token included (`?token=…`), so the one that works stays in
+        the private lockdir and .fwsetup/ gets a redacted copy."""
         inst = self.installer(options)
         py = options.python or plan.python
         meta = where / staging.META_DIR
@@ -508,7 +510,7 @@ class VenvBackend(Backend):
                     str(env_python(where)),
                     *uvcfg.args,
                     "-r",
-                    str(meta / PYLOCK),
+                    str(lock_in / PYLOCK),
                 ],
             ]
         base = _base_python(py, _env(options))
@@ -606,7 +608,7 @@ class VenvBackend(Backend):
         lockdir = None
         if inst.kind == "uv":
             lockdir = st.path.with_name(st.path.name + "-resolve")
-            lockdir.mkdir()
+            lockdir.mkdir(mode=0o700)  # uv's pylock.toml there may hold an index's query token
         try:
             return self._build_in(
                 plan, options, env, st, digest, progress, inst, settings, sources, uvcfg, lockdir
@@ -706,9 +708,11 @@ class VenvBackend(Backend):
         if inst.kind == "uv":
             assert resolved is not None and lockdir is not None
             _raise_for(resolved, "resolving", st)
-            shutil.copyfile(lockdir / PYLOCK, st.meta / PYLOCK)
-            shutil.rmtree(lockdir, ignore_errors=True)
+            # the env keeps the lock with its credentials redacted; uv installs from lockdir's (removed after)
+            shown = redact_text((lockdir / PYLOCK).read_text(), hidden)
+            (st.meta / PYLOCK).write_text(shown)
             packages = self._uv_install(plan, cmds, run_env, st, progress)
+            shutil.rmtree(lockdir, ignore_errors=True)
         else:
             packages = self._pip_install(plan, cmds, run_env, st, progress)
 
