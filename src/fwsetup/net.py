@@ -60,13 +60,14 @@ class FetchError(NetworkError):
 
 
 def tls_context(cafile: str | None = None, capath: str | None = None) -> ssl.SSLContext:
-    """A verifying TLS context: OpenSSL's default trust (the system store, SSL_CERT_FILE / SSL_CERT_DIR),
-    or the given CA file / folder instead (pip's `cert`)."""
+    """A verifying TLS context: OpenSSL's default trust (the system store, SSL_CERT_FILE / SSL_CERT_DIR) and,
+    in addition, the given CA file / folder (pip's `cert`: pip >= 24.2 uses the system store as well)."""
     import ssl
 
+    ctx = ssl.create_default_context()
     if cafile or capath:
-        return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
-    return ssl.create_default_context()
+        ctx.load_verify_locations(cafile=cafile or None, capath=capath or None)
+    return ctx
 
 
 class _Watch:

@@ -7,7 +7,20 @@ then the PIP_* environment variables. Within a file, the [install] section overr
 PIP_CONFIG_FILE=/dev/null (os.devnull) turns the files off, as in pip.
 
 What is carried: index-url, extra-index-url, find-links, no-index, cert, client-cert, trusted-host, proxy,
-timeout. Everything is passed in (env, home) so that tests use fake files; nothing here runs pip.
+timeout, keyring-provider, and pip's trust: everything is passed in (env, home) so that tests use fake files;
+nothing here runs pip.
+
+Trust and auth as pip does them (https://pip.pypa.io/en/stable/topics/https-certificates/,
+https://pip.pypa.io/en/stable/topics/authentication/):
+- pip >= 24.2 verifies with the system trust store (truststore) in addition to its bundle, unless
+  `use-deprecated = legacy-certs`; uv uses its bundled roots unless told: UV_SYSTEM_CERTS=true (uv >= 0.11,
+  https://docs.astral.sh/uv/concepts/authentication/certificates/), UV_NATIVE_TLS=true before (the same
+  setting under its old name, CHANGELOG 0.11.0). A UV_SYSTEM_CERTS / UV_NATIVE_TLS of the user's own wins.
+- pip's `cert`, else REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE (requests' order), is the CA bundle: uv gets it
+  as SSL_CERT_FILE (SSL_CERT_DIR for a folder).
+- pip's `keyring-provider` (auto by default: the `keyring` command when one is on PATH) becomes
+  UV_KEYRING_PROVIDER: uv has `disabled` and `subprocess` (it cannot import keyring, so `import` and `auto` use
+  the `keyring` command, as pip's subprocess provider does). A UV_KEYRING_PROVIDER of the user's own wins.
 
 Credentials: an index or find-links URL with a user name, password or token goes to uv through its
 environment (UV_INDEX_URL, UV_EXTRA_INDEX_URL, UV_FIND_LINKS), never its command line, which any local user
@@ -36,7 +49,12 @@ KEYS = (
     "trusted-host",
     "proxy",
     "timeout",
+    "keyring-provider",
+    "use-deprecated",
 )
+# uv's name for "verify with the system trust store": UV_SYSTEM_CERTS from 0.11.0 on, UV_NATIVE_TLS before
+# (uv CHANGELOG 0.11.0: "--native-tls ... has identical behavior to --system-certs")
+UV_SYSTEM_CERTS_SINCE = "0.11.0"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +68,8 @@ class PipSettings:
     trusted_hosts: tuple[str, ...] = ()
     proxy: str | None = None
     timeout: str | None = None
+    keyring_provider: str | None = None  # auto (pip's default when None), disabled, import, subprocess
+    legacy_certs: bool = False  # use-deprecated = legacy-certs: pip does not use the system trust store
     # where each value came from ("PIP_FIND_LINKS", "/root/.config/pip/pip.conf [global]"), for the log
     sources: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
@@ -122,6 +142,12 @@ def read_pip_settings(
     if "timeout" not in raw and "PIP_DEFAULT_TIMEOUT" in env:
         raw["timeout"] = env["PIP_DEFAULT_TIMEOUT"]
         sources["timeout"] = "PIP_DEFAULT_TIMEOUT"
+    if not raw.get("cert", "").strip():  # requests' own variables, which pip honours when cert is unset
+        for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            if env.get(var, "").strip():
+                raw["cert"] = env[var]
+                sources["cert"] = var
+                break
 
     def one(key: str) -> str | None:
         v = raw.get(key, "").strip()
@@ -137,6 +163,8 @@ def read_pip_settings(
         trusted_hosts=tuple(_split(raw.get("trusted-host", ""))),
         proxy=one("proxy"),
         timeout=one("timeout"),
+        keyring_provider=(one("keyring-provider") or "").lower() or None,
+        legacy_certs="legacy-certs" in _split(raw.get("use-deprecated", "").replace(",", " ")),
         sources=sources,
         warnings=tuple(warnings),
     )
@@ -231,6 +259,47 @@ def wheel_index(folder: Path, cache: Path) -> str | None:
     return root.as_uri()
 
 
+def _trust_and_auth(
+    settings: PipSettings, env: Mapping[str, str], uv_version: str | None, warnings: list[str]
+) -> dict[str, str]:
+    """uv's variables for pip's system trust store and keyring provider (see the module doc)."""
+    import shutil
+
+    out: dict[str, str] = {}
+    if not settings.legacy_certs and not any(env.get(v) for v in ("UV_SYSTEM_CERTS", "UV_NATIVE_TLS")):
+        out[_system_certs_var(uv_version)] = "true"
+    if env.get("UV_KEYRING_PROVIDER"):
+        return out
+    provider = settings.keyring_provider or "auto"
+    if provider == "disabled":
+        out["UV_KEYRING_PROVIDER"] = "disabled"
+    elif provider in ("subprocess", "import", "auto"):
+        if shutil.which("keyring", path=env.get("PATH", os.defpath)):
+            out["UV_KEYRING_PROVIDER"] = "subprocess"
+        elif provider != "auto":
+            warnings.append(
+                f"pip's keyring-provider {provider} not carried to uv: uv calls the `keyring` command, and none "
+                "is on PATH (pip install keyring, or uv tool install keyring)"
+            )
+    else:
+        warnings.append(
+            f"ignored pip keyring-provider {provider!r}: expected auto, disabled, import or subprocess"
+        )
+    return out
+
+
+def _system_certs_var(uv_version: str | None) -> str:
+    if uv_version:
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            if Version(uv_version) < Version(UV_SYSTEM_CERTS_SINCE):
+                return "UV_NATIVE_TLS"
+        except InvalidVersion:
+            pass
+    return "UV_SYSTEM_CERTS"
+
+
 def to_uv(
     settings: PipSettings,
     *,
@@ -239,6 +308,7 @@ def to_uv(
     offline: bool = False,
     env: Mapping[str, str] | None = None,
     index_cache: Path | None = None,
+    uv_version: str | None = None,
 ) -> UvConfig:
     """uv flags for `uv pip install/compile`: plan_indexes (the framework's own, e.g. PyTorch's) come first,
     then the user's extra indexes, then the default index (the user's index-url, or PyPI).
@@ -246,7 +316,8 @@ def to_uv(
     Local entries (file:// indexes, find-links folders) that do not exist are skipped with a warning, so one
     stale line in pip.conf does not break every install. offline: no index at all, only local wheels.
     index_cache: where wheel_index() may write; local find-links folders of wheels then become indexes (only
-    when every index is merged anyway: no plan index, not offline).
+    when every index is merged anyway: no plan index, not offline). uv_version: the uv that will run (the name
+    of its system-trust setting depends on it; None: a current one).
     """
     env = dict(os.environ if env is None else env)
     warnings = list(settings.warnings)
@@ -324,6 +395,7 @@ def to_uv(
             out_env["SSL_CERT_FILE"] = str(cert)
         else:
             warnings.append(f"skipped cert {settings.cert} (from pip configuration): no such file")
+    out_env.update(_trust_and_auth(settings, env, uv_version, warnings))
     if settings.client_cert:
         out_env["SSL_CLIENT_CERT"] = str(Path(settings.client_cert).expanduser())
     if settings.proxy:

@@ -160,7 +160,8 @@ def test_proxy_not_overriding_existing_env() -> None:
 
 def test_cert_dir(tmp_path: Path) -> None:
     cfg = pipconfig.to_uv(pipconfig.PipSettings(cert=str(tmp_path)), env={})
-    assert cfg.env == {"SSL_CERT_DIR": str(tmp_path)}
+    # a folder of CA certificates; the system trust store stays on as with pip >= 24.2 (issue 21)
+    assert cfg.env == {"SSL_CERT_DIR": str(tmp_path), "UV_SYSTEM_CERTS": "true"}
 
 
 def test_local_path() -> None:

@@ -220,8 +220,9 @@ def probe_index(url: str, cafile: str | None = None, timeout: float = PROBE_DEAD
     if url.startswith("file:"):
         p = pipconfig.local_path(url)
         return None if p is not None and p.is_dir() else "no such folder"
+    ca = {"capath": cafile} if cafile and Path(cafile).is_dir() else {"cafile": cafile}
     try:
-        net.fetch(url.rstrip("/") + "/", method="HEAD", deadline=timeout, max_bytes=1 << 20, cafile=cafile)
+        net.fetch(url.rstrip("/") + "/", method="HEAD", deadline=timeout, max_bytes=1 << 20, **ca)
     except net.FetchError as exc:
         return exc.reason
     return None
@@ -257,7 +258,9 @@ def check_sources(
         return Sources(plan_indexes=(), local=local, notes=(note,))
     if not probe:
         return Sources(plan_indexes=tuple(plan.index_urls), local=local)
-    cafile = settings.cert if settings.cert and Path(settings.cert).is_file() else env.get("SSL_CERT_FILE")
+    # pip's cert (REQUESTS_CA_BUNDLE included, pipconfig), in addition to the system store (net.tls_context)
+    cert = Path(settings.cert).expanduser() if settings.cert else None
+    cafile = str(cert) if cert is not None and cert.exists() else env.get("SSL_CERT_FILE")
     try:  # pip's timeout (PIP_TIMEOUT, pip.conf), here the probe's total deadline
         deadline = float(settings.timeout) if settings.timeout else PROBE_DEADLINE
     except ValueError:
@@ -554,6 +557,7 @@ class VenvBackend(Backend):
             offline=options.offline,
             env=env,
             index_cache=_index_cache(env) if install else None,
+            uv_version=self.installer(options).version if self.installer(options).kind == "uv" else None,
         )
         return settings, sources, uvcfg
 
