@@ -259,13 +259,31 @@ def wheel_index(folder: Path, cache: Path) -> str | None:
     return root.as_uri()
 
 
-def _trust_and_auth(
-    settings: PipSettings, env: Mapping[str, str], uv_version: str | None, warnings: list[str]
+def trust_env(
+    settings: PipSettings,
+    env: Mapping[str, str],
+    *,
+    uv_version: str | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, str]:
-    """uv's variables for pip's system trust store and keyring provider (see the module doc)."""
+    """uv's variables for pip's trust and auth: its cert (REQUESTS_CA_BUNDLE included), client cert, the
+    system trust store and the keyring provider (see the module doc). Every uv call fwsetup makes gets
+    these, to_uv's and the conda environment's pip section alike. Why a setting is not carried goes to
+    `warnings`."""
     import shutil
 
+    warnings = warnings if warnings is not None else []
     out: dict[str, str] = {}
+    if settings.cert:
+        cert = Path(settings.cert).expanduser()
+        if cert.is_dir():
+            out["SSL_CERT_DIR"] = str(cert)
+        elif cert.is_file():
+            out["SSL_CERT_FILE"] = str(cert)
+        else:
+            warnings.append(f"skipped cert {settings.cert} (from pip configuration): no such file")
+    if settings.client_cert:
+        out["SSL_CLIENT_CERT"] = str(Path(settings.client_cert).expanduser())
     if not settings.legacy_certs and not any(env.get(v) for v in ("UV_SYSTEM_CERTS", "UV_NATIVE_TLS")):
         out[_system_certs_var(uv_version)] = "true"
     if env.get("UV_KEYRING_PROVIDER"):
@@ -387,17 +405,7 @@ def to_uv(
             args += ["--find-links", fl]
     for host in settings.trusted_hosts:
         args += ["--allow-insecure-host", host]
-    if settings.cert:
-        cert = Path(settings.cert).expanduser()
-        if cert.is_dir():
-            out_env["SSL_CERT_DIR"] = str(cert)
-        elif cert.is_file():
-            out_env["SSL_CERT_FILE"] = str(cert)
-        else:
-            warnings.append(f"skipped cert {settings.cert} (from pip configuration): no such file")
-    out_env.update(_trust_and_auth(settings, env, uv_version, warnings))
-    if settings.client_cert:
-        out_env["SSL_CLIENT_CERT"] = str(Path(settings.client_cert).expanduser())
+    out_env.update(trust_env(settings, env, uv_version=uv_version, warnings=warnings))
     if settings.proxy:
         for var in ("HTTPS_PROXY", "HTTP_PROXY"):
             if not env.get(var) and not env.get(var.lower()):

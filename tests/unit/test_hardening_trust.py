@@ -286,3 +286,37 @@ def test_index_password_from_a_keyring_command(tmp_path: Path, index: dict) -> N
     assert calls.is_file() and "alice" in calls.read_text()  # uv asked the keyring command
     assert index["seen"]["ok"] >= 2
     assert index["password"] not in (tmp_path / "env" / ".fwsetup" / "install.log").read_text()
+
+
+def test_conda_environments_pip_section_gets_the_same_trust(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The conda backend's pip: section runs uv too: the same mapping (pipconfig.trust_env) applies."""
+    from fwsetup import proc
+    from fwsetup.backends import conda
+    from fwsetup.backends.base import InstallOptions
+    from fwsetup.backends.conda_env import CondaEnv
+
+    ca = tmp_path / "corp.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    seen: list[dict[str, str]] = []
+
+    def run(
+        argv: list[str], *, timeout: float, env: dict[str, str] | None = None, **kw: object
+    ) -> proc.Result:
+        seen.append(dict(env or {}))
+        return proc.Result(argv=tuple(argv), returncode=0, stdout="[]", stderr="")
+
+    monkeypatch.setattr(proc, "run", run)
+    env = {"PATH": keyring_on_path(tmp_path), "REQUESTS_CA_BUNDLE": str(ca), "PIP_CONFIG_FILE": os.devnull}
+    (tmp_path / "p" / "conda-meta").mkdir(parents=True)
+    conda._pip_install(
+        CondaEnv(name="x", channels=("conda-forge",), specs=("python=3.11",), pip=("fakefw==1.0",)),
+        InstallOptions(target=tmp_path / "env", env=env),
+        tmp_path / "p" / "bin" / "python",
+        tmp_path / "log",
+        lambda *a: None,
+    )
+    first = seen[0]
+    assert first["SSL_CERT_FILE"] == str(ca) and first["UV_SYSTEM_CERTS"] == "true"
+    assert first["UV_KEYRING_PROVIDER"] == "subprocess"

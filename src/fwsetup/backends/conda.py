@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fwsetup import staging
+from fwsetup import pipconfig, staging
 from fwsetup.backends import transaction
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.backends.conda_env import CondaEnv, conda_env_for, render_environment_yml
@@ -442,7 +442,10 @@ def _pip_install(
     for line in env.pip:  # requirement-file lines: options ("--extra-index-url URL") or requirements
         argv += shlex.split(line) if line.startswith("-") else [line]
     argv, uv_env = _credentials_to_env(argv)
-    run_env = {**(options.env or os.environ), **uv_env}
+    base_env = dict(options.env or os.environ)
+    # pip's trust and auth (system trust store, cert / REQUESTS_CA_BUNDLE, keyring), as for the venv backend
+    trust = pipconfig.trust_env(pipconfig.read_pip_settings(base_env), base_env)
+    run_env = {**base_env, **trust, **uv_env}
     res = proc.run(argv, timeout=PIP_TIMEOUT, env=run_env)
     with contextlib.suppress(OSError), open(log, "a") as f:
         f.write(redact_text(f"+ {shlex.join(res.argv)}\n{res.stdout}\n{res.stderr}\n"))

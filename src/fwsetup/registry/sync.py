@@ -36,9 +36,7 @@ import re
 import struct
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -65,31 +63,32 @@ def _say(text: str) -> None:
 
 
 def http_fetch(timeout: float = 30.0, retries: int = 2) -> Fetch:
+    """Fetch through fwsetup.net: `timeout` is each request's total deadline (not per read), and an answer
+    is capped in size (net.DEFAULT_MAX_BYTES)."""
+    from fwsetup import net
+
     def fetch(url: str, span: tuple[int, int] | None = None) -> bytes:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if span is not None:  # bytes start..end, both included (RFC 9110 Range)
             headers["Range"] = f"bytes={span[0]}-{span[1]}"
-        try:
-            req = urllib.request.Request(url, headers=headers)
-        except ValueError:
+        if not url.lower().startswith(("http://", "https://")):
             msg = f"{url}: not a URL the sync can read; nothing was written."
-            raise NetworkError(msg) from None
+            raise NetworkError(msg)
         for attempt in range(retries + 1):
             try:
-                with urllib.request.urlopen(req, timeout=timeout) as resp:
-                    data: bytes = resp.read()
-                    return data
-            except urllib.error.HTTPError as exc:
-                if exc.code == 404:
-                    raise _NotFound(url) from None
-                if attempt == retries or exc.code < 500:
-                    msg = f"{url}: HTTP {exc.code} {exc.reason}; nothing was written."
-                    raise NetworkError(msg) from None
-            except (urllib.error.URLError, OSError) as exc:
-                if attempt == retries:
-                    why = getattr(exc, "reason", None) or exc
-                    msg = f"cannot reach {url} ({why}); nothing was written."
+                resp = net.fetch(url, headers=headers, deadline=timeout)
+            except net.FetchError as exc:
+                if attempt == retries or exc.too_large:
+                    msg = f"cannot reach {exc.url} ({exc.reason}); nothing was written."
                     raise NetworkError(msg, hint="Run the sync where pypi.org is reachable.") from None
+            else:
+                if resp.ok:
+                    return resp.body
+                if resp.status == 404:
+                    raise _NotFound(url)
+                if attempt == retries or resp.status < 500:
+                    msg = f"{url}: HTTP {resp.status}; nothing was written."
+                    raise NetworkError(msg)
             time.sleep(1.0 + attempt)
         raise AssertionError("unreachable")
 
