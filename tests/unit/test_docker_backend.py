@@ -242,17 +242,20 @@ class FakeEngine(Engine):
         self.result = run
         self.specs: list[BuildSpec] = []
         self.runs: list[RunSpec] = []
+        self.calls: list[tuple[str, ...]] = []  # build, run, tag, untag: in the order they came
 
     def check(self) -> EngineInfo:
         return EngineInfo(server_version="20.10.24", api_version="1.41", buildkit=False)
 
     def build(self, spec: BuildSpec) -> Iterator[BuildEvent]:
         self.specs.append(spec)
+        self.calls.append(("build", spec.tag))
         assert (spec.context / "Dockerfile").is_file()
         yield from self.events
 
     def run(self, spec: RunSpec) -> RunResult:
         self.runs.append(spec)
+        self.calls.append(("run", spec.image))
         assert self.result is not None
         return self.result
 
@@ -261,6 +264,12 @@ class FakeEngine(Engine):
 
     def image_labels(self, ref: str) -> Mapping[str, str] | None:
         return {}
+
+    def tag_image(self, image_id: str, tag: str) -> None:
+        self.calls.append(("tag", image_id, tag))
+
+    def remove_tag(self, tag: str) -> None:
+        self.calls.append(("untag", tag))
 
 
 GOOD = [
@@ -321,3 +330,40 @@ def test_dry_run_prints_the_dockerfile_without_an_engine(tmp_path: Path) -> None
     assert result.stdout.startswith("# fwsetup")
     assert "FROM fwsetup/bookworm-base:latest AS builder" in result.stdout
     assert "COPY --from=builder /opt/venv /opt/venv" in result.stdout
+
+
+# -- the tag moves only to a smoke-tested image, tested by the ID this build produced ------------------
+
+
+def test_build_is_smoke_tested_by_its_image_id_and_only_then_tagged() -> None:
+    report = '{"ok": true, "framework": "pytorch", "version": "2.13.0", "device": "cpu", "steps": 30}'
+    engine = FakeEngine(GOOD, RunResult(exit_code=0, stdout=report + "\n", stderr="", seconds=1.0))
+    result = DockerBackend(engine).build_image(plan(), ImageOptions(env=NO_PIP, tag="me/torch:t"))
+    (build, run, tag, untag) = engine.calls
+    private = build[1]
+    assert build[0] == "build" and private != "me/torch:t" and private.startswith("fwsetup-tmp/")
+    assert run == ("run", "sha256:1")  # by the ID this build produced, never by a tag
+    assert tag == ("tag", "sha256:1", "me/torch:t")  # after the smoke test passed
+    assert untag == ("untag", private)
+    assert result.tag == "me/torch:t" and result.image_id == "sha256:1"
+    # Two builds never share the private tag.
+    again = FakeEngine(GOOD, RunResult(exit_code=0, stdout=report + "\n", stderr="", seconds=1.0))
+    DockerBackend(again).build_image(plan(), ImageOptions(env=NO_PIP, tag="me/torch:t"))
+    assert again.calls[0][1] != private
+
+
+def test_a_failed_smoke_test_never_moves_the_tag() -> None:
+    bad = '{"ok": false, "framework": "pytorch", "error": "the loss did not fall (1 -> 1)"}'
+    engine = FakeEngine(GOOD, RunResult(exit_code=1, stdout=bad + "\n", stderr="", seconds=1.0))
+    with pytest.raises(SmokeError):
+        DockerBackend(engine).build_image(plan(), ImageOptions(env=NO_PIP, tag="me/torch:t"))
+    assert [c[0] for c in engine.calls] == ["build", "run", "untag"]
+    assert engine.calls[-1] == ("untag", engine.calls[0][1])
+
+
+def test_split_tag_keeps_a_registry_port() -> None:
+    from fwsetup.backends.docker.engine import split_tag
+
+    assert split_tag("reg:5000/a/b:1.0") == ("reg:5000/a/b", "1.0")
+    assert split_tag("reg:5000/a/b") == ("reg:5000/a/b", "latest")
+    assert split_tag("fwsetup/torch:2.13.0-cpu-py3.11") == ("fwsetup/torch", "2.13.0-cpu-py3.11")

@@ -43,6 +43,12 @@ class LabelEngine(Engine):
     def image_labels(self, ref: str) -> Mapping[str, str] | None:
         return self.labels
 
+    def tag_image(self, image_id: str, tag: str) -> None:
+        raise AssertionError("smoke --image never tags")
+
+    def remove_tag(self, tag: str) -> None:
+        raise AssertionError("smoke --image never untags")
+
 
 @pytest.fixture
 def use_engine(monkeypatch: pytest.MonkeyPatch):

@@ -117,6 +117,15 @@ class Engine(ABC):
     def image_labels(self, ref: str) -> Mapping[str, str] | None:
         """The image's labels, or None when there is no such image."""
 
+    @abstractmethod
+    def tag_image(self, image_id: str, tag: str) -> None:
+        """Point tag (repository:tag) at the image image_id (moves the tag when it named another image)."""
+
+    @abstractmethod
+    def remove_tag(self, tag: str) -> None:
+        """Remove the tag; an image left with no tag is deleted (its build cache is kept). No error when the
+        tag is gone already."""
+
 
 def collect_build(
     events: Iterator[BuildEvent], tag: str, *, on_event=None

@@ -259,7 +259,11 @@ class DockerBackend(Backend):
         progress: Progress = no_progress,
         on_event: Callable[[BuildEvent], None] | None = None,
     ) -> ImageResult:
-        """Build, tag and (unless options.run_smoke is False) smoke-test the image for plan."""
+        """Build, (unless options.run_smoke is False) smoke-test, then tag the image for plan.
+
+        The image is built under a private tag of this build alone (private_tag), smoke-tested by the image
+        ID this build produced, and only then given the tag asked for: two builds of one tag at once each
+        test their own image, and the tag never names an image whose smoke test failed."""
         check_renderable(plan)
         info = self.engine.check()
         progress("build", f"engine: Docker {info.server_version} (API {info.api_version}), "
@@ -267,6 +271,7 @@ class DockerBackend(Backend):
                  f"{', no bridge network: RUN steps use the host network' if info.bridge is False else ''}")  # fmt: skip
         options = replace(options, buildkit=info.buildkit)
         tag = options.tag or default_tag(plan)
+        work_tag = private_tag()
         settings = read_index_settings(options.env)  # the user's pip settings: read once per build
         if options.plan_indexes is None and plan.index_urls:
             options = self._sources(plan, options, settings, progress)
@@ -289,7 +294,7 @@ class DockerBackend(Backend):
                     on_event(ev)
 
             spec = BuildSpec(
-                context=ctx.path, tag=tag, secrets=ctx.secrets, platform=options.platform if info.buildkit else None,
+                context=ctx.path, tag=work_tag, secrets=ctx.secrets, platform=options.platform if info.buildkit else None,
                 no_cache=options.no_cache,
             )  # fmt: skip
             result, events = collect_build(self.engine.build(spec), tag, on_event=seen)
@@ -305,14 +310,22 @@ class DockerBackend(Backend):
                 hint = (
                     hint or ""
                 ) + "\nTLS failed inside the build: set PIP_CERT (or SSL_CERT_FILE) to your CA bundle."
+            self.engine.remove_tag(work_tag)  # a classic build can fail after tagging
             raise InstallError(msg, hint=hint)
-        size = self.engine.image_size(tag)
+        image_id = result.image_id
         smoke: dict[str, Any] | None = None
         smoke_seconds: float | None = None
-        if options.run_smoke:
-            smoke, smoke_seconds = self.smoke(plan, tag, options.gpus, ctx.script_name, progress=progress)
+        try:
+            size = self.engine.image_size(image_id)
+            if options.run_smoke:  # by ID: the tag may name another build's image by now
+                smoke, smoke_seconds = self.smoke(
+                    plan, image_id, options.gpus, ctx.script_name, progress=progress, name=tag
+                )
+            self.engine.tag_image(image_id, tag)  # the tag moves only to an image whose smoke test passed
+        finally:
+            self.engine.remove_tag(work_tag)
         return ImageResult(
-            tag=tag, image_id=result.image_id, build=result, size_bytes=size, smoke=smoke,
+            tag=tag, image_id=image_id, build=result, size_bytes=size, smoke=smoke,
             smoke_seconds=smoke_seconds, dockerfile=dockerfile, notes=ctx.notes,
         )  # fmt: skip
 
@@ -343,9 +356,12 @@ class DockerBackend(Backend):
         *,
         progress: Progress = no_progress,
         timeout: float = 900.0,
+        name: str | None = None,
     ) -> tuple[dict[str, Any], float]:
-        """Run the smoke test in a fresh container with no network, as the image's non-root user."""
+        """Run the smoke test in a fresh container with no network, as the image's non-root user. image: an
+        image ID (or a tag); name: what the report calls it (the tag an ID is built for)."""
         assert plan.smoke is not None
+        shown = f"{name} ({_short_id(image)})" if name and name != image else image
         script_name = script_name or f"train_{plan.smoke.script}.py"
         cmd = smoke_command(plan, script_name, gpus)
         progress(
@@ -366,9 +382,22 @@ class DockerBackend(Backend):
         )  # fmt: skip
         device = cmd[cmd.index("--device") + 1]
         report = check_result(
-            done, device=device, framework=plan.framework, where=f"in {image}", timeout=timeout
+            done, device=device, framework=plan.framework, where=f"in {shown}", timeout=timeout
         )
         return report.to_dict(), res.seconds
+
+
+def private_tag() -> str:
+    """A tag no other build uses: the image of one build, before its smoke test (the process id, and random
+    bytes for two builds in one process)."""
+    import os
+    import secrets
+
+    return f"fwsetup-tmp/build:{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def _short_id(image: str) -> str:
+    return image[:19] if image.startswith("sha256:") else image
 
 
 def _clip(text: str, n: int) -> str:

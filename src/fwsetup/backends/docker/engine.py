@@ -150,6 +150,14 @@ def run_create_kwargs(spec: RunSpec) -> dict[str, Any]:
     return kwargs
 
 
+def split_tag(tag: str) -> tuple[str, str]:
+    """("registry:5000/repo", "tag") of "registry:5000/repo:tag"; "latest" when the reference has no tag."""
+    repo, sep, name = tag.rpartition(":")
+    if not sep or "/" in name:
+        return tag, "latest"
+    return repo, name
+
+
 def _buildx_available(env: Mapping[str, str]) -> bool:
     if resolve(env).buildx_disabled:
         return False
@@ -359,6 +367,23 @@ class DockerEngine(Engine):
         if attrs is None:
             return None
         return dict((attrs.get("Config") or {}).get("Labels") or {})
+
+    def tag_image(self, image_id: str, tag: str) -> None:
+        repo, name = split_tag(tag)
+        try:
+            self.client.api.tag(image_id, repo, name, force=True)
+        except EngineError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - docker.errors.APIError: a bad tag, the image gone
+            msg = f"could not tag the image {image_id[:19]} as {tag}: {_short(exc)}"
+            raise InstallError(msg) from None
+
+    def remove_tag(self, tag: str) -> None:
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.NotFound):
+            # noprune: the untagged parents are the classic builder's cache of the next build
+            self.client.api.remove_image(tag, noprune=True)
 
     def _image_attrs(self, ref: str) -> dict[str, Any] | None:
         import docker.errors

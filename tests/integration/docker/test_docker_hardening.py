@@ -1,0 +1,91 @@
+"""The docker side of the second hardening round (issue 21), against the real engine (marked `docker`):
+concurrent builds of one tag, leftovers of killed builds, credentials and the classic builder, bounded logs.
+
+The images are of the tiny test recipe (tiny/recipes/tinynp.toml: NumPy, a build takes ~10 s), built on the
+debootstrap base image through the CLI as a user runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.docker]
+
+HERE = Path(__file__).parent / "tiny"
+BASE = os.environ.get("FWSETUP_TEST_BASE_IMAGE", "fwsetup/bookworm-base:latest")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "FWSETUP_BUILDER")}
+    env.update(
+        FWSETUP_RECIPES=str(HERE / "recipes"),
+        FWSETUP_SMOKE_DIR=str(HERE / "smoke"),
+        PIP_CONFIG_FILE=os.devnull,  # not this machine's find-links (the torch wheelhouse)
+    )
+    env.update(extra)
+    return env
+
+
+def docker(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fwsetup", *args], env=env or _env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def engine() -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI")
+    if docker("image", "inspect", BASE, timeout=60).returncode != 0:
+        pytest.skip(f"base image {BASE} is missing: run ./scripts/make-base-image")
+
+
+def _image_id(ref: str) -> str | None:
+    cp = docker("image", "inspect", ref, "--format", "{{.Id}}")
+    return cp.stdout.strip() if cp.returncode == 0 else None
+
+
+def test_concurrent_builds_of_one_tag_each_prove_their_own_image(engine: None) -> None:
+    tag = f"fwsetup-test/race:{os.getpid()}"
+    versions = ["2.1.3", "2.2.6", "2.3.5"]
+    procs = {
+        v: start("build", "tinynp", "--cpu", "--version", v, "--base", BASE, "--tag", tag, "--json")
+        for v in versions
+    }
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for v, p in procs.items():
+            out, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err[-3000:]
+            results[v] = json.loads(out)
+        ids = set()
+        for v, r in results.items():
+            # The smoke test ran in the image this build made: its report names this build's version.
+            assert r["plan"]["version"] == v and r["smoke"]["version"] == v, (v, r["smoke"])
+            assert r["tag"] == tag
+            ids.add(r["image_id"])
+        assert len(ids) == 3
+        # The tag names one of the three smoke-tested images, and no private tag is left behind.
+        assert _image_id(tag) in ids
+        left = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "fwsetup-tmp/build").stdout.split()
+        assert not [t for t in left if any(f"{p.pid}-" in t for p in procs.values())], left
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+        for r in results.values():
+            docker("image", "rm", "-f", r["image_id"])
+        docker("image", "rm", tag)
