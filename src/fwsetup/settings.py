@@ -22,6 +22,10 @@ NVML_TIMEOUT: Final = 15.0  # seconds for the NVML probe (a hung driver: nvidia-
 # docker-py's own default is a 60 s connect and 600 s read time-out; a ping that needs more than this is a
 # dead socket (doctor then says so instead of waiting).
 ENGINE_PING_TIMEOUT: Final = 2.5
+# Every other engine call (version, inspect, create, start, logs ...) is bounded as a whole (connect and the
+# whole answer, not per read); a build and a smoke container by their own deadlines.
+ENGINE_CALL_TIMEOUT: Final = 60.0
+BUILD_TIMEOUT: Final = 7200.0
 _MAX_TIMEOUT: Final = 3600.0
 
 # The variables that can change Settings (a cheap key for current()'s cache): FWSETUP_* and what the cache
@@ -50,6 +54,8 @@ class Settings:
     jetson_root: Path | None = None  # FWSETUP_JETSON_ROOT: read the Jetson probe's files below it
     nvml_timeout: float = NVML_TIMEOUT  # FWSETUP_NVML_TIMEOUT
     engine_timeout: float = ENGINE_PING_TIMEOUT  # FWSETUP_ENGINE_TIMEOUT
+    engine_call_timeout: float = ENGINE_CALL_TIMEOUT  # FWSETUP_ENGINE_CALL_TIMEOUT
+    build_timeout: float = BUILD_TIMEOUT  # FWSETUP_BUILD_TIMEOUT
     uv: str | None = None  # FWSETUP_UV
     installer: str = ""  # FWSETUP_INSTALLER: "" (uv, else pip), "uv", "pip"; anything else is refused on use
     conda_tool: str = ""  # FWSETUP_CONDA_TOOL: micromamba | mamba | conda | rattler | a path
@@ -70,12 +76,12 @@ class Settings:
         return self.builder in {"classic", "legacy"}
 
 
-def _timeout(value: str | None, default: float) -> float:
+def _timeout(value: str | None, default: float, maximum: float = _MAX_TIMEOUT) -> float:
     try:
         t = float(value or default)
     except ValueError:
         return default
-    return t if 0 < t < _MAX_TIMEOUT else default
+    return t if 0 < t < maximum else default
 
 
 def _override(env: Mapping[str, str], name: str) -> Override | None:
@@ -110,6 +116,8 @@ def from_env(env: Mapping[str, str]) -> Settings:
         jetson_root=Path(env["FWSETUP_JETSON_ROOT"]) if env.get("FWSETUP_JETSON_ROOT") else None,
         nvml_timeout=_timeout(env.get("FWSETUP_NVML_TIMEOUT"), NVML_TIMEOUT),
         engine_timeout=_timeout(env.get("FWSETUP_ENGINE_TIMEOUT"), ENGINE_PING_TIMEOUT),
+        engine_call_timeout=_timeout(env.get("FWSETUP_ENGINE_CALL_TIMEOUT"), ENGINE_CALL_TIMEOUT),
+        build_timeout=_timeout(env.get("FWSETUP_BUILD_TIMEOUT"), BUILD_TIMEOUT, 7 * 86400.0),
         uv=env.get("FWSETUP_UV") or None,
         installer=env.get("FWSETUP_INSTALLER", "").strip().lower(),
         conda_tool=env.get("FWSETUP_CONDA_TOOL", "").strip(),

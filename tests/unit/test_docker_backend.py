@@ -183,8 +183,9 @@ class FakeContainer:
     def wait(self, timeout: float) -> dict[str, int]:
         return {"StatusCode": self.code}
 
-    def logs(self, stdout: bool, stderr: bool) -> bytes:
-        return self.stdout if stdout else b"some stderr\n"
+    def logs(self, stdout: bool, stderr: bool, stream: bool = False, follow: bool = True) -> Any:
+        data = self.stdout if stdout else b"some stderr\n"
+        return iter([data[i : i + 7] for i in range(0, len(data), 7)]) if stream else data
 
     def kill(self) -> None:
         pass

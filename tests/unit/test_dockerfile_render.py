@@ -263,21 +263,38 @@ def test_plan_follows_the_base_images_python() -> None:
 # -- the build context --------------------------------------------------------------------------------
 
 
-def test_context_classic_carries_ca_and_credentials_in_build_only(tmp_path: Path) -> None:
+def test_context_classic_carries_ca_and_index_settings_in_build_only(tmp_path: Path) -> None:
     ca = tmp_path / "corp-ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n")
-    env = {**NO_PIP, "PIP_CERT": str(ca), "PIP_INDEX_URL": "https://alice:s3cret@mirror.example/simple"}
+    env = {**NO_PIP, "PIP_CERT": str(ca), "PIP_INDEX_URL": "https://mirror.example/simple"}
     ctx = prepare_context(cpu_plan(), ImageOptions(env=env), tmp_path / "ctx")
     assert (ctx.path / "build" / "ca.pem").read_text() == ca.read_text()
     index_env = (ctx.path / "build" / "index.env").read_text()
-    assert "alice:s3cret@mirror.example" in index_env
+    assert "https://mirror.example/simple" in index_env
     assert "SSL_CERT_FILE=/tmp/fwsetup-build/ca.pem" in index_env
-    dockerfile = (ctx.path / "Dockerfile").read_text()
-    assert "s3cret" not in dockerfile and "***@mirror.example" in dockerfile  # the comment is redacted
     assert sorted(p.name for p in (ctx.path / "app").rglob("*") if p.is_file()) == [
         "_dist.py", "_harness.py", "_symbolic.py", "plan.json", "train_pytorch.py"
     ]  # fmt: skip
     assert not ctx.secrets
+
+
+@pytest.mark.parametrize(
+    "var", ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"],
+)  # fmt: skip
+def test_context_classic_refuses_credentials_it_would_leave_in_a_layer(tmp_path: Path, var: str) -> None:
+    # The classic builder has no secret mounts: its builder stage's COPY layer stays in the engine as an
+    # intermediate image, so a credential is refused (exit 2) before anything is written or built.
+    env = {**NO_PIP, var: "https://alice:s3cret@mirror.example/simple"}
+    with pytest.raises(UsageError) as err:
+        prepare_context(cpu_plan(), ImageOptions(env=env), tmp_path / "ctx")
+    assert err.value.exit_code == 2
+    text = str(err.value)
+    assert "classic builder" in text and "intermediate image" in text and "BuildKit" in text
+    assert "s3cret" not in text and "***@mirror.example" in text
+    assert not (tmp_path / "ctx" / "build" / "index.env").exists()
+    # BuildKit mounts it as a secret: accepted.
+    ctx = prepare_context(cpu_plan(), ImageOptions(env=env, buildkit=True), tmp_path / "bk", tmp_path / "sec")
+    assert "fwsetup-index" in ctx.secrets
 
 
 def test_context_buildkit_keeps_secrets_out_of_the_context(tmp_path: Path) -> None:

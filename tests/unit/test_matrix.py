@@ -123,3 +123,89 @@ def test_cpu_only(fmt: str) -> None:
     data = json.loads(run("--format", fmt, "--cpu-only"))
     items = data["include"] if fmt == "github" else data
     assert items and all(not i["gpu"] for i in items)
+
+
+# -- bake --out-dir: never remove or overwrite what fwsetup did not write; no credential in a file --------
+
+BAKE_JAX = ("--format", "bake", "--framework", "jax", "--newest", "1", "--cpu-only")
+
+
+class Ran:
+    def __init__(self, exit_code: int, stdout: str, output: str) -> None:
+        self.exit_code, self.stdout, self.output = exit_code, stdout, output
+
+
+@pytest.fixture
+def bake_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """`fwsetup matrix --format bake` as the console script runs it (one message and an exit code)."""
+    from fwsetup.cli import main
+
+    def call(out_dir: Path, *extra: str, **env: str) -> Ran:
+        for k, v in {**NO_PIP, **env}.items():
+            monkeypatch.setenv(k, v)
+        capsys.readouterr()
+        code = main(["matrix", *BAKE_JAX, "--out-dir", str(out_dir), *extra])
+        out, err = capsys.readouterr()
+        return Ran(code, out, out + err)
+
+    return call
+
+
+def test_bake_never_removes_a_folder_it_did_not_write(tmp_path: Path, bake_cli) -> None:
+    out = tmp_path / "bake"
+    first = json.loads(run(*BAKE_JAX, "--out-dir", str(out)))
+    name = next(iter(first["target"]))
+    # A repeat replaces only what fwsetup wrote: fine.
+    assert json.loads(run(*BAKE_JAX, "--out-dir", str(out))) == first
+    # A user's file inside a target folder fwsetup wrote: refused, kept, named.
+    (out / name / "notes.md").write_text("mine")
+    result = bake_cli(out)
+    assert result.exit_code == 2, result.output
+    assert "notes.md" in result.output and "did not write" in result.output
+    assert (out / name / "notes.md").read_text() == "mine"
+    # A folder named like a target that fwsetup never wrote (no manifest entry): refused, kept.
+    other = tmp_path / "other"
+    (other / name).mkdir(parents=True)
+    (other / name / "Dockerfile").write_text("FROM scratch\n")
+    result = bake_cli(other)
+    assert result.exit_code == 2 and str(other / name) in result.output, result.output
+    assert (other / name / "Dockerfile").read_text() == "FROM scratch\n"
+    assert not (other / "docker-bake.json").exists()
+
+
+def test_bake_never_overwrites_a_bake_file_it_did_not_write_without_force(tmp_path: Path, bake_cli) -> None:
+    out = tmp_path / "bake"
+    out.mkdir()
+    (out / "docker-bake.json").write_text('{"target": {"mine": {}}}\n')
+    result = bake_cli(out)
+    assert result.exit_code == 2 and "docker-bake.json" in result.output and "--force" in result.output
+    assert (out / "docker-bake.json").read_text() == '{"target": {"mine": {}}}\n'
+    written = json.loads(run(*BAKE_JAX, "--out-dir", str(out), "--force"))
+    assert json.loads((out / "docker-bake.json").read_text()) == written
+    # Edited after fwsetup wrote it: refused again.
+    (out / "docker-bake.json").write_text(json.dumps(written) + "\n# my edit\n")
+    assert bake_cli(out).exit_code == 2
+
+
+def test_bake_writes_no_credential_and_references_it_by_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bake_cli
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    token = "s3cret-tok-9f2"
+    env = {
+        "PIP_INDEX_URL": f"https://alice:{token}@mirror.example/simple",
+        "PIP_EXTRA_INDEX_URL": f"https://bob:{token}@extra.example/simple https://plain.example/simple",
+    }
+    result = bake_cli(Path("fwsetup-bake"), **env)
+    assert result.exit_code == 0, result.output
+    bake = json.loads(result.stdout)
+    for t in bake["target"].values():
+        assert "id=fwsetup-index-url,env=PIP_INDEX_URL" in t["secret"]
+        assert "id=fwsetup-extra-index-urls,env=PIP_EXTRA_INDEX_URL" in t["secret"]
+        assert not any("src=" in s and "index" in s for s in t["secret"])
+        # the settings without a credential travel in the context's builder files
+        assert "https://plain.example/simple" in (Path(t["context"]) / "build" / "index.env").read_text()
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files and not [p for p in files if token.encode() in p.read_bytes()]
+    assert not (tmp_path / "fwsetup-bake" / ".secrets").exists()
+    assert token not in result.output

@@ -117,6 +117,11 @@ class Engine(ABC):
     def image_labels(self, ref: str) -> Mapping[str, str] | None:
         """The image's labels, or None when there is no such image."""
 
+    def remove_stale(self) -> list[str]:
+        """Remove what a killed fwsetup of this host left in the engine (smoke containers, private tags);
+        return what was removed. Engines with nothing to clean keep this default."""
+        return []
+
     @abstractmethod
     def tag_image(self, image_id: str, tag: str) -> None:
         """Point tag (repository:tag) at the image image_id (moves the tag when it named another image)."""

@@ -41,6 +41,9 @@ def matrix_command(
             "--out-dir", metavar="DIR", parser=output_dir, help="bake: where the build contexts are written."
         ),
     ] = Path("fwsetup-bake"),
+    force: Annotated[
+        bool, typer.Option("--force", help="bake: overwrite a docker-bake.json fwsetup did not write.")
+    ] = False,
 ) -> None:
     """Every image the recipes define, for CI: JSON, a GitHub Actions matrix, or a buildx bake file."""
     import json
@@ -68,4 +71,4 @@ def matrix_command(
         # One line: `echo "matrix=$(fwsetup matrix --format github)" >> "$GITHUB_OUTPUT"`.
         emit_json(json.dumps({"include": [e.as_dict() for e in entries]}, separators=(",", ":")))
     else:
-        emit_json(json.dumps(write_bake(entries, recipes, out_dir, base=base), indent=2))
+        emit_json(json.dumps(write_bake(entries, recipes, out_dir, base=base, force=force), indent=2))

@@ -180,27 +180,105 @@ def bake_file(
     return {"group": {"default": {"targets": [e.target for e in entries]}}, "target": targets}
 
 
+BAKE_MANIFEST = ".fwsetup-bake.json"  # what fwsetup wrote into --out-dir: the only things it replaces
+_CONTEXT_ENTRIES = frozenset(
+    {"Dockerfile", "build", "app"}
+)  # what prepare_context writes into a target folder
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_out_dir(out_dir: Path, targets: Sequence[str], *, force: bool = False) -> dict[str, Any]:
+    """Refuse (UsageError, exit 2) to replace anything in out_dir that fwsetup did not write: a target folder
+    not in out_dir's manifest or holding entries fwsetup never writes, a docker-bake.json that is not the one
+    fwsetup wrote last (unless force). Returns the manifest found (empty when none)."""
+    from fwsetup.errors import UsageError
+
+    manifest: dict[str, Any] = {}
+    mpath = out_dir / BAKE_MANIFEST
+    if mpath.is_file():
+        try:
+            loaded = json.loads(mpath.read_text())
+        except (OSError, ValueError):
+            loaded = None
+        if isinstance(loaded, dict) and loaded.get("written_by") == "fwsetup matrix --format bake":
+            manifest = loaded
+    ours = set(manifest.get("targets") or [])
+    problems: list[str] = []
+    for name in targets:
+        folder = out_dir / name
+        if not (folder.exists() or folder.is_symlink()):
+            continue
+        if folder.is_symlink() or not folder.is_dir():
+            problems.append(f"{folder} is not a folder fwsetup wrote")
+        elif name not in ours:
+            problems.append(f"{folder} exists and fwsetup did not write it")
+        else:
+            foreign = sorted(e.name for e in folder.iterdir() if e.name not in _CONTEXT_ENTRIES)
+            if foreign:
+                problems.append(f"{folder} holds files fwsetup did not write: {', '.join(foreign[:5])}")
+    if problems:
+        msg = "--out-dir " + str(out_dir) + ": " + "; ".join(problems) + "."
+        raise UsageError(
+            msg,
+            hint="Move them away, or give another --out-dir; fwsetup never removes what it did not write.",
+        )
+    bake = out_dir / "docker-bake.json"
+    ours_bake = bake.is_file() and not bake.is_symlink() and manifest.get("bake_sha256") == _sha256(bake)
+    if (bake.exists() or bake.is_symlink()) and not force and not ours_bake:
+        msg = f"{bake} exists and is not the bake file fwsetup wrote there (edited, or someone else's)."
+        raise UsageError(msg, hint="Give --force to overwrite it, or another --out-dir.")
+    return manifest
+
+
 def write_bake(
-    entries: Sequence[MatrixEntry], recipes: Any, out_dir: Path, *, base: str | None = None
+    entries: Sequence[MatrixEntry],
+    recipes: Any,
+    out_dir: Path,
+    *,
+    base: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write one BuildKit build context per entry under out_dir and the bake file out_dir/docker-bake.json;
-    return the bake file's content."""
+    return the bake file's content. Replaces only what out_dir's manifest (.fwsetup-bake.json) says fwsetup
+    wrote (check_out_dir). No credential is written: the index settings without credentials go into each
+    context, the credentialed index URLs are secrets bake reads from its environment (PIP_INDEX_URL,
+    PIP_EXTRA_INDEX_URL) and the CA bundle a secret read from where it is."""
+    import dataclasses
     import shutil
 
-    from fwsetup.backends.docker import ImageOptions, prepare_context
+    from fwsetup.backends.docker import ImageOptions, prepare_context, read_index_settings
     from fwsetup.detect import get_host
     from fwsetup.plan import build_request
     from fwsetup.plan.container import linux_profile, plan_image
+    from fwsetup.redact import has_credentials
     from fwsetup.ui import info
 
     host = linux_profile(get_host(None))
     out_dir = out_dir.absolute()
-    out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    contexts: dict[str, str] = {}
-    secrets_dir = out_dir / ".secrets"
-    kept: list[MatrixEntry] = []
+    settings = read_index_settings(env)
     secret_specs: set[str] = set()
+    if settings.index_url and has_credentials(settings.index_url):
+        secret_specs.add("id=fwsetup-index-url,env=PIP_INDEX_URL")
+        if not has_credentials(env.get("PIP_INDEX_URL", "")):
+            info("[yellow]note[/]: your index URL has a credential from pip's configuration: bake reads it from "
+                 "PIP_INDEX_URL, so set that variable where `docker buildx bake` runs")  # fmt: skip
+    if any(has_credentials(u) for u in settings.extra_index_urls):
+        secret_specs.add("id=fwsetup-extra-index-urls,env=PIP_EXTRA_INDEX_URL")
+        if not has_credentials(env.get("PIP_EXTRA_INDEX_URL", "")):
+            info("[yellow]note[/]: an extra index URL has a credential from pip's configuration: bake reads them "
+                 "from PIP_EXTRA_INDEX_URL, so set that variable where `docker buildx bake` runs")  # fmt: skip
+    clean = dataclasses.replace(
+        settings,
+        index_url=None if settings.index_url and has_credentials(settings.index_url) else settings.index_url,
+        extra_index_urls=tuple(u for u in settings.extra_index_urls if not has_credentials(u)),
+    )
+    plans = []
     for e in entries:
         recipe = recipes.get(e.framework)
         request = build_request(e.framework, gpu=e.accelerator == "cuda", cpu=e.accelerator != "cuda",
@@ -210,35 +288,44 @@ def write_bake(
         if plan.status != "ok":
             info(f"[yellow]skipped[/] {e.target}: {' '.join(plan.reasons)[:200]}")
             continue
+        plans.append((e, plan))
+    kept = [e for e, _ in plans]
+    manifest = check_out_dir(out_dir, [e.target for e in kept], force=force) if out_dir.exists() else {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / ".secrets").is_dir():
+        info(f"[yellow]note[/]: {out_dir / '.secrets'} was written by an older fwsetup and may hold your index "
+             "credentials in clear: delete it (fwsetup no longer writes secrets into --out-dir)")  # fmt: skip
+    contexts: dict[str, str] = {}
+    for e, plan in plans:
         folder = out_dir / e.target
-        if folder.exists():
-            shutil.rmtree(folder)
-        tdir = secrets_dir / e.target
-        if tdir.exists():
-            shutil.rmtree(tdir)
+        if folder.is_dir():
+            shutil.rmtree(folder)  # fwsetup's own (check_out_dir)
         opts = ImageOptions(base=base, env=env, buildkit=True, tag=e.tag)
-        ctx = prepare_context(plan, opts, folder, tdir)
+        ctx = prepare_context(plan, opts, folder, settings=clean, index_in_context=True)
         for sid, path in sorted(ctx.secrets.items()):
-            # Secrets are the same for every target (the user's CA and index settings): keep one copy.
-            shared = secrets_dir / path.name
-            shutil.copyfile(path, shared)
-            shared.chmod(0o600)
-            secret_specs.add(f"id={sid},src={shared}")
-        if tdir.exists():
-            shutil.rmtree(tdir)
+            secret_specs.add(f"id={sid},src={path}")
         contexts[e.target] = str(folder)
-        kept.append(e)
     network = bake_network(env)
     bake = bake_file(kept, contexts, sorted(secret_specs), network=network)
-    (out_dir / "docker-bake.json").write_text(json.dumps(bake, indent=2) + "\n")
-    command = f"docker buildx bake -f {out_dir / 'docker-bake.json'}"
+    bake_path = out_dir / "docker-bake.json"
+    tmp = out_dir / ".docker-bake.json.fwsetup-tmp"
+    tmp.write_text(json.dumps(bake, indent=2) + "\n")
+    os.replace(tmp, bake_path)
+    earlier = [t for t in manifest.get("targets") or [] if (out_dir / t).is_dir()]
+    record = {
+        "written_by": "fwsetup matrix --format bake",
+        "bake_sha256": _sha256(bake_path),
+        "targets": sorted({*earlier, *contexts}),
+    }
+    (out_dir / BAKE_MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
+    command = f"docker buildx bake -f {bake_path}"
     if network == "host":
         command += " --allow network.host"
         info(
             "the Docker engine here has no bridge network: the targets build with the host network "
             "(buildx >= 0.17 reads that from the file; older buildx needs an engine with a bridge)"
         )
-    info(f"wrote {len(kept)} build contexts and {out_dir / 'docker-bake.json'}: {command}")
+    info(f"wrote {len(kept)} build contexts and {bake_path}: {command}")
     return bake
 
 

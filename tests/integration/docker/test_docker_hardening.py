@@ -89,3 +89,56 @@ def test_concurrent_builds_of_one_tag_each_prove_their_own_image(engine: None) -
         for r in results.values():
             docker("image", "rm", "-f", r["image_id"])
         docker("image", "rm", tag)
+
+
+TOKEN = "fwsetup-canary-tok-4c1e9a"
+
+
+def _all_history() -> str:
+    ids = docker("images", "-a", "-q", "--no-trunc").stdout.split()
+    return "\n".join(
+        docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", i).stdout for i in set(ids)
+    )
+
+
+def test_classic_builder_refuses_credentials_instead_of_leaving_them_in_a_layer(engine: None) -> None:
+    tag = f"fwsetup-test/classic-cred:{os.getpid()}"
+    env = _env(FWSETUP_BUILDER="classic", PIP_INDEX_URL=f"https://alice:{TOKEN}@pypi.org/simple")
+    p = start("build", "tinynp", "--cpu", "--version", "2.3.5", "--base", BASE, "--tag", tag, env=env)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 2, err[-2000:]
+    assert "classic builder" in err and "intermediate image" in err and TOKEN not in out + err
+    assert _image_id(tag) is None
+    # Nothing the engine holds (final or intermediate images, their history) carries the credential.
+    assert TOKEN not in _all_history()
+
+
+def test_bake_reads_credentials_from_the_environment_never_a_file(engine: None, tmp_path: Path) -> None:
+    if docker("buildx", "version", timeout=30).returncode != 0:
+        pytest.skip("no buildx plugin: run ./scripts/install-buildx")
+    out = tmp_path / "bake"
+    index = f"https://alice:{TOKEN}@pypi.org/simple"  # PyPI ignores the credential; bake must carry it
+    env = _env(PIP_INDEX_URL=index)
+    p = start("matrix", "--format", "bake", "--out-dir", str(out), "--framework", "tinynp", "--cpu-only",
+              "--newest", "1", "--base", BASE, env=env)  # fmt: skip
+    stdout, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert not [f for f in tmp_path.rglob("*") if f.is_file() and TOKEN.encode() in f.read_bytes()]
+    bake = json.loads(stdout)
+    (name, target), *_ = bake["target"].items()
+    assert "id=fwsetup-index-url,env=PIP_INDEX_URL" in target["secret"]
+    argv = ["docker", "buildx", "bake", "-f", str(out / "docker-bake.json"), "--load", name]
+    if "network" in target:
+        argv += ["--allow", "network.host"]
+    cp = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    if cp.returncode != 0 and "network" in target and "unknown flag" in cp.stderr:
+        pytest.skip(f"this buildx reads no `network` from a bake file: {cp.stderr.strip()[:200]}")
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    tag = target["tags"][0]
+    try:
+        saved = tmp_path / "image.tar"
+        assert docker("save", "-o", str(saved), tag).returncode == 0
+        assert TOKEN.encode() not in saved.read_bytes()
+        assert TOKEN not in docker("history", "--no-trunc", tag).stdout
+    finally:
+        docker("image", "rm", tag)

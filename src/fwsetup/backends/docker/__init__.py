@@ -12,6 +12,7 @@ The base image and the Python in it are the plan's (Plan.image, decided by fwset
 from __future__ import annotations
 
 import functools
+import os
 import re
 import tempfile
 from collections import deque
@@ -36,6 +37,7 @@ from fwsetup.backends.docker.engine import (
     _buildx_available,
     parse_buildx,
     parse_classic,
+    private_tag,
     run_create_kwargs,
 )
 from fwsetup.backends.docker.render import (
@@ -186,13 +188,15 @@ def prepare_context(
     secrets_dir: Path | None = None,
     *,
     settings: IndexSettings | None = None,
+    index_in_context: bool = False,
 ) -> Context:
     """context.prepare_context with the template and, unless given, the user's index settings."""
     if settings is None:
         settings = read_index_settings(options.env)
     return _context.prepare_context(
-        plan, options, folder, secrets_dir, settings=settings, template=dockerfile_template()
-    )
+        plan, options, folder, secrets_dir, settings=settings, template=dockerfile_template(),
+        index_in_context=index_in_context,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -261,11 +265,31 @@ class DockerBackend(Backend):
     ) -> ImageResult:
         """Build, (unless options.run_smoke is False) smoke-test, then tag the image for plan.
 
+        SIGTERM and SIGHUP end it as Ctrl-C does, so the build folder (with its secrets), the smoke container
+        and the private tag are removed on the way out; what a SIGKILL left, the next build removes
+        (remove_stale_build_dirs, DockerEngine.remove_stale_containers).
+
         The image is built under a private tag of this build alone (private_tag), smoke-tested by the image
         ID this build produced, and only then given the tag asked for: two builds of one tag at once each
         test their own image, and the tag never names an image whose smoke test failed."""
+        from fwsetup.staging import terminate_as_interrupt
+
+        with terminate_as_interrupt():
+            return self._build_image(plan, options, progress=progress, on_event=on_event)
+
+    def _build_image(
+        self,
+        plan: Plan,
+        options: ImageOptions,
+        *,
+        progress: Progress,
+        on_event: Callable[[BuildEvent], None] | None,
+    ) -> ImageResult:
         check_renderable(plan)
+        remove_stale_build_dirs()
         info = self.engine.check()
+        for left in self.engine.remove_stale():
+            progress("build", f"removed {_short_id(left)}, left by a build that was killed")
         progress("build", f"engine: Docker {info.server_version} (API {info.api_version}), "
                  f"{'BuildKit (buildx)' if info.buildkit else 'classic builder'}"
                  f"{', no bridge network: RUN steps use the host network' if info.bridge is False else ''}")  # fmt: skip
@@ -275,7 +299,7 @@ class DockerBackend(Backend):
         settings = read_index_settings(options.env)  # the user's pip settings: read once per build
         if options.plan_indexes is None and plan.index_urls:
             options = self._sources(plan, options, settings, progress)
-        with tempfile.TemporaryDirectory(prefix="fwsetup-build-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{BUILD_DIR_PREFIX}{os.getpid()}-") as tmp:
             ctx = _context.prepare_context(
                 plan, options, Path(tmp) / "context", Path(tmp) / "secrets",
                 settings=settings, template=dockerfile_template(),
@@ -387,13 +411,36 @@ class DockerBackend(Backend):
         return report.to_dict(), res.seconds
 
 
-def private_tag() -> str:
-    """A tag no other build uses: the image of one build, before its smoke test (the process id, and random
-    bytes for two builds in one process)."""
-    import os
-    import secrets
+BUILD_DIR_PREFIX = (
+    "fwsetup-build-"  # + the owner's pid + "-": the build context and its secrets, in the temp dir
+)
 
-    return f"fwsetup-tmp/build:{os.getpid()}-{secrets.token_hex(6)}"
+
+def remove_stale_build_dirs(tmp: Path | None = None) -> list[Path]:
+    """Remove the build folders (and the secrets in them) that a killed fwsetup left in the temp dir: those
+    whose owner pid no longer runs. Returns what was removed."""
+    import shutil
+
+    folder = Path(tmp or tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        entries = list(folder.glob(f"{BUILD_DIR_PREFIX}*-*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = entry.name[len(BUILD_DIR_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # it runs (or runs as another user: PermissionError below)
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
 
 
 def _short_id(image: str) -> str:

@@ -84,6 +84,30 @@ def uv_binary() -> Path | None:
     return found if found.is_file() else None
 
 
+def refuse_classic_credentials(
+    plan: Plan, settings: IndexSettings, plan_indexes: tuple[str, ...] | None = None
+) -> None:
+    """UsageError (exit 2) when an index URL of the build carries a credential and the build would go through
+    the classic builder, which has no secret mounts: whatever its builder stage copies in stays in an
+    intermediate image of the engine (`docker save` shows it), though the final image is clean."""
+    from fwsetup.redact import has_credentials, redact_url
+
+    urls = [*(plan.index_urls if plan_indexes is None else plan_indexes), *settings.extra_index_urls]
+    urls += [settings.index_url] if settings.index_url else []
+    found = [redact_url(u) for u in urls if has_credentials(u)]
+    if found:
+        msg = (
+            f"the index {', '.join(found)} carries a credential, and the classic builder (FWSETUP_BUILDER=classic, "
+            "or no docker buildx here) cannot keep one out of the engine: it would stay in an intermediate "
+            "image layer."
+        )
+        raise UsageError(
+            msg,
+            hint="Build with BuildKit (unset FWSETUP_BUILDER; install the docker-buildx plugin), which mounts it "
+            "as a secret, or give an index URL without credentials (a wheelhouse: --wheelhouse DIR).",
+        )
+
+
 def prepare_context(
     plan: Plan,
     options: ImageOptions,
@@ -92,6 +116,7 @@ def prepare_context(
     *,
     settings: IndexSettings,
     template: str,
+    index_in_context: bool = False,
 ) -> Context:
     """Write the build context into folder (and BuildKit secrets into secrets_dir), with the user's index
     settings as resolved once by the caller. Deterministic: the same inputs give the same bytes, so the
@@ -155,7 +180,23 @@ def prepare_context(
         _link_or_copy(uv, build / "uv")  # executable already; a hard link where it can be
 
     secrets: dict[str, Path] = {}
-    if options.buildkit:
+    if options.buildkit and index_in_context:
+        # A bake file's context (fwsetup.ops.matrix): the settings, with no credential (the caller took the
+        # credentialed URLs out; bake passes them as secrets from its environment), in the builder stage's
+        # bind mount; the CA bundle a secret from where it is on this machine.
+        from fwsetup.redact import has_credentials
+
+        env_text = _index_env(
+            plan, settings, "/run/secrets/fwsetup-ca" if settings.cert else None, options.plan_indexes
+        )
+        if has_credentials(env_text):
+            msg = "internal: a bake context would hold a credential"
+            raise InstallError(msg)
+        if env_text:
+            _write(build / "index.env", env_text)
+        if settings.cert:
+            secrets["fwsetup-ca"] = settings.cert.absolute()
+    elif options.buildkit:
         sdir = secrets_dir or folder.parent / (folder.name + "-secrets")
         sdir.mkdir(parents=True, exist_ok=True)
         sdir.chmod(0o700)
@@ -164,13 +205,16 @@ def prepare_context(
         )
         if settings.cert:
             shutil.copyfile(settings.cert, sdir / "ca.pem")
+            (sdir / "ca.pem").chmod(0o600)
             secrets["fwsetup-ca"] = sdir / "ca.pem"
         if env_text:
             _write(sdir / "index.env", env_text, 0o600)
             secrets["fwsetup-index"] = sdir / "index.env"
     else:
         # The classic builder has no secrets: the files go into the builder stage's context only; the
-        # final stage copies /opt/venv from it and nothing else.
+        # final stage copies /opt/venv from it and nothing else. That stage's COPY layer stays in the
+        # engine as an intermediate image (the cache), so credentials are refused here, never copied in.
+        refuse_classic_credentials(plan, settings, options.plan_indexes)
         env_text = _index_env(
             plan, settings, "/tmp/fwsetup-build/ca.pem" if settings.cert else None, options.plan_indexes
         )

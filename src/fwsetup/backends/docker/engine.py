@@ -12,10 +12,11 @@ import contextlib
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from fwsetup.backends.engine import BuildEvent, BuildSpec, Engine, EngineInfo, RunResult, RunSpec
 from fwsetup.errors import EngineError, InstallError
@@ -28,6 +29,148 @@ ENGINE_HINT: Final = (
     'Start an engine: `eval "$(./scripts/start-docker-engine)"` (a private engine on its own socket; needs root) '
     "or `sudo systemctl start docker`, and make DOCKER_HOST point at it."
 )
+
+
+# An engine's JSON answer (/version, /info, an image's inspect) is a few KiB; more is not an engine's answer.
+BODY_CAP: Final = 4 << 20
+# What a container's output keeps: its last bytes (the smoke report is the last line).
+LOG_TAIL_BYTES: Final = 1 << 20
+# The engine's own copy of a smoke container's output (json-file log rotation), so an endless printer
+# fills neither fwsetup's memory nor the engine's disk.
+_LOG_CONFIG: Final = {"type": "json-file", "config": {"max-size": "8m", "max-file": "1"}}
+_T = TypeVar("_T")
+
+
+def _timed_out(what: str, seconds: float, host: str | None) -> EngineError:
+    at = f" at {host}" if host else ""
+    msg = f"the Docker engine{at} did not answer {what} within {seconds:g} s: it is hung, or too slow"
+    return EngineError(
+        msg + ".",
+        hint="Restart the engine, or point DOCKER_HOST at one that works; FWSETUP_ENGINE_CALL_TIMEOUT (and "
+        "FWSETUP_BUILD_TIMEOUT for builds) give a slow engine more time.",
+    )
+
+
+def within(
+    what: str, seconds: float, fn: Callable[..., _T], *args: Any, host: str | None = None, **kw: Any
+) -> _T:
+    """fn(*args, **kw), given `seconds` in all (connect and the whole answer, however slowly it trickles):
+    EngineError naming `what` when it has not returned by then. The call runs in a daemon thread, left to
+    the socket's own end when it overruns (fwsetup is about to exit with the error)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn(*args, **kw)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, daemon=True, name=f"fwsetup-engine {what}").start()
+    if not done.wait(seconds):
+        raise _timed_out(what, seconds, host)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def iter_within(what: str, seconds: float, items: Iterator[_T], *, host: str | None = None) -> Iterator[_T]:
+    """The items of a stream (a build's progress, a container's output), all of them within `seconds`:
+    EngineError naming `what` when the stream has not ended by then. Read in a daemon thread, one item
+    ahead at most."""
+    import queue
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader
+            q.put(("error", exc))
+
+    threading.Thread(target=pump, daemon=True, name=f"fwsetup-engine {what}").start()
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                kind, value = q.get(timeout=max(left, 0.001))
+            except queue.Empty:
+                raise _timed_out(what, seconds, host) from None
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+
+
+def bound_bodies(api: Any, cap: int = BODY_CAP) -> None:
+    """Make every answer the SDK reads whole (all but streams) stop at `cap` bytes: EngineError past it, so an
+    endless or huge body is never held in memory (docker-py reads them without a limit)."""
+    send = api.send
+
+    def bounded_send(request: Any, **kw: Any) -> Any:
+        if kw.get("stream"):
+            return send(request, **kw)
+        kw["stream"] = True
+        resp = send(request, **kw)
+        body = bytearray()
+        try:
+            for chunk in resp.raw.stream(65536, decode_content=True):
+                body += chunk
+                if len(body) > cap:
+                    path = str(request.path_url).split("?")[0]
+                    msg = (
+                        f"the Docker engine's answer to {request.method} {path} is over {cap // (1 << 20)} MiB "
+                        "and still coming: that is not a Docker engine's answer (read no further)."
+                    )
+                    raise EngineError(msg, hint=ENGINE_HINT)
+        except BaseException:
+            resp.close()
+            raise
+        resp._content = bytes(body)
+        resp._content_consumed = True
+        resp.raw.release_conn()
+        return resp
+
+    api.send = bounded_send
+
+
+class _Tail:
+    """The last `cap` bytes of a stream, and how many came before them."""
+
+    def __init__(self, cap: int = LOG_TAIL_BYTES) -> None:
+        self.cap = cap
+        self.buf = bytearray()
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        self.buf += data
+        over = len(self.buf) - self.cap
+        if over > 0:
+            del self.buf[:over]
+            self.dropped += over
+
+    def text(self) -> str:
+        out = self.buf.decode(errors="replace")
+        if self.dropped:
+            out = out.split("\n", 1)[-1] if "\n" in out else out  # a whole first line
+            out = f"[fwsetup: {self.dropped} bytes of output before this were not kept]\n" + out
+        return out
 
 
 def _api_tuple(version: str) -> tuple[int, ...]:
@@ -98,6 +241,36 @@ def parse_classic(chunks: Iterator[Mapping[str, Any]]) -> Iterator[BuildEvent]:
         )
 
 
+def json_messages(chunks: Iterator[bytes], cap: int = BODY_CAP) -> Iterator[Mapping[str, Any]]:
+    """The engine's build stream (JSON messages, one a line) as mappings; a message over `cap` bytes ends the
+    stream with an error message instead of being held whole."""
+    import json
+
+    pending = b""
+    for chunk in chunks:
+        pending += chunk if isinstance(chunk, bytes) else str(chunk).encode()
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    yield {"error": f"the engine sent a build message that is not JSON: {line[:200]!r}"}
+                    return
+                if isinstance(msg, Mapping):
+                    yield msg
+        if len(pending) > cap:
+            yield {"error": f"the engine sent a build message over {cap // (1 << 20)} MiB (read no further)"}
+            return
+    if pending.strip():
+        try:
+            msg = json.loads(pending)
+        except ValueError:
+            msg = {"error": f"the engine ended the build mid-message: {pending[:200]!r}"}
+        if isinstance(msg, Mapping):
+            yield msg
+
+
 def parse_buildx(lines: Iterator[str], iidfile: Path, returncode: Callable[[], int]) -> Iterator[BuildEvent]:
     """`docker buildx build --progress=plain` output as BuildEvents (vertex #N -> step N)."""
     seen: dict[int, int] = {}
@@ -137,7 +310,9 @@ def run_create_kwargs(spec: RunSpec) -> dict[str, Any]:
         "detach": True,
         "environment": dict(spec.env),
         "network_mode": spec.network,
-        "labels": {"io.fwsetup.smoke": "1"},
+        # the owner (host and pid): the next run removes what a killed fwsetup left (remove_stale_containers)
+        "labels": {"io.fwsetup.smoke": "1", OWNER_LABEL: owner()},
+        "log_config": _LOG_CONFIG,
     }
     if spec.network == "none":
         kwargs["network_disabled"] = True
@@ -148,6 +323,48 @@ def run_create_kwargs(spec: RunSpec) -> dict[str, Any]:
             DeviceRequest(count=1 if spec.gpus == "one" else -1, capabilities=[["gpu"]])
         ]
     return kwargs
+
+
+OWNER_LABEL: Final = "io.fwsetup.owner"
+PRIVATE_REPO: Final = "fwsetup-tmp/build"  # a build's image before its smoke test: HOST--PID-RANDOM
+
+
+def private_tag() -> str:
+    """A tag no other build uses (the host, the process id, random bytes): the image of one build before its
+    smoke test; the next run removes the tag a killed build left (DockerEngine.remove_stale)."""
+    import secrets
+    import socket
+
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:80] or "host"
+    return f"{PRIVATE_REPO}:{host}--{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def owner() -> str:
+    """host:pid of this fwsetup: the owner of its smoke containers and temporary folders."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_gone(value: str) -> bool:
+    """Whether the owner (host:pid) is a process of this host that no longer runs; another host's is never
+    judged (its engine may be shared)."""
+    import socket
+
+    host, _, pid = value.rpartition(":")
+    return host == socket.gethostname() and _pid_gone(pid)
+
+
+def _pid_gone(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it runs, as another user
+        return False
+    return False
 
 
 def split_tag(tag: str) -> tuple[str, str]:
@@ -177,6 +394,7 @@ class DockerEngine(Engine):
         self._env = dict(os.environ if env is None else env)
         self._buildkit = buildkit
         self._info: EngineInfo | None = None
+        self._version: Mapping[str, Any] | None = None  # GET /version, read when the client is made
 
     @property
     def client(self) -> Any:
@@ -198,20 +416,40 @@ class DockerEngine(Engine):
             try:
                 import docker
 
-                # version="auto": the SDK negotiates down to an older engine's API (20.10 speaks 1.41).
-                self._client = docker.from_env(version="auto", timeout=quick, environment=self._env)  # type: ignore[arg-type]  # a float works
-                self._client.api.timeout = 600  # it answered: builds and container waits take long
+                # The API version is negotiated below (as version="auto" would, but under a deadline and with
+                # the answer's size bounded): the SDK speaks the engine's (20.10 speaks 1.41).
+                client = docker.from_env(
+                    version=".".join(map(str, MIN_API)), timeout=quick, environment=self._env,  # type: ignore[arg-type]  # a float works
+                )  # fmt: skip
+                bound_bodies(client.api)
+                client.api.timeout = 600  # per read; every call also has a deadline in all (within)
+                version = self._call("GET /version", client.api.version, api_version=False)
+                api = str(version.get("ApiVersion", ""))
+                if re.fullmatch(r"\d+\.\d+", api):
+                    client.api._version = api  # type: ignore[attr-defined]
+                self._version = version
+                self._client = client
+            except EngineError:
+                raise
             except Exception as exc:  # noqa: BLE001 - DockerException, connection errors, bad DOCKER_HOST
                 host = self._env.get("DOCKER_HOST", "the default socket /var/run/docker.sock")
                 msg = f"no Docker engine answers at {host}: {_short(exc)}."
                 raise EngineError(msg, hint=ENGINE_HINT) from None
         return self._client
 
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """fn(*args, **kw) within the engine call deadline (FWSETUP_ENGINE_CALL_TIMEOUT)."""
+        from fwsetup.detect.tools import engine_host
+
+        seconds = resolve(self._env).engine_call_timeout
+        return within(what, seconds, fn, *args, host=engine_host(self._env), **kw)
+
     def check(self) -> EngineInfo:
         if self._info is not None:
             return self._info
         try:
-            version = self.client.version()
+            client = self.client
+            version = self._version or self._call("GET /version", client.version)
         except EngineError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -230,8 +468,12 @@ class DockerEngine(Engine):
             )
         buildkit = self._buildkit if self._buildkit is not None else _buildx_available(self._env)
         runtimes = None
-        with contextlib.suppress(Exception):
-            runtimes = "nvidia" in (self.client.info().get("Runtimes") or {})
+        try:
+            runtimes = "nvidia" in (self._call("GET /info", self.client.info).get("Runtimes") or {})
+        except EngineError:
+            raise  # a hung engine: say so now, not at the next call
+        except Exception:  # noqa: BLE001 - an engine that refuses the request: unknown
+            runtimes = None
         self._info = EngineInfo(
             server_version=server, api_version=api, buildkit=buildkit, nvidia_runtime=runtimes,
             bridge=self._has_bridge(),
@@ -242,7 +484,9 @@ class DockerEngine(Engine):
         """Whether the engine has its default bridge network (dockerd --bridge=none has not); None when the
         engine does not say."""
         try:
-            networks = self.client.api.networks(names=["bridge"])
+            networks = self._call("GET /networks", self.client.api.networks, names=["bridge"])
+        except EngineError:
+            raise
         except Exception:  # noqa: BLE001 - an engine that refuses the request: unknown, not "no bridge"
             return None
         return any(n.get("Name") == "bridge" for n in networks or [])
@@ -264,19 +508,27 @@ class DockerEngine(Engine):
         if spec.secrets:
             msg = "the classic builder cannot mount secrets; render the context for it (buildkit=False)."
             raise InstallError(msg)
-        try:
-            stream = self.client.api.build(
+        from fwsetup.detect.tools import engine_host
+
+        def stream() -> Iterator[Mapping[str, Any]]:
+            chunks = self.client.api.build(
                 path=str(spec.context),
                 dockerfile=spec.dockerfile,
                 tag=spec.tag,
-                decode=True,
+                decode=False,  # split here, each message bounded (json_messages), not by the SDK
                 rm=True,
                 forcerm=True,
                 network_mode=resolve(self._env).build_network or spec.network,
                 nocache=spec.no_cache,
                 platform=None,  # the classic builder of 20.10 rejects --platform without experimental mode
             )
-            yield from parse_classic(stream)
+            yield from json_messages(chunks)
+
+        try:
+            seconds = resolve(self._env).build_timeout
+            yield from parse_classic(
+                iter_within("the build (POST /build)", seconds, stream(), host=engine_host(self._env))
+            )
         except Exception as exc:  # connection dropped mid-build, API errors (re-raised: ours)
             if isinstance(exc, (EngineError, InstallError)):
                 raise
@@ -303,20 +555,62 @@ class DockerEngine(Engine):
             from fwsetup import proc
 
             try:
+                from fwsetup.detect.tools import engine_host
+
+                seconds = resolve(self._env).build_timeout
                 with proc.open_lines(argv, env=self._env) as child:
-                    yield from parse_buildx(child.lines, iidfile, child.wait)
+                    lines = iter_within("the build (docker buildx build)", seconds, child.lines,
+                                        host=engine_host(self._env))  # fmt: skip
+                    yield from parse_buildx(lines, iidfile, child.wait)
             except FileNotFoundError:
                 yield BuildEvent(kind="error", text="the docker CLI is not installed (needed for buildx)")
 
     @contextlib.contextmanager
     def container(self, spec: RunSpec) -> Iterator[Any]:
-        """A created (not started) container that is removed on the way out, whatever happened."""
-        container = self.client.containers.create(**run_create_kwargs(spec))
+        """A created (not started) container that is removed on the way out, whatever happened (Ctrl-C too; a
+        SIGKILL leaves it to the next run: remove_stale_containers)."""
+        self.remove_stale()
+        container = self._call(
+            "POST /containers/create", self.client.containers.create, **run_create_kwargs(spec)
+        )
         try:
             yield container
         finally:
             with contextlib.suppress(Exception):
-                container.remove(force=True)
+                self._call("DELETE /containers", container.remove, force=True)
+
+    def remove_stale(self) -> list[str]:
+        """Remove the smoke containers and private build tags a killed fwsetup of this host left (their owner
+        process is gone); return their ids and tags."""
+        removed: list[str] = []
+        try:
+            found = self._call(
+                "GET /containers/json", self.client.containers.list, all=True, filters={"label": OWNER_LABEL}
+            )
+            images = self._call("GET /images/json", self.client.images.list, name=PRIVATE_REPO)
+        except EngineError:
+            raise
+        except Exception:  # noqa: BLE001 - an engine (or fake) that cannot list: nothing to clean
+            return removed
+        for c in found:
+            label = (getattr(c, "labels", None) or {}).get(OWNER_LABEL, "")
+            if label and owner_is_gone(label):
+                with contextlib.suppress(Exception):
+                    self._call("DELETE /containers", c.remove, force=True)
+                    removed.append(str(c.id))
+        for image in images:
+            for tag in getattr(image, "tags", None) or []:
+                name = tag.rpartition(":")[2]
+                host, _, rest = name.rpartition("--")
+                if (
+                    host
+                    and host == private_tag().rpartition(":")[2].rpartition("--")[0]
+                    and _pid_gone(rest.split("-")[0])
+                ):
+                    with contextlib.suppress(Exception):
+                        self.remove_tag(tag)
+                        removed.append(tag)
+        return removed
 
     def run(self, spec: RunSpec) -> RunResult:
         import requests
@@ -324,16 +618,17 @@ class DockerEngine(Engine):
         start = time.monotonic()
         try:
             with self.container(spec) as container:
-                container.start()
+                self._call("POST /containers/start", container.start)
                 try:
-                    status = container.wait(timeout=spec.timeout)
+                    # the container's own time, plus the engine's time to answer
+                    seconds = spec.timeout + resolve(self._env).engine_call_timeout
+                    status = within("POST /containers/wait", seconds, container.wait, timeout=spec.timeout)
                     code: int | None = int(status.get("StatusCode", -1))
-                except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError, EngineError):
                     with contextlib.suppress(Exception):
-                        container.kill()
+                        self._call("POST /containers/kill", container.kill)
                     code = None
-                out = container.logs(stdout=True, stderr=False).decode(errors="replace")
-                err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+                out, err = self._logs(container)
         except EngineError:
             raise
         except Exception as exc:  # noqa: BLE001 - docker.errors.APIError and friends
@@ -358,6 +653,23 @@ class DockerEngine(Engine):
             raise EngineError(msg, hint=hint) from None
         return RunResult(exit_code=code, stdout=out, stderr=err, seconds=time.monotonic() - start)
 
+    def _logs(self, container: Any) -> tuple[str, str]:
+        """The container's stdout and stderr, each its last LOG_TAIL_BYTES (an endless printer's output is
+        never held whole), read within the engine call deadline."""
+        from fwsetup.detect.tools import engine_host
+
+        tails = []
+        for out in (True, False):
+            tail = _Tail()
+            frames = container.logs(stdout=out, stderr=not out, stream=True, follow=False)
+            seconds = resolve(self._env).engine_call_timeout
+            for frame in iter_within(
+                "GET /containers/logs", seconds, iter(frames), host=engine_host(self._env)
+            ):
+                tail.add(frame)
+            tails.append(tail.text())
+        return tails[0], tails[1]
+
     def image_size(self, ref: str) -> int | None:
         attrs = self._image_attrs(ref)
         return int(attrs.get("Size", 0)) if attrs is not None else None
@@ -371,7 +683,7 @@ class DockerEngine(Engine):
     def tag_image(self, image_id: str, tag: str) -> None:
         repo, name = split_tag(tag)
         try:
-            self.client.api.tag(image_id, repo, name, force=True)
+            self._call("POST /images/tag", self.client.api.tag, image_id, repo, name, force=True)
         except EngineError:
             raise
         except Exception as exc:  # noqa: BLE001 - docker.errors.APIError: a bad tag, the image gone
@@ -383,13 +695,13 @@ class DockerEngine(Engine):
 
         with contextlib.suppress(docker.errors.NotFound):
             # noprune: the untagged parents are the classic builder's cache of the next build
-            self.client.api.remove_image(tag, noprune=True)
+            self._call("DELETE /images", self.client.api.remove_image, tag, noprune=True)
 
     def _image_attrs(self, ref: str) -> dict[str, Any] | None:
         import docker.errors
 
         try:
-            return dict(self.client.images.get(ref).attrs)
+            return dict(self._call("GET /images/json", self.client.images.get, ref).attrs)
         except docker.errors.ImageNotFound:
             return None
 
@@ -399,9 +711,9 @@ def engine_has_bridge(env: Mapping[str, str] | None = None) -> bool | None:
     engine = DockerEngine(env=env, buildkit=False)
     try:
         engine.client  # noqa: B018 - connects (a quick ping first), raises EngineError when none answers
+        return engine._has_bridge()
     except EngineError:
         return None
-    return engine._has_bridge()
 
 
 def _short(exc: BaseException) -> str:
