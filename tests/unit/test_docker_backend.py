@@ -368,3 +368,130 @@ def test_split_tag_keeps_a_registry_port() -> None:
     assert split_tag("reg:5000/a/b:1.0") == ("reg:5000/a/b", "1.0")
     assert split_tag("reg:5000/a/b") == ("reg:5000/a/b", "latest")
     assert split_tag("fwsetup/torch:2.13.0-cpu-py3.11") == ("fwsetup/torch", "2.13.0-cpu-py3.11")
+
+
+# -- what a killed build leaves: secrets of mode 600 removed on every exit, the next run cleans the rest ----
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_stale_build_folders_of_dead_owners_are_removed(tmp_path: Path) -> None:
+    import os
+
+    from fwsetup.backends.docker import remove_stale_build_dirs
+
+    dead = tmp_path / f"fwsetup-build-{_dead_pid()}-abc123"
+    (dead / "secrets").mkdir(parents=True)
+    (dead / "secrets" / "index.env").write_text("export PIP_INDEX_URL=https://a:tok@x/simple\n")
+    alive = tmp_path / f"fwsetup-build-{os.getppid()}-def456"  # a running process (pytest's parent)
+    alive.mkdir()
+    mine = tmp_path / f"fwsetup-build-{os.getpid()}-ghi789"
+    mine.mkdir()
+    other = tmp_path / "fwsetup-build-notapid"  # not fwsetup's naming: never judged
+    other.mkdir()
+    assert remove_stale_build_dirs(tmp_path) == [dead]
+    assert not dead.exists() and alive.is_dir() and mine.is_dir() and other.is_dir()
+
+
+class SecretsEngine(FakeEngine):
+    """Records the secret files' modes while the build runs."""
+
+    def __init__(self, events: list[BuildEvent], run: RunResult | None = None) -> None:
+        super().__init__(events, run)
+        self.modes: dict[str, int] = {}
+        self.folders: list[Path] = []
+
+    def check(self) -> EngineInfo:
+        return EngineInfo(server_version="24.0", api_version="1.43", buildkit=True)
+
+    def build(self, spec: BuildSpec) -> Iterator[BuildEvent]:
+        self.modes = {sid: p.stat().st_mode & 0o777 for sid, p in spec.secrets.items()}
+        self.folders = [spec.context.parent]
+        yield from super().build(spec)
+
+
+@pytest.mark.parametrize("outcome", ["built", "build failed", "smoke failed", "interrupted"])
+def test_build_secrets_are_mode_600_and_removed_on_every_exit(tmp_path: Path, outcome: str) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("CA")
+    env = {**NO_PIP, "PIP_CERT": str(ca), "PIP_INDEX_URL": "https://alice:tok123@mirror.example/simple"}
+    events = GOOD if outcome != "build failed" else [BuildEvent(kind="error", text="boom")]
+    report = '{"ok": true, "framework": "pytorch", "version": "2.13.0", "device": "cpu", "steps": 30}'
+    bad = '{"ok": false, "framework": "pytorch", "error": "the loss did not fall (1 -> 1)"}'
+    run = RunResult(exit_code=0 if outcome != "smoke failed" else 1,
+                    stdout=(report if outcome != "smoke failed" else bad) + "\n", stderr="", seconds=1.0)  # fmt: skip
+    engine = SecretsEngine(events, run)
+    if outcome == "interrupted":
+
+        def interrupted(spec: RunSpec) -> RunResult:
+            raise KeyboardInterrupt
+
+        engine.run = interrupted  # type: ignore[method-assign]
+    try:
+        DockerBackend(engine).build_image(plan(), ImageOptions(env=env, tag="t"))
+    except (InstallError, SmokeError, KeyboardInterrupt):
+        assert outcome != "built"
+    assert engine.modes == {"fwsetup-ca": 0o600, "fwsetup-index": 0o600}
+    (folder,) = engine.folders
+    assert folder.name.startswith("fwsetup-build-") and not folder.exists()
+    if outcome != "build failed":
+        assert engine.calls[-1][0] == "untag"  # the private tag too
+
+
+def test_smoke_containers_carry_their_owner_and_stale_ones_are_removed() -> None:
+    import os
+    import socket
+
+    from fwsetup.backends.docker.engine import OWNER_LABEL, owner_is_gone, private_tag
+
+    kwargs = run_create_kwargs(RunSpec(image="i", command=["python"]))
+    assert kwargs["labels"][OWNER_LABEL] == f"{socket.gethostname()}:{os.getpid()}"
+    assert kwargs["log_config"]["config"]["max-size"]
+    assert owner_is_gone(f"{socket.gethostname()}:{_dead_pid()}")
+    assert not owner_is_gone(f"{socket.gethostname()}:{os.getpid()}")
+    assert not owner_is_gone(f"another-host:{_dead_pid()}")  # a shared engine: never another host's
+
+    class C:
+        def __init__(self, cid: str, label: str) -> None:
+            self.id, self.labels, self.removed = cid, {OWNER_LABEL: label}, False
+
+        def remove(self, force: bool) -> None:
+            self.removed = True
+
+    class Img:
+        def __init__(self, tags: list[str]) -> None:
+            self.tags = tags
+
+    dead = C("dead", f"{socket.gethostname()}:{_dead_pid()}")
+    live = C("live", f"{socket.gethostname()}:{os.getpid()}")
+    mine = private_tag()
+    stale = mine.replace(f"--{os.getpid()}-", f"--{_dead_pid()}-")
+    untagged: list[str] = []
+
+    class Client:
+        class containers:
+            @staticmethod
+            def list(all: bool, filters: dict[str, str]) -> list[C]:
+                assert filters == {"label": OWNER_LABEL}
+                return [dead, live]
+
+        class images:
+            @staticmethod
+            def list(name: str) -> list[Img]:
+                return [Img([mine, stale])]
+
+        class api:
+            @staticmethod
+            def remove_image(tag: str, noprune: bool) -> None:
+                untagged.append(tag)
+
+    engine = DockerEngine(client=Client(), buildkit=False)
+    assert engine.remove_stale() == ["dead", stale]
+    assert dead.removed and not live.removed and untagged == [stale]

@@ -142,3 +142,73 @@ def test_bake_reads_credentials_from_the_environment_never_a_file(engine: None, 
         assert TOKEN not in docker("history", "--no-trunc", tag).stdout
     finally:
         docker("image", "rm", tag)
+
+
+def _wait_for(check: Any, p: subprocess.Popen[str], seconds: float = 300) -> Any:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        found = check()
+        if found:
+            return found
+        if p.poll() is not None:
+            _, err = p.communicate()
+            pytest.fail(f"fwsetup ended ({p.returncode}) before the moment to kill it came: {err[-2000:]}")
+        time.sleep(0.05)
+    pytest.fail("the moment to kill fwsetup never came")
+
+
+def test_what_a_sigkill_leaves_the_next_build_removes(engine: None) -> None:
+    import glob
+    import signal
+    import socket
+    import tempfile
+
+    tag = f"fwsetup-test/killed:{os.getpid()}"
+    args = ("build", "tinynp", "--cpu", "--version", "2.3.5", "--base", BASE, "--tag", tag)
+    # 1. killed while building: its build folder (the context, the secrets) stays in the temp dir
+    a = start(*args)
+    pattern = os.path.join(tempfile.gettempdir(), f"fwsetup-build-{a.pid}-*")
+    (folder,) = _wait_for(lambda: glob.glob(pattern), a)
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    assert os.path.isdir(folder)
+    # 2. killed during its smoke test: the container stays, labelled with its owner
+    b = start(*args)
+    label = f"io.fwsetup.owner={socket.gethostname()}:{b.pid}"
+
+    def containers() -> list[str]:
+        return docker("ps", "-a", "-q", "--filter", f"label={label}").stdout.split()
+
+    (cid,) = _wait_for(containers, b)
+    b.send_signal(signal.SIGKILL)
+    b.wait()
+    assert containers() == [cid]
+    # 3. the next build removes both (their owners are gone), and says so
+    c = start(*args, "--no-smoke")
+    try:
+        _, err = c.communicate(timeout=600)
+        assert c.returncode == 0, err[-3000:]
+        assert not os.path.exists(folder), "the killed build's folder (with its secrets) was removed"
+        assert containers() == [], "the killed smoke test's container was removed"
+        left = docker("images", "--format", "{{.Tag}}", "fwsetup-tmp/build").stdout.split()
+        assert not [t for t in left if f"--{a.pid}-" in t or f"--{b.pid}-" in t], left
+        assert "left by a build that was killed" in err
+    finally:
+        docker("rm", "-f", cid)
+        docker("image", "rm", tag)
+
+
+def test_a_container_printing_without_end_keeps_a_bounded_tail(engine: None) -> None:
+    from fwsetup.backends.docker import DockerEngine
+    from fwsetup.backends.docker.engine import LOG_TAIL_BYTES
+    from fwsetup.backends.engine import RunSpec
+
+    res = DockerEngine(buildkit=False).run(
+        RunSpec(image=BASE, command=["yes", "spam"], network="none", timeout=3)
+    )
+    assert res.exit_code is None  # timed out, killed, removed
+    # Bounded twice: the engine keeps at most 8 MB of its log (rotated), fwsetup the last 1 MiB of that.
+    assert len(res.stdout.encode()) <= LOG_TAIL_BYTES + 200
+    assert res.stdout.rstrip().endswith("spam")

@@ -130,7 +130,9 @@ def bound_bodies(api: Any, cap: int = BODY_CAP) -> None:
         resp = send(request, **kw)
         body = bytearray()
         try:
-            for chunk in resp.raw.stream(65536, decode_content=True):
+            # iter_content: urllib3's errors as requests' (a read time-out is requests' ConnectionError), as a
+            # body read by requests itself would raise them
+            for chunk in resp.iter_content(65536):
                 body += chunk
                 if len(body) > cap:
                     path = str(request.path_url).split("?")[0]
