@@ -426,23 +426,25 @@ def loads(text: str | bytes, *, source: str = "<profile>") -> HostProfile:
         raise _problem(source, path, what, raw) from None
 
 
-def load(path: str | Path) -> HostProfile:
-    p = Path(path)
+def read_profile_bytes(path: str | Path) -> bytes:
+    """The bytes of a HostProfile file (or a node's file): a regular file of at most MAX_PROFILE_BYTES, read
+    without ever blocking (a FIFO, /dev/zero, a folder or a huge file is refused at once); ProfileError."""
+    from fwsetup.inputfile import InputFileError, read_input
+
     if not str(path).strip():
         msg = "--host-profile '': give the path of a HostProfile file (`fwsetup profile --output FILE` writes one)."
         raise ProfileError(msg)
     try:
-        with p.open("rb") as f:
-            data = f.read(MAX_PROFILE_BYTES + 1)
-    except OSError as exc:
-        msg = f"cannot read host profile {p}: {exc.strerror or exc}."
+        return read_input(path, limit=MAX_PROFILE_BYTES)
+    except InputFileError as exc:
+        msg = f"cannot read host profile {path}: {exc}."
         raise ProfileError(
             msg, hint="Give the path of a file written by `fwsetup profile --output FILE`."
         ) from None
-    if len(data) > MAX_PROFILE_BYTES:
-        msg = f"{p}: larger than {MAX_PROFILE_BYTES // 2**20} MiB; a HostProfile is a few KiB of JSON."
-        raise ProfileError(msg, hint=_HINT)
-    return loads(data, source=str(p))
+
+
+def load(path: str | Path) -> HostProfile:
+    return loads(read_profile_bytes(path), source=str(path))
 
 
 def save(profile: HostProfile, path: str | Path) -> None:

@@ -453,20 +453,33 @@ class _Problems:
         return out
 
 
+MAX_RECIPE_BYTES = 4 << 20  # the largest shipped recipe is ~60 KiB
+MAX_RECIPE_DEPTH = 32  # a recipe nests 4 deep (builds -> docker -> env); no key of one nests 32 deep
+
+
 def read_toml(path: Path) -> dict[str, Any]:
+    """A recipe file's TOML: a regular file of at most MAX_RECIPE_BYTES (fwsetup.inputfile: a FIFO, a device,
+    a folder named *.toml is refused without blocking), UTF-8 with or without a byte order mark, nested at most
+    MAX_RECIPE_DEPTH levels (a "TOML bomb" is a RecipeError, not a RecursionError); RecipeError (exit 2)."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:
         import tomli as tomllib
+    from fwsetup.inputfile import InputFileError, read_input
+
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        msg = f"{path}: cannot read recipe: {exc.strerror or exc}."
-        raise RecipeError(msg) from None
+        data = read_input(path, limit=MAX_RECIPE_BYTES)
+    except InputFileError as exc:
+        msg = f"{path}: cannot read recipe: {exc}."
+        raise RecipeError(msg, hint=_hint()) from None
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        # A byte order mark (Windows editors write one) is not TOML's, and says nothing here: skipped.
+        doc = tomllib.loads(data.decode("utf-8").removeprefix("\ufeff"))
     except UnicodeDecodeError as exc:
         msg = f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})."
+        raise RecipeError(msg, hint=_hint()) from None
+    except RecursionError:
+        msg = f"{path}: nested too deeply to parse (arrays or inline tables inside each other, hundreds deep); no recipe key nests more than {MAX_RECIPE_DEPTH} levels."
         raise RecipeError(msg, hint=_hint()) from None
     except tomllib.TOMLDecodeError as exc:
         text = str(exc)
@@ -475,6 +488,23 @@ def read_toml(path: Path) -> dict[str, Any]:
         what = m.group("msg") if m else text
         msg = f"{where}: TOML syntax error: {what}."
         raise RecipeError(msg, hint=_hint()) from None
+    _check_depth(doc, path)
+    return doc
+
+
+def _check_depth(doc: dict[str, Any], path: Path) -> None:
+    """No value nested deeper than MAX_RECIPE_DEPTH (walked without recursion)."""
+    stack: list[tuple[object, str, int]] = [(doc, "", 0)]
+    while stack:
+        obj, key, depth = stack.pop()
+        if depth > MAX_RECIPE_DEPTH:
+            shown = key if len(key) <= 80 else key[:79] + "…"
+            msg = f"{path}: {shown}: nested deeper than {MAX_RECIPE_DEPTH} levels; no recipe key is."
+            raise RecipeError(msg, hint=_hint())
+        if isinstance(obj, dict):
+            stack.extend((v, f"{key}.{k}" if key else str(k), depth + 1) for k, v in obj.items())
+        elif isinstance(obj, list):
+            stack.extend((v, f"{key}[{i}]", depth + 1) for i, v in enumerate(obj))
 
 
 def _substitute(build: dict[str, Any]) -> None:
@@ -981,7 +1011,9 @@ def _recipe_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         msg = f"recipes directory {directory} does not exist or is not a directory."
         raise RecipeError(msg, hint="Point --recipes (or FWSETUP_RECIPES) at a folder of *.toml recipes.")
-    return sorted(p for p in directory.glob("*.toml") if p.is_file())
+    # Every *.toml entry, files or not: one that is not a regular file (a folder, a FIFO) is reported by
+    # read_toml, never skipped in silence (nor read, which would block on a FIFO).
+    return sorted(directory.glob("*.toml"))
 
 
 def _never_install_of(raws: Iterable[tuple[Path, dict[str, Any]]]) -> dict[str, str]:

@@ -52,13 +52,15 @@ def node_paths(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def read_node(path: Path) -> NodeFile:
-    from fwsetup.profile import MAX_PROFILE_BYTES, load, loads
+    from fwsetup.profile import loads, read_profile_bytes
 
+    raw_bytes = read_profile_bytes(path)  # a regular file of bounded size, or ProfileError (exit 2)
     try:
-        raw_bytes = path.read_bytes()[: MAX_PROFILE_BYTES + 1]
         raw = json.loads(raw_bytes)
-    except (OSError, ValueError):
-        return NodeFile(name=path.stem, path=path, profile=load(path))  # load says what is wrong
+    except (ValueError, RecursionError):
+        return NodeFile(
+            name=path.stem, path=path, profile=loads(raw_bytes, source=str(path))
+        )  # says what is wrong
     name = path.stem
     if isinstance(raw, dict) and isinstance(raw.get("hostname"), str) and raw["hostname"].strip():
         name = raw["hostname"].strip()
