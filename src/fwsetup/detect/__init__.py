@@ -22,6 +22,7 @@ T = TypeVar("T")
 _cache: dict[str | None, HostProfile] = {}
 _without_docker: set[str | None] = set()  # cached profiles whose Docker engine was not probed
 _lock = threading.Lock()
+_sysconfig_lock = threading.Lock()
 
 # Every subprocess probe has its own time-out (docker 5 s, versions 5-10 s); this bounds what has none:
 # nvmlInit() can block for a long time on a GPU in a bad state.
@@ -43,6 +44,14 @@ def _soft(name: str, fn: Callable[[list[str]], T], default: T) -> Callable[[], t
 def _start(fns: dict[str, Callable[[], tuple[Any, list[str]]]]) -> dict[str, tuple[threading.Thread, list]]:
     # Daemon threads, not a ThreadPoolExecutor: a probe stuck in the driver must not keep the process
     # from exiting (the executor joins its threads at exit).
+    import sysconfig
+
+    # Python's sysconfig fills its variables on first use without a lock (3.11): a thread that reads them
+    # while another fills them sees a half-made dict (uv.find_uv_bin: "uv" + None, an "unexpected TypeError"
+    # in about 3 of 40 doctor runs). Made here, under a lock (detections may run at once), before any probe
+    # thread starts.
+    with _sysconfig_lock:
+        sysconfig.get_config_vars()
     out: dict[str, tuple[threading.Thread, list]] = {}
     for name, fn in fns.items():
         box: list = []
