@@ -227,7 +227,7 @@ def fetch(
     if worker.is_alive():
         watch.expire()
         worker.join(1.0)  # let it notice the closed socket; a stuck DNS lookup is left to itself
-        raise FetchError(url, f"timed out after {deadline:g} s (no complete answer)", timed_out=True)
+        raise FetchError(url, f"timed out after {deadline:g} s without a complete answer", timed_out=True)
     if "response" in box:
         resp_: Response = box["response"]
         return resp_
@@ -236,7 +236,7 @@ def fetch(
         raise exc
     if exc is not None and (isinstance(exc, (ValueError, OSError)) or _is_http_error(exc)):
         timed_out = _is_timeout(exc) or time.monotonic() - start >= deadline
-        why = f"timed out after {deadline:g} s (no complete answer)" if timed_out else _why(exc)
+        why = f"timed out after {deadline:g} s without a complete answer" if timed_out else _why(exc)
         raise FetchError(url, why, timed_out=timed_out) from None
     if exc is not None:
         raise exc

@@ -941,6 +941,7 @@ def cases() -> list[Case]:
 
     out += cases_issue21()
     out += cases_issue21_multinode()
+    out += cases_issue21_network()
     return out
 
 
@@ -1134,6 +1135,54 @@ def cases_issue21() -> list[Case]:
                 tier="default",
             )
         )
+    return out
+
+
+def trickling_index(ctx: Ctx) -> None:
+    """A server on loopback that sends its status line and headers a byte a second (for ~17 minutes), and a
+    recipe of our own whose index it is."""
+
+    def serve(srv: socket.socket) -> None:
+        while True:
+            conn, _ = srv.accept()
+
+            def talk(c: socket.socket = conn) -> None:
+                with c, contextlib.suppress(OSError):
+                    for b in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000 + b"\r\n\r\n":
+                        c.sendall(bytes([b]))
+                        time.sleep(1.0)
+
+            threading.Thread(target=talk, daemon=True).start()
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    threading.Thread(target=serve, args=(srv,), daemon=True).start()
+    port = srv.getsockname()[1]
+    user_recipes(recipe(build=f'index_url = "http://127.0.0.1:{port}/simple"\n'))(ctx)
+
+
+def cases_issue21_network() -> list[Case]:
+    """Issue 21: an index trickling its headers (a total deadline, exit 7), tokens in the query string."""
+    out: list[Case] = []
+    add = out.append
+    no_gpu = str(FIXTURES / "no-gpu.json")
+    add(Case("index-trickle-dry-run", 21,
+             lambda ctx: ["--recipes", str(ctx.dir / "recipes"), "install", "fakefw", "--cpu", "--version", "1.0",
+                          "--allow-insecure", "--env", str(ctx.dir / "env"), "--dry-run"],
+             expect=(7,), setup=trickling_index, env={"PIP_TIMEOUT": "5"},
+             check=both(within_s(15), says("timed out after 5 s"), no_target()), timeout=65))  # fmt: skip
+    query = {"PIP_INDEX_URL": f"https://127.0.0.1:9/simple/?token={TOKEN}"}
+    both_kinds = {"PIP_INDEX_URL": f"https://alice:{TOKEN}@127.0.0.1:9/simple/?access_token={TOKEN}&page=1"}
+    online_dry_run = lambda ctx: ["--recipes", str(ctx.world.recipes), "install", "fakefw", "--cpu",  # noqa: E731
+                                  "--version", "1.0", "--env", str(ctx.dir / "env"), "--dry-run"]  # fmt: skip
+    add(Case("secret-query-token-dry-run", 21, online_dry_run, expect=(0,), env=query, secret=True))
+    add(Case("secret-query-token-plan-json", 21, ["plan", "pytorch", "--json", "--host-profile", no_gpu],
+             expect=(0,), env=both_kinds, secret=True))  # fmt: skip
+    add(Case("secret-query-token-install-online", 21,
+             lambda ctx: ["--recipes", str(ctx.world.recipes), "install", "fakefw", "--cpu", "--version", "1.0",
+                          "--env", str(ctx.dir / "env"), "--wheelhouse", str(ctx.world.wheels)],
+             expect=(0, 5, 7), env=both_kinds, secret=True, tier="default", timeout=120))  # fmt: skip
     return out
 
 

@@ -132,3 +132,24 @@ def test_file_urls_are_capped_too(tmp_path: pytest.TempPathFactory) -> None:
     assert net.fetch(p.as_uri(), max_bytes=4000).body == b"y" * 2000
     with pytest.raises(net.FetchError):
         net.fetch(p.as_uri(), max_bytes=1000)
+
+
+def test_a_stalled_tls_handshake_is_cut_at_the_deadline() -> None:
+    with serve(silent) as base:  # accepts, never says ServerHello
+        t0 = time.monotonic()
+        with pytest.raises(net.FetchError) as err:
+            net.fetch(base.replace("http://", "https://") + "/simple/", deadline=1.5)
+        assert time.monotonic() - t0 < 4.0
+    assert err.value.timed_out
+
+
+def test_registry_sync_fetch_has_a_total_deadline() -> None:
+    """fwsetup-sync-registry reads PyPI through the same helper: a trickling server ends it in time."""
+    from fwsetup.registry import sync
+
+    with serve(trickle_headers) as base:
+        t0 = time.monotonic()
+        with pytest.raises(NetworkError) as err:
+            sync.http_fetch(timeout=1.5, retries=0)(base + "/pypi/torch/json")
+        took = time.monotonic() - t0
+    assert took < 5.0 and "timed out after 1.5 s" in str(err.value) and base in str(err.value)
