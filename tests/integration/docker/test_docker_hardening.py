@@ -211,4 +211,6 @@ def test_a_container_printing_without_end_keeps_a_bounded_tail(engine: None) -> 
     assert res.exit_code is None  # timed out, killed, removed
     # Bounded twice: the engine keeps at most 8 MB of its log (rotated), fwsetup the last 1 MiB of that.
     assert len(res.stdout.encode()) <= LOG_TAIL_BYTES + 200
-    assert res.stdout.rstrip().endswith("spam")
+    # the tail is the container's own output (killed mid-line: the last line may be cut)
+    lines = res.stdout.splitlines()
+    assert len(lines) > 100 and set(lines[1:-1]) == {"spam"}, res.stdout[:200]
