@@ -86,3 +86,18 @@ def test_error_naming_a_hostile_file_is_escaped(capsys: pytest.CaptureFixture[st
     _, err = capsys.readouterr()
     assert code == 2
     assert "\x1b" not in err and "bad\\x1b[2J" in err
+
+
+def test_doctor_of_one_profile_shows_hostile_fields_escaped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The same rule for a single machine's profile file: a GPU name and a distribution id from the file."""
+    raw = json.loads((FLEETS / "old-driver" / "gpu-07.json").read_text())
+    raw["nvidia"]["gpus"][0]["name"] = f"NVIDIA {CLEAR} H100"
+    raw["os"]["distro_id"] = f"ubu{TITLE}ntu"
+    (tmp_path / "p.json").write_text(json.dumps(raw))
+    code = main(["doctor", "--host-profile", str(tmp_path / "p.json")])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    _assert_shown_escaped(out + err)
+    assert "NVIDIA \\x1b[2J\\x1b[H H100" in out and "ubu\\x1b]0;owned\\x07ntu" in out

@@ -148,9 +148,10 @@ class _Section:
     def add(self, mark: str, label: str, text: str) -> None:
         from rich.text import Text
 
+        from fwsetup.text import printable
         from fwsetup.ui import escape
 
-        self.table.add_row(MARKS[mark], escape(label), Text(text))
+        self.table.add_row(MARKS[mark], escape(label), Text(printable(text)))
 
     def print(self) -> None:
         from rich.padding import Padding
@@ -336,6 +337,7 @@ def render(report: DoctorReport, console: Console) -> None:
     from rich.text import Text
 
     from fwsetup.gpu_vendors import has_other_gpu
+    from fwsetup.text import printable
     from fwsetup.ui import escape
 
     findings = list(report.findings)
@@ -375,13 +377,13 @@ def render(report: DoctorReport, console: Console) -> None:
     grid = Table.grid(padding=(0, 1))
     grid.add_column(width=1)
     grid.add_column(overflow="fold")
-    for f in findings:
-        body = Text(f.title, style="bold")
+    for f in findings:  # findings quote what the machine or a profile file said: shown by the one rule
+        body = Text(printable(f.title), style="bold")
         if f.detail:
-            body.append("\n" + f.detail, style="dim" if f.severity == "info" else "")
+            body.append("\n" + printable(f.detail), style="dim" if f.severity == "info" else "")
         if f.remedy:
             body.append("\n→ ", style="cyan")
-            body.append(f.remedy)
+            body.append(printable(f.remedy))
         grid.add_row(MARKS[f.severity], body)
     if findings:
         _print_trimmed(console, Padding(grid, (0, 0, 0, 2)))
