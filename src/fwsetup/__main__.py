@@ -22,7 +22,13 @@ def run() -> None:
     if held:
         sys.stderr.write("\ninterrupted.\n")
         sys.exit(130)
-    sys.exit(main())
+    from fwsetup.cli import ignore_signals_to_exit
+    from fwsetup.ui import state
+
+    state.exiting = True
+    code = main()
+    ignore_signals_to_exit()  # an install that committed ends with its own exit status
+    sys.exit(code)
 
 
 if __name__ == "__main__":

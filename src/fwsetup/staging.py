@@ -275,6 +275,7 @@ class Staging:
         return self
 
     def commit(self) -> None:
+        hold_signals()  # from here on the install completes: an interrupt no longer undoes anything
         swap_into_place(self.path, self.target)
         self.committed = True
         ui_state.committed_target = self.target  # cli.main: an interrupt from now on is a success
@@ -313,14 +314,45 @@ def _deferred_signals() -> Iterator[None]:
         yield
         return
     got: list[int] = []
-    old = {s: signal.signal(s, lambda n, f: got.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def note(signum: int, frame: Any) -> None:
+        got.append(signum)
+
+    old = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        _restore(old, note)
     if got:
         raise KeyboardInterrupt
+
+
+def _restore(old: Mapping[signal.Signals, Any], mine: Any) -> None:
+    """Put back the handlers `old`, for the signals whose handler is still `mine` (one set since, such as
+    hold_signals', stays)."""
+    for s, h in old.items():
+        if signal.getsignal(s) is mine:
+            signal.signal(s, h)
+
+
+def hold_signals() -> None:
+    """From the swap on, SIGINT, SIGTERM and SIGHUP are noted (ui_state.held_signals), not acted on: the new
+    environment is in place, and what is left (deleting the old one, printing the report) must end with
+    the install's own exit status, not a death by signal. Only when cli.main asks for it
+    (ui_state.hold_after_commit), in the main thread; cli.main puts the handlers back."""
+    import threading
+
+    if not ui_state.hold_after_commit or threading.current_thread() is not threading.main_thread():
+        return
+    if ui_state.held_signals is None:
+        ui_state.held_signals = []
+    held = ui_state.held_signals
+
+    def note(signum: int, frame: Any) -> None:
+        held.append(signum)
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, note)
 
 
 @contextlib.contextmanager
@@ -340,8 +372,7 @@ def terminate_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        _restore(old, handler)
 
 
 # -- disk space ----------------------------------------------------------------------------------------

@@ -27,6 +27,11 @@ class State:
     install_target: Path | None = None
     staging_inode: int | None = None
     committed_target: Path | None = None
+    # Set by cli.main: from the swap on (staging.hold_signals) SIGINT, SIGTERM and SIGHUP are noted in
+    # held_signals instead of acted on: the install is complete, only its report is left to print.
+    hold_after_commit: bool = False
+    held_signals: list[int] | None = None
+    exiting: bool = False  # the console script (__main__.run): the process ends when main() returns
 
 
 state = State()

@@ -408,3 +408,49 @@ def test_cli_interrupted(cli: dict, sig: signal.Signals) -> None:
     _out, err = p.communicate(timeout=300)
     assert p.returncode == 0 and "already installed: same plan" in " ".join(err.split())
     assert litter(cli["parent"]) == []
+
+
+# -- issue 21: a signal after the swap does not turn a complete install into a death by signal --------------
+
+LATE_SIGNAL = """
+import atexit, os, signal, sys
+import fwsetup.cli as cli
+import fwsetup.cli.install as ci
+sig, when = getattr(signal, sys.argv[1]), sys.argv[2]
+send = lambda: os.kill(os.getpid(), sig)
+if when == "render":  # just after "✓ installed" was printed
+    shown = ci._render_outcome
+    ci._render_outcome = lambda outcome: (shown(outcome), send())
+elif when == "return":  # after the command returned, before the process exits
+    main = cli.main
+    cli.main = lambda argv=None: (main(argv), send())[0]
+else:  # while Python shuts down
+    atexit.register(send)
+sys.argv = ["fwsetup", *sys.argv[3:]]
+from fwsetup.__main__ import run
+run()
+"""
+
+
+@pytest.mark.parametrize(
+    ("sig", "when"),
+    [("SIGTERM", "render"), ("SIGINT", "return"), ("SIGTERM", "exit"), ("SIGHUP", "render")],
+)
+def test_cli_signal_after_installed_exits_0(cli: dict, sig: str, when: str) -> None:
+    argv = [
+        "--recipes", str(cli["recipes"]), "install", "fakefw", "--cpu", "--version", "1.0",
+        "--env", str(cli["target"]), "--wheelhouse", str(cli["wh"]), "--offline",
+    ]  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-c", LATE_SIGNAL, sig, when, *argv],
+        env=cli["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    flat = " ".join(p.stderr.split())
+    assert "installed FakeFW 1.0 (cpu)" in flat and "Traceback" not in p.stderr
+    if when == "render":
+        assert f"{sig} arrived after the new environment was swapped in: ignored, it is complete" in flat
+    assert installed_version(cli["target"]) == "1.0" and litter(cli["parent"]) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import sys
 from typing import Any, TextIO, cast
 
@@ -65,14 +66,49 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     state.install_target = state.committed_target = state.staging_inode = None
+    state.held_signals, state.hold_after_commit = None, True
+    handlers = _signal_handlers()
     saved = sys.stdout
     guard = _PipeSafe(saved)
     sys.stdout = cast(TextIO, guard)
     try:
-        return _run(args, debug, guard)
+        code = _run(args, debug, guard)
+        if state.held_signals:  # noted after the swap (staging.hold_signals): the install is complete
+            names = ", ".join(dict.fromkeys(_signal_name(s) for s in state.held_signals))
+            _say(f"{names} arrived after the new environment was swapped in: ignored, it is complete "
+                 f"({state.committed_target or state.install_target}).")  # fmt: skip
+        return code
     finally:
         guard.close_quietly()
         sys.stdout = saved
+        state.hold_after_commit = False
+        if state.held_signals is not None and not state.exiting:
+            for s, h in handlers.items():  # called in-process (tests): the caller's handlers again
+                signal.signal(s, h)
+
+
+_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _signal_handlers() -> dict[int, Any]:
+    return {s: signal.getsignal(s) for s in _HELD}
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def ignore_signals_to_exit() -> None:
+    """The console script, after an install committed: the process only exits from here, and Python's own
+    shutdown puts a handler written in Python back to the default (a late signal would then kill it): the
+    held signals are ignored outright instead."""
+    if state.held_signals is not None:
+        for s in _HELD:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(s, signal.SIG_IGN)
 
 
 def _run(args: list[str], debug: bool, guard: _PipeSafe) -> int:
