@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Literal
 
 import msgspec
@@ -23,7 +24,7 @@ from fwsetup.compat import (
     load_compat,
     uses_windows_driver,
 )
-from fwsetup.detect.environment import Framework, GpuCheck, ImportResult, PythonEnv
+from fwsetup.detect.environment import FileCheck, Framework, GpuCheck, ImportResult, PythonEnv
 from fwsetup.detect.tools import NOT_ANSWERING, SILENT_ENGINE_HINT
 from fwsetup.gpu_vendors import has_other_gpu
 from fwsetup.profile import HostProfile
@@ -847,6 +848,30 @@ def _amd_intel_framework(host: HostProfile, fw: Framework, fid: str, label: str)
     return out
 
 
+def _written_since_install(env: PythonEnv, frameworks: tuple[Framework, ...]) -> tuple[Framework, ...]:
+    """In an environment fwsetup made (its .fwsetup/files.json), a framework's files whose content changed
+    since the install (same size or not: staging.changed_files, size and mtime then the RECORD hash) count as
+    changed files, as missing ones do: the framework is damaged, not fine."""
+    from fwsetup import staging
+
+    if not env.prefix or not os.path.isfile(os.path.join(env.prefix, staging.META_DIR, staging.FILES_FILE)):
+        return frameworks
+    out = []
+    for fw in frameworks:
+        changed = staging.distribution_changes(Path(env.prefix), fw.distribution or fw.name)
+        if changed:
+            files = fw.files or FileCheck()
+            examples = tuple(dict.fromkeys([*files.examples, *changed]))[:3]
+            fw = msgspec.structs.replace(
+                fw,
+                files=FileCheck(
+                    checked=files.checked, missing=files.missing + len(changed), examples=examples
+                ),
+            )
+        out.append(fw)
+    return tuple(out)
+
+
 def damaged(fw: Framework) -> bool:
     """Files its RECORD lists are missing or changed: the framework is not fine, whatever its metadata says."""
     return fw.files is not None and fw.files.missing > 0
@@ -1005,6 +1030,7 @@ def run_doctor(
     host = get_host(host_profile)
     exe, source = environment.resolve_python(python)
     env, frameworks = environment.inspect_env(exe, source=source)
+    frameworks = _written_since_install(env, frameworks)
     from_file = bool(host_profile)
 
     decided: dict[str, GpuCheck | None] = {fw.name: decide_gpu(host, fw) for fw in frameworks}

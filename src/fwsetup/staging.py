@@ -48,7 +48,11 @@ LOCK_FILE = "lock.json"  # inside META_DIR
 LOG_DIR = ".fwsetup-logs"  # beside the environments: failed runs' logs are kept here
 LOCK_FILE_VERSION = 2  # backends/transaction.py: one schema for venv and conda (1: before it; still read)
 LOCK_FILE_VERSIONS = (1, 2)  # the lock files fwsetup wrote and still recognises as its own
-WRITTEN_BY = "fwsetup"  # lock.json's written_by: only a folder with such a lock file may be replaced
+WRITTEN_BY = "fwsetup"  # lock.json's written_by
+MADE_FILE = (
+    "made.json"  # inside META_DIR: fwsetup's record that it made this folder, here (seal, made_problem)
+)
+FILES_FILE = "files.json"  # inside META_DIR: size and mtime of every installed file at the swap (seal)
 
 
 # -- names ---------------------------------------------------------------------------------------------
@@ -275,6 +279,7 @@ class Staging:
         return self
 
     def commit(self) -> None:
+        seal(self.path, self.target)
         hold_signals()  # from here on the install completes: an interrupt no longer undoes anything
         swap_into_place(self.path, self.target)
         self.committed = True
@@ -468,8 +473,33 @@ def check_target(target: Path) -> Path:
     if why:
         msg = f"--env {given}{_via(given, real)}: cannot write in {probe} ({why})."
         raise UsageError(msg, hint="Choose a place you can write to with --env PATH.")
+    if real.is_dir() and is_mount_point(real):
+        msg = (
+            f"--env {given}{_via(given, real)} is a mount point (a filesystem of its own): an environment is "
+            "built beside its place and swapped in by a rename, and a mount point cannot be renamed."
+        )
+        raise UsageError(
+            msg, hint=f"Install into a folder inside it (--env {real / 'env'}), or choose another."
+        )
     refuse_foreign(real)
     return real
+
+
+def is_mount_point(path: Path) -> bool:
+    """Whether `path` is where a filesystem is mounted: another device than its parent's, or a mount
+    listed in /proc/self/mountinfo (a bind mount of a folder of the same filesystem is only seen there)."""
+    if os.path.ismount(path):
+        return True
+    try:
+        table = Path("/proc/self/mountinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    want = str(path)
+    for line in table.splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4 and re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]) == want:
+            return True
+    return False
 
 
 def _via(given: Path, real: Path) -> str:
@@ -550,21 +580,151 @@ def foreign_reason(target: Path) -> str | None:
         return f"a folder that cannot be read ({exc.strerror or exc})"
     if not entries:
         return None
-    problem = lock_file_problem(target)
+    problem = lock_file_problem(target) or made_problem(target)
     if problem is None:
-        return None
-    shown = ", ".join(entries[:6]) + (f" and {len(entries) - 6} more" if len(entries) > 6 else "")
-    return f"a folder holding {shown}, with {problem}"
+        foreign = foreign_entries(target)
+        if not foreign:
+            return None
+        return f"a folder fwsetup made, now also holding {_shown(foreign)}, which neither fwsetup nor a package put there"
+    # what an environment does not hold first (a repository's .git, a user's code): those are what matter
+    usual = _ENV_ENTRIES | _package_top_entries(target)
+    entries = sorted(entries, key=lambda e: e in usual)
+    return f"a folder holding {_shown(entries)}, with {problem}"
+
+
+# what a venv or conda environment holds at its top (uv, venv, conda), beside the packages' own folders
+_ENV_ENTRIES = frozenset(
+    {META_DIR, "bin", "lib", "lib64", "include", "pyvenv.cfg", ".gitignore", "CACHEDIR.TAG", "share",
+     "etc", "conda-meta", "Lib", "Scripts", "Include", "man", "ssl", "libexec", "x86_64-conda-linux-gnu"}
+)  # fmt: skip
+
+
+def _shown(names: list[str], n: int = 6) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 def refuse_foreign(target: Path) -> None:
     """UsageError unless fwsetup may replace `target` (foreign_reason); nothing is touched."""
     why = foreign_reason(target)
     if why is not None:
-        msg = f"{target} is not an environment fwsetup made: found {why}. It will not be replaced."
-        raise UsageError(
-            msg, hint="Choose a new or empty folder with --env PATH, or move this one away yourself."
+        head = "an environment fwsetup made" if why.startswith("a folder fwsetup made") else None
+        msg = (
+            f"{target} is {head} but holds files of yours: found {why}. It will not be replaced."
+            if head
+            else f"{target} is not an environment fwsetup made: found {why}. It will not be replaced."
         )
+        raise UsageError(
+            msg,
+            hint="Choose a new or empty folder with --env PATH, or move this one (or those files) away yourself.",
+        )
+
+
+# -- "fwsetup made this folder": a record that cannot be copied into another folder by accident ------------
+
+
+def _sha256_file(path: Path) -> str | None:
+    try:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def seal(env: Path, final: Path) -> None:
+    """Written last, just before the swap (or at the end of an in-place build): <env>/.fwsetup/files.json
+    (size and mtime of every file of the locked Python distributions: the cheap intact-check of a repeat
+    install) and made.json, fwsetup's record that it made this folder: the final path, the folder's device
+    and inode (a rename keeps them; a copy, a clone or a checkout of a repository has others), the top-level
+    entries it holds, and the digests of lock.json and files.json. A folder whose made.json does not match
+    all of these is not one fwsetup made (made_problem)."""
+    env, meta = Path(env), meta_dir(env)
+    meta.mkdir(parents=True, exist_ok=True)
+    lock = read_lock_file(env) or {}
+    key = "packages" if lock.get("method", "venv") == "venv" else "pip_packages"
+    stamps = file_stamps(env, [p for p in lock.get(key) or [] if isinstance(p, dict)])
+    _write_json(meta / FILES_FILE, {"written_by": WRITTEN_BY, "dists": stamps})
+    st = os.stat(env)
+    body = {
+        "written_by": WRITTEN_BY,
+        "path": str(final),
+        "dev": st.st_dev,
+        "ino": st.st_ino,
+        "entries": sorted(os.listdir(env)),
+        "lock": _sha256_file(meta / LOCK_FILE),
+        "files": _sha256_file(meta / FILES_FILE),
+    }
+    _write_json(meta / MADE_FILE, body)
+
+
+def _write_json(path: Path, body: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, separators=(",", ":")) + "\n")
+    tmp.replace(path)
+
+
+def _read_made(target: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((meta_dir(target) / MADE_FILE).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def made_problem(target: Path) -> str | None:
+    """None when made.json proves that fwsetup made this very folder here (seal), else why not, in words.
+    An environment made before fwsetup wrote this record is not proven either: it is not replaced."""
+    target = Path(target)
+    if not (meta_dir(target) / MADE_FILE).is_file():
+        return f"no {META_DIR}/{MADE_FILE} (fwsetup's record that it made this folder)"
+    made = _read_made(target)
+    if made is None or made.get("written_by") != WRITTEN_BY:
+        return f"a {META_DIR}/{MADE_FILE} that fwsetup did not write"
+    try:
+        st = os.stat(target)
+    except OSError as exc:
+        return f"a folder that cannot be read ({exc.strerror or exc})"
+    if made.get("path") != str(target):
+        return (
+            f"fwsetup's record of a folder made at {made.get('path')}, not here (a copy, or a moved folder)"
+        )
+    if (made.get("dev"), made.get("ino")) != (st.st_dev, st.st_ino):
+        return "fwsetup's record of another folder (a copy: not the device and inode fwsetup made)"
+    if made.get("lock") != _sha256_file(meta_dir(target) / LOCK_FILE):
+        return f"a {META_DIR}/{LOCK_FILE} that changed since fwsetup wrote it"
+    return None
+
+
+def foreign_entries(target: Path) -> list[str]:
+    """The top-level entries of an environment fwsetup made that neither fwsetup (made.json's entries) nor
+    an installed package (a RECORD, conda-meta's file lists) put there: a user's own files."""
+    made = _read_made(target) or {}
+    known = set(made.get("entries") or ())
+    try:
+        entries = sorted(os.listdir(target))
+    except OSError:
+        return []
+    extra = [e for e in entries if e not in known]
+    if extra:
+        owned = _package_top_entries(Path(target))
+        extra = [e for e in extra if e not in owned]
+    return extra
+
+
+def _package_top_entries(env: Path) -> set[str]:
+    """The top-level entries of `env` that installed packages' files are under."""
+    out: set[str] = set()
+    for site in site_packages(env):
+        rel_site = os.path.relpath(site, env)
+        out.add(rel_site.split(os.sep)[0])
+        for d in site.glob("*.dist-info"):
+            for path, _h, _s in record_entries(d):
+                rel = os.path.relpath(path, env)
+                if not rel.startswith(".."):
+                    out.add(rel.split(os.sep)[0])
+    for record in (env / "conda-meta").glob("*.json"):
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+            for f in json.loads(record.read_text()).get("files") or ():
+                out.add(str(f).split("/")[0])
+    return out
 
 
 # -- are the installed files still there? --------------------------------------------------------------------
@@ -597,6 +757,126 @@ def _same_version(a: str, b: str) -> bool:
         return Version(a) == Version(b)
     except InvalidVersion:
         return a == b
+
+
+def record_entries(dist_info: Path) -> list[tuple[str, str, str]]:
+    """(absolute path, hash "sha256=...", size) of each file a .dist-info's RECORD lists, byte code (.pyc, a
+    cache Python rewrites) left out. [] when there is no RECORD."""
+    site = str(dist_info.parent)
+    try:
+        text = (dist_info / "RECORD").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        head, _, size = line.rpartition(",")  # path,hash,size
+        rel, _, digest = head.rpartition(",")
+        if not rel or rel.endswith(".pyc"):
+            continue
+        if rel.startswith('"') and rel.endswith('"'):  # csv quoting (a comma in the name)
+            rel = rel[1:-1].replace('""', '"')
+        path = rel if rel.startswith("/") else site + os.sep + rel
+        if ".." in rel:
+            path = os.path.normpath(path)
+        out.append((path, digest, size))
+    return out
+
+
+def file_stamps(env: Path, packages: list[Any]) -> dict[str, dict[str, list[int]]]:
+    """canonical name -> {path relative to the environment: [size, mtime_ns]} of every file the RECORD of
+    each Python distribution in `packages` lists (seal: written at the swap)."""
+    infos = _dist_infos(env)
+    out: dict[str, dict[str, list[int]]] = {}
+    from packaging.utils import canonicalize_name
+
+    for pkg in packages:
+        name = canonicalize_name(str(pkg.get("name") or ""))
+        d = infos.get(name)
+        if d is None:
+            continue
+        files: dict[str, list[int]] = {}
+        for path, _h, _s in record_entries(d):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            files[os.path.relpath(path, env)] = [st.st_size, st.st_mtime_ns]
+        out[name] = files
+    return out
+
+
+def _record_hash_ok(path: str, digest: str) -> bool | None:
+    """Whether the file's content has the RECORD hash ("sha256=<urlsafe b64>"); None when there is none."""
+    import base64
+
+    algo, _, want = digest.partition("=")
+    if not want or algo not in hashlib.algorithms_guaranteed:
+        return None
+    h = hashlib.new(algo)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except OSError:
+        return False
+    return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode() == want
+
+
+def changed_files(env: Path, name: str, dist_info: Path) -> list[str] | None:
+    """The files of a distribution whose size or mtime is not what files.json recorded at the swap and whose
+    content is not what its RECORD says (hashed only then): written to since. None when the environment has
+    no files.json record of it (made before fwsetup wrote one)."""
+    try:
+        stamps = json.loads((meta_dir(env) / FILES_FILE).read_text())["dists"][name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    hashes = {p: h for p, h, _s in record_entries(dist_info)}
+    changed = []
+    for rel, (size, mtime) in stamps.items():
+        path = os.path.join(env, rel)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # missing: record_problems says so
+        if st.st_size == size and st.st_mtime_ns == mtime:
+            continue
+        if st.st_size != size or _record_hash_ok(path, hashes.get(os.path.normpath(path), "")) is not True:
+            changed.append(rel)
+    return changed
+
+
+def distribution_changes(env: Path, name: str) -> list[str]:
+    """The files of the distribution `name` in an environment fwsetup made that were written to since the
+    install (changed_files), as paths relative to site-packages; [] when none or when there is no record."""
+    from packaging.utils import canonicalize_name
+
+    key = canonicalize_name(name)
+    d = _dist_infos(env).get(key)
+    if d is None:
+        return []
+    return [os.path.relpath(os.path.join(env, c), d.parent) for c in changed_files(env, key, d) or []]
+
+
+def verify_hashes(env: Path, packages: list[Any]) -> dict[str, list[str]]:
+    """canonical name -> the files whose content is not what the distribution's RECORD says (every file
+    hashed: for a repaired distribution, before the swap). {} when all match."""
+    from packaging.utils import canonicalize_name
+
+    infos = _dist_infos(env)
+    bad: dict[str, list[str]] = {}
+    for pkg in packages:
+        name = canonicalize_name(str(pkg.get("name") or ""))
+        d = infos.get(name)
+        if d is None:
+            continue
+        wrong = [
+            os.path.relpath(path, env)
+            for path, digest, _s in record_entries(d)
+            if _record_hash_ok(path, digest) is False
+        ]
+        if wrong:
+            bad[name] = wrong
+    return bad
 
 
 def record_problems(dist_info: Path) -> tuple[int, int, list[str]]:
@@ -644,7 +924,7 @@ def record_problems(dist_info: Path) -> tuple[int, int, list[str]]:
     return listed, len(gone), [os.path.relpath(p, site) for p in gone[:3]]
 
 
-def check_installed_files(env: Path, packages: list[Any]) -> str | None:
+def check_installed_files(env: Path, packages: list[Any], damaged: list[str] | None = None) -> str | None:
     """None when every Python distribution in `packages` (lock.json's [{name, version}]) is installed in the
     environment with all the files its RECORD lists, at their recorded sizes; else what is wrong (a sentence).
     Cheap: one stat per file (torch's ~16,000 in well under a second)."""
@@ -659,15 +939,22 @@ def check_installed_files(env: Path, packages: list[Any]) -> str | None:
         d = infos.get(canonicalize_name(name))
         if d is None:
             wrong.append(f"{name} {version} is not installed any more")
+            if damaged is not None:
+                damaged.append(name)
             continue
         have = d.name[: -len(".dist-info")].partition("-")[2]
         if version and have and not _same_version(have, version):
             wrong.append(f"{name} is {have}, not {version} as installed")
             continue
         listed, bad, examples = record_problems(d)
-        if bad:
+        changed = changed_files(env, canonicalize_name(name), d) or []
+        changed = [c for c in changed if os.path.relpath(os.path.join(env, c), d.parent) not in examples]
+        if bad or changed:
+            if damaged is not None:
+                damaged.append(name)
+            shown = [*examples, *(os.path.relpath(os.path.join(env, c), d.parent) for c in changed)][:3]
             wrong.append(
-                f"{name} {version}: {bad} of {listed} files missing or changed (e.g. {', '.join(examples)})"
+                f"{name} {version}: {bad + len(changed)} of {listed} files missing or changed (e.g. {', '.join(shown)})"
             )
     if not wrong:
         return None

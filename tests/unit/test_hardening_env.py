@@ -262,6 +262,7 @@ def test_a_damaged_environment_is_repaired_not_a_no_op(world: dict, damage: str)
         lib.write_bytes(b"\0" * 1_500_000)
         record = site / "fakefw-1.0.dist-info" / "RECORD"
         record.write_text(record.read_text() + "fakefw/big.bin,,1500000\n")
+        staging.seal(target, target)  # as if installed so (files.json and made.json describe it)
         assert staging.check_installed_files(target, [{"name": "fakefw", "version": "1.0"}]) is None
         lib.write_bytes(b"\0" * 10)
         why = "fakefw/big.bin"
@@ -448,3 +449,136 @@ def test_conda_env_with_a_file_removed_is_repaired(tmp_path: Path) -> None:
     assert (target / victim).is_file()
     assert not backend.install(plan, InstallOptions(target=target, env=opts.env)).changed
     assert backend.install(plan, InstallOptions(target=target, env=opts.env, force=True)).changed
+
+
+# -- issue 21: a file overwritten in place (same size) is damage; a repair never re-links uv's cache ---------
+
+
+def _overwrite_8_bytes(path: Path) -> None:
+    """What `dd conv=notrunc` does: 8 bytes changed in place, same size, same inode (so the same file as
+    uv's cache entry where uv hard-linked it)."""
+    with open(path, "r+b") as f:
+        f.seek(0)
+        f.write(b"XXXXXXXX")
+
+
+def _cached_options(world: dict, target: Path, **kw: object) -> InstallOptions:
+    env = {**os.environ, "UV_CACHE_DIR": str(world["tmp"] / "uv-cache")}
+    env.pop("UV_LINK_MODE", None)
+    return InstallOptions(
+        target=target, env=env, wheelhouse=world["wh"], offline=True, python=sys.executable, **kw
+    )  # type: ignore[arg-type]
+
+
+@needs_uv
+def test_a_same_size_overwrite_is_repaired_and_the_cache_is_not_relinked(world: dict) -> None:
+    target = world["parent"] / "fake"
+    VenvBackend().install(plan_for(world, "1.0"), _cached_options(world, target))
+    module = _site(target) / "fakefw" / "__init__.py"
+    size, linked = module.stat().st_size, module.stat().st_nlink > 1  # uv hard-links from its cache
+    _overwrite_8_bytes(module)
+    assert module.stat().st_size == size
+    why = staging.check_installed_files(target, [{"name": "fakefw", "version": "1.0"}])
+    assert why is not None and "fakefw/__init__.py" in why
+    stages: list[str] = []
+    r = VenvBackend().install(
+        plan_for(world, "1.0"), _cached_options(world, target), lambda s, m: stages.append(m)
+    )
+    assert r.changed and "repaired" in r.message and "fakefw/__init__.py" in r.message, r.message
+    assert any("uv's cache" in m for m in stages)
+    # the repaired file is the wheel's (its smoke test imported it), and a new environment from the same
+    # cache is intact too: the damaged cache entry was not linked again
+    assert installed_version(target) == "1.0" and not module.read_bytes().startswith(b"XXXXXXXX")
+    other = world["parent"] / "other"
+    VenvBackend().install(plan_for(world, "1.0"), _cached_options(world, other))
+    assert installed_version(other) == "1.0"
+    again = VenvBackend().install(plan_for(world, "1.0"), _cached_options(world, target))
+    assert not again.changed, again.message
+    assert (
+        linked or module.stat().st_nlink == 1
+    )  # (hard links where uv made them; the check holds either way)
+
+
+@needs_uv
+def test_doctor_reports_a_same_size_overwrite_with_the_repair_command(world: dict) -> None:
+    from support import make_wheel
+
+    make_wheel(world["wh"], "2.13.0", name="torch")
+    plan = Plan(
+        status="ok", framework="pytorch", title="PyTorch", version="2.13.0", variant="cpu", accelerator="cpu",
+        python=f"{sys.version_info[0]}.{sys.version_info[1]}", requirements=["torch==2.13.0", "fakefw==1.0"],
+        smoke=SmokeSpec(script=str(world["smoke"])),
+    )  # fmt: skip
+    target = world["parent"] / "torch-env"
+    VenvBackend().install(plan, _cached_options(world, target))
+    python = str(target / "bin" / "python")
+    cp = fwsetup("doctor", "--python", python, "--json")
+    torch = next(f for f in json.loads(cp.stdout)["frameworks"] if f["name"] == "torch")
+    assert torch["files"]["missing"] == 0, torch
+    _overwrite_8_bytes(_site(target) / "torch" / "__init__.py")
+    cp = fwsetup("doctor", "--python", python, "--json")
+    assert cp.returncode == 1, cp.stderr
+    doc = json.loads(cp.stdout)
+    torch = next(f for f in doc["frameworks"] if f["name"] == "torch")
+    assert torch["files"]["missing"] == 1 and "torch/__init__.py" in torch["files"]["examples"]
+    finding = next(f for f in doc["findings"] if f["id"] == "framework.torch.files-missing")
+    assert f"fwsetup install pytorch --env {target} --force" in finding["remedy"]
+
+
+# -- issue 21: "fwsetup made this folder" is proven by a record a copy cannot carry ----------------------------
+
+
+def _project_with_a_copy_of(env: Path, project: Path, *, whole: bool) -> None:
+    """A git repository that committed an environment's .fwsetup/ (or a copy of the whole environment)."""
+    if whole:
+        shutil.copytree(env, project, symlinks=True)
+    else:
+        project.mkdir(parents=True)
+        shutil.copytree(env / ".fwsetup", project / ".fwsetup")
+    (project / ".git").mkdir()
+    (project / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (project / "train.py").write_text("precious code\n")
+
+
+@needs_uv
+@pytest.mark.parametrize("whole", [False, True], ids=["fwsetup-folder-committed", "whole-env-copied"])
+def test_a_repository_holding_a_copy_of_an_envs_record_is_never_replaced(world: dict, whole: bool) -> None:
+    env = world["parent"] / "fake"
+    VenvBackend().install(plan_for(world, "1.0"), options_for(world, env))
+    project = world["parent"] / "project"
+    _project_with_a_copy_of(env, project, whole=whole)
+    for version in ("1.0", "2.0"):  # same plan (not "already installed") and another one (not replaced)
+        with pytest.raises(UsageError, match="not an environment fwsetup made") as err:
+            VenvBackend().install(plan_for(world, version), options_for(world, project))
+        assert ".git" in str(err.value) and "train.py" in str(err.value)
+    assert (project / "train.py").read_text() == "precious code\n" and (project / ".git" / "HEAD").is_file()
+    assert nothing_left_beside(project) == []
+    # the environment fwsetup made is still its own
+    assert VenvBackend().install(plan_for(world, "2.0"), options_for(world, env)).changed
+
+
+@needs_uv
+def test_cli_refuses_a_repository_with_a_committed_fwsetup_folder_with_exit_2(world: dict) -> None:
+    env = world["parent"] / "fake"
+    VenvBackend().install(plan_for(world, "1.0"), options_for(world, env))
+    project = world["parent"] / "project"
+    _project_with_a_copy_of(env, project, whole=False)
+    cp = fwsetup("install", "pytorch", "--cpu", "--version", "2.13.0", "--env", ".", cwd=project)
+    assert cp.returncode == 2, cp.stderr
+    assert "not an environment fwsetup made" in flat(cp.stderr) and ".git" in flat(cp.stderr)
+    assert (project / "train.py").is_file() and "Traceback" not in cp.stderr
+
+
+@needs_uv
+def test_files_of_yours_in_an_env_fwsetup_made_are_named_and_never_replaced(world: dict) -> None:
+    env = world["parent"] / "fake"
+    VenvBackend().install(plan_for(world, "1.0"), options_for(world, env))
+    (env / "notes.txt").write_text("mine\n")
+    (env / "myproject").mkdir()
+    for force in (False, True):
+        opts = InstallOptions(target=env, env=dict(os.environ), wheelhouse=world["wh"], offline=True,
+                              python=sys.executable, force=force)  # fmt: skip
+        with pytest.raises(UsageError, match="holds files of yours") as err:
+            VenvBackend().install(plan_for(world, "2.0"), opts)
+        assert "myproject" in str(err.value) and "notes.txt" in str(err.value)
+    assert (env / "notes.txt").read_text() == "mine\n" and installed_version(env) == "1.0"

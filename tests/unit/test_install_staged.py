@@ -454,3 +454,45 @@ def test_cli_signal_after_installed_exits_0(cli: dict, sig: str, when: str) -> N
     if when == "render":
         assert f"{sig} arrived after the new environment was swapped in: ignored, it is complete" in flat
     assert installed_version(cli["target"]) == "1.0" and litter(cli["parent"]) == []
+
+
+# -- issue 21: --env on a mount point is refused before any work, not at the swap ------------------------------
+
+
+def _mount(kind: str, target: Path, source: Path) -> None:
+    """Mount a tmpfs (or bind `source`) on `target`; skip, saying why, where this machine does not allow it."""
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a filesystem needs root and mount(8); this test runs as a user without them")
+    argv = ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(target)]
+    if kind == "bind":
+        argv = ["mount", "--bind", str(source), str(target)]
+    res = subprocess.run(argv, capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"mount is not permitted here (no CAP_SYS_ADMIN?): {res.stderr.strip()}")
+
+
+@pytest.mark.parametrize("kind", ["tmpfs", "bind"])
+def test_cli_env_on_a_mount_point_is_refused_up_front(cli: dict, kind: str) -> None:
+    target = cli["target"]
+    target.mkdir(parents=True)
+    source = cli["tmp"] / "bind-source"
+    source.mkdir()
+    _mount(kind, target, source)
+    try:
+        p = _cli(cli, "1.0")
+        _out, err = p.communicate(timeout=300)
+        flat = " ".join(err.split())
+        assert p.returncode == 2, err
+        assert f"--env {target} is a mount point" in flat and "Traceback" not in err
+        assert "creating the environment" not in flat  # refused before any work
+        assert os.listdir(target) == [] and litter(cli["parent"]) == []
+        # a folder inside the mount is a fine place for an environment
+        inside = target / "env"
+        p = _cli({**cli, "target": inside}, "1.0")
+        _out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert installed_version(inside) == "1.0"
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)

@@ -27,7 +27,9 @@ from fwsetup.smoke.runner import SmokeReport, check_result
 DIGEST = "sha256:" + "0" * 64
 
 
-def test_old_lock_files_are_still_fwsetups(tmp_path: Path) -> None:
+def test_old_lock_files_are_still_read_but_only_a_seal_proves_the_folder(tmp_path: Path) -> None:
+    """lock.json of version 1 is still read; but a lock file alone (which a repository can hold as a copy)
+    no longer proves that fwsetup made the folder (issue 21): made.json, written at the swap, does."""
     venv_v1 = {
         "lock_version": 1,
         "written_by": "fwsetup",
@@ -39,6 +41,8 @@ def test_old_lock_files_are_still_fwsetups(tmp_path: Path) -> None:
     for name, body in (("v", venv_v1), ("c", conda_v1)):
         (tmp_path / name / ".fwsetup").mkdir(parents=True)
         (tmp_path / name / ".fwsetup" / "lock.json").write_text(json.dumps(body))
+        assert "made.json" in (staging.foreign_reason(tmp_path / name) or "")  # not proven: kept
+        staging.seal(tmp_path / name, tmp_path / name)
         assert staging.foreign_reason(tmp_path / name) is None  # may be replaced
     venv_lock, conda_lock = transaction.read_lock(tmp_path / "v"), transaction.read_lock(tmp_path / "c")
     assert venv_lock is not None and venv_lock["method"] == "venv"

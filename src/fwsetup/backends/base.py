@@ -28,6 +28,10 @@ class InstallOptions:
     run_smoke: bool = True
     force: bool = False  # --force: reinstall even when the same plan is installed and intact
     log_dir: Path | None = None
+    # set by the install transaction: the Python distributions found damaged in the environment being
+    # repaired (their files differ from their RECORD); the backend must not take them from a cache that
+    # may hold the same damage (venv: uv's cache entries removed first, then re-checked against RECORD)
+    repair: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -270,6 +270,8 @@ def _build_in_place(
                     os.rename(aside, target)
                 marker.unlink(missing_ok=True)
             raise
+    staging.seal(target, target)  # fwsetup's record that it made this folder (staging.made_problem)
+    staging.hold_signals()  # complete from here on
     # Marker first: once it is gone, a leftover aside folder is only rubbish that recover() deletes.
     marker.unlink(missing_ok=True)
     if aside is not None:

@@ -5,9 +5,13 @@
     recover                what a killed run left: staging folders, a target moved aside (staging.recover),
                            and the backend's own leftovers (conda's in-place marker)
     same plan?             lock.json's plan digest and method, the backend's own check (conda-meta, python
-                           starts), and every locked Python distribution against its RECORD: a damaged
-                           environment is reinstalled ("repaired: …"), an intact one is a no-op
-    refuse a foreign       only a folder whose lock.json fwsetup wrote is ever replaced
+                           starts), and every locked Python distribution against its RECORD and the
+                           files.json written at the swap (a file written to since: size, mtime, then its
+                           RECORD hash): a damaged environment is reinstalled ("repaired: …", the damaged
+                           packages out of uv's cache first: InstallOptions.repair), an intact one is a no-op
+    refuse a foreign       only a folder whose .fwsetup/made.json proves fwsetup made it there (staging.seal:
+                           path, device and inode, lock.json's digest) is ever replaced or called "already
+                           installed", and not while it holds top-level files no package put there
     stage, smoke, swap     the backend's build (staging.Staging or conda's in-place build), with the smoke
                            test run here (smoke()) in the one smoke environment, and lock.json written here
                            (write_lock()) in the one schema, before the swap
@@ -55,6 +59,7 @@ class Job(Protocol):
     """What a backend supplies to the transaction for one install."""
 
     method: str  # "venv" | "conda": lock.json's method
+    options: InstallOptions  # what build() acts on (the transaction adds `repair`)
 
     def render(self) -> str:
         """What --dry-run prints."""
@@ -93,7 +98,9 @@ def install(
     with staging.terminate_as_interrupt(), staging.target_lock(target, on_wait=on_wait):
         for line in [*job.recover(target), *staging.recover(target)]:
             progress("resolve", line)
-        lock = read_lock(target)
+        # the lock file counts only in a folder fwsetup can prove it made here (made.json): a copy of an
+        # environment's .fwsetup/ (a repository that committed it) is neither "already installed" nor replaced
+        lock = read_lock(target) if staging.made_problem(target) is None else None
         if options.force and lock is not None:
             progress("resolve", f"--force: reinstalling {plan.framework} in {target}")
         same = None
@@ -104,9 +111,17 @@ def install(
             and lock["method"] == job.method
         ):
             same = lock if job.still_same(target, lock) else None
-        if same is not None and (damage := damaged(job, target, same)):
-            progress("resolve", f"{target} holds this plan but is damaged ({damage}): reinstalling it")
-            same, repaired = None, f" (repaired: {damage})"
+        names: list[str] = []
+        if lock is not None and (options.force or same is not None):
+            damage = damaged(job, target, lock, names)
+            if damage and same is not None:
+                progress("resolve", f"{target} holds this plan but is damaged ({damage}): reinstalling it")
+                same, repaired = None, f" (repaired: {damage})"
+            if names:
+                from dataclasses import replace
+
+                options = replace(options, repair=tuple(names))
+                job.options = options
         if same is not None:
             return InstallResult(
                 target=target,
@@ -136,11 +151,18 @@ def install(
     )
 
 
-def damaged(job: Job, target: Path, lock: Mapping[str, Any]) -> str | None:
+def damaged(job: Job, target: Path, lock: Mapping[str, Any], names: list[str] | None = None) -> str | None:
     """What is wrong with an environment that lock.json says holds this plan: the backend's own check, and
-    every locked Python distribution against its RECORD (staging.check_installed_files)."""
+    every locked Python distribution against its RECORD (staging.check_installed_files: missing files, and
+    files written to since the swap, by size, mtime and then RECORD hash). The damaged distributions' names
+    are added to `names`."""
     found = [
-        d for d in (job.damage(target, lock), staging.check_installed_files(target, distributions(lock))) if d
+        d
+        for d in (
+            job.damage(target, lock),
+            staging.check_installed_files(target, distributions(lock), names),
+        )
+        if d
     ]
     return "; ".join(found) or None
 

@@ -715,7 +715,7 @@ class VenvBackend(Backend):
             # the env keeps the lock with its credentials redacted; uv installs from lockdir's (removed after)
             shown = redact_text((lockdir / PYLOCK).read_text(), hidden)
             (st.meta / PYLOCK).write_text(shown)
-            packages = self._uv_install(plan, cmds, run_env, st, progress)
+            packages = self._uv_install(plan, cmds, run_env, st, progress, repair=options.repair)
             shutil.rmtree(lockdir, ignore_errors=True)
         else:
             packages = self._pip_install(plan, cmds, run_env, st, progress)
@@ -745,9 +745,25 @@ class VenvBackend(Backend):
         return {"smoke": smoke, "packages": packages}
 
     def _uv_install(
-        self, plan: Plan, cmds: list[list[str]], env: dict[str, str], st: staging.Staging, progress: Progress
+        self,
+        plan: Plan,
+        cmds: list[list[str]],
+        env: dict[str, str],
+        st: staging.Staging,
+        progress: Progress,
+        *,
+        repair: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         packages = read_pylock(st.meta / PYLOCK)  # resolved by cmds[1] beside the environment's creation
+        if repair:
+            # uv links installed files from its cache (hard links where it can): the damage found in the
+            # environment may be in the cache too. Those packages' cache entries go first, so that they are
+            # unpacked again from their (hash-checked) wheels, never linked from a damaged copy.
+            progress("resolve", f"removing {', '.join(repair)} from uv's cache: it may hold the same damage")
+            clean = run_streamed(
+                [cmds[2][0], "cache", "clean", *repair], env=env, log=st.log_file, timeout=600
+            )
+            _raise_for(clean, "cleaning uv's cache", st)
         total = sum(p.get("size", 0) for p in packages)
         if total:
             staging.check_free_space(st.target.parent, int(total * (1 + EXPANSION)))
@@ -766,6 +782,11 @@ class VenvBackend(Backend):
 
         res = run_streamed(cmds[2], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT, on_line=on_line)
         _raise_for(res, "installing", st)
+        bad = staging.verify_hashes(st.path, [{"name": n} for n in repair])
+        if bad:
+            name, files = next(iter(bad.items()))
+            msg = f"{name} is still damaged after unpacking it again ({len(files)} files differ from its RECORD, e.g. {files[0]})."
+            raise InstallError(msg, hint="Check the wheel and the disk; `uv cache clean` removes uv's cache.")
         return packages
 
     def _pip_install(
