@@ -641,7 +641,8 @@ def seal(env: Path, final: Path) -> None:
     lock = read_lock_file(env) or {}
     key = "packages" if lock.get("method", "venv") == "venv" else "pip_packages"
     stamps = file_stamps(env, [p for p in lock.get(key) or [] if isinstance(p, dict)])
-    _write_json(meta / FILES_FILE, {"written_by": WRITTEN_BY, "dists": stamps})
+    sites = {os.path.relpath(site, env): sorted(os.listdir(site)) for site in site_packages(env)}
+    _write_json(meta / FILES_FILE, {"written_by": WRITTEN_BY, "dists": stamps, "site_entries": sites})
     st = os.stat(env)
     body = {
         "written_by": WRITTEN_BY,
@@ -843,6 +844,35 @@ def changed_files(env: Path, name: str, dist_info: Path) -> list[str] | None:
         if st.st_size != size or _record_hash_ok(path, hashes.get(os.path.normpath(path), "")) is not True:
             changed.append(rel)
     return changed
+
+
+def added_since_install(env: Path) -> list[str]:
+    """What was added to site-packages since fwsetup installed the environment (files.json's site_entries):
+    each package installed since ("name version", from its .dist-info; its files go with it) and each other
+    file or folder ("site-packages/NAME"). [] when there is no such record."""
+    try:
+        before = json.loads((meta_dir(env) / FILES_FILE).read_text())["site_entries"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(before, dict):
+        return []
+    packages: list[str] = []
+    loose: list[str] = []
+    for site in site_packages(env):
+        rel_site = os.path.relpath(site, env)
+        known = set(before.get(rel_site) or ())
+        try:
+            new = sorted(n for n in os.listdir(site) if n not in known and n != "__pycache__")
+        except OSError:
+            continue
+        owned: set[str] = set()
+        for n in new:
+            if n.endswith(".dist-info"):
+                name, _, version = n[: -len(".dist-info")].partition("-")
+                packages.append(f"{name} {version}".strip())
+                owned |= {os.path.relpath(p, site).split(os.sep)[0] for p, _h, _s in record_entries(site / n)}
+        loose += [f"site-packages/{n}" for n in new if not n.endswith(".dist-info") and n not in owned]
+    return packages + loose
 
 
 def distribution_changes(env: Path, name: str) -> list[str]:

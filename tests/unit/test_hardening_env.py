@@ -582,3 +582,40 @@ def test_files_of_yours_in_an_env_fwsetup_made_are_named_and_never_replaced(worl
             VenvBackend().install(plan_for(world, "2.0"), opts)
         assert "myproject" in str(err.value) and "notes.txt" in str(err.value)
     assert (env / "notes.txt").read_text() == "mine\n" and installed_version(env) == "1.0"
+
+
+# -- issue 21: what a user added to an environment is named before a swap would drop it -----------------------
+
+
+@needs_uv
+def test_packages_and_files_you_added_are_named_and_kept_unless_force(world: dict) -> None:
+    from support import make_wheel
+
+    from fwsetup.backends.venv import find_uv
+
+    target = world["parent"] / "fake"
+    VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
+    make_wheel(world["tmp"] / "mine", "0.3", name="userpkg")
+    uv = find_uv(dict(os.environ))
+    assert uv is not None
+    subprocess.run(
+        [uv, "pip", "install", "--python", str(target / "bin" / "python"), "--offline", "--no-index",
+         "--find-links", str(world["tmp"] / "mine"), "userpkg==0.3"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (_site(target) / "notebook_helper.py").write_text("x = 1\n")
+    # a repeat of the same plan is still a no-op: nothing is dropped
+    assert not VenvBackend().install(plan_for(world, "1.0"), options_for(world, target)).changed
+    with pytest.raises(UsageError, match="fwsetup did not install") as err:
+        VenvBackend().install(plan_for(world, "2.0"), options_for(world, target))
+    assert "userpkg 0.3" in str(err.value) and "site-packages/notebook_helper.py" in str(err.value)
+    assert "--force" in (err.value.hint or "")
+    assert installed_version(target) == "1.0" and (_site(target) / "userpkg").is_dir()
+    assert [n for n in nothing_left_beside(target) if "staging" in n or "-old-" in n] == []
+    stages: list[str] = []
+    opts = InstallOptions(target=target, env=dict(os.environ), wheelhouse=world["wh"], offline=True,
+                          python=sys.executable, force=True)  # fmt: skip
+    r = VenvBackend().install(plan_for(world, "2.0"), opts, lambda s, m: stages.append(m))
+    assert r.changed and installed_version(target) == "2.0"
+    assert any("dropping" in m and "userpkg 0.3" in m for m in stages)
+    assert not (_site(target) / "userpkg").exists()

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from fwsetup import staging
 from fwsetup.backends.base import InstallOptions, InstallResult, Progress
-from fwsetup.errors import InstallError
+from fwsetup.errors import InstallError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.redact import redact_data
 
@@ -135,6 +135,8 @@ def install(
         staging.refuse_foreign(
             target
         )  # checked again with the lock held: never replace what fwsetup did not make
+        if lock is not None:
+            _drop_added(target, options, progress)
         built = job.build(target, progress)
     message = built.message
     if repaired:
@@ -149,6 +151,28 @@ def install(
         smoke=built.smoke,
         packages=_versions(built.packages),
     )
+
+
+def _drop_added(target: Path, options: InstallOptions, progress: Progress) -> None:
+    """Packages and files added to the environment since fwsetup installed it (`pip install` into it) go with
+    the old environment: say which before anything is built, and refuse unless --force (as conda does when an
+    update would remove packages)."""
+    added = staging.added_since_install(target)
+    if not added:
+        return
+    shown = ", ".join(added[:10]) + (f" and {len(added) - 10} more" if len(added) > 10 else "")
+    if options.force:
+        progress("resolve", f"--force: dropping what fwsetup did not install in {target}: {shown}")
+        return
+    msg = (
+        f"{target} holds packages and files that fwsetup did not install: {shown}. Installing replaces the "
+        "environment, and they would be dropped."
+    )
+    hint = (
+        "Run again with --force to replace it anyway (keep a list first: `uv pip freeze --python "
+        f"{target}/bin/python`), or install into another folder with --env PATH."
+    )
+    raise UsageError(msg, hint=hint)
 
 
 def damaged(job: Job, target: Path, lock: Mapping[str, Any], names: list[str] | None = None) -> str | None:
