@@ -481,7 +481,9 @@ def check_target(target: Path) -> Path:
         raise UsageError(
             msg, hint=f"Install into a folder inside it (--env {real / 'env'}), or choose another."
         )
-    refuse_foreign(real)
+    refuse_foreign(
+        real, yours=False
+    )  # files of yours in an environment fwsetup made: when it would be replaced
     return real
 
 
@@ -564,9 +566,10 @@ def lock_file_problem(env: Path) -> str | None:
     return None
 
 
-def foreign_reason(target: Path) -> str | None:
+def foreign_reason(target: Path, *, yours: bool = True) -> str | None:
     """None when fwsetup may replace `target`: it does not exist, is an empty folder, or is an environment
-    fwsetup made (its lock file). Otherwise what was found there."""
+    fwsetup made (its lock file and made.json: made_problem) holding nothing at its top that neither fwsetup
+    nor a package put there (foreign_entries; not looked at with yours=False). Otherwise what was found."""
     target = Path(target)
     if not os.path.lexists(target):
         return None
@@ -582,7 +585,7 @@ def foreign_reason(target: Path) -> str | None:
         return None
     problem = lock_file_problem(target) or made_problem(target)
     if problem is None:
-        foreign = foreign_entries(target)
+        foreign = foreign_entries(target) if yours else []
         if not foreign:
             return None
         return f"a folder fwsetup made, now also holding {_shown(foreign)}, which neither fwsetup nor a package put there"
@@ -603,9 +606,10 @@ def _shown(names: list[str], n: int = 6) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
-def refuse_foreign(target: Path) -> None:
-    """UsageError unless fwsetup may replace `target` (foreign_reason); nothing is touched."""
-    why = foreign_reason(target)
+def refuse_foreign(target: Path, *, yours: bool = True) -> None:
+    """UsageError unless fwsetup may replace `target` (foreign_reason); nothing is touched. yours=False: an
+    environment fwsetup made is accepted even with files of yours in it (a repeat of its plan is a no-op)."""
+    why = foreign_reason(target, yours=yours)
     if why is not None:
         head = "an environment fwsetup made" if why.startswith("a folder fwsetup made") else None
         msg = (

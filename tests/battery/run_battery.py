@@ -715,6 +715,33 @@ def cases() -> list[Case]:
     add(Case("foreign-folder-no-marker", 1, install_argv("1.0"), expect=(2, 5), setup=plain_folder, check=unchanged,
              tier="default"))  # fmt: skip
 
+    # issue 21: a git repository that committed an environment's .fwsetup/ (a valid lock.json and fwsetup's
+    # made.json, of the folder it was copied from) is not fwsetup's to replace
+    def committed_record(ctx: Ctx) -> None:
+        p = ctx.dir / "env"
+        (p / ".git").mkdir(parents=True)
+        (p / "train.py").write_text("precious")
+        (p / ".fwsetup").mkdir()
+        lock = {
+            "lock_version": 2,
+            "written_by": "fwsetup",
+            "plan_digest": "sha256:" + "0" * 64,
+            "packages": [],
+        }
+        (p / ".fwsetup" / "lock.json").write_text(json.dumps(lock))
+        made = {
+            "written_by": "fwsetup",
+            "path": str(ctx.dir / "elsewhere"),
+            "dev": 1,
+            "ino": 2,
+            "entries": [],
+        }
+        (p / ".fwsetup" / "made.json").write_text(json.dumps(made))
+        keep(ctx, p)
+
+    add(Case("foreign-folder-committed-record", 1, install_argv("1.0"), expect=(2,), setup=committed_record,
+             check=unchanged, tier="default"))  # fmt: skip
+
     # 2. recipe text that would add lines to a rendered file; 9. insecure sources
     inj = "RUN touch /tmp/PWNED"
     for name, text in (

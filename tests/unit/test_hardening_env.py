@@ -575,6 +575,8 @@ def test_files_of_yours_in_an_env_fwsetup_made_are_named_and_never_replaced(worl
     VenvBackend().install(plan_for(world, "1.0"), options_for(world, env))
     (env / "notes.txt").write_text("mine\n")
     (env / "myproject").mkdir()
+    # the same plan again touches nothing: a no-op, files of yours or not
+    assert not VenvBackend().install(plan_for(world, "1.0"), options_for(world, env)).changed
     for force in (False, True):
         opts = InstallOptions(target=env, env=dict(os.environ), wheelhouse=world["wh"], offline=True,
                               python=sys.executable, force=force)  # fmt: skip
