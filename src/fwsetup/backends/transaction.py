@@ -111,8 +111,10 @@ def install(
             and lock["method"] == job.method
         ):
             same = lock if job.still_same(target, lock) else None
+        # damage is looked for in every environment fwsetup made that is about to be kept or replaced: what
+        # is damaged there may be damaged in uv's cache too (hard links), and the new build must not link it
         names: list[str] = []
-        if lock is not None and (options.force or same is not None):
+        if lock is not None:
             damage = damaged(job, target, lock, names)
             if damage and same is not None:
                 progress("resolve", f"{target} holds this plan but is damaged ({damage}): reinstalling it")
