@@ -621,3 +621,24 @@ def test_packages_and_files_you_added_are_named_and_kept_unless_force(world: dic
     assert r.changed and installed_version(target) == "2.0"
     assert any("dropping" in m and "userpkg 0.3" in m for m in stages)
     assert not (_site(target) / "userpkg").exists()
+
+
+@needs_uv
+def test_a_new_environment_never_takes_a_file_damaged_in_uvs_cache(world: dict) -> None:
+    """A file changed in place in one environment is uv's cache entry too (hard links): a new environment
+    linked from it is refused before the swap (its files are checked against their RECORD while the smoke
+    test runs), the damaged package leaves uv's cache, and the next run is intact. Here the change keeps the
+    module valid Python, so the smoke test alone would have passed."""
+    first = world["parent"] / "first"
+    VenvBackend().install(plan_for(world, "1.0"), _cached_options(world, first))
+    module = _site(first) / "fakefw" / "__init__.py"
+    if module.stat().st_nlink < 2:
+        pytest.skip("uv copied instead of hard-linking here (cache on another filesystem): nothing is shared")
+    text = module.read_text()
+    module.write_text(text.replace('"1.0"', '"6.6"'))  # same size, in place: the cache's file too
+    new = world["parent"] / "new"
+    with pytest.raises(InstallError, match="differ from its RECORD") as err:
+        VenvBackend().install(plan_for(world, "1.0"), _cached_options(world, new))
+    assert "removed from uv's cache" in str(err.value) and not new.exists()
+    VenvBackend().install(plan_for(world, "1.0"), _cached_options(world, new))
+    assert installed_version(new) == "1.0"

@@ -720,6 +720,10 @@ class VenvBackend(Backend):
         else:
             packages = self._pip_install(plan, cmds, run_env, st, progress)
 
+        # Every installed file against its package's RECORD, while the smoke test runs (hashlib leaves the
+        # GIL): uv links files from its cache, and a cache entry damaged through another environment's hard
+        # link would otherwise pass on unseen (torch: ~2.8 s of one core, issue 21).
+        verified = _Verify(st.path, [p for p in packages if p.get("name") not in set(options.repair)])
         if options.run_smoke and plan.smoke is not None:
             progress(
                 "smoke", f"training step ({plan.smoke.script} on {plan.smoke.device}) in the new environment"
@@ -727,6 +731,8 @@ class VenvBackend(Backend):
         smoke = transaction.smoke(
             env_python(st.path), plan, options, log=st.log_file, where="in the new environment"
         )
+        if bad := verified.result():
+            _damaged_cache(bad, inst, cmds, run_env, st)
         changed = fix_paths(st.path, st.path, st.target)
         if changed:
             with open(st.log_file, "a") as f:
@@ -801,6 +807,57 @@ class VenvBackend(Backend):
         res = run_streamed(cmds[1], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT, on_line=on_line)
         _raise_for(res, "installing", st)
         return read_pip_report(st.meta / "pip-report.json")
+
+
+class _Verify:
+    """staging.verify_hashes in a thread; result() joins it."""
+
+    def __init__(self, env: Path, packages: Sequence[Mapping[str, Any]]) -> None:
+        import threading
+
+        self._bad: dict[str, list[str]] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(env, list(packages)), daemon=True)
+        self._thread.start()
+
+    def _run(self, env: Path, packages: list[Any]) -> None:
+        try:
+            self._bad = staging.verify_hashes(env, packages)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> dict[str, list[str]]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._bad
+
+
+def _damaged_cache(
+    bad: Mapping[str, list[str]],
+    inst: Installer,
+    cmds: list[list[str]],
+    env: dict[str, str],
+    st: staging.Staging,
+) -> None:
+    """Installed files that are not what their package's RECORD says: a damaged cache entry (uv linked it).
+    Those packages are removed from uv's cache, so that the next run unpacks them again; InstallError."""
+    names = sorted(bad)
+    name, files = names[0], bad[names[0]]
+    msg = (
+        f"{name} was installed with {len(files)} files that differ from its RECORD (e.g. {files[0]}): "
+        "the installer's cache holds a damaged copy"
+    )
+    if inst.kind == "uv":
+        clean = run_streamed([cmds[2][0], "cache", "clean", *names], env=env, log=st.log_file, timeout=600)
+        msg += (
+            f"; {', '.join(names)} removed from uv's cache"
+            if clean.ok
+            else f"; `uv cache clean {' '.join(names)}` failed"
+        )
+    raise InstallError(
+        msg + ".", hint="Run the same command again: the packages are unpacked again from their wheels."
+    )
 
 
 class _Background:
