@@ -27,6 +27,27 @@ if TYPE_CHECKING:
 
 CUDA_DRIVERS_FILE: Final = "cuda-drivers.toml"
 COMPUTE_CAPABILITIES_FILE: Final = "compute-capabilities.toml"
+CUDNN_FILE: Final = "cudnn.toml"
+
+
+@dataclass(frozen=True)
+class CudnnFloor:
+    """cuDNN releases `cudnn` (a PEP 440 range) support GPUs of compute capability >= `min_cc`."""
+
+    cudnn: str
+    min_cc: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class CudnnBundle:
+    """Releases `versions` (PEP 440) of `framework`, variants `variants`, bring cuDNN `cudnn`."""
+
+    framework: str
+    versions: str
+    variants: tuple[str, ...]
+    cudnn: str
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,9 @@ class CompatData:
     architectures: Mapping[str, str] = field(default_factory=dict)
     # 13 -> "7.5": the lowest compute capability CUDA 13 still builds for
     toolkit_min_cc: Mapping[int, str] = field(default_factory=dict)
+    # data/cudnn.toml: the GPUs each cuDNN release supports, and the cuDNN each framework build brings
+    cudnn_floors: tuple[CudnnFloor, ...] = ()
+    cudnn_bundles: tuple[CudnnBundle, ...] = ()
 
     def arch_name(self, cc: str | None) -> str | None:
         return self.architectures.get(cc or "")
@@ -88,6 +112,29 @@ class CompatData:
         """The lowest compute capability the CUDA `cuda` toolkit still builds for ("13.0" -> "7.5")."""
         major = _major(cuda or "")
         return self.toolkit_min_cc.get(major) if major is not None else None
+
+    def build_cudnn(self, framework: str, version: str, variant: str) -> CudnnBundle | None:
+        """The cuDNN a framework build brings (data/cudnn.toml); None when it is not recorded."""
+        for row in self.cudnn_bundles:
+            if row.framework == framework and variant in row.variants and _in_range(version, row.versions):
+                return row
+        return None
+
+    def cudnn_floor(self, cudnn: str | None) -> CudnnFloor | None:
+        """The lowest compute capability cuDNN `cudnn` supports (its support matrix); None when unknown."""
+        if not cudnn:
+            return None
+        return next((row for row in self.cudnn_floors if _in_range(cudnn, row.cudnn)), None)
+
+
+def _in_range(version: str, spec: str) -> bool:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version) in SpecifierSet(spec)
+    except (InvalidSpecifier, InvalidVersion):
+        return False
 
 
 def _major(cuda: str) -> int | None:
@@ -215,6 +262,18 @@ def cc_supported(cuda: str | None, cc: str | None, *, data: CompatData | None = 
     return gpu >= floor
 
 
+def cudnn_supports(cudnn: str | None, cc: str | None, *, data: CompatData | None = None) -> bool | None:
+    """Whether cuDNN `cudnn` supports a GPU of compute capability `cc` (data/cudnn.toml: NVIDIA's cuDNN
+    support matrix per release: cuDNN 8.x from 3.5, 9.0-9.10 from 5.0, 9.11 on from 7.5). None when it
+    cannot be told."""
+    data = data if data is not None else load_compat()
+    row = data.cudnn_floor(cudnn)
+    floor, gpu = parse_cc(row.min_cc if row else None), parse_cc(cc)
+    if floor is None or gpu is None:
+        return None
+    return gpu >= floor
+
+
 def cc_text(sass: Iterable[str], ptx: Iterable[str]) -> str:
     parts = [f"sm_{s.replace('.', '')}" for s in sass] + [f"compute_{p.replace('.', '')}" for p in ptx]
     return ", ".join(parts) if parts else "none listed"
@@ -306,7 +365,58 @@ def read_compat(directory: str | Path) -> CompatData:
                 else {}
             ),
         )
+    dnn_path = Path(directory) / CUDNN_FILE
+    if dnn_path.is_file():
+        data = dataclasses.replace(data, **_cudnn_from_data(read_toml(dnn_path), source=str(dnn_path)))
     return data
+
+
+def _cudnn_from_data(raw: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    """data/cudnn.toml's [[floor]] and [[bundled]] rows (pure); a malformed row is a RecipeError."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    def text(row: Mapping[str, Any], key: str, where: str) -> str:
+        value = row.get(key)
+        if not isinstance(value, str) or not value.strip():
+            msg = f"{source}: {where}.{key}: expected a string, got {value!r}."
+            raise RecipeError(msg)
+        return value.strip()
+
+    def spec(row: Mapping[str, Any], key: str, where: str) -> str:
+        value = text(row, key, where)
+        try:
+            SpecifierSet(value)
+        except InvalidSpecifier:
+            msg = f"{source}: {where}.{key}: expected a PEP 440 range such as '>=9.0,<9.11', got {value!r}."
+            raise RecipeError(msg) from None
+        return value
+
+    floors, bundles = [], []
+    for i, row in enumerate(raw.get("floor") or []):
+        where = f"floor[{i}]"
+        cc = text(row, "min_compute_capability", where)
+        if parse_cc(cc) is None:
+            msg = f"{source}: {where}.min_compute_capability: expected a compute capability such as '5.0', got {cc!r}."
+            raise RecipeError(msg)
+        floors.append(
+            CudnnFloor(cudnn=spec(row, "cudnn", where), min_cc=cc, source=str(row.get("source", "")))
+        )
+    for i, row in enumerate(raw.get("bundled") or []):
+        where = f"bundled[{i}]"
+        variants = row.get("variants")
+        if not isinstance(variants, list) or not all(isinstance(v, str) for v in variants):
+            msg = f"{source}: {where}.variants: expected a list of variant names such as ['cu118']."
+            raise RecipeError(msg)
+        bundles.append(
+            CudnnBundle(
+                framework=text(row, "framework", where),
+                versions=spec(row, "versions", where),
+                variants=tuple(variants),
+                cudnn=text(row, "cudnn", where),
+                source=str(row.get("source", "")),
+            )
+        )
+    return {"cudnn_floors": tuple(floors), "cudnn_bundles": tuple(bundles)}
 
 
 @cache

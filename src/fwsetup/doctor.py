@@ -20,6 +20,7 @@ from fwsetup.compat import (
     CompatData,
     cc_supported,
     cuda_key,
+    cudnn_supports,
     driver_verdict,
     load_compat,
     uses_windows_driver,
@@ -27,7 +28,7 @@ from fwsetup.compat import (
 from fwsetup.detect.environment import FileCheck, Framework, GpuCheck, ImportResult, PythonEnv
 from fwsetup.detect.tools import NOT_ANSWERING, SILENT_ENGINE_HINT
 from fwsetup.gpu_vendors import has_other_gpu
-from fwsetup.profile import HostProfile
+from fwsetup.profile import GPU, HostProfile
 
 Severity = Literal["error", "warning", "info"]
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -760,6 +761,7 @@ def check_frameworks(
                         remedy=f"Install a build for an older CUDA: `fwsetup install {fw.name} --gpu` picks one.",
                     )
                 )
+            out += _cudnn_floor(host, fw, env, fid, label, usable, data)
         out += _amd_intel_framework(host, fw, fid, label)
         if fw.gpu.checked == "import" and fw.gpu.visible is False and fw.build == "cuda" and usable:
             out.append(
@@ -805,6 +807,52 @@ def check_frameworks(
             )
     out += check_library_path(frameworks, cudart_on_path)
     return out
+
+
+def framework_cudnn(fw: Framework, env: PythonEnv | None) -> tuple[str, str] | None:
+    """The cuDNN an installed framework loads, and where that was read: its own build info (TensorFlow), else
+    the environment's pip `nvidia-cudnn-cu1x` wheel (PyTorch, JAX)."""
+    own = fw.details.get("cudnn")
+    if isinstance(own, str) and own:
+        return own, "its build info"
+    for name, version in sorted((env.nvidia_packages if env else {}).items()):
+        if re.match(r"^nvidia-cudnn-cu\d+$", name) and version:
+            return version, name
+    return None
+
+
+def _cudnn_floor(
+    host: HostProfile,
+    fw: Framework,
+    env: PythonEnv | None,
+    fid: str,
+    label: str,
+    usable: Sequence[GPU],
+    data: CompatData,
+) -> list[Finding]:
+    """The planner's cuDNN rule (compat.cudnn_supports, data/cudnn.toml) on what is installed."""
+    found = framework_cudnn(fw, env)
+    if found is None:
+        return []
+    cudnn, where = found
+    old = [g for g in usable if cudnn_supports(cudnn, g.compute_capability, data=data) is False]
+    if not old:
+        return []
+    row = data.cudnn_floor(cudnn)
+    names = ", ".join(
+        f"GPU {g.index} ({g.name or 'NVIDIA GPU'}, compute capability {g.compute_capability})" for g in old
+    )
+    return [
+        Finding(
+            id=f"{fid}.cudnn-gpu-floor",
+            severity="error" if len(old) == len(usable) else "warning",
+            title=f"{label} loads cuDNN {cudnn}, which does not support {names}",
+            detail=f"cuDNN {cudnn} ({where}) supports compute capability {row.min_cc if row else '?'} and newer only "
+            "(NVIDIA's cuDNN support matrix): convolutions and RNNs fail there (CUDNN_STATUS_ARCH_MISMATCH / "
+            "NOT_SUPPORTED) although the framework's own kernels may run.",
+            remedy=f"`fwsetup plan {fw.name} --gpu` picks a release whose cuDNN supports this GPU.",
+        )
+    ]
 
 
 def _amd_intel_framework(host: HostProfile, fw: Framework, fid: str, label: str) -> list[Finding]:

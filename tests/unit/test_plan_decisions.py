@@ -117,12 +117,15 @@ def test_pytorch_pascal_with_the_suggested_release_uses_the_gpu() -> None:
     assert p.index_urls == ["https://download.pytorch.org/whl/cu118"]
 
 
-def test_pytorch_kepler_gets_the_last_release_with_sm37_kernels() -> None:
-    # Kepler (sm_37) left the arch lists with CUDA 12 (CUDA 12.0 removed Kepler); the last PyTorch wheels with
-    # sm_37 are the cu118 builds up to 2.7 (RELEASE.md / builder build_cuda.sh).
+def test_pytorch_kepler_gets_the_last_release_with_sm37_kernels_and_a_cudnn_for_it() -> None:
+    # Kepler (sm_37) left the arch lists with CUDA 12 (CUDA 12.0 removed Kepler); the cu118 wheels up to 2.7
+    # still have sm_37 kernels (RELEASE.md / builder build_cuda.sh), but from 2.4 on they bring cuDNN 9.1,
+    # which supports compute capability 5.0 and newer only (cuDNN support matrix, data/cudnn.toml): the last
+    # that trains on a K80 is 2.3.1 cu118 with cuDNN 8.7 (3.5 and newer).
     p = plan("kepler", "pytorch", want="gpu")
-    assert (p.status, p.version, p.variant) == ("ok", "2.7.1", "cu118")
+    assert (p.status, p.version, p.variant) == ("ok", "2.3.1", "cu118")
     assert "compute capability 3.7" in text(p.reasons)
+    assert "cuDNN 8.7.0.84" in text(p.reasons)
     # Pinned to a release without sm_37: refused, with the CPU as the way out.
     q = plan("kepler", "pytorch", want="gpu", version="2.15")
     assert q.status == "refused"

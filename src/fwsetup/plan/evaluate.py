@@ -272,7 +272,7 @@ def _check_status(ev: Evaluation, request: Request, t: Target) -> None:
 def _check_cuda(
     ev: Evaluation, profile: HostProfile, request: Request, t: Target, compat: CompatData
 ) -> None:
-    from fwsetup.compat import DriverMin, cc_runs, driver_verdict
+    from fwsetup.compat import DriverMin, cc_runs, cudnn_supports, driver_verdict
 
     b = ev.build
 
@@ -329,12 +329,20 @@ def _check_cuda(
         floor = compat.toolkit_min_cc.get(int(b.cuda.split(".")[0]))
         ptx = (floor,) if floor else ()
         built = {"cuda": b.cuda, "floor": floor}
+    # The cuDNN the build brings has its own GPU floor (data/cudnn.toml): kernels for the GPU are not enough.
+    dnn = compat.build_cudnn(request.framework, b.version, b.variant)
+    dnn_floor = compat.cudnn_floor(dnn.cudnn) if dnn else None
     for g in ev.gpus:
         runs = cc_runs(g.compute_capability or "", list(sass), list(ptx))
         if runs is False:
             fail("cc", "no_kernels", gpu=gpu_ref(g, compat), **built)
-        elif runs is None:
+            continue
+        if runs is None:
             ev.notes.append(Reason("cc_unchecked", gpu=g.index))
+        if dnn and dnn_floor and cudnn_supports(dnn.cudnn, g.compute_capability, data=compat) is False:
+            fail("cc", "cudnn_floor", gpu=gpu_ref(g, compat), cudnn=dnn.cudnn, floor=dnn_floor.min_cc)
+    if dnn and dnn_floor and ev.gpus and not any(f.code == "cudnn_floor" for f in ev.fails):
+        ev.notes.append(Reason("cudnn_ok", cudnn=dnn.cudnn, floor=dnn_floor.min_cc))
 
 
 def l4t_matches(l4t: str, prefix: str) -> bool:

@@ -102,6 +102,10 @@ _FAILURES: dict[str, Callable[[F], str]] = {
     ),
     "driver_incomparable": lambda f: f"driver {f['have']} cannot be compared with the minimum {f['need']}",
     "no_kernels": lambda f: f"has no kernels for {gpu_label(f['gpu'])} ({_built(f)})",
+    "cudnn_floor": lambda f: (
+        f"brings cuDNN {f['cudnn']}, which supports compute capability {f['floor']} and newer only, not "
+        f"{gpu_label(f['gpu'])} (NVIDIA's cuDNN support matrix)"
+    ),
 }
 
 
@@ -173,6 +177,10 @@ _REASONS: dict[str, Callable[[F], str]] = {
         f"The CPU's instruction sets are unknown; it needs {', '.join(_strs(f['features']))}."
     ),
     "cc_unchecked": lambda f: f"The compute capability of GPU {f['gpu']} could not be checked.",
+    "cudnn_ok": lambda f: (
+        f"It brings cuDNN {f['cudnn']}, which supports compute capability {f['floor']} and newer "
+        "(NVIDIA's cuDNN support matrix; data/cudnn.toml)."
+    ),
     "no_installable_build": lambda f: (
         f"{f['title']} has no build that can be installed ({f['status']})"
         + (f": {f['note']}" if f["note"] else ".")
