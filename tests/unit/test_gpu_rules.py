@@ -109,4 +109,6 @@ def test_doctor_names_an_installed_cudnn_that_dropped_the_gpu() -> None:
     assert "7.5 and newer only" in finding.detail and "nvidia-cudnn-cu12" in finding.detail
     # cuDNN 9.10 still supports Pascal: nothing to say.
     ok_env = msgspec.structs.replace(env, nvidia_packages={"nvidia-cudnn-cu12": "9.10.2.21"})
-    assert "framework.torch.cudnn-gpu-floor" not in {f.id for f in doctor.check_frameworks(pascal, ok_env, [torch])}
+    assert "framework.torch.cudnn-gpu-floor" not in {
+        f.id for f in doctor.check_frameworks(pascal, ok_env, [torch])
+    }
