@@ -12,7 +12,7 @@ the planner's questions. Rules (NVIDIA CUDA Compatibility guide):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -23,7 +23,7 @@ from fwsetup.errors import RecipeError
 if TYPE_CHECKING:
     from packaging.version import Version
 
-    from fwsetup.profile import HostProfile
+    from fwsetup.profile import GPU, HostProfile, MigDevice
 
 CUDA_DRIVERS_FILE: Final = "cuda-drivers.toml"
 COMPUTE_CAPABILITIES_FILE: Final = "compute-capabilities.toml"
@@ -425,3 +425,129 @@ def load_compat() -> CompatData:
     from fwsetup.resources import compat_dir
 
     return read_compat(compat_dir())
+
+
+# -- which GPUs a CUDA process sees: CUDA_VISIBLE_DEVICES and MIG (one rule: plan, doctor, fleet) ---------
+
+
+@dataclass(frozen=True)
+class CudaDevices:
+    """The GPUs a CUDA process started on the host sees (CUDA programming guide, CUDA_VISIBLE_DEVICES: indices,
+    GPU-<uuid> prefixes, MIG-<uuid>; the list ends at the first entry that names no device; "" hides all) and
+    their MIG instances (MIG user guide: a GPU in MIG mode runs CUDA work on its MIG devices only, one per
+    process)."""
+
+    gpus: tuple[GPU, ...] = ()  # visible and able to run CUDA work, in the order CUDA enumerates them
+    hidden: tuple[GPU, ...] = ()  # answered, but CUDA_VISIBLE_DEVICES leaves them out
+    # GPU index -> the MIG devices of it the process may use (all of them unless CUDA_VISIBLE_DEVICES names some)
+    mig: Mapping[int, tuple[MigDevice, ...]] = field(default_factory=dict)
+    no_instance: tuple[GPU, ...] = ()  # in MIG mode with no MIG device created: no CUDA device at all
+    setting: str | None = None  # CUDA_VISIBLE_DEVICES (None: not set)
+    unmatched: tuple[str, ...] = ()  # entries that name no GPU here (CUDA stops reading at the first)
+    by_index: bool = (
+        False  # entries were indices: CUDA's order (CUDA_DEVICE_ORDER) decides which GPU they mean
+    )
+    pci_order: bool = False  # CUDA_DEVICE_ORDER=PCI_BUS_ID: indices are NVML's (nvidia-smi's)
+
+
+def cuda_devices(host: HostProfile, *, container: bool = False) -> CudaDevices:
+    """Which GPUs a job started on `host` uses; `container`: in a container started with `--gpus all`, where
+    the host's CUDA_VISIBLE_DEVICES does not reach."""
+    nv = host.nvidia
+    if nv.nvml != "ok":
+        return CudaDevices()
+    answered = [g for g in nv.gpus if g.error is None]
+    setting = None if container else nv.cuda_visible_devices
+    pci_order = (nv.cuda_device_order or "").strip().upper() == "PCI_BUS_ID"
+    chosen: list[GPU] = []
+    mig_pick: dict[int, list[MigDevice]] = {}
+    unmatched: list[str] = []
+    by_index = False
+    if setting is None:
+        chosen = list(answered)
+    else:
+        for raw in setting.split(","):
+            entry = raw.strip()
+            if not entry:
+                continue
+            found = _match_visible(entry, answered, nv.gpus)
+            if found is None:
+                unmatched.append(entry)
+                break  # CUDA: only the devices before an invalid entry are visible
+            gpu, instance, was_index = found
+            by_index = by_index or was_index
+            if gpu not in chosen:
+                chosen.append(gpu)
+            if instance is not None:
+                mig_pick.setdefault(gpu.index, []).append(instance)
+    gpus: list[GPU] = []
+    mig: dict[int, tuple[MigDevice, ...]] = {}
+    no_instance: list[GPU] = []
+    for g in chosen:
+        if g.mig:
+            instances = tuple(mig_pick.get(g.index) or (g.mig_devices or ()))
+            if g.mig_devices is not None and not instances:
+                no_instance.append(g)
+                continue
+            mig[g.index] = instances
+        gpus.append(g)
+    return CudaDevices(
+        gpus=tuple(gpus),
+        hidden=tuple(g for g in answered if g not in chosen),
+        mig=mig,
+        no_instance=tuple(no_instance),
+        setting=setting,
+        unmatched=tuple(unmatched),
+        by_index=by_index,
+        pci_order=pci_order,
+    )
+
+
+def _match_visible(
+    entry: str, answered: Sequence[GPU], every: Sequence[GPU]
+) -> tuple[GPU, MigDevice | None, bool] | None:
+    """The GPU (and MIG device) one CUDA_VISIBLE_DEVICES entry names; None when it names none."""
+    if re.fullmatch(r"-?\d+", entry):
+        i = int(entry)
+        gpu = next((g for g in every if g.index == i), None) if i >= 0 else None
+        return (gpu, None, True) if gpu is not None and gpu in answered else None
+    low = entry.lower()
+    if low.startswith("mig-"):
+        for g in answered:
+            for d in g.mig_devices or ():
+                if d.uuid and d.uuid.lower() == low:
+                    return g, d, False
+        # MIG-GPU-<uuid>/<gi>/<ci> (the R450 form) names its parent GPU
+        parent = low.removeprefix("mig-").split("/")[0]
+        if parent.startswith("gpu-"):
+            owner = _by_uuid_prefix(parent, answered)
+            if owner is not None and owner.mig:
+                return owner, None, False
+        # A MIG device of a GPU whose instances were not read: one of those GPUs, which cannot be told
+        unread = [g for g in answered if g.mig and g.mig_devices is None]
+        return (unread[0], None, False) if len(unread) == 1 else None
+    if low.startswith("gpu-"):
+        named = _by_uuid_prefix(low, answered)
+        return (named, None, False) if named is not None else None
+    return None
+
+
+def _by_uuid_prefix(prefix: str, gpus: Sequence[GPU]) -> GPU | None:
+    # CUDA takes any prefix of a GPU's UUID that names one GPU only
+    hits = [g for g in gpus if g.uuid and g.uuid.lower().startswith(prefix)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def visible_devices_value(devices: CudaDevices, keep: Sequence[GPU]) -> str:
+    """The CUDA_VISIBLE_DEVICES value that exposes `keep` only: GPU UUIDs (unambiguous, unlike indices, which
+    follow CUDA_DEVICE_ORDER), a MIG GPU as its first MIG device; an index where the UUID is unknown."""
+    parts = []
+    for g in keep:
+        instances = devices.mig.get(g.index) or ()
+        if g.mig and instances and instances[0].uuid:
+            parts.append(instances[0].uuid)
+        elif g.mig:
+            parts.append("MIG-<uuid>")
+        else:
+            parts.append(g.uuid or str(g.index))
+    return ",".join(parts)

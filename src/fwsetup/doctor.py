@@ -19,6 +19,7 @@ import msgspec
 from fwsetup.compat import (
     CompatData,
     cc_supported,
+    cuda_devices,
     cuda_key,
     cudnn_supports,
     driver_verdict,
@@ -91,8 +92,11 @@ def no_gpu_reason(host: HostProfile) -> str:
         return f"the NVIDIA driver does not work ({nv.nvml.removeprefix('error: ')})"
     if nv.nvml == "ok" and not nv.gpus:
         return "the NVIDIA driver sees no GPU"
-    if nv.gpus and all(g.mig for g in nv.gpus if g.error is None):
-        return "every GPU is in MIG mode"
+    devices = cuda_devices(host)
+    if devices.setting is not None and devices.hidden and not devices.gpus and not devices.no_instance:
+        return f"CUDA_VISIBLE_DEVICES={devices.setting!r} hides every GPU"
+    if devices.no_instance and not devices.gpus:
+        return "every GPU is in MIG mode with no MIG instance created"
     if nv.gpus:
         return "no GPU answers the driver"
     return "no NVIDIA GPU information"
@@ -269,17 +273,93 @@ def check_nvidia(host: HostProfile) -> list[Finding]:
                     )
                 )
             elif g.mig:
-                out.append(
-                    Finding(
-                        id=f"nvidia.gpu{g.index}.mig",
-                        severity="warning",
-                        title=f"{label} is in MIG mode",
-                        detail="Frameworks see its MIG instances, not the whole GPU; fwsetup does not plan for it as a GPU.",
-                        remedy=f"Use an instance: `CUDA_VISIBLE_DEVICES=MIG-<uuid>` (list them with `nvidia-smi -L`), or "
-                        f"turn MIG off: `sudo nvidia-smi -i {g.index} -mig 0` and reset the GPU.",
-                    )
-                )
+                out.append(_mig_finding(g, label))
+    out += _visible_devices(host)
     return out
+
+
+def _mig_finding(g: GPU, label: str) -> Finding:
+    """A GPU in MIG mode: its MIG instances and the rule (NVIDIA MIG user guide): CUDA work runs on one MIG
+    instance per process, picked with CUDA_VISIBLE_DEVICES=MIG-<uuid>; fwsetup plans for the GPU's architecture."""
+    instances = g.mig_devices
+    listed = [
+        f"{d.uuid or 'MIG-?'} ({d.name or 'MIG device'}"
+        + (f", {d.memory_bytes / GIB:.1f} GiB" if d.memory_bytes is not None else "")
+        + ")"
+        for d in instances or ()
+    ]
+    rule = (
+        "A CUDA process runs on one MIG instance (a process enumerates one MIG device, however many it is given), "
+        "chosen with CUDA_VISIBLE_DEVICES; fwsetup plans for the GPU's architecture and driver, and refuses only "
+        "several GPUs in one process (--all-gpus)."
+    )
+    if instances is not None and not instances:
+        return Finding(
+            id=f"nvidia.gpu{g.index}.mig",
+            severity="warning",
+            title=f"{label} is in MIG mode with no MIG instance: CUDA sees no device on it",
+            detail=rule,
+            remedy="Create an instance (`sudo nvidia-smi mig -cgi 1g.5gb -C`; profiles: `nvidia-smi mig -lgip`) and run "
+            "in it (`CUDA_VISIBLE_DEVICES=MIG-<uuid>`, from `nvidia-smi -L`), or "
+            f"turn MIG off: `sudo nvidia-smi -i {g.index} -mig 0` and reset the GPU.",
+        )
+    pick = instances[0].uuid if instances and instances[0].uuid else "MIG-<uuid>"
+    return Finding(
+        id=f"nvidia.gpu{g.index}.mig",
+        severity="info" if instances else "warning",
+        title=f"{label} is in MIG mode"
+        + (
+            f": {len(listed)} MIG instance{'s' if len(listed) != 1 else ''}"
+            if instances
+            else " (instances not read)"
+        ),
+        detail=(f"Instances: {'; '.join(listed)}. " if listed else "") + rule,
+        remedy=f"Run on an instance: `CUDA_VISIBLE_DEVICES={pick}`"
+        + ("" if instances else " (list them with `nvidia-smi -L`)")
+        + f"; to train on the whole GPU, turn MIG off: `sudo nvidia-smi -i {g.index} -mig 0` and reset the GPU.",
+    )
+
+
+def _visible_devices(host: HostProfile) -> list[Finding]:
+    """Which GPUs CUDA_VISIBLE_DEVICES leaves a job (compat.cuda_devices, the planner's rule)."""
+    devices = cuda_devices(host)
+    if devices.setting is None:
+        return []
+
+    def names(gpus: Iterable[GPU]) -> str:
+        return ", ".join(f"GPU {g.index}" + (f" ({g.name})" if g.name else "") for g in gpus) or "none"
+
+    setting = devices.setting
+    detail = f"Visible: {names(devices.gpus)}. Hidden: {names(devices.hidden)}."
+    if devices.by_index and not devices.pci_order:
+        detail += (
+            " Its entries are indices, which CUDA orders fastest first unless CUDA_DEVICE_ORDER=PCI_BUS_ID: they "
+            "may not be the GPUs nvidia-smi numbers so."
+        )
+    if devices.unmatched:
+        return [
+            Finding(
+                id="nvidia.visible-devices",
+                severity="warning",
+                title=f"CUDA_VISIBLE_DEVICES={setting!r} names {devices.unmatched[0]!r}, which is no GPU here",
+                detail=detail + " CUDA ignores that entry and every one after it.",
+                remedy="Name GPUs by index or UUID as `nvidia-smi -L` lists them (MIG instances as MIG-<uuid>).",
+            )
+        ]
+    return [
+        Finding(
+            id="nvidia.visible-devices",
+            severity="warning" if not devices.gpus else "info",
+            title=f"CUDA_VISIBLE_DEVICES={setting!r}: jobs started here see "
+            + (
+                f"{len(devices.gpus)} of {len(devices.gpus) + len(devices.hidden)} GPUs"
+                if devices.gpus
+                else "no GPU"
+            ),
+            detail=detail + " fwsetup plans for the visible GPUs only.",
+            remedy="Unset it (`unset CUDA_VISIBLE_DEVICES`) to use every GPU." if devices.hidden else "",
+        )
+    ]
 
 
 def check_toolkit(host: HostProfile) -> list[Finding]:

@@ -64,6 +64,16 @@ class PythonInfo(_Base, frozen=True, kw_only=True):
     free_threaded: bool | None = None  # PEP 703 free-threaded CPython: its wheels are tagged cp313t
 
 
+class MigDevice(_Base, frozen=True, kw_only=True):
+    """One MIG device (a compute instance of a GPU instance) of a GPU in MIG mode: what CUDA sees as a device
+    (NVML nvmlDeviceGetMigDeviceHandleByIndex). A process picks one with CUDA_VISIBLE_DEVICES=<uuid>."""
+
+    index: Index  # its index under the parent GPU
+    uuid: str | None = None  # "MIG-5d2c…"
+    name: str | None = None  # "NVIDIA A100-SXM4-40GB MIG 1g.5gb"
+    memory_bytes: Bytes | None = None
+
+
 class GPU(_Base, frozen=True, kw_only=True):
     index: Index
     name: str | None = None
@@ -73,6 +83,8 @@ class GPU(_Base, frozen=True, kw_only=True):
     mig: bool | None = False
     # Per-GPU probe error when one NVML query failed for this GPU only (the other fields stay unknown).
     error: str | None = None
+    # In MIG mode: its MIG devices (empty: MIG on, none created); None: not read (no MIG, an older profile).
+    mig_devices: tuple[MigDevice, ...] | None = None
 
 
 class GPULink(_Base, frozen=True, kw_only=True):
@@ -91,6 +103,10 @@ class NvidiaInfo(_Base, frozen=True, kw_only=True):
     links: tuple[GPULink, ...] = ()
     # PCI devices of vendor NVIDIA seen without a working driver (lspci / sysfs): "GPU present, no driver".
     pci_devices: tuple[str, ...] = ()
+    # CUDA_VISIBLE_DEVICES where fwsetup ran (None: not set, every GPU; "": none), and CUDA_DEVICE_ORDER:
+    # which GPUs a job started there sees (compat.cuda_devices).
+    cuda_visible_devices: str | None = None
+    cuda_device_order: str | None = None
 
 
 class AmdGPU(_Base, frozen=True, kw_only=True):
@@ -213,10 +229,12 @@ class HostProfile(_Base, frozen=True, kw_only=True):
     # -- convenience, derived (never stored) --
     @property
     def usable_gpus(self) -> tuple[GPU, ...]:
-        """GPUs a framework can train on: NVML works, the GPU answered, and it is not in MIG mode."""
-        if self.nvidia.nvml != "ok":
-            return ()
-        return tuple(g for g in self.nvidia.gpus if g.error is None and not g.mig)
+        """GPUs a framework started here can train on (compat.cuda_devices, the one rule): NVML works, the GPU
+        answered, CUDA_VISIBLE_DEVICES exposes it, and in MIG mode it has a MIG instance (or its instances were
+        not read)."""
+        from fwsetup.compat import cuda_devices
+
+        return cuda_devices(self).gpus
 
     @property
     def python_minor(self) -> str | None:

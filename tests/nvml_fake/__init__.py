@@ -59,9 +59,11 @@ class FakeNvml:
     def env(
         self, scenario: Path, *, omit: Iterable[str] = (), base: Mapping[str, str] | None = None, **extra: str
     ) -> dict[str, str]:
-        """os.environ without FWSETUP_*/DOCKER_*/LD_LIBRARY_PATH, plus the fake library and its scenario."""
+        """os.environ without FWSETUP_*/DOCKER_*/LD_LIBRARY_PATH/CUDA_VISIBLE_DEVICES, plus the fake library and
+        its scenario (the scenario is the whole machine: no GPU hidden unless a test says so)."""
         base = os.environ if base is None else base
-        env = {k: v for k, v in base.items() if not k.startswith(("FWSETUP_", "DOCKER_", "LD_LIBRARY_PATH"))}
+        drop = ("FWSETUP_", "DOCKER_", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
+        env = {k: v for k, v in base.items() if not k.startswith(drop)}
         env.update(
             LD_LIBRARY_PATH=str(self.build(omit)),
             FAKE_NVML_SCENARIO=str(scenario),

@@ -14,6 +14,7 @@
  *   stdout_lines=N                                nvmlInit prints N lines of noise on stdout first (a chatty driver)
  *   daemon=S                                      nvmlInit forks a helper that keeps the caller's stdout/stderr open
  *                                                 for S seconds (its pid goes to FAKE_NVML_DAEMON_PIDFILE)
+ *   gpuI.migJ.name= .uuid=MIG-… .memory=<bytes>    MIG device J (0..6) of GPU I in MIG mode (an empty slot: none)
  * FAKE_NVML_LOG=FILE appends the name of every entry point called, one a line.
  * Compile with -DOMIT_<symbol> to leave an entry point out (an older driver): pynvml then raises
  * NVMLError_FunctionNotFound for it.
@@ -25,10 +26,12 @@
 #include <unistd.h>
 
 #define MAXGPU 16
+#define MAXMIG 7 /* nvmlDeviceGetMaxMigDeviceCount of an A100/H100 */
 #define NVML_SUCCESS 0
 #define NVML_ERROR_UNINITIALIZED 1
 #define NVML_ERROR_INVALID_ARGUMENT 2
 #define NVML_ERROR_NOT_SUPPORTED 3
+#define NVML_ERROR_NOT_FOUND 6
 #define NVML_ERROR_INSUFFICIENT_SIZE 7
 #define NVML_ERROR_UNKNOWN 999
 
@@ -48,6 +51,7 @@ typedef struct { unsigned long long total, free, used; } nvmlMemory_t;
 typedef struct { unsigned int version; unsigned long long total, reserved, free, used; } nvmlMemory_v2_t;
 
 static gpu_t gpus[MAXGPU];
+static gpu_t migs[MAXGPU][MAXMIG]; /* a MIG device answers the same queries (name, uuid, memory) as a GPU */
 static int count, cuda = 13000, nvswitch, topology = 40, initialised;
 static char driver[96] = "580.82.07";
 
@@ -72,10 +76,11 @@ static int load(void) {
     long stdout_lines = 0;
     if (!path || !(f = fopen(path, "r"))) return NVML_ERROR_UNKNOWN;
     memset(gpus, 0, sizeof gpus);
+    memset(migs, 0, sizeof migs);
     count = 0;
     while (fgets(line, sizeof line, f)) {
         char *eq = strchr(line, '='), *key = line, *val, *nl;
-        int i;
+        int i, j;
         if (line[0] == '#' || !eq) continue;
         *eq = 0;
         val = eq + 1;
@@ -91,7 +96,13 @@ static int load(void) {
         else if (!strcmp(key, "topology")) topology = atoi(val);
         else if (!strcmp(key, "stdout_lines")) stdout_lines = atol(val);
         else if (!strcmp(key, "daemon")) daemon = atoi(val);
-        else if (sscanf(key, "gpu%d.", &i) == 1 && i >= 0 && i < MAXGPU) {
+        else if (sscanf(key, "gpu%d.mig%d.", &i, &j) == 2 && i >= 0 && i < MAXGPU && j >= 0 && j < MAXMIG) {
+            gpu_t *m = &migs[i][j];
+            const char *field = strchr(strchr(key, '.') + 1, '.') + 1;
+            if (!strcmp(field, "name")) copy(m->name, val, sizeof m->name);
+            else if (!strcmp(field, "uuid")) copy(m->uuid, val, sizeof m->uuid);
+            else if (!strcmp(field, "memory")) m->memory = strtoull(val, NULL, 10);
+        } else if (sscanf(key, "gpu%d.", &i) == 1 && i >= 0 && i < MAXGPU) {
             gpu_t *g = &gpus[i];
             const char *field = strchr(key, '.') + 1;
             if (!strcmp(field, "name")) copy(g->name, val, sizeof g->name);
@@ -127,6 +138,7 @@ static int load(void) {
 static int gpu_of(void *h, gpu_t **g) {
     gpu_t *p = (gpu_t *)h;
     if (!initialised) return NVML_ERROR_UNINITIALIZED;
+    if (p >= &migs[0][0] && p < &migs[0][0] + MAXGPU * MAXMIG) { *g = p; return NVML_SUCCESS; }
     if (p < gpus || p >= gpus + count) return NVML_ERROR_INVALID_ARGUMENT;
     *g = p;
     return p->fail;
@@ -248,6 +260,27 @@ int nvmlDeviceGetMigMode(void *h, unsigned int *current, unsigned int *pending) 
     GPU_OR_RETURN(h, g);
     if (g->cc_major < 8) return NVML_ERROR_NOT_SUPPORTED; /* MIG: A100 and later */
     *current = *pending = (unsigned int)g->mig;
+    return NVML_SUCCESS;
+}
+#endif
+
+#ifndef OMIT_nvmlDeviceGetMaxMigDeviceCount
+int nvmlDeviceGetMaxMigDeviceCount(void *h, unsigned int *n) {
+    gpu_t *g;
+    trace("nvmlDeviceGetMaxMigDeviceCount");
+    GPU_OR_RETURN(h, g);
+    if (g < gpus || g >= gpus + count) return NVML_ERROR_INVALID_ARGUMENT; /* a MIG device has none */
+    *n = g->mig ? MAXMIG : 0;
+    return NVML_SUCCESS;
+}
+
+int nvmlDeviceGetMigDeviceHandleByIndex(void *h, unsigned int index, void **mig) {
+    gpu_t *g;
+    trace("nvmlDeviceGetMigDeviceHandleByIndex");
+    GPU_OR_RETURN(h, g);
+    if (g < gpus || g >= gpus + count || index >= MAXMIG) return NVML_ERROR_INVALID_ARGUMENT;
+    if (!g->mig || !migs[g - gpus][index].uuid[0]) return NVML_ERROR_NOT_FOUND;
+    *mig = &migs[g - gpus][index];
     return NVML_SUCCESS;
 }
 #endif

@@ -95,6 +95,16 @@ def fake_nvml(
     m.nvmlDeviceGetCudaComputeCapability = lambda h: (fails(h, "cc"), h.get("cc", (9, 0)))[1]
     m.nvmlDeviceGetMigMode = lambda h: (fails(h, "mig"), [h.get("mig", 0), h.get("mig", 0)])[1]
     m.nvmlDeviceGetPciInfo = lambda h: types.SimpleNamespace(busId=h.get("bus", "00000000:00:00.0"))
+    # MIG devices: "mig_devices" is a list of slots (dicts like a GPU's, or None for an empty slot)
+    m.nvmlDeviceGetMaxMigDeviceCount = lambda h: (fails(h, "mig_count"), len(h.get("mig_devices", [])))[1]
+
+    def mig_handle(h: dict, i: int) -> dict:
+        slot = h.get("mig_devices", [])[i]
+        if slot is None:
+            raise NVMLError(6)  # NVML_ERROR_NOT_FOUND
+        return slot
+
+    m.nvmlDeviceGetMigDeviceHandleByIndex = mig_handle
 
     def link_state(h: dict, link: int) -> int:
         links = h.get("nvlinks")
@@ -143,19 +153,47 @@ def test_driver_with_no_gpu(tmp_path: Path) -> None:
 
 
 def test_two_gpus_one_in_mig_mode(tmp_path: Path) -> None:
+    """GPU 0 in MIG mode with one MIG device (slot 1 empty): NVML's nvmlDeviceGetMaxMigDeviceCount and
+    nvmlDeviceGetMigDeviceHandleByIndex list it (UUID, name, memory) into the profile, and a job can use it."""
+    from fwsetup.profile import HostProfile, MigDevice
+
+    instance = {"name": "NVIDIA A100-SXM4-40GB MIG 3g.20gb", "uuid": "MIG-5d2c", "memory": 20 * 2**30}
     m = fake_nvml([
-        {"name": "NVIDIA A100-SXM4-40GB", "uuid": "GPU-a", "memory": 42949672960, "cc": (8, 0), "mig": 1},
+        {"name": "NVIDIA A100-SXM4-40GB", "uuid": "GPU-a", "memory": 42949672960, "cc": (8, 0), "mig": 1,
+         "mig_devices": [instance, None]},
         {"name": "NVIDIA A100-SXM4-40GB", "uuid": "GPU-b", "memory": 42949672960, "cc": (8, 0), "mig": 0},
     ], cuda=12040)  # fmt: skip
     info, _ = probe(m, tmp_path)
     assert info.cuda_driver_version == "12.4"
     assert [g.mig for g in info.gpus] == [True, False]
+    mig = MigDevice(
+        index=0, uuid="MIG-5d2c", name="NVIDIA A100-SXM4-40GB MIG 3g.20gb", memory_bytes=20 * 2**30
+    )
     assert info.gpus[0] == GPU(index=0, name="NVIDIA A100-SXM4-40GB", uuid="GPU-a", memory_bytes=42949672960,
-                               compute_capability="8.0", mig=True, error=None)  # fmt: skip
+                               compute_capability="8.0", mig=True, error=None, mig_devices=(mig,))  # fmt: skip
+    assert info.gpus[1].mig_devices is None  # not in MIG mode: not asked
+    assert [g.index for g in HostProfile(nvidia=info).usable_gpus] == [0, 1]
+
+
+def test_mig_mode_without_instances_is_no_cuda_device(tmp_path: Path) -> None:
+    m = fake_nvml(
+        [{"name": "NVIDIA H100", "uuid": "GPU-a", "cc": (9, 0), "mig": 1, "mig_devices": [None, None]}]
+    )
+    info, _ = probe(m, tmp_path)
+    assert info.gpus[0].mig_devices == ()
     from fwsetup.profile import HostProfile
 
-    host = HostProfile(nvidia=info)
-    assert [g.index for g in host.usable_gpus] == [1]
+    assert HostProfile(nvidia=info).usable_gpus == ()
+
+
+def test_cuda_visible_devices_is_recorded(tmp_path: Path) -> None:
+    from fwsetup.detect.nvidia import probe_nvidia
+
+    m = fake_nvml([{"name": "NVIDIA H100", "uuid": "GPU-a", "cc": (9, 0)}])
+    env = {"CUDA_VISIBLE_DEVICES": "GPU-a", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    info = probe_nvidia([], nvml=m, env=env, pci_root=str(tmp_path))
+    assert (info.cuda_visible_devices, info.cuda_device_order) == ("GPU-a", "PCI_BUS_ID")
+    assert probe_nvidia([], nvml=m, env={}, pci_root=str(tmp_path)).cuda_visible_devices is None
 
 
 def test_nvml_error_on_one_gpu_the_other_still_reports(tmp_path: Path) -> None:

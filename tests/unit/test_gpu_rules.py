@@ -112,3 +112,168 @@ def test_doctor_names_an_installed_cudnn_that_dropped_the_gpu() -> None:
     assert "framework.torch.cudnn-gpu-floor" not in {
         f.id for f in doctor.check_frameworks(pascal, ok_env, [torch])
     }
+
+
+# ---- 1. MIG --------------------------------------------------------------------------------------------------
+
+
+def mig_machine(**nvidia: Any) -> HostProfile:
+    """tests/fixtures/mig.json (two A100-SXM4-40GB in MIG mode) with the MIG instances NVML lists: GPU 0 split
+    into a 3g.20gb and a 1g.5gb, GPU 1 into one 3g.20gb."""
+    from fwsetup.profile import MigDevice
+
+    base = fixture("mig")
+    instances = {
+        0: (MigDevice(index=0, uuid="MIG-aaaa1111-2222-5333-8444-555555555555", name="NVIDIA A100-SXM4-40GB MIG 3g.20gb", memory_bytes=20 * 2**30),
+            MigDevice(index=1, uuid="MIG-bbbb1111-2222-5333-8444-555555555555", name="NVIDIA A100-SXM4-40GB MIG 1g.5gb", memory_bytes=5 * 2**30)),
+        1: (MigDevice(index=0, uuid="MIG-cccc1111-2222-5333-8444-555555555555", name="NVIDIA A100-SXM4-40GB MIG 3g.20gb", memory_bytes=20 * 2**30),),
+    }  # fmt: skip
+    gpus = tuple(msgspec.structs.replace(g, mig_devices=instances[g.index]) for g in base.nvidia.gpus)
+    return msgspec.structs.replace(base, nvidia=msgspec.structs.replace(base.nvidia, gpus=gpus, **nvidia))
+
+
+def test_mig_machine_is_planned_for_its_architecture_and_a_process_picks_one_instance() -> None:
+    """https://github.com/pytorch/pytorch/issues/130181 (two A100-SXM4-80GB in MIG mode, 3g.40gb instances):
+    torch sees one device, distributed training over several MIG instances in one process is not possible,
+    and it works with CUDA_VISIBLE_DEVICES set to one MIG slice - the MIG user guide's rule ("a single CUDA
+    process can only enumerate a single MIG device"). Before issue 22 fwsetup refused every all-MIG machine."""
+    host = mig_machine()
+    p = plan_for(host, "pytorch", want="gpu")
+    assert (
+        p.status == "ok" and p.accelerator == "cuda" and p.variant == "cu126"
+    )  # Ampere, driver 550: CUDA 12.x
+    why = text(p.reasons)
+    assert "in MIG mode, judged by its architecture and driver" in why
+    assert "a process runs on one MIG instance" in why
+    assert "MIG-aaaa1111-2222-5333-8444-555555555555 (3g.20gb, 20.0 GiB)" in why
+    assert "`CUDA_VISIBLE_DEVICES=MIG-aaaa1111-2222-5333-8444-555555555555`" in why
+    # The smoke test proves it on one instance, as a user's process would run.
+    assert p.smoke is not None
+    assert p.smoke.env["CUDA_VISIBLE_DEVICES"] == "MIG-aaaa1111-2222-5333-8444-555555555555"
+    # Several GPUs in one process cannot run on MIG: refused, naming the rule.
+    q = plan_for(host, "pytorch", want="gpu", all_gpus=True)
+    assert q.status == "refused"
+    assert "a CUDA process enumerates one MIG instance only" in text(q.reasons)
+    assert not any("--all-gpus" in s and "--cpu" in s for s in q.suggestions)  # --cpu --all-gpus is refused
+    # The fixture as recorded (instances not read): still planned, saying how to list them.
+    r = plan_for(fixture("mig"), "pytorch", want="gpu")
+    assert r.status == "ok" and "`nvidia-smi -L` lists them" in text(r.reasons)
+
+
+def test_mig_instance_named_by_cuda_visible_devices_decides_the_gpu() -> None:
+    """CUDA_VISIBLE_DEVICES=MIG-<uuid> (MIG user guide) puts the job on that instance's GPU only."""
+    host = mig_machine(cuda_visible_devices="MIG-cccc1111-2222-5333-8444-555555555555")
+    p = plan_for(host, "pytorch", want="gpu")
+    assert p.status == "ok" and p.gpus == [1]
+    assert "CUDA_VISIBLE_DEVICES=MIG-cccc1111-2222-5333-8444-555555555555 chooses it" in text(p.reasons)
+
+
+def test_mig_mode_without_instances_is_refused_with_how_to_create_one() -> None:
+    """MIG on, no GPU instance created: CUDA has no device at all (MIG user guide, "Creating GPU Instances")."""
+    base = fixture("mig")
+    gpus = tuple(msgspec.structs.replace(g, mig_devices=()) for g in base.nvidia.gpus)
+    host = msgspec.structs.replace(base, nvidia=msgspec.structs.replace(base.nvidia, gpus=gpus))
+    p = plan_for(host, "pytorch", want="gpu")
+    assert p.status == "refused"
+    assert "in MIG mode with no MIG instance created" in text(p.reasons)
+    assert "nvidia-smi mig -cgi" in text(p.suggestions)
+
+
+def test_doctor_lists_the_mig_instances_and_the_rule() -> None:
+    from fwsetup import doctor
+
+    found = {f.id: f for f in doctor.check_nvidia(mig_machine())}
+    f0 = found["nvidia.gpu0.mig"]
+    assert f0.severity == "info" and "2 MIG instances" in f0.title
+    assert "MIG-bbbb1111-2222-5333-8444-555555555555 (NVIDIA A100-SXM4-40GB MIG 1g.5gb, 5.0 GiB)" in f0.detail
+    assert "one MIG instance" in f0.detail
+    assert "CUDA_VISIBLE_DEVICES=MIG-aaaa1111-2222-5333-8444-555555555555" in f0.remedy
+    assert doctor.decide_gpu(mig_machine(), torch_cuda()) is None  # a GPU it can use: importing tells
+
+
+def torch_cuda() -> Any:
+    from fwsetup.detect.environment import Framework
+
+    return Framework(name="torch", distribution="torch", version="2.9.1", build="cuda", cuda="12.6")
+
+
+# ---- 8. Which GPUs the job uses ------------------------------------------------------------------------------
+
+
+def mixed_kepler(**nvidia: Any) -> HostProfile:
+    """The machine of https://github.com/pytorch/pytorch/issues/31319: a Tesla K80 (3.7) beside two Tesla K40c
+    (3.5); torch failed with "no kernel image is available" whenever a K40c was visible, and worked with only
+    the K80 visible (CUDA_DEVICE_ORDER=PCI_BUS_ID, CUDA_VISIBLE_DEVICES)."""
+    from fwsetup.profile import GPU
+
+    base = fixture("kepler")
+    gpus = (
+        GPU(index=0, name="Tesla K80", uuid="GPU-0000aaaa-5d2c-4b1e-9a7f-1e3a9c000000", memory_bytes=12079136768, compute_capability="3.7"),
+        GPU(index=1, name="Tesla K40c", uuid="GPU-1111bbbb-5d2c-4b1e-9a7f-1e3a9c000001", memory_bytes=12079136768, compute_capability="3.5"),
+        GPU(index=2, name="Tesla K40c", uuid="GPU-2222cccc-5d2c-4b1e-9a7f-1e3a9c000002", memory_bytes=12079136768, compute_capability="3.5"),
+    )  # fmt: skip
+    return msgspec.structs.replace(
+        base, nvidia=msgspec.structs.replace(base.nvidia, gpus=gpus, links=(), **nvidia)
+    )
+
+
+def test_mixed_machine_names_the_gpus_a_build_cannot_use_and_how_to_hide_them() -> None:
+    """Every GPU the job sees is judged, not GPU 0 alone: PyTorch's newest build for the K80 (2.3.1 cu118,
+    sm_37 SASS) has no kernels for a K40c (3.5): the plan says so and gives the CUDA_VISIBLE_DEVICES that hides
+    them (UUIDs: indices follow CUDA_DEVICE_ORDER); its smoke test trains on the K80 only."""
+    host = mixed_kepler()
+    p = plan_for(host, "pytorch", want="gpu")
+    assert (p.status, p.version, p.variant, p.gpus) == ("ok", "2.3.1", "cu118", [0])
+    why = text(p.reasons)
+    assert "cannot use every GPU the job sees" in why
+    assert "GPU 1 (Tesla K40c, compute capability 3.5, Kepler)" in why
+    assert "GPU 2 (Tesla K40c, compute capability 3.5, Kepler)" in why
+    assert "export CUDA_VISIBLE_DEVICES=GPU-0000aaaa-5d2c-4b1e-9a7f-1e3a9c000000" in why
+    assert (
+        p.smoke is not None
+        and p.smoke.env["CUDA_VISIBLE_DEVICES"] == "GPU-0000aaaa-5d2c-4b1e-9a7f-1e3a9c000000"
+    )
+    # --all-gpus needs all three: no PyTorch wheel has sm_35 and sm_37 with a cuDNN for both.
+    assert plan_for(host, "pytorch", want="gpu", all_gpus=True).status == "refused"
+    # TensorFlow 2.14 (sm_35 SASS, cuDNN 8.7) uses all three: nothing to hide.
+    t = plan_for(host, "tensorflow", want="gpu")
+    assert (t.status, t.version, t.gpus) == ("ok", "2.14.1", [0, 1, 2])
+    assert "cannot use every GPU" not in text(t.reasons)
+
+
+def test_cuda_visible_devices_decides_which_gpus_are_judged() -> None:
+    """CUDA_VISIBLE_DEVICES (CUDA programming guide): indices or GPU-UUID prefixes, the list ending at the first
+    entry that names no GPU; an empty value hides every GPU."""
+    only_k80 = plan_for(
+        mixed_kepler(cuda_visible_devices="0", cuda_device_order="PCI_BUS_ID"), "pytorch", want="gpu"
+    )
+    assert (only_k80.status, only_k80.gpus) == ("ok", [0]) and "cannot use every GPU" not in text(
+        only_k80.reasons
+    )
+    assert only_k80.smoke is not None and "CUDA_VISIBLE_DEVICES" not in only_k80.smoke.env
+    k40 = plan_for(mixed_kepler(cuda_visible_devices="GPU-1111bbbb"), "pytorch", want="gpu", version="2.3.1")
+    assert k40.status == "refused" and "has no kernels for GPU 1 (Tesla K40c" in text(k40.reasons)
+    none = plan_for(mixed_kepler(cuda_visible_devices=""), "pytorch", want="gpu")
+    assert none.status == "refused" and "CUDA_VISIBLE_DEVICES='' hides every NVIDIA GPU" in text(none.reasons)
+    assert plan_for(mixed_kepler(cuda_visible_devices=""), "pytorch").variant == "cpu"
+    from fwsetup.compat import cuda_devices
+
+    devices = cuda_devices(mixed_kepler(cuda_visible_devices="2,7,0"))
+    assert [g.index for g in devices.gpus] == [2] and devices.unmatched == ("7",)  # CUDA stops at 7
+    assert [g.index for g in cuda_devices(mixed_kepler(cuda_visible_devices="2,0")).gpus] == [2, 0]
+    # In a container (`--gpus all`) the host's CUDA_VISIBLE_DEVICES does not apply.
+    assert len(cuda_devices(mixed_kepler(cuda_visible_devices=""), container=True).gpus) == 3
+
+
+def test_doctor_says_what_cuda_visible_devices_leaves() -> None:
+    from fwsetup import doctor
+
+    found = {f.id: f for f in doctor.check_nvidia(mixed_kepler(cuda_visible_devices="1,2"))}
+    f = found["nvidia.visible-devices"]
+    assert "see 2 of 3 GPUs" in f.title and "Hidden: GPU 0 (Tesla K80)" in f.detail
+    assert "fastest first" in f.detail  # indices without CUDA_DEVICE_ORDER=PCI_BUS_ID
+    bad = {f.id: f for f in doctor.check_nvidia(mixed_kepler(cuda_visible_devices="GPU-ffff"))}
+    assert (
+        bad["nvidia.visible-devices"].severity == "warning"
+        and "no GPU here" in bad["nvidia.visible-devices"].title
+    )

@@ -91,7 +91,7 @@ def test_one_h100_on_driver_580(fake: FakeNvml) -> None:
     assert nvidia["cuda_driver_version"] == "13.0"
     assert nvidia["gpus"] == [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "uuid": uuid(0),
                                "memory_bytes": 85520809984, "compute_capability": "9.0", "mig": False,
-                               "error": None}]  # fmt: skip
+                               "error": None, "mig_devices": None}]  # fmt: skip
     assert nvidia["links"] == []
     assert not [f for f in findings(doctor).values() if f["severity"] in ("error", "warning")]
     p = plan.json()
@@ -120,9 +120,8 @@ def test_eight_h100_with_nvlink(fake: FakeNvml) -> None:
     assert all("NVLink through NVSwitch" in link["detail"] for link in links)
     assert not [f for f in findings(doctor).values() if f["severity"] in ("error", "warning")]
     p = plan.json()
-    assert p["status"] == "ok" and p["variant"] == "cu130" and p["gpus"] == [0], (
-        p
-    )  # one GPU unless --all-gpus
+    # every GPU the job sees is judged (issue 22); --all-gpus is about training on all of them at once
+    assert p["status"] == "ok" and p["variant"] == "cu130" and p["gpus"] == list(range(len(nvidia["gpus"]))), p
 
 
 def test_v100_and_b200(fake: FakeNvml) -> None:
@@ -137,10 +136,12 @@ def test_v100_and_b200(fake: FakeNvml) -> None:
     assert nvidia["links"][0]["kind"] == "pcie"  # no NVLink between them
     p = plan.json()
     text = " ".join(p["reasons"] + [w for r in p.get("rejected", []) for w in r["why"]])
-    # The plan serves GPU 0: PyTorch's CUDA 13 builds have no sm_70 kernels, so it falls back to the last
-    # release with a cu126 build and says why (GPU 1, the B200, is not named by this plan).
-    assert p["status"] == "ok" and p["gpus"] == [0] and p["variant"] == "cu126", p
+    # Every GPU the job sees is judged (issue 22): no PyTorch build has kernels for both the V100 (sm_70, cu126
+    # only) and the B200 (sm_100, CUDA 12.8+): the newest release's cu130 build runs on the B200, and the plan
+    # names the V100 it cannot use and the CUDA_VISIBLE_DEVICES that hides it.
+    assert p["status"] == "ok" and p["gpus"] == [1] and p["variant"] == "cu130", p
     assert "Tesla V100-SXM2-32GB, compute capability 7.0" in text and "has no kernels for GPU 0" in text, text
+    assert f"export CUDA_VISIBLE_DEVICES={uuid(1)}" in text, text
 
 
 def test_a100_in_mig_mode(fake: FakeNvml) -> None:
@@ -154,6 +155,28 @@ def test_a100_in_mig_mode(fake: FakeNvml) -> None:
     p = plan.json()
     assert plan.code == 3 and p["status"] == "refused", p
     assert "MIG" in " ".join(p["reasons"] + [w for r in p.get("rejected", []) for w in r["why"]]), p
+    assert "no MIG instance created" in " ".join(p["reasons"]), p  # MIG on, no instance: no CUDA device
+
+
+def test_a100_in_mig_mode_with_instances(fake: FakeNvml) -> None:
+    """Issue 22, class 1 (https://github.com/pytorch/pytorch/issues/130181): MIG instances read through the real
+    nvidia-ml-py (nvmlDeviceGetMaxMigDeviceCount, nvmlDeviceGetMigDeviceHandleByIndex, UUID, memory) into the
+    profile; doctor lists them with the rule; the plan is for the A100 and runs on one instance."""
+    mig0, mig2 = "MIG-1f0e6a8c-5b3d-5e21-9a77-0c1d2e3f4a50", "MIG-1f0e6a8c-5b3d-5e21-9a77-0c1d2e3f4a52"
+    scenario = driver580(1, **gpu(0, "NVIDIA A100-SXM4-80GB", pci="00000000:07:00.0", mig=1, **A100))
+    scenario.update({"gpu0.mig0.name": "NVIDIA A100-SXM4-80GB MIG 3g.40gb", "gpu0.mig0.uuid": mig0,
+                     "gpu0.mig0.memory": 40 * 2**30,  # slot 1 empty
+                     "gpu0.mig2.name": "NVIDIA A100-SXM4-80GB MIG 1g.10gb", "gpu0.mig2.uuid": mig2,
+                     "gpu0.mig2.memory": 10 * 2**30})  # fmt: skip
+    nvidia, doctor, plan = three(fake, "mig-instances", scenario)
+    assert [(d["index"], d["uuid"], d["memory_bytes"]) for d in nvidia["gpus"][0]["mig_devices"]] == [
+        (0, mig0, 40 * 2**30), (2, mig2, 10 * 2**30)]  # fmt: skip
+    mig = findings(doctor)["nvidia.gpu0.mig"]
+    assert mig["severity"] == "info" and "2 MIG instances" in mig["title"], mig
+    assert mig0 in mig["detail"] and "1g.10gb" in mig["detail"] and "one MIG instance" in mig["detail"]
+    p = plan.json()
+    assert plan.code == 0 and p["status"] == "ok" and p["gpus"] == [0], p
+    assert p["smoke"]["env"]["CUDA_VISIBLE_DEVICES"] == mig0
 
 
 def test_one_gpu_lost_while_the_others_answer(fake: FakeNvml) -> None:
@@ -170,7 +193,7 @@ def test_one_gpu_lost_while_the_others_answer(fake: FakeNvml) -> None:
     finding = findings(doctor)["nvidia.gpu0.error"]
     assert "GPU is lost" in finding["detail"] and "nvidia-smi -r -i 0" in finding["remedy"]
     p = plan.json()
-    assert p["status"] == "ok" and p["gpus"] == [1], p  # the lost GPU is left out, the next one used
+    assert p["status"] == "ok" and p["gpus"] == [1, 2], p  # the lost GPU is left out, the others used
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,7 @@ def test_pytorch_h100_driver_580_gets_cu130() -> None:
     assert (p.status, p.version, p.variant, p.cuda) == ("ok", "2.15.0", "cu130", "13.0")
     assert p.index_urls == ["https://download.pytorch.org/whl/cu130"]
     assert p.min_driver == "580.65.06"
-    assert p.gpus == [0]
+    assert p.gpus == [0, 1]  # every GPU the job sees is judged (issue 22), not GPU 0 alone
     assert p.smoke is not None and (p.smoke.device, p.smoke.all_gpus) == ("cuda", False)
     assert "Chose cu130 over cu132" in text(p.reasons)
 
@@ -169,12 +169,14 @@ def test_pytorch_python_314() -> None:
     assert (p.status, p.version, p.variant) == ("ok", "2.15.0", "cpu")
 
 
-def test_pytorch_mig_gpus_are_not_planned() -> None:
+def test_pytorch_mig_gpus_are_planned_for_their_architecture() -> None:
+    # MIG user guide: a GPU in MIG mode runs CUDA work on its MIG instances, one per process (issue 22): the
+    # build is judged by the A100's architecture and the driver, and the plan says how a process picks one.
     p = plan("mig", "pytorch", want="gpu")
-    assert p.status == "refused"
-    assert "MIG" in text(p.reasons)
-    assert "Disable MIG" in text(p.suggestions)
-    assert plan("mig", "pytorch").variant == "cpu"
+    assert (p.status, p.accelerator, p.variant) == ("ok", "cuda", "cu126")
+    assert "in MIG mode" in text(p.reasons) and "CUDA_VISIBLE_DEVICES=MIG-" in text(p.reasons)
+    assert plan("mig", "pytorch").variant == "cu126"
+    assert plan("mig", "pytorch", want="gpu", all_gpus=True).status == "refused"  # one MIG instance per process
 
 
 # ---- TensorFlow ------------------------------------------------------------------------------------------

@@ -138,7 +138,13 @@ def test_an_ok_plan_always_runs_here(
         assert plan.accelerator == "cpu" and plan.gpus == []
     if plan.accelerator == "cuda":
         usable = [g.index for g in profile.usable_gpus]
-        assert plan.gpus == (usable if all_gpus else usable[:1])
+        # Every GPU the job sees is judged (issue 22): --all-gpus uses them all; otherwise the plan uses those
+        # the build runs on, and names the others (how to hide them) rather than ignoring them.
+        assert plan.gpus and set(plan.gpus) <= set(usable)
+        if all_gpus:
+            assert plan.gpus == usable
+        elif plan.gpus != usable:
+            assert any(r["kind"] == "gpus_unusable" for r in plan.reason_codes), plan.reasons
         assert plan.smoke is None or plan.smoke.device == "cuda"
 
 

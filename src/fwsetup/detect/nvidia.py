@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from fwsetup import settings
-from fwsetup.profile import GPU, Bytes, GPULink, NvidiaInfo, Version
+from fwsetup.profile import GPU, Bytes, GPULink, MigDevice, NvidiaInfo, Version
 
 T = TypeVar("T")
 
@@ -177,10 +177,43 @@ def _gpu(nvml: ModuleType, index: int) -> tuple[GPU, Any, list[str]]:
             compute_capability=capability,
             mig=mig,
             error="; ".join(safe.errors) or None,
+            mig_devices=_mig_devices(nvml, handle) if mig else None,
         ),
         handle,
         odd,
     )
+
+
+def _mig_devices(nvml: ModuleType, handle: Any) -> tuple[MigDevice, ...] | None:
+    """The MIG devices of a GPU in MIG mode (what CUDA sees: one per compute instance): the slots up to
+    nvmlDeviceGetMaxMigDeviceCount, each nvmlDeviceGetMigDeviceHandleByIndex that answers (NotFound: an empty
+    slot). None when they cannot be read (a pynvml or driver without these calls, or an error)."""
+    count_fn = getattr(nvml, "nvmlDeviceGetMaxMigDeviceCount", None)
+    by_index = getattr(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", None)
+    if count_fn is None or by_index is None:
+        return None
+    safe = _Safe(nvml)
+    count = safe("MIG device count", count_fn, handle)
+    if count is None:
+        return None
+    found: list[MigDevice] = []
+    for i in range(int(count)):
+        try:
+            mig_handle = by_index(handle, i)
+        except nvml.NVMLError:
+            continue  # an empty slot (NVML_ERROR_NOT_FOUND)
+        name = safe("MIG name", nvml.nvmlDeviceGetName, mig_handle)
+        uuid = safe("MIG uuid", nvml.nvmlDeviceGetUUID, mig_handle)
+        mem = safe("MIG memory", nvml.nvmlDeviceGetMemoryInfo, mig_handle)
+        found.append(
+            MigDevice(
+                index=i,
+                uuid=_text(uuid) if uuid is not None else None,
+                name=_text(name) if name is not None else None,
+                memory_bytes=_checked(Bytes, getattr(mem, "total", None), f"MIG device {i}: memory", []),
+            )
+        )
+    return tuple(found)
 
 
 def _links(nvml: ModuleType, handles: Mapping[int, Any], notes: list[str]) -> tuple[GPULink, ...]:
@@ -275,6 +308,9 @@ def probe_nvidia(
         gpus=info.gpus,
         links=info.links,
         pci_devices=scan_pci(pci_root),
+        # which GPUs a job started here sees (compat.cuda_devices)
+        cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
+        cuda_device_order=env.get("CUDA_DEVICE_ORDER"),
     )
     return _apply_overrides(info, env, notes)
 

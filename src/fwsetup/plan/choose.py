@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from fwsetup.plan.model import Request
     from fwsetup.profile import GPU, HostProfile
 
-Rank = tuple[bool, int, int, int, int, int, tuple[int, ...], int]
+Rank = tuple[bool, int, int, int, int, int, int, tuple[int, ...], int]
 
 
 def variant_family(variant: str) -> str:
@@ -32,7 +32,8 @@ def variant_family(variant: str) -> str:
 def rank(ev: Evaluation, profile: HostProfile, request: Request, families: Sequence[str] = ()) -> Rank:
     """Higher is better: a GPU build (unless --cpu), one that fits --method, the recipe's first family
     (e.g. Keras' default backend, listed first), the framework's release matrix (stable, then experimental,
-    then unlisted: data/release-matrix.toml), CUDA the driver supports natively, the newest CUDA."""
+    then unlisted: data/release-matrix.toml), one that uses every visible GPU, CUDA the driver supports
+    natively, the newest CUDA."""
     from fwsetup.compat import cuda_key
     from fwsetup.release_status import STATUS_RANK
 
@@ -51,7 +52,9 @@ def rank(ev: Evaluation, profile: HostProfile, request: Request, families: Seque
     status = STATUS_RANK.get(ev.status, STATUS_RANK[None])
     # GPUs of several vendors, each with a build that runs: NVIDIA, then AMD, then Intel (plan/rocm.py)
     vendor = -VENDORS.index(VENDOR_OF[b.accelerator]) if b.accelerator in VENDOR_OF else 0
-    return (gpu, method_fit, family, status, vendor, native, tuple(cuda or (0, 0)), -ev.index)
+    # A build that uses every GPU the job sees before one that leaves some out (evaluate: ev.unusable)
+    covers = -len(ev.unusable)
+    return (gpu, method_fit, family, status, vendor, covers, native, tuple(cuda or (0, 0)), -ev.index)
 
 
 def newest(evals: Sequence[Evaluation], profile: HostProfile, request: Request) -> Evaluation:

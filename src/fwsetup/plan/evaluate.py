@@ -51,6 +51,8 @@ class Evaluation:
     gpus: list[GPU] = field(default_factory=list)
     min_driver: str | None = None
     notes: list[Reason] = field(default_factory=list)
+    # GPUs the job sees that this build cannot use (why, per GPU); it runs on `gpus`
+    unusable: list[Failure] = field(default_factory=list)
     status: Status | None = None  # from data/release-matrix.toml; None: not judged
     # The platform that alone makes the status what it is ("WSL2": stable on Linux, experimental under WSL2)
     status_platform: str | None = None
@@ -272,7 +274,14 @@ def _check_status(ev: Evaluation, request: Request, t: Target) -> None:
 def _check_cuda(
     ev: Evaluation, profile: HostProfile, request: Request, t: Target, compat: CompatData
 ) -> None:
-    from fwsetup.compat import DriverMin, cc_runs, cudnn_supports, driver_verdict
+    from fwsetup.compat import (
+        DriverMin,
+        cc_runs,
+        cuda_devices,
+        cudnn_supports,
+        driver_verdict,
+        visible_devices_value,
+    )
 
     b = ev.build
 
@@ -292,10 +301,14 @@ def _check_cuda(
         else:
             fail("gpu", "no_nvidia_gpu", nvml=nv.nvml)
         return
-    usable = list(profile.usable_gpus)
+    # Every GPU the job sees (CUDA_VISIBLE_DEVICES, MIG instances: compat.cuda_devices, doctor's rule too)
+    devices = cuda_devices(profile, container=t.docker)
+    usable = list(devices.gpus)
     if not usable:
-        if nv.gpus and all(g.mig for g in nv.gpus):
-            fail("gpu", "all_mig", count=len(nv.gpus))
+        if devices.no_instance and not devices.hidden:
+            fail("gpu", "no_mig_instance", gpus=tuple(gpu_ref(g, compat) for g in devices.no_instance))
+        elif devices.setting is not None and devices.hidden:
+            fail("gpu", "none_visible", setting=devices.setting, hidden=len(devices.hidden))
         else:  # what each GPU's probe said (a lost GPU, a capability that is not one), or nothing
             fail(
                 "gpu",
@@ -305,7 +318,15 @@ def _check_cuda(
         return
     if t.docker and profile.tools.docker.nvidia_runtime is False:
         fail("gpu", "no_nvidia_runtime")
-    ev.gpus = usable if request.all_gpus else usable[:1]
+    ev.gpus = usable
+    mig = [g for g in usable if g.mig]
+    if mig:
+        ev.notes.append(Reason("mig", gpus=tuple(gpu_ref(g, compat) for g in mig), instances=tuple(
+            (d.uuid, d.name, d.memory_bytes) for g in mig for d in devices.mig.get(g.index, ())
+        ), setting=devices.setting))  # fmt: skip
+        if request.all_gpus:
+            # MIG user guide: a CUDA process enumerates one MIG device, however many it is given
+            fail("multi_gpu", "mig_one_instance", gpus=tuple(gpu_ref(g, compat) for g in mig))
     # The same verdict doctor gives (compat.driver_verdict): tests/unit/test_doctor_plan_agree.py
     verdict = driver_verdict(
         profile, b.cuda, recipe_min=DriverMin(linux=b.min_driver, windows=b.min_driver_windows), data=compat
@@ -332,15 +353,29 @@ def _check_cuda(
     # The cuDNN the build brings has its own GPU floor (data/cudnn.toml): kernels for the GPU are not enough.
     dnn = compat.build_cudnn(request.framework, b.version, b.variant)
     dnn_floor = compat.cudnn_floor(dnn.cudnn) if dnn else None
+    cannot: dict[int, Failure] = {}  # GPU index -> why this build cannot use it
     for g in ev.gpus:
         runs = cc_runs(g.compute_capability or "", list(sass), list(ptx))
         if runs is False:
-            fail("cc", "no_kernels", gpu=gpu_ref(g, compat), **built)
+            cannot[g.index] = Failure("cc", "no_kernels", gpu=gpu_ref(g, compat), **built)
             continue
         if runs is None:
             ev.notes.append(Reason("cc_unchecked", gpu=g.index))
         if dnn and dnn_floor and cudnn_supports(dnn.cudnn, g.compute_capability, data=compat) is False:
-            fail("cc", "cudnn_floor", gpu=gpu_ref(g, compat), cudnn=dnn.cudnn, floor=dnn_floor.min_cc)
+            cannot[g.index] = Failure(
+                "cc", "cudnn_floor", gpu=gpu_ref(g, compat), cudnn=dnn.cudnn, floor=dnn_floor.min_cc
+            )
+    if cannot and (request.all_gpus or len(cannot) == len(ev.gpus)):
+        ev.fails.extend(cannot.values())  # --all-gpus needs every GPU; or the build runs on none of them
+    elif cannot:
+        # It runs on some of the GPUs the job sees: say which it cannot use, and how to hide them.
+        keep = [g for g in ev.gpus if g.index not in cannot]
+        ev.unusable = list(cannot.values())
+        ev.gpus = keep
+        ev.notes.append(
+            Reason("gpus_unusable", why=tuple(cannot.values()), keep=tuple(gpu_ref(g, compat) for g in keep),
+                   hide=visible_devices_value(devices, keep), by_index=devices.by_index and not devices.pci_order)
+        )  # fmt: skip
     if dnn and dnn_floor and ev.gpus and not any(f.code == "cudnn_floor" for f in ev.fails):
         ev.notes.append(Reason("cudnn_ok", cudnn=dnn.cudnn, floor=dnn_floor.min_cc))
 

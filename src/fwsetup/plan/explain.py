@@ -279,8 +279,8 @@ _SUGGESTIONS: dict[str, Callable[[F], str]] = {
         "Install (or load) the NVIDIA driver: an NVIDIA GPU is present, but NVML cannot reach it."
     ),
     "disable_mig": lambda f: (
-        "Disable MIG on a GPU (`nvidia-smi -i 0 -mig 0`, as root) to train on the whole GPU, or run the "
-        "framework in a MIG instance yourself (CUDA_VISIBLE_DEVICES=MIG-…)."
+        "Create a MIG instance (`sudo nvidia-smi mig -cgi 1g.5gb -C`) and run in it (CUDA_VISIBLE_DEVICES=MIG-…), "
+        "or disable MIG on a GPU (`nvidia-smi -i 0 -mig 0`, as root) to train on the whole GPU."
     ),
     "use_cpu": _use_cpu,
     "use_method": _use_method,
@@ -653,6 +653,72 @@ _SUGGESTIONS.update(
         "allow_experimental": lambda f: (
             f"{f['title']} {f['version']} ({f['variant']}) runs here, but the framework's release matrix lists it "
             f"as {_status_text(f['status'])}{_on(f)}: {cmd(f['request'])}."
+        ),
+    }
+)
+
+
+# -- which GPUs the job uses: CUDA_VISIBLE_DEVICES and MIG (compat.cuda_devices) ---------------------------
+
+
+def _gib(n: object) -> str:
+    return f"{n / 2**30:.1f} GiB" if isinstance(n, int) else "? GiB"
+
+
+def _gpu_list(gpus: object) -> str:
+    return ", ".join(gpu_label(g) for g in cast("Iterable[GpuRef]", gpus))
+
+
+def _mig_reason(f: F) -> str:
+    instances = cast("Iterable[tuple[str | None, str | None, int | None]]", f["instances"])
+    listed = [
+        f"{u or 'MIG-?'} ({(n or 'MIG device').rsplit(' MIG ', 1)[-1]}, {_gib(m)})" for u, n, m in instances
+    ]
+    pick = listed[0].split(" ")[0] if listed else "MIG-<uuid>"
+    how = (
+        f"CUDA_VISIBLE_DEVICES={f['setting']} chooses it"
+        if f["setting"] is not None and str(f["setting"]).strip().lower().startswith("mig-")
+        else f"choose it with `CUDA_VISIBLE_DEVICES={pick}`"
+        + ("" if listed else " (`nvidia-smi -L` lists them)")
+        + "; unset, CUDA takes the first it finds"
+    )
+    return (
+        f"{_gpu_list(f['gpus'])}: in MIG mode, judged by its architecture and driver as a whole GPU; a process "
+        f"runs on one MIG instance: {how} (NVIDIA MIG user guide)"
+        + (f". MIG instances here: {', '.join(listed)}." if listed else ".")
+    )
+
+
+def _unusable_reason(f: F) -> str:
+    why = "; ".join(failure(x) for x in cast("Iterable[Failure]", f["why"]))
+    keep = _gpu_list(f["keep"])
+    order = (
+        " (index entries follow CUDA_DEVICE_ORDER, fastest first by default: UUIDs, or "
+        "CUDA_DEVICE_ORDER=PCI_BUS_ID, name the GPUs nvidia-smi numbers)"
+        if f["by_index"]
+        else ""
+    )
+    return (
+        f"This build cannot use every GPU the job sees: it {why}. It runs on {keep}; code that touches the "
+        f"others fails. Hide them: `export CUDA_VISIBLE_DEVICES={f['hide']}`{order}."
+    )
+
+
+_REASONS.update({"mig": _mig_reason, "gpus_unusable": _unusable_reason})
+_FAILURES.update(
+    {
+        "no_mig_instance": lambda f: (
+            f"{_gpu_list(f['gpus'])} in MIG mode with no MIG instance created, so CUDA sees no device "
+            "(create one: `sudo nvidia-smi mig -cgi 1g.5gb -C`, profiles from `nvidia-smi mig -lgip`)"
+        ),
+        "none_visible": lambda f: (
+            f"CUDA_VISIBLE_DEVICES={f['setting']!r} hides every NVIDIA GPU ({f['hidden']} here): unset it, "
+            "or name GPUs by index or UUID (`nvidia-smi -L`)"
+        ),
+        "mig_one_instance": lambda f: (
+            f"--all-gpus cannot train on several devices in one process on {_gpu_list(f['gpus'])} in MIG mode: "
+            "a CUDA process enumerates one MIG instance only (NVIDIA MIG user guide); run one process per "
+            "instance, or turn MIG off"
         ),
     }
 )

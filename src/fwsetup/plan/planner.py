@@ -392,7 +392,7 @@ def _chosen_plan(
             script=recipe.smoke,
             device=device,
             all_gpus=request.all_gpus and device == "cuda",
-            env=dict(b.env),
+            env={**b.env, **_smoke_devices(chosen, profile, request)},
         )
     return _plan(
         "ok",
@@ -416,3 +416,22 @@ def _chosen_plan(
         smoke=smoke,
         rejected=rejected,
     )
+
+
+def _smoke_devices(chosen: Evaluation, profile: HostProfile, request: Request) -> dict[str, str]:
+    """The smoke test trains on GPUs the build runs on: where it cannot use every GPU the job sees, or the GPU
+    is in MIG mode (one instance per process), CUDA_VISIBLE_DEVICES names them (host runs only: a container
+    gets its GPUs from `--gpus`)."""
+    from fwsetup.compat import cuda_devices, visible_devices_value
+
+    if chosen.build.accelerator != "cuda" or request.method == "docker" or not chosen.gpus:
+        return {}
+    devices = cuda_devices(profile)
+    keep = list(chosen.gpus)
+    if any(g.mig for g in keep):
+        keep = keep[:1]  # one MIG instance per process
+        if not devices.mig.get(keep[0].index):
+            return {}  # its instances are not known: the user's own CUDA_VISIBLE_DEVICES decides
+    elif not chosen.unusable:
+        return {}
+    return {"CUDA_VISIBLE_DEVICES": visible_devices_value(devices, keep)}

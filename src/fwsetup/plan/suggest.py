@@ -177,7 +177,9 @@ def gpu_suggestions(
         out += jetson_wheel_suggestions(recipe, profile, t)
     if nv.nvml != "ok" and nv.pci_devices:
         out.append(Suggestion("load_driver"))
-    if nv.nvml == "ok" and nv.gpus and all(g.mig for g in nv.gpus):
+    from fwsetup.compat import cuda_devices
+
+    if nv.nvml == "ok" and cuda_devices(profile).no_instance and not profile.usable_gpus:
         out.append(Suggestion("disable_mig"))
     return out
 
@@ -315,5 +317,8 @@ def ranked(suggestions: Sequence[Suggestion]) -> list[Suggestion]:
 
 def use_cpu(request: Request, *, title: str | None = None, version: str | None = None) -> Suggestion:
     return Suggestion(
-        "use_cpu", request=msgspec.structs.replace(request, want="cpu"), title=title, version=version
+        "use_cpu",
+        request=msgspec.structs.replace(request, want="cpu", all_gpus=False),  # --cpu --all-gpus is refused
+        title=title,
+        version=version,
     )
