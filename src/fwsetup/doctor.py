@@ -450,16 +450,52 @@ def check_docker(host: HostProfile) -> list[Finding]:
             )
         )
         return out
-    if host.usable_gpus and d.nvidia_runtime is False:
+    ok, way = d.gpu_access  # the planner's rule (profile.DockerInfo.gpu_access)
+    toolkit = (
+        "Install the NVIDIA Container Toolkit "
+        "(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html), "
+        "then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`."
+    )
+    if host.usable_gpus and ok is False:
+        how = (
+            f"a `docker run --gpus all` test container failed: {(d.gpu_probe or '').removeprefix('no: ')}"
+            if way == "probe"
+            else "it lists no `nvidia` runtime, nvidia-container-runtime-hook is not on its PATH, and it has no "
+            "NVIDIA CDI device"
+        )
         out.append(
             Finding(
                 id="docker.no-nvidia-runtime",
                 severity="warning",
-                title="GPUs are present but the Docker engine has no NVIDIA runtime",
-                detail=f"Docker {d.server} does not list an `nvidia` runtime: `docker run --gpus all` will fail.",
-                remedy="Install the NVIDIA Container Toolkit "
-                "(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html), "
-                "then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`.",
+                title="GPUs are present but the Docker engine cannot give them to containers",
+                detail=f"Docker {d.server}: {how}. `docker run --gpus all` fails, and GPU images are refused.",
+                remedy=toolkit,
+            )
+        )
+    elif host.usable_gpus and ok is None and d.nvidia_runtime is False:
+        out.append(
+            Finding(
+                id="docker.no-nvidia-runtime",
+                severity="warning",
+                title="GPUs are present; the Docker engine lists no NVIDIA runtime",
+                detail=f"Docker {d.server} ({d.host or 'engine'}) lists no `nvidia` runtime. `--gpus` still works where "
+                "nvidia-container-runtime-hook is on the daemon's PATH (moby's NVIDIA device driver), which fwsetup "
+                "cannot see for this engine; `fwsetup smoke NAME --image TAG --gpu` tells.",
+                remedy=toolkit,
+            )
+        )
+    elif host.usable_gpus and ok and way in ("hook", "cdi", "probe"):
+        via = {
+            "hook": "nvidia-container-runtime-hook on its PATH (`--gpus`, no `nvidia` runtime registered)",
+            "cdi": f"CDI devices ({', '.join(d.cdi_devices or ())})",
+            "probe": "a test container with `--gpus all`",
+        }[way]
+        out.append(
+            Finding(
+                id="docker.gpus",
+                severity="info",
+                title=f"The Docker engine gives containers GPUs through {via.split(' (')[0]}",
+                detail=f"Found: {via}.",
             )
         )
     return out

@@ -197,6 +197,37 @@ class DockerInfo(_Base, frozen=True, kw_only=True):
     host: str | None = None  # DOCKER_HOST / socket tried
     error: str | None = None  # why the engine was not reachable
     buildx: str | None = None
+    # The other ways the engine can give a container NVIDIA GPUs (gpu_access decides from all of them):
+    # nvidia-container-runtime-hook on the daemon's PATH makes `--gpus` work without an `nvidia` runtime (moby
+    # daemon/nvidia_linux.go); None: not looked (an engine on another machine).
+    nvidia_hook: bool | None = None
+    cdi_devices: tuple[str, ...] | None = (
+        None  # NVIDIA CDI devices the engine can inject ("nvidia.com/gpu=all")
+    )
+    # A bounded `docker run --gpus all` probe, run only where the above cannot tell: "ok", "no: <why>",
+    # "error: <why>"; None: not run.
+    gpu_probe: str | None = None
+
+    @property
+    def gpu_access(self) -> tuple[bool | None, str]:
+        """(can the engine give containers NVIDIA GPUs, which way): "runtime" (an `nvidia` runtime), "hook"
+        (`--gpus` through nvidia-container-runtime-hook), "cdi" (`--device nvidia.com/gpu=…`), "probe" (a test
+        container said so), "none" (none of them), "unknown". The one rule for plan, doctor and smoke."""
+        if self.server is None:
+            return None, "unknown"
+        if self.nvidia_runtime:
+            return True, "runtime"
+        if self.gpu_probe == "ok":
+            return True, "probe"
+        if self.nvidia_hook:
+            return True, "hook"
+        if self.cdi_devices:
+            return True, "cdi"
+        if self.gpu_probe is not None and self.gpu_probe.startswith("no"):
+            return False, "probe"
+        if self.nvidia_runtime is False and self.nvidia_hook is False:
+            return False, "none"
+        return None, "unknown"
 
 
 class ToolsInfo(_Base, frozen=True, kw_only=True):

@@ -121,7 +121,9 @@ def test_eight_h100_with_nvlink(fake: FakeNvml) -> None:
     assert not [f for f in findings(doctor).values() if f["severity"] in ("error", "warning")]
     p = plan.json()
     # every GPU the job sees is judged (issue 22); --all-gpus is about training on all of them at once
-    assert p["status"] == "ok" and p["variant"] == "cu130" and p["gpus"] == list(range(len(nvidia["gpus"]))), p
+    assert (
+        p["status"] == "ok" and p["variant"] == "cu130" and p["gpus"] == list(range(len(nvidia["gpus"])))
+    ), p
 
 
 def test_v100_and_b200(fake: FakeNvml) -> None:

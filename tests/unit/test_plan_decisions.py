@@ -176,7 +176,9 @@ def test_pytorch_mig_gpus_are_planned_for_their_architecture() -> None:
     assert (p.status, p.accelerator, p.variant) == ("ok", "cuda", "cu126")
     assert "in MIG mode" in text(p.reasons) and "CUDA_VISIBLE_DEVICES=MIG-" in text(p.reasons)
     assert plan("mig", "pytorch").variant == "cu126"
-    assert plan("mig", "pytorch", want="gpu", all_gpus=True).status == "refused"  # one MIG instance per process
+    assert (
+        plan("mig", "pytorch", want="gpu", all_gpus=True).status == "refused"
+    )  # one MIG instance per process
 
 
 # ---- TensorFlow ------------------------------------------------------------------------------------------

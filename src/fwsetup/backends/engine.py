@@ -22,6 +22,8 @@ class EngineInfo:
     api_version: str
     buildkit: bool  # builds go through `docker buildx build` (BuildKit) rather than the classic builder
     nvidia_runtime: bool | None = None
+    # how it gives containers NVIDIA GPUs (profile.DockerInfo.gpu_access): "runtime", "hook", "cdi", "none", ...
+    gpu_way: str | None = None
     # the engine has its default bridge network; False: started with --bridge=none (BuildKit RUN steps
     # then need the host network), None: unknown
     bridge: bool | None = None
@@ -82,6 +84,8 @@ class RunSpec:
     user: str | None = None  # "1000:1000"; None = the image's USER
     network: str = "none"  # smoke tests run with no network at all
     gpus: GpuRequest = "none"
+    # give the GPUs as CDI devices (nvidia.com/gpu=…) rather than through `--gpus` (DockerInfo.gpu_access: "cdi")
+    gpu_cdi: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 600.0
 

@@ -20,6 +20,8 @@ from glob import glob
 from pathlib import Path
 from typing import Literal
 
+import msgspec
+
 from fwsetup import settings
 from fwsetup.proc import run
 from fwsetup.profile import DockerInfo
@@ -217,14 +219,23 @@ def probe_docker(
         host = DEFAULT_DOCKER_HOST if context in (None, "default") else f"context {context}"
     if server is None and err is None:
         err = "the engine did not answer"
-    return DockerInfo(
+    hook, cdi = _gpu_ways(data or {}, host, env) if server else (None, None)
+    info = DockerInfo(
         client=client,
         server=server,
         nvidia_runtime=("nvidia" in runtimes) if server and isinstance(runtimes, dict) else None,
         host=host,
         error=None if server else err,
         buildx=buildx,
+        nvidia_hook=hook,
+        cdi_devices=cdi,
     )
+    if server and info.gpu_access[0] is not True and _has_nvidia_device():
+        # An NVIDIA GPU here, and nothing the engine reports says it can hand it over: ask it (bounded).
+        image = _any_image(docker, env, timeout)
+        if image:
+            info = msgspec.structs.replace(info, gpu_probe=probe_gpu_run(docker, image, env=env))
+    return info
 
 
 def _probe_socket(host: str, timeout: float, *, client_error: str) -> DockerInfo:
@@ -256,12 +267,97 @@ def _probe_socket(host: str, timeout: float, *, client_error: str) -> DockerInfo
     except (OSError, ValueError) as exc:
         return DockerInfo(host=host, error=f"{client_error}; engine at {host}: {exc}")
     runtimes = data.get("Runtimes")
+    hook, cdi = _gpu_ways(data, host, os.environ) if data.get("ServerVersion") else (None, None)
     return DockerInfo(
         server=data.get("ServerVersion") or None,
         nvidia_runtime=("nvidia" in runtimes) if isinstance(runtimes, dict) else None,
         host=host,
         error=None if data.get("ServerVersion") else f"{client_error}; unexpected answer from {host}",
+        nvidia_hook=hook,
+        cdi_devices=cdi,
     )
+
+
+# -- how the engine gives containers NVIDIA GPUs (DockerInfo.gpu_access decides) ------------------------------
+
+NVIDIA_HOOK = "nvidia-container-runtime-hook"
+# Where the NVIDIA Container Toolkit installs the hook; a daemon started by systemd has these on its PATH.
+_SYSTEM_BIN = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+GPU_PROBE_TIMEOUT = 20.0
+
+
+def _local_engine(host: str | None) -> bool:
+    return host is None or host.startswith("unix://")
+
+
+def _gpu_ways(
+    data: Mapping[str, object], host: str | None, env: Mapping[str, str]
+) -> tuple[bool | None, tuple[str, ...] | None]:
+    """nvidia_hook and cdi_devices from `docker info` and, for an engine on this machine, its files: the hook on
+    the daemon's PATH (moby registers its `nvidia` device driver, which `--gpus` uses, when
+    nvidia-container-runtime-hook is found there), NVIDIA CDI specs in the engine's CDISpecDirs."""
+    found = data.get("DiscoveredDevices")  # Docker 28.2+: [{"Source": "cdi", "ID": "nvidia.com/gpu=0"}, ...]
+    cdi = [
+        str(d.get("ID"))
+        for d in (found if isinstance(found, list) else ())
+        if isinstance(d, dict)
+        and d.get("Source") == "cdi"
+        and str(d.get("ID", "")).startswith("nvidia.com/gpu")
+    ]
+    dirs = data.get("CDISpecDirs")
+    local = _local_engine(host)
+    if not cdi and local and isinstance(dirs, list):
+        cdi = _cdi_specs([str(d) for d in dirs])
+    devices = tuple(cdi) if cdi or isinstance(dirs, list) or isinstance(found, list) else None
+    hook = None
+    if local:
+        path = os.pathsep.join([env.get("PATH", ""), *_SYSTEM_BIN])
+        hook = shutil.which(NVIDIA_HOOK, path=path) is not None
+    return hook, devices
+
+
+def _cdi_specs(dirs: list[str]) -> list[str]:
+    """NVIDIA GPU devices declared by the CDI spec files (nvidia-ctk cdi generate) in `dirs`."""
+    out: list[str] = []
+    for d in dirs[:8]:
+        for path in sorted(
+            glob(os.path.join(d, "*.yaml")) + glob(os.path.join(d, "*.yml")) + glob(os.path.join(d, "*.json"))
+        )[:32]:
+            try:
+                text = Path(path).read_text(errors="replace")[: 1 << 20]
+            except OSError:
+                continue
+            if re.search(r"""["']?kind["']?\s*:\s*["']?nvidia\.com/gpu\b""", text):
+                names = re.findall(r"""-\s*["']?name["']?\s*:\s*["']?([\w.-]+)""", text)
+                out += [f"nvidia.com/gpu={n}" for n in (names or ["all"])]
+    return list(dict.fromkeys(out))
+
+
+def _has_nvidia_device() -> bool:
+    return os.path.exists("/dev/nvidiactl") or bool(glob("/dev/nvidia[0-9]*"))
+
+
+def _any_image(docker: str, env: Mapping[str, str], timeout: float) -> str | None:
+    res = run([docker, "image", "ls", "--quiet"], timeout=timeout, env=env)
+    return (_first_line(res.stdout) or None) if res.ok else None
+
+
+def probe_gpu_run(
+    docker: str, image: str, *, env: Mapping[str, str] | None = None, timeout: float = GPU_PROBE_TIMEOUT
+) -> str:
+    """`docker run --rm --gpus all` of a local image, no network, bounded in time: "ok" when the engine handed
+    the container the GPUs (the command ran, or only the image lacked `true`), "no: <engine's words>" when the
+    engine has no device driver for GPUs, "error: ..." otherwise."""
+    cmd = [docker, "run", "--rm", "--gpus", "all", "--network", "none", "--entrypoint", "true", image]
+    res = run(cmd, timeout=timeout, env=dict(os.environ if env is None else env))
+    text = " ".join((res.stderr or res.error or "").split())[:300]
+    if res.ok:
+        return "ok"
+    if "could not select device driver" in text:  # moby: no registered driver has the "gpu" capability
+        return f"no: {text}"
+    if "executable file not found" in text or "no such file or directory" in text.lower():
+        return "ok"  # the GPUs were set up; only the image has no `true`
+    return f"error: {text or 'exit ' + str(res.returncode)}"
 
 
 def dist_version(name: str, paths: list[str] | None = None) -> str | None:

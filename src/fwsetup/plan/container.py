@@ -101,7 +101,10 @@ def target_gpu_profile(
     )
     nvidia = NvidiaInfo(nvml="ok", driver_version="999.0", cuda_driver_version="99.0", gpus=(gpu,))
     tools = msgspec.structs.replace(
-        profile.tools, docker=msgspec.structs.replace(profile.tools.docker, nvidia_runtime=None)
+        profile.tools,
+        docker=msgspec.structs.replace(
+            profile.tools.docker, nvidia_runtime=None, nvidia_hook=None, cdi_devices=None, gpu_probe=None
+        ),
     )
     return msgspec.structs.replace(profile, nvidia=nvidia, tools=tools), stand_in_note(variant, cc)
 

@@ -316,8 +316,8 @@ def _check_cuda(
                 errors="; ".join(f"GPU {g.index}: {g.error}" for g in nv.gpus if g.error),
             )
         return
-    if t.docker and profile.tools.docker.nvidia_runtime is False:
-        fail("gpu", "no_nvidia_runtime")
+    if t.docker:
+        _check_engine_gpus(ev, profile)
     ev.gpus = usable
     mig = [g for g in usable if g.mig]
     if mig:
@@ -402,8 +402,8 @@ def _check_jetson(ev: Evaluation, profile: HostProfile, t: Target, compat: Compa
     if not jet.present or jet.l4t is None:
         fail("gpu", "jetson_only")
         return
-    if t.docker and profile.tools.docker.nvidia_runtime is False:
-        fail("gpu", "no_nvidia_runtime")
+    if t.docker:
+        _check_engine_gpus(ev, profile)
     if not any(l4t_matches(jet.l4t, p) for p in b.l4t):
         fail("gpu", "l4t_mismatch", need=tuple(b.l4t), have=jet.l4t, jetpack=jet.jetpack)
     cc = jet.compute_capability
@@ -411,3 +411,15 @@ def _check_jetson(ev: Evaluation, profile: HostProfile, t: Target, compat: Compa
     if cc and (sass or ptx) and cc_runs(cc, list(sass), list(ptx)) is False:
         gpu = GpuRef(index=0, name=jet.model, compute_capability=cc, arch=compat.arch_name(cc))
         fail("cc", "no_kernels", gpu=gpu, sass=sass, ptx=ptx)
+
+
+def _check_engine_gpus(ev: Evaluation, profile: HostProfile) -> None:
+    """Whether the Docker engine can give the container the GPUs (DockerInfo.gpu_access: an `nvidia` runtime,
+    the NVIDIA hook on the daemon's PATH, CDI devices, or a probe container): refused only when it cannot."""
+    docker = profile.tools.docker
+    ok, way = docker.gpu_access
+    if ok is False:
+        fail = Failure("gpu", "no_nvidia_runtime", way=way, probe=docker.gpu_probe)
+        ev.fails.append(fail)
+    elif docker.server is not None:
+        ev.notes.append(Reason("engine_gpus", way=way, cdi=tuple(docker.cdi_devices or ())))

@@ -89,9 +89,14 @@ _FAILURES: dict[str, Callable[[F], str]] = {
         else "no usable NVIDIA GPU (NVML found none that answered)"
     ),
     "no_nvidia_runtime": lambda f: (
-        "the Docker engine has no NVIDIA runtime: install the NVIDIA Container Toolkit "
-        "(nvidia-container-toolkit), then `sudo nvidia-ctk runtime configure --runtime=docker` "
-        "and restart the engine"
+        "the Docker engine cannot give containers NVIDIA GPUs ("
+        + (
+            f"a `docker run --gpus all` probe: {str(f['probe']).removeprefix('no: ')}"
+            if f.get("way") == "probe" and f.get("probe")
+            else "no `nvidia` runtime, no nvidia-container-runtime-hook on its PATH, no NVIDIA CDI device"
+        )
+        + "): install the NVIDIA Container Toolkit (nvidia-container-toolkit), then "
+        "`sudo nvidia-ctk runtime configure --runtime=docker` and restart the engine"
     ),
     "driver_unreadable": lambda f: "the NVIDIA driver's version could not be read",
     "no_minimum": lambda f: (
@@ -722,3 +727,25 @@ _FAILURES.update(
         ),
     }
 )
+
+
+def _engine_gpus(f: F) -> str:
+    way = f["way"]
+    if way == "runtime":
+        return "The Docker engine gives containers GPUs through its `nvidia` runtime (`--gpus`)."
+    if way == "hook":
+        return (
+            "The Docker engine gives containers GPUs through nvidia-container-runtime-hook on its PATH (`--gpus`), "
+            "without an `nvidia` runtime (moby's NVIDIA device driver)."
+        )
+    if way == "cdi":
+        return f"The Docker engine gives containers GPUs as CDI devices ({', '.join(_strs(f['cdi']))})."
+    if way == "probe":
+        return "A test container with `--gpus all` got the GPUs: the Docker engine can give them."
+    return (
+        "Whether the Docker engine can give containers GPUs could not be told (no `nvidia` runtime listed; "
+        "`--gpus` also works where nvidia-container-runtime-hook is on the daemon's PATH): the smoke test will tell."
+    )
+
+
+_REASONS.update({"engine_gpus": _engine_gpus})

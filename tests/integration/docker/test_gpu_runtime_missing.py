@@ -1,4 +1,4 @@
-"""Issue 13: `--gpu` against the real engine here, which has no NVIDIA runtime.
+"""Issue 13: `--gpu` against the real engine here, which has no NVIDIA runtime (nor the NVIDIA hook, nor CDI).
 
 `fwsetup smoke NAME --image TAG --gpu` (and `--all-gpus`) must end with one clear message that the engine has
 no NVIDIA runtime and how to add it (nvidia-container-toolkit, `nvidia-ctk runtime configure`), exit 4 (README),
@@ -81,7 +81,7 @@ def test_smoke_image_gpu_without_runtime(labelled_image: str, flags: tuple[str, 
     cp = fwsetup("smoke", "pytorch", "--image", labelled_image, *flags, environ=env())
     assert cp.returncode == 4, (cp.returncode, cp.stdout, cp.stderr)  # README: 4, the engine
     text = " ".join((cp.stdout + cp.stderr).split())
-    assert "has no NVIDIA runtime" in text, text
+    assert "cannot give containers NVIDIA GPUs" in text, text
     assert "nvidia-container-toolkit" in text and "nvidia-ctk runtime configure" in text, text
     assert "500 Server Error" not in text  # one clear message, not the HTTP error
     assert containers_of(labelled_image) == set()  # the created container was removed
@@ -101,6 +101,21 @@ def test_build_gpu_without_runtime_is_refused_before_building(tmp_path: Path) ->
     cp = fwsetup("build", "pytorch", "--gpu", "--base", BASE, "--tag", tag, environ=environ)
     text = " ".join((cp.stdout + cp.stderr).split())
     assert cp.returncode == 3, (cp.returncode, text[-3000:])  # a refusal (README: 3), not a failed build
-    assert "has no NVIDIA runtime" in text and "nvidia-container-toolkit" in text, text
+    assert "cannot give containers NVIDIA GPUs" in text and "nvidia-container-toolkit" in text, text
+    assert "no nvidia-container-runtime-hook on its PATH" in text, text  # issue 22: every way was looked at
     assert "nvidia-ctk runtime configure" in text, text
     assert not docker("images", "-q", tag).strip()  # refused at the plan: nothing was built
+
+
+def test_gpu_probe_container_on_this_engine() -> None:
+    """Issue 22, class 7: where nothing the engine reports settles it, fwsetup runs a bounded
+    `docker run --gpus all` probe. This engine has no NVIDIA device driver at all, and says so as moby does
+    (https://github.com/docker/cli/issues/2425: "could not select device driver "" with capabilities: [[gpu]]");
+    the probe reads that as "no", and DockerInfo.gpu_access then refuses GPU containers, naming the probe."""
+    from fwsetup.detect.tools import probe_gpu_run
+    from fwsetup.profile import DockerInfo
+
+    result = probe_gpu_run("docker", BASE, timeout=60)
+    assert result.startswith("no: ") and "could not select device driver" in result, result
+    info = DockerInfo(server="20.10", nvidia_runtime=False, nvidia_hook=None, gpu_probe=result)
+    assert info.gpu_access == (False, "probe")

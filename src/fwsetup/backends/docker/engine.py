@@ -320,7 +320,12 @@ def run_create_kwargs(spec: RunSpec) -> dict[str, Any]:
         kwargs["network_disabled"] = True
     if spec.user:
         kwargs["user"] = spec.user
-    if spec.gpus != "none":
+    if (
+        spec.gpus != "none" and spec.gpu_cdi
+    ):  # `docker run --device nvidia.com/gpu=all`: the CLI's CDI request
+        device = "nvidia.com/gpu=0" if spec.gpus == "one" else "nvidia.com/gpu=all"
+        kwargs["device_requests"] = [DeviceRequest(driver="cdi", device_ids=[device])]
+    elif spec.gpus != "none":
         kwargs["device_requests"] = [
             DeviceRequest(count=1 if spec.gpus == "one" else -1, capabilities=[["gpu"]])
         ]
@@ -375,6 +380,18 @@ def split_tag(tag: str) -> tuple[str, str]:
     if not sep or "/" in name:
         return tag, "latest"
     return repo, name
+
+
+def _gpu_way(data: Mapping[str, Any], runtimes: bool, env: Mapping[str, str]) -> str:
+    """How the engine gives containers GPUs: the one rule (profile.DockerInfo.gpu_access) on its `info`."""
+    from fwsetup.detect.tools import _gpu_ways, engine_host
+    from fwsetup.profile import DockerInfo
+
+    host = engine_host(env)
+    hook, cdi = _gpu_ways(data, host, env)
+    docker = DockerInfo(server=str(data.get("ServerVersion") or "?"), nvidia_runtime=runtimes, nvidia_hook=hook,
+                        cdi_devices=cdi, host=host)  # fmt: skip
+    return docker.gpu_access[1]
 
 
 def _buildx_available(env: Mapping[str, str]) -> bool:
@@ -469,16 +486,18 @@ class DockerEngine(Engine):
                 msg, hint="Upgrade the engine, or start a newer one with ./scripts/start-docker-engine."
             )
         buildkit = self._buildkit if self._buildkit is not None else _buildx_available(self._env)
-        runtimes = None
+        runtimes, way = None, None
         try:
-            runtimes = "nvidia" in (self._call("GET /info", self.client.info).get("Runtimes") or {})
+            data = self._call("GET /info", self.client.info)
+            runtimes = "nvidia" in (data.get("Runtimes") or {})
+            way = _gpu_way(data, runtimes, self._env)
         except EngineError:
             raise  # a hung engine: say so now, not at the next call
         except Exception:  # noqa: BLE001 - an engine that refuses the request: unknown
             runtimes = None
         self._info = EngineInfo(
             server_version=server, api_version=api, buildkit=buildkit, nvidia_runtime=runtimes,
-            bridge=self._has_bridge(),
+            gpu_way=way, bridge=self._has_bridge(),
         )  # fmt: skip
         return self._info
 
@@ -615,8 +634,16 @@ class DockerEngine(Engine):
         return removed
 
     def run(self, spec: RunSpec) -> RunResult:
+        import dataclasses
+
         import requests
 
+        if spec.gpus != "none" and not spec.gpu_cdi:
+            way = None
+            with contextlib.suppress(Exception):  # an engine that cannot say: `--gpus` as ever
+                way = self.check().gpu_way
+            if way == "cdi":
+                spec = dataclasses.replace(spec, gpu_cdi=True)  # the engine gives GPUs as CDI devices only
         start = time.monotonic()
         try:
             with self.container(spec) as container:
@@ -637,10 +664,11 @@ class DockerEngine(Engine):
             text = _short(exc)
             hint = None
             msg = f"could not run a container from {spec.image}: {text}"
-            if "could not select device driver" in text:  # --gpus on an engine without the NVIDIA runtime
+            if "could not select device driver" in text:  # --gpus: no nvidia runtime, hook or CDI device
                 msg = (
-                    f"the Docker engine has no NVIDIA runtime, so it cannot give the container from {spec.image} "
-                    "a GPU (the container was removed)."
+                    "the Docker engine cannot give containers NVIDIA GPUs (no `nvidia` runtime, no "
+                    "nvidia-container-runtime-hook on its PATH, no NVIDIA CDI device), so the container from "
+                    f"{spec.image} got none (the container was removed)."
                 )
                 hint = (
                     "Install the NVIDIA Container Toolkit (package nvidia-container-toolkit) where the engine runs, "
