@@ -223,7 +223,11 @@ def fetch(
     start = time.monotonic()
     worker = threading.Thread(target=work, name=f"fwsetup-fetch {redact_text(url)}", daemon=True)
     worker.start()
-    worker.join(max(deadline, 0.0))
+    try:
+        worker.join(max(deadline, 0.0))
+    except BaseException:  # Ctrl-C while waiting: the request's sockets are closed too
+        watch.expire()
+        raise
     if worker.is_alive():
         watch.expire()
         worker.join(1.0)  # let it notice the closed socket; a stuck DNS lookup is left to itself
