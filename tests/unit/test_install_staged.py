@@ -224,7 +224,7 @@ def _start(world: dict, version: str, target: Path, **env: str) -> subprocess.Po
 
 def _wait_for(path: Path, timeout: float = 120) -> None:
     t0 = time.monotonic()
-    while not path.exists():
+    while not (path.exists() and path.read_text().strip()):  # created, then written: wait for its text
         assert time.monotonic() - t0 < timeout, f"{path} never appeared"
         time.sleep(0.05)
 
