@@ -243,6 +243,9 @@ class Build(_S, frozen=True, kw_only=True):
     # release prefixes ("35" = any R35.x, "36.4" = R36.4.x). Empty: not a Jetson build; a CUDA build without
     # it is a server (x86_64 / SBSA aarch64) build, never planned on a Jetson.
     l4t: list[str] = []
+    # Set by fwsetup, never in a recipe file: the release whose curated facts this build inherits (a release
+    # newer than the recipe, read from an index: fwsetup.plan.inherit).
+    facts_from: str | None = None
 
 
 HostSystem = Literal["linux", "darwin", "windows", "wsl"]
@@ -647,6 +650,8 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
             raise InvalidVersion(b.version)
     except InvalidVersion:
         add(key("version"), f"expected a version such as '2.5.1', got {b.version!r}")
+    if b.facts_from is not None:
+        add(key("facts_from"), "set by fwsetup for releases newer than the recipe; not a recipe key")
     if not VARIANT_RE.fullmatch(b.variant) or ".." in b.variant:
         add(
             key("variant"),

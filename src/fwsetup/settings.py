@@ -27,6 +27,8 @@ ENGINE_PING_TIMEOUT: Final = 2.5
 ENGINE_CALL_TIMEOUT: Final = 60.0
 BUILD_TIMEOUT: Final = 7200.0
 _MAX_TIMEOUT: Final = 3600.0
+REGISTRY_TTL: Final = 24 * 3600.0  # a day
+REGISTRY_TIMEOUT: Final = 2.0
 
 # The variables that can change Settings (a cheap key for current()'s cache): FWSETUP_* and what the cache
 # folder and pip's configuration depend on.
@@ -61,6 +63,12 @@ class Settings:
     conda_tool: str = ""  # FWSETUP_CONDA_TOOL: micromamba | mamba | conda | rattler | a path
     builder: str = ""  # FWSETUP_BUILDER: "" (buildx where it works) | classic | legacy
     build_network: str | None = None  # FWSETUP_BUILD_NETWORK
+    # The registries' data at plan time (fwsetup.registry.live): FWSETUP_OFFLINE (never ask an index: the
+    # shipped snapshot), FWSETUP_REGISTRY_TTL (seconds a cached index page is used as is), and
+    # FWSETUP_REGISTRY_TIMEOUT (seconds a plan waits for the indexes, all together).
+    offline: bool = False
+    registry_ttl: float = REGISTRY_TTL
+    registry_timeout: float = REGISTRY_TIMEOUT
     # The environment these were read from: the user's pip configuration is read from it on first use.
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -82,6 +90,15 @@ def _timeout(value: str | None, default: float, maximum: float = _MAX_TIMEOUT) -
     except ValueError:
         return default
     return t if 0 < t < maximum else default
+
+
+def _ttl(value: str | None) -> float:
+    """FWSETUP_REGISTRY_TTL: seconds, 0 (always ask again) up to a year; anything else: the default."""
+    try:
+        t = float(value) if value not in (None, "") else REGISTRY_TTL
+    except ValueError:
+        return REGISTRY_TTL
+    return t if 0 <= t <= 366 * 24 * 3600.0 else REGISTRY_TTL
 
 
 def _override(env: Mapping[str, str], name: str) -> Override | None:
@@ -123,6 +140,9 @@ def from_env(env: Mapping[str, str]) -> Settings:
         conda_tool=env.get("FWSETUP_CONDA_TOOL", "").strip(),
         builder=env.get("FWSETUP_BUILDER", "").strip().lower(),
         build_network=env.get("FWSETUP_BUILD_NETWORK") or None,
+        offline=env.get("FWSETUP_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off"),
+        registry_ttl=_ttl(env.get("FWSETUP_REGISTRY_TTL")),
+        registry_timeout=_timeout(env.get("FWSETUP_REGISTRY_TIMEOUT"), REGISTRY_TIMEOUT),
         env=dict(env),
     )
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, input_file
+from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, RefreshOpt, input_file
 
 if TYPE_CHECKING:
     from fwsetup.backends.engine import BuildEvent
@@ -109,6 +109,7 @@ def build_command(
     all_gpus: Annotated[
         bool, typer.Option("--all-gpus", help="Smoke-test data-parallel on every GPU.")
     ] = False,
+    refresh: RefreshOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the Dockerfile and stop.")] = False,
     no_smoke: Annotated[bool, typer.Option("--no-smoke", help="Build only; no smoke test.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Build every step again.")] = False,
@@ -133,6 +134,7 @@ def build_command(
                             allow_insecure=allow_insecure, allow_experimental=allow_experimental)  # fmt: skip
     ask = ops.BuildRequest(
         request=request, variant=variant, tag=tag, base=base, wheelhouse=wheelhouse, offline=offline,
+        data="refresh" if refresh else "auto",
         dry_run=dry_run, no_smoke=no_smoke, no_cache=no_cache, host_profile=host_profile,
     )  # fmt: skip
     prepared = ops.prepare_build(ask)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, VendorOpt, input_file
+from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, RefreshOpt, VendorOpt, input_file
 
 if TYPE_CHECKING:
     from fwsetup.ops.install import PreparedInstall
@@ -66,6 +66,7 @@ def install_command(
     all_gpus: Annotated[
         bool, typer.Option("--all-gpus", help="Smoke-test data-parallel on every usable GPU.")
     ] = False,
+    refresh: RefreshOpt = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print what would be done; change nothing.")
     ] = False,
@@ -109,6 +110,7 @@ def install_command(
                             allow_insecure=allow_insecure, allow_experimental=allow_experimental, vendor=vendor)  # fmt: skip
     ask = ops.InstallRequest(
         request=request, env_path=env_path, wheelhouse=wheelhouse, offline=offline, dry_run=dry_run, force=force,
+        data="refresh" if refresh else "auto",
         python_exe=python if python and os.sep in python else None, host_profile=host_profile,
     )  # fmt: skip
     prepared = ops.prepare_install(ask)

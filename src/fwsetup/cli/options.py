@@ -171,3 +171,24 @@ HostProfileOpt = Annotated[
         help="Read the machine from FILE (`fwsetup profile --output FILE`).",
     ),
 ]
+# --refresh / --offline (plan; install and build have --offline of their own, which implies it): which
+# registry data the plan reads (fwsetup.registry.live).
+RefreshOpt = Annotated[
+    bool,
+    typer.Option(
+        "--refresh",
+        help="Read the package indexes again now, even where the cached copy is less than a day old.",
+    ),
+]
+OfflineDataOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="Contact no index: plan from the registry data shipped with fwsetup (FWSETUP_OFFLINE=1).",
+    ),
+]
+
+
+def data_mode(*, refresh: bool, offline: bool) -> str:
+    """The registry data a command plans with: "offline" wins over "refresh"."""
+    return "offline" if offline else "refresh" if refresh else "auto"

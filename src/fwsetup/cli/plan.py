@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, VendorOpt, input_file
+from fwsetup.cli.options import (
+    AllowExperimentalOpt,
+    AllowInsecureOpt,
+    OfflineDataOpt,
+    RefreshOpt,
+    VendorOpt,
+    data_mode,
+    input_file,
+)
 from fwsetup.errors import PlanRefused
 
 if TYPE_CHECKING:
@@ -70,6 +78,24 @@ def exit_if_refused(plan: Plan, request, *, json_out: bool) -> None:
         raise typer.Exit(PlanRefused.exit_code)
 
 
+def data_line(plan: Plan) -> str:
+    """ "live from https://pypi.org/simple, read 2026-12-06 11:58 UTC" (one clause per index)."""
+    if plan.data is None:
+        return ""
+    if not plan.data.indexes:
+        return f"the registry snapshot shipped with fwsetup ({plan.data.date})"
+    parts = []
+    for i in plan.data.indexes:
+        if i.kind == "live":
+            text = f"live from {i.url}, read {i.date}"
+        elif i.kind == "cache":
+            text = f"cached copy of {i.url}, read {i.date}"
+        else:
+            text = f"the shipped snapshot of {plan.data.date if i.date == 'none' else i.date} for {i.url}"
+        parts.append(text + (f" ({i.note})" if i.note else ""))
+    return "; ".join(parts)
+
+
 def render_plan(plan: Plan, request) -> None:
     from fwsetup.plan import request_flags
     from fwsetup.ui import escape, out_console
@@ -119,6 +145,8 @@ def render_plan(plan: Plan, request) -> None:
             con.print("  [dim]which amounts to:[/]")
             for c in cmds:
                 con.print(f"  [dim]{e(c)}[/]")
+    if plan.data is not None:
+        con.print(f"[bold]data[/]          {e(data_line(plan))}")
     if plan.rejected:
         con.print("[bold]not chosen[/]")
         for rej in plan.rejected[:12]:
@@ -168,6 +196,8 @@ def plan_command(
     allow_insecure: AllowInsecureOpt = False,
     allow_experimental: AllowExperimentalOpt = False,
     vendor: VendorOpt = "auto",
+    refresh: RefreshOpt = False,
+    offline: OfflineDataOpt = False,
 ) -> None:
     """The exact build of NAME that will run here, and why; or a refusal with what would work (exit 3)."""
     from fwsetup.ops.plan import plan_for
@@ -191,7 +221,8 @@ def plan_command(
     if is_fleet(profiles):
         plan = plan_fleet_for(request, profiles)
     else:
-        plan = plan_for(request, profiles[0] if profiles else None)
+        mode = data_mode(refresh=refresh, offline=offline)
+        plan = plan_for(request, profiles[0] if profiles else None, data=mode)  # type: ignore[arg-type]
     show_plan(plan, request, json_out=json_out)
     if plan.status != "ok":
         raise typer.Exit(PlanRefused.exit_code)

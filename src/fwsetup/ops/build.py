@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fwsetup.backends.docker import DockerEngine, ImageOptions
     from fwsetup.backends.engine import BuildEvent
     from fwsetup.plan import Plan, Request
+    from fwsetup.registry.live import Mode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,7 +31,8 @@ class BuildRequest:
     tag: str | None = None
     base: str | None = None
     wheelhouse: Path | None = None
-    offline: bool = False
+    offline: bool = False  # no index at all: the wheelhouse, and the shipped registry snapshot to plan with
+    data: Mode = "auto"  # "refresh" (--refresh): read the indexes again before planning
     dry_run: bool = False
     no_smoke: bool = False
     no_cache: bool = False
@@ -73,9 +75,13 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
     base_python_version = None
     if ask.base and engine is not None and base_python(ask.base).version is None:
         base_python_version = engine_python_probe(engine)(ask.base)  # a --base its name does not explain
+    from fwsetup.ops.plan import registry_for
+
+    recipe, registry = registry_for(recipe, "offline" if ask.offline else ask.data)
     plan, notes = plan_image(
-        recipe, profile, request, base=ask.base, variant=ask.variant, base_python_version=base_python_version
-    )
+        recipe, profile, request, base=ask.base, variant=ask.variant, base_python_version=base_python_version,
+        registry=registry,
+    )  # fmt: skip
     # A CUDA plan on a machine without a usable GPU is for a stand-in GPU (plan.container.target_gpu_profile).
     stand_in = plan.status == "ok" and plan.accelerator == "cuda" and not profile.usable_gpus
     gpus = "all" if request.all_gpus else "one" if plan.accelerator == "cuda" else "none"

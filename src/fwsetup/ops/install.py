@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from fwsetup.plan import Plan, Request
     from fwsetup.profile import HostProfile
     from fwsetup.recipes import Recipe
+    from fwsetup.registry.live import Mode
 
 
 def default_env_dir(name: str, variant: str | None, env: Mapping[str, str] | None = None) -> Path:
@@ -38,7 +39,8 @@ class InstallRequest:
     request: Request
     env_path: Path | None = None  # --env, as given
     wheelhouse: Path | None = None
-    offline: bool = False
+    offline: bool = False  # no index at all: local wheels, and the shipped registry snapshot to plan with
+    data: Mode = "auto"  # the registries' data to plan with: "refresh" (--refresh) reads the indexes again
     dry_run: bool = False
     force: bool = False
     python_exe: str | None = None  # --python given as an interpreter path rather than X.Y
@@ -79,7 +81,10 @@ def prepare_install(ask: InstallRequest) -> PreparedInstall:
         msg = "--env does not apply to --method apt: the distribution's packages go into the system."
         raise UsageError(msg)
     profile, recipe = _inputs(request, ask.host_profile)
-    plan = make_plan(profile, recipe, request)
+    from fwsetup.ops.plan import registry_for
+
+    recipe, registry = registry_for(recipe, "offline" if ask.offline else ask.data)
+    plan = make_plan(profile, recipe, request, registry=registry)
     if plan.status != "ok":
         return PreparedInstall(plan=plan)
     if plan.method == "apt":  # the system's own packages: no environment folder, no index to check

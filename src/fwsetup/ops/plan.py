@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from fwsetup.plan import Plan, Request
     from fwsetup.profile import HostProfile
     from fwsetup.recipes import Recipe
+    from fwsetup.registry import Registry
+    from fwsetup.registry.live import Mode
 
 
 def load_inputs(request: Request, host_profile: str | None) -> tuple[HostProfile, Recipe]:
@@ -24,14 +26,27 @@ def load_inputs(request: Request, host_profile: str | None) -> tuple[HostProfile
     return profile, recipe
 
 
-def plan_for(request: Request, host_profile: str | None = None) -> Plan:
+def registry_for(recipe: Recipe, data: Mode = "auto") -> tuple[Recipe, Registry | None]:
+    """What the indexes publish for the recipe now (cached; `data`: "refresh" asks again, "offline" reads
+    the shipped snapshot only: fwsetup.registry.live), and the recipe with builds for the releases newer
+    than its own, inheriting its curated facts (fwsetup.plan.inherit). Done before any narrowing of the
+    recipe (a --variant, a fleet), which must not make an older release look like the newest."""
+    from fwsetup.plan.inherit import extend
+    from fwsetup.registry.live import live_registry
+
+    registry = live_registry(recipe, mode=data)
+    return extend(recipe, registry), registry
+
+
+def plan_for(request: Request, host_profile: str | None = None, *, data: Mode = "auto") -> Plan:
     """The Plan for a Request: a docker plan is the image's plan, the one `fwsetup build` builds."""
     from fwsetup.plan import make_plan
 
     profile, recipe = load_inputs(request, host_profile)
+    recipe, registry = registry_for(recipe, data)
     if request.method == "docker":
         from fwsetup.plan.container import plan_image
 
-        plan, _notes = plan_image(recipe, profile, request)
+        plan, _notes = plan_image(recipe, profile, request, registry=registry)
         return plan
-    return make_plan(profile, recipe, request)
+    return make_plan(profile, recipe, request, registry=registry)

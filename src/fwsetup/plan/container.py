@@ -9,7 +9,7 @@ it, so the plan printed is the plan built (its `image` field names the base imag
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 import msgspec
 
@@ -19,6 +19,7 @@ from fwsetup.plan.model import ImagePlan, Plan, Request
 if TYPE_CHECKING:
     from fwsetup.profile import HostProfile
     from fwsetup.recipes import Build, DockerSpec, Recipe
+    from fwsetup.registry import Registry
 
 DEFAULT_BASE: Final = "python:{python}-slim-bookworm"
 # Pythons an image can be built for where the base image does not fix one (python:X.Y-slim).
@@ -208,6 +209,7 @@ def plan_image(
     base: str | None = None,
     variant: str | None = None,
     base_python_version: str | None = None,
+    registry: Literal["shipped"] | Registry | None = "shipped",
 ) -> tuple[Plan, list[str]]:
     """The plan for an image, in one pass: Linux on this machine's CPU and GPUs (a stand-in GPU for
     --variant cuXXX where there is none), each build judged with the Python its base image has (--python
@@ -225,7 +227,9 @@ def plan_image(
     def python_of(b: Build) -> str | None:
         return build_python(b, base=base, base_python_version=base_python_version)
 
-    plan = make_plan(profile, recipe, request, python_of=None if request.python else python_of)
+    plan = make_plan(
+        profile, recipe, request, python_of=None if request.python else python_of, registry=registry
+    )
     if plan.status != "ok":
         if base:
             check_base_ref(base)

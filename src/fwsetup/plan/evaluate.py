@@ -261,8 +261,10 @@ def _check_status(ev: Evaluation, request: Request, t: Target) -> None:
         return  # NVIDIA's JetPack builds: the framework's own matrix does not speak for them
     matrix = load_release_matrix()
     wsl = t.wsl and not t.docker
-    ev.status = matrix.status_of(request.framework, b.version, b.variant, b.accelerator, wsl=wsl)
-    if wsl and ev.status != matrix.status_of(request.framework, b.version, b.variant, b.accelerator):
+    # a release newer than the curated data is judged as the release it inherits its facts from
+    version = b.facts_from or b.version
+    ev.status = matrix.status_of(request.framework, version, b.variant, b.accelerator, wsl=wsl)
+    if wsl and ev.status != matrix.status_of(request.framework, version, b.variant, b.accelerator):
         ev.status_platform = "WSL2"
     if ev.status in ("experimental", "unlisted") and not request.allow_experimental:
         ev.fails.append(

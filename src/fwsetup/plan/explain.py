@@ -226,7 +226,22 @@ _REASONS: dict[str, Callable[[F], str]] = {
     ),
     "status_note": lambda f: f"{f['title']} is {f['status']}: {f['note']}",
     "insecure_sources": _insecure,
+    "inherited_facts": lambda f: _inherited(f),
 }
+
+
+def _inherited(f: F) -> str:
+    facts = ", ".join(_strs(f["facts"]))
+    text = (
+        f"{f['title']} {f['version']} is newer than fwsetup's curated data: its {f['variant']} build inherits "
+        f"from {f['source']} the {facts}; its wheels and Python range are read from the index."
+    )
+    if f["unconfirmed"]:
+        text += (
+            f" Variant {f['variant']} is new: judged as CUDA {f['cuda']} from its name (driver minimum from "
+            "NVIDIA's table); its arch list is unconfirmed."
+        )
+    return text
 
 
 def reason(r: Reason) -> str:

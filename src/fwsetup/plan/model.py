@@ -101,6 +101,36 @@ class Fleet(_S, frozen=True, kw_only=True):
     groups: list[FleetGroup]
 
 
+class IndexData(_S, frozen=True, kw_only=True):
+    """One index a plan read: its URL (credentials redacted), which data it gave and from when."""
+
+    url: str
+    kind: Literal["live", "cache", "snapshot"]
+    date: str  # "2026-12-06 11:58 UTC" (live, cache), or the shipped snapshot's sync date
+    note: str = ""  # why not live: "--offline", "did not answer within 2 s", ...
+
+
+class PlanData(_S, frozen=True, kw_only=True):
+    """Which registry data the plan used (fwsetup.registry.live): `kind` and `date` are the user's index's."""
+
+    kind: Literal["live", "cache", "snapshot"]
+    date: str
+    indexes: list[IndexData] = []
+
+
+class InheritedFacts(_S, frozen=True, kw_only=True):
+    """The chosen build is of a release newer than fwsetup's curated data (fwsetup.plan.inherit): which
+    facts it inherits, and from which release."""
+
+    version: str
+    variant: str
+    source: str  # the release the facts come from
+    facts: list[str]
+    unconfirmed: bool = False  # a variant the curated data never listed: judged from its name
+    cuda_from_name: str | None = None
+    requires_from: str | None = None  # the release whose companion requirements were rewritten
+
+
 class Plan(_S, frozen=True, kw_only=True):
     schema_version: int = 1
     status: Literal["ok", "refused"]
@@ -140,6 +170,10 @@ class Plan(_S, frozen=True, kw_only=True):
     suggestion_codes: list[dict[str, Any]] = []
     # A plan for several machines (`--host-profile` given more than once, or a folder): one verdict per node.
     fleet: Fleet | None = None
+    # Which registry data the plan used (live, cache or the shipped snapshot; per index; and its date).
+    data: PlanData | None = None
+    # The chosen build's release is newer than fwsetup's curated data: what it inherits and from where.
+    inherited: InheritedFacts | None = None
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

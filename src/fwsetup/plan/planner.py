@@ -35,7 +35,7 @@ from fwsetup.plan.evaluate import (
     ver,
     version_filter,
 )
-from fwsetup.plan.model import Plan, Rejection, Request, SmokeSpec
+from fwsetup.plan.model import IndexData, InheritedFacts, Plan, PlanData, Rejection, Request, SmokeSpec
 from fwsetup.plan.reasons import Reason, Suggestion
 from fwsetup.plan.rocm import has_other_gpu, vendor_refusals
 from fwsetup.plan.suggest import (
@@ -134,6 +134,7 @@ def make_plan(
         "title": recipe.title,
         "method": request.method,
         "python": t.python,
+        "data": plan_data(registry),
     }
     title = recipe.title
     status = recipe.facts.status
@@ -271,6 +272,34 @@ def make_plan(
         base=base, python=target_of(chosen.build).python if python_of is not None else t.python,
         first=first, fallback=fallback is not None, newer_python=newer_python, late=late,
         rejected=[explain.rejection(r) for r in rejected],
+        inherited=_inherited(chosen.build, recipe, registry) if registry is not None else None,
+    )  # fmt: skip
+
+
+def plan_data(registry: Registry | None) -> PlanData | None:
+    """Which registry data a plan used (the registry's `data`, set by fwsetup.registry.live); the shipped
+    snapshot where the registry was read from data/registry/ alone."""
+    if registry is None:
+        return None
+    d = registry.data
+    if d is None:
+        return PlanData(kind="snapshot", date=registry.synced)
+    return PlanData(
+        kind=d.kind,
+        date=d.date,
+        indexes=[IndexData(url=i.url, kind=i.kind, date=i.date, note=i.note) for i in d.indexes],
+    )
+
+
+def _inherited(b: Build, recipe: Recipe, registry: Registry) -> InheritedFacts | None:
+    from fwsetup.plan.inherit import describe
+
+    found = describe(b, recipe, registry)
+    if found is None:
+        return None
+    return InheritedFacts(
+        version=found.version, variant=found.variant, source=found.source, facts=list(found.facts),
+        unconfirmed=found.unconfirmed, cuda_from_name=found.cuda_from_name, requires_from=found.requires_from,
     )  # fmt: skip
 
 
@@ -292,6 +321,7 @@ def _chosen_plan(
     newer_python: Suggestion | None,
     late: bool,
     rejected: list[Rejection],
+    inherited: InheritedFacts | None = None,
 ) -> Plan:
     b = chosen.build
     title = recipe.title
@@ -307,6 +337,10 @@ def _chosen_plan(
     if chosen.status is not None:
         reasons.append(Reason("official_status", title=title, version=b.version, variant=b.variant,
                               status=chosen.status, platform=chosen.status_platform))  # fmt: skip
+    if inherited is not None:
+        reasons.append(Reason("inherited_facts", title=title, version=inherited.version,
+                              variant=inherited.variant, source=inherited.source, facts=tuple(inherited.facts),
+                              unconfirmed=inherited.unconfirmed, cuda=inherited.cuda_from_name))  # fmt: skip
     if b.notes:
         reasons.append(Reason("build_note", text=b.notes))
     if late and recipe.facts.status_note:
@@ -415,6 +449,7 @@ def _chosen_plan(
         official_status=chosen.status,
         smoke=smoke,
         rejected=rejected,
+        inherited=inherited,
     )
 
 

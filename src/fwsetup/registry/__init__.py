@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -111,7 +111,7 @@ class _Doc(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 class Registry:
     """The synced data of one recipe: wheels per distribution and release."""
 
-    __slots__ = ("_dists", "_releases", "framework", "not_synced", "path", "sources", "synced")
+    __slots__ = ("_dists", "_releases", "data", "framework", "not_synced", "path", "sources", "synced")
 
     def __init__(self, doc: _Doc, path: Path) -> None:
         self.framework = doc.framework
@@ -121,6 +121,9 @@ class Registry:
         self.path = path
         self._dists = {canonical(k): v for k, v in doc.distributions.items()}
         self._releases = {canonical(k): v for k, v in doc.releases.items()}
+        # Which data this is (fwsetup.registry.live.DataInfo: live / cache / snapshot, per index, and when);
+        # None: the shipped snapshot as read from data/registry/.
+        self.data: Any = None
 
     def __repr__(self) -> str:
         return f"Registry({self.framework!r}, synced={self.synced!r}, {self.path})"

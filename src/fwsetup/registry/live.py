@@ -1,0 +1,639 @@
+"""What the package indexes publish now: their simple API read at plan time, cached with its ETag.
+
+Which indexes: the one the user configured (pip's `index-url`: PIP_INDEX_URL or pip.conf, read by
+fwsetup.pipconfig; PyPI by default) for every distribution of the recipe's registry data, and the
+framework's own indexes that the newest release's builds install from (download.pytorch.org/whl/cu130).
+How: the simple API (https://packaging.python.org/en/latest/specifications/simple-repository-api/), asking
+for PEP 691 JSON (`application/vnd.pypi.simple.v1+json`) and reading PEP 503 HTML where that is all an index
+serves. One GET per (index, project), all at once, each bounded by one shared deadline (default 2 s): a
+cold plan costs one round trip per index, and an index that hangs costs the deadline, never more.
+
+The cache: FWSETUP_CACHE_DIR/registry/<hash of the index URL>/<project>.json holds the files read (name,
+sha256, size, Requires-Python, yanked, upload date), the answer's ETag, when it was read, and the index URL
+with its credentials redacted (fwsetup.redact). Within the TTL (default one day, FWSETUP_REGISTRY_TTL) a
+plan reads only the cache (no network); after it, the page is asked for again with If-None-Match, and a 304
+renews the entry. An index that did not answer is not asked again for FAILURE_RETRY seconds (a warm plan
+costs no network even where an index is down); meanwhile its last good copy (stale) or the shipped snapshot
+(data/registry/) stands in, and the plan says which. `offline` never touches the network: the snapshot.
+
+The result is a Registry (fwsetup.registry) merged from the snapshot and the pages read, with `data` saying
+which data each index gave (live / cache / snapshot) and from when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import msgspec
+
+from fwsetup.redact import redact_url
+
+if TYPE_CHECKING:
+    from fwsetup.recipes import Recipe
+    from fwsetup.registry import Registry
+
+PYPI_SIMPLE: Final = "https://pypi.org/simple"
+PYPI_HOSTS: Final = ("https://pypi.org/simple", "https://pypi.python.org/simple")
+ACCEPT: Final = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
+)
+JSON_TYPE: Final = "application/vnd.pypi.simple.v1+json"
+DEFAULT_TTL: Final = 24 * 3600.0
+DEFAULT_DEADLINE: Final = 2.0
+FAILURE_RETRY: Final = 3600.0  # an index that did not answer is asked again after this (or with --refresh)
+MAX_BYTES: Final = 64 << 20  # the torch page of PyPI's JSON API is a few MB
+CACHE_SCHEMA: Final = 1
+
+Mode = Literal["auto", "refresh", "offline"]
+Kind = Literal["live", "cache", "snapshot"]
+
+
+# -- the one HTTP request (to be switched to the shared bounded fetch helper once it lands) ----------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+
+def http_get(url: str, headers: Mapping[str, str], deadline: float, max_bytes: int = MAX_BYTES) -> Answer:
+    """One GET, bounded by `deadline` seconds per socket operation and `max_bytes` of body; any HTTP status
+    is an answer, a transport failure raises OSError. The caller bounds the total time (read_pages waits
+    for its threads until one shared deadline, then stops waiting)."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, headers={"User-Agent": "fwsetup", **headers})
+    try:
+        resp = urllib.request.urlopen(req, timeout=max(deadline, 0.001))
+    except urllib.error.HTTPError as exc:
+        resp = exc
+    except urllib.error.URLError as exc:
+        raise OSError(str(exc.reason)) from None
+    with resp:
+        body = resp.read(max_bytes + 1)
+        if len(body) > max_bytes:
+            raise OSError(f"answer larger than {max_bytes} bytes")
+        hdr = {k.lower(): v for k, v in (resp.headers.items() if resp.headers else [])}
+        return Answer(status=int(resp.status or resp.code or 0), headers=hdr, body=body)
+
+
+# -- pages: what one index says about one project ------------------------------------------------------------
+
+
+class File(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
+    filename: str
+    sha256: str | None = None
+    size: int | None = None
+    requires_python: str | None = None
+    yanked: bool = False
+    uploaded: str | None = None  # YYYY-MM-DD (PEP 700 upload-time; JSON only)
+
+
+class _Entry(msgspec.Struct, frozen=True, kw_only=True):
+    schema: int = CACHE_SCHEMA
+    index: str  # redacted
+    project: str
+    fetched: float  # epoch seconds of the last answer (200 or 304)
+    etag: str | None = None
+    files: list[File] = []
+    failed: float | None = None  # when it last did not answer (then `fetched`/`files` are the last good copy)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Page:
+    index: str  # as configured (may hold credentials: never shown or written; `shown` is)
+    project: str
+    files: tuple[File, ...]
+    kind: Kind  # "live": read now (or revalidated now); "cache": the cached copy
+    fetched: float
+    note: str = ""  # why a stale copy stands in ("did not answer within 2 s")
+
+    @property
+    def shown(self) -> str:
+        return redact_url(self.index)
+
+
+def parse_json_page(body: bytes) -> list[File]:
+    """PEP 691: {"files": [{"filename", "hashes": {"sha256"}, "requires-python", "yanked", "size",
+    "upload-time"}]} (size and upload-time: PEP 700)."""
+    doc = json.loads(body)
+    out: list[File] = []
+    for f in doc.get("files") or []:
+        if not isinstance(f, dict) or not isinstance(f.get("filename"), str):
+            continue
+        hashes: dict[str, Any] = f["hashes"] if isinstance(f.get("hashes"), dict) else {}
+        size = f.get("size")
+        up = f.get("upload-time")
+        out.append(
+            File(
+                filename=f["filename"],
+                sha256=hashes.get("sha256") if isinstance(hashes.get("sha256"), str) else None,
+                size=size if isinstance(size, int) and size > 0 else None,
+                requires_python=f.get("requires-python") or None,
+                yanked=bool(f.get("yanked")),
+                uploaded=up[:10] if isinstance(up, str) and len(up) >= 10 else None,
+            )
+        )
+    return out
+
+
+def parse_html_page(body: bytes) -> list[File]:
+    """PEP 503: one <a> per file, the sha256 in the URL fragment, data-requires-python (HTML-escaped),
+    data-yanked."""
+    import html.parser
+    import urllib.parse
+
+    links: list[dict[str, str | None]] = []
+
+    class _Anchors(html.parser.HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "a":
+                links.append(dict(attrs))
+
+    parser = _Anchors(convert_charrefs=True)
+    parser.feed(body.decode("utf-8", errors="replace"))
+    out: list[File] = []
+    for a in links:
+        href = a.get("href") or ""
+        url, _, frag = href.partition("#")
+        name = urllib.parse.unquote(url.rsplit("/", 1)[-1])
+        if not name:
+            continue
+        sha = frag[len("sha256=") :] if frag.startswith("sha256=") else None
+        out.append(
+            File(
+                filename=name,
+                sha256=sha or None,
+                requires_python=a.get("data-requires-python") or None,
+                yanked="data-yanked" in a,
+            )
+        )
+    return out
+
+
+def parse_page(body: bytes, content_type: str) -> list[File]:
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
+        return parse_json_page(body)
+    return parse_html_page(body)
+
+
+# -- the cache -------------------------------------------------------------------------------------------------
+
+
+def _cache_path(cache_dir: Path, index: str, project: str) -> Path:
+    key = hashlib.sha256(index.rstrip("/").encode()).hexdigest()[:16]
+    return cache_dir / "registry" / key / f"{project}.json"
+
+
+def _read_entry(path: Path) -> _Entry | None:
+    try:
+        entry = msgspec.json.decode(path.read_bytes(), type=_Entry)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return entry if entry.schema == CACHE_SCHEMA else None
+
+
+def _write_entry(path: Path, entry: _Entry) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(msgspec.json.encode(entry))
+        tmp.replace(path)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next plan a request
+
+
+# -- reading -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one (index, project) gave: a page (live or cached), or nothing (the snapshot stands in)."""
+
+    index: str
+    project: str
+    page: Page | None
+    note: str = ""  # why not live ("did not answer within 2 s", "offline")
+
+
+def _project_url(index: str, project: str) -> str:
+    return f"{index.rstrip('/')}/{project}/"
+
+
+def _credentials(url: str) -> tuple[str, dict[str, str]]:
+    """An index URL with a user name and password (as pip takes them: https://USER:TOKEN@host/simple) as the
+    URL without them and an HTTP Basic Authorization header."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
+
+
+def read_pages(
+    pairs: Sequence[tuple[str, str]],
+    *,
+    mode: Mode = "auto",
+    cache_dir: Path | None,
+    ttl: float = DEFAULT_TTL,
+    deadline: float = DEFAULT_DEADLINE,
+    now: float | None = None,
+    get: Any = None,
+) -> list[Outcome]:
+    """(index, project) -> what is known of it now: the cache within its TTL, else one conditional GET per
+    pair, all in parallel, waited for until `deadline`; a pair with no answer by then falls back to its last
+    good copy, else to nothing (the caller's snapshot)."""
+    get = get or http_get
+    now = time.time() if now is None else now
+    if mode == "offline":
+        return [Outcome(i, p, None, "offline") for i, p in pairs]
+    results: dict[int, Outcome] = {}
+    todo: list[tuple[int, str, str, _Entry | None, Path | None]] = []
+    for n, (index, project) in enumerate(pairs):
+        path = _cache_path(cache_dir, index, project) if cache_dir is not None else None
+        entry = _read_entry(path) if path is not None else None
+        if entry is not None and mode == "auto":
+            if entry.failed is not None and now - entry.failed < min(ttl, FAILURE_RETRY):
+                page = _page(index, entry, "cache", entry.error) if entry.files or entry.etag else None
+                results[n] = Outcome(index, project, page, entry.error)
+                continue
+            if entry.failed is None and now - entry.fetched < ttl:
+                results[n] = Outcome(index, project, _page(index, entry, "cache"))
+                continue
+        if not index.lower().startswith(("http://", "https://")):
+            results[n] = Outcome(index, project, None, "not an http(s) index")
+            continue
+        todo.append((n, index, project, entry, path))
+
+    done: dict[int, Outcome] = {}
+    lock = threading.Lock()
+
+    def work(n: int, index: str, project: str, entry: _Entry | None, path: Path | None) -> None:
+        headers = {"Accept": ACCEPT}
+        if entry is not None and entry.etag and entry.files:
+            headers["If-None-Match"] = entry.etag
+        url, auth = _credentials(_project_url(index, project))
+        try:
+            ans = get(url, {**headers, **auth}, deadline)
+        except Exception as exc:  # noqa: BLE001 - any transport failure: the fallback says why
+            out = _failed(index, project, entry, path, now, _why(exc, deadline))
+        else:
+            out = _answered(index, project, entry, path, ans, now)
+        with lock:
+            done[n] = out
+
+    threads = [threading.Thread(target=work, args=t, daemon=True, name="fwsetup-index") for t in todo]
+    for t in threads:
+        t.start()
+    end = time.monotonic() + deadline
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+    with lock:
+        results.update(done)
+    for n, index, project, entry, path in todo:
+        if n not in results:  # still waiting: the deadline passed (the daemon thread is left to itself)
+            results[n] = _failed(index, project, entry, path, now, f"did not answer within {deadline:g} s")
+    return [results[n] for n in range(len(pairs))]
+
+
+def _why(exc: BaseException, deadline: float) -> str:
+    text = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+    timed_out = isinstance(exc, TimeoutError) or "timed out" in text.lower()
+    return f"did not answer within {deadline:g} s" if timed_out else text
+
+
+def _page(index: str, entry: _Entry, kind: Kind, note: str = "") -> Page:
+    return Page(index, entry.project, tuple(entry.files), kind, entry.fetched, note)
+
+
+def _failed(
+    index: str, project: str, entry: _Entry | None, path: Path | None, now: float, why: str
+) -> Outcome:
+    from fwsetup.redact import redact_text
+
+    why = redact_text(why)
+    if path is not None:
+        base = entry or _Entry(index=redact_url(index), project=project, fetched=0.0)
+        _write_entry(path, msgspec.structs.replace(base, failed=now, error=why))
+    if entry is not None and entry.files:
+        return Outcome(index, project, _page(index, entry, "cache", why), why)
+    return Outcome(index, project, None, why)
+
+
+def _answered(
+    index: str, project: str, entry: _Entry | None, path: Path | None, ans: Answer, now: float
+) -> Outcome:
+    if ans.status == 304 and entry is not None:
+        fresh = msgspec.structs.replace(entry, fetched=now, failed=None, error="")
+    elif ans.status == 404:
+        fresh = _Entry(index=redact_url(index), project=project, fetched=now, etag=None, files=[])
+    elif 200 <= ans.status < 300:
+        try:
+            files = parse_page(ans.body, ans.headers.get("content-type", ""))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _failed(index, project, entry, path, now, f"unreadable answer ({exc})")
+        fresh = _Entry(index=redact_url(index), project=project, fetched=now, etag=ans.headers.get("etag"),
+                       files=files)  # fmt: skip
+    else:
+        return _failed(index, project, entry, path, now, f"HTTP {ans.status}")
+    if path is not None:
+        _write_entry(path, fresh)
+    return Outcome(index, project, _page(index, fresh, "live"))
+
+
+# -- which indexes and projects a recipe needs -----------------------------------------------------------------
+
+
+def default_index(env: Mapping[str, str] | None = None) -> tuple[str | None, str]:
+    """The user's index (pip's index-url) or PyPI; (None, why) when pip is told to use no index."""
+    from fwsetup.settings import resolve
+
+    pip = resolve(env).pip
+    if pip.no_index:
+        return None, "pip is configured with no-index"
+    return (pip.index_url or PYPI_SIMPLE).rstrip("/"), ""
+
+
+def _pins(texts: Iterable[str], version: str) -> list[str]:
+    from fwsetup.recipes import parse_requirement
+
+    out = []
+    for text in texts:
+        try:
+            req = parse_requirement(text)
+        except Exception:  # noqa: BLE001 - the loader judged the recipe
+            continue
+        if [s.version for s in req.specifier if s.operator == "=="] == [version]:
+            out.append(_canonical(req.name))
+    return out
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def wanted(recipe: Recipe, snapshot: Registry | None, index: str) -> list[tuple[str, str]]:
+    """(index, project) pairs for a recipe: every distribution of its data on the user's index; the
+    framework's own indexes (those the newest release's builds name) for the distributions they install."""
+    from fwsetup.recipes import parse_version
+
+    projects: dict[str, None] = {}
+    if snapshot is not None:
+        projects.update(dict.fromkeys(snapshot.distributions()))
+    builds = [b for b in recipe.builds if b.installable and b.requirements]
+    for b in builds:
+        projects.update(dict.fromkeys(_pins(b.requirements, b.version)))
+    pairs = [(index, p) for p in projects]
+    if builds:
+        newest = max((b.version for b in builds), key=parse_version)
+        own: dict[tuple[str, str], None] = {}
+        for b in builds:
+            if b.version != newest:
+                continue
+            for url in [*([b.index_url] if b.index_url else []), *b.extra_index_urls]:
+                url = url.rstrip("/")
+                if url in PYPI_HOSTS or url == index:
+                    continue
+                pins = _pins(b.requirements, b.version)
+                own.update(dict.fromkeys((url, p) for p in pins))
+                # an index per variant (.../whl/cu130): its parent lists every variant (a new +cu140 too)
+                if url.endswith("/" + b.variant):
+                    own.update(dict.fromkeys((url[: -len(b.variant) - 1], p) for p in pins))
+        pairs += list(own)
+    return pairs
+
+
+# -- the merged registry -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexData:
+    url: str  # redacted
+    kind: Kind
+    date: str  # "2026-12-06 11:58 UTC" (live/cache) or the snapshot's sync date
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """Which data a plan used: per index, and overall (the user's index decides `kind`)."""
+
+    kind: Kind
+    date: str
+    indexes: tuple[IndexData, ...] = ()
+    inherited_requires: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (dist, ver) -> from
+
+
+def _stamp(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+
+
+def live_registry(
+    recipe: Recipe,
+    *,
+    mode: Mode = "auto",
+    env: Mapping[str, str] | None = None,
+    get: Any = None,
+    now: float | None = None,
+) -> Registry | None:
+    """The recipe's registry data as the indexes publish it now (see the module doc), with `data` set."""
+    from fwsetup.registry import load_registry
+    from fwsetup.settings import resolve
+
+    s = resolve(env)
+    snapshot = load_registry(recipe.name)
+    snap_date = snapshot.synced if snapshot is not None else "none"
+    index, why = default_index(env)
+    if index is None or (snapshot is None and not recipe.builds):
+        note = why or "no registry data"
+        data = DataInfo(
+            kind="snapshot", date=snap_date, indexes=(IndexData("(no index)", "snapshot", snap_date, note),)
+        )
+        return _with_data(snapshot, data, recipe) if snapshot is not None else None
+    effective: Mode = "offline" if s.offline else mode
+    pairs = wanted(recipe, snapshot, index)
+    outcomes = read_pages(pairs, mode=effective, cache_dir=s.cache_dir, ttl=s.registry_ttl,
+                          deadline=s.registry_timeout, now=now, get=get)  # fmt: skip
+    if effective == "offline":
+        note = "--offline" if mode == "offline" else "FWSETUP_OFFLINE is set"
+    else:
+        note = ""
+    per_index: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        per_index.setdefault(o.index, []).append(o)
+    infos: list[IndexData] = []
+    for url, outs in per_index.items():
+        pages = [o.page for o in outs if o.page is not None]
+        notes = sorted({o.note for o in outs if o.note})
+        reason = note or "; ".join(notes)
+        if not pages:
+            infos.append(IndexData(redact_url(url), "snapshot", snap_date, reason))
+        elif all(p.kind == "live" for p in pages) and len(pages) == len(outs):
+            infos.append(IndexData(redact_url(url), "live", _stamp(min(p.fetched for p in pages))))
+        else:
+            kind: Kind = (
+                "cache" if len(pages) == len(outs) or any(p.kind == "cache" for p in pages) else "live"
+            )
+            infos.append(IndexData(redact_url(url), kind, _stamp(min(p.fetched for p in pages)), reason))
+    top = next((i for i in infos if i.url == redact_url(index)), None) or IndexData(
+        redact_url(index), "snapshot", snap_date, note
+    )
+    pages = [o.page for o in outcomes if o.page is not None]
+    if not pages and snapshot is not None:
+        data = DataInfo(kind=top.kind, date=top.date, indexes=tuple(infos))
+        return _with_data(snapshot, data, recipe)
+    merged, inherited = merge(snapshot, pages, default=index, framework=recipe.name, floor=_floor(recipe))
+    data = DataInfo(kind=top.kind, date=top.date, indexes=tuple(infos), inherited_requires=inherited)
+    return _with_data(merged, data, recipe) if merged is not None else None
+
+
+def _floor(recipe: Recipe) -> str | None:
+    from fwsetup.recipes import parse_version
+
+    versions = [b.version for b in recipe.builds if b.installable]
+    return min(versions, key=parse_version) if versions else None
+
+
+def _with_data(reg: Registry, data: DataInfo, recipe: Recipe) -> Registry:
+    """A copy of `reg` (the shipped snapshot is cached per process and shared) with `data` set."""
+    from fwsetup.registry import Registry
+
+    copy = Registry.__new__(Registry)
+    for name in Registry.__slots__:
+        setattr(copy, name, getattr(reg, name))
+    copy.data = data
+    return copy
+
+
+def merge(
+    snapshot: Registry | None,
+    pages: Sequence[Page],
+    *,
+    default: str,
+    framework: str,
+    floor: str | None,
+) -> tuple[Registry | None, dict[tuple[str, str], str]]:
+    """The snapshot with each page's wheels laid over it: a release an index lists replaces that index's
+    wheels of the release in the snapshot; releases the snapshot lacks are added (final releases from the
+    recipe's oldest one on), their Requires-Python from the files, and their requirements on companion
+    distributions inherited from the nearest older release (the version it pinned rewritten): the index's
+    simple page does not carry them. Returns the registry and {(dist, version): release inherited from}."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
+    from fwsetup.registry import PYPI, Registry, ReleaseInfo, Wheel, _Doc
+
+    dists: dict[str, dict[str, list[Wheel]]] = {}
+    releases: dict[str, dict[str, ReleaseInfo]] = {}
+    sources: list[str] = []
+    if snapshot is not None:
+        for d in snapshot.distributions():
+            dists[d] = {v: snapshot.wheels(d, v) for v in snapshot.versions(d)}
+            releases[d] = {}
+            for v in snapshot.versions(d):
+                info = snapshot.release(d, v)
+                if info is not None:
+                    releases[d][v] = info
+        sources = list(snapshot.sources)
+    low = Version(floor) if floor else None
+    default = default.rstrip("/")
+    inherited: dict[tuple[str, str], str] = {}
+    for page in pages:
+        dist = _canonical(page.project)
+        label = PYPI if page.index.rstrip("/") == default else page.index.rstrip("/")
+        by_version: dict[str, list[Wheel]] = {}
+        files_of: dict[str, list[File]] = {}
+        for f in page.files:
+            if not f.filename.endswith(".whl"):
+                continue
+            try:
+                _, ver, _, _ = parse_wheel_filename(f.filename)
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if ver.is_prerelease or ver.is_devrelease or (low is not None and ver < low):
+                continue
+            py, abi, plat = f.filename[:-4].split("-")[-3:]
+            w = Wheel(filename=f.filename, index=label, python_tag=py, abi_tag=abi, platform_tag=plat,
+                      size=f.size, sha256=f.sha256, requires_python=f.requires_python, yanked=f.yanked)  # fmt: skip
+            by_version.setdefault(ver.public, []).append(w)
+            files_of.setdefault(ver.public, []).append(f)
+        table = dists.setdefault(dist, {})
+        rel_table = releases.setdefault(dist, {})
+        for v, wheels in by_version.items():
+            key = next((k for k in table if k == v or _same(k, v)), v)
+            kept = [w for w in table.get(key, []) if w.index.rstrip("/") != label]
+            table[key] = sorted([*kept, *wheels], key=lambda w: (w.index != PYPI, w.index, w.filename))
+            if key not in rel_table:
+                rel_table[key] = _new_release(files_of[v])
+        sources.append(f"{redact_url(page.index)}/{dist}/ ({page.kind}, {_stamp(page.fetched)})")
+    # requirements of new releases: inherited from the nearest older release of the same distribution
+    from fwsetup.recipes import parse_version
+
+    for dist, rel_table in releases.items():
+        order = sorted(rel_table, key=parse_version)
+        for i, v in enumerate(order):
+            info = rel_table[v]
+            if info.requires or snapshot is None or snapshot.release(dist, v) is not None:
+                continue
+            older = next((o for o in reversed(order[:i]) if rel_table[o].requires), None)
+            if older is None:
+                continue
+            rel_table[v] = msgspec.structs.replace(
+                info, requires=[_rewrite(r, older, v) for r in rel_table[older].requires]
+            )
+            inherited[(dist, v)] = older
+    if not dists:
+        return None, inherited
+    doc = _Doc(
+        schema_version=1,
+        framework=framework,
+        synced=snapshot.synced if snapshot is not None else time.strftime("%Y-%m-%d", time.gmtime()),
+        sources=sources,
+        distributions=dists,
+        releases=releases,
+        not_synced=list(snapshot.not_synced) if snapshot is not None else [],
+    )
+    return Registry(doc, snapshot.path if snapshot is not None else Path("(live)")), inherited
+
+
+def _same(a: str, b: str) -> bool:
+    from fwsetup.recipes import parse_version
+
+    return bool(parse_version(a) == parse_version(b))
+
+
+def _new_release(files: Sequence[File]) -> Any:
+    from fwsetup.registry import ReleaseInfo
+
+    pythons = {f.requires_python for f in files if f.requires_python}
+    uploads = sorted(f.uploaded for f in files if f.uploaded)
+    return ReleaseInfo(
+        requires_python=next(iter(pythons)) if len(pythons) == 1 else None,
+        uploaded=uploads[0] if uploads else None,
+        yanked=bool(files) and all(f.yanked for f in files),
+    )
+
+
+def _rewrite(requirement: str, old: str, new: str) -> str:
+    """A requirement of release `old` as release `new` would write it: the version `old` named becomes `new`
+    ("jaxlib<=0.12.0.1,>=0.12.0.1" -> "jaxlib<=0.99.0,>=0.99.0"); other bounds stay."""
+    return re.sub(rf"(?<![\w.]){re.escape(old)}(?![\w.])", new, requirement)
