@@ -246,6 +246,7 @@ class Build(_S, frozen=True, kw_only=True):
     # Set by fwsetup, never in a recipe file: the release whose curated facts this build inherits (a release
     # newer than the recipe, read from an index: fwsetup.plan.inherit).
     facts_from: str | None = None
+    facts_variant: str | None = None  # ... and of which variant, where it is another (a new +cu140 variant)
 
 
 HostSystem = Literal["linux", "darwin", "windows", "wsl"]
@@ -650,8 +651,9 @@ def _check_build(b: Build, origin: _Origin, problems: _Problems, never_install: 
             raise InvalidVersion(b.version)
     except InvalidVersion:
         add(key("version"), f"expected a version such as '2.5.1', got {b.version!r}")
-    if b.facts_from is not None:
-        add(key("facts_from"), "set by fwsetup for releases newer than the recipe; not a recipe key")
+    for name in ("facts_from", "facts_variant"):
+        if getattr(b, name) is not None:
+            add(key(name), "set by fwsetup for releases newer than the recipe; not a recipe key")
     if not VARIANT_RE.fullmatch(b.variant) or ".." in b.variant:
         add(
             key("variant"),

@@ -411,7 +411,9 @@ def human_bytes(n: float) -> str:
 
 def plan_digest(plan_data: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> str:
     """A stable hash of what was asked for: the plan (as plain data) plus the install options that change
-    the result (e.g. the Python). Same digest = same environment."""
+    the result (e.g. the Python). Same digest = same environment. The plan's `data` (which registry data it
+    was made from, and when) is left out: the same build planned from today's cache is the same environment."""
+    plan_data = {k: v for k, v in plan_data.items() if k != "data"}
     blob = json.dumps({"plan": plan_data, "extra": dict(extra or {})}, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 

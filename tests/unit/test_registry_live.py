@@ -237,3 +237,26 @@ def test_merge_replaces_an_index_s_wheels_and_keeps_the_others() -> None:
     assert registry.wheels("jaxlib", snapshot.versions("jaxlib")[0]) == snapshot.wheels(
         "jaxlib", snapshot.versions("jaxlib")[0]
     )
+
+
+def test_when_the_data_was_read_does_not_change_the_environment_or_the_image() -> None:
+    import msgspec
+
+    from fwsetup.plan import plan_to_dict
+    from fwsetup.plan.model import IndexData, PlanData
+    from fwsetup.staging import plan_digest
+
+    plan = make_plan(load(H100), load_recipes().get("jax"), Request(framework="jax", want="cpu"))
+    live = msgspec.structs.replace(
+        plan, data=PlanData(kind="live", date="2027-01-01 10:00 UTC",
+                            indexes=[IndexData(url=PYPI_SIMPLE, kind="live", date="2027-01-01 10:00 UTC")])
+    )  # fmt: skip
+    cached = msgspec.structs.replace(live, data=PlanData(kind="cache", date="2027-01-01 10:00 UTC"))
+    assert plan_to_dict(live) != plan_to_dict(cached)
+    # a repeat install of the same build is a no-op whether its plan read the index or the cache
+    assert plan_digest(plan_to_dict(live)) == plan_digest(plan_to_dict(cached))
+    # an image's labels (before its venv layer) stay the same: an unchanged image is not rebuilt
+    from fwsetup.backends.docker.render import image_labels
+
+    smoke = ["python", "-m", "fwsetup.smoke", "jax"]
+    assert image_labels(live, "python:3.12", smoke) == image_labels(cached, "python:3.12", smoke)

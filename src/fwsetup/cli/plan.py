@@ -79,20 +79,25 @@ def exit_if_refused(plan: Plan, request, *, json_out: bool) -> None:
 
 
 def data_line(plan: Plan) -> str:
-    """ "live from https://pypi.org/simple, read 2026-12-06 11:58 UTC" (one clause per index)."""
+    """ "live from https://pypi.org/simple, read 2026-12-06 11:58 UTC": one clause per kind of data, naming
+    its indexes."""
     if plan.data is None:
         return ""
     if not plan.data.indexes:
         return f"the registry snapshot shipped with fwsetup ({plan.data.date})"
-    parts = []
+    groups: dict[tuple[str, str, str], list[str]] = {}
     for i in plan.data.indexes:
-        if i.kind == "live":
-            text = f"live from {i.url}, read {i.date}"
-        elif i.kind == "cache":
-            text = f"cached copy of {i.url}, read {i.date}"
+        groups.setdefault((i.kind, i.date, i.note), []).append(i.url)
+    parts = []
+    for (kind, date, note), urls in groups.items():
+        where = ", ".join(urls)
+        if kind == "live":
+            text = f"live from {where}, read {date}"
+        elif kind == "cache":
+            text = f"cached copy of {where}, read {date}"
         else:
-            text = f"the shipped snapshot of {plan.data.date if i.date == 'none' else i.date} for {i.url}"
-        parts.append(text + (f" ({i.note})" if i.note else ""))
+            text = f"the shipped snapshot of {date} for {where}"
+        parts.append(text + (f" ({note})" if note else ""))
     return "; ".join(parts)
 
 
@@ -218,10 +223,10 @@ def plan_command(
     from fwsetup.ops.fleet import is_fleet, plan_fleet_for
 
     profiles = host_profile or []
+    mode = data_mode(refresh=refresh, offline=offline)
     if is_fleet(profiles):
-        plan = plan_fleet_for(request, profiles)
+        plan = plan_fleet_for(request, profiles, data=mode)  # type: ignore[arg-type]
     else:
-        mode = data_mode(refresh=refresh, offline=offline)
         plan = plan_for(request, profiles[0] if profiles else None, data=mode)  # type: ignore[arg-type]
     show_plan(plan, request, json_out=json_out)
     if plan.status != "ok":

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from fwsetup.plan import Plan, Request
     from fwsetup.plan.fleet import Node
     from fwsetup.profile import HostProfile
+    from fwsetup.registry.live import Mode
 
 _MAX_NODES = 10_000
 
@@ -94,15 +95,17 @@ def is_fleet(paths: Sequence[str]) -> bool:
     return len(paths) > 1 or any(Path(p).is_dir() for p in paths)
 
 
-def plan_fleet_for(request: Request, paths: Sequence[str]) -> Plan:
+def plan_fleet_for(request: Request, paths: Sequence[str], *, data: Mode = "auto") -> Plan:
     from fwsetup.plan.fleet import plan_fleet
     from fwsetup.recipes import load_recipes
 
     if request.method == "docker":
         msg = "--method docker plans one image per machine; a fleet plan covers venv and conda."
         raise UsageError(msg, hint="Plan the image with one --host-profile (the node it is built for).")
-    recipe = load_recipes().get(request.framework)
-    return plan_fleet(fleet_nodes(paths), recipe, request)
+    from fwsetup.ops.plan import registry_for
+
+    recipe, registry = registry_for(load_recipes().get(request.framework), data)
+    return plan_fleet(fleet_nodes(paths), recipe, request, registry=registry)
 
 
 # -- doctor --fleet: what differs between the nodes ----------------------------------------------------------

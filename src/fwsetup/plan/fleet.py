@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from fwsetup.compat import CompatData
     from fwsetup.profile import HostProfile
     from fwsetup.recipes import Recipe
+    from fwsetup.registry import Registry
 
 Key = tuple[str, str]  # (version, variant)
 
@@ -100,6 +101,8 @@ def plan_fleet(
     recipe: Recipe,
     request: Request,
     compat: CompatData | None = None,
+    *,
+    registry: Literal["shipped"] | Registry | None = "shipped",
 ) -> Plan:
     """One Plan for every node, or a refusal that names the nodes in the way. Its `fleet` field holds the
     groups of identical machines and a verdict per node."""
@@ -113,7 +116,8 @@ def plan_fleet(
     request = msgspec.structs.replace(request, framework=recipe.name)
     in_range = version_filter(request.version)
     # The recipe's published wheels, as make_plan reads them: the wheel-tag checks (glibc, musl, macOS floors).
-    registry = load_registry(recipe.name)
+    if registry == "shipped":
+        registry = load_registry(recipe.name)
     # Every GPU of every node is checked (evaluate checks them all with all_gpus); the multi-GPU check
     # itself only when --all-gpus was asked.
     every_gpu = msgspec.structs.replace(request, all_gpus=True)
@@ -130,7 +134,7 @@ def plan_fleet(
             evals.setdefault((b.version, b.variant), []).append(ev)
         groups.append(_Group(index=i, names=names, profile=profile, evals=evals))
 
-    alone = {g.index: make_plan(g.profile, recipe, request, compat) for g in groups}
+    alone = {g.index: make_plan(g.profile, recipe, request, compat, registry=registry) for g in groups}
     keys = list(groups[0].evals) if groups else []
     runs_all = [k for k in keys if all(g.runs(k) for g in groups)]
     # The rank's "native CUDA" is the oldest driver's: what every node's driver supports natively.
@@ -149,7 +153,10 @@ def plan_fleet(
         return (gpu, ver(k[0]), rank(ev, rank_profile, request, families))
 
     n_nodes = len(nodes)
-    base: dict[str, Any] = {"framework": recipe.name, "title": recipe.title, "method": request.method}
+    from fwsetup.plan.planner import plan_data
+
+    base: dict[str, Any] = {"framework": recipe.name, "title": recipe.title, "method": request.method,
+                            "data": plan_data(registry)}  # fmt: skip
     title = recipe.title
     chosen = max(runs_all, key=order) if runs_all else None
     # Better choices: what runs on some node but not on all, above the chosen one (all of them on a refusal).
@@ -226,7 +233,7 @@ def plan_fleet(
     narrow = msgspec.structs.replace(
         recipe, builds=[b for b in recipe.builds if (b.version, b.variant) == chosen]
     )
-    plan = make_plan(rep.profile, narrow, request, compat)
+    plan = make_plan(rep.profile, narrow, request, compat, registry=registry)
     first = Reason(
         "fleet_chosen",
         title=title,

@@ -277,6 +277,7 @@ def _extend(recipe: Recipe, registry: Registry) -> Recipe:
                         cudnn=None,
                         index_url=index,
                         docker=docker,
+                        facts_variant=b.variant,
                     )
                 )
     if not added:
@@ -293,8 +294,7 @@ def describe(b: Build, recipe: Recipe, registry: Registry | None) -> Inherited |
     """What a build made here inherits, for the Plan; None for a build of the recipe itself."""
     if not b.facts_from:
         return None
-    curated = {x.variant for x in recipe.builds if not x.facts_from}
-    unconfirmed = b.variant not in curated
+    unconfirmed = b.facts_variant is not None  # a variant the curated data has never listed
     facts = ["operating systems and CPU architectures"]
     if b.cpu_features:
         facts.append("CPU features")

@@ -143,8 +143,13 @@ def image_labels(plan: Plan, base: str, smoke_cmd: Sequence[str]) -> dict[str, s
         "io.fwsetup.variant": str(plan.variant),
         "io.fwsetup.python": str(plan.python),
         "io.fwsetup.smoke": json.dumps(list(smoke_cmd)),
-        # The whole plan, so `docker inspect` says exactly what was installed and why.
-        "io.fwsetup.plan": json.dumps(plan_to_dict(plan), sort_keys=True, separators=(",", ":")),
+        # The whole plan, so `docker inspect` says exactly what was installed and why; not its `data` (when
+        # the registry data was read): a label that changes with it would rebuild an unchanged image.
+        "io.fwsetup.plan": json.dumps(
+            {k: v for k, v in plan_to_dict(plan).items() if k != "data"},
+            sort_keys=True,
+            separators=(",", ":"),
+        ),
     }
 
 
