@@ -57,7 +57,7 @@ Mode = Literal["auto", "refresh", "offline"]
 Kind = Literal["live", "cache", "snapshot"]
 
 
-# -- the one HTTP request (to be switched to the shared bounded fetch helper once it lands) ----------------
+# -- the one HTTP request: fwsetup.net.fetch (total deadline, size cap, redacted errors) -------------------
 
 
 @dataclass(frozen=True)
@@ -67,26 +67,25 @@ class Answer:
     body: bytes
 
 
-def http_get(url: str, headers: Mapping[str, str], deadline: float, max_bytes: int = MAX_BYTES) -> Answer:
-    """One GET, bounded by `deadline` seconds per socket operation and `max_bytes` of body; any HTTP status
-    is an answer, a transport failure raises OSError. The caller bounds the total time (read_pages waits
-    for its threads until one shared deadline, then stops waiting)."""
-    import urllib.error
-    import urllib.request
+def http_get(
+    url: str,
+    headers: Mapping[str, str],
+    deadline: float,
+    max_bytes: int = MAX_BYTES,
+    *,
+    cert: str | None = None,
+) -> Answer:
+    """One GET through fwsetup.net.fetch, finished within `deadline` seconds and `max_bytes` of body; any
+    HTTP status is an answer, a transport failure raises (fwsetup.net.FetchError). `cert`: pip's `cert`
+    setting (a CA file or folder), as pip itself would trust the index."""
+    from fwsetup.net import fetch
 
-    req = urllib.request.Request(url, headers={"User-Agent": "fwsetup", **headers})
-    try:
-        resp = urllib.request.urlopen(req, timeout=max(deadline, 0.001))
-    except urllib.error.HTTPError as exc:
-        resp = exc
-    except urllib.error.URLError as exc:
-        raise OSError(str(exc.reason)) from None
-    with resp:
-        body = resp.read(max_bytes + 1)
-        if len(body) > max_bytes:
-            raise OSError(f"answer larger than {max_bytes} bytes")
-        hdr = {k.lower(): v for k, v in (resp.headers.items() if resp.headers else [])}
-        return Answer(status=int(resp.status or resp.code or 0), headers=hdr, body=body)
+    cafile = capath = None
+    if cert:
+        p = Path(cert).expanduser()
+        cafile, capath = (None, str(p)) if p.is_dir() else (str(p), None)
+    r = fetch(url, headers=headers, deadline=deadline, max_bytes=max_bytes, cafile=cafile, capath=capath)
+    return Answer(status=r.status, headers=dict(r.headers), body=r.body)
 
 
 # -- pages: what one index says about one project ------------------------------------------------------------
@@ -471,8 +470,17 @@ def live_registry(
         return _with_data(snapshot, data, recipe) if snapshot is not None else None
     effective: Mode = "offline" if s.offline else mode
     pairs = wanted(recipe, snapshot, index)
-    outcomes = read_pages(pairs, mode=effective, cache_dir=s.cache_dir, ttl=s.registry_ttl,
-                          deadline=s.registry_timeout, now=now, get=get)  # fmt: skip
+    if get is None and s.pip.cert:
+        cert = s.pip.cert
+
+        def get(url: str, headers: Mapping[str, str], deadline: float) -> Answer:
+            return http_get(url, headers, deadline, cert=cert)
+
+    outcomes = read_pages(
+        pairs, mode=effective, cache_dir=s.cache_dir, ttl=s.registry_ttl, deadline=s.registry_timeout, now=now,
+        get=get,
+    )  # fmt: skip
+
     if effective == "offline":
         note = "--offline" if mode == "offline" else "FWSETUP_OFFLINE is set"
     else:
