@@ -39,6 +39,9 @@ def live_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.delenv("FWSETUP_OFFLINE", raising=False)
     monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    # the 2 s deadline is tested on its own (test_a_hanging_index_costs_the_deadline_once); here a loaded CI
+    # machine must not turn a live read into the snapshot
+    monkeypatch.setenv("FWSETUP_REGISTRY_TIMEOUT", "20")
     for var in ("PIP_INDEX_URL", "PIP_NO_INDEX", "PIP_EXTRA_INDEX_URL"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path / "cache"
@@ -260,3 +263,11 @@ def test_when_the_data_was_read_does_not_change_the_environment_or_the_image() -
 
     smoke = ["python", "-m", "fwsetup.smoke", "jax"]
     assert image_labels(live, "python:3.12", smoke) == image_labels(cached, "python:3.12", smoke)
+
+
+def test_an_index_url_with_a_query_token_keeps_it_at_the_end_and_out_of_the_cache(tmp_path: Path) -> None:
+    with SimpleIndex(future_jax()) as idx:
+        (out,) = read_pages([(idx.url + "/?token=q-s3cr3t", "jax")], cache_dir=tmp_path)
+        assert idx.requests[0][0] == "/simple/jax/?token=q-s3cr3t"
+    assert out.page is not None and out.page.kind == "live" and "q-s3cr3t" not in out.page.shown
+    assert not any(b"q-s3cr3t" in f.read_bytes() for f in tmp_path.rglob("*") if f.is_file())

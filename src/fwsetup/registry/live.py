@@ -80,12 +80,28 @@ def http_get(
     setting (a CA file or folder), as pip itself would trust the index."""
     from fwsetup.net import fetch
 
-    cafile = capath = None
-    if cert:
-        p = Path(cert).expanduser()
-        cafile, capath = (None, str(p)) if p.is_dir() else (str(p), None)
-    r = fetch(url, headers=headers, deadline=deadline, max_bytes=max_bytes, cafile=cafile, capath=capath)
+    r = fetch(url, headers=headers, deadline=deadline, max_bytes=max_bytes, context=tls(cert))
     return Answer(status=r.status, headers=dict(r.headers), body=r.body)
+
+
+_TLS: dict[str | None, Any] = {}
+_TLS_LOCK = threading.Lock()
+
+
+def tls(cert: str | None = None) -> Any:
+    """One verifying TLS context per `cert` for the whole process (loading the CA store costs ~20 ms of CPU:
+    once, not once per request)."""
+    with _TLS_LOCK:
+        ctx = _TLS.get(cert)
+        if ctx is None:
+            from fwsetup.net import tls_context
+
+            p = Path(cert).expanduser() if cert else None
+            ctx = _TLS[cert] = tls_context(
+                str(p) if p is not None and not p.is_dir() else None,
+                str(p) if p is not None and p.is_dir() else None,
+            )
+        return ctx
 
 
 # -- pages: what one index says about one project ------------------------------------------------------------
@@ -230,7 +246,9 @@ class Outcome:
 
 
 def _project_url(index: str, project: str) -> str:
-    return f"{index.rstrip('/')}/{project}/"
+    """The project's page below the index (a query string, e.g. a token, stays at the end)."""
+    base, sep, query = index.partition("?")
+    return f"{base.rstrip('/')}/{project}/" + (sep + query if sep else "")
 
 
 def _credentials(url: str) -> tuple[str, dict[str, str]]:
@@ -470,11 +488,14 @@ def live_registry(
         return _with_data(snapshot, data, recipe) if snapshot is not None else None
     effective: Mode = "offline" if s.offline else mode
     pairs = wanted(recipe, snapshot, index)
-    if get is None and s.pip.cert:
+    if get is None:
         cert = s.pip.cert
 
         def get(url: str, headers: Mapping[str, str], deadline: float) -> Answer:
             return http_get(url, headers, deadline, cert=cert)
+
+        if effective != "offline":
+            tls(cert)  # made here, once, before the requests start in parallel
 
     outcomes = read_pages(
         pairs, mode=effective, cache_dir=s.cache_dir, ttl=s.registry_ttl, deadline=s.registry_timeout, now=now,
