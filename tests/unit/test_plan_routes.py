@@ -187,3 +187,61 @@ def test_a_conda_plan_passes_the_gpu_architecture_with_the_driver() -> None:
         host("windows-nvidia"), "tensorflow", want="cpu", version="2.10.1", python="3.10", method="conda"
     )
     assert cpu.conda is None or cpu.conda.cuda_arch is None
+
+
+# ---- class 3: TensorFlow 2.11-2.13 on a Linux GPU (between tensorflow-gpu and tensorflow[and-cuda]) -------
+
+
+def test_tensorflow_213_gpu_is_modelled_and_says_exactly_why_it_is_not_planned() -> None:
+    """https://github.com/tensorflow/tensorflow/issues/69838: TF 2.13 installed by the route of TF's install page
+    (`pip install nvidia-cudnn-cu11==8.6.0.163 tensorflow==2.13.*`, then LD_LIBRARY_PATH from CUDNN_PATH and
+    $CONDA_PREFIX/lib in the shell) and TF still said "Could not find cuda drivers on your machine, GPU will not
+    be used": the route stands or falls with variables the environment must set. The recipe models the route
+    from TF's archived install page and tested configurations (CUDA 11.8, cuDNN 8.6 for 2.12/2.13; CUDA 11.2,
+    cuDNN 8.1 for 2.11); the plan names it, says exactly why it is not planned (the env cannot carry a loader
+    path yet: issue 23), and names the nearest release whose GPU build is planned."""
+    h100 = host("datacenter-h100")
+    p = plan(h100, "tensorflow", want="gpu", version="2.13", python="3.11")
+    assert p.status == "refused"
+    text = "\n".join(p.reasons)
+    assert "TensorFlow 2.13.1 (cu118): not installable" in text
+    for fact in (
+        "CUDA 11.8",
+        "nvidia-cudnn-cu11==8.6.0.163",
+        "LD_LIBRARY_PATH",
+        "issue 23",
+        "LD_* variables",
+    ):
+        assert fact in text, fact
+    nearest = [s for s in p.suggestion_codes if s["kind"] == "last_release_for_platform"]
+    assert nearest and nearest[0]["fields"]["version"] == "2.14.1"
+    assert p.suggestions[0] == (
+        "TensorFlow 2.14.1 is the first newer release with a GPU build for linux x86_64: "
+        "`fwsetup plan tensorflow --gpu --version 2.14.1 --python 3.11`."
+    )
+    assert plan(h100, "tensorflow", want="gpu", version="2.14.1", python="3.11").status == "ok"
+    # 2.11: CUDA 11.2 / cuDNN 8.1 (TF's tested configurations), the same reason
+    p211 = plan(h100, "tensorflow", want="gpu", version="2.11", python="3.10")
+    assert "TensorFlow 2.11.1 (cu112): not installable" in "\n".join(p211.reasons)
+    # Without --gpu the CPU build of 2.13 is planned, and the plan says why the GPU is not used
+    auto = plan(h100, "tensorflow", version="2.13", python="3.11")
+    assert (auto.status, auto.variant) == ("ok", "cpu")
+    assert "LD_LIBRARY_PATH" in "\n".join(auto.reasons)
+
+
+def test_the_modelled_tensorflow_builds_agree_with_the_tested_configurations() -> None:
+    """The CUDA/cuDNN of each modelled build is its release's row in TF's tested-configurations table, and the
+    release matrix (data/release-matrix.toml) lists the variant as stable for its series."""
+    from fwsetup.release_status import load_release_matrix
+
+    rows = {"2.11": ("11.2", "8.1"), "2.12": ("11.8", "8.6"), "2.13": ("11.8", "8.6")}
+    builds = [
+        b
+        for b in load_recipes().get("tensorflow").builds
+        if b.accelerator == "cuda" and "linux" in b.os and b.version.rsplit(".", 1)[0] in rows
+    ]
+    assert {b.version for b in builds} == {"2.11.0", "2.11.1", "2.12.0", "2.12.1", "2.13.0", "2.13.1"}
+    for b in builds:
+        assert (b.cuda, b.cudnn) == rows[b.version.rsplit(".", 1)[0]], b.version
+        assert not b.installable and b.notes and "issue 23" in b.notes
+        assert load_release_matrix().status_of("tensorflow", b.version, b.variant, "cuda") == "stable"

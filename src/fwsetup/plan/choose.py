@@ -198,6 +198,20 @@ def choice_reasons(
                 out.append(Reason("gpu_builds_cannot_run", why=next(iter(gpu_why))))
             elif gpu_builds:
                 out.append(Reason("no_gpu_build_runs"))
+            elif held := [
+                ev
+                for ev in this_release
+                if ev.build.accelerator in GPU_ACCELERATORS
+                and "installable" in ev.kinds() <= {"installable", "want"}
+            ]:
+                # A GPU build for this platform that fwsetup knows of but does not install (its note says why:
+                # TensorFlow 2.11-2.13's loader path): say so rather than "no GPU build".
+                out.append(
+                    Reason(
+                        "gpu_builds_cannot_run",
+                        why=tuple(f for f in held[0].fails if f.kind == "installable"),
+                    )
+                )
             else:
                 out.append(Reason("no_gpu_build"))
         if request.all_gpus:

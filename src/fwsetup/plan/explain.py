@@ -646,7 +646,7 @@ _REASONS.update(
 _SUGGESTIONS.update(
     {
         "last_release_for_platform": lambda f: (
-            f"{f['title']} {f['version']} is the {'last' if f['last'] else 'newest'} release with "
+            f"{f['title']} {f['version']} is the {'last' if f['last'] else 'first newer'} release with "
             f"{_WHAT[_s(f['want'])]} for {f['system'] or '?'} {f['arch'] or '?'}: {cmd(f['request'])}."
         ),
         "jetson_wheel": lambda f: (

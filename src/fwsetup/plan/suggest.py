@@ -258,18 +258,31 @@ def method_suggestions(
 def last_release_for_platform(
     recipe: Recipe, outside: Sequence[Evaluation], request: Request, t: Target
 ) -> Suggestion | None:
-    """--version names releases without a build for this platform: the newest release outside it that has
-    one (for what was asked: a GPU build with --gpu), with its command."""
-    fits = [ev for ev in outside if ev.host_ok]
-    if not fits:
+    """--version names releases without a build for this platform: the nearest release outside it that has
+    one (for what was asked: a GPU build with --gpu; one that runs here as it is, where there is one): the
+    last one before the asked releases, else the first one after them, with its command."""
+    runs = [ev for ev in outside if ev.ok]
+    fits = runs or [ev for ev in outside if ev.host_ok]
+    asked = [ver(b.version) for b in recipe.builds if version_filter(request.version)(b.version)]
+    if not fits or not asked:
         return None
-    best = max(fits, key=lambda ev: ver(ev.build.version))
-    asked = [b.version for b in recipe.builds if version_filter(request.version)(b.version)]
+    older = [ev for ev in fits if ver(ev.build.version) < min(asked)]
+    newer = [ev for ev in fits if ver(ev.build.version) > max(asked)]
+    if older:
+        best = max(older, key=lambda ev: ver(ev.build.version))
+    elif newer:  # the newest patch release of the first newer series (2.14.1, not 2.14.0)
+        series = min(ver(ev.build.version).release[:2] for ev in newer)
+        best = max(
+            (ev for ev in newer if ver(ev.build.version).release[:2] == series),
+            key=lambda ev: ver(ev.build.version),
+        )
+    else:
+        return None
     return Suggestion(
         "last_release_for_platform",
         title=recipe.title,
         version=best.build.version,
-        last=bool(asked) and all(ver(best.build.version) < ver(v) for v in asked),
+        last=bool(older),
         want=request.want,
         system=t.system,
         arch=t.arch,
