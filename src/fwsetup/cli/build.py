@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, RefreshOpt, input_file
+from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, RefreshOpt, any_path, input_file
 
 if TYPE_CHECKING:
     from fwsetup.backends.engine import BuildEvent
@@ -103,7 +103,12 @@ def build_command(
     ] = None,
     wheelhouse: Annotated[
         Path | None,
-        typer.Option("--wheelhouse", metavar="DIR", help="Local wheels, copied into the builder stage."),
+        typer.Option(
+            "--wheelhouse",
+            metavar="DIR",
+            parser=any_path,
+            help="Local wheels, copied into the builder stage.",
+        ),
     ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="No index at all: the wheelhouse only.")] = False,
     all_gpus: Annotated[

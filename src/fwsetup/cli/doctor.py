@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import HostProfileOpt, input_dir, seconds
+from fwsetup.cli.options import HostProfileOpt, any_path_text, input_dir, seconds
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,6 +33,7 @@ def doctor_command(
         typer.Option(
             "--python",
             metavar="EXE",
+            parser=any_path_text,  # one that is missing is a finding (env.inspect-failed), not a usage error
             help="The environment to inspect (default: $VIRTUAL_ENV, else $CONDA_PREFIX, else fwsetup's own).",
         ),
     ] = None,

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, RefreshOpt, VendorOpt, input_file
+from fwsetup.cli.options import (
+    AllowExperimentalOpt,
+    AllowInsecureOpt,
+    RefreshOpt,
+    VendorOpt,
+    any_path,
+    input_file,
+)
 
 if TYPE_CHECKING:
     from fwsetup.ops.install import PreparedInstall
@@ -34,6 +41,7 @@ def install_command(
         typer.Option(
             "--env",
             metavar="PATH",
+            parser=any_path,
             help="Where the environment goes. Default: ~/.local/share/fwsetup/envs/NAME-VARIANT "
             "($XDG_DATA_HOME/fwsetup/envs/...), e.g. pytorch-cpu, pytorch-cu126.",
         ),
@@ -55,7 +63,12 @@ def install_command(
     ] = "venv",
     wheelhouse: Annotated[
         Path | None,
-        typer.Option("--wheelhouse", metavar="DIR", help="Local wheels to install from first (find-links)."),
+        typer.Option(
+            "--wheelhouse",
+            metavar="DIR",
+            parser=any_path,
+            help="Local wheels to install from first (find-links).",
+        ),
     ] = None,
     offline: Annotated[
         bool,

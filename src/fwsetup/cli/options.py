@@ -6,6 +6,7 @@ copy. The options several commands share are here too.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -55,12 +56,36 @@ def python_minor(value: str) -> str:
 
 
 def _path(value: str | Path, what: str) -> Path:
+    """A path the system can look at: not '', no NUL character, no name longer than the file system takes
+    (os.stat's ENAMETOOLONG, which Path.exists/is_dir raise instead of answering False)."""
     text = str(value)
     if not text.strip():
         _bad(f"'': give {what}.")
+    shown = repr(text) if len(text) <= 80 else repr(text[:77]) + "…"
     if "\0" in text:
-        _bad(f"{text!r}: a path cannot hold a NUL character.")
-    return Path(text).expanduser()
+        _bad(f"{shown}: a path cannot hold a NUL character.")
+    p = Path(text).expanduser()
+    try:
+        os.lstat(p)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            _bad(
+                f"{shown}: the path, or a name in it, is longer than this system allows ({len(os.fsencode(text))} bytes)."
+            )
+    except ValueError as exc:  # a path the system cannot hold at all
+        _bad(f"{shown}: {exc}.")
+    return p
+
+
+def any_path(value: str | Path) -> Path:
+    """A path whose meaning is the command's to judge (--env, --wheelhouse): only checked to be one."""
+    return _path(value, "a path")
+
+
+def any_path_text(value: str) -> str:
+    """any_path, kept as the text given (recipes validate DIR)."""
+    _path(value, "a path")
+    return str(value)
 
 
 def input_file(value: str | Path) -> str:

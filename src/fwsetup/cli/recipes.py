@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fwsetup.cli._app import app
+from fwsetup.cli.options import any_path_text
 
 if TYPE_CHECKING:
     from fwsetup.recipes import Recipe
@@ -256,7 +257,9 @@ def validate_command(
     directory: Annotated[
         str | None,
         typer.Argument(
-            metavar="[DIR]", help="Folder of *.toml recipes (default: the shipped ones, and --recipes)."
+            metavar="[DIR]",
+            parser=any_path_text,
+            help="Folder of *.toml recipes (default: the shipped ones, and --recipes).",
         ),
     ] = None,
 ) -> None:
@@ -276,7 +279,7 @@ def validate_command(
         for p in problems:  # one line each (FILE: KEY: what), never wrapped: people grep them
             err_console().print(f"[bold red]error:[/] {escape(p)}", soft_wrap=True)
         err_console().print(
-            f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {', '.join(dirs)}"
+            f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {escape(', '.join(dirs))}"
         )
         raise typer.Exit(2)
     _note_insecure(dirs)
