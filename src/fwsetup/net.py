@@ -59,14 +59,27 @@ class FetchError(NetworkError):
         super().__init__(f"{self.url}: {self.reason}")
 
 
+_CONTEXTS: dict[tuple[str | None, ...], ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
 def tls_context(cafile: str | None = None, capath: str | None = None) -> ssl.SSLContext:
     """A verifying TLS context: OpenSSL's default trust (the system store, SSL_CERT_FILE / SSL_CERT_DIR) and,
-    in addition, the given CA file / folder (pip's `cert`: pip >= 24.2 uses the system store as well)."""
+    in addition, the given CA file / folder (pip's `cert`: pip >= 24.2 uses the system store as well).
+
+    Made once per (cafile, capath, SSL_CERT_FILE, SSL_CERT_DIR) and shared: loading a CA bundle costs
+    about 0.2 s, and a context serves any number of connections and threads."""
+    import os
     import ssl
 
-    ctx = ssl.create_default_context()
-    if cafile or capath:
-        ctx.load_verify_locations(cafile=cafile or None, capath=capath or None)
+    key = (cafile or None, capath or None, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _CONTEXTS_LOCK:
+        ctx = _CONTEXTS.get(key)
+        if ctx is None:
+            ctx = ssl.create_default_context()
+            if cafile or capath:
+                ctx.load_verify_locations(cafile=cafile or None, capath=capath or None)
+            _CONTEXTS[key] = ctx
     return ctx
 
 

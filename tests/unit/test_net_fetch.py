@@ -153,3 +153,11 @@ def test_registry_sync_fetch_has_a_total_deadline() -> None:
             sync.http_fetch(timeout=1.5, retries=0)(base + "/pypi/torch/json")
         took = time.monotonic() - t0
     assert took < 5.0 and "timed out after 1.5 s" in str(err.value) and base in str(err.value)
+
+
+def test_tls_context_is_made_once_per_trust() -> None:
+    """Loading a CA bundle costs ~0.2 s: a context is shared by every request with the same trust."""
+    import ssl
+
+    assert net.tls_context() is net.tls_context()
+    assert net.tls_context().verify_mode == ssl.CERT_REQUIRED and net.tls_context().check_hostname
