@@ -209,3 +209,37 @@ def test_bake_writes_no_credential_and_references_it_by_env(
     assert files and not [p for p in files if token.encode() in p.read_bytes()]
     assert not (tmp_path / "fwsetup-bake" / ".secrets").exists()
     assert token not in result.output
+
+
+# -- options that change the build reach every format -------------------------------------------------
+
+BASE = "fwsetup/bookworm-base:latest"
+
+
+@pytest.mark.parametrize("fmt", ["json", "github"])
+def test_base_is_carried_into_the_build_arguments(fmt: str) -> None:
+    import shlex
+
+    data = json.loads(
+        run("--format", fmt, "--framework", "pytorch", "--newest", "1", "--cpu-only", "--base", BASE)
+    )
+    items = data["include"] if fmt == "github" else data
+    assert items
+    for item in items:
+        args = shlex.split(item["args"])
+        assert args[args.index("--base") + 1] == BASE, item["args"]
+        assert item["base"] == BASE
+    # without --base, the arguments name none (the recipe's base is the build's default)
+    plain = json.loads(run("--format", fmt, "--framework", "pytorch", "--newest", "1", "--cpu-only"))
+    assert all(
+        "--base" not in shlex.split(i["args"]) for i in (plain["include"] if fmt == "github" else plain)
+    )
+
+
+def test_base_reaches_the_bake_targets(tmp_path: Path) -> None:
+    bake = json.loads(run(*BAKE_JAX, "--base", "python:3.12-slim-bookworm", "--out-dir", str(tmp_path / "b")))
+    assert bake["target"]
+    for t in bake["target"].values():
+        dockerfile = (tmp_path / "b" / Path(t["context"]).name / t["dockerfile"]).read_text()
+        froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+        assert froms and set(froms) == {"python:3.12-slim-bookworm"}, froms

@@ -29,6 +29,9 @@ class MatrixEntry:
     # The framework's release matrix (data/release-matrix.toml): an experimental or unlisted build is built
     # only when asked, so its arguments ask (--allow-experimental).
     official_status: str | None = None
+    # The --base given to `fwsetup matrix`: carried into the build arguments, so that every format (json,
+    # github, bake) builds FROM it.
+    base_override: str | None = None
 
     @property
     def experimental(self) -> bool:
@@ -45,6 +48,7 @@ class MatrixEntry:
         out = [self.framework, "--version", self.version, "--variant", self.variant, "--python", self.python]
         out += ["--gpu"] if self.accelerator == "cuda" else ["--cpu"]
         out += ["--allow-experimental"] if self.experimental else []
+        out += ["--base", self.base_override] if self.base_override else []
         return [*out, "--tag", self.tag]
 
     def as_dict(self) -> dict[str, Any]:
@@ -145,6 +149,7 @@ def matrix_entries(
                         cuda=b.cuda, python=py, base=image.replace("{python}", py),
                         tag=f"{registry}/{recipe.name}:{version}-{b.variant}-py{py}",
                         official_status=statuses.status_of(recipe.name, b.version, b.variant, b.accelerator),
+                        base_override=base,
                     )
                 )  # fmt: skip
     return entries
