@@ -491,11 +491,10 @@ def live_registry(
     if get is None:
         cert = s.pip.cert
 
+        # tls() makes the TLS context on the first request, once, under its lock: a plan answered from the
+        # cache (warm, offline) never loads the CA store (0.17 s of a repeat install under load)
         def get(url: str, headers: Mapping[str, str], deadline: float) -> Answer:
             return http_get(url, headers, deadline, cert=cert)
-
-        if effective != "offline":
-            tls(cert)  # made here, once, before the requests start in parallel
 
     outcomes = read_pages(
         pairs, mode=effective, cache_dir=s.cache_dir, ttl=s.registry_ttl, deadline=s.registry_timeout, now=now,

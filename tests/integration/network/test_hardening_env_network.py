@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ needs_uv = pytest.mark.skipif(
 
 @pytest.mark.network
 @pytest.mark.slow
-def test_real_torch_damaged_then_repaired_and_noop_time(tmp_path: Path) -> None:
+def test_real_torch_damaged_then_repaired_and_noop(tmp_path: Path) -> None:
     from fwsetup.backends.venv import local_wheels
     from fwsetup.pipconfig import read_pip_settings
 
@@ -37,11 +36,9 @@ def test_real_torch_damaged_then_repaired_and_noop_time(tmp_path: Path) -> None:
     args = ("install", "pytorch", "--cpu", "--version", "2.13.0", "--python", py, "--env", str(env))
     cp = fwsetup(*args)
     assert cp.returncode == 0, cp.stderr[-3000:]
-    t0 = time.monotonic()
+    # a repeat is a no-op (its time is a target of benchmarks/bench_install.py, "repeat_s", not of this test)
     cp = fwsetup(*args)
-    noop = time.monotonic() - t0
     assert cp.returncode == 0 and "already installed: same plan" in flat(cp.stderr)
-    assert noop < 1.5, f"a repeat install took {noop:.2f} s"
     shutil.rmtree(_site(env) / "torch")  # the attack
     doc = fwsetup("doctor", "--python", str(env / "bin" / "python"), "--json")
     assert doc.returncode == 1
