@@ -386,3 +386,17 @@ def test_amazon_ml_is_cloud_only() -> None:
     assert p.status == "refused"
     assert "cloud-only" in text(p.reasons)
     assert "SageMaker" in text(p.suggestions)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "framework", "want"),
+    [("kepler", "pytorch", "gpu"), ("pascal-470", "pytorch", "gpu"), ("no-gpu", "pytorch", "gpu"),
+     ("kepler", "tensorflow", "gpu"), ("driver-cuda129", "pytorch", "gpu")],
+)  # fmt: skip
+def test_every_release_not_chosen_says_why(fixture: str, framework: str, want: str) -> None:
+    """`not chosen` printed "2.4.0 cu118, cu121, cu124: " with nothing after it on a Tesla K80: newer releases
+    passed over only for a GPU reason (cuDNN 9's floor) showed no reason at all."""
+    p = plan(fixture, framework, want=want)
+    assert p.rejected, "the fixture has releases that were passed over"
+    for rej in p.rejected:
+        assert rej.why and all(w.strip() for w in rej.why), f"{rej.version} {rej.variant}: no reason"

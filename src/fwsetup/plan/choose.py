@@ -89,12 +89,10 @@ def rejections(
         kinds = ev.kinds()
         if platform_only and kinds & {"os", "arch", "want", "vendor"}:
             continue
-        # host_only (releases newer than the one chosen): only why the release was passed over.
-        why = tuple(
-            f
-            for f in ev.fails
-            if (f.kind != "want" or kinds == {"want"}) and (not host_only or f.kind in HOST_KINDS)
-        )
+        # host_only (releases newer than the one chosen): only why the release was passed over, which is its
+        # GPU failures where it has no other (a cuDNN floor, say): an entry never comes without a reason.
+        shown = tuple(f for f in ev.fails if f.kind != "want" or kinds == {"want"})
+        why = tuple(f for f in shown if not host_only or f.kind in HOST_KINDS) or shown
         merged.setdefault((version, why), []).append(variant)
     return [Rejected(version=v, variants=tuple(variants), why=why) for (v, why), variants in merged.items()]
 
