@@ -922,9 +922,11 @@ def cases() -> list[Case]:
 
     def big_old_env(ctx: Ctx) -> None:
         # An old environment with many files: deleting it after the swap takes long enough to be interrupted.
+        # They are a package folder of the user's in site-packages (what --force lets a new version drop; a
+        # folder of theirs at the env's top is never replaced, even with --force).
         t = ctx.dir / "env"
         assert ctx.install("1.0", t) == 0, "setup: the first install failed"
-        junk = t / "share" / "junk"
+        junk = next(t.glob("lib/python*/site-packages")) / "userjunk"
         junk.mkdir(parents=True)
         for i in range(30000):
             (junk / f"f{i}").write_bytes(b"x")
@@ -948,7 +950,7 @@ def cases() -> list[Case]:
             out.append("interrupted after the swap, but not said to be complete")
         return out
 
-    add(Case("interrupt-after-swap", 6, install_argv("2.0"), expect=(0,), setup=big_old_env, signal_when=when_swapped,
+    add(Case("interrupt-after-swap", 6, install_argv("2.0", "env", "--force"), expect=(0,), setup=big_old_env, signal_when=when_swapped,
              check=complete, tier="default", timeout=120))  # fmt: skip
 
     def env_1(ctx: Ctx) -> None:
