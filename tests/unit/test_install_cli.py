@@ -288,3 +288,27 @@ def test_default_env_dir() -> None:
     assert default_env_dir("jax", "cpu", {"HOME": "/h", "XDG_DATA_HOME": "/d"}) == Path(
         "/d/fwsetup/envs/jax-cpu"
     )
+
+
+def test_build_falls_back_to_local_wheels_as_install_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], unreachable: list[str]
+) -> None:
+    """`build --wheelhouse DIR` with the framework's index out of reach: the same final plan as `install`
+    (ops.install.resolve_sources), not exit 7 asking for the --wheelhouse that was given."""
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    (wh / "torch-2.13.0+cpu-py3-none-any.whl").write_bytes(b"")
+    rc = main(["build", "pytorch", "--cpu", "--python", "3.11", "--wheelhouse", str(wh), "--dry-run"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "torch==2.13.0" in captured.out and "FROM " in captured.out
+    label = next(ln for ln in captured.out.splitlines() if "io.fwsetup.plan=" in ln)
+    built = json.loads(json.loads(label.split("io.fwsetup.plan=", 1)[1].rstrip(" \\")))
+    rc = main(["install", "pytorch", "--cpu", "--python", "3.11", "--env", str(tmp_path / "env"),
+               "--wheelhouse", str(wh), "--dry-run", "--json"])  # fmt: skip
+    installed = json.loads(capsys.readouterr().out)["plan"]
+    assert rc == 0
+    assert built["version"] == installed["version"] == "2.13.0"
+    assert built["reasons"][-1] == installed["reasons"][-1] and "cannot be reached" in built["reasons"][-1]
+    # without a local wheel: exit 7, as install
+    assert main(["build", "pytorch", "--cpu", "--python", "3.11", "--dry-run"]) == 7

@@ -53,6 +53,8 @@ class PreparedBuild:
 
 
 def prepare_build(ask: BuildRequest) -> PreparedBuild:
+    import msgspec
+
     from fwsetup.backends.docker import DockerEngine, ImageOptions
     from fwsetup.detect import get_host
     from fwsetup.errors import UsageError
@@ -78,10 +80,31 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
     from fwsetup.ops.plan import registry_for
 
     recipe, registry = registry_for(recipe, "offline" if ask.offline else ask.data)
-    plan, notes = plan_image(
-        recipe, profile, request, base=ask.base, variant=ask.variant, base_python_version=base_python_version,
-        registry=registry,
-    )  # fmt: skip
+    notes: list[str] = []
+
+    def replan(version: str | None) -> Plan:
+        asked = request if version is None else msgspec.structs.replace(request, version=version)
+        p, n = plan_image(
+            recipe, profile, asked, base=ask.base, variant=ask.variant, base_python_version=base_python_version,
+            registry=registry,
+        )  # fmt: skip
+        notes.extend(n)
+        return p
+
+    plan = replan(None)
+    if plan.status == "ok" and not ask.offline:
+        # The same rule as install (ops.install.resolve_sources): the framework's own index, or the local
+        # wheels (--wheelhouse, pip's find-links) that hold its pins, or the newest release they hold.
+        from fwsetup.backends.base import InstallOptions
+        from fwsetup.ops.install import resolve_sources
+
+        def options_for(p: Plan) -> InstallOptions:
+            return InstallOptions(
+                target=Path("/nonexistent"), env=env, wheelhouse=ask.wheelhouse, python=p.python
+            )
+
+        plan, fallback = resolve_sources(plan, recipe, request, options_for, replan)
+        notes += fallback
     # A CUDA plan on a machine without a usable GPU is for a stand-in GPU (plan.container.target_gpu_profile).
     stand_in = plan.status == "ok" and plan.accelerator == "cuda" and not profile.usable_gpus
     gpus = "all" if request.all_gpus else "one" if plan.accelerator == "cuda" else "none"
@@ -90,7 +113,9 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
         gpus=gpus,  # type: ignore[arg-type]
         run_smoke=not (ask.no_smoke or stand_in), no_cache=ask.no_cache,
     )  # fmt: skip
-    return PreparedBuild(plan=plan, options=options, engine=engine, notes=tuple(notes), stand_in=stand_in)
+    return PreparedBuild(
+        plan=plan, options=options, engine=engine, notes=tuple(dict.fromkeys(notes)), stand_in=stand_in
+    )
 
 
 def dockerfile(prepared: PreparedBuild) -> str:

@@ -101,7 +101,14 @@ def prepare_install(ask: InstallRequest) -> PreparedInstall:
     def options_for(p: Plan) -> InstallOptions:
         return _options(ask, target, p)
 
-    plan, fallback = resolve_sources(plan, recipe, request, profile, options_for)
+    def replan(version: str) -> Plan:
+        import msgspec
+
+        return make_plan(
+            profile, recipe, msgspec.structs.replace(request, version=version), registry=registry
+        )
+
+    plan, fallback = resolve_sources(plan, recipe, request, options_for, replan)
     notes += fallback
     return PreparedInstall(plan=plan, target=target, options=options_for(plan), notes=tuple(notes))
 
@@ -133,13 +140,15 @@ def resolve_sources(
     plan: Plan,
     recipe: Recipe,
     request: Request,
-    profile: HostProfile,
     options_for: Callable[[Plan], InstallOptions],
+    replan: Callable[[str], Plan],
 ) -> tuple[Plan, list[str]]:
-    """(final plan, notes). venv: the plan's index must answer, or the local wheels must hold what it
-    pins; else the newest release the recipe has and the local wheels provide (same variant) is planned
-    instead, and that plan's reasons say why. Only when the user did not ask for a version."""
-    if plan.method != "venv":
+    """(final plan, notes). The one rule for `install` (venv) and `build` (docker): the plan's index must
+    answer, or the local wheels (--wheelhouse, pip's find-links) must hold what it pins; else the newest
+    release the recipe has and the local wheels provide (same variant) is planned instead (replan(version):
+    the caller's planner, the same it made `plan` with), and that plan's reasons say why. Only when the user
+    did not ask for a version; else IndexUnreachable (exit 7)."""
+    if plan.method not in ("venv", "docker"):
         return plan, []
     from fwsetup.backends.venv import IndexUnreachable, check_sources
 
@@ -147,13 +156,13 @@ def resolve_sources(
         check_sources(plan, options_for(plan))
         return plan, []
     except IndexUnreachable as exc:
-        alt = local_release(plan, recipe, request, profile, exc.local)
+        alt = local_release(plan, recipe, request, exc.local, replan)
         if alt is None:
             raise
         check_sources(alt, options_for(alt))
         note = (
             f"{exc.url} cannot be reached, and {recipe.title} {plan.version} is not in the local wheels: "
-            f"installing {recipe.title} {alt.version}, which is (choose with --version)."
+            f"using {recipe.title} {alt.version}, which is (choose with --version)."
         )
         import msgspec
 
@@ -168,14 +177,15 @@ def resolve_sources(
 
 
 def local_release(
-    plan: Plan, recipe: Recipe, request: Request, profile: HostProfile, local: Mapping[str, list[str]]
+    plan: Plan,
+    recipe: Recipe,
+    request: Request,
+    local: Mapping[str, list[str]],
+    replan: Callable[[str], Plan],
 ) -> Plan | None:
-    """The plan for the newest release the recipe has and a local wheel provides (same kind of build),
-    or None. `local`: distribution name -> versions of the local wheels."""
-    import msgspec
+    """The plan (replan(version)) for the newest release the recipe has and a local wheel provides (same
+    kind of build), or None. `local`: distribution name -> versions of the local wheels."""
     from packaging.version import InvalidVersion, Version
-
-    from fwsetup.plan import make_plan
 
     if request.version:
         return None
@@ -190,7 +200,7 @@ def local_release(
     for v in sorted(set(candidates), key=Version, reverse=True):
         if v not in recipe_versions or v == plan.version:
             continue
-        alt = make_plan(profile, recipe, msgspec.structs.replace(request, version=v))
+        alt = replan(v)
         if alt.status == "ok" and alt.variant == plan.variant:
             return alt
     return None
