@@ -495,3 +495,78 @@ def test_smoke_containers_carry_their_owner_and_stale_ones_are_removed() -> None
     engine = DockerEngine(client=Client(), buildkit=False)
     assert engine.remove_stale() == ["dead", stale]
     assert dead.removed and not live.removed and untagged == [stale]
+
+
+# -- a base image the engine cannot pull ----------------------------------------------------------------
+
+
+class NoRegistryEngine(FakeEngine):
+    """An engine that holds some images and reaches no registry (the machine of issue 24)."""
+
+    def __init__(
+        self, tags: list[str], pull_error: str | None = "dial tcp: lookup registry-1.docker.io: no such host"
+    ) -> None:
+        super().__init__(
+            GOOD,
+            RunResult(
+                exit_code=0,
+                stdout='{"ok": true, "framework": "pytorch", "device": "cpu"}\n',
+                stderr="",
+                seconds=1.0,
+            ),
+        )
+        self.tags = tags
+        self.pull_error = pull_error
+        self.pulled: list[str] = []
+
+    def image_size(self, ref: str) -> int | None:
+        return 1 if ref in self.tags or ref.startswith("sha256:") else None
+
+    def pull(self, ref: str) -> str | None:
+        self.pulled.append(ref)
+        if self.pull_error is None:
+            self.tags.append(ref)
+        return self.pull_error
+
+    def image_tags(self) -> list[str]:
+        return sorted(self.tags)
+
+
+def test_an_unpullable_base_names_the_local_base_images_and_base_flag() -> None:
+    from fwsetup.errors import NetworkError
+
+    engine = NoRegistryEngine(
+        ["fwsetup/bookworm-base:latest", "fwsetup/pytorch:2.13.0-cpu-py3.11", "debian:12"]
+    )
+    with pytest.raises(NetworkError) as err:
+        DockerBackend(engine).build_image(plan(), ImageOptions(env=NO_PIP, tag="t"))
+    base = plan().image.base if plan().image else "python:3.11-slim-bookworm"
+    text = f"{err.value} {err.value.hint}"
+    assert err.value.exit_code == 7
+    assert f"the base image {base} is not in the Docker engine and could not be pulled" in text
+    assert "no such host" in text
+    assert "fwsetup/bookworm-base:latest" in text and "--base" in text
+    assert "fwsetup/pytorch:" not in text and "debian:12" not in text  # only this project's base images
+    assert engine.specs == [], "no build was started"
+    assert engine.pulled == [base]
+
+
+def test_an_unpullable_base_without_local_bases_says_how_to_make_one() -> None:
+    from fwsetup.errors import NetworkError
+
+    with pytest.raises(NetworkError) as err:
+        DockerBackend(NoRegistryEngine([])).build_image(plan(), ImageOptions(env=NO_PIP, tag="t"))
+    assert "--base IMAGE" in str(err.value.hint) and "make-base-image" in str(err.value.hint)
+
+
+def test_a_base_that_pulls_is_built_from() -> None:
+    engine = NoRegistryEngine([], pull_error=None)
+    DockerBackend(engine).build_image(plan(), ImageOptions(env=NO_PIP, tag="t"))
+    assert engine.pulled and len(engine.specs) == 1
+
+
+def test_base_images_are_the_froms_that_are_not_stages() -> None:
+    from fwsetup.backends.docker import base_images
+
+    text = "FROM python:3.11-slim AS builder\nRUN x\nFROM --platform=linux/amd64 python:3.11-slim\nFROM builder\n"
+    assert base_images(text) == ["python:3.11-slim"]

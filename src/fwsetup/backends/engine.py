@@ -121,6 +121,15 @@ class Engine(ABC):
     def image_labels(self, ref: str) -> Mapping[str, str] | None:
         """The image's labels, or None when there is no such image."""
 
+    def pull(self, ref: str) -> str | None:
+        """Pull ref into the engine: None when it is there afterwards, else why not (one line). Engines that
+        cannot pull keep this default (nothing pulled, nothing to say)."""
+        return None
+
+    def image_tags(self) -> list[str]:
+        """Every repository:tag the engine holds (engines that cannot list keep this default: none)."""
+        return []
+
     def remove_stale(self) -> list[str]:
         """Remove what a killed fwsetup of this host left in the engine (smoke containers, private tags);
         return what was removed. Engines with nothing to clean keep this default."""

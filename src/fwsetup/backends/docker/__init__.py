@@ -11,6 +11,7 @@ The base image and the Python in it are the plan's (Plan.image, decided by fwset
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import os
 import re
@@ -19,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.backends.docker import context as _context
@@ -307,6 +308,7 @@ class DockerBackend(Backend):
             for note in ctx.notes:
                 progress("build", note)
             dockerfile = (ctx.path / "Dockerfile").read_text()
+            self._check_bases(dockerfile, progress)
             tail: deque[str] = deque(maxlen=30)
 
             def seen(ev: BuildEvent) -> None:
@@ -352,6 +354,37 @@ class DockerBackend(Backend):
             tag=tag, image_id=image_id, build=result, size_bytes=size, smoke=smoke,
             smoke_seconds=smoke_seconds, dockerfile=dockerfile, notes=ctx.notes,
         )  # fmt: skip
+
+    def _check_bases(self, dockerfile: str, progress: Progress) -> None:
+        """Every FROM image of the rendered Dockerfile is in the engine, or is pulled now: one that cannot be
+        pulled ends the build before it starts (NetworkError, exit 7) naming this project's base images the
+        engine holds (fwsetup/*-base:*) and --base, instead of the builder's raw registry error."""
+        from fwsetup.errors import NetworkError
+        from fwsetup.redact import redact_text
+
+        for ref in base_images(dockerfile):
+            if self.engine.image_size(ref) is not None:
+                continue
+            progress("build", f"pulling the base image {ref}")
+            why = self.engine.pull(ref)
+            if why is None:
+                continue
+            local = [t for t in self.engine.image_tags() if fnmatch.fnmatchcase(t, LOCAL_BASES)]
+            msg = (
+                f"the base image {ref} is not in the Docker engine and could not be pulled "
+                f"({redact_text(why)})."
+            )
+            if local:
+                hint = (
+                    f"Local base images that would do: {', '.join(local)}. "
+                    f"Build FROM one with --base IMAGE (e.g. --base {local[0]})."
+                )
+            else:
+                hint = (
+                    f"Pull it where its registry can be reached (docker pull {ref}), or build FROM a local "
+                    "image with --base IMAGE (./scripts/make-base-image makes fwsetup/bookworm-base:latest)."
+                )
+            raise NetworkError(msg, hint=hint)
 
     @staticmethod
     def _sources(
@@ -409,6 +442,27 @@ class DockerBackend(Backend):
             done, device=device, framework=plan.framework, where=f"in {shown}", timeout=timeout
         )
         return report.to_dict(), res.seconds
+
+
+LOCAL_BASES: Final = "fwsetup/*-base:*"  # the base images this project's scripts make (make-base-image)
+
+
+def base_images(dockerfile: str) -> list[str]:
+    """The images a Dockerfile builds FROM (not its own stages), in order, each once."""
+    stages: set[str] = set()
+    out: list[str] = []
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if len(words) < 2 or words[0].upper() != "FROM":
+            continue
+        ref = next((w for w in words[1:] if not w.startswith("--")), None)
+        if ref is None:
+            continue
+        if ref.lower() not in stages and ref not in out:
+            out.append(ref)
+        if len(words) >= 4 and words[-2].upper() == "AS":
+            stages.add(words[-1].lower())
+    return out
 
 
 BUILD_DIR_PREFIX = (

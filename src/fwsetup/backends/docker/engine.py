@@ -727,6 +727,34 @@ class DockerEngine(Engine):
             # noprune: the untagged parents are the classic builder's cache of the next build
             self._call("DELETE /images", self.client.api.remove_image, tag, noprune=True)
 
+    def pull(self, ref: str) -> str | None:
+        """POST /images/create, under the build's deadline (FWSETUP_BUILD_TIMEOUT: a pull is part of a build);
+        the engine's reason when the image is not there afterwards (an error in the stream or the answer)."""
+        import docker.errors
+
+        def pull_all() -> str | None:
+            last = None
+            for msg in self.client.api.pull(ref, stream=True, decode=True):
+                if isinstance(msg, Mapping) and msg.get("error"):
+                    last = str(msg.get("error"))
+            return last
+
+        try:
+            err = within("POST /images/create", resolve(self._env).build_timeout, pull_all)
+        except EngineError:
+            raise
+        except docker.errors.DockerException as exc:
+            err = str(getattr(exc, "explanation", None) or "") or _short(exc)
+        if self._image_attrs(ref) is not None:
+            return None
+        return (err or "the engine did not say why").splitlines()[0][:400]
+
+    def image_tags(self) -> list[str]:
+        images = self._call("GET /images/json", self.client.api.images)
+        return sorted(
+            {t for i in images or [] for t in (i.get("RepoTags") or []) if t and t != "<none>:<none>"}
+        )
+
     def _image_attrs(self, ref: str) -> dict[str, Any] | None:
         import docker.errors
 
