@@ -291,24 +291,41 @@ def test_default_env_dir() -> None:
 
 
 def test_build_falls_back_to_local_wheels_as_install_does(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], unreachable: list[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    unreachable: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`build --wheelhouse DIR` with the framework's index out of reach: the same final plan as `install`
     (ops.install.resolve_sources), not exit 7 asking for the --wheelhouse that was given."""
+    from fwsetup.backends import docker as docker_backend
+    from fwsetup.backends.engine import EngineInfo
+    from fwsetup.errors import NetworkError
+    from fwsetup.ops.build import BuildRequest, prepare_build
+    from fwsetup.plan import build_request
+
+    class Engine:  # the engine's answer to the version check; nothing is built
+        def __init__(self, env: object = None) -> None:
+            pass
+
+        def check(self) -> EngineInfo:
+            return EngineInfo(server_version="20.10.24", api_version="1.41", buildkit=True)
+
+    monkeypatch.setattr(docker_backend, "DockerEngine", Engine)
     wh = tmp_path / "wh"
     wh.mkdir()
     (wh / "torch-2.13.0+cpu-py3-none-any.whl").write_bytes(b"")
-    rc = main(["build", "pytorch", "--cpu", "--python", "3.11", "--wheelhouse", str(wh), "--dry-run"])
-    captured = capsys.readouterr()
-    assert rc == 0, captured.err
-    assert "torch==2.13.0" in captured.out and "FROM " in captured.out
-    label = next(ln for ln in captured.out.splitlines() if "io.fwsetup.plan=" in ln)
-    built = json.loads(json.loads(label.split("io.fwsetup.plan=", 1)[1].rstrip(" \\")))
+    request = build_request("pytorch", cpu=True, python="3.11", method="docker")
+    env = {"PIP_CONFIG_FILE": os.devnull, "PATH": os.environ.get("PATH", "")}
+    built = prepare_build(BuildRequest(request=request, wheelhouse=wh, environ=env)).plan
     rc = main(["install", "pytorch", "--cpu", "--python", "3.11", "--env", str(tmp_path / "env"),
                "--wheelhouse", str(wh), "--dry-run", "--json"])  # fmt: skip
     installed = json.loads(capsys.readouterr().out)["plan"]
     assert rc == 0
-    assert built["version"] == installed["version"] == "2.13.0"
-    assert built["reasons"][-1] == installed["reasons"][-1] and "cannot be reached" in built["reasons"][-1]
+    assert built.version == installed["version"] == "2.13.0"
+    assert built.reasons[-1] == installed["reasons"][-1] and "cannot be reached" in built.reasons[-1]
+    assert built.method == "docker" and built.image is not None
     # without a local wheel: exit 7, as install
-    assert main(["build", "pytorch", "--cpu", "--python", "3.11", "--dry-run"]) == 7
+    with pytest.raises(NetworkError) as err:
+        prepare_build(BuildRequest(request=request, environ=env))
+    assert err.value.exit_code == 7

@@ -92,9 +92,10 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
         return p
 
     plan = replan(None)
-    if plan.status == "ok" and not ask.offline:
+    if plan.status == "ok" and not (ask.offline or ask.dry_run):
         # The same rule as install (ops.install.resolve_sources): the framework's own index, or the local
         # wheels (--wheelhouse, pip's find-links) that hold its pins, or the newest release they hold.
+        # --dry-run contacts nothing: it prints the Dockerfile of the Plan `fwsetup plan --method docker` shows.
         from fwsetup.backends.base import InstallOptions
         from fwsetup.ops.install import resolve_sources
 
