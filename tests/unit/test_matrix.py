@@ -87,7 +87,7 @@ def test_bake_format_writes_contexts_and_a_default_group(tmp_path: Path) -> None
     assert bake["group"]["default"]["targets"] == list(targets)
     assert any("cu" in name for name in targets) and any("cpu" in name for name in targets)
     for name, t in targets.items():
-        ctx = Path(t["context"])
+        ctx = out_dir / t["context"]
         dockerfile = (ctx / t["dockerfile"]).read_text()
         assert "RUN --mount=type=bind,source=build" in dockerfile, "BuildKit form"
         assert (ctx / "build" / "requirements.txt").is_file() and (ctx / "app" / "plan.json").is_file()
@@ -109,7 +109,7 @@ def test_bake_carries_the_ca_bundle_as_a_secret(tmp_path: Path) -> None:
     )  # fmt: skip
     for t in bake["target"].values():
         assert any(s.startswith("id=fwsetup-ca,src=") for s in t["secret"])
-        assert not list(Path(t["context"]).rglob("ca.pem"))
+        assert not list((tmp_path / "b" / t["context"]).rglob("ca.pem"))
 
 
 def test_bad_format_is_a_usage_error() -> None:
@@ -204,7 +204,10 @@ def test_bake_writes_no_credential_and_references_it_by_env(
         assert "id=fwsetup-extra-index-urls,env=PIP_EXTRA_INDEX_URL" in t["secret"]
         assert not any("src=" in s and "index" in s for s in t["secret"])
         # the settings without a credential travel in the context's builder files
-        assert "https://plain.example/simple" in (Path(t["context"]) / "build" / "index.env").read_text()
+        assert (
+            "https://plain.example/simple"
+            in (Path("fwsetup-bake") / t["context"] / "build" / "index.env").read_text()
+        )
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert files and not [p for p in files if token.encode() in p.read_bytes()]
     assert not (tmp_path / "fwsetup-bake" / ".secrets").exists()
@@ -240,6 +243,29 @@ def test_base_reaches_the_bake_targets(tmp_path: Path) -> None:
     bake = json.loads(run(*BAKE_JAX, "--base", "python:3.12-slim-bookworm", "--out-dir", str(tmp_path / "b")))
     assert bake["target"]
     for t in bake["target"].values():
-        dockerfile = (tmp_path / "b" / Path(t["context"]).name / t["dockerfile"]).read_text()
+        dockerfile = (tmp_path / "b" / t["context"] / t["dockerfile"]).read_text()
         froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
         assert froms and set(froms) == {"python:3.12-slim-bookworm"}, froms
+
+
+def test_bake_has_no_absolute_path(tmp_path: Path) -> None:
+    """The bake file can be committed and built from another checkout: contexts relative to it, no path of
+    this machine in it (no CA bundle configured here: a CA bundle is a secret read from where it is)."""
+    out_dir = tmp_path / "bake"
+    no_ca = {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": ""}
+    text = run(
+        "--format", "bake", "--framework", "pytorch", "--newest", "1", "--out-dir", str(out_dir), **no_ca
+    )
+    assert str(tmp_path) not in text and str(out_dir) not in (out_dir / "docker-bake.json").read_text()
+    bake = json.loads(text)
+    for name, t in bake["target"].items():
+        assert t["context"] == f"./{name}" and (out_dir / t["context"] / t["dockerfile"]).is_file()
+
+    def strings(node: object) -> list[str]:
+        if isinstance(node, dict):
+            return [x for v in node.values() for x in strings(v)]
+        if isinstance(node, list):
+            return [x for v in node for x in strings(v)]
+        return [node] if isinstance(node, str) else []
+
+    assert not [s for s in strings(bake) if s.startswith("/") or "=/" in s]

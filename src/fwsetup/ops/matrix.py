@@ -309,7 +309,9 @@ def write_bake(
         ctx = prepare_context(plan, opts, folder, settings=clean, index_in_context=True)
         for sid, path in sorted(ctx.secrets.items()):
             secret_specs.add(f"id={sid},src={path}")
-        contexts[e.target] = str(folder)
+        # Relative to the bake file (bake reads a relative context from where it runs: from --out-dir), so
+        # the folder can be committed and built from any checkout.
+        contexts[e.target] = f"./{e.target}"
     network = bake_network(env)
     bake = bake_file(kept, contexts, sorted(secret_specs), network=network)
     bake_path = out_dir / "docker-bake.json"
@@ -323,7 +325,7 @@ def write_bake(
         "targets": sorted({*earlier, *contexts}),
     }
     (out_dir / BAKE_MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
-    command = f"docker buildx bake -f {bake_path}"
+    command = f"cd {out_dir} && docker buildx bake"
     if network == "host":
         command += " --allow network.host"
         info(

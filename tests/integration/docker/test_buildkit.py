@@ -207,7 +207,11 @@ def test_bake_builds_two_matrix_targets_and_one_trains(buildx: str, tmp_path: Pa
     bridge = _engine_has_bridge()
     # Without a bridge the targets ask for the host network (and its entitlement); with one, BuildKit's default.
     assert all(("network" in t) is not bridge for t in targets.values()), targets
-    argv = ["buildx", "bake", "-f", str(bake_path), "--load", "--progress=plain"]
+    # Relative contexts: the folder, copied to another checkout, builds from there (bake run in it).
+    elsewhere = tmp_path / "another-checkout" / "fwsetup-bake"
+    shutil.copytree(out, elsewhere)
+    shutil.rmtree(out)
+    argv = ["buildx", "bake", "-f", "docker-bake.json", "--load", "--progress=plain"]
     if not bridge:
         if _buildx_minor(buildx) < (0, 17):
             pytest.skip(
@@ -218,7 +222,7 @@ def test_bake_builds_two_matrix_targets_and_one_trains(buildx: str, tmp_path: Pa
     tags = [t["tags"][0] for t in targets.values()]
     for tag in tags:
         docker("image", "rm", tag)
-    cp = docker(*argv, timeout=900)
+    cp = docker(*argv, timeout=900, cwd=elsewhere)
     assert cp.returncode == 0, cp.stderr[-3000:]
     for name, t in targets.items():  # both built and loaded, each with its labels
         inspect = docker("image", "inspect", t["tags"][0], "--format", "{{json .Config.Labels}}")

@@ -130,7 +130,7 @@ def test_bake_reads_credentials_from_the_environment_never_a_file(engine: None, 
     argv = ["docker", "buildx", "bake", "-f", str(out / "docker-bake.json"), "--load", name]
     if "network" in target:
         argv += ["--allow", "network.host"]
-    cp = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    cp = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False, cwd=out)
     if cp.returncode != 0 and "network" in target and "unknown flag" in cp.stderr:
         pytest.skip(f"this buildx reads no `network` from a bake file: {cp.stderr.strip()[:200]}")
     assert cp.returncode == 0, cp.stderr[-3000:]
