@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from fwsetup import pipconfig, staging
-from fwsetup.backends import transaction
+from fwsetup.backends import envvars, transaction
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.backends.conda_env import CondaEnv, conda_env_for, render_environment_yml
 from fwsetup.backends.conda_tools import (
@@ -327,7 +327,9 @@ def _finish(
         if prefix != target:
             _fix_shebangs(prefix, target)
     if env.variables:
-        _write_state(prefix, env.variables)
+        _write_state(prefix, env.variables)  # `conda activate`
+    # and every interpreter of the env, with or without activation (envvars: a .pth in site-packages)
+    envvars.write(prefix, envvars.runtime_env(plan))
     packages = read_conda_meta(prefix)
     if not packages:
         msg = f"{installer.label} created {prefix} but it holds no conda packages (no conda-meta records)."
@@ -335,7 +337,7 @@ def _finish(
     if options.run_smoke and plan.smoke is not None:
         progress("smoke", f"training step ({plan.smoke.script}, {plan.smoke.device}) with {python}")
     smoke = transaction.smoke(
-        python, plan, options, log=log.path, where=f"in the new conda environment {prefix}"
+        python, plan, options, log=log.path, where=f"in the new conda environment {prefix}", prefix=prefix
     )
     meta = staging.meta_dir(prefix)
     meta.mkdir(parents=True, exist_ok=True)

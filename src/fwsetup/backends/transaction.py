@@ -259,26 +259,30 @@ def write_lock(
 
 
 def smoke(
-    python: Path, plan: Plan, options: InstallOptions, *, log: Path | None, where: str
+    python: Path,
+    plan: Plan,
+    options: InstallOptions,
+    *,
+    log: Path | None,
+    where: str,
+    prefix: Path | None = None,
 ) -> dict[str, Any] | None:
     """The plan's smoke test with the new environment's own python, in the one smoke environment
-    (smoke.runner.environment_for: the caller's, less another environment's activation, no user site);
-    None when the plan has none or --no-smoke. SmokeError unless it trained on the device asked for."""
+    (smoke.runner.environment_for: the caller's, less another environment's activation, no user site), run
+    as a user would run it: nothing is added to that environment, the env's own settings (envvars: the
+    plan's run-time variables written into the env) are what the framework sees. The report's
+    `variables_from_env` names them. None when the plan has none or --no-smoke. SmokeError unless it trained
+    on the device asked for. prefix: the env (default: python's grandparent folder)."""
     if not options.run_smoke or plan.smoke is None:
         return None
-    from fwsetup.smoke.runner import environment_for, run_smoke, smoke_env
+    from fwsetup.backends import envvars
+    from fwsetup.smoke.runner import environment_for, run_smoke
 
     spec = plan.smoke
     base = dict(options.env) if options.env else dict(os.environ)
-    return run_smoke(
-        [str(python)],
-        spec.script,
-        spec,
-        env=environment_for(base),
-        env_overrides=smoke_env(spec, plan.env),
-        log_file=log,
-        where=where,
-    )
+    carried = envvars.read(prefix if prefix is not None else python.parent.parent)
+    report = run_smoke([str(python)], spec.script, spec, env=environment_for(base), log_file=log, where=where)
+    return {**report, "variables_from_env": sorted(carried)}
 
 
 @dataclass

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from fwsetup import pipconfig, proc, staging
-from fwsetup.backends import transaction
+from fwsetup.backends import envvars, transaction
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.errors import FwsetupError, InstallError, NetworkError, SmokeError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
@@ -724,6 +724,8 @@ class VenvBackend(Backend):
         # GIL): uv links files from its cache, and a cache entry damaged through another environment's hard
         # link would otherwise pass on unseen (torch: ~2.8 s of one core, issue 21).
         verified = _Verify(st.path, [p for p in packages if p.get("name") not in set(options.repair)])
+        # the framework's run-time settings live in the env itself (envvars): the smoke test sees only those
+        envvars.write(st.path, envvars.runtime_env(plan))
         if options.run_smoke and plan.smoke is not None:
             progress(
                 "smoke", f"training step ({plan.smoke.script} on {plan.smoke.device}) in the new environment"

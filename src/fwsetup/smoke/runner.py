@@ -91,11 +91,6 @@ def smoke_args(spec: SmokeSpec, *, steps: int | None = None) -> list[str]:
     return args
 
 
-def smoke_env(spec: SmokeSpec, plan_env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment variables the smoke test needs: the plan's run-time variables, then the spec's."""
-    return {**dict(plan_env or {}), **spec.env}
-
-
 # What a new environment's smoke test must not inherit from the caller's shell: another environment's
 # activation (VIRTUAL_ENV, CONDA_PREFIX), a PYTHONHOME or PYTHONPATH that would load other packages.
 _NOT_INHERITED = ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH", "CONDA_PREFIX")
@@ -134,13 +129,13 @@ def run_smoke(
 ) -> dict[str, Any]:
     """Run the smoke test; return its report (the parsed JSON line) or raise SmokeError with the reason.
 
-    env: the whole environment of the child (default: this process's); env_overrides: added on top (the
-    plan's and spec's variables, see smoke_env()). where: how to name the environment in messages
+    env: the whole environment of the child (default: this process's); env_overrides: added on top. Nothing
+    else is added: an environment fwsetup made carries the plan's run-time variables itself
+    (backends/envvars), and its smoke test sees only what a user's command would. where: how to name the environment in messages
     ("in /path/to/env"). log_file: the command and all its output are appended there.
     """
     argv = smoke_argv(argv_prefix, script, spec, steps=steps)
-    overrides = {**spec.env, **dict(env_overrides or {})}
-    res = runner(argv, timeout=timeout, env=env, env_overrides=overrides)
+    res = runner(argv, timeout=timeout, env=env, env_overrides=dict(env_overrides or {}))
     if log_file is not None:
         with contextlib.suppress(OSError), open(log_file, "a") as f:
             cut = f"--- ({_left_out(res)})\n" if res.left_out else ""

@@ -425,9 +425,10 @@ class DockerBackend(Backend):
             "smoke",
             f"smoke test in a fresh container (no network{', GPUs: ' + gpus if gpus != 'none' else ''})",
         )
+        # nothing added to the container's environment: the image's ENV carries the plan's run-time variables
         res = self.engine.run(
             RunSpec(image=image, command=cmd, user=IMAGE_USER, network="none", gpus=gpus,
-                    env=dict(plan.smoke.env), timeout=timeout)
+                    env={}, timeout=timeout)
         )  # fmt: skip
         # Judged as every smoke run is (fwsetup.smoke.runner.check_result): report, ok, and the device asked for.
         from fwsetup import proc

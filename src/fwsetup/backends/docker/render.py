@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from fwsetup.backends.engine import GpuRequest
+from fwsetup.backends.envvars import runtime_env
 from fwsetup.errors import UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.plan.container import image_plan
@@ -291,7 +292,7 @@ def render_dockerfile(
             offline=options.offline,
             wheels=bool(options.wheelhouse) if wheels is None else wheels,
             index_comment=index_comment,
-            env=sorted(plan.env.items()),
+            env=sorted(runtime_env(plan).items()),  # the image carries them: its ENV
             labels=sorted(image_labels(plan, base, cmd).items()),
             user=IMAGE_USER,
             smoke_command=cmd,

@@ -1,0 +1,230 @@
+"""The environment carries its own settings: the plan's run-time variables (a build's `env`: THEANO_FLAGS,
+KERAS_BACKEND, ...) written into a venv or conda prefix, so that whatever runs there sees them as the smoke
+test did (DESIGN.md "After install, beyond the harness").
+
+- Every interpreter of the env: `_fwsetup_env.pth` in site-packages imports `_fwsetup_env` at start-up
+  (site.py runs the `import` lines of .pth files), a stdlib-only module that sets each variable with
+  os.environ.setdefault: a value the user set explicitly wins. Child processes inherit them.
+- Activated shells: the activation scripts venv/uv write (bin/activate for bash/zsh/sh, activate.fish,
+  activate.csh, activate.ps1/Activate.ps1) export each variable the user has not set, and their `deactivate`
+  removes only the ones activation set.
+- `fwsetup run ENV -- CMD` reads them back with read() (fwsetup/run.py).
+
+Values are written as data: JSON in the module, each shell's own single-quoting in the scripts; a name that
+is not an environment variable name, or a value with a control character, is refused (a plan may come from a
+file). Writing twice replaces the earlier block: the same env never carries two sets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fwsetup.errors import UsageError
+
+if TYPE_CHECKING:
+    from fwsetup.plan import Plan
+
+MODULE = "_fwsetup_env"
+PTH = f"{MODULE}.pth"
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_BEGIN = "# >>> fwsetup: the framework's run-time settings (the plan's env) >>>"
+_END = "# <<< fwsetup <<<"
+_VARS_LINE = "VARIABLES = "
+
+_MODULE_TEXT = '''"""fwsetup: the run-time settings this environment's framework needs (its plan's env), set at interpreter
+start by {pth}. A variable already set (by you) keeps its value. Written by fwsetup; do not edit."""
+
+import os
+
+{vars_line}{data}
+
+for _name, _value in VARIABLES.items():
+    os.environ.setdefault(_name, _value)
+del _name, _value
+'''
+
+
+def runtime_env(plan: Plan) -> dict[str, str]:
+    """Everything the plan says the framework needs at run time: its env, and its smoke spec's (the same
+    for a plan made here; a plan from a file may differ)."""
+    return {**plan.env, **(plan.smoke.env if plan.smoke is not None else {})}
+
+
+def check(variables: Mapping[str, str]) -> None:
+    """UsageError unless every name is an environment variable name and no value holds a control character."""
+    for name, value in variables.items():
+        if not _NAME.fullmatch(name):
+            msg = f"the plan's env name {name!r} is not an environment variable name (letters, digits and _)."
+            raise UsageError(msg)
+        if not value.isprintable():
+            msg = f"the plan's env value of {name} holds a control character: {value!r}"
+            raise UsageError(msg)
+
+
+def site_packages(prefix: Path) -> Path | None:
+    """The prefix's site-packages (lib/pythonX.Y/site-packages, or Lib/site-packages on Windows)."""
+    found = sorted(prefix.glob("lib/python3*/site-packages")) or sorted(prefix.glob("Lib/site-packages"))
+    return found[0] if found else None
+
+
+def write(prefix: Path, variables: Mapping[str, str]) -> list[str]:
+    """Write `variables` into the env at `prefix` (module + .pth, activation scripts); the files written,
+    relative to the prefix. With no variables, what an earlier write left is removed."""
+    check(variables)
+    changed: list[str] = []
+    site = site_packages(prefix)
+    if site is not None:
+        module, pth = site / f"{MODULE}.py", site / PTH
+        if variables:
+            data = json.dumps(dict(sorted(variables.items())), ensure_ascii=True)
+            module.write_text(_MODULE_TEXT.format(pth=PTH, vars_line=_VARS_LINE, data=data))
+            pth.write_text(f"import {MODULE}\n")
+            changed += [str(module.relative_to(prefix)), str(pth.relative_to(prefix))]
+        else:
+            for p in (module, pth):
+                if p.exists():
+                    p.unlink()
+                    changed.append(str(p.relative_to(prefix)))
+    bindir = prefix / ("Scripts" if os.name == "nt" else "bin")
+    for name, shell in _SCRIPTS.items():
+        script = bindir / name
+        if not script.is_file() or script.is_symlink():
+            continue
+        text = script.read_text()
+        new = _edit(_strip(text), shell, variables)
+        if new != text:
+            script.write_text(new)
+            changed.append(str(script.relative_to(prefix)))
+    return changed
+
+
+def read(prefix: Path) -> dict[str, str]:
+    """The variables the env at `prefix` carries ({} when none): what write() put in its module."""
+    site = site_packages(prefix)
+    if site is None:
+        return {}
+    try:
+        text = (site / f"{MODULE}.py").read_text()
+    except OSError:
+        return {}
+    for line in text.splitlines():
+        if line.startswith(_VARS_LINE):
+            try:
+                data = json.loads(line[len(_VARS_LINE) :])
+            except ValueError:
+                return {}
+            if isinstance(data, dict):
+                return {str(k): str(v) for k, v in data.items()}
+    return {}
+
+
+# -- activation scripts ------------------------------------------------------------------------------------
+
+
+def _sh_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\"'\"'") + "'"
+
+
+def _fish_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _csh_quote(value: str) -> str:
+    # csh expands ! (history) even inside single quotes: a backslash keeps it literal
+    return "'" + value.replace("'", "'\\''").replace("!", "\\!") + "'"
+
+
+def _ps_quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sh(variables: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    setting = [
+        f'if [ -z "${{{k}+x}}" ]; then {k}={_sh_quote(v)}; export {k}; _FWSETUP_SET_{k}=1; fi'
+        for k, v in sorted(variables.items())
+    ]
+    unsetting = [
+        f'    if [ -n "${{_FWSETUP_SET_{k}:-}}" ]; then unset {k} _FWSETUP_SET_{k}; fi'
+        for k in sorted(variables)
+    ]
+    return setting, unsetting
+
+
+def _fish(variables: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    setting = [
+        f"if not set -q {k}; set -gx {k} {_fish_quote(v)}; set -g _FWSETUP_SET_{k} 1; end"
+        for k, v in sorted(variables.items())
+    ]
+    unsetting = [
+        f"    if set -q _FWSETUP_SET_{k}; set -e {k}; set -e _FWSETUP_SET_{k}; end" for k in sorted(variables)
+    ]
+    return setting, unsetting
+
+
+def _csh(variables: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    # venv's `deactivate` in csh is a one-line alias: activation sets, deactivation leaves them
+    return [f"if (! $?{k}) setenv {k} {_csh_quote(v)}" for k, v in sorted(variables.items())], []
+
+
+def _ps(variables: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    setting = [
+        f"if (-not (Test-Path env:{k})) {{ $env:{k} = {_ps_quote(v)}; $env:_FWSETUP_SET_{k} = '1' }}"
+        for k, v in sorted(variables.items())
+    ]
+    unsetting = [
+        f"    if (Test-Path env:_FWSETUP_SET_{k}) {{ Remove-Item env:{k} -ErrorAction SilentlyContinue; "
+        f"Remove-Item env:_FWSETUP_SET_{k} -ErrorAction SilentlyContinue }}"
+        for k in sorted(variables)
+    ]
+    return setting, unsetting
+
+
+# script name -> (how to write the lines, the first line inside `deactivate` the unsetting goes before)
+_SHELLS = {
+    "sh": (_sh, re.compile(r"^\s*unset VIRTUAL_ENV\s*$", re.M)),
+    "fish": (_fish, re.compile(r"^\s*set -e VIRTUAL_ENV\s*$", re.M)),
+    "csh": (_csh, None),
+    "ps": (_ps, re.compile(r"^\s*if \((?:\$env:VIRTUAL_ENV|Test-Path -Path Env:VIRTUAL_ENV)\) \{\s*$", re.M)),
+}
+_SCRIPTS = {
+    "activate": "sh",
+    "activate.fish": "fish",
+    "activate.csh": "csh",
+    "activate.ps1": "ps",
+    "Activate.ps1": "ps",
+}
+
+
+def _strip(text: str) -> str:
+    """The script without what an earlier write() added."""
+    out, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        s = line.strip()
+        if s == _BEGIN:
+            skipping = True
+            continue
+        if skipping:
+            if s == _END:
+                skipping = False
+            continue
+        if "_FWSETUP_SET_" in line:
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+def _edit(text: str, shell: str, variables: Mapping[str, str]) -> str:
+    if not variables:
+        return text
+    make, anchor = _SHELLS[shell]
+    setting, unsetting = make(variables)
+    if unsetting and anchor is not None and (m := anchor.search(text)):
+        text = text[: m.start()] + "".join(line + "\n" for line in unsetting) + text[m.start() :]
+    if not text.endswith("\n"):
+        text += "\n"
+    return text + "\n".join([_BEGIN, *setting, _END]) + "\n"

@@ -1,0 +1,140 @@
+"""The environment carries its own settings (issue 23): the plan's run-time variables are written into the
+env (backends/envvars), so a plain ENV/bin/python in a clean environment and an activated bash shell see
+them, and the smoke test sees only what the env itself sets (nothing injected from the plan).
+
+Real uv, offline, on a tiny wheel made here (as test_install_staged.py); bash is the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import make_wheel
+
+from fwsetup.backends import envvars, transaction
+from fwsetup.backends.base import InstallOptions
+from fwsetup.backends.venv import VenvBackend, env_python, find_uv
+from fwsetup.errors import SmokeError, UsageError
+from fwsetup.plan import Plan, SmokeSpec
+
+needs_uv = pytest.mark.skipif(
+    find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)"
+)
+
+# The smoke test trains only when the env carries its setting, and says so.
+SMOKE = """
+import json, os, sys
+import fakefw
+flags = os.environ.get("FAKEFW_FLAGS")
+ok = flags == "blas.ldflags= it's $HOME!"
+print(json.dumps({"ok": ok, "framework": "fakefw", "version": fakefw.__version__, "device": "cpu", "steps": 1,
+                  "loss_before": 1.0, "loss_after": 0.5 if ok else 2.0,
+                  **({} if ok else {"error": f"FAKEFW_FLAGS is {flags!r}"})}))
+sys.exit(0 if ok else 1)
+"""
+VALUE = "blas.ldflags= it's $HOME!"  # quotes, a $ and a ! must reach the program as written
+CLEAN = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}  # no fwsetup variable, no VIRTUAL_ENV
+
+
+@pytest.fixture()
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Plan, dict]:
+    wh = tmp_path / "wheels"
+    make_wheel(wh, "1.0")
+    smoke = tmp_path / "train_fakefw.py"
+    smoke.write_text(SMOKE)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
+    for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "FAKEFW_FLAGS"):
+        monkeypatch.delenv(var, raising=False)
+    plan = Plan(
+        status="ok", framework="fakefw", title="FakeFW", version="1.0", variant="cpu", accelerator="cpu",
+        python=f"{sys.version_info[0]}.{sys.version_info[1]}", requirements=["fakefw==1.0"],
+        env={"FAKEFW_FLAGS": VALUE}, smoke=SmokeSpec(script=str(smoke), env={"FAKEFW_FLAGS": VALUE}),
+    )  # fmt: skip
+    target = tmp_path / "envs" / "fake"
+    opts = InstallOptions(
+        target=target, env=dict(os.environ), wheelhouse=wh, offline=True, python=sys.executable
+    )
+    result = VenvBackend().install(plan, opts)
+    assert result.smoke is not None
+    return target, plan, result.smoke
+
+
+@needs_uv
+def test_plain_python_and_activated_bash_see_the_plans_settings(installed: tuple[Path, Plan, dict]) -> None:
+    target, _plan, report = installed
+    assert report["ok"] and report["variables_from_env"] == ["FAKEFW_FLAGS"]
+    lock = json.loads((target / ".fwsetup" / "lock.json").read_text())
+    assert lock["smoke"]["variables_from_env"] == ["FAKEFW_FLAGS"]
+    show = "import os; print(os.environ.get('FAKEFW_FLAGS'))"
+
+    plain = subprocess.run([str(env_python(target)), "-c", show], env=CLEAN, capture_output=True, text=True)
+    assert plain.stdout.strip() == VALUE, plain.stderr
+    # a value the user set explicitly wins
+    mine = subprocess.run(
+        [str(env_python(target)), "-c", show],
+        env={**CLEAN, "FAKEFW_FLAGS": "mine"},
+        capture_output=True,
+        text=True,
+    )
+    assert mine.stdout.strip() == "mine"
+
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash here to source bin/activate with")
+    script = (
+        f'source {target}/bin/activate && printf "%s\\n" "$FAKEFW_FLAGS" && python -c "{show}"'
+        ' && deactivate && printf "after:%s\\n" "${FAKEFW_FLAGS-unset}"'
+    )
+    out = subprocess.run([bash, "-c", script], env=CLEAN, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [VALUE, VALUE, "after:unset"]
+    # activation does not override the user's value, and deactivate leaves it alone
+    out = subprocess.run(
+        [bash, "-c", script],
+        env={**CLEAN, "FAKEFW_FLAGS": "mine"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.splitlines() == ["mine", "mine", "after:mine"]
+
+
+@needs_uv
+def test_the_smoke_fails_when_the_env_lacks_the_setting(
+    installed: tuple[Path, Plan, dict], tmp_path: Path
+) -> None:
+    target, plan, _report = installed
+    assert envvars.read(target) == {"FAKEFW_FLAGS": VALUE}
+    envvars.write(target, {})  # the env no longer carries it: the plan's value is not injected in its place
+    assert envvars.read(target) == {}
+    assert "_FWSETUP_SET_" not in (target / "bin" / "activate").read_text()
+    opts = InstallOptions(target=target, env={k: v for k, v in os.environ.items() if k != "FAKEFW_FLAGS"})
+    with pytest.raises(SmokeError, match="FAKEFW_FLAGS is None"):
+        transaction.smoke(env_python(target), plan, opts, log=None, where="in the env")
+
+
+def test_writing_twice_keeps_one_block_and_bad_input_is_refused(tmp_path: Path) -> None:
+    prefix = tmp_path / "env"
+    site = prefix / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (prefix / "bin").mkdir()
+    activate = prefix / "bin" / "activate"
+    activate.write_text("deactivate () {\n    unset VIRTUAL_ENV\n}\nVIRTUAL_ENV=x\n")
+    envvars.write(prefix, {"A": "1"})
+    once = activate.read_text()
+    assert envvars.write(prefix, {"A": "1"}) == [
+        "lib/python3.11/site-packages/_fwsetup_env.py", "lib/python3.11/site-packages/_fwsetup_env.pth"
+    ]  # fmt: skip
+    assert activate.read_text() == once and once.count("_FWSETUP_SET_A=1") == 1
+    envvars.write(prefix, {"B": "2"})
+    assert "_FWSETUP_SET_A" not in activate.read_text() and envvars.read(prefix) == {"B": "2"}
+    with pytest.raises(UsageError, match="not an environment variable name"):
+        envvars.write(prefix, {"A; rm -rf /": "1"})
+    with pytest.raises(UsageError, match="control character"):
+        envvars.write(prefix, {"A": "1\nrm -rf /"})
