@@ -3,13 +3,20 @@
 The command line is imported inside `run` with Ctrl-C held back, so that an interrupt while it loads
 (typer, the commands: ~0.1 s) is one word and exit 130, never a traceback from inside importlib: nothing
 has been done yet. From `main()` on, cli.main says what state an interrupt left things in.
+
+`fwsetup run ENV -- CMD` is handled first, before any of that: fwsetup.envrun, standard library only, then exec.
 """
 
-import signal
 import sys
 
 
 def run() -> None:
+    if sys.argv[1:2] == ["run"]:  # `fwsetup run ENV -- CMD`: exec'd before typer and rich load (envrun)
+        from fwsetup.envrun import main as run_in_env
+
+        sys.exit(run_in_env(sys.argv[2:]))
+    import signal  # after `run`'s path: it imports enum (~20 ms)
+
     held: list[int] = []
     armed = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # SIG_IGN (nohup, &) stays ignored
     if armed:

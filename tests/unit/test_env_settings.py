@@ -138,3 +138,51 @@ def test_writing_twice_keeps_one_block_and_bad_input_is_refused(tmp_path: Path) 
         envvars.write(prefix, {"A; rm -rf /": "1"})
     with pytest.raises(UsageError, match="control character"):
         envvars.write(prefix, {"A": "1\nrm -rf /"})
+
+
+def _fwsetup() -> str:
+    exe = shutil.which("fwsetup", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("the fwsetup console script is not installed beside this python")
+    return exe
+
+
+@needs_uv
+def test_fwsetup_run_gives_the_command_the_envs_settings_and_its_exit_status(
+    installed: tuple[Path, Plan, dict],
+) -> None:
+    target, _plan, _report = installed
+    fwsetup = _fwsetup()
+    show = "import os, sys; print(os.environ['FAKEFW_FLAGS']); print(os.environ['VIRTUAL_ENV']); print(sys.prefix)"
+    env = {**CLEAN, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    out = subprocess.run(
+        [fwsetup, "run", str(target), "--", "python", "-c", show], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [VALUE, str(target), str(target)]
+    # the command's own exit status, and a signal that ends it, are what fwsetup run gives back
+    code = subprocess.run([fwsetup, "run", str(target), "python", "-c", "raise SystemExit(7)"], env=env)
+    assert code.returncode == 7
+    killed = subprocess.run([fwsetup, "run", str(target), "--", "sh", "-c", "kill -TERM $$"], env=env)
+    assert killed.returncode == -15
+    # bad input: one line and the documented codes
+    missing = subprocess.run(
+        [fwsetup, "run", str(target), "--", "no-such-command-here"], env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 127 and missing.stderr.startswith(
+        "error: no-such-command-here: command not found"
+    )
+    nowhere = subprocess.run(
+        [fwsetup, "run", str(target / "nope"), "--", "true"], env=env, capture_output=True, text=True
+    )
+    assert nowhere.returncode == 2 and "is not a Python environment" in nowhere.stderr
+    assert "Traceback" not in missing.stderr + nowhere.stderr
+
+
+def test_fwsetup_help_lists_run() -> None:
+    out = subprocess.run(
+        [_fwsetup(), "--help"], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
+    assert out.returncode == 0 and " run " in out.stdout
+    usage = subprocess.run([_fwsetup(), "run", "--help"], capture_output=True, text=True)
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: fwsetup run ENV [--] CMD")

@@ -8,7 +8,7 @@ test did (DESIGN.md "After install, beyond the harness").
 - Activated shells: the activation scripts venv/uv write (bin/activate for bash/zsh/sh, activate.fish,
   activate.csh, activate.ps1/Activate.ps1) export each variable the user has not set, and their `deactivate`
   removes only the ones activation set.
-- `fwsetup run ENV -- CMD` reads them back with read() (fwsetup/run.py).
+- `fwsetup run ENV -- CMD` reads them back (fwsetup/envrun.py, where the module's format lives).
 
 Values are written as data: JSON in the module, each shell's own single-quoting in the scripts; a name that
 is not an environment variable name, or a value with a control character, is refused (a plan may come from a
@@ -24,17 +24,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fwsetup import envrun
 from fwsetup.errors import UsageError
 
 if TYPE_CHECKING:
     from fwsetup.plan import Plan
 
-MODULE = "_fwsetup_env"
-PTH = f"{MODULE}.pth"
+MODULE, PTH, _VARS_LINE = envrun.MODULE, envrun.PTH, envrun.VARS_LINE  # the format: fwsetup/envrun.py
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _BEGIN = "# >>> fwsetup: the framework's run-time settings (the plan's env) >>>"
 _END = "# <<< fwsetup <<<"
-_VARS_LINE = "VARIABLES = "
 
 _MODULE_TEXT = '''"""fwsetup: the run-time settings this environment's framework needs (its plan's env), set at interpreter
 start by {pth}. A variable already set (by you) keeps its value. Written by fwsetup; do not edit."""
@@ -68,8 +67,8 @@ def check(variables: Mapping[str, str]) -> None:
 
 def site_packages(prefix: Path) -> Path | None:
     """The prefix's site-packages (lib/pythonX.Y/site-packages, or Lib/site-packages on Windows)."""
-    found = sorted(prefix.glob("lib/python3*/site-packages")) or sorted(prefix.glob("Lib/site-packages"))
-    return found[0] if found else None
+    found = envrun.site_packages(str(prefix))
+    return Path(found) if found is not None else None
 
 
 def write(prefix: Path, variables: Mapping[str, str]) -> list[str]:
@@ -105,22 +104,7 @@ def write(prefix: Path, variables: Mapping[str, str]) -> list[str]:
 
 def read(prefix: Path) -> dict[str, str]:
     """The variables the env at `prefix` carries ({} when none): what write() put in its module."""
-    site = site_packages(prefix)
-    if site is None:
-        return {}
-    try:
-        text = (site / f"{MODULE}.py").read_text()
-    except OSError:
-        return {}
-    for line in text.splitlines():
-        if line.startswith(_VARS_LINE):
-            try:
-                data = json.loads(line[len(_VARS_LINE) :])
-            except ValueError:
-                return {}
-            if isinstance(data, dict):
-                return {str(k): str(v) for k, v in data.items()}
-    return {}
+    return envrun.read(str(prefix))
 
 
 # -- activation scripts ------------------------------------------------------------------------------------

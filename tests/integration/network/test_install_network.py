@@ -85,6 +85,30 @@ def test_install_and_smoke(name: str, envs: Path) -> None:
     assert not [p for p in target.parent.iterdir() if "fwsetup-staging" in p.name or "fwsetup-old" in p.name]
 
 
+IMPORT_NAMES = {"pytorch": "torch", "tensorflow": "tensorflow", "keras": "keras", "jax": "jax",
+                "mxnet": "mxnet", "theano": "theano", "pytensor": "pytensor"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FRAMEWORKS)
+def test_the_env_works_as_a_user_runs_it(name: str, envs: Path) -> None:
+    """Issue 23: the plan's run-time settings live in the env (THEANO_FLAGS: before, `import theano` failed
+    with numpy's blas_opt_info error outside the smoke test): a plain ENV/bin/python in a clean environment,
+    an activated bash shell and `fwsetup run` all import the framework; the smoke saw no injected variable."""
+    doc = _install(name, envs)
+    target = Path(doc["target"])
+    assert doc["smoke"].get("variables_from_env") == sorted(doc["plan"].get("env") or {})
+    code = f"import {IMPORT_NAMES[name]}"
+    clean = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}  # no fwsetup variable
+    runs = {
+        "ENV/bin/python": [str(target / "bin" / "python"), "-c", code],
+        "activated bash": ["bash", "-c", f'source "{target}/bin/activate" && python -c "{code}"'],
+        "fwsetup run": [sys.executable, "-m", "fwsetup", "run", str(target), "--", "python", "-c", code],
+    }
+    for how, argv in runs.items():
+        cp = subprocess.run(argv, env=clean, capture_output=True, text=True, timeout=600, check=False)
+        assert cp.returncode == 0, f"{how}: {cp.stderr[-3000:]}"
+
+
 def test_second_install_is_a_noop(envs: Path) -> None:
     doc = _install("jax", envs)
     target = Path(doc["target"])
