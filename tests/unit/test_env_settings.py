@@ -186,3 +186,23 @@ def test_fwsetup_help_lists_run() -> None:
     assert out.returncode == 0 and " run " in out.stdout
     usage = subprocess.run([_fwsetup(), "run", "--help"], capture_output=True, text=True)
     assert usage.returncode == 0 and usage.stdout.startswith("usage: fwsetup run ENV [--] CMD")
+
+
+@needs_uv
+def test_a_repeat_install_restores_settings_the_env_lost(
+    installed: tuple[Path, Plan, dict], tmp_path: Path
+) -> None:
+    """An env made before envs carried their settings (or whose settings file was removed) is not "already
+    installed": the repeat install rebuilds it, and then it carries them."""
+    target, plan, _report = installed
+    envvars.write(target, {})
+    opts = InstallOptions(
+        target=target,
+        env=dict(os.environ),
+        wheelhouse=tmp_path / "wheels",
+        offline=True,
+        python=sys.executable,
+    )
+    again = VenvBackend().install(plan, opts)
+    assert again.changed is True and envvars.read(target) == {"FAKEFW_FLAGS": VALUE}
+    assert VenvBackend().install(plan, opts).changed is False  # and then a repeat is a no-op

@@ -992,7 +992,8 @@ class _VenvJob:
         return []  # a venv's leftovers are staging folders: staging.recover
 
     def still_same(self, target: Path, lock: Mapping[str, Any]) -> bool:
-        return env_python(target).exists()
+        # an env made before it carried its settings (envvars), or whose settings were removed, is rebuilt
+        return env_python(target).exists() and envvars.read(target) == envvars.runtime_env(self.plan)
 
     def damage(self, target: Path, lock: Mapping[str, Any]) -> str | None:
         return None  # its Python distributions' RECORDs: the transaction checks those
