@@ -272,3 +272,132 @@ def test_json_messages_splits_lines_across_chunks() -> None:
         json_messages(iter([b'{"stream": "a"}\r\n{"str', b'eam": "b"}\r\n', b'{"aux": {"ID": "sha256:1"}}']))
     )
     assert msgs == [{"stream": "a"}, {"stream": "b"}, {"aux": {"ID": "sha256:1"}}]
+
+
+# -- streams: one huge HTTP chunk of build progress, a log frame claiming 4 GiB, a buildx line without end ---
+
+
+def _engine_basics(path: str, conn: socket.socket) -> bool:
+    if path == "/_ping":
+        ok(conn, b"OK", "text/plain")
+    elif path == "/version":
+        ok(conn, VERSION)
+    elif path == "/info":
+        ok(conn, b"{}")
+    elif path == "/networks":
+        ok(conn, b'[{"Name": "bridge"}]')
+    else:
+        return False
+    return True
+
+
+def huge_build_chunk(path: str, conn: socket.socket, stop: threading.Event) -> None:
+    if _engine_basics(path, conn):
+        return
+    # POST /build: one HTTP chunk that says it is 3.75 GiB long, then a build message without end
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"F0000000\r\n" + b'{"stream": "Step 1/2 : FROM base\\n"}\r\n{"stream": "'
+    )
+    junk = b"A" * 65536
+    while not stop.is_set():
+        conn.sendall(junk)
+
+
+def test_one_huge_chunk_of_build_progress_is_not_read_whole(engine_at, tmp_path: Path) -> None:
+    from fwsetup.backends.engine import BuildSpec
+
+    hostile = engine_at(huge_build_chunk)
+    (tmp_path / "Dockerfile").write_text("FROM base\n")
+    env = {"DOCKER_HOST": f"unix://{hostile.path}", "FWSETUP_BUILD_TIMEOUT": "60"}
+    engine = DockerEngine(env=env, buildkit=False)
+    engine.check()
+    tracemalloc.start()
+    try:
+        t = time.monotonic()
+        events = list(engine.build(BuildSpec(context=tmp_path, tag="x:1")))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert events[0].kind == "step" and events[0].text == "FROM base"
+    assert events[-1].kind == "error" and "over 4 MiB" in events[-1].text, events[-1]
+    assert time.monotonic() - t < 30
+    assert peak < 48 << 20, peak  # docker-py alone reads the whole chunk: 3.75 GiB, or the OOM killer
+
+
+LOG_SENT = 24 << 20
+
+
+def huge_log_frame(path: str, conn: socket.socket, stop: threading.Event) -> None:
+    if _engine_basics(path, conn):
+        return
+    if path.endswith("/json"):  # the container's inspect: no tty, so its logs are multiplexed frames
+        ok(conn, b'{"Id": "abc", "Config": {"Tty": false}}')
+        return
+    # GET /containers/abc/logs: one frame whose header says 4 GiB - 1; 24 MiB of it, then the end
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: close\r\n\r\n"
+        + b"\x01\x00\x00\x00\xff\xff\xff\xff"
+    )
+    line = b"spam " * 200 + b"\n"
+    for _ in range((LOG_SENT - 64) // len(line)):
+        conn.sendall(line)
+    conn.sendall(b'{"ok": true, "framework": "x"}\n')
+    conn.shutdown(socket.SHUT_WR)
+    stop.wait(1)
+
+
+def test_a_log_frame_that_claims_4_gib_keeps_only_a_tail(engine_at) -> None:
+    from docker.models.containers import Container
+
+    hostile = engine_at(huge_log_frame)
+    env = {"DOCKER_HOST": f"unix://{hostile.path}", "FWSETUP_ENGINE_CALL_TIMEOUT": "30"}
+    engine = DockerEngine(env=env, buildkit=False)
+    container = Container(attrs={"Id": "abc"}, client=engine.client)
+    tracemalloc.start()
+    try:
+        out, _err = engine._logs(container)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(out.encode()) <= LOG_TAIL_BYTES + 200
+    assert out.startswith("[fwsetup: ") and "bytes of output before this were not kept" in out
+    assert out.rstrip().endswith('{"ok": true, "framework": "x"}')  # the report line survives
+    assert peak < 16 << 20, peak  # docker-py alone holds the frame: all 24 MiB sent
+
+
+def test_a_buildx_line_without_end_is_read_in_pieces(tmp_path: Path) -> None:
+    from fwsetup.backends.engine import BuildSpec, EngineInfo
+    from fwsetup.proc import MAX_LINE
+
+    # a fake `docker` first on PATH: buildx prints 32 MiB with no newline, then its error, and fails
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "docker"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        "for _ in range(512):\n"
+        "    sys.stdout.write('A' * 65536)\n"
+        "sys.stdout.write('\\nERROR: failed to solve: hostile\\n')\n"
+        "sys.exit(1)\n"
+    )
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "FWSETUP_BUILD_TIMEOUT": "60"}
+    engine = DockerEngine(client=object(), env=env, buildkit=True)
+    engine._info = EngineInfo(server_version="x", api_version="1.41", buildkit=True, bridge=True)
+    (tmp_path / "Dockerfile").write_text("FROM base\n")
+    tracemalloc.start()
+    try:
+        longest = 0
+        events = []
+        for ev in engine.build(BuildSpec(context=tmp_path, tag="x:1")):
+            longest = max(longest, len(ev.text))
+            if ev.kind != "log":
+                events.append(ev)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert longest <= MAX_LINE
+    assert events[-1].kind == "error" and "hostile" in events[-1].text, events
+    assert peak < 8 << 20, peak  # a line read whole would be 32 MiB

@@ -118,9 +118,37 @@ def iter_within(what: str, seconds: float, items: Iterator[_T], *, host: str | N
         stop.set()
 
 
+def _read_capped(request: Any, resp: Any, cap: int) -> bytes:
+    """The whole body of resp, `cap` bytes at most: EngineError naming the request past it (closed then)."""
+    body = bytearray()
+    try:
+        # iter_content: urllib3's errors as requests' (a read time-out is requests' ConnectionError), as a
+        # body read by requests itself would raise them
+        for chunk in resp.iter_content(65536):
+            body += chunk
+            if len(body) > cap:
+                path = str(request.path_url).split("?")[0]
+                msg = (
+                    f"the Docker engine's answer to {request.method} {path} is over {cap // (1 << 20)} MiB "
+                    "and still coming: that is not a Docker engine's answer (read no further)."
+                )
+                raise EngineError(msg, hint=ENGINE_HINT)
+    except BaseException:
+        resp.close()
+        raise
+    return bytes(body)
+
+
+STREAM_PIECE: Final = 65536  # the most one read of a stream (build progress, a log frame) takes at once
+
+
 def bound_bodies(api: Any, cap: int = BODY_CAP) -> None:
     """Make every answer the SDK reads whole (all but streams) stop at `cap` bytes: EngineError past it, so an
-    endless or huge body is never held in memory (docker-py reads them without a limit)."""
+    endless or huge body is never held in memory (docker-py reads them without a limit). Its streams too:
+    docker-py reads a whole HTTP chunk of a build's or pull's progress at once (_stream_helper) and a whole
+    frame of a container's output however long its 8-byte header says it is
+    (_multiplexed_response_stream_helper); here each read takes STREAM_PIECE bytes at most, and a JSON
+    message over `cap` ends the stream with an error message (json_messages)."""
     send = api.send
 
     def bounded_send(request: Any, **kw: Any) -> Any:
@@ -128,28 +156,42 @@ def bound_bodies(api: Any, cap: int = BODY_CAP) -> None:
             return send(request, **kw)
         kw["stream"] = True
         resp = send(request, **kw)
-        body = bytearray()
-        try:
-            # iter_content: urllib3's errors as requests' (a read time-out is requests' ConnectionError), as a
-            # body read by requests itself would raise them
-            for chunk in resp.iter_content(65536):
-                body += chunk
-                if len(body) > cap:
-                    path = str(request.path_url).split("?")[0]
-                    msg = (
-                        f"the Docker engine's answer to {request.method} {path} is over {cap // (1 << 20)} MiB "
-                        "and still coming: that is not a Docker engine's answer (read no further)."
-                    )
-                    raise EngineError(msg, hint=ENGINE_HINT)
-        except BaseException:
-            resp.close()
-            raise
-        resp._content = bytes(body)
+        resp._content = _read_capped(request, resp, cap)
         resp._content_consumed = True
         resp.raw.release_conn()
         return resp
 
+    def stream_helper(response: Any, decode: bool = False) -> Iterator[Any]:
+        if response.status_code >= 400:  # the engine's error answer, read bounded, raised as docker-py does
+            response._content = _read_capped(response.request, response, cap)
+            response._content_consumed = True
+            api._raise_for_status(response)
+        pieces = response.iter_content(STREAM_PIECE)
+        if decode:
+            yield from json_messages(pieces, cap)
+        else:
+            yield from pieces
+
+    def frames(response: Any) -> Iterator[bytes]:
+        import struct
+
+        # as docker-py: no per-read time-out for a long-running container (the caller's deadline is iter_within)
+        api._disable_socket_timeout(api._get_raw_response_socket(response))
+        while True:
+            header = response.raw.read(8)  # stream type, 3 zero bytes, the frame's length (big-endian)
+            if len(header) < 8:
+                return
+            _, length = struct.unpack(">BxxxL", header)
+            while length:
+                data = response.raw.read(min(length, STREAM_PIECE))
+                if not data:
+                    return
+                length -= len(data)
+                yield data
+
     api.send = bounded_send
+    api._stream_helper = stream_helper
+    api._multiplexed_response_stream_helper = frames
 
 
 class _Tail:
