@@ -769,14 +769,18 @@ def _same_version(a: str, b: str) -> bool:
 def record_entries(dist_info: Path) -> list[tuple[str, str, str]]:
     """(absolute path, hash "sha256=...", size) of each file a .dist-info's RECORD lists, byte code (.pyc, a
     cache Python rewrites) left out. [] when there is no RECORD."""
-    site = str(dist_info.parent)
     try:
         text = (dist_info / "RECORD").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
+    return _parse_record(text, str(dist_info.parent))
+
+
+def _parse_record(text: str, site: str) -> list[tuple[str, str, str]]:
+    """The one reading of a RECORD's lines (path,hash,size): (absolute path, hash, size), .pyc left out."""
     out = []
     for line in text.splitlines():
-        head, _, size = line.rpartition(",")  # path,hash,size
+        head, _, size = line.rpartition(",")
         rel, _, digest = head.rpartition(",")
         if not rel or rel.endswith(".pyc"):
             continue
@@ -928,16 +932,7 @@ def record_problems(dist_info: Path) -> tuple[int, int, list[str]]:
         return 0, 1, [f"{dist_info.name}/RECORD"]
     wanted: dict[str, list[str]] = {}  # folder -> the names RECORD lists in it
     big: list[tuple[str, int]] = []
-    for line in text.splitlines():
-        head, _, size = line.rpartition(",")  # path,hash,size
-        rel = head.rpartition(",")[0]
-        if not rel or rel.endswith(".pyc"):
-            continue
-        if rel.startswith('"') and rel.endswith('"'):  # csv quoting (a comma in the name)
-            rel = rel[1:-1].replace('""', '"')
-        path = rel if rel.startswith("/") else site + os.sep + rel
-        if ".." in rel:
-            path = os.path.normpath(path)
+    for path, _digest, size in _parse_record(text, site):
         folder, _, name = path.rpartition(os.sep)
         wanted.setdefault(folder, []).append(name)
         if len(size) > 6 and size.isdigit():
