@@ -105,7 +105,17 @@ def _uv() -> str:
 
 
 def _venv(name: str, packages: list[str], probe: str) -> str:
-    """A venv with `packages`, built once (kept when `probe` imports in it)."""
+    """A venv with `packages`, built once (kept when `probe` imports in it). The lanes that share these venvs
+    (netns, slurm) run side by side: one builds a venv while the other waits on its lock."""
+    import fcntl
+
+    _venv_root().mkdir(parents=True, exist_ok=True)
+    with open(_venv_root() / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _venv_locked(name, packages, probe)
+
+
+def _venv_locked(name: str, packages: list[str], probe: str) -> str:
     env = _venv_root() / name
     python = env / "bin" / "python"
     if python.exists():
