@@ -24,6 +24,11 @@ if "FWSETUP_CACHE_DIR" not in os.environ:
     import tempfile
 
     os.environ["FWSETUP_CACHE_DIR"] = tempfile.mkdtemp(prefix="fwsetup-test-cache-")
+# ...nor the user's registry of environments (~/.local/share/fwsetup/envs.json) or its default env folder
+if "FWSETUP_DATA_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["FWSETUP_DATA_DIR"] = tempfile.mkdtemp(prefix="fwsetup-test-data-")
 
 # Plans in tests read the registry data shipped with fwsetup, not the live indexes (the plans they assert are
 # those of that data, and unit tests use no network); tests of the live data (test_registry_live*.py) unset it.

@@ -9,6 +9,7 @@ edited in between). Code that is handed an environment mapping (a backend's `env
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -48,6 +49,8 @@ class Settings:
     cache_dir: Path | None = None  # FWSETUP_CACHE_DIR, else $XDG_CACHE_HOME/fwsetup, ~/.cache/fwsetup
     no_cache: bool = False  # FWSETUP_NO_CACHE
     env_dir: Path | None = None  # FWSETUP_ENV_DIR
+    # FWSETUP_DATA_DIR, else the user data folder by platformdirs' conventions (_data_dir): envs.json, envs/
+    data_dir: Path = Path()
     smoke_dirs: tuple[Path, ...] = ()  # FWSETUP_SMOKE_DIR (os.pathsep-separated)
     override_cuda: Override | None = None  # FWSETUP_OVERRIDE_CUDA
     override_driver: Override | None = None  # FWSETUP_OVERRIDE_DRIVER
@@ -118,6 +121,22 @@ def _cache_dir(env: Mapping[str, str]) -> Path | None:
     return Path.home() / ".cache" / "fwsetup" if os.name != "nt" else None
 
 
+def _data_dir(env: Mapping[str, str]) -> Path:
+    """FWSETUP_DATA_DIR, else the user data folder as platformdirs' user_data_dir("fwsetup") places it
+    (platformdirs.unix/macos/windows): $XDG_DATA_HOME/fwsetup when that is an absolute path, else
+    ~/.local/share/fwsetup; ~/Library/Application Support/fwsetup on macOS; %LOCALAPPDATA%\\fwsetup on Windows."""
+    if env.get("FWSETUP_DATA_DIR"):
+        return Path(env["FWSETUP_DATA_DIR"]).expanduser()
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    if sys.platform == "win32":
+        local = env.get("LOCALAPPDATA")
+        return (Path(local) if local else home / "AppData" / "Local") / "fwsetup"
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "fwsetup"
+    xdg = env.get("XDG_DATA_HOME", "").strip()
+    return (Path(xdg) if xdg and os.path.isabs(xdg) else home / ".local" / "share") / "fwsetup"
+
+
 def from_env(env: Mapping[str, str]) -> Settings:
     """Settings from an environment mapping (pure apart from pip's configuration files, read lazily)."""
     return Settings(
@@ -125,6 +144,7 @@ def from_env(env: Mapping[str, str]) -> Settings:
         cache_dir=_cache_dir(env),
         no_cache=bool(env.get("FWSETUP_NO_CACHE")),
         env_dir=Path(env["FWSETUP_ENV_DIR"]) if env.get("FWSETUP_ENV_DIR") else None,
+        data_dir=_data_dir(env),
         smoke_dirs=tuple(Path(d) for d in env.get("FWSETUP_SMOKE_DIR", "").split(os.pathsep) if d),
         override_cuda=_override(env, "FWSETUP_OVERRIDE_CUDA"),
         override_driver=_override(env, "FWSETUP_OVERRIDE_DRIVER"),

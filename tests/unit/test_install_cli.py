@@ -288,6 +288,13 @@ def test_default_env_dir() -> None:
     assert default_env_dir("jax", "cpu", {"HOME": "/h", "XDG_DATA_HOME": "/d"}) == Path(
         "/d/fwsetup/envs/jax-cpu"
     )
+    # FWSETUP_DATA_DIR wins (the registry of environments lives there too); a relative XDG_DATA_HOME is ignored
+    assert default_env_dir(
+        "jax", "cpu", {"HOME": "/h", "XDG_DATA_HOME": "/d", "FWSETUP_DATA_DIR": "/x"}
+    ) == Path("/x/envs/jax-cpu")
+    assert default_env_dir("jax", "cpu", {"HOME": "/h", "XDG_DATA_HOME": "rel"}) == Path(
+        "/h/.local/share/fwsetup/envs/jax-cpu"
+    )
 
 
 def test_build_falls_back_to_local_wheels_as_install_does(

@@ -32,6 +32,9 @@ class InstallOptions:
     # repaired (their files differ from their RECORD); the backend must not take them from a cache that
     # may hold the same damage (venv: uv's cache entries removed first, then re-checked against RECORD)
     repair: tuple[str, ...] = ()
+    # fwsetup sync: a pylock.toml (PEP 751) whose packages are installed exactly, each hash-checked, with no
+    # resolve (venv: `uv pip sync --require-hashes`); the plan says the rest (Python, settings, smoke test)
+    locked: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

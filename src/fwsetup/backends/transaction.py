@@ -19,7 +19,7 @@
 
 lock.json (LOCK_VERSION 2; staging.write_lock_file adds lock_version and written_by):
   method, plan_digest, framework, version, variant, python, installer, created, plan, packages, pip_packages,
-  smoke, timings_s, and the method's own keys (venv: requirements, indexes, find_links; conda: subdir,
+  smoke, smoke_skipped (why no smoke test ran: "--skip-smoke", or null), timings_s, and the method's own keys (venv: requirements, indexes, find_links; conda: subdir,
   channels, specs, pip, virtual_packages, prefix). `packages` is what the environment holds (venv: Python
   distributions; conda: conda packages), `pip_packages` the Python distributions installed beside conda's.
   read_lock() also reads version 1 files (a venv's had no `method`), so environments made before are still
@@ -234,8 +234,14 @@ def write_lock(
     timings: Mapping[str, float] | None = None,
     details: Mapping[str, Any] | None = None,
     hidden: Iterable[str] = (),
+    by: str = "install",
 ) -> Path:
-    """<prefix>/.fwsetup/lock.json in the one schema (module docstring); credentials redacted."""
+    """<prefix>/.fwsetup/lock.json in the one schema (module docstring); credentials redacted. Also the
+    environment's first smoke record (fwsetup.envs: smoke.json): passed, or untested when no smoke test ran
+    (`install --skip-smoke`, or a plan without one), which lock.json's `smoke_skipped` says too."""
+    skipped = None
+    if smoke is None:
+        skipped = "--skip-smoke" if plan.smoke is not None else "the plan has no smoke test"
     body: dict[str, Any] = {
         "method": method,
         "plan_digest": digest,
@@ -250,9 +256,17 @@ def write_lock(
         "packages": [dict(p) for p in packages],
         "pip_packages": [dict(p) for p in pip_packages],
         "smoke": dict(smoke) if smoke is not None else None,
+        "smoke_skipped": skipped,
         "timings_s": dict(timings or {}),
     }
-    return staging.write_lock_file(prefix, redact_data(body, set(hidden)))
+    path = staging.write_lock_file(prefix, redact_data(body, set(hidden)))
+    from fwsetup import envs
+
+    if smoke is not None:
+        envs.write_smoke(prefix, "passed", by=by, report=redact_data(dict(smoke), set(hidden)))
+    else:
+        envs.write_smoke(prefix, "untested", by=by, detail=skipped or "")
+    return path
 
 
 # -- the smoke test of a new environment -----------------------------------------------------------------------

@@ -369,6 +369,81 @@ def read_pylock(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass(frozen=True, kw_only=True)
+class LockedPackage:
+    """One package of a pylock.toml, as `fwsetup sync` installs it: exactly this version, one of these files."""
+
+    name: str
+    version: str
+    hashes: tuple[str, ...]  # sha256 hex of each file the lock lists (its wheels, its sdist)
+    files: tuple[str, ...]  # those files' names (wheel tags: which machines it installs on)
+    marker: str | None = None
+
+
+def read_locked(text: str, where: str = "pylock.toml") -> list[LockedPackage]:
+    """The packages of a PEP 751 lock (what `uv pip compile --format pylock.toml` writes). UsageError when it
+    is not one, or when a package has no sha256 (it could not be installed hash-checked: never guessed)."""
+    from urllib.parse import unquote, urlsplit
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        msg = f"{where} is not a valid pylock.toml (PEP 751): {exc}"
+        raise UsageError(msg) from None
+    if not isinstance(data.get("packages"), list) or not str(data.get("lock-version", "")).startswith("1"):
+        msg = f"{where} is not a pylock.toml (PEP 751: lock-version 1.x and [[packages]])."
+        raise UsageError(msg)
+    out: list[LockedPackage] = []
+    for pkg in data["packages"]:
+        if not isinstance(pkg, dict) or not pkg.get("name") or not pkg.get("version"):
+            msg = f"{where}: a [[packages]] entry without a name and version ({str(pkg)[:80]})."
+            raise UsageError(msg)
+        arts = [
+            a
+            for a in [*(pkg.get("wheels") or []), pkg.get("sdist"), pkg.get("archive")]
+            if isinstance(a, dict)
+        ]
+        hashes, files = [], []
+        for a in arts:
+            sha = (a.get("hashes") or {}).get("sha256") if isinstance(a.get("hashes"), dict) else None
+            if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+                continue
+            hashes.append(sha)
+            ref = str(a.get("name") or a.get("url") or a.get("path") or "")
+            files.append(unquote(urlsplit(ref).path.rsplit("/", 1)[-1]) if ref else "")
+        if not hashes:
+            msg = f"{where}: {pkg['name']} {pkg['version']} has no sha256 in the lock, so it cannot be installed hash-checked."
+            raise UsageError(
+                msg, hint="Rebuild the lock with `fwsetup install` (it records every file's hash)."
+            )
+        marker = pkg.get("marker") if isinstance(pkg.get("marker"), str) else None
+        out.append(LockedPackage(name=str(pkg["name"]), version=str(pkg["version"]), hashes=tuple(hashes),
+                                 files=tuple(files), marker=marker))  # fmt: skip
+    return out
+
+
+def locked_requirements(packages: Sequence[LockedPackage], where: str) -> str:
+    """A requirements file for `uv pip sync --require-hashes` (pip: --no-deps --require-hashes): every locked
+    package at its version, with the hash of each file the lock allows."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    lines = [f"# fwsetup sync: exactly the packages of {where}" if where else "# fwsetup sync"]
+    for p in sorted(packages, key=lambda p: p.name.lower()):
+        try:  # names, versions and markers from a file: only what parses as a requirement goes in
+            req = Requirement(f"{p.name}=={p.version}" + (f"; {p.marker}" if p.marker else ""))
+        except InvalidRequirement as exc:
+            msg = f"{where}: {p.name} {p.version}: not a valid requirement ({exc})."
+            raise UsageError(msg) from None
+        hashes = " ".join(f"--hash=sha256:{h}" for h in p.hashes)
+        marker = f" ; {req.marker}" if req.marker else ""
+        lines.append(f"{req.name}=={p.version}{marker} {hashes}")
+    return "\n".join(lines) + "\n"
+
+
 def read_pip_report(path: Path) -> list[dict[str, Any]]:
     """The same from `pip install --report`."""
     data = json.loads(path.read_text())
@@ -437,9 +512,13 @@ def digest_for(plan: Plan, options: InstallOptions) -> str:
         "env",
         "smoke",
     )
-    return staging.plan_digest(
-        {k: d.get(k) for k in keep}, {"method": "venv", "python": options.python, "smoke": options.run_smoke}
-    )
+    extra: dict[str, Any] = {"method": "venv", "python": options.python, "smoke": options.run_smoke}
+    if options.locked is not None:  # fwsetup sync: the locked set is part of what the environment is
+        import hashlib
+
+        lines = locked_requirements(read_locked(options.locked.read_text(encoding="utf-8")), "")
+        extra["locked"] = hashlib.sha256(lines.encode()).hexdigest()
+    return staging.plan_digest({k: d.get(k) for k in keep}, extra)
 
 
 # -- the backend ---------------------------------------------------------------------------------------
@@ -479,6 +558,15 @@ class VenvBackend(Backend):
         meta = where / staging.META_DIR
         python_arg = own_interpreter(py) or py  # by path where it is fwsetup's own Python
         lock_in = lockdir if lockdir is not None else meta
+        if inst.kind == "uv" and options.locked is not None:
+            # fwsetup sync: exactly the locked set, each file hash-checked (requirements.in holds
+            # name==version --hash=... for every package of the pylock: locked_requirements); no resolve
+            assert inst.exe
+            venv_argv = [inst.exe, "venv", "--relocatable", "--no-project",
+                         *(["--python", python_arg] if python_arg else []), str(where)]  # fmt: skip
+            sync_argv = [inst.exe, "pip", "sync", "--python", str(env_python(where)), "--require-hashes",
+                         *uvcfg.args, str(meta / "requirements.in")]  # fmt: skip
+            return [venv_argv, [], sync_argv]
         if inst.kind == "uv":
             assert inst.exe
             return [
@@ -525,6 +613,8 @@ class VenvBackend(Backend):
             pip_args += ["--find-links", str(Path(options.wheelhouse).absolute())]
         if options.offline:
             pip_args.append("--no-index")
+        if options.locked is not None:  # fwsetup sync: exactly the locked set, hash-checked
+            pip_args += ["--no-deps", "--require-hashes"]
         return [
             [base, "-m", "venv", str(where)],
             [
@@ -576,8 +666,13 @@ class VenvBackend(Backend):
         for var, value in variables.items():  # credentials shown as ***: they stay in the user's settings
             lines.append(f"export {var}={shlex.quote(redact_text(value))}")
         lines.append(f"# requirements.in: {' '.join(plan.requirements)}")
+        if options.locked is not None:
+            lines.append(
+                f"# requirements.in: every package of {options.locked}, name==version --hash=sha256:..."
+            )
         for argv in self.commands(plan, options, target, sources, uvcfg):
-            lines.append(redact_text(shlex.join(argv)))
+            if argv:
+                lines.append(redact_text(shlex.join(argv)))
         if plan.smoke is not None and options.run_smoke:
             from fwsetup.smoke.runner import smoke_argv
 
@@ -610,7 +705,7 @@ class VenvBackend(Backend):
         # beside the staging folder (uv venv wants that one empty) and named like it (what a killed run
         # leaves is removed by the next: staging.recover), until the environment is there.
         lockdir = None
-        if inst.kind == "uv":
+        if inst.kind == "uv" and options.locked is None:
             lockdir = st.path.with_name(st.path.name + "-resolve")
             lockdir.mkdir(mode=0o700)  # uv's pylock.toml there may hold an index's query token
         try:
@@ -657,6 +752,10 @@ class VenvBackend(Backend):
         # before anything is shown (the first progress line brings in rich); then the environment's metadata
         # folder and the log
         requirements_in = "\n".join(plan.requirements) + "\n"
+        locked_text = None
+        if options.locked is not None:
+            locked_text = options.locked.read_text(encoding="utf-8")
+            requirements_in = locked_requirements(read_locked(locked_text), str(options.locked))
         resolving: _Background | None = None
         if lockdir is not None:
             (lockdir / "requirements.in").write_text(requirements_in)
@@ -709,7 +808,11 @@ class VenvBackend(Backend):
                 )
             raise InstallError(msg)
         (st.meta / "requirements.in").write_text(requirements_in)
-        if inst.kind == "uv":
+        if locked_text is not None:  # the lock it was rebuilt from (already redacted where it came from)
+            (st.meta / PYLOCK).write_text(redact_text(locked_text, hidden))
+        if inst.kind == "uv" and locked_text is not None:
+            packages = self._uv_install(plan, cmds, run_env, st, progress, repair=options.repair)
+        elif inst.kind == "uv":
             assert resolved is not None and lockdir is not None
             _raise_for(resolved, "resolving", st)
             # the env keeps the lock with its credentials redacted; uv installs from lockdir's (removed after)
@@ -744,6 +847,7 @@ class VenvBackend(Backend):
         transaction.write_lock(
             st.path, method="venv", digest=digest, plan=plan, installer=inst.describe(), python=py_version,
             packages=packages, smoke=smoke, timings=progress.totals(), hidden=hidden,
+            by="sync" if options.locked is not None else "install",
             details={
                 "requirements": list(plan.requirements),
                 "indexes": list(uvcfg.index_urls) if inst.kind == "uv" else list(sources.plan_indexes),

@@ -45,7 +45,7 @@ __all__ = [
 
 
 # The order here is the order of `fwsetup --help`.
-COMMANDS = ("profile", "doctor", "recipes", "plan", "install", "run", "smoke", "build", "matrix")
+COMMANDS = ("profile", "doctor", "recipes", "plan", "install", "run", "envs", "smoke", "build", "matrix")
 
 
 def _register() -> None:

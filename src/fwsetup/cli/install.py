@@ -43,7 +43,7 @@ def install_command(
             metavar="PATH",
             parser=any_path,
             help="Where the environment goes. Default: ~/.local/share/fwsetup/envs/NAME-VARIANT "
-            "($XDG_DATA_HOME/fwsetup/envs/...), e.g. pytorch-cpu, pytorch-cu126.",
+            "($FWSETUP_DATA_DIR/envs/..., $XDG_DATA_HOME/fwsetup/envs/...), e.g. pytorch-cpu, pytorch-cu126.",
         ),
     ] = None,
     version: Annotated[
@@ -100,6 +100,14 @@ def install_command(
         bool,
         typer.Option("--force", help="Reinstall even when the same plan is already installed and intact."),
     ] = False,
+    skip_smoke: Annotated[
+        bool,
+        typer.Option(
+            "--skip-smoke",
+            help="No smoke test (CI caches, slow machines): the environment is put in place untested, and "
+            "`fwsetup envs` and doctor call it untested until `fwsetup smoke NAME --python ENV/bin/python` passes.",
+        ),
+    ] = False,
 ) -> None:
     """Install NAME into an environment, prove it trains (a smoke test), and only then put it in place.
 
@@ -123,7 +131,7 @@ def install_command(
                             allow_insecure=allow_insecure, allow_experimental=allow_experimental, vendor=vendor)  # fmt: skip
     ask = ops.InstallRequest(
         request=request, env_path=env_path, wheelhouse=wheelhouse, offline=offline, dry_run=dry_run, force=force,
-        data="refresh" if refresh else "auto",
+        data="refresh" if refresh else "auto", skip_smoke=skip_smoke,
         python_exe=python if python and os.sep in python else None, host_profile=host_profile,
     )  # fmt: skip
     prepared = ops.prepare_install(ask)
@@ -140,12 +148,35 @@ def install_command(
     if prepared.plan.method == "apt":
         _confirm_apt(prepared.plan, yes=yes)
     title = prepared.plan.title or prepared.plan.framework
+    if skip_smoke:
+        _warn_untested(prepared, before=True)
     with StageProgress(header=lambda: _announce(title, prepared, method)) as progress:
         outcome = ops.install(prepared, progress)
     if json_out:
         emit_json(json.dumps(outcome.as_dict(), indent=2))
-        return
-    _render_outcome(outcome)
+    else:
+        _render_outcome(outcome)
+    if skip_smoke and outcome.changed:
+        _warn_untested(prepared, before=False)
+
+
+def _warn_untested(prepared: PreparedInstall, *, before: bool) -> None:
+    """--skip-smoke, said loudly (stderr): before the work, and again once the env is in place."""
+    from fwsetup.backends.venv import env_python
+    from fwsetup.ui import err_console, escape
+
+    assert prepared.target is not None
+    py = (
+        env_python(prepared.target) if prepared.plan.method != "conda" else prepared.target / "bin" / "python"
+    )
+    line = (
+        "[bold yellow]--skip-smoke: NO SMOKE TEST will run; the environment is put in place UNTESTED.[/]"
+        if before
+        else f"[bold yellow]UNTESTED:[/] {escape(str(prepared.target))} was installed without a smoke test "
+        "(recorded in its lock as untested). Test it: "
+        f"[bold]fwsetup smoke {escape(prepared.plan.framework)} --python {escape(str(py))}[/]"
+    )
+    err_console().print(line)
 
 
 def _confirm_apt(plan: Plan, *, yes: bool) -> None:

@@ -151,15 +151,22 @@ def smoke_command(
 
         return con.status(escape(what))
 
+    from fwsetup import envs
+
+    made = envs.env_of_python(exe)  # an env fwsetup made: its last smoke result is recorded (fwsetup envs)
     try:
         outcome = ops.smoke_interpreter(
             script, exe, gpu=gpu, all_gpus=all_gpus, steps=steps, timeout=timeout,
             waiting=spinner if con.is_terminal and not json_out else None,  # type: ignore[arg-type]
         )  # fmt: skip
     except SmokeError as exc:
+        if made is not None:
+            envs.record_smoke(made, error=exc.message)
         if json_out:
             emit_json(json.dumps({"ok": False, "framework": script, "python": exe, "error": exc.message}))
         raise
+    if made is not None:
+        envs.record_smoke(made, report=outcome.report)
     _render(outcome, json_out=json_out)
 
 

@@ -26,10 +26,15 @@ if TYPE_CHECKING:
 
 
 def default_env_dir(name: str, variant: str | None, env: Mapping[str, str] | None = None) -> Path:
-    """$XDG_DATA_HOME/fwsetup/envs/<name>-<variant> (default ~/.local/share/fwsetup/envs/...)."""
-    env = dict(os.environ) if env is None else env
-    base = Path(env.get("XDG_DATA_HOME") or Path(env.get("HOME") or Path.home()) / ".local" / "share")
-    return base / "fwsetup" / "envs" / (f"{name}-{variant}" if variant else name)
+    """<data dir>/envs/<name>-<variant>: $FWSETUP_DATA_DIR, else $XDG_DATA_HOME/fwsetup, else
+    ~/.local/share/fwsetup (settings.data_dir: platformdirs' conventions on macOS and Windows)."""
+    from fwsetup.settings import resolve
+
+    return (
+        resolve(dict(os.environ) if env is None else env).data_dir
+        / "envs"
+        / (f"{name}-{variant}" if variant else name)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +48,7 @@ class InstallRequest:
     data: Mode = "auto"  # the registries' data to plan with: "refresh" (--refresh) reads the indexes again
     dry_run: bool = False
     force: bool = False
+    skip_smoke: bool = False  # --skip-smoke: no smoke test; the env is recorded as untested (fwsetup.envs)
     python_exe: str | None = None  # --python given as an interpreter path rather than X.Y
     host_profile: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -133,6 +139,7 @@ def _options(ask: InstallRequest, target: Path, plan: Plan) -> InstallOptions:
         python=ask.python_exe or plan.python,
         dry_run=ask.dry_run,
         force=ask.force,
+        run_smoke=not ask.skip_smoke,
     )
 
 
@@ -228,6 +235,12 @@ def install(prepared: PreparedInstall, progress: Progress | None = None) -> Inst
     assert prepared.target is not None and prepared.options is not None, "a refused plan has nothing to run"
     backend = get_backend(prepared.plan.method)
     result = backend.install(prepared.plan, prepared.options, progress or no_progress)
+    status = None
+    if prepared.plan.method in ("venv", "conda"):
+        from fwsetup import envs
+
+        envs.record(result.target, prepared.options.env)
+        status = envs.smoke_status(result.target).status
     return InstallOutcome(
         plan=prepared.plan,
         target=result.target,
@@ -239,4 +252,5 @@ def install(prepared: PreparedInstall, progress: Progress | None = None) -> Inst
         smoke=dict(result.smoke) if result.smoke else None,
         seconds=result.seconds,
         notes=prepared.notes,
+        smoke_status=status,
     )

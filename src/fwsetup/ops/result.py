@@ -58,6 +58,7 @@ class InstallOutcome:
     smoke: Mapping[str, Any] | None = None
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    smoke_status: str | None = None  # the env's last smoke result (fwsetup.envs): passed, untested, ...
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -78,6 +79,7 @@ class InstallOutcome:
             "log_file": str(self.log_file) if self.log_file else None,
             "packages": dict(self.packages),
             "smoke": dict(self.smoke) if self.smoke else None,
+            "smoke_status": self.smoke_status,
             "seconds": round(self.seconds, 3),
             "notes": list(self.notes),
             "plan": _plan_dict(self.plan),
