@@ -4,6 +4,10 @@
         idx.url            # http://127.0.0.1:PORT/simple
         idx.requests       # [(path, headers)] of every request it answered (or hung on)
 
+A file given `requires` is a real wheel (a zip with a .dist-info/METADATA carrying those Requires-Dist) served
+at /files/NAME, with HTTP range requests; `pep658=True` also serves NAME.metadata and says so on the page
+(PEP 691 core-metadata, PEP 503 data-core-metadata), as PyPI does.
+
 `formats`: ("json", "html") answers by the Accept header as PyPI does; ("html",) is a mirror that serves
 PEP 503 only. Every answer has an ETag; a request with a matching If-None-Match gets 304. `hang=True`: the
 server accepts and reads the request, then never answers (until close). `auth=("user", "secret")`: every
@@ -15,8 +19,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import io
 import json
 import threading
+import zipfile
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,10 +34,35 @@ class SimpleFile:
     requires_python: str | None = None
     yanked: bool = False
     upload_time: str = "2027-03-01T12:00:00.000000Z"
+    requires: tuple[str, ...] | None = None  # a real wheel with this Requires-Dist
+    pep658: bool = False
+
+    @property
+    def metadata(self) -> bytes:
+        name, version = self.filename.split("-")[:2]
+        lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+        lines += [f"Requires-Dist: {r}" for r in self.requires or ()]
+        return ("\n".join(lines) + "\n\n").encode()
+
+    @property
+    def content(self) -> bytes:
+        """The wheel's bytes (a zip with padding before METADATA, so a reader must seek)."""
+        name, version = self.filename.split("-")[:2]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr(f"{name}/__init__.py", b"# " + b"x" * 200_000)
+            z.writestr(f"{name}-{version}.dist-info/METADATA", self.metadata)
+            z.writestr(f"{name}-{version}.dist-info/RECORD", b"")
+        return buf.getvalue()
+
+    @property
+    def size(self) -> int:
+        return len(self.content) if self.requires is not None else 1000 + len(self.filename)
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.filename.encode()).hexdigest()
+        body = self.content if self.requires is not None else self.filename.encode()
+        return hashlib.sha256(body).hexdigest()
 
 
 class SimpleIndex:
@@ -60,8 +91,9 @@ class SimpleIndex:
                 "hashes": {"sha256": f.sha256},
                 "requires-python": f.requires_python,
                 "yanked": f.yanked,
-                "size": 1000 + len(f.filename),
+                "size": f.size,
                 "upload-time": f.upload_time,
+                **({"core-metadata": {"sha256": hashlib.sha256(f.metadata).hexdigest()}} if f.pep658 else {}),
             }
             for f in self.projects[project]
         ]
@@ -73,6 +105,7 @@ class SimpleIndex:
         for f in self.projects[project]:
             attrs = f' data-requires-python="{html.escape(f.requires_python)}"' if f.requires_python else ""
             attrs += ' data-yanked=""' if f.yanked else ""
+            attrs += ' data-core-metadata="true"' if f.pep658 else ""
             links.append(f'<a href="../../files/{f.filename}#sha256={f.sha256}"{attrs}>{f.filename}</a><br/>')
         body = "\n".join(links)
         return f"<!DOCTYPE html><html><body><h1>Links for {project}</h1>\n{body}\n</body></html>".encode()
@@ -98,6 +131,9 @@ class SimpleIndex:
                         self.end_headers()
                         return
                 parts = [p for p in self.path.split("?")[0].split("/") if p]
+                if len(parts) == 2 and parts[0] == "files":
+                    self._file(parts[1])
+                    return
                 if len(parts) != 2 or parts[0] != "simple" or parts[1] not in index.projects:
                     self.send_error(404)
                     return
@@ -117,6 +153,33 @@ class SimpleIndex:
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("ETag", etag)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _file(self, name: str) -> None:
+                files = {
+                    f.filename: f for fs in index.projects.values() for f in fs if f.requires is not None
+                }
+                meta = name.endswith(".metadata") and name[: -len(".metadata")] in files
+                f = files.get(name[: -len(".metadata")] if meta else name)
+                if f is None or (meta and not f.pep658):
+                    self.send_error(404)
+                    return
+                body = f.metadata if meta else f.content
+                status, rng = 200, self.headers.get("Range", "")
+                if rng.startswith("bytes=") and not meta:
+                    a, _, b = rng[len("bytes=") :].partition("-")
+                    start, end = (
+                        (max(0, len(body) - int(b)), len(body) - 1)
+                        if not a
+                        else (int(a), min(int(b), len(body) - 1))
+                    )
+                    total, body, status = len(body), body[start : end + 1], 206
+                self.send_response(status)
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{total}")
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -96,6 +96,12 @@ def target_gpu_profile(
     if not builds:
         return profile, None
     ccs = [c for b in builds for c in (b.compute_capabilities or b.ptx)]
+    if any(b.ptx for b in builds):
+        # PTX runs on every newer GPU: the stand-in is also one the cuDNN it brings supports (data/cudnn.toml;
+        # jax[cuda12] lists compute_52 PTX but pip brings a cuDNN 9.11+, which needs 7.5)
+        from fwsetup.compat import load_compat
+
+        ccs += [row.min_cc for row in load_compat().cudnn_floors]
     cc = max(ccs, key=lambda c: tuple(int(x) for x in c.split(".")[:2])) if ccs else "9.0"
     gpu = GPU(
         index=0, name=f"stand-in GPU (compute capability {cc}; no GPU on this machine)", compute_capability=cc

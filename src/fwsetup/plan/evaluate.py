@@ -231,7 +231,7 @@ def evaluate(
     elif request.want == "gpu" and not gpu_build:
         fail("want", "cpu_build_not_gpu")
     if b.accelerator == "cuda":
-        _check_cuda(ev, profile, request, t, compat)
+        _check_cuda(ev, profile, request, t, compat, registry)
     elif b.accelerator == "mps":
         if t.docker:
             fail("gpu", "mps_in_container")
@@ -274,13 +274,17 @@ def _check_status(ev: Evaluation, request: Request, t: Target) -> None:
 
 
 def _check_cuda(
-    ev: Evaluation, profile: HostProfile, request: Request, t: Target, compat: CompatData
+    ev: Evaluation,
+    profile: HostProfile,
+    request: Request,
+    t: Target,
+    compat: CompatData,
+    registry: Registry | None = None,
 ) -> None:
     from fwsetup.compat import (
         DriverMin,
         cc_runs,
         cuda_devices,
-        cudnn_supports,
         driver_verdict,
         visible_devices_value,
     )
@@ -353,8 +357,12 @@ def _check_cuda(
         ptx = (floor,) if floor else ()
         built = {"cuda": b.cuda, "floor": floor}
     # The cuDNN the build brings has its own GPU floor (data/cudnn.toml): kernels for the GPU are not enough.
-    dnn = compat.build_cudnn(request.framework, b.version, b.variant)
-    dnn_floor = compat.cudnn_floor(dnn.cudnn) if dnn else None
+    # Which cuDNN: the release's published requirements, else the typed table (plan/cudnn.py).
+    from fwsetup.compat import parse_cc
+    from fwsetup.plan.cudnn import build_cudnn
+
+    dnn = build_cudnn(request.framework, b, registry, compat, t.arch)
+    dnn_floor = dnn.floor if dnn else None
     cannot: dict[int, Failure] = {}  # GPU index -> why this build cannot use it
     for g in ev.gpus:
         runs = cc_runs(g.compute_capability or "", list(sass), list(ptx))
@@ -363,10 +371,10 @@ def _check_cuda(
             continue
         if runs is None:
             ev.notes.append(Reason("cc_unchecked", gpu=g.index))
-        if dnn and dnn_floor and cudnn_supports(dnn.cudnn, g.compute_capability, data=compat) is False:
-            cannot[g.index] = Failure(
-                "cc", "cudnn_floor", gpu=gpu_ref(g, compat), cudnn=dnn.cudnn, floor=dnn_floor.min_cc
-            )
+        cc, floor_cc = parse_cc(g.compute_capability), parse_cc(dnn_floor.min_cc if dnn_floor else None)
+        if dnn and dnn_floor and cc is not None and floor_cc is not None and cc < floor_cc:
+            cannot[g.index] = Failure("cc", "cudnn_floor", gpu=gpu_ref(g, compat), cudnn=dnn.cudnn,
+                                      floor=dnn_floor.min_cc, source=dnn.source)  # fmt: skip
     if cannot and (request.all_gpus or len(cannot) == len(ev.gpus)):
         ev.fails.extend(cannot.values())  # --all-gpus needs every GPU; or the build runs on none of them
     elif cannot:
@@ -379,7 +387,7 @@ def _check_cuda(
                    hide=visible_devices_value(devices, keep), by_index=devices.by_index and not devices.pci_order)
         )  # fmt: skip
     if dnn and dnn_floor and ev.gpus and not any(f.code == "cudnn_floor" for f in ev.fails):
-        ev.notes.append(Reason("cudnn_ok", cudnn=dnn.cudnn, floor=dnn_floor.min_cc))
+        ev.notes.append(Reason("cudnn_ok", cudnn=dnn.cudnn, floor=dnn_floor.min_cc, source=dnn.source))
 
 
 def l4t_matches(l4t: str, prefix: str) -> bool:

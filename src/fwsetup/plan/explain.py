@@ -109,7 +109,7 @@ _FAILURES: dict[str, Callable[[F], str]] = {
     "no_kernels": lambda f: f"has no kernels for {gpu_label(f['gpu'])} ({_built(f)})",
     "cudnn_floor": lambda f: (
         f"brings cuDNN {f['cudnn']}, which supports compute capability {f['floor']} and newer only, not "
-        f"{gpu_label(f['gpu'])} (NVIDIA's cuDNN support matrix)"
+        f"{gpu_label(f['gpu'])} (NVIDIA's cuDNN support matrix; the cuDNN from {f.get('source') or 'data/cudnn.toml'})"
     ),
 }
 
@@ -184,7 +184,7 @@ _REASONS: dict[str, Callable[[F], str]] = {
     "cc_unchecked": lambda f: f"The compute capability of GPU {f['gpu']} could not be checked.",
     "cudnn_ok": lambda f: (
         f"It brings cuDNN {f['cudnn']}, which supports compute capability {f['floor']} and newer "
-        "(NVIDIA's cuDNN support matrix; data/cudnn.toml)."
+        f"(NVIDIA's cuDNN support matrix in data/cudnn.toml; the cuDNN from {f.get('source') or 'data/cudnn.toml'})."
     ),
     "no_installable_build": lambda f: (
         f"{f['title']} has no build that can be installed ({f['status']})"

@@ -95,6 +95,9 @@ class ReleaseInfo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # requires_dist entries the sync followed (companion distributions, e.g. jax -> jaxlib) and the
     # NVIDIA CUDA runtime a PyPI wheel pulls (the "PyPI default CUDA"), as the registry writes them.
     requires: list[str] = []
+    # the requirements were read from the release's own metadata at plan time (fwsetup.registry.live), even
+    # where none was kept: nothing to inherit
+    read: bool = False
 
 
 class _Doc(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

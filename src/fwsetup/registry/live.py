@@ -51,7 +51,7 @@ DEFAULT_TTL: Final = 24 * 3600.0
 DEFAULT_DEADLINE: Final = 2.0
 FAILURE_RETRY: Final = 3600.0  # an index that did not answer is asked again after this (or with --refresh)
 MAX_BYTES: Final = 64 << 20  # the torch page of PyPI's JSON API is a few MB
-CACHE_SCHEMA: Final = 1
+CACHE_SCHEMA: Final = 2  # 2: files carry their URL and whether the index serves their metadata (PEP 658)
 
 Mode = Literal["auto", "refresh", "offline"]
 Kind = Literal["live", "cache", "snapshot"]
@@ -114,6 +114,8 @@ class File(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
     requires_python: str | None = None
     yanked: bool = False
     uploaded: str | None = None  # YYYY-MM-DD (PEP 700 upload-time; JSON only)
+    url: str | None = None  # absolute; None where it would carry credentials or a query (never cached)
+    metadata: bool = False  # the index serves <url>.metadata (PEP 658 / PEP 714 core-metadata)
 
 
 class _Entry(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,9 +143,23 @@ class Page:
         return redact_url(self.index)
 
 
-def parse_json_page(body: bytes) -> list[File]:
-    """PEP 691: {"files": [{"filename", "hashes": {"sha256"}, "requires-python", "yanked", "size",
-    "upload-time"}]} (size and upload-time: PEP 700)."""
+def _file_url(base: str | None, href: object) -> str | None:
+    """A file's absolute URL, kept only where it carries no credentials and no query (a token)."""
+    import urllib.parse
+
+    if not isinstance(href, str) or not href:
+        return None
+    url = urllib.parse.urljoin(base, href) if base else href
+    parts = urllib.parse.urlsplit(url.split("#", 1)[0])
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc or parts.query:
+        return None
+    return urllib.parse.urlunsplit(parts)
+
+
+def parse_json_page(body: bytes, base: str | None = None) -> list[File]:
+    """PEP 691: {"files": [{"filename", "url", "hashes": {"sha256"}, "requires-python", "yanked", "size",
+    "upload-time", "core-metadata"}]} (size and upload-time: PEP 700; core-metadata: PEP 714, formerly
+    data-dist-info-metadata). `base`: the page's URL, which relative file URLs are relative to."""
     doc = json.loads(body)
     out: list[File] = []
     for f in doc.get("files") or []:
@@ -160,12 +176,14 @@ def parse_json_page(body: bytes) -> list[File]:
                 requires_python=f.get("requires-python") or None,
                 yanked=bool(f.get("yanked")),
                 uploaded=up[:10] if isinstance(up, str) and len(up) >= 10 else None,
+                url=_file_url(base, f.get("url")),
+                metadata=bool(f.get("core-metadata") or f.get("data-dist-info-metadata")),
             )
         )
     return out
 
 
-def parse_html_page(body: bytes) -> list[File]:
+def parse_html_page(body: bytes, base: str | None = None) -> list[File]:
     """PEP 503: one <a> per file, the sha256 in the URL fragment, data-requires-python (HTML-escaped),
     data-yanked."""
     import html.parser
@@ -194,16 +212,22 @@ def parse_html_page(body: bytes) -> list[File]:
                 sha256=sha or None,
                 requires_python=a.get("data-requires-python") or None,
                 yanked="data-yanked" in a,
+                url=_file_url(base, url),
+                metadata=any(
+                    (a.get(k) or "true") != "false"
+                    for k in ("data-core-metadata", "data-dist-info-metadata")
+                    if k in a
+                ),
             )
         )
     return out
 
 
-def parse_page(body: bytes, content_type: str) -> list[File]:
+def parse_page(body: bytes, content_type: str, base: str | None = None) -> list[File]:
     ctype = content_type.split(";")[0].strip().lower()
     if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
-        return parse_json_page(body)
-    return parse_html_page(body)
+        return parse_json_page(body, base)
+    return parse_html_page(body, base)
 
 
 # -- the cache -------------------------------------------------------------------------------------------------
@@ -365,7 +389,8 @@ def _answered(
         fresh = _Entry(index=redact_url(index), project=project, fetched=now, etag=None, files=[])
     elif 200 <= ans.status < 300:
         try:
-            files = parse_page(ans.body, ans.headers.get("content-type", ""))
+            base = _credentials(_project_url(index, project))[0]
+            files = parse_page(ans.body, ans.headers.get("content-type", ""), base)
         except (ValueError, UnicodeDecodeError) as exc:
             return _failed(index, project, entry, path, now, f"unreadable answer ({exc})")
         fresh = _Entry(index=redact_url(index), project=project, fetched=now, etag=ans.headers.get("etag"),
@@ -375,6 +400,178 @@ def _answered(
     if path is not None:
         _write_entry(path, fresh)
     return Outcome(index, project, _page(index, fresh, "live"))
+
+
+# -- a new release's requirements: its core metadata, read once ------------------------------------------------
+
+MAX_METADATA_READS: Final = 4  # new releases per distribution whose metadata a plan reads (the newest)
+_METADATA_RE: Final = re.compile(r"[^/]+\.dist-info/METADATA")
+
+
+class _Meta(msgspec.Struct, frozen=True, kw_only=True):
+    schema: int = CACHE_SCHEMA
+    requires: list[str] | None = None  # None: not read (see failed)
+    failed: float | None = None
+    error: str = ""
+
+
+def _meta_path(cache_dir: Path, f: File) -> Path:
+    key = f.sha256 or hashlib.sha256((f.url or f.filename).encode()).hexdigest()
+    return cache_dir / "registry" / "metadata" / f"{key[:40]}.json"
+
+
+def pick_wheel(files: Sequence[File]) -> File | None:
+    """The wheel whose metadata stands for the release: a Linux x86_64 one first (PyTorch's CUDA runtime and
+    cuDNN requirements sit there), one the index serves metadata for before one read by range requests."""
+
+    def rank(f: File) -> tuple[bool, bool, bool, str]:
+        return ("x86_64" not in f.filename, "linux" not in f.filename, not f.metadata, f.filename)
+
+    wheels = sorted((f for f in files if f.filename.endswith(".whl") and f.url and not f.yanked), key=rank)
+    return wheels[0] if wheels else None
+
+
+def read_requires(
+    wanted: Sequence[tuple[str, str, File]],
+    *,
+    cache_dir: Path | None,
+    deadline: float,
+    now: float,
+    get: Any,
+) -> dict[tuple[str, str], list[str]]:
+    """(dist, version, wheel) -> the release's Requires-Dist, from the wheel's core metadata: PEP 658
+    `<url>.metadata` where the index serves it, else the wheel's METADATA read with range requests (the end
+    of the zip, its directory, the member). A file's metadata never changes: read once, cached by its
+    sha256. All at once, within `deadline`; one that did not finish is left out (the caller inherits) and
+    not asked again for FAILURE_RETRY seconds."""
+    from email.parser import BytesHeaderParser
+
+    from fwsetup.registry.sync import zip_member
+
+    out: dict[tuple[str, str], list[str]] = {}
+    todo: list[tuple[str, str, File, Path | None]] = []
+    for dist, version, f in wanted:
+        path = _meta_path(cache_dir, f) if cache_dir is not None else None
+        entry = None
+        if path is not None:
+            try:
+                entry = msgspec.json.decode(path.read_bytes(), type=_Meta)
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                entry = None
+        if entry is not None and entry.requires is not None:
+            out[(dist, version)] = entry.requires
+        elif entry is not None and entry.failed is not None and now - entry.failed < FAILURE_RETRY:
+            continue
+        else:
+            todo.append((dist, version, f, path))
+    if not todo:
+        return out
+    end = time.monotonic() + deadline
+    lock = threading.Lock()
+
+    def fetch(url: str, span: tuple[int, int] | None = None) -> bytes:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        headers = {"Range": f"bytes={span[0]}-{span[1]}"} if span is not None else {}
+        ans = get(url, headers, left)
+        if ans.status not in (200, 206):
+            raise OSError(f"HTTP {ans.status}")
+        if span is not None and ans.status == 200:  # a server that ignores Range: the slice asked for
+            return bytes(ans.body[span[0] : span[1] + 1])
+        return bytes(ans.body)
+
+    def sized(url: str) -> tuple[int, Any]:
+        """The size of a file the page gave none for (PEP 503), from a suffix range request's
+        Content-Range, and a fetch that answers the tail it already has from that answer."""
+        left = end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        ans = get(url, {"Range": "bytes=-65536"}, left)
+        m = re.match(r"bytes (\d+)-(\d+)/(\d+)", ans.headers.get("content-range", ""))
+        if ans.status != 206 or not m:
+            raise OSError(f"HTTP {ans.status} to a range request")
+        first, total, tail = int(m.group(1)), int(m.group(3)), bytes(ans.body)
+
+        def cached(u: str, span: tuple[int, int] | None = None) -> bytes:
+            if span is not None and span[0] >= first and span[1] < first + len(tail):
+                return tail[span[0] - first : span[1] - first + 1]
+            return fetch(u, span)
+
+        return total, cached
+
+    def work(dist: str, version: str, f: File, path: Path | None) -> None:
+        assert f.url is not None
+        try:
+            data = fetch(f.url + ".metadata") if f.metadata else None
+            if data is None:
+                size, reader = (f.size, fetch) if f.size else sized(f.url)
+                data = zip_member(reader, f.url, size, _METADATA_RE)
+            if data is None:
+                raise OSError("no METADATA in the wheel")
+            requires = [str(r) for r in BytesHeaderParser().parsebytes(data).get_all("Requires-Dist") or []]
+        except Exception as exc:  # noqa: BLE001 - any failure: the requirements are inherited instead
+            if path is not None:
+                _write_meta(path, _Meta(failed=now, error=_why(exc, deadline)))
+            return
+        if path is not None:
+            _write_meta(path, _Meta(requires=requires))
+        with lock:
+            out[(dist, version)] = requires
+
+    threads = [threading.Thread(target=work, args=t, daemon=True, name="fwsetup-metadata") for t in todo]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+    with lock:
+        return dict(out)
+
+
+def _write_meta(path: Path, entry: _Meta) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(msgspec.json.encode(entry))
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
+def new_release_wheels(
+    snapshot: Registry | None, pages: Sequence[Page], floor: str | None
+) -> list[tuple[str, str, File]]:
+    """For each distribution, its newest final releases (MAX_METADATA_READS) that the snapshot lacks, each
+    with the wheel whose metadata stands for it."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
+    low = Version(floor) if floor else None
+    per: dict[tuple[str, str], list[File]] = {}
+    for page in pages:
+        dist = _canonical(page.project)
+        for f in page.files:
+            if not f.filename.endswith(".whl"):
+                continue
+            try:
+                _, ver, _, _ = parse_wheel_filename(f.filename)
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if ver.is_prerelease or ver.is_devrelease or (low is not None and ver < low):
+                continue
+            if snapshot is not None and snapshot.release(dist, ver.public) is not None:
+                continue
+            per.setdefault((dist, ver.public), []).append(f)
+    out: list[tuple[str, str, File]] = []
+    by_dist: dict[str, list[str]] = {}
+    for dist, v in per:
+        by_dist.setdefault(dist, []).append(v)
+    for dist, versions in by_dist.items():
+        for v in sorted(versions, key=Version, reverse=True)[:MAX_METADATA_READS]:
+            chosen = pick_wheel(per[(dist, v)])
+            if chosen is not None:
+                out.append((dist, v, chosen))
+    return out
 
 
 # -- which indexes and projects a recipe needs -----------------------------------------------------------------
@@ -496,6 +693,7 @@ def live_registry(
         def get(url: str, headers: Mapping[str, str], deadline: float) -> Answer:
             return http_get(url, headers, deadline, cert=cert)
 
+    started = time.monotonic()
     outcomes = read_pages(
         pairs, mode=effective, cache_dir=s.cache_dir, ttl=s.registry_ttl, deadline=s.registry_timeout, now=now,
         get=get,
@@ -529,9 +727,35 @@ def live_registry(
     if not pages and snapshot is not None:
         data = DataInfo(kind=top.kind, date=top.date, indexes=tuple(infos))
         return _with_data(snapshot, data, recipe)
-    merged, inherited = merge(snapshot, pages, default=index, framework=recipe.name, floor=_floor(recipe))
+    # a release the snapshot lacks: its requirements from its own metadata, within what is left of the deadline
+    requires: dict[tuple[str, str], list[str]] = {}
+    if effective != "offline":
+        wheels = new_release_wheels(snapshot, pages, _floor(recipe))
+        if wheels:
+            left = max(0.0, s.registry_timeout - (time.monotonic() - started))
+            requires = read_requires(wheels, cache_dir=s.cache_dir, deadline=left,
+                                     now=time.time() if now is None else now, get=get)  # fmt: skip
+    merged, inherited = merge(snapshot, pages, default=index, framework=recipe.name, floor=_floor(recipe),
+                              requires=requires, extras=_recipe_extras(recipe, snapshot))  # fmt: skip
     data = DataInfo(kind=top.kind, date=top.date, indexes=tuple(infos), inherited_requires=inherited)
     return _with_data(merged, data, recipe) if merged is not None else None
+
+
+def _recipe_extras(recipe: Recipe, snapshot: Registry | None) -> set[str]:
+    """The extras whose companions the registry data follows: those the recipe's requirements name and
+    those its companions are required with (jax-cuda12-plugin[with-cuda])."""
+    out: set[str] = set()
+    texts = [t for b in recipe.builds for t in b.requirements]
+    if snapshot is not None:
+        for d in snapshot.distributions():
+            for v in snapshot.versions(d)[-3:]:
+                info = snapshot.release(d, v)
+                texts += list(info.requires) if info is not None else []
+    for t in texts:
+        m = re.match(r"^\s*[A-Za-z0-9._-]+\s*\[([^\]]*)\]", t)
+        if m:
+            out |= {_canonical(e.strip()) for e in m.group(1).split(",") if e.strip()}
+    return out
 
 
 def _floor(recipe: Recipe) -> str | None:
@@ -559,16 +783,21 @@ def merge(
     default: str,
     framework: str,
     floor: str | None,
+    requires: Mapping[tuple[str, str], list[str]] | None = None,
+    extras: set[str] | None = None,
 ) -> tuple[Registry | None, dict[tuple[str, str], str]]:
     """The snapshot with each page's wheels laid over it: a release an index lists replaces that index's
     wheels of the release in the snapshot; releases the snapshot lacks are added (final releases from the
     recipe's oldest one on), their Requires-Python from the files, and their requirements on companion
-    distributions inherited from the nearest older release (the version it pinned rewritten): the index's
-    simple page does not carry them. Returns the registry and {(dist, version): release inherited from}."""
+    distributions, the CUDA runtime and cuDNN from `requires` (the release's own metadata, read_requires;
+    kept as the sync keeps them: sync.kept_requires), else inherited from the nearest older release (the
+    version it pinned rewritten): the index's simple page does not carry them. Returns the registry and
+    {(dist, version): release inherited from}."""
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
     from packaging.version import InvalidVersion, Version
 
     from fwsetup.registry import PYPI, Registry, ReleaseInfo, Wheel, _Doc
+    from fwsetup.registry.sync import kept_requires
 
     dists: dict[str, dict[str, list[Wheel]]] = {}
     releases: dict[str, dict[str, ReleaseInfo]] = {}
@@ -612,6 +841,10 @@ def merge(
             table[key] = sorted([*kept, *wheels], key=lambda w: (w.index != PYPI, w.index, w.filename))
             if key not in rel_table:
                 rel_table[key] = _new_release(files_of[v])
+                own = (requires or {}).get((dist, v))
+                if own is not None:
+                    own_kept = kept_requires(own, dist.split("-")[0], extras or set())
+                    rel_table[key] = msgspec.structs.replace(rel_table[key], requires=own_kept, read=True)
         sources.append(f"{redact_url(page.index)}/{dist}/ ({page.kind}, {_stamp(page.fetched)})")
     # requirements of new releases: inherited from the nearest older release of the same distribution
     from fwsetup.recipes import parse_version
@@ -620,7 +853,7 @@ def merge(
         order = sorted(rel_table, key=parse_version)
         for i, v in enumerate(order):
             info = rel_table[v]
-            if info.requires or snapshot is None or snapshot.release(dist, v) is not None:
+            if info.requires or info.read or snapshot is None or snapshot.release(dist, v) is not None:
                 continue
             older = next((o for o in reversed(order[:i]) if rel_table[o].requires), None)
             if older is None:

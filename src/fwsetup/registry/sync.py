@@ -51,7 +51,12 @@ from fwsetup.registry import PYPI, SCHEMA_VERSION, ReleaseInfo, Wheel, canonical
 PYPI_JSON: Final = "https://pypi.org/pypi"
 USER_AGENT: Final = "fwsetup-sync-registry (+https://pypi.org/project/fwsetup/)"
 _METADATA_RE: Final = re.compile(r"[^/]+\.dist-info/METADATA")
-_CUDA_RUNTIME_RE: Final = re.compile(r"^(nvidia-cuda-runtime|cuda-toolkit\b)", re.IGNORECASE)
+# kept from a release's Requires-Dist besides its companions: the NVIDIA CUDA runtime a PyPI wheel pulls (the
+# "PyPI default CUDA") and the cuDNN it pins (nvidia-cudnn-cu12==9.10.2.21: the cuDNN the build brings, whose
+# GPU floor data/cudnn.toml gives)
+_CUDA_RUNTIME_RE: Final = re.compile(
+    r"^(nvidia-cuda-runtime|cuda-toolkit\b|nvidia-cudnn-cu\d+)", re.IGNORECASE
+)
 
 
 class Fetch(Protocol):
@@ -203,6 +208,50 @@ def _follow(requires: list[str], family: str, extras: set[str]) -> list[tuple[st
     return out
 
 
+def zip_member(fetch: Fetch, url: str, size: int, name: re.Pattern[str]) -> bytes | None:
+    """One member of a remote zip (a wheel), read with range requests: the end of the central directory, the
+    directory, then the member (what pip's lazy wheel does). None when not found. Also what the live
+    registry uses to read a new release's METADATA where the index serves no PEP 658 file."""
+    tail_len = min(size, 65536)
+    tail = fetch(url, (size - tail_len, size - 1))
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) != tail_len:
+        return None
+    cd_size, cd_offset = struct.unpack("<II", tail[at + 12 : at + 20])
+    if cd_offset == 0xFFFFFFFF:
+        return None  # zip64: no wheel here is that large
+    start = size - tail_len
+    if cd_offset >= start:
+        cd = tail[cd_offset - start : cd_offset - start + cd_size]
+    else:
+        cd = fetch(url, (cd_offset, cd_offset + cd_size - 1))
+    pos = 0
+    while pos + 46 <= len(cd) and cd[pos : pos + 4] == b"PK\x01\x02":
+        method, _, _, _, csize, _, nlen, elen, clen = struct.unpack("<HHHIIIHHH", cd[pos + 10 : pos + 34])
+        (offset,) = struct.unpack("<I", cd[pos + 42 : pos + 46])
+        member = cd[pos + 46 : pos + 46 + nlen].decode("utf-8", "replace")
+        pos += 46 + nlen + elen + clen
+        if not name.fullmatch(member):
+            continue
+        local = fetch(url, (offset, offset + 30 + nlen + 1024 + csize - 1))
+        lnlen, lelen = struct.unpack("<HH", local[26:30])
+        raw = local[30 + lnlen + lelen : 30 + lnlen + lelen + csize]
+        if method == 0:
+            return raw
+        if method == 8:
+            return zlib.decompressobj(-15).decompress(raw)
+        return None
+    return None
+
+
+def kept_requires(requires: list[str], family: str, extras: set[str]) -> list[str]:
+    """What the registry data keeps of a release's Requires-Dist: its companions (same project family,
+    unconditional or under one of `extras`), the CUDA runtime and the cuDNN it pins."""
+    kept = [r for r in requires if _CUDA_RUNTIME_RE.match(r)]
+    kept += [str(req) for _, req in _follow(requires, family, extras)]
+    return sorted(set(kept))
+
+
 @dataclass
 class DistData:
     wheels: dict[str, list[Wheel]] = field(default_factory=dict)
@@ -268,41 +317,16 @@ class Syncer:
         return [str(r) for r in msg.get_all("Requires-Dist") or []]
 
     def zip_member(self, url: str, size: int, name: re.Pattern[str]) -> bytes | None:
-        """One member of a remote zip (a wheel), read with range requests: the end of the central
-        directory, the directory, then the member (what pip's lazy wheel does). None when not found."""
-        tail_len = min(size, 65536)
-        self.requests += 1
-        tail = self.fetch(url, (size - tail_len, size - 1))
-        at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or len(tail) != tail_len:
-            return None
-        cd_size, cd_offset = struct.unpack("<II", tail[at + 12 : at + 20])
-        if cd_offset == 0xFFFFFFFF:
-            return None  # zip64: no wheel here is that large
-        start = size - tail_len
-        if cd_offset >= start:
-            cd = tail[cd_offset - start : cd_offset - start + cd_size]
-        else:
-            self.requests += 1
-            cd = self.fetch(url, (cd_offset, cd_offset + cd_size - 1))
-        pos = 0
-        while pos + 46 <= len(cd) and cd[pos : pos + 4] == b"PK\x01\x02":
-            method, _, _, _, csize, _, nlen, elen, clen = struct.unpack("<HHHIIIHHH", cd[pos + 10 : pos + 34])
-            (offset,) = struct.unpack("<I", cd[pos + 42 : pos + 46])
-            member = cd[pos + 46 : pos + 46 + nlen].decode("utf-8", "replace")
-            pos += 46 + nlen + elen + clen
-            if not name.fullmatch(member):
-                continue
-            self.requests += 1
-            local = self.fetch(url, (offset, offset + 30 + nlen + 1024 + csize - 1))
-            lnlen, lelen = struct.unpack("<HH", local[26:30])
-            raw = local[30 + lnlen + lelen : 30 + lnlen + lelen + csize]
-            if method == 0:
-                return raw
-            if method == 8:
-                return zlib.decompressobj(-15).decompress(raw)
-            return None
-        return None
+        """One member of a remote zip (a wheel), read with range requests (zip_member below)."""
+
+        syncer = self
+
+        class _Counted:
+            def __call__(self, url: str, span: tuple[int, int] | None = None) -> bytes:
+                syncer.requests += 1
+                return syncer.fetch(url, span)
+
+        return zip_member(_Counted(), url, size, name)
 
     def release(self, files: list[dict[str, Any]]) -> tuple[list[Wheel], ReleaseInfo, list[str]]:
         wheels = _pypi_wheels(files)
@@ -354,10 +378,9 @@ class Syncer:
             companions: dict[str, tuple[set[str], list[Any]]] = {}
             for v, (wheels, rel, requires) in zip(versions, results, strict=True):
                 followed = _follow(requires, family, extras)
-                kept = [r for r in requires if _CUDA_RUNTIME_RE.match(r)]
-                kept += [str(req) for _, req in followed]
+                kept = kept_requires(requires, family, extras)
                 if kept:
-                    rel = msgspec.structs.replace(rel, requires=sorted(set(kept)))
+                    rel = msgspec.structs.replace(rel, requires=kept)
                 if wheels:
                     data.wheels[v] = wheels
                 data.releases[v] = rel
