@@ -227,7 +227,11 @@ def test_the_jetpack_wheel_table_agrees_with_the_l4t_table() -> None:
     assert len(wheels) >= 2
     for w in wheels:
         assert sorted(tables.l4t[r][0] for r in w.l4t) == sorted(w.jetpack), w
-        assert w.url.startswith("https://developer.download.nvidia.com/compute/redist/jp/v5")
+        # NVIDIA's redist folder of the JetPack release it names (v512 for 5.1.2, v61 for 6.1)
+        folders = {"v" + jp.replace(".", "") for jp in w.jetpack}
+        assert any(
+            w.url.startswith(f"https://developer.download.nvidia.com/compute/redist/jp/{f}/") for f in folders
+        ), w
         assert f"/torch-{w.version}-cp{w.python.replace('.', '')}-cp" in w.url
         assert w.framework in load_recipes().names()
 
@@ -260,11 +264,18 @@ def test_orin_on_jetpack_512_gets_a_route_not_only_the_cpu() -> None:
     # JetPack 5.0.2 (L4T R35.1.0): no wheel in the table is built for it; none is named
     r351 = plan(orin(l4t="35.1.0", jetpack="5.0.2"), want="gpu")
     assert "jetson_wheel" not in str(r351.suggestion_codes)
-    # JetPack 6.1 (L4T R36.4.0): neither NVIDIA's JetPack 5 wheels nor a server wheel
+    # JetPack 6.1 (L4T R36.4.0): NVIDIA's JetPack 6.1 wheel (jp/v61, Python 3.10), never a JetPack 5 one, never
+    # a server wheel
     jp6 = plan(orin(l4t="36.4.0", jetpack="6.1", cuda="12.6"), want="gpu")
+    assert jp6.status == "refused" and not server_cuda(jp6)
+    named = str(jp6.suggestion_codes)
     assert (
-        jp6.status == "refused" and "jetson_wheel" not in str(jp6.suggestion_codes) and not server_cuda(jp6)
+        "jp/v61/pytorch/torch-2.5.0a0+872d972e41.nv24.08.17622132-cp310-cp310" in named
+        and "jp/v5" not in named
     )
+    # JetPack 6.2 (L4T R36.4.3): NVIDIA's redist has no wheel built for it; none is guessed from 6.1's
+    jp62 = plan(orin(l4t="36.4.3", jetpack="6.2", cuda="12.6"), want="gpu")
+    assert "jetson_wheel" not in str(jp62.suggestion_codes)
 
 
 def test_no_jetson_wheel_off_a_jetson() -> None:
