@@ -200,3 +200,123 @@ def test_skip_smoke_is_untested_until_smoke_passes(fake: dict, monkeypatch: pyte
     (e,) = listed()
     assert e["smoke"]["status"] == "passed" and e["smoke"]["by"] == "smoke"
     assert staging.made_problem(a) is None and envs.smoke_status(a).status == "passed"
+
+
+# -- fwsetup sync: rebuild exactly from the lock ----------------------------------------------------------------
+
+
+def records(env: Path) -> dict[str, str]:
+    """Every installed distribution's RECORD (what files, with which hashes), by .dist-info name."""
+    return {d.name: (d / "RECORD").read_text() for d in env.glob("lib/python*/site-packages/*.dist-info")}
+
+
+def test_sync_rebuilds_from_a_copied_lock_offline(fake: dict) -> None:
+    a = fake["tmp"] / "a"
+    assert install(fake, a)[0] == 0
+    # the lock travels alone (another machine): .fwsetup/ copied, the env itself gone
+    copied = fake["tmp"] / "copied-lock"
+    subprocess.run(["cp", "-a", str(a / ".fwsetup"), str(copied)], check=True)
+    b = fake["tmp"] / "b"
+    code, out, err = run("sync", str(b), "--from-lock", str(copied), "--wheelhouse", str(fake["tmp"] / "wheels"),
+                         "--offline", "--json")  # fmt: skip
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["status"] == "synced" and res["smoke"]["ok"] and res["smoke_status"] == "passed"
+    assert records(b) == records(a) and records(a)  # the same files with the same hashes
+    assert staging.made_problem(b) is None
+    assert envs.smoke_status(b).by == "sync"
+    log = (b / ".fwsetup" / "install.log").read_text()
+    assert "pip sync" in log and "--require-hashes" in log
+    assert str(b) in [e["path"] for e in listed("--no-size")]
+    # again: already in sync, nothing changes
+    code, out, err = run("sync", str(b), "--wheelhouse", str(fake["tmp"] / "wheels"), "--offline", "--json")
+    assert code == 0 and json.loads(out)["status"] == "unchanged", err
+
+
+def test_sync_refuses_a_file_that_is_not_the_locked_one(fake: dict) -> None:
+    # a wheelhouse whose fakefw 1.0 differs from the locked one (same name and version): hash mismatch, exit 5
+    a = fake["tmp"] / "a"
+    assert install(fake, a)[0] == 0
+    from support import make_wheel
+
+    other = fake["tmp"] / "other-wheels"
+    make_wheel(other, "1.0", generator="someone-else")
+    b = fake["tmp"] / "b"
+    code, _out, err = run("sync", str(b), "--from-lock", str(a), "--wheelhouse", str(other), "--offline")
+    assert code == 5, err
+    assert "hash" in err.lower() and not b.exists()
+    assert "Traceback" not in err
+
+
+def test_sync_in_place_needs_an_env_fwsetup_made(fake: dict) -> None:
+    mine = fake["tmp"] / "mine"
+    mine.mkdir()
+    (mine / "x.txt").write_text("x")
+    code, _out, err = run("sync", str(mine))
+    assert code == 2 and "not an environment fwsetup made" in err
+    code, _out, err = run("sync", str(fake["tmp"] / "new"), "--from-lock", str(mine))
+    assert code == 2 and "no pylock.toml" in err
+
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+TORCH_LOCK = """lock-version = "1.0"
+created-by = "uv"
+requires-python = ">=3.12"
+
+[[packages]]
+name = "torch"
+version = "2.15.0+cu130"
+wheels = [{{ url = "https://download.pytorch.org/whl/cu130/{wheel}", hashes = {{ sha256 = "{sha}" }} }}]
+"""
+
+
+@pytest.fixture()
+def h100_lock(tmp_path: Path) -> Path:
+    """The lock of a PyTorch cu130 env made on an H100 with driver 580 (plan.json + pylock.toml), copied here."""
+    code, out, err = run(
+        "plan", "pytorch", "--gpu", "--host-profile", str(FIXTURES / "datacenter-h100.json"), "--json"
+    )
+    assert code == 0, err
+    plan = json.loads(out)
+    assert (plan["variant"], plan["min_driver"], plan["python"]) == ("cu130", "580.65.06", "3.12")
+    lock = tmp_path / "lock"
+    lock.mkdir()
+    (lock / "plan.json").write_text(out)
+    wheel = "torch-2.15.0%2Bcu130-cp312-cp312-manylinux_2_28_x86_64.whl"
+    (lock / "pylock.toml").write_text(TORCH_LOCK.format(wheel=wheel, sha="ab" * 32))
+    return lock
+
+
+@pytest.mark.parametrize(
+    ("profile", "expected"),
+    [
+        ("driver-cuda129.json", "needs NVIDIA driver >= 580.65.06; this machine has 575.57.08"),
+        ("no-gpu.json", "needs an NVIDIA GPU; this machine has no NVIDIA GPU"),
+        ("kepler.json", "needs NVIDIA driver >= 580.65.06; this machine has 470.256.02"),
+        ("centos7-glibc217.json", "glibc"),  # the locked wheel is manylinux_2_28
+        ("linux-aarch64.json", "torch 2.15.0+cu130 cannot be installed here"),  # an x86_64 wheel
+    ],
+)
+def test_sync_refuses_a_lock_this_machine_cannot_run(
+    h100_lock: Path, tmp_path: Path, profile: str, expected: str
+) -> None:
+    target = tmp_path / "new"
+    code, out, err = run(
+        "sync", str(target), "--from-lock", str(h100_lock), "--host-profile", str(FIXTURES / profile)
+    )
+    flat = " ".join(err.split())
+    assert code == 3, err
+    assert "this machine cannot run the environment locked in" in flat and expected in flat, flat
+    assert "Nothing was built" in flat and not target.exists() and "Traceback" not in err and out == ""
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".new")] == []
+
+
+def test_the_lock_check_passes_on_the_machine_it_was_made_for(h100_lock: Path) -> None:
+    from fwsetup.ops.sync import check_host, read_lock_source
+
+    src = read_lock_source(h100_lock)
+    assert [p.files for p in src.packages] == [("torch-2.15.0+cu130-cp312-cp312-manylinux_2_28_x86_64.whl",)]
+    verdict = check_host(src, str(FIXTURES / "datacenter-h100.json"))
+    assert verdict.ok, verdict.reasons
+    kinds = {c["kind"] for c in check_host(src, str(FIXTURES / "kepler.json")).codes}
+    assert "locked_driver_too_old" in kinds

@@ -45,7 +45,19 @@ __all__ = [
 
 
 # The order here is the order of `fwsetup --help`.
-COMMANDS = ("profile", "doctor", "recipes", "plan", "install", "run", "envs", "smoke", "build", "matrix")
+COMMANDS = (
+    "profile",
+    "doctor",
+    "recipes",
+    "plan",
+    "install",
+    "run",
+    "envs",
+    "sync",
+    "smoke",
+    "build",
+    "matrix",
+)
 
 
 def _register() -> None:
