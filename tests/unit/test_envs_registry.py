@@ -205,9 +205,18 @@ def test_skip_smoke_is_untested_until_smoke_passes(fake: dict, monkeypatch: pyte
 # -- fwsetup sync: rebuild exactly from the lock ----------------------------------------------------------------
 
 
-def records(env: Path) -> dict[str, str]:
-    """Every installed distribution's RECORD (what files, with which hashes), by .dist-info name."""
-    return {d.name: (d / "RECORD").read_text() for d in env.glob("lib/python*/site-packages/*.dist-info")}
+# What an installer writes about the install itself (PEP 376 INSTALLER, PEP 376/610 REQUESTED and direct_url.json,
+# uv's uv_cache.json: where and when its cache got the wheel), not files of the package: left out of the comparison.
+INSTALLER_FILES = ("INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json")
+
+
+def records(env: Path) -> dict[str, list[str]]:
+    """Every installed distribution's RECORD lines (file, sha256, size), by .dist-info name, sorted."""
+    out = {}
+    for d in env.glob("lib/python*/site-packages/*.dist-info"):
+        lines = (d / "RECORD").read_text().splitlines()
+        out[d.name] = sorted(ln for ln in lines if ln.split(",")[0].rsplit("/", 1)[-1] not in INSTALLER_FILES)
+    return out
 
 
 def test_sync_rebuilds_from_a_copied_lock_offline(fake: dict) -> None:

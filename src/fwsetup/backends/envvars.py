@@ -212,3 +212,52 @@ def _edit(text: str, shell: str, variables: Mapping[str, str]) -> str:
     if not text.endswith("\n"):
         text += "\n"
     return text + "\n".join([_BEGIN, *setting, _END]) + "\n"
+
+
+# CPython's own csh activation script (Lib/venv/scripts/posix/activate.csh, 3.11-3.13), the environment's path
+# and prompt filled in as csh data (quoted; ! escaped). uv writes none for a relocatable venv (astral-sh/uv
+# PR #17759: csh cannot tell a sourced script's own path, so the script must name the environment's).
+_CSH_ACTIVATE = """# This file must be used with "source bin/activate.csh" *from csh*.
+# You cannot run it directly.
+# Created by Davide Di Blasi <davidedb@gmail.com>.
+# Ported to Python 3.3 venv by Andrew Svetlov <andrew.svetlov@gmail.com>
+# (CPython's Lib/venv/scripts/posix/activate.csh, written by fwsetup for the environment at its final path;
+# the prompt lines only where there is a prompt, so that `csh -c "source ENV/bin/activate.csh && CMD"` works)
+
+alias deactivate 'test $?_OLD_VIRTUAL_PATH != 0 && setenv PATH "$_OLD_VIRTUAL_PATH" && unset _OLD_VIRTUAL_PATH; rehash; test $?_OLD_VIRTUAL_PROMPT != 0 && set prompt="$_OLD_VIRTUAL_PROMPT" && unset _OLD_VIRTUAL_PROMPT; unsetenv VIRTUAL_ENV; unsetenv VIRTUAL_ENV_PROMPT; test "\\!:*" != "nondestructive" && unalias deactivate'
+
+# Unset irrelevant variables.
+deactivate nondestructive
+
+setenv VIRTUAL_ENV {path}
+
+set _OLD_VIRTUAL_PATH="$PATH"
+setenv PATH "$VIRTUAL_ENV/bin:$PATH"
+
+
+if ($?prompt) then
+    set _OLD_VIRTUAL_PROMPT="$prompt"
+    if (! "$?VIRTUAL_ENV_DISABLE_PROMPT") then
+        set prompt = {prompt}"$prompt"
+        setenv VIRTUAL_ENV_PROMPT {prompt}
+    endif
+endif
+
+alias pydoc python -m pydoc
+
+rehash
+"""
+
+
+def write_csh_activate(prefix: Path, final: Path) -> bool:
+    """bin/activate.csh for a venv that has none (uv's relocatable venvs), naming `final`, the environment's
+    path once it is in place; write() then adds the settings block to it. False when there is one already,
+    or the path cannot be written as csh data (a control character)."""
+    script = prefix / "bin" / "activate.csh"
+    if os.name == "nt" or os.path.lexists(script) or not (prefix / "bin").is_dir():
+        return False
+    path = str(final)
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return False
+    script.write_text(_CSH_ACTIVATE.format(path=_csh_quote(path), prompt=_csh_quote(f"({final.name}) ")))
+    return True

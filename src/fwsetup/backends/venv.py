@@ -828,6 +828,7 @@ class VenvBackend(Backend):
         # link would otherwise pass on unseen (torch: ~2.8 s of one core, issue 21).
         verified = _Verify(st.path, [p for p in packages if p.get("name") not in set(options.repair)])
         # the framework's run-time settings live in the env itself (envvars): the smoke test sees only those
+        envvars.write_csh_activate(st.path, st.target)  # uv writes none for a relocatable venv
         envvars.write(st.path, envvars.runtime_env(plan))
         if options.run_smoke and plan.smoke is not None:
             progress(
