@@ -413,6 +413,8 @@ def known(
     """Every registered environment as it is now. With `prune`, those deleted by hand (or replaced by a folder
     fwsetup did not make) are dropped from the registry; they are still in the list returned, once."""
     folder = data_dir(environ)
+    if not folder.is_dir():
+        return []  # nothing registered yet: a listing makes no folder
     try:
         with _locked(folder):
             had = _read(folder / REGISTRY_FILE)[1]

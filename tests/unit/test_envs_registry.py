@@ -329,3 +329,13 @@ def test_the_lock_check_passes_on_the_machine_it_was_made_for(h100_lock: Path) -
     assert verdict.ok, verdict.reasons
     kinds = {c["kind"] for c in check_host(src, str(FIXTURES / "kepler.json")).codes}
     assert "locked_driver_too_old" in kinds
+
+
+def test_listing_with_nothing_registered_makes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FWSETUP_DATA_DIR", str(tmp_path / "data"))
+    code, out, err = run("envs", "--json")
+    assert code == 0 and json.loads(out)["envs"] == [] and not (tmp_path / "data").exists(), err
+    code, _out, err = run("envs")
+    assert code == 0 and "no environments made by fwsetup" in err
