@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import count, input_file, interpreter, seconds
+from fwsetup.cli.options import count, input_file, interpreter, output_file, seconds
 
 if TYPE_CHECKING:
     from fwsetup.ops.result import SmokeOutcome
@@ -117,6 +117,24 @@ def smoke_command(
             help="With --nodes: seconds a rank waits to meet the others, and for each all-reduce.",
         ),
     ] = 60.0,
+    launcher: Annotated[
+        str,
+        typer.Option(
+            "--launcher",
+            metavar="L",
+            help="With --nodes: `slurm` (one rank per node of a Slurm allocation: torchrun under srun for "
+            "pytorch, jax.distributed's Slurm detection for jax) or `fwsetup` (ranks started here, by address).",
+        ),
+    ] = "fwsetup",
+    emit_sbatch: Annotated[
+        str | None,
+        typer.Option(
+            "--emit-sbatch",
+            metavar="FILE",
+            parser=output_file,
+            help="With --launcher slurm: write the sbatch script of the job to FILE (submit it with sbatch).",
+        ),
+    ] = None,
 ) -> None:
     """Run a real training step of NAME in an existing environment (one fwsetup did not build, too).
 
@@ -136,6 +154,17 @@ def smoke_command(
         return
     from fwsetup.errors import SmokeError
 
+    if launcher not in ("fwsetup", "slurm"):
+        from fwsetup.errors import UsageError
+
+        raise UsageError(f"--launcher {launcher}: give slurm or fwsetup.")
+    if launcher == "slurm" or emit_sbatch:
+        _slurm(
+            name, python, nodes=nodes, others=bool(node_addr or netns or hostfile or rank), port=port, gpu=gpu,
+            steps=steps, timeout=timeout, rank_timeout=rank_timeout, json_out=json_out, emit_sbatch=emit_sbatch,
+            launcher=launcher,
+        )  # fmt: skip
+        return
     if nodes is not None or node_addr or netns or hostfile or rank:
         _multinode(
             name, python, nodes=nodes, addrs=node_addr or [], netns=netns or [], hostfile=hostfile, port=port,
@@ -219,6 +248,65 @@ def _multinode(
         f"{escape(_where_ranks_ran(report['ranks']))}; loss {report['loss_before']:.4g} -> "
         f"{report['loss_after']:.4g}, identical weights on every rank, all-reduce {report['allreduce_seconds'] * 1000:.2f} ms "
         f"per step, {report['seconds_total']:.1f} s in all"
+    )
+
+
+def _slurm(
+    name: str,
+    python: str | None,
+    *,
+    nodes: int | None,
+    others: bool,
+    port: int | None,
+    gpu: bool,
+    steps: int | None,
+    timeout: float,
+    rank_timeout: float,
+    json_out: bool,
+    emit_sbatch: str | None,
+    launcher: str,
+) -> None:
+    """`--nodes N --launcher slurm`: one rank per node of a Slurm allocation (fwsetup.smoke.slurm)."""
+    import json
+
+    from fwsetup.errors import SmokeError, UsageError
+    from fwsetup.ops import smoke as ops
+    from fwsetup.smoke import slurm
+    from fwsetup.ui import emit_json, err_console, escape
+
+    if launcher != "slurm":
+        raise UsageError("--emit-sbatch goes with --launcher slurm.")
+    if nodes is None:
+        raise UsageError("--launcher slurm goes with --nodes N (the nodes of the allocation).")
+    if others:
+        raise UsageError(
+            "--node-addr, --netns, --hostfile and --rank are for --launcher fwsetup; under Slurm the "
+            "allocation says where each rank runs."
+        )
+    if port is not None and not 1 <= port <= 65535:
+        raise UsageError(f"--port {port}: give a TCP port from 1 to 65535.")
+    framework = ops.smoke_script(name)
+    exe = python or ops.default_python()
+    try:
+        report = slurm.run_slurm(
+            framework, exe, nodes, port=port, steps=steps, gpu=gpu, rank_timeout=rank_timeout,
+            timeout=timeout, emit_sbatch=emit_sbatch, progress=_progress_printer(),
+        )  # fmt: skip
+    except SmokeError as exc:
+        if json_out:
+            emit_json(json.dumps({"ok": False, "framework": framework, "nodes": nodes, "error": exc.message}))
+        raise
+    if json_out:
+        emit_json(json.dumps(report))
+        return
+    print(json.dumps(report))
+    where = ", ".join(f"{r['node']} at {r.get('addr_seen')}" for r in report["ranks"][:4])
+    err_console().print(
+        f"[green]✓[/] {escape(framework)} {escape(str(report['version']))}: {report['nodes']} Slurm nodes "
+        f"({escape(where)}), started by {escape(report['started_by'])}; loss {report['loss_before']:.4g} -> "
+        f"{report['loss_after']:.4g}, identical weights on every node, all-reduce "
+        f"{report['allreduce_seconds'] * 1000:.2f} ms per step, {report['seconds_total']:.1f} s in all"
+        + (f"; sbatch script: {escape(emit_sbatch)}" if emit_sbatch else "")
     )
 
 

@@ -11,6 +11,7 @@ launcher (fwsetup.smoke.multinode), from the reports of all ranks.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import struct
 import sys
@@ -30,21 +31,61 @@ class Options(argparse.Namespace):
     seed: int
     timeout: float
     crash_at_step: int
+    launcher: str
+    reach: bool
+    test_hang: str | None
 
 
 def parse(argv: list[str] | None = None) -> Options:
+    """The rank's options. With --launcher torchrun, rank and world come from torchrun's environment (RANK,
+    WORLD_SIZE) and --master-addr/--master-port are the rendezvous endpoint it was given; with --launcher
+    slurm (JAX), from Slurm's (SLURM_PROCID, SLURM_NTASKS) and jax.distributed finds the coordinator itself.
+    --addr auto: the address this node's traffic to the rendezvous leaves from."""
     p = argparse.ArgumentParser(description="fwsetup multi-node smoke test: one rank of a data-parallel step")
-    p.add_argument("--rank", type=int, required=True)
-    p.add_argument("--world", type=int, required=True)
-    p.add_argument("--master-addr", required=True, help="rank 0's address: the rendezvous")
-    p.add_argument("--master-port", type=int, required=True)
-    p.add_argument("--addr", required=True, help="this rank's own address (the interface its traffic uses)")
+    p.add_argument("--launcher", default="fwsetup", choices=["fwsetup", "torchrun", "slurm"])
+    p.add_argument("--rank", type=int, default=-1)
+    p.add_argument("--world", type=int, default=0)
+    p.add_argument("--master-addr", default="", help="rank 0's address: the rendezvous")
+    p.add_argument("--master-port", type=int, default=0)
+    p.add_argument("--addr", default="auto", help="this rank's own address (the interface its traffic uses)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to meet the others / per collective")
+    p.add_argument("--reach", action="store_true", help="only wait until the rendezvous answers, then report")
     p.add_argument("--crash-at-step", type=int, default=-1, help=argparse.SUPPRESS)  # tests: this rank dies
-    return p.parse_args(argv, namespace=Options())
+    p.add_argument("--test-hang", default=None, help=argparse.SUPPRESS)  # tests: NODE:STEP:FILE
+    opts = p.parse_args(argv, namespace=Options())
+    env = os.environ
+    if opts.launcher == "torchrun" and "RANK" in env:
+        opts.rank, opts.world = int(env["RANK"]), int(env["WORLD_SIZE"])
+    elif opts.launcher == "slurm" and "SLURM_PROCID" in env:
+        opts.rank, opts.world = int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"])
+    if opts.addr == "auto" and opts.master_addr:
+        opts.addr = route_source(opts.master_addr)
+    return opts
+
+
+def route_source(host: str) -> str:
+    """The local address this node's traffic to `host` leaves from (no packet is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((socket.gethostbyname(host), 9))
+            return str(s.getsockname()[0])
+    except OSError:
+        return "auto"  # located later: address_problem("auto") says why
+
+
+def hang_here(opts: Options, step: int) -> None:
+    """Tests: the rank on node NODE stops at step STEP (mid-step: gradient computed, before its all-reduce)
+    and says so in FILE, so that the test can kill the whole node at a known point."""
+    if not opts.test_hang:
+        return
+    node, at, marker = opts.test_hang.split(":", 2)
+    if node == os.environ.get("SLURMD_NODENAME") and step == int(at):
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(3600)
 
 
 def interface_of(addr: str) -> str | None:
@@ -165,10 +206,21 @@ def main(framework: str, train) -> None:
         "addr": opts.addr,
         "rendezvous": f"{opts.master_addr}:{opts.master_port}",
         "device_requested": opts.device,
+        "launcher": opts.launcher,
+        "node": os.environ.get("SLURMD_NODENAME"),  # under Slurm: the node it ran on
     }
+    if opts.reach:  # before torchrun on a node that does not host the rendezvous: can it reach it?
+        result.update(host=socket.gethostname(), phase="reach")
+        try:
+            result["addr_seen"] = wait_reachable(opts.master_addr, opts.master_port, opts.timeout)
+        except Fail as exc:
+            result["error"] = str(exc)
+        h.emit(result)
+        os._exit(0 if "error" not in result else 1)
 
     def train_here(o: Options, r: dict) -> None:
-        locate(o, r)
+        if not (o.launcher == "slurm" and o.addr == "auto"):  # else: once the coordinator is known (JAX)
+            locate(o, r)
         train(o, r)
 
     h.run(train_here, opts, result)

@@ -28,6 +28,20 @@ def train(opts: d.Options, result: dict) -> None:
         raise d.Fail("the multi-node JAX smoke test runs on the CPU (gloo collectives) only")
     jax.config.update("jax_platforms", "cpu")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if opts.launcher == "slurm":
+        # jax.distributed finds the coordinator itself under Slurm (its SlurmCluster: the first node of the
+        # step, a port from the job id); asked here only to say where this rank meets the others.
+        from jax._src.clusters.slurm_cluster import SlurmCluster
+
+        if not SlurmCluster.is_env_present():
+            raise d.Fail(
+                "--launcher slurm, but this rank does not run in a Slurm job step (no SLURM_* variables)"
+            )
+        host, _, port = SlurmCluster.get_coordinator_address(None, None).rpartition(":")
+        opts.master_addr, opts.master_port = host, int(port)
+        opts.addr = d.route_source(host)
+        result.update(rendezvous=f"{host}:{port}", addr=opts.addr, rank=opts.rank, world=opts.world)
+        d.locate(opts, result)
     # gloo binds to the address this rank was given (its hostname may resolve to 127.0.0.1).
     from jax._src import xla_bridge
 
@@ -36,15 +50,21 @@ def train(opts: d.Options, result: dict) -> None:
     if opts.rank != 0:
         result["addr_seen"] = d.wait_reachable(opts.master_addr, opts.master_port, opts.timeout, opts.addr)
     t = time.perf_counter()
-    jax.distributed.initialize(
-        coordinator_address=f"{opts.master_addr}:{opts.master_port}",
-        num_processes=opts.world,
-        process_id=opts.rank,
-        initialization_timeout=max(1, int(opts.timeout)),
-        heartbeat_timeout_seconds=max(2, int(opts.timeout)),
-        shutdown_timeout_seconds=max(1, int(opts.timeout)),
-        coordinator_bind_address=f"0.0.0.0:{opts.master_port}",
-    )
+    timeouts = {
+        "initialization_timeout": max(1, int(opts.timeout)),
+        "heartbeat_timeout_seconds": max(2, int(opts.timeout)),
+        "shutdown_timeout_seconds": max(1, int(opts.timeout)),
+    }
+    if opts.launcher == "slurm":
+        jax.distributed.initialize(**timeouts)  # coordinator, process count and id: from Slurm
+    else:
+        jax.distributed.initialize(
+            coordinator_address=f"{opts.master_addr}:{opts.master_port}",
+            num_processes=opts.world,
+            process_id=opts.rank,
+            coordinator_bind_address=f"0.0.0.0:{opts.master_port}",
+            **timeouts,
+        )
     import jax.numpy as jnp
     import numpy as np
     from jax.sharding import Mesh, NamedSharding
@@ -114,6 +134,7 @@ def train(opts: d.Options, result: dict) -> None:
             os._exit(17)  # tests: a rank that dies mid-step
         _, g = grad(params, x, y)
         g_local = np.asarray(g)
+        d.hang_here(opts, step)
         t0 = time.perf_counter()
         g_mean = allreduce_mean(g_local)
         times.append(time.perf_counter() - t0)

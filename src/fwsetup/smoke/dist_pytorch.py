@@ -48,6 +48,15 @@ def train(opts: d.Options, result: dict) -> None:
         os.environ.setdefault("NCCL_SOCKET_IFNAME", ifname)
     result["interface"] = ifname
     timeout = timedelta(seconds=opts.timeout)
+    if opts.launcher == "torchrun":
+        # torchrun's c10d rendezvous has met already (rank and world from it); the process group is made
+        # from the store its agents share (env://: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE).
+        t = time.perf_counter()
+        dist.init_process_group(backend, timeout=timeout)
+        result["rendezvous_seconds"] = round(time.perf_counter() - t, 3)
+        result["rank"], result["world"] = dist.get_rank(), dist.get_world_size()
+        _train(torch, dist, opts, result, cuda, backend)
+        return
     if opts.rank != 0:
         result["addr_seen"] = d.wait_reachable(opts.master_addr, opts.master_port, opts.timeout, opts.addr)
     t = time.perf_counter()
@@ -65,6 +74,12 @@ def train(opts: d.Options, result: dict) -> None:
         raise d.Fail(msg) from None
     dist.init_process_group(backend, store=store, rank=opts.rank, world_size=opts.world, timeout=timeout)
     result["rendezvous_seconds"] = round(time.perf_counter() - t, 3)
+    _train(torch, dist, opts, result, cuda, backend)
+
+
+def _train(torch, dist, opts: d.Options, result: dict, cuda: bool, backend: str) -> None:
+    import time
+
     try:
         device = torch.device("cuda", 0) if cuda else torch.device("cpu")
         torch.manual_seed(opts.seed + 100 * opts.rank)  # different on purpose: the broadcast must fix it
@@ -97,6 +112,7 @@ def train(opts: d.Options, result: dict) -> None:
                 p.grad = None
             loss_fn(model(x), y).backward()
             flat = torch.cat([p.grad.reshape(-1) for p in params])
+            d.hang_here(opts, step)
             if cuda:
                 torch.cuda.synchronize()
             t0 = time.perf_counter()

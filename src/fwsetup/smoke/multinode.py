@@ -55,11 +55,14 @@ class Rank:
     netns: str | None = None
     python: str | None = None  # None: the job's --python
     origin: str = field(default="", compare=False)  # where it was given: "hosts, line 3", "--node-addr"
+    node: str | None = None  # a Slurm node's name (--launcher slurm)
 
     def prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.netns] if self.netns else []
 
     def where(self) -> str:
+        if self.node:
+            return f"node {self.node} ({self.addr})"
         return f"rank {self.rank} ({self.addr}" + (f", netns {self.netns})" if self.netns else ")")
 
 
@@ -593,6 +596,8 @@ def _verdict(
         x = min(own, key=lambda y: (y.ended, y.report is not None, y.rank.rank))
         if x.report is not None and x.report.get("error"):
             why = str(x.report["error"])
+        elif x.report is None and x.extra.get("why"):
+            why = str(x.extra["why"])
         elif x.killed:
             why = f"it did not finish in time and was stopped (rendezvous {master.addr}:{port})"
         elif x.returncode is not None and x.returncode != 0 and x.report is None:
