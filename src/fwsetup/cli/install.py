@@ -20,6 +20,7 @@ from fwsetup.cli.options import (
     RefreshOpt,
     VendorOpt,
     any_path,
+    count,
     input_file,
 )
 
@@ -108,6 +109,19 @@ def install_command(
             "`fwsetup envs` and doctor call it untested until `fwsetup smoke NAME --python ENV/bin/python` passes.",
         ),
     ] = False,
+    fleet: Annotated[
+        str | None,
+        typer.Option(
+            "--fleet",
+            metavar="slurm",
+            help="Install on N nodes of a Slurm cluster (srun): one plan for all, the same lock on every node, "
+            "then the multi-node smoke test. Needs --nodes and --env.",
+        ),
+    ] = None,
+    nodes: Annotated[
+        int | None,
+        typer.Option("--nodes", metavar="N", parser=count, help="With --fleet: how many nodes."),
+    ] = None,
 ) -> None:
     """Install NAME into an environment, prove it trains (a smoke test), and only then put it in place.
 
@@ -129,6 +143,11 @@ def install_command(
         raise UsageError(msg)
     request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus,
                             allow_insecure=allow_insecure, allow_experimental=allow_experimental, vendor=vendor)  # fmt: skip
+    if fleet is not None or nodes is not None:
+        extra = [*(["--wheelhouse", str(wheelhouse)] if wheelhouse else []), *(["--offline"] if offline else []),
+                 *(["--force"] if force else []), *(["--skip-smoke"] if skip_smoke else [])]  # fmt: skip
+        _fleet(request, name, fleet=fleet, nodes=nodes, env_path=env_path, extra=extra, json_out=json_out)
+        return
     ask = ops.InstallRequest(
         request=request, env_path=env_path, wheelhouse=wheelhouse, offline=offline, dry_run=dry_run, force=force,
         data="refresh" if refresh else "auto", skip_smoke=skip_smoke,
@@ -158,6 +177,42 @@ def install_command(
         _render_outcome(outcome)
     if skip_smoke and outcome.changed:
         _warn_untested(prepared, before=False)
+
+
+def _fleet(
+    request: Request, name: str, *, fleet: str | None, nodes: int | None, env_path: Path | None,
+    extra: list[str], json_out: bool,
+) -> None:  # fmt: skip
+    """`--fleet slurm --nodes N --env PATH` (fwsetup.ops.fleet_slurm)."""
+    import json
+
+    from fwsetup.cli.plan import exit_if_refused
+    from fwsetup.errors import UsageError
+    from fwsetup.ops.fleet_slurm import install_fleet
+    from fwsetup.ui import emit_json, err_console, escape
+
+    if fleet != "slurm":
+        raise UsageError(
+            f"--fleet {fleet}: give --fleet slurm (with --nodes N)."
+            if fleet
+            else "--nodes goes with --fleet slurm."
+        )
+    if nodes is None or env_path is None:
+        raise UsageError("--fleet slurm needs --nodes N and --env PATH (the same path on every node).")
+    outcome = install_fleet(
+        request, name, nodes=nodes, env_path=env_path.absolute(), extra_args=extra,
+        on_plan=lambda plan: exit_if_refused(plan, request, json_out=json_out),
+    )  # fmt: skip
+    if json_out:
+        emit_json(json.dumps(outcome.as_dict(), indent=2))
+        return
+    smoke = outcome.smoke or {}
+    err_console().print(
+        f"[green]✓[/] {escape(outcome.framework)} {escape(outcome.version)} ({escape(outcome.variant)}) on "
+        f"{len(outcome.nodes)} Slurm nodes ({escape(', '.join(outcome.nodes))}) at {escape(outcome.env)}: the same "
+        f"lock on every node ({outcome.lock_hash[:12]}); multi-node smoke: loss {smoke.get('loss_before', 0):.4g} -> "
+        f"{smoke.get('loss_after', 0):.4g}, identical weights on every node"
+    )
 
 
 def _warn_untested(prepared: PreparedInstall, *, before: bool) -> None:
