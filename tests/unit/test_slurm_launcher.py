@@ -21,7 +21,7 @@ from fwsetup.smoke import slurm
 
 
 def _payload(text: str) -> bytes:
-    line = next(ln for ln in text.splitlines() if ln.startswith("export FWSETUP_SMOKE_PYZ="))
+    line = next(ln for ln in text.splitlines() if ln.startswith("export FWSMOKE_PYZ="))
     return base64.b64decode(shlex.split(line.split("=", 1)[1])[0])
 
 

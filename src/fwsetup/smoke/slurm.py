@@ -57,12 +57,12 @@ _PROBE = (
 
 # One task per node. torchrun: the first node hosts the rendezvous store (is_host=1); the others first wait
 # for it to answer (a node that cannot reach it says so, with the address and port, within the time-out),
-# then join. Arguments: PYTHON ADDR PORT TIMEOUT SMOKE-ARGS...; the smoke zip comes in FWSETUP_SMOKE_PYZ.
+# then join. Arguments: PYTHON ADDR PORT TIMEOUT SMOKE-ARGS...; the smoke zip comes in FWSMOKE_PYZ.
 _RANK_TORCHRUN = r"""python=$1 addr=$2 port=$3 timeout=$4
 shift 4
 smoke=$(mktemp "${TMPDIR:-/tmp}/fwsetup-smoke.XXXXXX")
 trap 'rm -f "$smoke"' EXIT
-printf '%s' "$FWSETUP_SMOKE_PYZ" | base64 -d >"$smoke"
+printf '%s' "$FWSMOKE_PYZ" | base64 -d >"$smoke"
 # This node's address: the one its traffic to the rendezvous leaves from (the process group's too).
 local=$("$python" -I -c 'import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -84,7 +84,7 @@ _RANK_JAX = r"""python=$1 timeout=$4
 shift 4
 smoke=$(mktemp "${TMPDIR:-/tmp}/fwsetup-smoke.XXXXXX")
 trap 'rm -f "$smoke"' EXIT
-printf '%s' "$FWSETUP_SMOKE_PYZ" | base64 -d >"$smoke"
+printf '%s' "$FWSMOKE_PYZ" | base64 -d >"$smoke"
 "$python" -I "$smoke" --launcher slurm --timeout "$timeout" "$@"
 """
 
@@ -154,10 +154,10 @@ def sbatch_script(
         "ADDR=$(scontrol show node \"$HEAD\" | tr ' ' '\\n' | sed -n 's/^NodeAddr=//p')",
         'echo "fwsetup-nodes:" $NODES',
         'echo "fwsetup-rendezvous: $ADDR:$PORT"',
-        f"export FWSETUP_SMOKE_PYZ={q(payload)}",
-        "read -r -d '' RANK <<'FWSETUP_RANK' || true",
+        f"export FWSMOKE_PYZ={q(payload)}",
+        "read -r -d '' RANK <<'END_OF_RANK' || true",
         rank.rstrip("\n"),
-        "FWSETUP_RANK",
+        "END_OF_RANK",
         f'srun --nodes="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 --kill-on-bad-exit=1 --label bash -c "$RANK" \\\n'
         f'  fwsetup-rank "$PYTHON" "$ADDR" "$PORT" "$TIMEOUT" {" ".join(q(a) for a in args)}',
         "",
