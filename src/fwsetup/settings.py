@@ -27,6 +27,8 @@ ENGINE_PING_TIMEOUT: Final = 2.5
 # whole answer, not per read); a build and a smoke container by their own deadlines.
 ENGINE_CALL_TIMEOUT: Final = 60.0
 BUILD_TIMEOUT: Final = 7200.0
+# The smoke test of an image for another architecture, under QEMU user emulation (fwsetup build --platform).
+EMULATED_SMOKE_TIMEOUT: Final = 2400.0
 _MAX_TIMEOUT: Final = 3600.0
 REGISTRY_TTL: Final = 24 * 3600.0  # a day
 REGISTRY_TIMEOUT: Final = 2.0
@@ -61,6 +63,7 @@ class Settings:
     engine_timeout: float = ENGINE_PING_TIMEOUT  # FWSETUP_ENGINE_TIMEOUT
     engine_call_timeout: float = ENGINE_CALL_TIMEOUT  # FWSETUP_ENGINE_CALL_TIMEOUT
     build_timeout: float = BUILD_TIMEOUT  # FWSETUP_BUILD_TIMEOUT
+    emulated_smoke_timeout: float = EMULATED_SMOKE_TIMEOUT  # FWSETUP_EMULATED_SMOKE_TIMEOUT
     uv: str | None = None  # FWSETUP_UV
     installer: str = ""  # FWSETUP_INSTALLER: "" (uv, else pip), "uv", "pip"; anything else is refused on use
     conda_tool: str = ""  # FWSETUP_CONDA_TOOL: micromamba | mamba | conda | rattler | a path
@@ -155,6 +158,9 @@ def from_env(env: Mapping[str, str]) -> Settings:
         engine_timeout=_timeout(env.get("FWSETUP_ENGINE_TIMEOUT"), ENGINE_PING_TIMEOUT),
         engine_call_timeout=_timeout(env.get("FWSETUP_ENGINE_CALL_TIMEOUT"), ENGINE_CALL_TIMEOUT),
         build_timeout=_timeout(env.get("FWSETUP_BUILD_TIMEOUT"), BUILD_TIMEOUT, 7 * 86400.0),
+        emulated_smoke_timeout=_timeout(
+            env.get("FWSETUP_EMULATED_SMOKE_TIMEOUT"), EMULATED_SMOKE_TIMEOUT, 86400.0
+        ),
         uv=env.get("FWSETUP_UV") or None,
         installer=env.get("FWSETUP_INSTALLER", "").strip().lower(),
         conda_tool=env.get("FWSETUP_CONDA_TOOL", "").strip(),

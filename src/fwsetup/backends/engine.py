@@ -98,6 +98,18 @@ class RunResult:
     seconds: float
 
 
+@dataclass(frozen=True, kw_only=True)
+class ManifestList:
+    """A multi-platform image in a registry: the list's digest and, per platform, its image's digest."""
+
+    ref: str
+    digest: str
+    manifests: tuple[tuple[str, str], ...]  # (platform "linux/arm64", "sha256:…"), in the list's order
+
+    def platforms(self) -> tuple[str, ...]:
+        return tuple(p for p, _ in self.manifests)
+
+
 class Engine(ABC):
     """A container engine: builds images from a context folder and runs commands in fresh containers."""
 
@@ -129,6 +141,15 @@ class Engine(ABC):
     def image_tags(self) -> list[str]:
         """Every repository:tag the engine holds (engines that cannot list keep this default: none)."""
         return []
+
+    def image_platform(self, ref: str) -> str | None:
+        """The image's OS/architecture ("linux/arm64"), or None when there is no such image (or it cannot say)."""
+        return None
+
+    def build_platforms(self) -> tuple[str, ...] | None:
+        """The platforms the engine's builder can run build steps for ("linux/amd64", "linux/arm64" where
+        QEMU user emulation is registered); None when it cannot say (the classic builder)."""
+        return None
 
     def remove_stale(self) -> list[str]:
         """Remove what a killed fwsetup of this host left in the engine (smoke containers, private tags);

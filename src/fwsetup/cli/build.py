@@ -101,6 +101,15 @@ def build_command(
     base: Annotated[
         str | None, typer.Option("--base", metavar="IMAGE", help="Base image (default: the recipe's).")
     ] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            "--platform",
+            metavar="P[,P]",
+            help="Image platforms, e.g. linux/amd64,linux/arm64: one image each (another architecture under "
+            "QEMU emulation).",
+        ),
+    ] = None,
     wheelhouse: Annotated[
         Path | None,
         typer.Option(
@@ -133,6 +142,7 @@ def build_command(
     from fwsetup.cli.plan import exit_if_refused
     from fwsetup.ops import build as ops
     from fwsetup.plan import build_request
+    from fwsetup.plan.container import parse_platforms
     from fwsetup.ui import emit_json, info
 
     request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method="docker", all_gpus=all_gpus,
@@ -141,7 +151,11 @@ def build_command(
         request=request, variant=variant, tag=tag, base=base, wheelhouse=wheelhouse, offline=offline,
         data="refresh" if refresh else "auto",
         dry_run=dry_run, no_smoke=no_smoke, no_cache=no_cache, host_profile=host_profile,
+        platforms=parse_platforms(platform) if platform is not None else (),
     )  # fmt: skip
+    if ask.platforms:
+        _build_platforms(ask, verbose=verbose, json_out=json_out)
+        return
     prepared = ops.prepare_build(ask)
     plan = prepared.plan
     exit_if_refused(plan, request, json_out=json_out)
@@ -170,3 +184,51 @@ def build_command(
         info(
             f"[yellow]not smoke-tested[/]: no GPU here. On a GPU machine: docker run --rm --gpus 1 {outcome.tag}"
         )
+
+
+def _build_platforms(ask: Any, *, verbose: bool, json_out: bool) -> None:
+    """--platform: one image per platform (ops.build.prepare_builds), each built and smoke-tested in turn;
+    --json gives one result per platform."""
+    import json
+
+    from fwsetup.cli.plan import exit_if_refused
+    from fwsetup.cli.render import smoke_summary
+    from fwsetup.ops import build as ops
+    from fwsetup.ui import emit_json, info
+
+    prepared_all = ops.prepare_builds(ask)
+    for prepared in prepared_all:
+        if prepared.plan.status != "ok":
+            info(f"[bold]{prepared.platform}[/]: refused")
+        exit_if_refused(prepared.plan, ask.request, json_out=json_out)
+    if ask.dry_run:
+        for prepared in prepared_all:
+            print(f"# --platform {prepared.platform}")
+            print(ops.dockerfile(prepared), end="")
+        return
+    outcomes = []
+    for prepared in prepared_all:
+        plan = prepared.plan
+        assert plan.image is not None
+        how = " [yellow]under QEMU emulation[/]" if prepared.emulated else ""
+        info(f"[bold]{prepared.platform}[/]{how}: [bold]{plan.title} {plan.version}[/] ({plan.variant}), "
+             f"Python {plan.python}, on {plan.image.base} [dim]({plan.image.why})[/]")  # fmt: skip
+        for note in prepared.notes:
+            info(f"[dim]{note}[/]")
+        with BuildView(verbose=verbose, quiet=False) as view:
+            outcome = ops.build(prepared, progress=view.progress, on_event=view.event)
+        outcomes.append(outcome)
+        if not json_out:
+            info(
+                f"[green]✓[/] {prepared.platform}: built [bold]{outcome.tag}[/] ({_size(outcome.size_bytes)}; "
+                f"{outcome.steps} steps, {outcome.cached_steps} cached; {outcome.seconds:.0f} s)"
+            )
+            if outcome.smoke:
+                info(
+                    f"[green]✓[/] {prepared.platform}: smoke test in a container with no network"
+                    f"{' (emulated)' if outcome.emulated else ''}: {smoke_summary(outcome.smoke)}"
+                )
+    if json_out:
+        doc = {"schema_version": outcomes[0].schema_version, "status": "built",
+               "platforms": [o.as_dict() for o in outcomes]}  # fmt: skip
+        emit_json(json.dumps(doc, indent=2))

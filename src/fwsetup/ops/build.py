@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from fwsetup.ops.result import BuildOutcome
 
@@ -38,6 +38,10 @@ class BuildRequest:
     no_cache: bool = False
     host_profile: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # --platform: one image per platform ("linux/amd64", "linux/arm64"); () = the engine's own, as before.
+    # prepare_builds() makes one PreparedBuild each; prepare_build() reads `platform` alone.
+    platforms: tuple[str, ...] = ()
+    platform: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +54,93 @@ class PreparedBuild:
     engine: DockerEngine | None
     notes: tuple[str, ...] = ()
     stand_in: bool = False
+    platform: str | None = None  # --platform's, for this image
+    emulated: bool = False  # built and smoke-tested under QEMU user emulation (another architecture)
+
+
+# The smoke test of an image for another architecture runs under QEMU user emulation, many times slower
+# than natively (README: `--platform`): its own time limit (settings: FWSETUP_EMULATED_SMOKE_TIMEOUT).
+NATIVE_SMOKE_TIMEOUT: Final = 900.0
+
+
+def prepare_builds(ask: BuildRequest) -> tuple[PreparedBuild, ...]:
+    """--platform P1,P2: one PreparedBuild per platform, each with the plan made for that platform (its
+    architecture's wheels, or a refusal saying it has none), FROM that platform's base image, and tagged
+    TAG-ARCH (an engine's image store holds one platform per tag); `push_manifest` joins them in a registry.
+    A platform the engine's builder cannot run (no QEMU emulation registered) ends it before anything is
+    built: EngineError naming scripts/start-binfmt."""
+    from fwsetup.errors import EngineError
+    from fwsetup.plan.container import PLATFORM_ARCH
+
+    if not ask.platforms:
+        return (prepare_build(ask),)
+    several = len(ask.platforms) > 1
+    out: list[PreparedBuild] = []
+    for platform in ask.platforms:
+        one = replace(ask, platform=platform, platforms=())
+        prepared = prepare_build(one)
+        if prepared.plan.status == "ok" and several:
+            from fwsetup.backends.docker import default_tag
+
+            arch = platform.split("/", 1)[1]
+            tag = f"{ask.tag or default_tag(prepared.plan)}-{arch}"
+            prepared = replace(prepared, options=replace(prepared.options, tag=tag))
+        out.append(prepared)
+    engine = out[0].engine
+    foreign = [p.platform for p in out if p.emulated and p.plan.status == "ok"]
+    if engine is not None and foreign:
+        if not engine.check().buildkit:
+            msg = (
+                f"an image for {', '.join(str(f) for f in foreign)} needs BuildKit (docker buildx): the classic "
+                "builder makes images for the engine's own platform only."
+            )
+            raise EngineError(
+                msg, hint="Install the buildx plugin (./scripts/install-buildx), then build again."
+            )
+        can = engine.build_platforms() or ()
+        missing = [f for f in foreign if f not in can]
+        if missing:
+            arches = ", ".join(PLATFORM_ARCH[str(m)] for m in missing)
+            msg = (
+                f"the engine's builder cannot run {arches} programs (it lists {', '.join(can) or 'no platforms'}): "
+                f"every build step and the smoke test of a {', '.join(str(m) for m in missing)} image run them."
+            )
+            hint = (
+                "Register QEMU user emulation with the kernel (binfmt_misc): sudo ./scripts/start-binfmt "
+                "(it says why where the kernel does not allow it), or build on a machine of that architecture."
+            )
+            raise EngineError(msg, hint=hint)
+    return tuple(out)
+
+
+def platform_base(
+    engine: DockerEngine | None, base: str | None, platform: str
+) -> tuple[str | None, str | None]:
+    """The base image for an image of `platform`: (ref, note). --base as given where the engine's copy is
+    for that platform (or the engine has none: BuildKit then reads the platform's image from the
+    registry's manifest list); else TAG-ARCH where the engine holds that for the platform (what
+    scripts/make-base-image makes for another architecture beside the native image)."""
+    if base is None or engine is None or "@" in base:
+        return base, None
+    have = engine.image_platform(base)
+    if have is None or have == platform:
+        return base, None
+    arch = platform.split("/", 1)[1]
+    other = f"{base}-{arch}" if ":" in base.rsplit("/", 1)[-1] else f"{base}:latest-{arch}"
+    if engine.image_platform(other) == platform:
+        return other, f"{platform}: FROM {other}, the {arch} image beside {base} ({have})"
+    from fwsetup.errors import UsageError
+
+    msg = (
+        f"--base {base} is a {have} image, and the engine has no {platform} one beside it ({other}): a "
+        f"{platform} image cannot be built FROM it."
+    )
+    hint = (
+        f"Make one with ./scripts/make-base-image {other} (for {arch}: README, Two architectures), or give as "
+        "--base an image whose "
+        "registry serves it for both platforms (a manifest list)."
+    )
+    raise UsageError(msg, hint=hint)
 
 
 def prepare_build(ask: BuildRequest) -> PreparedBuild:
@@ -74,19 +165,23 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
     engine = None if ask.dry_run else DockerEngine(env=env)
     if engine is not None:
         engine.check()  # no engine: say so before planning and rendering
+    from fwsetup.plan.container import native_platform
+
+    emulated = ask.platform is not None and ask.platform != native_platform(profile)
+    base, base_note = platform_base(engine, ask.base, ask.platform) if ask.platform else (ask.base, None)
     base_python_version = None
-    if ask.base and engine is not None and base_python(ask.base).version is None:
-        base_python_version = engine_python_probe(engine)(ask.base)  # a --base its name does not explain
+    if base and engine is not None and base_python(base).version is None and not emulated:
+        base_python_version = engine_python_probe(engine)(base)  # a --base its name does not explain
     from fwsetup.ops.plan import registry_for
 
     recipe, registry = registry_for(recipe, "offline" if ask.offline else ask.data)
-    notes: list[str] = []
+    notes: list[str] = [base_note] if base_note else []
 
     def replan(version: str | None) -> Plan:
         asked = request if version is None else msgspec.structs.replace(request, version=version)
         p, n = plan_image(
-            recipe, profile, asked, base=ask.base, variant=ask.variant, base_python_version=base_python_version,
-            registry=registry,
+            recipe, profile, asked, base=base, variant=ask.variant, base_python_version=base_python_version,
+            registry=registry, platform=ask.platform,
         )  # fmt: skip
         notes.extend(n)
         return p
@@ -109,14 +204,19 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
     # A CUDA plan on a machine without a usable GPU is for a stand-in GPU (plan.container.target_gpu_profile).
     stand_in = plan.status == "ok" and plan.accelerator == "cuda" and not profile.usable_gpus
     gpus = "all" if request.all_gpus else "one" if plan.accelerator == "cuda" else "none"
+    from fwsetup.settings import resolve
+
+    smoke_timeout = resolve(env).emulated_smoke_timeout if emulated else NATIVE_SMOKE_TIMEOUT
     options = ImageOptions(
-        tag=ask.tag, base=ask.base, wheelhouse=ask.wheelhouse, offline=ask.offline, env=env,
+        tag=ask.tag, base=base, wheelhouse=ask.wheelhouse, offline=ask.offline, env=env,
         gpus=gpus,  # type: ignore[arg-type]
-        run_smoke=not (ask.no_smoke or stand_in), no_cache=ask.no_cache,
+        run_smoke=not (ask.no_smoke or stand_in), no_cache=ask.no_cache, platform=ask.platform,
+        smoke_timeout=smoke_timeout,
     )  # fmt: skip
     return PreparedBuild(
-        plan=plan, options=options, engine=engine, notes=tuple(dict.fromkeys(notes)), stand_in=stand_in
-    )
+        plan=plan, options=options, engine=engine, notes=tuple(dict.fromkeys(notes)), stand_in=stand_in,
+        platform=ask.platform, emulated=emulated,
+    )  # fmt: skip
 
 
 def dockerfile(prepared: PreparedBuild) -> str:
@@ -152,6 +252,8 @@ def build(
         smoke_seconds=result.smoke_seconds,
         smoke_skipped="no usable GPU here" if prepared.stand_in else None,
         notes=(*prepared.notes, *result.notes),
+        platform=prepared.platform,
+        emulated=prepared.emulated,
     )
 
 

@@ -115,6 +115,8 @@ class BuildOutcome:
     smoke_seconds: float | None = None
     smoke_skipped: str | None = None  # why the smoke test was not run (no GPU here, --no-smoke)
     notes: tuple[str, ...] = ()
+    platform: str | None = None  # --platform's ("linux/arm64"); None: the engine's own
+    emulated: bool = False  # built and smoke-tested under QEMU user emulation
     schema_version: int = SCHEMA_VERSION
 
     def as_dict(self) -> dict[str, Any]:
@@ -130,5 +132,7 @@ class BuildOutcome:
             "smoke": dict(self.smoke) if self.smoke else None,
             "smoke_seconds": round(self.smoke_seconds, 1) if self.smoke_seconds else None,
             "notes": list(self.notes),
+            "platform": self.platform,
+            "emulated": self.emulated,
             "plan": _plan_dict(self.plan),
         }

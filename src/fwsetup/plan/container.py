@@ -52,6 +52,51 @@ _DISTRO_PYTHON: Final = {
 # ---------------------------------------------------------------------------------------------------
 # The target machine of an image
 
+# The image platforms `--platform` builds (OCI os/arch), and the CPU architecture each is in a HostProfile.
+PLATFORM_ARCH: Final = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+_PLATFORM_ALIASES: Final = {"amd64": "linux/amd64", "x86_64": "linux/amd64", "arm64": "linux/arm64",
+                            "aarch64": "linux/arm64", "linux/arm64/v8": "linux/arm64",
+                            "linux/x86_64": "linux/amd64", "linux/aarch64": "linux/arm64"}  # fmt: skip
+
+
+def parse_platforms(text: str) -> tuple[str, ...]:
+    """--platform linux/amd64,linux/arm64 -> ("linux/amd64", "linux/arm64"), in the order given, each once;
+    UsageError naming the platforms an image can be built for."""
+    out: list[str] = []
+    for word in (w.strip().lower() for w in text.split(",")):
+        if not word:
+            continue
+        name = _PLATFORM_ALIASES.get(word, word)
+        if name not in PLATFORM_ARCH:
+            msg = f"--platform {word!r}: images are built for {', '.join(PLATFORM_ARCH)} (comma-separated)."
+            raise UsageError(msg)
+        if name not in out:
+            out.append(name)
+    if not out:
+        msg = f"--platform needs at least one platform: {', '.join(PLATFORM_ARCH)}."
+        raise UsageError(msg)
+    return tuple(out)
+
+
+def native_platform(profile: HostProfile) -> str | None:
+    """The image platform this machine runs without emulation ("linux/amd64"), None when unknown."""
+    from fwsetup.plan.evaluate import norm_arch
+
+    arch = norm_arch("linux", profile.cpu.arch)
+    return next((p for p, a in PLATFORM_ARCH.items() if a == arch), None)
+
+
+def platform_profile(profile: HostProfile, platform: str | None) -> HostProfile:
+    """The machine an image for `platform` runs on: this one for its own platform (or None); for another
+    architecture an emulated CPU of that architecture (no features known, so no x86 instruction set is
+    assumed) with no GPU (an emulated process reaches none of this machine's GPUs)."""
+    from fwsetup.profile import CPUInfo, NvidiaInfo
+
+    if platform is None or platform == native_platform(profile):
+        return profile
+    cpu = CPUInfo(arch=PLATFORM_ARCH[platform], cores=profile.cpu.cores, model=f"{platform} under emulation")
+    return msgspec.structs.replace(profile, cpu=cpu, nvidia=NvidiaInfo(nvml="missing"))
+
 
 def linux_profile(profile: HostProfile) -> HostProfile:
     """This machine as the image sees it: Linux on the same CPU and GPUs; the host's OS and Python do not
@@ -216,16 +261,19 @@ def plan_image(
     variant: str | None = None,
     base_python_version: str | None = None,
     registry: Literal["shipped"] | Registry | None = "shipped",
+    platform: str | None = None,
 ) -> tuple[Plan, list[str]]:
     """The plan for an image, in one pass: Linux on this machine's CPU and GPUs (a stand-in GPU for
     --variant cuXXX where there is none), each build judged with the Python its base image has (--python
     overrides; for a --base the name does not explain, base_python_version is what the caller's probe of
-    the image said). Returns (plan, notes); plan.image names the base image."""
+    the image said). platform ("linux/arm64", --platform): an image for that architecture, judged on an
+    emulated CPU of it (platform_profile): its wheels, or a refusal saying it has none. Returns (plan,
+    notes); plan.image names the base image and the platform asked for."""
     from fwsetup.plan.planner import make_plan
 
     notes: list[str] = []
     recipe = only_variant(recipe, variant)
-    profile, note = target_gpu_profile(linux_profile(profile), recipe, variant)
+    profile, note = target_gpu_profile(platform_profile(linux_profile(profile), platform), recipe, variant)
     if note:
         notes.append(note)
     request = msgspec.structs.replace(request, method="docker")
@@ -240,7 +288,7 @@ def plan_image(
         if base:
             check_base_ref(base)
         return plan, notes
-    img = image_plan(plan, base)
+    img = msgspec.structs.replace(image_plan(plan, base), platform=platform)
     has = base_python(img.base).version
     if request.python is not None and has is not None and has != request.python:
         notes.append(f"--python {request.python}: the base image {img.base} has Python {has} of its own.")

@@ -66,6 +66,8 @@ class ImagePlan(_S, frozen=True, kw_only=True):
     base: str
     why: str
     python_present: bool = True
+    # The image's OS/architecture ("linux/arm64") where `--platform` asked for one; None: this machine's.
+    platform: str | None = None
 
 
 class FleetGroup(_S, frozen=True, kw_only=True):

@@ -345,8 +345,9 @@ class DockerBackend(Backend):
             size = self.engine.image_size(image_id)
             if options.run_smoke:  # by ID: the tag may name another build's image by now
                 smoke, smoke_seconds = self.smoke(
-                    plan, image_id, options.gpus, ctx.script_name, progress=progress, name=tag
-                )
+                    plan, image_id, options.gpus, ctx.script_name, progress=progress, name=tag,
+                    timeout=options.smoke_timeout,
+                )  # fmt: skip
             self.engine.tag_image(image_id, tag)  # the tag moves only to an image whose smoke test passed
         finally:
             self.engine.remove_tag(work_tag)

@@ -136,8 +136,10 @@ def prepare_context(
     installer = options.installer
     uv = uv_binary() if installer == "uv" else None
     host_arch = platform.machine().lower()
-    arch_ok = (options.platform.endswith("amd64") and host_arch in {"x86_64", "amd64"}) or (
-        options.platform.endswith("arm64") and host_arch in {"aarch64", "arm64"}
+    arch_ok = (
+        options.platform is None
+        or (options.platform.endswith("amd64") and host_arch in {"x86_64", "amd64"})
+        or (options.platform.endswith("arm64") and host_arch in {"aarch64", "arm64"})
     )
     if installer == "uv" and (uv is None or not arch_ok):
         installer = "pip"

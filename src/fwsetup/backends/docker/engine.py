@@ -18,7 +18,15 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from fwsetup.backends.engine import BuildEvent, BuildSpec, Engine, EngineInfo, RunResult, RunSpec
+from fwsetup.backends.engine import (
+    BuildEvent,
+    BuildSpec,
+    Engine,
+    EngineInfo,
+    ManifestList,
+    RunResult,
+    RunSpec,
+)
 from fwsetup.errors import EngineError, InstallError
 from fwsetup.settings import resolve
 
@@ -797,6 +805,67 @@ class DockerEngine(Engine):
             {t for i in images or [] for t in (i.get("RepoTags") or []) if t and t != "<none>:<none>"}
         )
 
+    def image_platform(self, ref: str) -> str | None:
+        attrs = self._image_attrs(ref)
+        if attrs is None or not attrs.get("Architecture"):
+            return None
+        return f"{attrs.get('Os') or 'linux'}/{attrs['Architecture']}"
+
+    def build_platforms(self) -> tuple[str, ...] | None:
+        """`docker buildx inspect`'s Platforms line (BuildKit reads binfmt_misc each time: a handler
+        registered after the engine started is listed without a restart); None without buildx."""
+        if not self.check().buildkit:
+            return None
+        from fwsetup.proc import run
+
+        res = run(["docker", "buildx", "inspect"], timeout=30, env=self._env)
+        if not res.ok:
+            return None
+        return parse_buildx_platforms(res.stdout)
+
+    def create_manifest_list(self, target: str, sources: list[str]) -> ManifestList:
+        """Join images already in a registry (each REF@sha256:…, one per platform) into one multi-platform
+        image, target (a manifest list, pushed by `docker buildx imagetools create`), and read it back from
+        the registry: its digest and each platform's. InstallError with the tool's own words when it fails."""
+
+        from fwsetup.proc import run
+        from fwsetup.redact import redact_text
+
+        made = run(
+            ["docker", "buildx", "imagetools", "create", "-t", target, *sources], timeout=300, env=self._env
+        )
+        if not made.ok:
+            why = redact_text((made.stderr or made.stdout or made.error or "").strip())[-600:]
+            msg = f"could not push the manifest list {target} (docker buildx imagetools create): {why}"
+            raise InstallError(msg)
+        return self.inspect_manifest_list(target)
+
+    def inspect_manifest_list(self, ref: str) -> ManifestList:
+        """What the registry serves for ref: a manifest list's digest and platforms (one image: one entry)."""
+        import json
+
+        from fwsetup.proc import run
+        from fwsetup.redact import redact_text
+
+        got = run(["docker", "buildx", "imagetools", "inspect", ref, "--format", "{{json .Manifest}}"],
+                  timeout=120, env=self._env)  # fmt: skip
+        try:
+            data = json.loads(got.stdout) if got.ok else None
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not str(data.get("digest", "")).startswith("sha256:"):
+            why = redact_text((got.stderr or got.error or got.stdout or "").strip())[-600:]
+            msg = f"could not read {ref} back from its registry (docker buildx imagetools inspect): {why}"
+            raise InstallError(msg)
+        entries = []
+        for m in data.get("manifests") or []:
+            plat = m.get("platform") or {}
+            name = f"{plat.get('os', '?')}/{plat.get('architecture', '?')}"
+            if plat.get("variant"):
+                name += f"/{plat['variant']}"
+            entries.append((name, str(m.get("digest"))))
+        return ManifestList(ref=ref, digest=str(data["digest"]), manifests=tuple(entries))
+
     def _image_attrs(self, ref: str) -> dict[str, Any] | None:
         import docker.errors
 
@@ -804,6 +873,20 @@ class DockerEngine(Engine):
             return dict(self._call("GET /images/json", self.client.images.get, ref).attrs)
         except docker.errors.ImageNotFound:
             return None
+
+
+def parse_buildx_platforms(text: str) -> tuple[str, ...] | None:
+    """The platforms of `docker buildx inspect`'s output ("Platforms: linux/amd64, linux/arm64*"; a star
+    marks one set by the user), each once; None when it lists none."""
+    out: list[str] = []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Platforms":
+            for word in value.split(","):
+                name = word.strip().rstrip("*")
+                if name and name not in out:
+                    out.append(name)
+    return tuple(out) or None
 
 
 def engine_has_bridge(env: Mapping[str, str] | None = None) -> bool | None:

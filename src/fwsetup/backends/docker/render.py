@@ -103,7 +103,8 @@ class ImageOptions:
     # when the wheelhouse holds what it was for.
     plan_indexes: tuple[str, ...] | None = None
     no_cache: bool = False
-    platform: str = "linux/amd64"
+    platform: str | None = None  # "linux/arm64" (--platform): the image's platform; None: the engine's own
+    smoke_timeout: float = 900.0  # seconds; an emulated platform's smoke test gets longer (ops.build)
 
 
 def has_venv(plan: Plan) -> bool:
