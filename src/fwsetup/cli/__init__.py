@@ -57,6 +57,7 @@ COMMANDS = (
     "smoke",
     "build",
     "matrix",
+    "job",
 )
 
 
