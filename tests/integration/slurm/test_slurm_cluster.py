@@ -76,6 +76,11 @@ def test_stop_removes_everything_it_made_then_start_makes_it_anew(slurm: Cluster
         subprocess.run(["ip", "link", "show", "fwslurm0"], capture_output=True, check=False).returncode != 0
     )
     assert "fwsetup-slurm" not in Path("/etc/hosts").read_text()
+    for table in ("filter", "nat"):  # its FORWARD accepts and the nodes' masquerade
+        rules = subprocess.run(
+            ["iptables", "-t", table, "-S"], capture_output=True, text=True, check=False
+        ).stdout
+        assert "fwsetup-slurm" not in rules, rules
     time.sleep(0.2)
     assert not [p for p in pids if Path(f"/proc/{p}").exists()]
     # Stopping again is a no-op; starting again gives the same cluster.
