@@ -339,3 +339,53 @@ def test_listing_with_nothing_registered_makes_nothing(
     assert code == 0 and json.loads(out)["envs"] == [] and not (tmp_path / "data").exists(), err
     code, _out, err = run("envs")
     assert code == 0 and "no environments made by fwsetup" in err
+
+
+def test_a_lock_sync_cannot_use_is_refused_with_the_reason(h100_lock: Path, tmp_path: Path) -> None:
+    target = str(tmp_path / "new")
+    pylock = h100_lock / "pylock.toml"
+    good = pylock.read_text()
+    for text, expected in [
+        ("lock-version = [", "not a valid pylock.toml"),
+        ('lock-version = "1.0"\n', "not a pylock.toml"),
+        (
+            good.replace('hashes = { sha256 = "' + "ab" * 32 + '" }', "hashes = {}"),
+            "has no sha256 in the lock",
+        ),
+    ]:
+        pylock.write_text(text)
+        code, _out, err = run("sync", target, "--from-lock", str(pylock))
+        assert code == 2 and expected in " ".join(err.split()), err
+    pylock.write_text(good)
+    plan = json.loads((h100_lock / "plan.json").read_text())
+    (h100_lock / "plan.json").write_text(json.dumps({**plan, "method": "conda"}))
+    code, _out, err = run("sync", target, "--from-lock", str(h100_lock))
+    assert code == 2 and "fwsetup sync rebuilds venv environments" in " ".join(err.split())
+    (h100_lock / "plan.json").unlink()
+    code, _out, err = run("sync", target, "--from-lock", str(pylock))
+    assert code == 2 and "no plan for" in err
+    assert not Path(target).exists()
+
+
+def test_registry_trouble_never_fails_an_install(fake: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = fake["tmp"] / "a"
+    assert install(fake, a)[0] == 0
+    before = (fake["data"] / "envs.json").read_bytes()
+    # a write that dies before the rename (a crash, a full disk): the old registry is whole, no temp file left
+    real = os.replace
+
+    def boom(src: object, dst: object) -> None:
+        if str(dst).endswith("envs.json"):
+            raise OSError(28, "No space left on device")
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", boom)
+    code, _out, err = install(fake, fake["tmp"] / "b")
+    assert code == 0 and "could not update the registry" in " ".join(err.split()), err
+    assert (fake["data"] / "envs.json").read_bytes() == before
+    assert [p.name for p in fake["data"].iterdir() if p.name.endswith(".tmp")] == []
+    monkeypatch.setattr(os, "replace", real)
+    # a data folder that cannot hold the registry at all: a warning, the install stands
+    monkeypatch.setenv("FWSETUP_DATA_DIR", str(a / "pyvenv.cfg"))
+    code, _out, err = install(fake, fake["tmp"] / "c")
+    assert code == 0 and "warning" in err and "Traceback" not in err
