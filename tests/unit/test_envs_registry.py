@@ -240,6 +240,16 @@ def test_sync_rebuilds_from_a_copied_lock_offline(fake: dict) -> None:
     # again: already in sync, nothing changes
     code, out, err = run("sync", str(b), "--wheelhouse", str(fake["tmp"] / "wheels"), "--offline", "--json")
     assert code == 0 and json.loads(out)["status"] == "unchanged", err
+    # in place from its own lock (the lock is read from a private copy while the folder is replaced); a
+    # package added since is named and refused unless --force
+    ino = a.stat().st_ino
+    code, out, err = run("sync", str(a), "--wheelhouse", str(fake["tmp"] / "wheels"), "--offline", "--json")
+    assert code == 0 and json.loads(out)["status"] == "synced", err
+    assert a.stat().st_ino != ino and records(a) == records(b) and staging.made_problem(a) is None
+    site = next(a.glob("lib/python*/site-packages"))
+    (site / "helper.py").write_text("x = 1\n")
+    code, _out, err = run("sync", str(a), "--wheelhouse", str(fake["tmp"] / "wheels"), "--offline", "--force")
+    assert code == 0 and not (site / "helper.py").exists(), err
 
 
 def test_sync_refuses_a_file_that_is_not_the_locked_one(fake: dict) -> None:

@@ -60,7 +60,8 @@ def sync_command(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Drop packages added to ENV since fwsetup made it (else refused, exit 2)."
+            "--force",
+            help="Rebuild even when ENV is in sync and intact; drop packages added to it since (else refused, exit 2).",
         ),
     ] = False,
     host_profile: Annotated[
