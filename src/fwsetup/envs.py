@@ -535,8 +535,10 @@ def remove(path: Path, environ: Mapping[str, str] | None = None) -> None:
     """Delete an environment fwsetup made (checked again with its install lock held: no install is running in
     it), then drop it from the registry. It is first renamed to a staging name beside it, so that what a killed
     removal leaves is removed by the next install there (staging.recover), never half an environment."""
+    from fwsetup.ui import escape, info
+
     path = Path(path)
-    with staging.target_lock(path):
+    with staging.target_lock(path, on_wait=lambda message: info(escape(message))):
         if removal(path, environ).gone:
             forget(path, environ)
             return
