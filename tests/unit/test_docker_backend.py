@@ -30,6 +30,9 @@ from fwsetup.backends.engine import (
 from fwsetup.errors import EngineError, InstallError, SmokeError
 from fwsetup.plan import Plan, SmokeSpec
 
+# The image's lock without an index (fake_lock.py): no network in unit tests.
+pytestmark = pytest.mark.usefixtures("fake_image_lock")
+
 NO_PIP = {"PIP_CONFIG_FILE": "/dev/null", "HOME": "/nonexistent"}
 
 

@@ -23,6 +23,9 @@ from fwsetup.plan.container import linux_profile, plan_image
 from fwsetup.profile import load as load_profile
 from fwsetup.recipes import DockerSpec, load_recipes
 
+# The image's lock without an index (fake_lock.py): no network in unit tests.
+pytestmark = pytest.mark.usefixtures("fake_image_lock")
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NO_PIP: dict[str, str] = {"PIP_CONFIG_FILE": "/dev/null", "HOME": "/nonexistent"}
 
@@ -61,8 +64,13 @@ def test_two_stages_from_one_base_and_the_venv_before_the_smoke_script() -> None
     assert instructions(final) == ["FROM", "RUN", "ENV", "LABEL", "USER", "CMD", "COPY", "COPY"]
     assert "USER fwsetup" in final and "useradd" in final
     assert "/opt/venv/bin/python -m pip" not in builder  # uv, from fwsetup's own dependency
-    assert "uv pip install --python /opt/venv/bin/python" in builder
-    assert "-r /tmp/fwsetup-build/requirements.txt" in builder
+    # The image's lock (build/requirements.txt: pins and hashes), hash-checked; nothing else installed.
+    assert (
+        "uv pip sync --python /opt/venv/bin/python --no-cache --compile-bytecode --require-hashes" in builder
+    )
+    assert builder.rstrip().endswith(" /tmp/fwsetup-build/requirements.txt")
+    labels = final[final.index("LABEL") :]
+    assert 'io.fwsetup.sbom="/opt/fwsetup/sbom.cdx.json"' in labels
 
 
 def test_the_final_stage_never_sees_the_ca_bundle_or_index_settings() -> None:
@@ -273,7 +281,7 @@ def test_context_classic_carries_ca_and_index_settings_in_build_only(tmp_path: P
     assert "https://mirror.example/simple" in index_env
     assert "SSL_CERT_FILE=/tmp/fwsetup-build/ca.pem" in index_env
     assert sorted(p.name for p in (ctx.path / "app").rglob("*") if p.is_file()) == [
-        "_dist.py", "_harness.py", "_symbolic.py", "plan.json", "train_pytorch.py"
+        "_dist.py", "_harness.py", "_symbolic.py", "plan.json", "sbom.cdx.json", "train_pytorch.py"
     ]  # fmt: skip
     assert not ctx.secrets
 
@@ -316,6 +324,7 @@ def test_context_is_deterministic(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     (wheels / "demo-1.0-py3-none-any.whl").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    (wheels / "torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"PK\x05\x06" + b"\1" * 18)
     opts = ImageOptions(env=NO_PIP, wheelhouse=wheels)
     a = prepare_context(cpu_plan(), opts, tmp_path / "a")
     b = prepare_context(cpu_plan(), opts, tmp_path / "b")
@@ -328,7 +337,9 @@ def test_context_is_deterministic(tmp_path: Path) -> None:
         }
 
     assert files(a.path) == files(b.path)
-    assert a.wheels == ("demo-1.0-py3-none-any.whl",)
+    # Only the wheels the image's lock uses travel into the context (not the whole wheelhouse).
+    assert a.wheels == ("torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl",)
+    assert sorted(p.name for p in (a.path / "build" / "wheels").iterdir()) == list(a.wheels)
 
 
 def test_file_indexes_are_not_carried_but_said(tmp_path: Path) -> None:

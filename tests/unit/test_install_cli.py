@@ -318,6 +318,12 @@ def test_build_falls_back_to_local_wheels_as_install_does(
         def check(self) -> EngineInfo:
             return EngineInfo(server_version="20.10.24", api_version="1.41", buildkit=True)
 
+        def image_digests(self, ref: str) -> None:  # no such base here (the plan keeps its tag)
+            return None
+
+        def registry_digest(self, ref: str) -> None:  # and no registry to ask
+            return None
+
     monkeypatch.setattr(docker_backend, "DockerEngine", Engine)
     wh = tmp_path / "wh"
     wh.mkdir()

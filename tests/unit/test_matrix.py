@@ -18,6 +18,13 @@ from fwsetup.recipes import load_recipes
 NO_PIP = {"PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "", "PIP_CERT": "", "SSL_CERT_FILE": ""}
 
 
+@pytest.fixture(autouse=True)
+def _no_network(fake_image_lock: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bake plans each image as build does: its lock (fake_lock.py) and the framework's index, here taken
+    as reachable (the real probe and lock run in the docker integration tests)."""
+    monkeypatch.setattr("fwsetup.backends.venv.probe_index", lambda *a, **k: None)
+
+
 def run(*args: str, **env: str) -> str:
     result = CliRunner().invoke(app, ["matrix", *args], env={**NO_PIP, **env})
     assert result.exit_code == 0, result.output
@@ -86,15 +93,23 @@ def test_bake_format_writes_contexts_and_a_default_group(tmp_path: Path) -> None
     targets = bake["target"]
     assert bake["group"]["default"]["targets"] == list(targets)
     assert any("cu" in name for name in targets) and any("cpu" in name for name in targets)
+    # One context for the framework, shared by its targets: each target's files under its own name.
+    assert {t["context"] for t in targets.values()} == {"./pytorch"}
     for name, t in targets.items():
         ctx = out_dir / t["context"]
+        assert t["dockerfile"] == f"{name}.Dockerfile"
         dockerfile = (ctx / t["dockerfile"]).read_text()
         assert "RUN --mount=type=bind,source=build" in dockerfile, "BuildKit form"
-        assert (ctx / "build" / "requirements.txt").is_file() and (ctx / "app" / "plan.json").is_file()
-        assert not (ctx / "build" / "ca.pem").exists()
+        assert f"/tmp/fwsetup-build/{name}/requirements.txt" in dockerfile
+        assert dockerfile.rstrip().endswith(f"COPY app/{name}/ /opt/fwsetup/")
+        assert (ctx / "build" / name / "requirements.txt").is_file() and (
+            ctx / "app" / name / "plan.json"
+        ).is_file()
+        assert (ctx / "app" / name / "sbom.cdx.json").is_file()
+        assert not (ctx / "build" / name / "ca.pem").exists()
         assert t["tags"] and t["tags"][0].startswith("fwsetup/pytorch:")
         assert t["platforms"] == ["linux/amd64"]
-        plan = json.loads((ctx / "app" / "plan.json").read_text())
+        plan = json.loads((ctx / "app" / name / "plan.json").read_text())
         assert plan["status"] == "ok" and name.startswith(
             f"pytorch-{plan['version']}-{plan['variant']}".replace(".", "-")
         )
@@ -154,10 +169,10 @@ def bake_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 def test_bake_never_removes_a_folder_it_did_not_write(tmp_path: Path, bake_cli) -> None:
     out = tmp_path / "bake"
     first = json.loads(run(*BAKE_JAX, "--out-dir", str(out)))
-    name = next(iter(first["target"]))
+    name = next(iter(first["target"].values()))["context"][2:]  # the framework's shared context folder
     # A repeat replaces only what fwsetup wrote: fine.
     assert json.loads(run(*BAKE_JAX, "--out-dir", str(out))) == first
-    # A user's file inside a target folder fwsetup wrote: refused, kept, named.
+    # A user's file inside a context folder fwsetup wrote: refused, kept, named.
     (out / name / "notes.md").write_text("mine")
     result = bake_cli(out)
     assert result.exit_code == 2, result.output
@@ -199,14 +214,14 @@ def test_bake_writes_no_credential_and_references_it_by_env(
     result = bake_cli(Path("fwsetup-bake"), **env)
     assert result.exit_code == 0, result.output
     bake = json.loads(result.stdout)
-    for t in bake["target"].values():
+    for name, t in bake["target"].items():
         assert "id=fwsetup-index-url,env=PIP_INDEX_URL" in t["secret"]
         assert "id=fwsetup-extra-index-urls,env=PIP_EXTRA_INDEX_URL" in t["secret"]
         assert not any("src=" in s and "index" in s for s in t["secret"])
         # the settings without a credential travel in the context's builder files
         assert (
             "https://plain.example/simple"
-            in (Path("fwsetup-bake") / t["context"] / "build" / "index.env").read_text()
+            in (Path("fwsetup-bake") / t["context"] / "build" / name / "index.env").read_text()
         )
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert files and not [p for p in files if token.encode() in p.read_bytes()]
@@ -259,7 +274,11 @@ def test_bake_has_no_absolute_path(tmp_path: Path) -> None:
     assert str(tmp_path) not in text and str(out_dir) not in (out_dir / "docker-bake.json").read_text()
     bake = json.loads(text)
     for name, t in bake["target"].items():
-        assert t["context"] == f"./{name}" and (out_dir / t["context"] / t["dockerfile"]).is_file()
+        assert (
+            t["context"] == "./pytorch"
+            and t["dockerfile"] == f"{name}.Dockerfile"
+            and (out_dir / t["context"] / t["dockerfile"]).is_file()
+        )
 
     def strings(node: object) -> list[str]:
         if isinstance(node, dict):

@@ -151,6 +151,16 @@ class Engine(ABC):
         QEMU user emulation is registered); None when it cannot say (the classic builder)."""
         return None
 
+    def image_digests(self, ref: str) -> tuple[list[str], str] | None:
+        """(the repo digests the engine knows for ref's image, "name@sha256:..."; its image ID), or None when
+        the engine has no such image. Engines that cannot say keep this default (None)."""
+        return None
+
+    def registry_digest(self, ref: str) -> str | None:
+        """The digest ref's registry gives for it (its manifest, or manifest list), without pulling; None when
+        the registry cannot be asked. Engines that cannot ask keep this default."""
+        return None
+
     def remove_stale(self) -> list[str]:
         """Remove what a killed fwsetup of this host left in the engine (smoke containers, private tags);
         return what was removed. Engines with nothing to clean keep this default."""

@@ -201,6 +201,9 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
 
         plan, fallback = resolve_sources(plan, recipe, request, options_for, replan)
         notes += fallback
+    if plan.status == "ok" and plan.image is not None and engine is not None:
+        plan, note = pin_plan_base(plan, engine, offline=ask.offline)
+        notes += [note] if note else []
     # A CUDA plan on a machine without a usable GPU is for a stand-in GPU (plan.container.target_gpu_profile).
     stand_in = plan.status == "ok" and plan.accelerator == "cuda" and not profile.usable_gpus
     gpus = "all" if request.all_gpus else "one" if plan.accelerator == "cuda" else "none"
@@ -217,6 +220,25 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
         plan=plan, options=options, engine=engine, notes=tuple(dict.fromkeys(notes)), stand_in=stand_in,
         platform=ask.platform, emulated=emulated,
     )  # fmt: skip
+
+
+def pin_plan_base(plan: Plan, engine: Any, *, offline: bool = False) -> tuple[Plan, str | None]:
+    """The plan with its base named by digest (fwsetup.plan.container.pin_base) from what the engine holds,
+    else from what the base's registry says (not when offline); with a note where no digest names it."""
+    import msgspec
+
+    from fwsetup.plan.container import pin_base
+
+    assert plan.image is not None
+    # An engine that cannot say (one without these, as fwsetup.backends.engine.Engine's defaults) pins nothing.
+    digests = getattr(engine, "image_digests", None)
+    registry_digest = getattr(engine, "registry_digest", None)
+    local = digests(plan.image.base) if digests is not None else None
+    remote = None
+    if local is None and registry_digest is not None and not offline and "@sha256:" not in plan.image.base:
+        remote = registry_digest(plan.image.base)
+    image, note = pin_base(plan.image, local, remote)
+    return msgspec.structs.replace(plan, image=image), note
 
 
 def dockerfile(prepared: PreparedBuild) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fwsetup.plan import Plan
     from fwsetup.recipes import Build, Recipe
 
 
@@ -161,16 +162,18 @@ def bake_file(
     secrets: Sequence[str] = (),
     *,
     network: str | None = None,
+    dockerfiles: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A `docker buildx bake` file (JSON form): one target per image, and a group "default" of them all.
-    network: the RUN steps' network when BuildKit's default will not do (an engine without a bridge: "host",
-    which needs the network.host entitlement, so the target asks for it and bake needs `--allow
-    network.host`; buildx reads both keys from 0.17 on)."""
+    contexts: each target's context; dockerfiles: its Dockerfile there (default "Dockerfile"; a context
+    shared by a framework's targets holds TARGET.Dockerfile). network: the RUN steps' network when BuildKit's
+    default will not do (an engine without a bridge: "host", which needs the network.host entitlement, so the
+    target asks for it and bake needs `--allow network.host`; buildx reads both keys from 0.17 on)."""
     targets: dict[str, Any] = {}
     for e in entries:
         t: dict[str, Any] = {
             "context": contexts[e.target],
-            "dockerfile": "Dockerfile",
+            "dockerfile": (dockerfiles or {}).get(e.target, "Dockerfile"),
             "tags": [e.tag],
             "platforms": ["linux/amd64"],
             "labels": {"io.fwsetup.matrix": e.target},
@@ -188,7 +191,11 @@ def bake_file(
 BAKE_MANIFEST = ".fwsetup-bake.json"  # what fwsetup wrote into --out-dir: the only things it replaces
 _CONTEXT_ENTRIES = frozenset(
     {"Dockerfile", "build", "app"}
-)  # what prepare_context writes into a target folder
+)  # what prepare_context writes into a context folder (and NAME.Dockerfile in a shared one)
+
+
+def _ours(entry: str) -> bool:
+    return entry in _CONTEXT_ENTRIES or entry.endswith(".Dockerfile")
 
 
 def _sha256(path: Path) -> str:
@@ -212,7 +219,7 @@ def check_out_dir(out_dir: Path, targets: Sequence[str], *, force: bool = False)
             loaded = None
         if isinstance(loaded, dict) and loaded.get("written_by") == "fwsetup matrix --format bake":
             manifest = loaded
-    ours = set(manifest.get("targets") or [])
+    ours = {*(manifest.get("targets") or []), *(manifest.get("contexts") or [])}
     problems: list[str] = []
     for name in targets:
         folder = out_dir / name
@@ -223,7 +230,7 @@ def check_out_dir(out_dir: Path, targets: Sequence[str], *, force: bool = False)
         elif name not in ours:
             problems.append(f"{folder} exists and fwsetup did not write it")
         else:
-            foreign = sorted(e.name for e in folder.iterdir() if e.name not in _CONTEXT_ENTRIES)
+            foreign = sorted(e.name for e in folder.iterdir() if not _ours(e.name))
             if foreign:
                 problems.append(f"{folder} holds files fwsetup did not write: {', '.join(foreign[:5])}")
     if problems:
@@ -283,46 +290,107 @@ def write_bake(
         index_url=None if settings.index_url and has_credentials(settings.index_url) else settings.index_url,
         extra_index_urls=tuple(u for u in settings.extra_index_urls if not has_credentials(u)),
     )
-    plans = []
+    import msgspec
+
+    from fwsetup.backends.base import InstallOptions
+    from fwsetup.backends.docker import default_wheelhouse
+    from fwsetup.backends.venv import IndexUnreachable, check_sources
+    from fwsetup.ops.build import pin_plan_base
+    from fwsetup.ops.install import resolve_sources
+
+    wheelhouse = default_wheelhouse(settings)  # pip's find-links folder, as build and install use it
+
+    def options_for(p: Plan) -> InstallOptions:
+        return InstallOptions(target=Path("/nonexistent"), env=env, wheelhouse=wheelhouse, python=p.python)
+
+    engine = _engine_for_pins(env)
+    plans: list[tuple[MatrixEntry, Plan, tuple[str, ...]]] = []
     for e in entries:
         recipe = recipes.get(e.framework)
         request = build_request(e.framework, gpu=e.accelerator == "cuda", cpu=e.accelerator != "cuda",
                                 version=e.version, python=e.python, method="docker",
                                 allow_experimental=e.experimental)  # fmt: skip
+
+        def replan(version: str, recipe: Any = recipe, request: Any = request, e: MatrixEntry = e) -> Plan:
+            asked = msgspec.structs.replace(request, version=version)
+            return plan_image(recipe, host, asked, base=base, variant=e.variant)[0]
+
         plan, _notes = plan_image(recipe, host, request, base=base, variant=e.variant)
+        if plan.status == "ok":
+            # The same rule as build and install (ops.install.resolve_sources): the framework's own index,
+            # or the local wheels (pip's find-links) that hold its pins, or the newest release they hold.
+            try:
+                # The matrix chose the version, not the user: a local release may stand in for it.
+                unasked = msgspec.structs.replace(request, version=None)
+                plan, fallback = resolve_sources(plan, recipe, unasked, options_for, replan)
+                indexes = tuple(check_sources(plan, options_for(plan), probe=False).plan_indexes)
+            except IndexUnreachable as exc:
+                info(f"[yellow]skipped[/] {e.target}: {exc}")
+                continue
+            for note in fallback:
+                info(f"{e.target}: {note}")
         if plan.status != "ok":
             info(f"[yellow]skipped[/] {e.target}: {' '.join(plan.reasons)[:200]}")
             continue
-        plans.append((e, plan))
-    kept = [e for e, _ in plans]
-    manifest = check_out_dir(out_dir, [e.target for e in kept], force=force) if out_dir.exists() else {}
+        if plan.version != e.version:  # a local release instead: the target and tag say which
+            old = re.sub(r"[^A-Za-z0-9_.-]", "_", e.version)
+            new = re.sub(r"[^A-Za-z0-9_.-]", "_", str(plan.version))
+            e = dataclasses.replace(
+                e, version=str(plan.version), tag=e.tag.replace(f":{old}-", f":{new}-", 1)
+            )
+            if any(k.target == e.target for k, _, _ in plans):
+                continue
+        if engine is not None and plan.image is not None:
+            plan, pinned = pin_plan_base(plan, engine)
+            if pinned:
+                info(f"{e.target}: {pinned}")
+            if plan.image is not None and plan.image.digest is None:
+                # An image ID is this engine's alone: the engine that runs the bake file may hold another
+                # image under the tag, so the file does not claim one.
+                plan = msgspec.structs.replace(plan, image=msgspec.structs.replace(plan.image, base_id=None))
+        plans.append((e, plan, indexes))
+    kept = [e for e, _, _ in plans]
+    folders = sorted({e.framework for e in kept})
+    manifest = check_out_dir(out_dir, folders, force=force) if out_dir.exists() else {}
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / ".secrets").is_dir():
         info(f"[yellow]note[/]: {out_dir / '.secrets'} was written by an older fwsetup and may hold your index "
              "credentials in clear: delete it (fwsetup no longer writes secrets into --out-dir)")  # fmt: skip
+    for name in folders:
+        if (out_dir / name).is_dir():
+            shutil.rmtree(out_dir / name)  # fwsetup's own (check_out_dir)
     contexts: dict[str, str] = {}
-    for e, plan in plans:
-        folder = out_dir / e.target
-        if folder.is_dir():
-            shutil.rmtree(folder)  # fwsetup's own (check_out_dir)
-        opts = ImageOptions(base=base, env=env, buildkit=True, tag=e.tag)
-        ctx = prepare_context(plan, opts, folder, settings=clean, index_in_context=True)
+    dockerfiles: dict[str, str] = {}
+    for e, plan, indexes in plans:
+        # One context per framework, shared by its targets (BuildKit sends it once per bake): each target's
+        # lock, SBOM, smoke script and Dockerfile under its own name, the wheels its lock uses shared.
+        folder = out_dir / e.framework
+        opts = ImageOptions(base=base, env=env, buildkit=True, tag=e.tag, wheelhouse=wheelhouse,
+                            plan_indexes=indexes)  # fmt: skip
+        ctx = prepare_context(
+            plan, opts, folder, settings=clean, index_in_context=True, name=e.target, lock_settings=settings
+        )
         for sid, path in sorted(ctx.secrets.items()):
             secret_specs.add(f"id={sid},src={path}")
         # Relative to the bake file (bake reads a relative context from where it runs: from --out-dir), so
         # the folder can be committed and built from any checkout.
-        contexts[e.target] = f"./{e.target}"
+        contexts[e.target] = f"./{e.framework}"
+        dockerfiles[e.target] = ctx.dockerfile
     network = bake_network(env)
-    bake = bake_file(kept, contexts, sorted(secret_specs), network=network)
+    bake = bake_file(kept, contexts, sorted(secret_specs), network=network, dockerfiles=dockerfiles)
     bake_path = out_dir / "docker-bake.json"
     tmp = out_dir / ".docker-bake.json.fwsetup-tmp"
     tmp.write_text(json.dumps(bake, indent=2) + "\n")
     os.replace(tmp, bake_path)
-    earlier = [t for t in manifest.get("targets") or [] if (out_dir / t).is_dir()]
+    earlier = [
+        t
+        for t in [*(manifest.get("targets") or []), *(manifest.get("contexts") or [])]
+        if (out_dir / t).is_dir()
+    ]
     record = {
         "written_by": "fwsetup matrix --format bake",
         "bake_sha256": _sha256(bake_path),
-        "targets": sorted({*earlier, *contexts}),
+        "contexts": sorted({*earlier, *folders}),
     }
     (out_dir / BAKE_MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
     command = f"cd {out_dir} && docker buildx bake"
@@ -332,8 +400,22 @@ def write_bake(
             "the Docker engine here has no bridge network: the targets build with the host network "
             "(buildx >= 0.17 reads that from the file; older buildx needs an engine with a bridge)"
         )
-    info(f"wrote {len(kept)} build contexts and {bake_path}: {command}")
+    info(f"wrote {len(folders)} build contexts for {len(kept)} images and {bake_path}: {command}")
     return bake
+
+
+def _engine_for_pins(env: dict[str, str]) -> Any:
+    """The engine DOCKER_HOST points at, to name the bases by digest (ops.build.pin_plan_base); None when
+    none answers (the file is for CI's engine then, and FROM names the bases by tag)."""
+    from fwsetup.backends.docker import DockerEngine
+    from fwsetup.errors import EngineError
+
+    engine = DockerEngine(env=env)
+    try:
+        engine.check()
+    except EngineError:
+        return None
+    return engine
 
 
 def bake_network(env: dict[str, str]) -> str | None:

@@ -17,6 +17,8 @@ from fwsetup.errors import UsageError
 from fwsetup.plan.model import ImagePlan, Plan, Request
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from fwsetup.profile import HostProfile
     from fwsetup.recipes import Build, DockerSpec, Recipe
     from fwsetup.registry import Registry
@@ -241,6 +243,53 @@ def build_python(
     if DEFAULT_IMAGE_PYTHON in fits or not fits:
         return DEFAULT_IMAGE_PYTHON
     return fits[-1]
+
+
+def _repo(ref: str) -> str:
+    """An image reference's repository, normalised (no tag, no digest, no docker.io/library/)."""
+    name = ref.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/", "library/"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
+    return name
+
+
+def pin_base(
+    image: ImagePlan, local: tuple[Sequence[str], str] | None, registry_digest: str | None
+) -> tuple[ImagePlan, str | None]:
+    """The base by digest (ImagePlan.digest), from what the engine knows of it: local is (its repo digests,
+    its image ID) when the engine holds it, registry_digest what its registry gives. Returns (image, note).
+
+    - a base given by digest is pinned already;
+    - an image the engine holds with a repo digest: that digest, under the base's own repository where the
+      engine knows one, else under the repository it was pushed to or pulled from (the same image: the
+      engine resolves it locally, a fresh engine pulls it from there);
+    - an image the engine lacks: the digest its registry gives (the build pulls that, not whatever the tag
+      names by then);
+    - an image made here and never pushed (docker import, a local build): no digest names it, so FROM keeps
+      the tag, and the note and base_id (its image ID) say which image that was; pushing it to a registry
+      pins it."""
+    if "@sha256:" in image.base:
+        return msgspec.structs.replace(image, digest=image.base), None
+    if local is not None:
+        digests, image_id = sorted(local[0]), local[1] or None
+        own = [d for d in digests if _repo(d) == _repo(image.base)]
+        chosen = (own or digests or [""])[0]
+        if chosen:
+            note = None if own else f"base image {image.base} pinned as {chosen} (the same image, by digest)"
+            return msgspec.structs.replace(image, digest=chosen, base_id=image_id), note
+        note = (
+            f"base image {image.base} was made here and never pushed to a registry, so no digest names it: "
+            f"the Dockerfile names it by tag (image ID {(image_id or '?')[:19]}…, label io.fwsetup.base.id); "
+            "push it to a registry and build FROM that (--base REGISTRY/NAME:TAG) to pin it by digest"
+        )
+        return msgspec.structs.replace(image, base_id=image_id), note
+    if registry_digest:
+        return msgspec.structs.replace(image, digest=f"{_repo(image.base)}@{registry_digest}"), None
+    return image, None
 
 
 def image_plan(plan: Plan, base: str | None = None) -> ImagePlan:

@@ -68,6 +68,12 @@ class ImagePlan(_S, frozen=True, kw_only=True):
     python_present: bool = True
     # The image's OS/architecture ("linux/arm64") where `--platform` asked for one; None: this machine's.
     platform: str | None = None
+    # The base by digest (name@sha256:...), resolved when the image is built (fwsetup.ops.build.pin_base: the
+    # engine's repo digest of the image, or its registry's): what the Dockerfile's FROM names. None where no
+    # digest names it (an image made here and never pushed): FROM names it by tag then, and base_id says
+    # which image that tag named.
+    digest: str | None = None
+    base_id: str | None = None  # the engine's image ID (sha256 of its config) of the base, where known
 
 
 class FleetGroup(_S, frozen=True, kw_only=True):

@@ -182,6 +182,32 @@ def test_labels_and_plan(engine: DockerEngine, built: ImageResult, torch_plan: P
     assert engine.client.images.get(built.tag).attrs["Config"]["User"] == "fwsetup"
 
 
+def test_the_sbom_in_the_image_lists_torch_from_the_hash_checked_lock(
+    engine: DockerEngine, built: ImageResult
+) -> None:
+    """The image carries a CycloneDX SBOM of its Python packages (label io.fwsetup.sbom names the file),
+    made from the lock the builder installed with --require-hashes: torch is the wheelhouse's wheel, by its
+    sha256."""
+    from fwsetup.backends.docker.lock import sbom_packages
+
+    path = (engine.image_labels(built.tag) or {}).get("io.fwsetup.sbom")
+    assert path == "/opt/fwsetup/sbom.cdx.json"
+    cat = engine.run(RunSpec(image=built.tag, network="none", timeout=120, command=["cat", path]))
+    assert cat.exit_code == 0, cat.stderr[-500:]
+    text = cat.stdout
+    doc = json.loads(text)
+    assert doc["bomFormat"] == "CycloneDX" and doc["specVersion"] == "1.6"
+    packages = sbom_packages(text)
+    assert packages["torch"].split("+")[0] == "2.13.0", packages
+    wheel = next(WHEELHOUSE.glob("torch-2.13.0*cp311*.whl"))
+    torch = next(c for c in doc["components"] if c["name"] == "torch")
+    assert {"alg": "SHA-256", "content": hashlib.sha256(wheel.read_bytes()).hexdigest()} in torch["hashes"]
+    # What the SBOM lists is what the image holds.
+    res = engine.run(RunSpec(image=built.tag, network="none", timeout=120,
+                             command=["/opt/venv/bin/python", "-c", "import torch; print(torch.__version__)"]))  # fmt: skip
+    assert res.exit_code == 0 and res.stdout.strip() == packages["torch"], res.stderr[-500:]
+
+
 def test_nothing_changed_every_step_is_cached(
     engine: DockerEngine, built: ImageResult, torch_plan: Plan
 ) -> None:

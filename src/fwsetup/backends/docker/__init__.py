@@ -190,13 +190,16 @@ def prepare_context(
     *,
     settings: IndexSettings | None = None,
     index_in_context: bool = False,
+    name: str | None = None,
+    lock_settings: IndexSettings | None = None,
+    locker: _context.Locker | None = None,
 ) -> Context:
     """context.prepare_context with the template and, unless given, the user's index settings."""
     if settings is None:
         settings = read_index_settings(options.env)
     return _context.prepare_context(
         plan, options, folder, secrets_dir, settings=settings, template=dockerfile_template(),
-        index_in_context=index_in_context,
+        index_in_context=index_in_context, name=name, lock_settings=lock_settings, locker=locker,
     )  # fmt: skip
 
 

@@ -12,10 +12,11 @@ import json
 import os
 import platform
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from fwsetup.backends.docker.lock import SBOM_FILE, ImageLock, sbom
 from fwsetup.backends.docker.render import (
     ImageOptions,
     IndexSettings,
@@ -41,6 +42,11 @@ class Context:
     script_name: str
     wheels: tuple[str, ...]
     notes: tuple[str, ...]  # what was carried across and what was not
+    dockerfile: str = "Dockerfile"  # its name in the context (a shared context: TARGET.Dockerfile)
+    lock: ImageLock | None = None  # the packages locked for the image (build/requirements.txt, the SBOM)
+
+
+Locker = Callable[..., ImageLock]  # fwsetup.backends.docker.lock.compile_lock's signature
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -108,6 +114,45 @@ def refuse_classic_credentials(
         )
 
 
+def native_platform() -> str:
+    """The Docker platform of this machine's CPU (what an image built without --platform is for)."""
+    machine = platform.machine().lower()
+    return "linux/arm64" if machine in {"aarch64", "arm64"} else "linux/amd64"
+
+
+def lock_image(
+    plan: Plan,
+    options: ImageOptions,
+    settings: IndexSettings,
+    wheelhouse: Path | None,
+    locker: Locker | None = None,
+) -> ImageLock:
+    """The plan's requirements locked for the image (fwsetup.backends.docker.lock), against the sources the
+    builder stage uses: the plan's indexes still used, the user's index settings, the wheelhouse."""
+    if not plan.requirements:
+        return ImageLock(packages=())
+    if not plan.python:
+        msg = "the Python of the base image is unknown, so its packages cannot be locked for it."
+        raise UsageError(msg, hint="Give it: --python X.Y (the base image's python3).")
+    if locker is None:
+        from fwsetup.backends.docker.lock import compile_lock
+
+        locker = compile_lock
+    return locker(
+        list(plan.requirements),
+        python=str(plan.python),
+        platform=options.platform or (plan.image.platform if plan.image else None) or native_platform(),
+        plan_indexes=list(plan.index_urls if options.plan_indexes is None else options.plan_indexes),
+        index_url=settings.index_url,
+        extra_index_urls=list(settings.extra_index_urls),
+        trusted_hosts=list(settings.trusted_hosts),
+        cert=settings.cert,
+        wheelhouse=Path(wheelhouse).absolute() if wheelhouse is not None else None,
+        offline=options.offline,
+        env=dict(options.env),
+    )
+
+
 def prepare_context(
     plan: Plan,
     options: ImageOptions,
@@ -117,10 +162,19 @@ def prepare_context(
     settings: IndexSettings,
     template: str,
     index_in_context: bool = False,
+    name: str | None = None,
+    lock_settings: IndexSettings | None = None,
+    locker: Locker | None = None,
 ) -> Context:
     """Write the build context into folder (and BuildKit secrets into secrets_dir), with the user's index
     settings as resolved once by the caller. Deterministic: the same inputs give the same bytes, so the
-    engine's cache sees nothing changed."""
+    engine's cache sees nothing changed.
+
+    name: a context shared by several images (a bake file's, one per framework): this image's files go under
+    build/NAME/ and app/NAME/ and its Dockerfile is NAME.Dockerfile; the wheels (build/wheels) are shared.
+    The plan's requirements are locked first (lock_image, with lock_settings: the settings with their
+    credentials where settings lost them): build/.../requirements.txt is that lock with hashes, app/.../
+    sbom.cdx.json its SBOM, and only the wheelhouse files it uses are carried in."""
     check_renderable(plan)
     assert plan.smoke is not None
     notes: list[str] = []
@@ -145,11 +199,16 @@ def prepare_context(
         installer = "pip"
         notes.append("installer: pip (no uv binary for the image's platform)")
     options = replace(options, installer=installer, wheelhouse=wheelhouse)
+    if not options.buildkit:  # before anything is resolved or written
+        refuse_classic_credentials(plan, settings, options.plan_indexes)
+    lock = lock_image(plan, options, lock_settings or settings, wheelhouse, locker)
 
-    build = folder / "build"
-    app = folder / "app" / "smoke"
-    build.mkdir(parents=True)
-    app.mkdir(parents=True)
+    sub = f"{name}/" if name else ""
+    build = folder / "build" / sub
+    app_root = folder / "app" / sub
+    app = app_root / "smoke"
+    build.mkdir(parents=True, exist_ok=bool(name))
+    app.mkdir(parents=True, exist_ok=bool(name))
     if options.smoke_dir is not None:
         dirs = [options.smoke_dir]
     else:
@@ -167,19 +226,30 @@ def prepare_context(
             if helper.name != "__init__.py":
                 shutil.copyfile(helper, app / helper.name)
                 (app / helper.name).chmod(0o644)
-    _write(folder / "app" / "plan.json", json.dumps(plan_to_dict(plan), indent=2, sort_keys=True) + "\n")
+    _write(app_root / "plan.json", json.dumps(plan_to_dict(plan), indent=2, sort_keys=True) + "\n")
+    title = plan.title or plan.framework
+    _write(
+        app_root / SBOM_FILE,
+        sbom(
+            lock,
+            name=options.tag or f"fwsetup/{plan.framework}",
+            version=f"{plan.version}-{plan.variant}-py{plan.python}",
+            description=f"{title} {plan.version} ({plan.variant}), Python {plan.python}: the image's Python packages",
+        ),
+    )
 
-    _write(build / "requirements.txt", "".join(r + "\n" for r in plan.requirements))
-    wheels: list[str] = []
-    if wheelhouse is not None:
-        (build / "wheels").mkdir()
-        for whl in wheelhouse_files(Path(wheelhouse)):
-            _link_or_copy(whl, build / "wheels" / whl.name)
-            wheels.append(whl.name)
-        if not wheels:
-            notes.append(f"wheelhouse {wheelhouse}: no wheels in it")
-    if installer == "uv" and uv is not None:
-        _link_or_copy(uv, build / "uv")  # executable already; a hard link where it can be
+    _write(build / "requirements.txt", lock.requirements())
+    wheels = list(lock.local_wheels)
+    if wheels:
+        assert wheelhouse is not None
+        (folder / "build" / "wheels").mkdir(exist_ok=True)
+        for whl in wheels:
+            if not (folder / "build" / "wheels" / whl).is_file():
+                _link_or_copy(Path(wheelhouse) / whl, folder / "build" / "wheels" / whl)
+    elif wheelhouse is not None:
+        notes.append(f"wheelhouse {wheelhouse}: the image uses none of its wheels")
+    if installer == "uv" and uv is not None and not (folder / "build" / "uv").is_file():
+        _link_or_copy(uv, folder / "build" / "uv")  # executable already; a hard link where it can be
 
     secrets: dict[str, Path] = {}
     if options.buildkit and index_in_context:
@@ -227,10 +297,13 @@ def prepare_context(
             _write(build / "index.env", env_text, 0o600)
     if settings.cert:
         notes.append(f"CA bundle: {settings.cert} (builder stage only)")
+    dockerfile_name = f"{name}.Dockerfile" if name else "Dockerfile"
     dockerfile = render_dockerfile(
-        plan, options, template=template, settings=settings, script_name=script.name, wheels=bool(wheels)
-    )
-    _write(folder / "Dockerfile", dockerfile)
+        plan, options, template=template, settings=settings, script_name=script.name, wheels=bool(wheels),
+        sub=sub,
+    )  # fmt: skip
+    _write(folder / dockerfile_name, dockerfile)
     return Context(
-        path=folder, secrets=secrets, script_name=script.name, wheels=tuple(wheels), notes=tuple(notes)
-    )
+        path=folder, secrets=secrets, script_name=script.name, wheels=tuple(wheels), notes=tuple(notes),
+        dockerfile=dockerfile_name, lock=lock,
+    )  # fmt: skip

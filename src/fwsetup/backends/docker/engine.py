@@ -866,6 +866,23 @@ class DockerEngine(Engine):
             entries.append((name, str(m.get("digest"))))
         return ManifestList(ref=ref, digest=str(data["digest"]), manifests=tuple(entries))
 
+    def image_digests(self, ref: str) -> tuple[list[str], str] | None:
+        attrs = self._image_attrs(ref)
+        if attrs is None:
+            return None
+        return [str(d) for d in attrs.get("RepoDigests") or []], str(attrs.get("Id") or "")
+
+    def registry_digest(self, ref: str) -> str | None:
+        """GET /distribution/NAME/json: the engine asks the registry (under the engine's deadline)."""
+        import docker.errors
+
+        try:
+            data = self._call("GET /distribution", self.client.api.inspect_distribution, ref)
+        except (EngineError, docker.errors.DockerException):  # no registry, or too slow: not pinned by it
+            return None
+        digest = ((data or {}).get("Descriptor") or {}).get("digest")
+        return str(digest) if digest else None
+
     def _image_attrs(self, ref: str) -> dict[str, Any] | None:
         import docker.errors
 

@@ -17,7 +17,7 @@ from fwsetup.backends.engine import GpuRequest
 from fwsetup.backends.envvars import runtime_env
 from fwsetup.errors import UsageError
 from fwsetup.plan import Plan, plan_to_dict
-from fwsetup.plan.container import image_plan
+from fwsetup.plan.container import choose_base, image_plan
 from fwsetup.redact import redact_url
 
 IMAGE_USER: Final = "fwsetup"
@@ -127,12 +127,28 @@ def smoke_command(plan: Plan, script_name: str, gpus: GpuRequest = "none") -> li
     return cmd
 
 
-def image_labels(plan: Plan, base: str, smoke_cmd: Sequence[str]) -> dict[str, str]:
+def image_labels(
+    plan: Plan,
+    base: str,
+    smoke_cmd: Sequence[str],
+    *,
+    base_digest: str | None = None,
+    base_id: str | None = None,
+) -> dict[str, str]:
     from fwsetup import __version__
+    from fwsetup.backends.docker.lock import SBOM_PATH
 
     title = plan.title or plan.framework
     where = VENV if has_venv(plan) else SYSTEM_PYTHON
+    pinned = {"org.opencontainers.image.base.digest": base_digest.split("@", 1)[1]} if base_digest else {}
+    if base_id:
+        pinned["io.fwsetup.base.id"] = (
+            base_id  # the engine's image ID of the base (a local one has no digest)
+        )
     return {
+        **pinned,
+        # The CycloneDX SBOM of the image's Python packages, from its lock (fwsetup.backends.docker.lock).
+        "io.fwsetup.sbom": SBOM_PATH,
         "org.opencontainers.image.title": f"{title} {plan.version} ({plan.variant})",
         "org.opencontainers.image.description": (
             f"{title} {plan.version}, {plan.variant} build, Python {plan.python}, in {where}; "
@@ -247,14 +263,19 @@ def render_dockerfile(
     settings: IndexSettings = NO_INDEX_SETTINGS,
     script_name: str | None = None,
     wheels: bool | None = None,
+    sub: str = "",
 ) -> str:
     """The Dockerfile for plan, from the template's text and the user's index settings already resolved
-    (pure: it reads no file and no environment; fwsetup.backends.docker.render_dockerfile reads them)."""
+    (pure: it reads no file and no environment; fwsetup.backends.docker.render_dockerfile reads them).
+    sub: where this image's files are in a context shared by several ("NAME/"; fwsetup.backends.docker.
+    context.prepare_context). FROM names the base by digest where the plan pinned it (ImagePlan.digest)."""
     from fwsetup import __version__
 
     check_renderable(plan)
     assert plan.smoke is not None
-    image = plan.image if plan.image is not None and not options.base else image_plan(plan, options.base)
+    image = plan.image
+    if image is None or (options.base and image.base != choose_base(plan, options.base)[0]):
+        image = image_plan(plan, options.base)
     base = image.base
     use_official = bool(
         plan.docker
@@ -282,7 +303,8 @@ def render_dockerfile(
             plan=plan,
             title=plan.title or plan.framework,
             fwsetup_version=__version__,
-            base_image=base,
+            base_from=image.digest or base,
+            sub=sub,
             install_python=not image.python_present,
             python="python" if use_official else "python3",
             system_site_packages=use_official,
@@ -294,7 +316,9 @@ def render_dockerfile(
             wheels=bool(options.wheelhouse) if wheels is None else wheels,
             index_comment=index_comment,
             env=sorted(runtime_env(plan).items()),  # the image carries them: its ENV
-            labels=sorted(image_labels(plan, base, cmd).items()),
+            labels=sorted(
+                image_labels(plan, base, cmd, base_digest=image.digest, base_id=image.base_id).items()
+            ),
             user=IMAGE_USER,
             smoke_command=cmd,
         )
