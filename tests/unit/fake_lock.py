@@ -1,7 +1,7 @@
 """The image lock without an index (unit tests have no network): fwsetup.backends.docker.lock.compile_lock
 replaced by a resolver that pins each requirement to the version it names (or a wheelhouse wheel's that matches it), with a made-up sha256, and takes a
 wheel of that name and version from the wheelhouse where there is one (as uv does from find-links). The real
-`uv pip compile` runs in the docker integration tests (test_image_pinning.py)."""
+`uv pip compile` runs in the docker integration tests (test_pinned_images.py)."""
 
 from __future__ import annotations
 

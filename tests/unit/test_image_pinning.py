@@ -1,7 +1,7 @@
 """Images pinned and checked (issue 24): the base named by digest, the packages installed from a lock with
 hashes, a CycloneDX SBOM of them, and the bake file's contexts (one per framework, only the wheels used).
 
-The real `uv pip compile`, engine and `docker buildx bake` run in tests/integration/docker/test_image_pinning.py;
+The real `uv pip compile`, engine and `docker buildx bake` run in tests/integration/docker/test_pinned_images.py;
 here the pure parts: the pinning rule, the rendering, the lock's reading, the SBOM (the real library, checked
 against the CycloneDX 1.6 schema), and what `fwsetup matrix --format bake` writes (the lock faked: fake_lock.py).
 """
