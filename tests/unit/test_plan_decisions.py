@@ -273,15 +273,14 @@ def test_jax_h100_all_gpus_is_cuda13() -> None:
     assert plan("gh200", "jax").variant == "cuda13"
 
 
-def test_jax_pascal_470_is_refused_for_cudnn_not_only_the_driver() -> None:
-    """A GTX 1080 (6.1) with driver 470: jax[cuda12] needs a newer driver, but a newer driver would not be
-    enough: its plugin takes nvidia-cudnn-cu12 >=9.8,<10, whose newest (9.11 on) supports 7.5 and newer only
-    (issue 22 class 2; https://github.com/pytorch/pytorch/issues/162574). No driver upgrade is offered."""
+def test_jax_pascal_470_needs_a_newer_driver() -> None:
+    """A GTX 1080 (6.1) with driver 470: jax[cuda12] needs driver >= 525.60.13. The driver is all it needs: its
+    plugin's cuDNN range (>=9.8,<10) would resolve to 9.11+ (7.5 and newer only), and the plan caps it below 9.11
+    (issue 22 class 2), so upgrading the driver is the right advice."""
     p = plan("pascal-470", "jax", want="gpu")
     assert p.status == "refused"
-    assert "needs NVIDIA driver >= 525.60.13" in text(p.reasons)
-    assert "which supports compute capability 7.5 and newer only" in text(p.reasons)
-    assert "Upgrade the NVIDIA driver" not in text(p.suggestions)
+    assert "Upgrade the NVIDIA driver to >= 525.60.13" in text(p.suggestions)
+    assert "which supports compute capability 7.5 and newer only, not" not in text(p.reasons)
 
 
 def test_jax_kepler_is_too_old_for_cuda12() -> None:

@@ -125,24 +125,47 @@ def test_pytorch_2_11_cudnn_is_read_from_its_wheel_metadata() -> None:
     assert "torch 2.11.0's Requires-Dist: nvidia-cudnn-cu13==9.19.0.56" in said
 
 
-def test_jax_on_a_pascal_card_is_refused_naming_the_cudnn_range_its_plugin_takes() -> None:
+def test_jax_on_a_pascal_card_caps_the_cudnn_range_its_plugin_takes() -> None:
     """https://github.com/pytorch/pytorch/issues/162574 (and ultralytics/ultralytics#22002 it quotes): a GTX
     1080 Ti (sm_61) fails in cuDNN calls once pip brings nvidia-cudnn-cu12 9.11 or newer. jax[cuda12] 0.6.2
-    requires jax-cuda12-plugin[with-cuda]==0.6.2, which requires nvidia-cudnn-cu12>=9.8,<10: pip takes the
-    newest 9.x, past 9.11. JAX's own kernels would run there (compute_52 PTX): cuDNN is the reason."""
+    requires jax-cuda12-plugin[with-cuda]==0.6.2, which requires nvidia-cudnn-cu12>=9.8,<10: pip takes the newest
+    9.x, past 9.11. The range still allows 9.8-9.10 (5.0 and newer): the plan steps down within it, adding
+    nvidia-cudnn-cu12<9.11, and says why. A pin (PyTorch) cannot be capped: those step down to an older release
+    (test_gpu_rules.py::test_tesla_k80_is_not_given_a_wheel_whose_cudnn_dropped_kepler)."""
     pascal = load(FIXTURES / "pascal-470.json")
     nv = msgspec.structs.replace(pascal.nvidia, driver_version="580.65.06", cuda_driver_version="13.0")
     pascal = msgspec.structs.replace(pascal, nvidia=nv)
     plan = make_plan(pascal, load_recipes().get("jax"), Request(framework="jax", want="gpu", version="0.6.2"))
-    assert plan.status == "refused"
+    assert (plan.status, plan.variant) == ("ok", "cuda12")
+    assert plan.requirements == ["jax[cuda12]==0.6.2", "nvidia-cudnn-cu12<9.11"]
     said = "\n".join(plan.reasons)
-    assert "cuDNN >=9.8,<10.0 (the installer takes the newest: 9.11 or later)" in said
-    assert "7.5 and newer only" in said and "GTX 1080" in said
+    assert "nvidia-cudnn-cu12>=9.8,<10.0 would resolve to the newest cuDNN" in said
+    assert (
+        "7.5 and newer only; the plan adds nvidia-cudnn-cu12<9.11, whose releases support 5.0 and newer"
+        in said
+    )
     assert "jax-cuda12-plugin 0.6.2's Requires-Dist: nvidia-cudnn-cu12" in said
-    # a Turing card (7.5) is within that cuDNN's floor: the same release is planned
+    # a Turing card (7.5) is within the newest cuDNN's floor: nothing is added
     turing = with_gpu(pascal, "NVIDIA GeForce RTX 2080", "7.5")
     ok = make_plan(turing, load_recipes().get("jax"), Request(framework="jax", want="gpu", version="0.6.2"))
-    assert (ok.status, ok.variant) == ("ok", "cuda12")
+    assert (ok.status, ok.requirements) == ("ok", ["jax[cuda12]==0.6.2"])
+    assert (
+        "(the installer takes the newest: 9.11 or later), which supports compute capability 7.5"
+        in "\n".join(ok.reasons)
+    )
+    # a mixed machine (the 1080 beside the 2080): the cap covers both
+    mixed = msgspec.structs.replace(
+        pascal,
+        nvidia=msgspec.structs.replace(
+            pascal.nvidia,
+            gpus=(
+                *pascal.nvidia.gpus,
+                msgspec.structs.replace(turing.nvidia.gpus[0], index=1, uuid="GPU-2080"),
+            ),
+        ),
+    )
+    both = make_plan(mixed, load_recipes().get("jax"), Request(framework="jax", want="gpu", version="0.6.2"))
+    assert both.status == "ok" and "nvidia-cudnn-cu12<9.11" in both.requirements and both.gpus == [0, 1]
 
 
 def test_a_new_torch_release_s_cudnn_comes_from_its_metadata(

@@ -42,6 +42,47 @@ class BuildCudnn:
     floor: CudnnFloor | None  # the GPU floor of that cuDNN (of the newest release a range allows)
     source: str  # where the fact was read, for the Plan's reasons
     exact: bool = True
+    dist: str | None = (
+        None  # the pip distribution that brings it (nvidia-cudnn-cu12), where read from metadata
+    )
+    spec: str | None = None  # its specifier as required (">=9.8,<10.0"), for a range
+
+
+def cap_for(dnn: BuildCudnn, cc: tuple[int, int], compat: CompatData) -> tuple[str, CudnnFloor] | None:
+    """A range the installer would resolve to a cuDNN that dropped this GPU may still allow an older series
+    that supports it (jax[cuda12]: >=9.8,<10 takes 9.11+, 7.5 and newer; 9.8-9.10 support 5.0 and newer).
+    Returns (the upper bound to add, "9.11", and the floor of the series it keeps), or None where the range
+    allows no such series (or the cuDNN is a pin)."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    from fwsetup.compat import parse_cc
+
+    if dnn.exact or not dnn.spec:
+        return None
+    spec = SpecifierSet(dnn.spec)
+    rows = []
+    for row in compat.cudnn_floors:
+        first = row.cudnn.split(",")[0]
+        if not first.startswith(">="):
+            continue
+        try:
+            rows.append((Version(first[2:].strip()), first[2:].strip(), row))
+        except InvalidVersion:
+            continue
+    rows.sort(key=lambda r: r[0])
+    # the newest series the range reaches whose floor admits the GPU, capped below the next series
+    for i in range(len(rows) - 1, 0, -1):
+        low_v, _, row = rows[i - 1]
+        floor = parse_cc(row.min_cc)
+        if floor is None or cc < floor:
+            continue
+        cap_v, cap_text, _ = rows[i]
+        capped = SpecifierSet(f"{dnn.spec},<{cap_text}")
+        lows = [Version(x.version) for x in spec if x.operator in (">=", ">", "==")] or [low_v]
+        if max(lows) < cap_v and any(capped.contains(v) for v in (max(lows), low_v)):
+            return cap_text, row
+    return None
 
 
 def _canonical(name: str) -> str:
@@ -161,7 +202,7 @@ def build_cudnn(
             shown = (
                 f"{text_spec} (the installer takes the newest: {newest} or later)" if newest else text_spec
             )
-            return BuildCudnn(cudnn=shown, floor=floor, source=source, exact=False)
+            return BuildCudnn(cudnn=shown, floor=floor, source=source, exact=False, dist=name, spec=text_spec)
     version = b.facts_from or b.version
     variant = b.facts_variant or b.variant
     row = compat.build_cudnn(framework, version, variant)

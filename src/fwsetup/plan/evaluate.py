@@ -56,6 +56,8 @@ class Evaluation:
     status: Status | None = None  # from data/release-matrix.toml; None: not judged
     # The platform that alone makes the status what it is ("WSL2": stable on Linux, experimental under WSL2)
     status_platform: str | None = None
+    # requirements the plan adds to the build's own (a cap on the cuDNN a range would resolve past the GPU)
+    constraints: list[str] = field(default_factory=list)
 
     @property
     def host_ok(self) -> bool:
@@ -359,10 +361,25 @@ def _check_cuda(
     # The cuDNN the build brings has its own GPU floor (data/cudnn.toml): kernels for the GPU are not enough.
     # Which cuDNN: the release's published requirements, else the typed table (plan/cudnn.py).
     from fwsetup.compat import parse_cc
-    from fwsetup.plan.cudnn import build_cudnn
+    from fwsetup.plan.cudnn import build_cudnn, cap_for
 
     dnn = build_cudnn(request.framework, b, registry, compat, t.arch)
     dnn_floor = dnn.floor if dnn else None
+    # A range (jax[cuda12]: nvidia-cudnn-cu12>=9.8,<10) whose newest series dropped a GPU the job uses but whose
+    # older series supports it: the plan caps it (nvidia-cudnn-cu12<9.11) instead of refusing the build.
+    if dnn and dnn_floor and dnn.dist and not dnn.exact:
+        caps = []
+        for g in ev.gpus:
+            cc, floor_cc = parse_cc(g.compute_capability), parse_cc(dnn_floor.min_cc)
+            if cc is not None and floor_cc is not None and cc < floor_cc:
+                caps.append(cap_for(dnn, cc, compat))
+        found = [c for c in caps if c is not None]
+        if caps and len(found) == len(caps):
+            cap, row = min(found, key=lambda c: parse_cc(c[1].min_cc) or (0, 0))
+            ev.constraints.append(f"{dnn.dist}<{cap}")
+            ev.notes.append(Reason("cudnn_capped", dist=dnn.dist, spec=dnn.spec, cap=cap, floor=row.min_cc,
+                                   newest=dnn_floor.min_cc, source=dnn.source))  # fmt: skip
+            dnn, dnn_floor = None, None  # judged: the capped series supports every GPU
     cannot: dict[int, Failure] = {}  # GPU index -> why this build cannot use it
     for g in ev.gpus:
         runs = cc_runs(g.compute_capability or "", list(sass), list(ptx))

@@ -182,6 +182,11 @@ _REASONS: dict[str, Callable[[F], str]] = {
         f"The CPU's instruction sets are unknown; it needs {', '.join(_strs(f['features']))}."
     ),
     "cc_unchecked": lambda f: f"The compute capability of GPU {f['gpu']} could not be checked.",
+    "cudnn_capped": lambda f: (
+        f"Its {f['dist']}{f['spec']} would resolve to the newest cuDNN, which supports compute capability "
+        f"{f['newest']} and newer only; the plan adds {f['dist']}<{f['cap']}, whose releases support "
+        f"{f['floor']} and newer (NVIDIA's cuDNN support matrix in data/cudnn.toml; the range from {f['source']})."
+    ),
     "cudnn_ok": lambda f: (
         f"It brings cuDNN {f['cudnn']}, which supports compute capability {f['floor']} and newer "
         f"(NVIDIA's cuDNN support matrix in data/cudnn.toml; the cuDNN from {f.get('source') or 'data/cudnn.toml'})."

@@ -414,6 +414,8 @@ def _chosen_plan(
             python=rel.python, package_version=rel.package_version, commands=apt_commands(rel),
         )  # fmt: skip
     conda = b.conda
+    if conda is not None and conda.pip and chosen.constraints:
+        conda = msgspec.structs.replace(conda, pip=[*conda.pip, *chosen.constraints])
     if conda is not None and b.accelerator == "cuda":
         from fwsetup.plan.choose import lowest_cc
 
@@ -437,7 +439,7 @@ def _chosen_plan(
         variant=b.variant,
         accelerator=b.accelerator,
         cuda=b.cuda,
-        requirements=list(b.requirements),
+        requirements=[*b.requirements, *chosen.constraints],
         index_urls=list(dict.fromkeys([*([b.index_url] if b.index_url else []), *b.extra_index_urls])),
         env=dict(b.env),
         insecure_sources=[src for src, _ in insecure],
