@@ -79,6 +79,9 @@ def test_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path) -> 
         (["pytorch", "--nodes", "2", "--image", "x", "--name", "Bad_Name"], "DNS label"),
         (["jax", "--nodes", "2", "--image", "x", "--gpu"], "drop --gpu"),
         (["pytorch", "--nodes", "2", "--image", "x", "--gpu", "--vendor", "intel"], "nvidia or amd"),
+        (["pytorch", "--nodes", "2", "--image", "bad ref!!"], "not an image reference"),
+        (["pytorch", "--nodes", "2", "--image", ""], "not an image reference"),
+        (["pytorch", "--nodes", "2", "--image", "Registry/Upper:1"], "not an image reference"),
     ]
     for args, why in cases:
         code, _manifest, err = job(capsys, *args)

@@ -55,6 +55,11 @@ def job_command(
 
     if fmt != "k8s":
         raise UsageError(f"--format {fmt}: give k8s.")
+    from fwsetup.recipes import IMAGE_REF_RE
+
+    if not IMAGE_REF_RE.fullmatch(image):
+        msg = f"--image {image!r} is not an image reference (registry/name:tag, lower-case, no spaces)."
+        raise UsageError(msg)
     manifest = job_manifest(
         smoke_script(name),
         nodes=nodes,
