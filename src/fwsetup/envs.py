@@ -255,7 +255,11 @@ def _load(folder: Path) -> list[dict[str, Any]]:
     entries, problem = _read(path)
     if problem is None:
         return entries
-    aside = path.with_name(f"{REGISTRY_FILE}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    stamp = f"{REGISTRY_FILE}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside = path.with_name(stamp)
+    n = 1
+    while os.path.lexists(aside):  # two corrupt files in one second: never replace the first one kept aside
+        aside, n = path.with_name(f"{stamp}-{n}"), n + 1
     moved = False
     with contextlib.suppress(OSError):
         os.replace(path, aside)

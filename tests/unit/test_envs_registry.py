@@ -121,7 +121,9 @@ def test_a_corrupt_registry_is_rebuilt_with_a_warning(fake: dict, monkeypatch: p
         assert code == 0, err
         assert "Traceback" not in err and "rebuilt" in err
         assert [e["path"] for e in json.loads(out)["envs"]] == [str(default)]
-    assert len(list(fake["data"].glob("envs.json.corrupt-*"))) >= 1
+    # each broken file is kept aside, none replaced by a later one moved aside in the same second
+    kept = sorted(p.read_bytes() for p in fake["data"].glob("envs.json.corrupt-*"))
+    assert kept == sorted((b"{not json", b"\xff\xfe", b'{"schema_version": 99, "envs": []}', b"[]"))
     json.loads((fake["data"] / "envs.json").read_text())  # whole again
 
 
