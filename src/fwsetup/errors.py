@@ -64,3 +64,10 @@ class NetworkError(FwsetupError):
     """A package index or channel could not be reached."""
 
     exit_code = 7
+
+
+class RegistryError(FwsetupError):
+    """An image registry refused: credentials missing or refused, a certificate the engine does not trust, or a
+    push or pull it did not take (an unreachable registry is a NetworkError, 7)."""
+
+    exit_code = 8

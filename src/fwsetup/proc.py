@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 log = logging.getLogger("fwsetup")
 
@@ -89,8 +89,18 @@ def preexec() -> Callable[[], None] | None:
     return _die_with_parent if _PRCTL is not None else None
 
 
+# Secrets fwsetup reads from its environment for itself alone: no child it starts inherits them (the registry
+# password goes to the engine in a request header, never to a process's environment or argv).
+CHILD_SECRET_VARS: Final = ("FWSETUP_REGISTRY_PASSWORD",)
+
+
+def child_environ(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """env (default: os.environ) as a child is given it: without CHILD_SECRET_VARS."""
+    return {k: v for k, v in (os.environ if env is None else env).items() if k not in CHILD_SECRET_VARS}
+
+
 def _full_env(env: Mapping[str, str] | None, overrides: Mapping[str, str] | None) -> dict[str, str]:
-    full = dict(os.environ if env is None else env)
+    full = child_environ(env)
     if overrides:
         full.update(overrides)
     return full
@@ -215,7 +225,7 @@ def _popen(
         stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=stderr,
-        env=dict(env),
+        env=child_environ(env),
         cwd=cwd,
         start_new_session=True,  # its own process group: _end ends everything it started
         preexec_fn=preexec(),  # resolved in the parent: one foreign call in the child
@@ -420,7 +430,7 @@ def open_lines(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        env=None if env is None else dict(env),
+        env=child_environ(env),
         cwd=cwd,
         text=True,
         errors="replace",

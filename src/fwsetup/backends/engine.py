@@ -39,6 +39,11 @@ class BuildSpec:
     secrets: Mapping[str, Path] = field(default_factory=dict)
     platform: str | None = None
     no_cache: bool = False
+    # BuildKit's cache in a registry: import from these image references (`--cache-from type=registry,ref=…`);
+    # inline_cache: write the cache into the image's own config (`--cache-to type=inline`), so that pushing the
+    # image pushes its cache (the only cache export the engine's built-in BuildKit, the docker driver, has).
+    cache_from: tuple[str, ...] = ()
+    inline_cache: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +80,15 @@ class BuildResult:
     def rebuilt(self) -> tuple[StepRecord, ...]:
         """Steps that did real work: not reused from cache, and not a FROM (which has nothing to reuse)."""
         return tuple(s for s in self.steps if not s.cached and not s.instruction.upper().startswith("FROM "))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushResult:
+    """A push as the engine reported it: the manifest's digest, or the engine's error (one line)."""
+
+    ref: str
+    digest: str | None
+    error: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,10 +147,15 @@ class Engine(ABC):
     def image_labels(self, ref: str) -> Mapping[str, str] | None:
         """The image's labels, or None when there is no such image."""
 
-    def pull(self, ref: str) -> str | None:
+    def pull(self, ref: str, auth: Mapping[str, str] | None = None) -> str | None:
         """Pull ref into the engine: None when it is there afterwards, else why not (one line). Engines that
         cannot pull keep this default (nothing pulled, nothing to say)."""
         return None
+
+    def push(self, ref: str, auth: Mapping[str, str] | None = None) -> PushResult:
+        """Push ref (a local tag) to its registry; auth goes to the engine in the request's header. Engines that
+        cannot push keep this default."""
+        raise NotImplementedError(f"this engine cannot push {ref}")
 
     def image_tags(self) -> list[str]:
         """Every repository:tag the engine holds (engines that cannot list keep this default: none)."""

@@ -3,7 +3,8 @@
 Parse, call fwsetup.ops.build (probe a custom --base, plan the image, build, smoke-test), render: build
 steps on stderr, the --json result alone on stdout. Images are Linux images: the plan is made for Linux
 (method docker) on this machine's CPU and GPUs (or --host-profile), with the Python of the base image.
-Exit codes: 3 refused by the plan, 4 no engine, 5 build failed, 6 smoke test failed.
+Exit codes: 3 refused by the plan, 4 no engine, 5 build failed, 6 smoke test failed, 7 a registry (or an index)
+cannot be reached, 8 a registry refused (credentials missing or refused, a certificate the engine does not trust).
 """
 
 from __future__ import annotations
@@ -131,6 +132,28 @@ def build_command(
         str | None,
         typer.Option("--host-profile", metavar="FILE", parser=input_file, help="Plan for this HostProfile."),
     ] = None,
+    push: Annotated[
+        str | None,
+        typer.Option(
+            "--push",
+            metavar="REF",
+            help="Push the image to REF (HOST[:PORT]/REPO[:TAG]) once its smoke test passed; prints REF@sha256:….",
+        ),
+    ] = None,
+    cache_from: Annotated[
+        str | None,
+        typer.Option(
+            "--cache-from", metavar="REF", help="Reuse the build cache of REF in a registry (BuildKit)."
+        ),
+    ] = None,
+    cache_to: Annotated[
+        str | None,
+        typer.Option(
+            "--cache-to",
+            metavar="REF",
+            help="Put the build cache in the image (inline) and push it to REF too.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every line of the build.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="The result as JSON on stdout.")] = False,
     allow_insecure: AllowInsecureOpt = False,
@@ -152,6 +175,7 @@ def build_command(
         data="refresh" if refresh else "auto",
         dry_run=dry_run, no_smoke=no_smoke, no_cache=no_cache, host_profile=host_profile,
         platforms=parse_platforms(platform) if platform is not None else (),
+        push=push, cache_from=cache_from, cache_to=cache_to,
     )  # fmt: skip
     if ask.platforms:
         _build_platforms(ask, verbose=verbose, json_out=json_out)
@@ -184,6 +208,13 @@ def build_command(
         info(
             f"[yellow]not smoke-tested[/]: no GPU here. On a GPU machine: docker run --rm --gpus 1 {outcome.tag}"
         )
+    for what, pushed in (("pushed", outcome.pushed), ("cache pushed", outcome.cache_pushed)):
+        if pushed and (what == "pushed" or pushed is not outcome.pushed):
+            info(
+                f"[green]✓[/] {what} [bold]{pushed['ref']}[/] ({pushed['platform']}, {pushed['seconds']:.0f} s)"
+            )
+    if outcome.pushed:
+        print(outcome.pushed["ref"])  # the one line on stdout: what to pull, by digest
 
 
 def _build_platforms(ask: Any, *, verbose: bool, json_out: bool) -> None:

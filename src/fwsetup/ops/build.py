@@ -17,6 +17,7 @@ from fwsetup.ops.result import BuildOutcome
 
 if TYPE_CHECKING:
     from fwsetup.backends.docker import DockerEngine, ImageOptions
+    from fwsetup.backends.docker.imageregistry import Credentials, ImageRef
     from fwsetup.backends.engine import BuildEvent
     from fwsetup.plan import Plan, Request
     from fwsetup.registry.live import Mode
@@ -37,6 +38,11 @@ class BuildRequest:
     no_smoke: bool = False
     no_cache: bool = False
     host_profile: str | None = None
+    push: str | None = None  # --push REF: pushed once the smoke test passed
+    cache_from: str | None = None  # --cache-from REF: BuildKit's cache imported from that image in a registry
+    cache_to: str | None = (
+        None  # --cache-to REF: the image carries its cache (inline) and is pushed there too
+    )
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # --platform: one image per platform ("linux/amd64", "linux/arm64"); () = the engine's own, as before.
     # prepare_builds() makes one PreparedBuild each; prepare_build() reads `platform` alone.
@@ -56,6 +62,10 @@ class PreparedBuild:
     stand_in: bool = False
     platform: str | None = None  # --platform's, for this image
     emulated: bool = False  # built and smoke-tested under QEMU user emulation (another architecture)
+    push: ImageRef | None = None
+    cache_to: ImageRef | None = None
+    # the registry credentials of push / cache_to / cache_from (by registry), never printed (repr hides them)
+    credentials: Mapping[str, Credentials | None] = field(default_factory=dict)
 
 
 # The smoke test of an image for another architecture runs under QEMU user emulation, many times slower
@@ -85,6 +95,10 @@ def prepare_builds(ask: BuildRequest) -> tuple[PreparedBuild, ...]:
             arch = platform.split("/", 1)[1]
             tag = f"{ask.tag or default_tag(prepared.plan)}-{arch}"
             prepared = replace(prepared, options=replace(prepared.options, tag=tag))
+            if (
+                prepared.push is not None
+            ):  # each platform's image to REF-ARCH; push_manifest joins them at REF
+                prepared = replace(prepared, push=prepared.push.with_tag(f"{prepared.push.tag}-{arch}"))
         out.append(prepared)
     engine = out[0].engine
     foreign = [p.platform for p in out if p.emulated and p.plan.status == "ok"]
@@ -210,15 +224,17 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
     from fwsetup.settings import resolve
 
     smoke_timeout = resolve(env).emulated_smoke_timeout if emulated else NATIVE_SMOKE_TIMEOUT
+    push, cache_to, cache_from, creds = _registry_refs(ask, plan, engine, stand_in=stand_in)
     options = ImageOptions(
         tag=ask.tag, base=base, wheelhouse=ask.wheelhouse, offline=ask.offline, env=env,
         gpus=gpus,  # type: ignore[arg-type]
         run_smoke=not (ask.no_smoke or stand_in), no_cache=ask.no_cache, platform=ask.platform,
         smoke_timeout=smoke_timeout,
+        cache_from=(str(cache_from),) if cache_from else (), inline_cache=cache_to is not None,
     )  # fmt: skip
     return PreparedBuild(
         plan=plan, options=options, engine=engine, notes=tuple(dict.fromkeys(notes)), stand_in=stand_in,
-        platform=ask.platform, emulated=emulated,
+        platform=ask.platform, emulated=emulated, push=push, cache_to=cache_to, credentials=creds,
     )  # fmt: skip
 
 
@@ -239,6 +255,61 @@ def pin_plan_base(plan: Plan, engine: Any, *, offline: bool = False) -> tuple[Pl
         remote = registry_digest(plan.image.base)
     image, note = pin_base(plan.image, local, remote)
     return msgspec.structs.replace(plan, image=image), note
+
+
+def _registry_refs(
+    ask: BuildRequest, plan: Plan, engine: DockerEngine | None, *, stand_in: bool
+) -> tuple[ImageRef | None, ImageRef | None, ImageRef | None, dict[str, Credentials | None]]:
+    """--push, --cache-to and --cache-from read as image references (a --push or --cache-to without a tag takes
+    the image's tag), their credentials found, and each registry checked as the engine will talk to it, before a
+    build of minutes: unreachable (7), an untrusted certificate or refused credentials (8), bad input (2)."""
+    from fwsetup.backends.docker import default_tag
+    from fwsetup.backends.docker.engine import split_tag
+    from fwsetup.backends.docker.imageregistry import (
+        EngineRegistryConfig,
+        check_registry,
+        credentials,
+        local_engine,
+        parse_ref,
+    )
+    from fwsetup.errors import UsageError
+
+    if not (ask.push or ask.cache_to or ask.cache_from) or plan.status != "ok":
+        return None, None, None, {}
+    tag = split_tag(ask.tag or default_tag(plan))[1]
+
+    def target(text: str | None, flag: str) -> ImageRef | None:
+        if not text:
+            return None
+        ref = parse_ref(text, what=flag)
+        if ref.digest:
+            raise UsageError(
+                f"{flag} {text}: push to a tag, not a digest (the digest is what the push gives back)."
+            )
+        return ref if ref.tag else ref.with_tag(tag)
+
+    push, cache_to = target(ask.push, "--push"), target(ask.cache_to, "--cache-to")
+    cache_from = parse_ref(ask.cache_from, what="--cache-from") if ask.cache_from else None
+    if cache_from is not None and not (cache_from.tag or cache_from.digest):
+        cache_from = cache_from.with_tag("latest")
+    if (push or cache_to) and stand_in and not ask.no_smoke:
+        msg = "--push: this image cannot be smoke-tested here (no usable GPU), and fwsetup pushes only tested images."
+        raise UsageError(
+            msg, hint="Build and push it on a machine with the GPU, or add --no-smoke to push it untested."
+        )
+    env = dict(ask.environ)
+    creds: dict[str, Credentials | None] = {}
+    engine_config = None
+    if engine is not None and local_engine(env):
+        engine_config = EngineRegistryConfig.from_info(engine.registry_info())
+    for ref, pushing in ((push, True), (cache_to, True), (cache_from, False)):
+        if ref is None:
+            continue
+        if ref.registry not in creds:
+            creds[ref.registry] = credentials(ref.registry, env)
+        if engine_config is not None and not ask.dry_run:
+            check_registry(ref, creds[ref.registry], engine=engine_config, push=pushing)
+    return push, cache_to, cache_from, creds
 
 
 def dockerfile(prepared: PreparedBuild) -> str:
@@ -262,7 +333,18 @@ def build(
     backend = DockerBackend(prepared.engine)
     result = backend.build_image(prepared.plan, prepared.options, progress=progress, on_event=on_event)
     steps = result.build.steps
+    # Only now (the smoke test passed, or --no-smoke was asked for): the image goes to its registries.
+    pushed = cache_pushed = None
+    if prepared.push is not None:
+        pushed = push_image(prepared, result.image_id, prepared.push, progress=progress)
+    if prepared.cache_to is not None:
+        if prepared.push is not None and str(prepared.cache_to) == str(prepared.push):
+            cache_pushed = pushed
+        else:
+            cache_pushed = push_image(prepared, result.image_id, prepared.cache_to, progress=progress)
     return BuildOutcome(
+        pushed=pushed,
+        cache_pushed=cache_pushed,
         plan=prepared.plan,
         tag=result.tag,
         image_id=result.image_id,
@@ -277,6 +359,52 @@ def build(
         platform=prepared.platform,
         emulated=prepared.emulated,
     )
+
+
+def push_image(
+    prepared: PreparedBuild, image_id: str, ref: ImageRef, *, progress: Callable[[str, str], None]
+) -> dict[str, Any]:
+    """Tag image_id as ref and push it; {"ref", "tag", "digest", "size_bytes", "platform", "seconds"}. A push the
+    engine refused is explained by checking the registry again (unreachable 7, untrusted or refused 8), else
+    RegistryError (8) with the engine's own reason."""
+    import time
+
+    from fwsetup.backends.docker.imageregistry import (
+        EngineRegistryConfig,
+        check_registry,
+        local_engine,
+        platform_of,
+    )
+    from fwsetup.errors import RegistryError
+    from fwsetup.redact import redact_text
+
+    engine = prepared.engine
+    assert engine is not None
+    creds = prepared.credentials.get(ref.registry)
+    progress("push", f"pushing {ref}" + (f" (credentials: {creds.source})" if creds else ""))
+    start = time.monotonic()
+    engine.tag_image(image_id, str(ref))
+    res = engine.push(str(ref), creds.auth_config(ref.registry) if creds else None)
+    seconds = time.monotonic() - start
+    if res.error or not res.digest:
+        env = dict(prepared.options.env)
+        if local_engine(env):
+            check_registry(ref, creds, engine=EngineRegistryConfig.from_info(engine.registry_info()))
+        msg = f"the Docker engine could not push {ref}: {redact_text(res.error or 'no digest reported', [creds.password] if creds else [])}"
+        raise RegistryError(
+            msg,
+            hint="The image is built and tagged locally; push it again with `docker push " + str(ref) + "`.",
+        )
+    attrs = engine.image_attrs(str(ref)) or {}
+    progress("push", f"pushed {ref.name}@{res.digest} in {seconds:.1f} s")
+    return {
+        "ref": f"{ref.name}@{res.digest}",
+        "tag": str(ref),
+        "digest": res.digest,
+        "size_bytes": int(attrs["Size"]) if attrs.get("Size") is not None else None,
+        "platform": platform_of(attrs),
+        "seconds": round(seconds, 1),
+    }
 
 
 def engine_python_probe(engine: Any) -> Callable[[str], str | None]:

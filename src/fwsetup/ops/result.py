@@ -117,6 +117,9 @@ class BuildOutcome:
     notes: tuple[str, ...] = ()
     platform: str | None = None  # --platform's ("linux/arm64"); None: the engine's own
     emulated: bool = False  # built and smoke-tested under QEMU user emulation
+    # --push REF, --cache-to REF: each {"ref", "tag", "digest", "size_bytes", "platform", "seconds"}
+    pushed: Mapping[str, Any] | None = None
+    cache_pushed: Mapping[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     def as_dict(self) -> dict[str, Any]:
@@ -134,5 +137,7 @@ class BuildOutcome:
             "notes": list(self.notes),
             "platform": self.platform,
             "emulated": self.emulated,
+            "push": dict(self.pushed) if self.pushed else None,
+            "cache_to": dict(self.cache_pushed) if self.cache_pushed else None,
             "plan": _plan_dict(self.plan),
         }

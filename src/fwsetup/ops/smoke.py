@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from fwsetup.ops.result import SmokeOutcome
 
@@ -91,6 +92,9 @@ def smoke_image(name: str, image: str, *, gpu: bool, all_gpus: bool, timeout: fl
     backend = DockerBackend()
     backend.engine.check()  # EngineError with how to start one
     labels = backend.engine.image_labels(image)
+    if labels is None and _names_a_registry(image):
+        pull_image(backend.engine, image)  # as `docker run` does: an image of a registry is pulled first
+        labels = backend.engine.image_labels(image)
     if labels is None:
         msg = f"no image {image!r} on this Docker engine."
         raise UsageError(
@@ -111,3 +115,43 @@ def smoke_image(name: str, image: str, *, gpu: bool, all_gpus: bool, timeout: fl
     gpus = "all" if all_gpus and gpu else "one" if gpu else "none"
     report, _seconds = backend.smoke(plan, image, gpus, timeout=timeout)  # type: ignore[arg-type]
     return SmokeOutcome(report=report, where=f"in {image}", image=image)
+
+
+def _names_a_registry(image: str) -> bool:
+    """Whether image is a reference to pull (a registry host, or a digest), not a local name or an image ID."""
+    from fwsetup.backends.docker.imageregistry import DOCKER_HUB, parse_ref
+    from fwsetup.errors import UsageError
+
+    if image.startswith("sha256:") or ("/" not in image and "@" not in image):
+        return False
+    try:
+        ref = parse_ref(image)
+    except UsageError:
+        return False
+    return ref.registry != DOCKER_HUB or ref.digest is not None
+
+
+def pull_image(engine: Any, image: str) -> None:
+    """Pull image with the user's registry credentials (fwsetup.backends.docker.imageregistry.credentials); a pull
+    that fails is explained by checking the registry as the engine talks to it (7 unreachable, 8 untrusted or
+    refused), else RegistryError with the engine's reason."""
+    from fwsetup.backends.docker.imageregistry import (
+        EngineRegistryConfig,
+        check_registry,
+        credentials,
+        local_engine,
+        parse_ref,
+    )
+    from fwsetup.errors import RegistryError
+    from fwsetup.redact import redact_text
+
+    ref = parse_ref(image)
+    env = dict(os.environ)
+    creds = credentials(ref.registry, env)
+    why = engine.pull(image, creds.auth_config(ref.registry) if creds else None)
+    if why is None:
+        return
+    if local_engine(env):
+        check_registry(ref, creds, engine=EngineRegistryConfig.from_info(engine.registry_info()), push=False)
+    msg = f"could not pull {image} into the Docker engine: {redact_text(why, [creds.password] if creds else [])}"
+    raise RegistryError(msg, hint="Check the reference (`docker pull " + image + "` says the same).")

@@ -458,7 +458,7 @@ def run_multinode(
     """Run the job; return the combined report, or raise SmokeError naming the rank and what it tried.
     `here`: the ranks to start on this machine (default all; the others are started on their own nodes).
     Bad input (UsageError): more ranks than this machine can start, a rank whose address is not here."""
-    from fwsetup.proc import preexec
+    from fwsetup.proc import child_environ, preexec
 
     script = _script(framework)
     t_start = time.perf_counter()
@@ -477,7 +477,7 @@ def run_multinode(
     check_versions(framework, ranks, {k: v.versions for k, v in probes.items()})
     if port is None:
         port = free_port(master.addr) if master.netns is None and here is None else DEFAULT_PORT
-    base_env = {k: v for k, v in (env or os.environ).items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    base_env = {k: v for k, v in child_environ(env or None).items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     base_env["PYTHONNOUSERSITE"] = "1"
     procs: list[tuple[Rank, subprocess.Popen[bytes], Any, Any]] = []
     with tempfile.TemporaryDirectory(prefix="fwsetup-multinode-") as tmp:

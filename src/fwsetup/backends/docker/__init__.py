@@ -298,6 +298,13 @@ class DockerBackend(Backend):
                  f"{'BuildKit (buildx)' if info.buildkit else 'classic builder'}"
                  f"{', no bridge network: RUN steps use the host network' if info.bridge is False else ''}")  # fmt: skip
         options = replace(options, buildkit=info.buildkit)
+        if (options.cache_from or options.inline_cache) and not info.buildkit:
+            from fwsetup.errors import UsageError
+
+            msg = "--cache-from and --cache-to need BuildKit (docker buildx); this engine builds with the classic builder."
+            raise UsageError(
+                msg, hint="Install the buildx plugin (./scripts/install-buildx), or build without them."
+            )
         tag = options.tag or default_tag(plan)
         work_tag = private_tag()
         settings = read_index_settings(options.env)  # the user's pip settings: read once per build
@@ -324,7 +331,7 @@ class DockerBackend(Backend):
 
             spec = BuildSpec(
                 context=ctx.path, tag=work_tag, secrets=ctx.secrets, platform=options.platform if info.buildkit else None,
-                no_cache=options.no_cache,
+                no_cache=options.no_cache, cache_from=options.cache_from, inline_cache=options.inline_cache,
             )  # fmt: skip
             result, events = collect_build(self.engine.build(spec), tag, on_event=seen)
         if result is None:

@@ -24,6 +24,7 @@ from fwsetup.backends.engine import (
     Engine,
     EngineInfo,
     ManifestList,
+    PushResult,
     RunResult,
     RunSpec,
 )
@@ -619,6 +620,10 @@ class DockerEngine(Engine):
                 argv += ["--platform", spec.platform]
             if spec.no_cache:
                 argv.append("--no-cache")
+            for ref in spec.cache_from:
+                argv += ["--cache-from", f"type=registry,ref={ref}"]
+            if spec.inline_cache:
+                argv += ["--cache-to", "type=inline"]
             for sid, path in sorted(spec.secrets.items()):
                 argv += ["--secret", f"id={sid},src={path}"]
             argv.append(str(spec.context))
@@ -777,14 +782,62 @@ class DockerEngine(Engine):
             # noprune: the untagged parents are the classic builder's cache of the next build
             self._call("DELETE /images", self.client.api.remove_image, tag, noprune=True)
 
-    def pull(self, ref: str) -> str | None:
+    def push(self, ref: str, auth: Mapping[str, str] | None = None) -> PushResult:
+        """POST /images/{name}/push under the build's deadline; auth (docker-py's auth_config) travels in the
+        X-Registry-Auth header over the engine's socket. The digest the engine reports, or its error."""
+        import docker.errors
+
+        repo, tag = split_tag(ref)
+
+        def push_all() -> tuple[str | None, str | None]:
+            digest, last = None, None
+            for msg in self.client.api.push(repo, tag=tag, stream=True, decode=True, auth_config=auth):
+                if not isinstance(msg, Mapping):
+                    continue
+                if msg.get("error") or msg.get("errorDetail"):
+                    last = str(
+                        msg.get("error") or (msg.get("errorDetail") or {}).get("message") or "push failed"
+                    )
+                aux = msg.get("aux")
+                if isinstance(aux, Mapping) and aux.get("Digest"):
+                    digest = str(aux["Digest"])
+            return digest, last
+
+        try:
+            digest, err = within("POST /images/push", resolve(self._env).build_timeout, push_all)
+        except EngineError:
+            raise
+        except docker.errors.DockerException as exc:
+            digest, err = None, str(getattr(exc, "explanation", None) or "") or _short(exc)
+        if err or not digest:
+            return PushResult(
+                ref=ref, digest=None, error=(err or "the engine reported no digest").splitlines()[0][:400]
+            )
+        return PushResult(ref=ref, digest=digest)
+
+    def registry_info(self) -> dict[str, Any] | None:
+        """GET /info (its RegistryConfig: the engine's insecure registries and index settings); None when the
+        engine does not say."""
+        try:
+            return dict(self._call("GET /info", self.client.info))
+        except EngineError:
+            raise
+        except Exception:  # noqa: BLE001 - an engine that refuses the request
+            return None
+
+    def image_attrs(self, ref: str) -> dict[str, Any] | None:
+        """The image's inspect data (RepoDigests, Os, Architecture, Size), or None when there is no such image."""
+        return self._image_attrs(ref)
+
+    def pull(self, ref: str, auth: Mapping[str, str] | None = None) -> str | None:
         """POST /images/create, under the build's deadline (FWSETUP_BUILD_TIMEOUT: a pull is part of a build);
-        the engine's reason when the image is not there afterwards (an error in the stream or the answer)."""
+        the engine's reason when the image is not there afterwards (an error in the stream or the answer).
+        auth as for push."""
         import docker.errors
 
         def pull_all() -> str | None:
             last = None
-            for msg in self.client.api.pull(ref, stream=True, decode=True):
+            for msg in self.client.api.pull(ref, stream=True, decode=True, auth_config=auth):
                 if isinstance(msg, Mapping) and msg.get("error"):
                     last = str(msg.get("error"))
             return last

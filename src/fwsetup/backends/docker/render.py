@@ -105,6 +105,8 @@ class ImageOptions:
     no_cache: bool = False
     platform: str | None = None  # "linux/arm64" (--platform): the image's platform; None: the engine's own
     smoke_timeout: float = 900.0  # seconds; an emulated platform's smoke test gets longer (ops.build)
+    cache_from: tuple[str, ...] = ()  # registry refs BuildKit imports its cache from (--cache-from)
+    inline_cache: bool = False  # the image carries its BuildKit cache (--cache-to: pushed with the image)
 
 
 def has_venv(plan: Plan) -> bool:
