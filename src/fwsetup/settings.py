@@ -205,3 +205,14 @@ def refresh() -> Settings:
     """Forget every resolved setting (and the pip configuration read with them), then resolve again."""
     _resolved.clear()
     return current()
+
+
+def registry_login(env: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
+    """(FWSETUP_REGISTRY_USER, FWSETUP_REGISTRY_PASSWORD, FWSETUP_REGISTRY_PASSWORD_FILE) of env: credentials for
+    image registries (fwsetup.backends.docker.imageregistry.credentials). Read here like every variable, but kept
+    out of Settings: a secret is never part of what settings show or cache."""
+    return (
+        env.get("FWSETUP_REGISTRY_USER") or None,
+        env.get("FWSETUP_REGISTRY_PASSWORD") or None,
+        env.get("FWSETUP_REGISTRY_PASSWORD_FILE") or None,
+    )

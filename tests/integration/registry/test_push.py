@@ -185,11 +185,12 @@ def test_registry_cache_turns_a_clean_engines_rebuild_into_cache_hits(
 
 class ProcessWatch:
     """Every process's argv, and the environment of every process but `own` (fwsetup itself: it was given the
-    password), sampled while a command runs."""
+    password, and a fork of it that has not exec'd yet), sampled while a command runs."""
 
     def __init__(self, secret: str) -> None:
         self.secret = secret.encode()
         self.own: int | None = None
+        self.own_cmdline = b""
         self.found: list[str] = []
         self.stop = threading.Event()
         self.samples = 0
@@ -202,7 +203,11 @@ class ProcessWatch:
                 try:
                     if self.secret in (proc / "cmdline").read_bytes():
                         self.found.append(f"argv of pid {proc.name}")
-                    if int(proc.name) != self.own and self.secret in (proc / "environ").read_bytes():
+                    cmdline = (proc / "cmdline").read_bytes()
+                    # fwsetup itself, and a fork of it before its exec (it still has fwsetup's environment then)
+                    if int(proc.name) == self.own or cmdline == self.own_cmdline:
+                        continue
+                    if self.secret in (proc / "environ").read_bytes():
                         self.found.append(
                             f"environment of pid {proc.name}: {(proc / 'cmdline').read_bytes()[:80]!r}"
                         )
@@ -227,6 +232,7 @@ def test_password_of_an_auth_registry_lands_nowhere(
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     watch.own = child.pid
+    watch.own_cmdline = b"\0".join(a.encode() for a in child.args) + b"\0"  # type: ignore[union-attr]
     watcher = threading.Thread(target=watch.run, daemon=True)
     watcher.start()
     try:

@@ -116,11 +116,13 @@ class Credentials:
 
 
 def credentials(registry: str, env: Mapping[str, str]) -> Credentials | None:
-    """The credentials for registry: the FWSETUP_REGISTRY_* variables, else the user's docker configuration."""
-    user = env.get(USER_VAR)
-    password = env.get(PASSWORD_VAR)
-    if user and not password and env.get(PASSWORD_FILE_VAR):
-        path = Path(env[PASSWORD_FILE_VAR]).expanduser()
+    """The credentials for registry: FWSETUP_REGISTRY_USER with FWSETUP_REGISTRY_PASSWORD or
+    FWSETUP_REGISTRY_PASSWORD_FILE, else the user's docker configuration."""
+    from fwsetup.settings import registry_login
+
+    user, password, password_file = registry_login(env)
+    if user and not password and password_file:
+        path = Path(password_file).expanduser()
         try:
             password = path.read_text().strip()
         except OSError as exc:
