@@ -214,3 +214,52 @@ def test_bake_shares_one_context_per_framework_with_only_the_wheels_its_targets_
         index_env = out / "pytorch" / "build" / name / "index.env"
         assert not index_env.exists() or "pytorch.org" not in index_env.read_text()
     assert all(call["plan_indexes"] == [] for call in fake_image_lock)
+
+
+# -- --platform in every format ---------------------------------------------------------------------------
+
+
+def test_platform_reaches_every_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_image_lock: list[dict[str, object]]
+) -> None:
+    """`matrix --platform linux/amd64,linux/arm64`: the json/github build arguments carry it (fwsetup build makes
+    one image per platform), and bake has one target per platform, each planned and locked for its platform."""
+    from typer.testing import CliRunner
+
+    from fwsetup.cli import app
+
+    monkeypatch.setattr("fwsetup.backends.venv.probe_index", lambda *a, **k: None)
+    env = {
+        **NO_PIP,
+        "PIP_FIND_LINKS": "",
+        "PIP_CERT": "",
+        "SSL_CERT_FILE": "",
+        "DOCKER_HOST": "unix:///nonexistent",
+    }
+    both = [
+        "--framework",
+        "jax",
+        "--newest",
+        "1",
+        "--cpu-only",
+        "--python",
+        "3.12",
+        "--platform",
+        "linux/amd64,linux/arm64",
+    ]
+    result = CliRunner().invoke(app, ["matrix", "--format", "json", *both], env=env)
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    assert entries and all("--platform linux/amd64,linux/arm64" in e["args"] for e in entries)
+    assert all(e["platforms"] == "linux/amd64,linux/arm64" for e in entries)
+    result = CliRunner().invoke(
+        app, ["matrix", "--format", "bake", *both, "--out-dir", str(tmp_path / "b")], env=env
+    )
+    assert result.exit_code == 0, result.output
+    targets = json.loads(result.stdout)["target"]
+    arm = {n: t for n, t in targets.items() if n.endswith("-arm64")}
+    amd = {n: t for n, t in targets.items() if n.endswith("-amd64")}
+    assert arm and len(arm) == len(amd) == len(targets) / 2
+    assert all(t["platforms"] == ["linux/arm64"] and t["tags"][0].endswith("-arm64") for t in arm.values())
+    assert all(t["platforms"] == ["linux/amd64"] for t in amd.values())
+    assert sorted({str(c["platform"]) for c in fake_image_lock}) == ["linux/amd64", "linux/arm64"]

@@ -35,6 +35,10 @@ def matrix_command(
         str | None, typer.Option("--base", metavar="IMAGE", help="One base image for all.")
     ] = None,
     registry: Annotated[str, typer.Option("--registry", metavar="PREFIX", help="Tag prefix.")] = "fwsetup",
+    platform: Annotated[
+        str | None,
+        typer.Option("--platform", metavar="P[,P]", help="Image platforms, e.g. linux/amd64,linux/arm64."),
+    ] = None,
     out_dir: Annotated[
         Path,
         typer.Option(
@@ -50,7 +54,7 @@ def matrix_command(
 
     from fwsetup.errors import UsageError
     from fwsetup.ops.matrix import matrix_entries, write_bake
-    from fwsetup.plan.container import IMAGE_PYTHONS
+    from fwsetup.plan.container import IMAGE_PYTHONS, parse_platforms
     from fwsetup.recipes import load_recipes
     from fwsetup.ui import emit_json, recipes_dir_override
 
@@ -62,6 +66,7 @@ def matrix_command(
     entries = matrix_entries(
         list(recipes), newest=None if all_versions else newest, pythons=tuple(python or IMAGE_PYTHONS),
         frameworks=names, base=base, registry=registry,
+        platforms=parse_platforms(platform) if platform is not None else (),
     )  # fmt: skip
     if cpu_only:
         entries = [e for e in entries if e.accelerator == "cpu"]

@@ -33,6 +33,10 @@ class MatrixEntry:
     # The --base given to `fwsetup matrix`: carried into the build arguments, so that every format (json,
     # github, bake) builds FROM it.
     base_override: str | None = None
+    # --platform given to `fwsetup matrix` (("linux/amd64", "linux/arm64")): carried into the build arguments
+    # (one image per platform, tagged TAG-ARCH when several: fwsetup build's rule) and into the bake targets.
+    platforms: tuple[str, ...] = ()
+    suffix: str = ""  # a bake target of one platform of several: "-arm64"
 
     @property
     def experimental(self) -> bool:
@@ -42,7 +46,9 @@ class MatrixEntry:
     def target(self) -> str:
         """A bake target name: letters, digits, '-' and '_' only."""
         return re.sub(
-            r"[^A-Za-z0-9_-]", "-", f"{self.framework}-{self.version}-{self.variant}-py{self.python}"
+            r"[^A-Za-z0-9_-]",
+            "-",
+            f"{self.framework}-{self.version}-{self.variant}-py{self.python}{self.suffix}",
         )
 
     def args(self) -> list[str]:
@@ -50,6 +56,7 @@ class MatrixEntry:
         out += ["--gpu"] if self.accelerator == "cuda" else ["--cpu"]
         out += ["--allow-experimental"] if self.experimental else []
         out += ["--base", self.base_override] if self.base_override else []
+        out += ["--platform", ",".join(self.platforms)] if self.platforms else []
         return [*out, "--tag", self.tag]
 
     def as_dict(self) -> dict[str, Any]:
@@ -65,6 +72,7 @@ class MatrixEntry:
             "python": self.python,
             "base": self.base,
             "tag": self.tag,
+            "platforms": ",".join(self.platforms or ("linux/amd64",)),
             "gpu": self.accelerator == "cuda",
             "args": shlex.join(self.args()),
         }
@@ -102,6 +110,7 @@ def matrix_entries(
     frameworks: Sequence[str] = (),
     base: str | None = None,
     registry: str = "fwsetup",
+    platforms: Sequence[str] = (),
 ) -> list[MatrixEntry]:
     """Every image the recipes define for Linux: framework x version (the newest `newest`, or all) x
     variant x Python. A base image with its own Python (nvidia/cuda: the distribution's) fixes the Python;
@@ -150,7 +159,7 @@ def matrix_entries(
                         cuda=b.cuda, python=py, base=image.replace("{python}", py),
                         tag=f"{registry}/{recipe.name}:{version}-{b.variant}-py{py}",
                         official_status=statuses.status_of(recipe.name, b.version, b.variant, b.accelerator),
-                        base_override=base,
+                        base_override=base, platforms=tuple(platforms),
                     )
                 )  # fmt: skip
     return entries
@@ -175,7 +184,7 @@ def bake_file(
             "context": contexts[e.target],
             "dockerfile": (dockerfiles or {}).get(e.target, "Dockerfile"),
             "tags": [e.tag],
-            "platforms": ["linux/amd64"],
+            "platforms": list(e.platforms or ("linux/amd64",)),
             "labels": {"io.fwsetup.matrix": e.target},
         }
         if secrets:
@@ -305,7 +314,8 @@ def write_bake(
 
     engine = _engine_for_pins(env)
     plans: list[tuple[MatrixEntry, Plan, tuple[str, ...]]] = []
-    for e in entries:
+    for e in _per_platform(entries):
+        platform = e.platforms[0] if e.platforms else None
         recipe = recipes.get(e.framework)
         request = build_request(e.framework, gpu=e.accelerator == "cuda", cpu=e.accelerator != "cuda",
                                 version=e.version, python=e.python, method="docker",
@@ -313,9 +323,16 @@ def write_bake(
 
         def replan(version: str, recipe: Any = recipe, request: Any = request, e: MatrixEntry = e) -> Plan:
             asked = msgspec.structs.replace(request, version=version)
-            return plan_image(recipe, host, asked, base=base, variant=e.variant)[0]
+            return plan_image(
+                recipe,
+                host,
+                asked,
+                base=base,
+                variant=e.variant,
+                platform=e.platforms[0] if e.platforms else None,
+            )[0]
 
-        plan, _notes = plan_image(recipe, host, request, base=base, variant=e.variant)
+        plan, _notes = plan_image(recipe, host, request, base=base, variant=e.variant, platform=platform)
         if plan.status == "ok":
             # The same rule as build and install (ops.install.resolve_sources): the framework's own index,
             # or the local wheels (pip's find-links) that hold its pins, or the newest release they hold.
@@ -366,6 +383,7 @@ def write_bake(
         # lock, SBOM, smoke script and Dockerfile under its own name, the wheels its lock uses shared.
         folder = out_dir / e.framework
         opts = ImageOptions(base=base, env=env, buildkit=True, tag=e.tag, wheelhouse=wheelhouse,
+                            platform=e.platforms[0] if e.platforms else None,
                             plan_indexes=indexes)  # fmt: skip
         ctx = prepare_context(
             plan, opts, folder, settings=clean, index_in_context=True, name=e.target, lock_settings=settings
@@ -402,6 +420,25 @@ def write_bake(
         )
     info(f"wrote {len(folders)} build contexts for {len(kept)} images and {bake_path}: {command}")
     return bake
+
+
+def _per_platform(entries: Sequence[MatrixEntry]) -> list[MatrixEntry]:
+    """A bake target per platform: each has its own plan and lock (the other architecture's wheels), so
+    an entry for several platforms becomes one target each, TARGET-ARCH tagged TAG-ARCH (fwsetup build's
+    rule; `docker buildx imagetools create` joins them into one multi-platform image)."""
+    import dataclasses
+
+    out: list[MatrixEntry] = []
+    for e in entries:
+        if len(e.platforms) <= 1:
+            out.append(e)
+            continue
+        for platform in e.platforms:
+            arch = platform.rsplit("/", 1)[-1]
+            out.append(
+                dataclasses.replace(e, platforms=(platform,), suffix=f"-{arch}", tag=f"{e.tag}-{arch}")
+            )
+    return out
 
 
 def _engine_for_pins(env: dict[str, str]) -> Any:
