@@ -233,6 +233,10 @@ class Build(_S, frozen=True, kw_only=True):
     index_url: str | None = None  # the framework's own index (preferred over PyPI for its packages)
     extra_index_urls: list[str] = []
     env: dict[str, str] = {}
+    # The framework's backend in this build, where it runs on several (Keras 3: tensorflow, jax, torch):
+    # what `--backend NAME` picks, what the plan and the smoke test carry. A recipe names one in every
+    # installable build or in none.
+    backend: str | None = None
     multi_gpu: bool = True
     conda: CondaSpec | None = None
     docker: DockerSpec | None = None
@@ -913,6 +917,7 @@ def parse_recipe(
     own_never = {canonical_name(n): (top.name if top else "this") for n in (top.never_install if top else [])}
     all_never = {**(never_install or {}), **own_never}
     builds: list[Build] = []
+    origins: list[_Origin] = []
     seen: dict[tuple[str, str, str, str], str] = {}
     for data, origin in expanded:
         b = _convert(
@@ -936,6 +941,7 @@ def parse_recipe(
                     )
                 seen.setdefault(ident, origin.key())
         builds.append(b)
+        origins.append(origin)
     if top is not None:
         if not _NAME_RE.match(top.name):
             problems.add("name", f"expected a lower-case name such as 'pytorch', got {top.name!r}")
@@ -944,9 +950,28 @@ def parse_recipe(
                 problems.add(f"aliases[{j}]", f"expected a lower-case name, got {alias!r}")
         if top.smoke is not None and not _NAME_RE.match(top.smoke):
             problems.add("smoke", f"expected the name of a smoke script such as 'pytorch', got {top.smoke!r}")
+        _check_backends(builds, origins, problems)
     if problems.items or top is None:
         return None, problems.items
     return msgspec.structs.replace(top, builds=builds, path=path), []
+
+
+def _check_backends(builds: list[Build], origins: list[_Origin], problems: _Problems) -> None:
+    """`backend`: a lower-case name, and in every installable build of a recipe that names one in any (a
+    plan of such a recipe always says which backend it runs on)."""
+    if not any(b.backend for b in builds):
+        return
+    for b, origin in zip(builds, origins, strict=True):
+        if b.backend is not None and not _NAME_RE.match(b.backend):
+            problems.add(origin.key("backend"), f"expected a lower-case name such as 'jax', got {b.backend!r}",
+                         origin.version)  # fmt: skip
+        elif b.backend is None and b.installable:
+            problems.add(
+                origin.key("backend"),
+                "expected the build's backend: the recipe's other builds name theirs (one of "
+                f"{', '.join(sorted({x.backend for x in builds if x.backend}))})",
+                origin.version,
+            )
 
 
 def _join(segments: list[str], *, lead: bool = False) -> str:

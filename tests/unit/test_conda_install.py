@@ -675,3 +675,27 @@ def test_cuda_arch_reaches_the_solver(channel: Path, pkgs_dir: Path) -> None:
     assert "CONDA_OVERRIDE_CUDA_ARCH=8.9" in env.header[1]
     none = conda_env_for(plan_for("8.9", driver=None), {}, name="x")
     assert none.solver_env() == {"CONDA_OVERRIDE_CUDA": ""} and none.cuda_arch is None
+
+
+def test_conda_activation_sets_the_plan_env(channel: Path, pkgs_dir: Path, tmp_path: Path) -> None:
+    """Issue 23: a conda env carries the plan's variables by conda's own mechanism (`conda env config vars`:
+    conda-meta/state), so `conda activate` and `conda run` set them. Checked with rattler's activation (the one
+    pixi uses), which reads the same file: the script it makes for bash exports KERAS_BACKEND in the shell (not
+    only in the env's interpreters, which the .pth of backends/envvars covers), and the env's python sees it."""
+    from rattler.shell import ActivationVariables, Shell, activate
+
+    target = tmp_path / "tt"
+    rattler_backend(pkgs_dir).install(
+        make_plan(channel, ["tinytrain"], env={"KERAS_BACKEND": "jax"}), options(target)
+    )
+    state = json.loads((target / "conda-meta" / "state").read_text())
+    assert state["env_vars"] == {"KERAS_BACKEND": "jax"}
+    script = activate(target, ActivationVariables(None, []), Shell.bash).script
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no fwsetup variable, no other env
+    probe = 'import os; print(os.environ.get("KERAS_BACKEND"))'
+    cp = subprocess.run(
+        ["bash", "-c", f'{script}\npython -c \'{probe}\'\necho "shell=${{KERAS_BACKEND:-unset}} $CONDA_PREFIX"'],
+        env=clean, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.split() == ["jax", "shell=jax", str(target)]

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import AllowExperimentalOpt, AllowInsecureOpt, RefreshOpt, any_path, input_file
+from fwsetup.cli.options import (
+    AllowExperimentalOpt,
+    AllowInsecureOpt,
+    BackendOpt,
+    RefreshOpt,
+    any_path,
+    input_file,
+)
 
 if TYPE_CHECKING:
     from fwsetup.backends.engine import BuildEvent
@@ -158,6 +165,7 @@ def build_command(
     json_out: Annotated[bool, typer.Option("--json", help="The result as JSON on stdout.")] = False,
     allow_insecure: AllowInsecureOpt = False,
     allow_experimental: AllowExperimentalOpt = False,
+    backend: BackendOpt = None,
 ) -> None:
     """Build a Docker image for NAME and smoke-test it in a container with no network."""
     import json
@@ -169,7 +177,8 @@ def build_command(
     from fwsetup.ui import emit_json, info
 
     request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method="docker", all_gpus=all_gpus,
-                            allow_insecure=allow_insecure, allow_experimental=allow_experimental)  # fmt: skip
+                            allow_insecure=allow_insecure, allow_experimental=allow_experimental,
+                            backend=backend)  # fmt: skip
     ask = ops.BuildRequest(
         request=request, variant=variant, tag=tag, base=base, wheelhouse=wheelhouse, offline=offline,
         data="refresh" if refresh else "auto",

@@ -17,6 +17,7 @@ from fwsetup.cli._app import app
 from fwsetup.cli.options import (
     AllowExperimentalOpt,
     AllowInsecureOpt,
+    BackendOpt,
     RefreshOpt,
     VendorOpt,
     any_path,
@@ -94,6 +95,7 @@ def install_command(
     allow_insecure: AllowInsecureOpt = False,
     allow_experimental: AllowExperimentalOpt = False,
     vendor: VendorOpt = "auto",
+    backend: BackendOpt = None,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="--method apt: change the system without asking first.")
     ] = False,
@@ -142,7 +144,8 @@ def install_command(
         msg = f"install makes venv or conda environments; for a Docker image use `fwsetup build {name}`."
         raise UsageError(msg)
     request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus,
-                            allow_insecure=allow_insecure, allow_experimental=allow_experimental, vendor=vendor)  # fmt: skip
+                            allow_insecure=allow_insecure, allow_experimental=allow_experimental, vendor=vendor,
+                            backend=backend)  # fmt: skip
     if fleet is not None or nodes is not None:
         extra = [*(["--wheelhouse", str(wheelhouse)] if wheelhouse else []), *(["--offline"] if offline else []),
                  *(["--force"] if force else []), *(["--skip-smoke"] if skip_smoke else [])]  # fmt: skip

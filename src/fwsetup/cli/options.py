@@ -187,6 +187,14 @@ VendorOpt = Annotated[
         help="Whose GPU builds to use when the machine has GPUs of several vendors (default: the one present).",
     ),
 ]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        metavar="NAME",
+        help="The framework's backend, where it runs on several (Keras: tensorflow, jax or torch).",
+    ),
+]
 HostProfileOpt = Annotated[
     str | None,
     typer.Option(

@@ -15,6 +15,7 @@ from fwsetup.cli._app import app
 from fwsetup.cli.options import (
     AllowExperimentalOpt,
     AllowInsecureOpt,
+    BackendOpt,
     OfflineDataOpt,
     RefreshOpt,
     VendorOpt,
@@ -201,6 +202,7 @@ def plan_command(
     allow_insecure: AllowInsecureOpt = False,
     allow_experimental: AllowExperimentalOpt = False,
     vendor: VendorOpt = "auto",
+    backend: BackendOpt = None,
     refresh: RefreshOpt = False,
     offline: OfflineDataOpt = False,
 ) -> None:
@@ -219,6 +221,7 @@ def plan_command(
         allow_insecure=allow_insecure,
         allow_experimental=allow_experimental,
         vendor=vendor,
+        backend=backend,
     )
     from fwsetup.ops.fleet import is_fleet, plan_fleet_for
 

@@ -9,6 +9,8 @@ from typing import Any
 
 def smoke_summary(report: Mapping[str, Any]) -> str:
     dev = report.get("device")
+    if report.get("backend"):
+        dev = f"{dev} ({report['backend']} backend)"
     extra = f", {report['distributed']}" if report.get("distributed") else ""
     return (
         f"{report.get('framework')} {report.get('version')}: {report.get('steps')} training steps on {dev}{extra}, "

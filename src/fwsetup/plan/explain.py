@@ -223,6 +223,17 @@ _REASONS: dict[str, Callable[[F], str]] = {
     "no_gpu_build": lambda f: "It has no GPU build for this platform: the CPU build.",
     "all_gpus_on_cpu": lambda f: "--all-gpus has no effect on a CPU build.",
     "build_note": lambda f: _s(f["text"]),
+    "backend": lambda f: (
+        f"Backend {f['backend']}"
+        + (
+            " (--backend)"
+            if f["asked"]
+            else f" (the default; --backend {' or '.join(_strs(f['others']))} for another)"
+        )
+        + f": the environment sets {f['variable']}={f['backend']}, and the smoke test must train on it."
+        if f["variable"]
+        else f"Backend {f['backend']}" + (" (--backend)." if f["asked"] else " (the default).")
+    ),
     "apt_release": lambda f: (
         f"{_s(f['distro']).capitalize()} {f['release']} packages it in its archive ({f['component']}): "
         f"apt-get installs {' '.join(_strs(f['packages']))}"

@@ -31,6 +31,9 @@ class Request(_S, frozen=True, kw_only=True):
     vendor: VendorName = "auto"  # --vendor: whose GPU builds (plan/rocm.py); auto: the GPU that is present
     # --allow-experimental: builds the framework's release matrix lists as experimental, or not at all, may run
     allow_experimental: bool = False
+    # --backend: the framework's backend where it runs on several (Keras 3: tensorflow, jax, torch); None: the
+    # recipe's default (its first)
+    backend: str | None = None
 
 
 class SmokeSpec(_S, frozen=True, kw_only=True):
@@ -38,6 +41,7 @@ class SmokeSpec(_S, frozen=True, kw_only=True):
     device: Literal["cpu", "cuda", "mps", "xpu"] = "cpu"  # ROCm builds of PyTorch use "cuda" (HIP)
     all_gpus: bool = False
     env: dict[str, str] = {}
+    backend: str | None = None  # the backend the script must have trained on (the plan's; --backend)
 
 
 class Rejection(_S, frozen=True, kw_only=True):
@@ -146,6 +150,7 @@ class Plan(_S, frozen=True, kw_only=True):
     title: str = ""
     version: str | None = None
     variant: str | None = None
+    backend: str | None = None  # the framework's backend in this build (Keras 3: tensorflow, jax, torch)
     accelerator: Literal["cpu", "cuda", "mps", "rocm", "xpu"] | None = None
     cuda: str | None = None
     method: Method = "venv"

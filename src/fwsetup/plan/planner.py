@@ -94,6 +94,27 @@ def _plan(
     )
 
 
+def backends(recipe: Recipe) -> list[str]:
+    """The backends the recipe's builds run on (Keras 3: tensorflow, jax, torch), its default first; [] for
+    a framework that has one backend of its own."""
+    return list(dict.fromkeys(b.backend for b in recipe.builds if b.backend))
+
+
+def check_backend(recipe: Recipe, backend: str | None) -> None:
+    """--backend NAME: UsageError unless the recipe offers that backend (naming the ones it offers)."""
+    if backend is None:
+        return
+    from fwsetup.errors import UsageError
+
+    offered = backends(recipe)
+    if not offered:
+        msg = f"--backend {backend}: {recipe.title} has no backend to choose (it runs on its own)."
+        raise UsageError(msg, hint="--backend is for frameworks that run on several, such as Keras.")
+    if backend not in offered:
+        msg = f"--backend {backend}: {recipe.title} runs on {', '.join(offered)} (default {offered[0]}), not {backend}."
+        raise UsageError(msg)
+
+
 def make_plan(
     profile: HostProfile,
     recipe: Recipe,
@@ -120,6 +141,7 @@ def make_plan(
     request = msgspec.structs.replace(request, framework=recipe.name)
     t = make_target(profile, request)
     in_range = version_filter(request.version)
+    check_backend(recipe, request.backend)
 
     def target_of(b: Build) -> Target:
         return t if python_of is None else dataclasses.replace(t, python=python_of(b) or t.python)
@@ -127,7 +149,7 @@ def make_plan(
     evals = [
         evaluate(b, i, profile, request, target_of(b), compat, registry=registry)
         for i, b in enumerate(recipe.builds)
-        if in_range(b.version)
+        if in_range(b.version) and request.backend in (None, b.backend)
     ]
     base: dict[str, object] = {
         "framework": recipe.name,
@@ -341,6 +363,12 @@ def _chosen_plan(
         reasons.append(Reason("inherited_facts", title=title, version=inherited.version,
                               variant=inherited.variant, source=inherited.source, facts=tuple(inherited.facts),
                               unconfirmed=inherited.unconfirmed, cuda=inherited.cuda_from_name))  # fmt: skip
+    if b.backend:
+        # The variable of the build's env whose value is its backend (Keras 3: KERAS_BACKEND).
+        variable = next((k for k, v in sorted(b.env.items()) if v == b.backend), None)
+        others = tuple(x for x in backends(recipe) if x != b.backend)
+        reasons.append(Reason("backend", backend=b.backend, asked=request.backend is not None, others=others,
+                              variable=variable))  # fmt: skip
     if b.notes:
         reasons.append(Reason("build_note", text=b.notes))
     if late and recipe.facts.status_note:
@@ -429,6 +457,7 @@ def _chosen_plan(
             device=device,
             all_gpus=request.all_gpus and device == "cuda",
             env={**b.env, **_smoke_devices(chosen, profile, request)},
+            backend=b.backend,
         )
     return _plan(
         "ok",
@@ -437,6 +466,7 @@ def _chosen_plan(
         sugg,
         version=b.version,
         variant=b.variant,
+        backend=b.backend,
         accelerator=b.accelerator,
         cuda=b.cuda,
         requirements=[*b.requirements, *chosen.constraints],

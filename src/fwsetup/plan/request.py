@@ -32,6 +32,7 @@ def build_request(
     allow_insecure: bool = False,
     allow_experimental: bool = False,
     vendor: str = "auto",
+    backend: str | None = None,
 ) -> Request:
     """The Request the command-line options describe; UsageError for contradictions."""
     from fwsetup.errors import UsageError
@@ -58,8 +59,14 @@ def build_request(
     if cpu and chosen != "auto":
         msg = f"--vendor {chosen} chooses whose GPU builds, --cpu asks for none: give one of them."
         raise UsageError(msg)
+    if backend is not None:
+        backend = backend.strip().lower()
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", backend):
+            msg = f"--backend {backend!r}: expected a backend's name, such as jax."
+            raise UsageError(msg)
     return Request(
         framework=name,
+        backend=backend,
         want=want,
         version=version,
         python=python,
@@ -85,6 +92,8 @@ def request_flags(request: Request, **override: str | None) -> str:
         parts.append("--allow-insecure")
     if request.allow_experimental:
         parts.append("--allow-experimental")
+    if request.backend:
+        parts.append(f"--backend {request.backend}")
     if request.vendor != "auto" and request.want != "cpu":  # --cpu with --vendor is a usage error
         parts.append(f"--vendor {request.vendor}")
     return " ".join(parts)

@@ -1,14 +1,16 @@
 """What every smoke script shares. Runs inside the *target* interpreter: standard library only, no fwsetup.
 
 The contract (fwsetup.smoke documents it for callers):
-  argv:   [--device cpu|cuda|mps|xpu] [--all-gpus] [--steps N] [--seed S]
+  argv:   [--device cpu|cuda|mps|xpu] [--all-gpus] [--steps N] [--seed S] [--backend NAME]
   stdout: one JSON line, the last line of stdout that is a JSON object with an "ok" key:
           {"ok": true, "framework": "pytorch", "version": "2.13.0", "device": "cpu", "devices": 1,
            "steps": 30, "loss_before": 1.9, "loss_after": 0.2, "seconds": 0.8, "import_seconds": 2.1, ...}
           {"ok": false, "framework": "pytorch", "error": "one sentence", ...}
   exit:   0 when ok, 1 when not.
 A smoke test fails when the loss is not finite, when it does not fall, when the GPU was asked for and the work
-ran on the CPU, or when --all-gpus was asked and fewer than two devices took part.
+ran on the CPU, when --all-gpus was asked and fewer than two devices took part, or when --backend was given and
+the report's "backend" (the one the framework ran on, as it says itself) is another: the script never sets the
+backend, the environment does.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Options(argparse.Namespace):
     all_gpus: bool
     steps: int
     seed: int
+    backend: str | None
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -43,6 +46,7 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--all-gpus", action="store_true", help="data-parallel over every visible GPU (2 on CPU)")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default=None, help="fail unless the framework ran on this backend (Keras 3)")
     return p.parse_args(argv, namespace=Options())
 
 
@@ -73,12 +77,16 @@ def main(framework: str, train: Callable[[Options, dict[str, Any]], None]) -> No
         "all_gpus": opts.all_gpus,
     }
 
-    def all_gpus_ran() -> None:
+    def checks() -> None:
         if opts.all_gpus and int(result.get("devices", 1)) < 2:
             msg = f"--all-gpus ran on {result.get('devices', 1)} device(s): data-parallel training needs two or more"
             raise Fail(msg)
+        ran = result.get("backend")
+        if opts.backend and ran != opts.backend:
+            msg = f"{framework} ran on the {ran or 'unknown'} backend, not {opts.backend}: the environment does not select it"
+            raise Fail(msg)
 
-    run(train, opts, result, check=all_gpus_ran)
+    run(train, opts, result, check=checks)
 
 
 def run(

@@ -88,6 +88,8 @@ def smoke_args(spec: SmokeSpec, *, steps: int | None = None) -> list[str]:
         args.append("--all-gpus")
     if steps is not None:
         args += ["--steps", str(steps)]
+    if spec.backend:
+        args += ["--backend", spec.backend]
     return args
 
 
@@ -143,6 +145,7 @@ def run_smoke(
     report = check_result(
         res,
         device=spec.device,
+        backend=spec.backend,
         framework=_script_framework(spec),
         where=where,
         timeout=timeout,
@@ -156,13 +159,15 @@ def check_result(
     *,
     device: str,
     framework: str,
+    backend: str | None = None,
     where: str = "",
     timeout: float = SMOKE_TIMEOUT,
     log_file: Path | None = None,
 ) -> SmokeReport:
     """Judge what a smoke run gave back (exit status, stdout, stderr), wherever it ran: the report, or
-    SmokeError with the reason. `device` is the device asked for: a report from a GPU run (cuda, mps) that
-    names no accelerator fails, even when the script said ok."""
+        SmokeError with the reason. `device` is the device asked for: a report from a GPU run (cuda, mps) that
+        names no accelerator fails, even when the script said ok; so does one that names another backend than
+    `backend` (the plan's: Keras 3's tensorflow, jax or torch)."""
     raw = parse_report(res.stdout)
     report: SmokeReport | None = None
     if raw is not None:
@@ -174,6 +179,7 @@ def check_result(
             raise SmokeError(msg, hint=_hint(res, None, log_file)) from None
     if res.ok and report is not None and report.ok:
         _check_device(report, device, framework, where)
+        _check_backend(report, backend, framework, where)
         return report
     raise SmokeError(_reason(res, report, framework, where, timeout), hint=_hint(res, report, log_file))
 
@@ -219,6 +225,18 @@ def _check_device(report: SmokeReport, device: str, framework: str, where: str) 
     ran = (report.device or "").lower() or "an unknown device"
     msg = f"the smoke test of {report.framework or framework} ran on {ran}, not {device}" + (
         f" {where}" if where else ""
+    )
+    raise SmokeError(msg)
+
+
+def _check_backend(report: SmokeReport, backend: str | None, framework: str, where: str) -> None:
+    # The script checks this itself (--backend); a second look here keeps an old script from passing.
+    ran = report.extra.get("backend")
+    if not backend or ran == backend:
+        return
+    msg = (
+        f"the smoke test of {report.framework or framework} ran on the {ran or 'unknown'} backend, not {backend}"
+        + (f" {where}" if where else "")
     )
     raise SmokeError(msg)
 

@@ -451,8 +451,9 @@ class DockerBackend(Backend):
         )  # fmt: skip
         device = cmd[cmd.index("--device") + 1]
         report = check_result(
-            done, device=device, framework=plan.framework, where=f"in {shown}", timeout=timeout
-        )
+            done, device=device, framework=plan.framework, where=f"in {shown}", timeout=timeout,
+            backend=plan.smoke.backend,
+        )  # fmt: skip
         return report.to_dict(), res.seconds
 
 

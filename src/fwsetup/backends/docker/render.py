@@ -126,6 +126,8 @@ def smoke_command(plan: Plan, script_name: str, gpus: GpuRequest = "none") -> li
     cmd = [python, f"{APP_DIR}/smoke/{script_name}", "--device", device]
     if gpus == "all" or (plan.smoke is not None and plan.smoke.all_gpus):
         cmd.append("--all-gpus")
+    if plan.smoke is not None and plan.smoke.backend:
+        cmd += ["--backend", plan.smoke.backend]
     return cmd
 
 
