@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -59,6 +59,8 @@ class DoctorReport(msgspec.Struct, frozen=True, kw_only=True):
     environment: PythonEnv | None = None
     frameworks: tuple[Framework, ...] = ()
     findings: tuple[Finding, ...] = ()
+    # The environments fwsetup made (its registry, and --env PATH), each as a user meets it (fwsetup.envcheck)
+    envs: tuple[Any, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -1066,9 +1068,10 @@ def _import_remedy(fw: Framework, env: PythonEnv | None) -> str:
     err = (fw.imported.error if fw.imported else "") or ""
     py = env.executable if env else "python"
     if "numpy" in err.lower():
-        return (
-            f"A numpy the framework does not support: check `{py} -m pip list`; recipes pin a working numpy."
-        )
+        from fwsetup.envcheck import list_command
+
+        listing = list_command(py, env.prefix if env else None)
+        return f"A numpy the framework does not support: check `{listing}`; recipes pin a working numpy."
     if "illegal instruction" in err.lower() or "signal 4" in err:
         return "The build uses CPU instructions this CPU lacks (AVX): install a build made for this CPU."
     if "GLIBC" in err or "undefined symbol" in err:
@@ -1187,7 +1190,12 @@ def run_doctor(
     deep: bool = False,
     import_timeout: float | None = None,
     progress=None,
+    envs: Sequence[str] = (),
+    made_envs: bool = True,
 ) -> DoctorReport:
+    """The report. `envs` (--env PATH) and, with `made_envs` on a detected host, every environment fwsetup's
+    registry knows: each checked as a user meets it (fwsetup.envcheck: still there, files as locked, imports in
+    a clean shell, last smoke result), with the command that repairs it."""
     from fwsetup.detect import cuda as cuda_probe
     from fwsetup.detect import environment, get_host
 
@@ -1233,13 +1241,27 @@ def run_doctor(
             )
         final.append(msgspec.structs.replace(fw, gpu=gpu, imported=imported))
     cudart = cuda_probe.cudart_on_library_path()
-    findings = diagnose(host, env, final, cudart_on_path=cudart, extra=_env_findings(env))
+    checks: list[Any] = []
+    if envs or (made_envs and not from_file):  # a profile from a file is another machine: not its envs
+        from fwsetup import envcheck
+
+        checks = envcheck.check_envs(
+            envs,
+            registry=made_envs and not from_file,
+            timeout=import_timeout or envcheck.IMPORT_TIMEOUT,
+            progress=progress,
+        )
+    extra = _env_findings(env)
+    if checks:
+        extra += envcheck.findings(checks)
+    findings = diagnose(host, env, final, cudart_on_path=cudart, extra=extra)
     return DoctorReport(
         host=host,
         host_source=host_profile or "detected",
         environment=env,
         frameworks=tuple(final),
         findings=findings,
+        envs=tuple(checks),
     )
 
 
@@ -1253,6 +1275,7 @@ def report_to_json(report: DoctorReport) -> str:
         "environment": msgspec.to_builtins(report.environment) if report.environment else None,
         "frameworks": msgspec.to_builtins(list(report.frameworks)),
         "findings": msgspec.to_builtins(list(report.findings)),
+        "envs": [c.as_dict() for c in report.envs],
         "summary": {
             s: sum(1 for f in report.findings if f.severity == s) for s in ("error", "warning", "info")
         },

@@ -48,12 +48,18 @@ def no_traceback(out: str, err: str) -> None:
     assert "Traceback" not in out + err, err[-2000:]
 
 
+_EMPTY_DATA_DIR = tempfile.mkdtemp(prefix="fwsetup-probes-data-")
+
+
 def base_env(**extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "FWSETUP_", "LD_LIBRARY_PATH"))
     }
     env.update(extra)
     env["COLUMNS"] = "200"  # one finding per line in the rendered output
+    # no FWSETUP_* of the session, but not this machine's own data folder either: doctor would import every
+    # environment fwsetup made on it (its registry), which is not what these timings measure
+    env["FWSETUP_DATA_DIR"] = _EMPTY_DATA_DIR
     return env
 
 

@@ -19,7 +19,7 @@
 
 lock.json (LOCK_VERSION 2; staging.write_lock_file adds lock_version and written_by):
   method, plan_digest, framework, version, variant, python, installer, created, plan, packages, pip_packages,
-  smoke, smoke_skipped (why no smoke test ran: "--skip-smoke", or null), timings_s, and the method's own keys (venv: requirements, indexes, find_links; conda: subdir,
+  smoke, smoke_skipped (why no smoke test ran: "--skip-smoke", or null), timings_s, and the method's own keys (venv: requirements, indexes, find_links, wheelhouse; conda: subdir,
   channels, specs, pip, virtual_packages, prefix). `packages` is what the environment holds (venv: Python
   distributions; conda: conda packages), `pip_packages` the Python distributions installed beside conda's.
   read_lock() also reads version 1 files (a venv's had no `method`), so environments made before are still

@@ -853,6 +853,8 @@ class VenvBackend(Backend):
                 "requirements": list(plan.requirements),
                 "indexes": list(uvcfg.index_urls) if inst.kind == "uv" else list(sources.plan_indexes),
                 "find_links": list(uvcfg.find_links),
+                # --wheelhouse, as given (absolute): what a repair asks again (fwsetup.envcheck.repair_argv)
+                "wheelhouse": str(Path(options.wheelhouse).absolute()) if options.wheelhouse else None,
             },
         )  # fmt: skip
         return {"smoke": smoke, "packages": packages}

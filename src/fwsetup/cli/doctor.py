@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -46,6 +47,25 @@ def doctor_command(
             "--timeout", metavar="SECONDS", parser=seconds, help="Time allowed for each framework import."
         ),
     ] = 180.0,
+    env_paths: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            metavar="PATH",
+            parser=any_path_text,
+            help="Also check this environment fwsetup made (again for several). The ones in `fwsetup envs` "
+            "are always checked.",
+        ),
+    ] = None,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Apply the repairs proposed for the environments fwsetup made (rebuilt as locked, staged, "
+            "smoke-tested, then swapped in; one deleted by hand is forgotten). Asks first unless --yes.",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="--fix: repair without asking first.")] = False,
     fleet: Annotated[
         str | None,
         typer.Option(
@@ -67,9 +87,13 @@ def doctor_command(
         if not json_out or sys.stderr.isatty():
             err_console().print(f"[dim]{message}[/]")
 
-    report = run_doctor(
-        host_profile=host_profile, python=python, deep=deep, import_timeout=timeout, progress=progress
-    )
+    def run() -> DoctorReport:
+        return run_doctor(host_profile=host_profile, python=python, deep=deep, import_timeout=timeout,
+                          progress=progress, envs=env_paths or ())  # fmt: skip
+
+    report = run()
+    if fix:
+        report = _fix(report, run, yes=yes, json_out=json_out)
     if json_out:
         from fwsetup.ui import emit_json
 
@@ -79,6 +103,36 @@ def doctor_command(
 
         render(report, out_console())
     raise typer.Exit(report.exit_code)
+
+
+def _fix(
+    report: DoctorReport, again: Callable[[], DoctorReport], *, yes: bool, json_out: bool
+) -> DoctorReport:
+    """doctor --fix: say which repairs will run, ask (unless --yes), run each (fwsetup.envcheck.apply), then
+    look again: the report returned is the one after the repairs (exit 1 while something is still wrong)."""
+    from fwsetup import envcheck
+    from fwsetup.errors import UsageError
+    from fwsetup.ui import escape, info
+
+    todo = envcheck.repairs(report.envs)
+    if not todo:
+        info("[bold]--fix[/]: nothing to repair among the environments fwsetup made.")
+        return report
+    info(f"[bold]--fix[/] will run {len(todo)} repair{'s' if len(todo) != 1 else ''}:")
+    for c in todo:
+        info(f"  {escape(c.path)} ({escape(c.state)}): {escape(c.repair or '')}")
+    if not yes:
+        if not sys.stdin.isatty():
+            msg = "doctor --fix changes environments: confirm with --yes when there is no terminal to ask."
+            raise UsageError(msg)
+        if not typer.confirm("Go ahead?", default=False, err=True):
+            raise typer.Exit(1)
+    for c in todo:
+        info(f"[bold]repairing[/] {escape(c.path)}: {escape(c.repair or '')}")
+        done = envcheck.apply(c, output=None if not json_out else (lambda line: print(line, file=sys.stderr)))
+        mark = "[green]✓[/]" if done.ok else "[red]✘[/]"
+        info(f"{mark} {escape(c.path)}: {escape(done.detail or 'repaired')}")
+    return again()
 
 
 def _fleet(folder: str, *, json_out: bool) -> None:
@@ -371,6 +425,26 @@ def render(report: DoctorReport, console: Console) -> None:
         for fw in report.frameworks:
             mark, text = _framework_line(fw, findings, host)
             sec.add(mark, fw.name, text)
+        sec.print()
+    if report.envs:
+        sec = _Section(console, "[bold]Environments fwsetup made[/]")
+        for i, c in enumerate(report.envs):
+            what = " ".join(
+                x for x in (c.title or c.framework, c.version, f"({c.variant})" if c.variant else "") if x
+            )
+            text = {
+                "ok": f"{what}: imports with its python in a clean shell; files as locked",
+                "missing": "gone (deleted by hand)",
+                "not-fwsetup": "no longer the environment fwsetup made there",
+                "not-an-env": "not an environment fwsetup made",
+                "damaged": f"{what}: files changed since the install",
+                "broken": f"{what}: does not import",
+            }[c.state]
+            smoke = c.smoke.get("status")
+            if c.state == "ok" and smoke:
+                text += f"; smoke {smoke}" + (f" {c.smoke['date']}" if c.smoke.get("date") else "")
+            mark = "ok" if c.state == "ok" else _worst(findings, (f"env.made.{i}.",), "info")
+            sec.add(mark, c.path, text)
         sec.print()
     console.print("[bold]Findings[/]")
     if not findings:

@@ -10,6 +10,7 @@ Run with --run-network.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,34 @@ def test_install_and_smoke_on_the_backend_asked_for(backend: str, tmp_path: Path
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split()[-1] == backend
+    if backend == "jax":
+        _doctor_repairs_a_corrupted_file(target)
+
+
+def _doctor_repairs_a_corrupted_file(target: Path) -> None:
+    """Issue 23 (repair): a file of the env changed by hand is reported by doctor with the exact repair command,
+    and `doctor --fix --yes` rebuilds the env as locked (keras taken again from the registry, not uv's cache)."""
+    version_py = next(target.glob("lib/python*/site-packages/keras/src/version.py"))
+    good = version_py.read_text()
+    changed = version_py.with_name(
+        "version.py.new"
+    )  # as an editor does: uv's cache keeps its hard-linked copy
+    changed.write_text(good + "\n# changed by hand\n")
+    os.replace(changed, version_py)
+
+    def doctor(*args: str) -> tuple[int, dict]:
+        cp = subprocess.run([sys.executable, "-m", "fwsetup", "doctor", "--json", "--env", str(target), *args],
+                            capture_output=True, text=True, timeout=1500, check=False)  # fmt: skip
+        return cp.returncode, json.loads(cp.stdout)
+
+    code, report = doctor()
+    assert code == 1
+    (env,) = [e for e in report["envs"] if e["path"] == str(target)]
+    assert env["state"] == "damaged" and "keras" in env["damaged"]
+    assert (
+        env["repair"] == f"fwsetup sync {target}"
+    )  # rebuilt from its own lock; no --wheelhouse: none was given
+    code, report = doctor("--fix", "--yes")
+    (env,) = [e for e in report["envs"] if e["path"] == str(target)]
+    assert env["state"] == "ok" and env["imported"] is True, report["findings"]
+    assert version_py.read_text() == good
