@@ -7,6 +7,7 @@ two-architecture build is tests/integration/arm64/.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -15,7 +16,7 @@ import pytest
 
 from fwsetup.backends.docker.engine import parse_buildx_platforms
 from fwsetup.backends.engine import EngineInfo
-from fwsetup.errors import EngineError, UsageError
+from fwsetup.errors import EngineError, InstallError, UsageError
 from fwsetup.plan import build_request
 from fwsetup.plan.container import native_platform, parse_platforms, plan_image, platform_profile
 from fwsetup.profile import HostProfile, load
@@ -193,3 +194,65 @@ def test_the_cli_refuses_a_platform_without_a_build_before_building(
     out = json.loads(capsys.readouterr().out)
     assert rc == 3 and out["status"] == "refused"
     assert "aarch64" in " ".join(out["reasons"])
+
+
+# ---- --push REF with several platforms: one manifest list of the images pushed as REF-ARCH --------------------
+
+MANIFEST = {
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+    "digest": "sha256:" + "c" * 64,
+    "size": 683,
+    "manifests": [
+        {"digest": "sha256:" + "a" * 64, "platform": {"architecture": "amd64", "os": "linux"}},
+        {"digest": "sha256:" + "b" * 64, "platform": {"architecture": "arm64", "os": "linux"}},
+    ],
+}
+
+
+def test_the_manifest_list_needs_a_tag_of_its_own_and_each_platform_goes_beside_it() -> None:
+    from fwsetup.ops.build import manifest_target, platform_ref
+
+    both = ("linux/amd64", "linux/arm64")
+    assert manifest_target(None, both) is None and manifest_target("r:5000/j:cpu", ("linux/arm64",)) is None
+    assert manifest_target("127.0.0.1:5000/me/jax:cpu", both) == "127.0.0.1:5000/me/jax:cpu"
+    assert platform_ref("127.0.0.1:5000/me/jax:cpu", "linux/arm64") == "127.0.0.1:5000/me/jax:cpu-arm64"
+    for bad in ("127.0.0.1:5000/me/jax", "127.0.0.1:5000/me/jax@sha256:" + "a" * 64):
+        with pytest.raises(UsageError, match="give REF a tag"):
+            manifest_target(bad, both)
+
+
+def test_the_manifest_list_is_made_with_buildx_imagetools_and_read_back(tmp_path: Path) -> None:
+    """A docker CLI on PATH that records its arguments and answers `imagetools inspect` as buildx 0.13 does."""
+    from fwsetup.backends.docker.engine import DockerEngine
+    from fwsetup.ops.build import push_manifest
+
+    log = tmp_path / "argv"
+    fake = tmp_path / "bin" / "docker"
+    fake.parent.mkdir()
+    (tmp_path / "inspect.json").write_text(json.dumps(MANIFEST, indent=2))
+    fake.write_text(
+        f'#!/bin/sh\necho "$*" >> {log}\ncase "$3" in inspect) cat {tmp_path / "inspect.json"} ;; esac\n'
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    engine = DockerEngine(env=env, buildkit=True)
+    images = [
+        ("linux/amd64", "r:5000/me/jax@sha256:" + "a" * 64),
+        ("linux/arm64", "r:5000/me/jax@sha256:" + "b" * 64),
+    ]
+    out = push_manifest(images, "r:5000/me/jax:cpu", engine)  # type: ignore[arg-type]
+    assert out == {
+        "ref": "r:5000/me/jax@sha256:" + "c" * 64, "tag": "r:5000/me/jax:cpu", "digest": "sha256:" + "c" * 64,
+        "platforms": [{"platform": "linux/amd64", "digest": "sha256:" + "a" * 64},
+                      {"platform": "linux/arm64", "digest": "sha256:" + "b" * 64}],
+    }  # fmt: skip
+    create, inspect = log.read_text().splitlines()
+    assert create == f"buildx imagetools create -t r:5000/me/jax:cpu {images[0][1]} {images[1][1]}"
+    assert inspect.startswith("buildx imagetools inspect r:5000/me/jax:cpu --format")
+    # a registry whose list is not what was pushed (another push raced this one): said, not reported as done
+    raced = json.loads(json.dumps(MANIFEST))
+    raced["manifests"][1]["digest"] = "sha256:" + "d" * 64
+    (tmp_path / "inspect.json").write_text(json.dumps(raced))
+    with pytest.raises(InstallError, match=r"holds linux/amd64 .* not the images pushed"):
+        push_manifest(images, "r:5000/me/jax:cpu", engine)  # type: ignore[arg-type]

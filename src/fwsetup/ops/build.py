@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -125,6 +125,51 @@ def prepare_builds(ask: BuildRequest) -> tuple[PreparedBuild, ...]:
             )
             raise EngineError(msg, hint=hint)
     return tuple(out)
+
+
+def manifest_target(push: str | None, platforms: Sequence[str]) -> str | None:
+    """--push REF with several --platform: REF, the manifest list to make, with a tag of its own (each
+    platform's image is pushed as REF-ARCH beside it: platform_ref); None without --push or with one platform
+    (its image is pushed as REF itself)."""
+    if not push or len(platforms) < 2:
+        return None
+    from fwsetup.backends.docker.engine import split_tag
+    from fwsetup.errors import UsageError
+
+    if "@" in push or split_tag(push)[0] == push:
+        msg = (
+            f"--push {push} with several --platform: give REF a tag (registry/name:tag), the manifest list's."
+        )
+        raise UsageError(
+            msg, hint="Each platform's image is pushed as REF-ARCH (e.g. name:tag-arm64) beside it."
+        )
+    return push
+
+
+def platform_ref(target: str, platform: str) -> str:
+    """Where one platform's image of the manifest list target goes: TARGET-ARCH (name:tag-arm64)."""
+    return f"{target}-{platform.split('/', 1)[1]}"
+
+
+def push_manifest(images: Sequence[tuple[str, str]], target: str, engine: DockerEngine) -> dict[str, Any]:
+    """The images pushed for each platform, (platform, NAME@sha256:…) each, joined into one manifest list,
+    target, and read back from the registry: {ref, tag, digest, platforms: [{platform, digest}]} (--json's
+    `manifest`). InstallError when the registry's list does not hold exactly the images pushed."""
+    from fwsetup.backends.docker.engine import split_tag
+    from fwsetup.errors import InstallError
+
+    want = {(platform, ref.rsplit("@", 1)[1]) for platform, ref in images}
+    listed = engine.create_manifest_list(target, [ref for _platform, ref in images])
+    if set(listed.manifests) != want:
+        have = ", ".join(f"{p} {d[:19]}" for p, d in listed.manifests) or "nothing"
+        msg = (
+            f"the registry's manifest list {target} holds {have}, not the images pushed for "
+            f"{', '.join(sorted(p for p, _ in want))}."
+        )
+        raise InstallError(msg)
+    name = split_tag(target)[0]
+    return {"ref": f"{name}@{listed.digest}", "tag": target, "digest": listed.digest,
+            "platforms": [{"platform": p, "digest": d} for p, d in listed.manifests]}  # fmt: skip
 
 
 def platform_base(
