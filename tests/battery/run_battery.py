@@ -350,7 +350,7 @@ def run_case(case: Case, world: World, base: Path) -> tuple[dict[str, int], list
         problems.append(f"exit {code}, expected {' or '.join(map(str, case.expect))}")
     if case.check is not None:
         broken = case.check(ctx, res)
-        counts["wrong messages" if case.item == 21 else "envs broken"] += len(
+        counts["wrong messages" if case.item >= 21 else "envs broken"] += len(
             broken
         )  # issue 21: what it says
         problems += broken
@@ -971,6 +971,7 @@ def cases() -> list[Case]:
     out += cases_issue21()
     out += cases_issue21_multinode()
     out += cases_issue21_network()
+    out += cases_new_commands()
     return out
 
 
@@ -1272,6 +1273,91 @@ def cases_issue21_multinode() -> list[Case]:
     return out
 
 
+def cases_new_commands() -> list[Case]:
+    """Issues 23-25: envs, remove, sync, build --platform, smoke/install on Slurm, job. Bad input is one message
+    and exit 2 (6 where the cluster cannot be asked), a folder fwsetup did not make is left as it was."""
+    out: list[Case] = []
+    add = out.append
+
+    def registry(data: bytes | None) -> Callable[[Ctx], None]:
+        def setup(ctx: Ctx) -> None:
+            d = ctx.dir / "xdg-data" / "fwsetup"
+            d.mkdir(parents=True)
+            if data is None:
+                (d / "envs.json").mkdir()
+            else:
+                (d / "envs.json").write_bytes(data)
+
+        return setup
+
+    for cname, data in (("not-json", b"{not json"), ("not-utf8", b"\xff\xfe"), ("schema-99", b'{"schema_version": 99}'),
+                        ("a-folder", None)):  # fmt: skip
+        add(Case(f"envs-registry-{cname}", 23, ["envs"], expect=(0,), setup=registry(data),
+                 check=both(no_unexpected, says("rebuilt"))))  # fmt: skip
+
+    def folder(lock: bytes | None) -> Callable[[Ctx], None]:
+        def setup(ctx: Ctx) -> None:
+            d = ctx.dir / "mine"
+            d.mkdir()
+            (d / "thesis.tex").write_text("years of work")
+            if lock is not None:
+                (d / ".fwsetup").mkdir()
+                (d / ".fwsetup" / "lock.json").write_bytes(lock)
+            keep(ctx, d)
+
+        return setup
+
+    for cname, lock in (("plain", None), ("corrupt-lock", b"{garbage"), ("foreign-lock", b"{}")):
+        for cmd in ("remove", "sync"):
+            add(Case(f"{cmd}-folder-{cname}", 23, lambda ctx, cmd=cmd: [cmd, str(ctx.dir / "mine"), "--yes"][:3 if cmd == "remove" else 2],
+                     expect=(2,), setup=folder(lock),
+                     check=both(no_unexpected, unchanged, says("not an environment fwsetup made"))))  # fmt: skip
+    for cmd, word in (("remove", "no such environment"), ("sync", "not an environment fwsetup made")):
+        add(Case(f"{cmd}-missing-path", 23, lambda ctx, cmd=cmd: [cmd, str(ctx.dir / "nothing")], expect=(2,),
+                 check=both(no_unexpected, says(word))))  # fmt: skip
+
+    def bad_pylock(ctx: Ctx) -> None:
+        (ctx.dir / "pylock.toml").write_text("garbage{\n")
+
+    add(Case("sync-from-lock-missing", 23, lambda ctx: ["sync", str(ctx.dir / "new"), "--from-lock",
+                                                        str(ctx.dir / "none")],
+             expect=(2,), check=both(no_unexpected, no_target("new"), says("no pylock.toml"))))  # fmt: skip
+    add(Case("sync-from-lock-bad-toml", 23, lambda ctx: ["sync", str(ctx.dir / "new"), "--from-lock",
+                                                         str(ctx.dir / "pylock.toml")],
+             expect=(2,), setup=bad_pylock,
+             check=both(no_unexpected, no_target("new"), says("not a valid pylock.toml"))))  # fmt: skip
+    for cname, value in (("banana", "banana"), ("s390x", "linux/s390x"), ("empty", ""), ("comma", ",")):
+        add(Case(f"build-platform-{cname}", 24, ["build", "pytorch", "--cpu", "--platform", value], expect=(2,),
+                 check=both(no_unexpected, says("--platform"))))  # fmt: skip
+    for cname, args in (
+        ("nodes-0", ["--nodes", "0", "--launcher", "slurm"]),
+        ("launcher-banana", ["--nodes", "2", "--launcher", "banana"]),
+        ("launcher-no-nodes", ["--launcher", "slurm"]),
+        ("emit-sbatch-alone", ["--emit-sbatch", "job.sh"]),
+        ("emit-sbatch-folder", ["--nodes", "2", "--launcher", "slurm", "--emit-sbatch", "."]),
+    ):
+        add(Case(f"smoke-slurm-{cname}", 25, ["smoke", "pytorch", *args], expect=(2,), check=no_unexpected))
+    add(Case("smoke-slurm-no-cluster", 25, ["smoke", "pytorch", "--nodes", "2", "--launcher", "slurm"],
+             expect=(6,), env={"SLURM_CONF": "/nonexistent/slurm.conf"},
+             check=both(no_unexpected, says("slurmctld"))))  # fmt: skip
+    for cname, args in (
+        ("nodes-0", ["--fleet", "slurm", "--nodes", "0", "--env", "/tmp/fwsetup-battery-none"]),
+        ("fleet-banana", ["--fleet", "banana", "--nodes", "2", "--env", "/tmp/fwsetup-battery-none"]),
+        ("no-env", ["--fleet", "slurm", "--nodes", "2"]),
+    ):
+        add(Case(f"install-fleet-{cname}", 25, ["install", "pytorch", *args], expect=(2,),
+                 check=both(no_unexpected, lambda _c, _r: ["made /tmp/fwsetup-battery-none"]
+                            if os.path.lexists("/tmp/fwsetup-battery-none") else [])))  # fmt: skip
+    for cname, args in (
+        ("image-bad-ref", ["--nodes", "2", "--image", "bad ref!!"]),
+        ("image-empty", ["--nodes", "2", "--image", ""]),
+        ("nodes-0", ["--nodes", "0", "--image", "x"]),
+        ("format-banana", ["--nodes", "2", "--image", "x", "--format", "banana"]),
+    ):
+        add(Case(f"job-{cname}", 25, ["job", "pytorch", *args], expect=(2,), check=no_unexpected))
+    return out
+
+
 # -- main ------------------------------------------------------------------------------------------------------
 
 
@@ -1283,6 +1369,8 @@ FAST = {
     "matrix-out-dir-file", "closed-stdout-plan-refused", "closed-stdout-plan-ok-json", "refused-install-leaves-nothing",
     "injection-env-key-newline-build", "injection-title-newline-validate", "insecure-http-index", "insecure-ld-preload",
     "secret-dry-run", "secret-plan-json", "silent-engine-plan-cpu", "nvml-segv-doctor", "interrupt-plan-after-80ms",
+    "envs-registry-not-json", "remove-folder-corrupt-lock", "sync-from-lock-bad-toml", "build-platform-s390x",
+    "smoke-slurm-launcher-banana", "install-fleet-no-env", "job-image-bad-ref",
 }  # fmt: skip
 
 
