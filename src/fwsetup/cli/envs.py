@@ -26,6 +26,7 @@ def envs_command(
     The list lives in the user's data folder (FWSETUP_DATA_DIR, else ~/.local/share/fwsetup/envs.json); install,
     sync and `fwsetup smoke` add to it. An environment deleted by hand is shown as missing once and dropped.
     "untested" means installed with --skip-smoke and no `fwsetup smoke` has passed in it since.
+    Exit 0 (a registry file that cannot be read is moved aside and rebuilt, with a warning).
     """
     import json
 

@@ -46,7 +46,9 @@ def job_command(
     ] = None,
 ) -> None:
     """Write the multi-node smoke test of NAME as a Kubernetes Indexed Job (torchrun / jax.distributed across
-    pods): `kubectl apply -f FILE`, then `kubectl logs -l job-name=JOB` shows each rank's report."""
+    pods): `kubectl apply -f FILE`, then `kubectl logs -l job-name=JOB` shows each rank's report.
+    Exit 0 written, 2 bad input (a framework other than pytorch or jax, a bad --image, --name, --format, --vendor).
+    """
     import json
 
     from fwsetup.errors import UsageError

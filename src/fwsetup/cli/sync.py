@@ -83,6 +83,9 @@ def sync_command(
     plan's host conditions are checked (the locked wheels' OS, CPU arch and libc; a CUDA build's GPU and driver):
     a machine that cannot run it is refused with the reason (exit 3) before anything is built. The environment is
     built beside ENV, smoke-tested and only then swapped in; a failure leaves ENV as it was.
+    Exit 0 synced (or already in sync), 2 not an environment fwsetup made or a lock that cannot be used, 3 this
+    machine cannot run what was locked, 5 the rebuild failed (ENV left as it was), 6 the smoke test failed, 7 an
+    index could not be reached.
     """
     import json
 
