@@ -418,6 +418,11 @@ def known(
     fwsetup did not make) are dropped from the registry; they are still in the list returned, once."""
     folder = data_dir(environ)
     if not folder.is_dir():
+        if os.path.lexists(folder):  # a file (or a broken link) where the data folder goes: installs warn too
+            _warn(
+                f"the data folder {folder} is not a folder, so no registry of environments is kept there: "
+                "make FWSETUP_DATA_DIR name a folder."
+            )
         return []  # nothing registered yet: a listing makes no folder
     try:
         with _locked(folder):

@@ -127,6 +127,19 @@ def test_a_corrupt_registry_is_rebuilt_with_a_warning(fake: dict, monkeypatch: p
     json.loads((fake["data"] / "envs.json").read_text())  # whole again
 
 
+def test_a_data_folder_that_is_a_file_is_said_not_an_empty_list(
+    fake: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FWSETUP_DATA_DIR naming a file: install warns that it cannot register; envs must not just say "none"
+    f = fake["tmp"] / "not-a-folder"
+    f.write_text("x")
+    monkeypatch.setenv("FWSETUP_DATA_DIR", str(f))
+    code, _out, err = run("envs")
+    assert code == 0 and "Traceback" not in err
+    assert "is not a folder" in " ".join(err.split()) and "FWSETUP_DATA_DIR" in err
+    assert f.read_text() == "x"
+
+
 def test_concurrent_records_all_land(fake: dict, tmp_path: Path) -> None:
     # four processes registering at once (what parallel installs do): none is lost, the file stays whole
     a = fake["tmp"] / "a"
