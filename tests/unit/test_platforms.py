@@ -210,18 +210,6 @@ MANIFEST = {
 }
 
 
-def test_the_manifest_list_needs_a_tag_of_its_own_and_each_platform_goes_beside_it() -> None:
-    from fwsetup.ops.build import manifest_target, platform_ref
-
-    both = ("linux/amd64", "linux/arm64")
-    assert manifest_target(None, both) is None and manifest_target("r:5000/j:cpu", ("linux/arm64",)) is None
-    assert manifest_target("127.0.0.1:5000/me/jax:cpu", both) == "127.0.0.1:5000/me/jax:cpu"
-    assert platform_ref("127.0.0.1:5000/me/jax:cpu", "linux/arm64") == "127.0.0.1:5000/me/jax:cpu-arm64"
-    for bad in ("127.0.0.1:5000/me/jax", "127.0.0.1:5000/me/jax@sha256:" + "a" * 64):
-        with pytest.raises(UsageError, match="give REF a tag"):
-            manifest_target(bad, both)
-
-
 def test_the_manifest_list_is_made_with_buildx_imagetools_and_read_back(tmp_path: Path) -> None:
     """A docker CLI on PATH that records its arguments and answers `imagetools inspect` as buildx 0.13 does."""
     from fwsetup.backends.docker.engine import DockerEngine
@@ -256,3 +244,25 @@ def test_the_manifest_list_is_made_with_buildx_imagetools_and_read_back(tmp_path
     (tmp_path / "inspect.json").write_text(json.dumps(raced))
     with pytest.raises(InstallError, match=r"holds linux/amd64 .* not the images pushed"):
         push_manifest(images, "r:5000/me/jax:cpu", engine)  # type: ignore[arg-type]
+
+
+def test_push_with_several_platforms_sends_each_image_beside_the_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fwsetup.ops.build import manifest_target, platform_ref, prepare_builds
+
+    ask = _ask(monkeypatch, base=BASE, tag="me/jax:cpu", platforms=("linux/amd64", "linux/arm64"),
+               push="127.0.0.1:5000/me/jax:cpu", dry_run=True)  # fmt: skip
+    both = prepare_builds(ask)  # type: ignore[arg-type]
+    assert [str(p.push) for p in both] == [
+        "127.0.0.1:5000/me/jax:cpu-amd64",
+        "127.0.0.1:5000/me/jax:cpu-arm64",
+    ]
+    assert manifest_target(both) == "127.0.0.1:5000/me/jax:cpu"
+    assert [platform_ref("127.0.0.1:5000/me/jax:cpu", str(p.platform)) for p in both] == [
+        str(p.push) for p in both
+    ]
+    one = prepare_builds(
+        _ask(monkeypatch, base=BASE, platforms=("linux/arm64",), push="r:5000/j:cpu", dry_run=True)
+    )  # type: ignore[arg-type]
+    assert str(one[0].push) == "r:5000/j:cpu" and manifest_target(one) is None  # one platform: REF itself

@@ -268,7 +268,26 @@ def _build_platforms(ask: Any, *, verbose: bool, json_out: bool) -> None:
                     f"[green]✓[/] {prepared.platform}: smoke test in a container with no network"
                     f"{' (emulated)' if outcome.emulated else ''}: {smoke_summary(outcome.smoke)}"
                 )
+    manifest = None
+    target = ops.manifest_target(prepared_all)
+    if target is not None:
+        engine = prepared_all[0].engine
+        assert engine is not None
+        images = [(str(o.platform), str(o.pushed["ref"])) for o in outcomes if o.pushed]
+        info(f"[bold]push[/]: the manifest list {target} of {', '.join(p for p, _ in images)}")
+        manifest = ops.push_manifest(images, target, engine)
     if json_out:
         doc = {"schema_version": outcomes[0].schema_version, "status": "built",
-               "platforms": [o.as_dict() for o in outcomes]}  # fmt: skip
+               "platforms": [o.as_dict() for o in outcomes], "manifest": manifest}  # fmt: skip
         emit_json(json.dumps(doc, indent=2))
+        return
+    for outcome in outcomes:
+        if outcome.pushed:
+            info(f"[green]✓[/] {outcome.platform}: pushed [bold]{outcome.pushed['ref']}[/] "
+                 f"({outcome.pushed['seconds']:.0f} s)")  # fmt: skip
+    if manifest is not None:
+        platforms = ", ".join(p["platform"] for p in manifest["platforms"])
+        info(f"[green]✓[/] pushed the manifest list [bold]{target}[/] ({platforms})")
+        print(manifest["ref"])  # the one line on stdout: what to pull, by digest
+    elif len(outcomes) == 1 and outcomes[0].pushed:
+        print(outcomes[0].pushed["ref"])

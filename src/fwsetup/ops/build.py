@@ -127,23 +127,14 @@ def prepare_builds(ask: BuildRequest) -> tuple[PreparedBuild, ...]:
     return tuple(out)
 
 
-def manifest_target(push: str | None, platforms: Sequence[str]) -> str | None:
-    """--push REF with several --platform: REF, the manifest list to make, with a tag of its own (each
-    platform's image is pushed as REF-ARCH beside it: platform_ref); None without --push or with one platform
-    (its image is pushed as REF itself)."""
-    if not push or len(platforms) < 2:
+def manifest_target(prepared: Sequence[PreparedBuild]) -> str | None:
+    """--push REF with several --platform: REF (with the image's tag where it had none), the manifest list
+    push_manifest makes of the images prepare_builds sends beside it as REF-ARCH; None for one image."""
+    if len(prepared) < 2 or any(p.push is None or p.platform is None for p in prepared):
         return None
-    from fwsetup.backends.docker.engine import split_tag
-    from fwsetup.errors import UsageError
-
-    if "@" in push or split_tag(push)[0] == push:
-        msg = (
-            f"--push {push} with several --platform: give REF a tag (registry/name:tag), the manifest list's."
-        )
-        raise UsageError(
-            msg, hint="Each platform's image is pushed as REF-ARCH (e.g. name:tag-arm64) beside it."
-        )
-    return push
+    first = prepared[0]
+    suffix = "-" + str(first.platform).split("/", 1)[1]
+    return str(first.push).removesuffix(suffix)
 
 
 def platform_ref(target: str, platform: str) -> str:
