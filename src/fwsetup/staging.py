@@ -446,45 +446,47 @@ def read_lock_file(env: Path) -> dict[str, Any] | None:
 _KERNEL_FILESYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))
 
 
-def check_target(target: Path) -> Path:
+def check_target(target: Path, *, flag: str = "--env") -> Path:
     """The real path of an install target, checked before any work starts (no lock, no folder made).
 
     Symbolic links are resolved: the lock and the swap act on the folder itself, so that two names of one
     environment lock as one, and a link is never replaced by a folder while its environment goes stale.
     UsageError (bad --env) when the target cannot hold an environment: a file or other non-folder, a kernel
-    filesystem (/proc, /sys, /dev), a place that cannot be written, or a folder fwsetup did not make."""
+    filesystem (/proc, /sys, /dev), a place that cannot be written, or a folder fwsetup did not make. `flag`:
+    how the user named the target (--env of install, ENV of sync), in the messages."""
+    how = f" with {flag} PATH" if flag.startswith("--") else f" as {flag}"
     given = Path(target).expanduser().absolute()
     try:
         real = Path(os.path.realpath(given, strict=True))
     except (FileNotFoundError, NotADirectoryError):
         real = Path(os.path.realpath(given))  # (a link to) a place that does not exist yet, or under a file
     except OSError as exc:
-        msg = f"--env {given}: {exc.strerror or exc} (a symbolic link that never reaches a folder)."
-        raise UsageError(msg, hint="Point --env at a folder, or at a new path.") from None
+        msg = f"{flag} {given}: {exc.strerror or exc} (a symbolic link that never reaches a folder)."
+        raise UsageError(msg, hint=f"Point {flag} at a folder, or at a new path.") from None
     for kernel in _KERNEL_FILESYSTEMS:
         if real.is_relative_to(kernel):
-            msg = f"--env {given}{_via(given, real)} is inside {kernel}, a kernel filesystem, not a disk."
-            raise UsageError(msg, hint="Choose a folder on a disk with --env PATH.")
+            msg = f"{flag} {given}{_via(given, real)} is inside {kernel}, a kernel filesystem, not a disk."
+            raise UsageError(msg, hint=f"Choose a folder on a disk{how}.")
     if os.path.lexists(real) and not real.is_dir():
-        msg = f"--env {given}{_via(given, real)} is {_kind(real)}, not a folder."
-        raise UsageError(msg, hint="Choose a new or empty folder with --env PATH.")
+        msg = f"{flag} {given}{_via(given, real)} is {_kind(real)}, not a folder."
+        raise UsageError(msg, hint=f"Choose a new or empty folder{how}.")
     probe = real.parent
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     why = _not_writable(probe)
     if why:
-        msg = f"--env {given}{_via(given, real)}: cannot write in {probe} ({why})."
-        raise UsageError(msg, hint="Choose a place you can write to with --env PATH.")
+        msg = f"{flag} {given}{_via(given, real)}: cannot write in {probe} ({why})."
+        raise UsageError(msg, hint=f"Choose a place you can write to{how}.")
     if real.is_dir() and is_mount_point(real):
         msg = (
-            f"--env {given}{_via(given, real)} is a mount point (a filesystem of its own): an environment is "
+            f"{flag} {given}{_via(given, real)} is a mount point (a filesystem of its own): an environment is "
             "built beside its place and swapped in by a rename, and a mount point cannot be renamed."
         )
         raise UsageError(
-            msg, hint=f"Install into a folder inside it (--env {real / 'env'}), or choose another."
+            msg, hint=f"Install into a folder inside it ({flag} {real / 'env'}), or choose another."
         )
     refuse_foreign(
-        real, yours=False
+        real, yours=False, how=how
     )  # files of yours in an environment fwsetup made: when it would be replaced
     return real
 
@@ -608,7 +610,7 @@ def _shown(names: list[str], n: int = 6) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
-def refuse_foreign(target: Path, *, yours: bool = True) -> None:
+def refuse_foreign(target: Path, *, yours: bool = True, how: str = " with --env PATH") -> None:
     """UsageError unless fwsetup may replace `target` (foreign_reason); nothing is touched. yours=False: an
     environment fwsetup made is accepted even with files of yours in it (a repeat of its plan is a no-op)."""
     why = foreign_reason(target, yours=yours)
@@ -621,7 +623,7 @@ def refuse_foreign(target: Path, *, yours: bool = True) -> None:
         )
         raise UsageError(
             msg,
-            hint="Choose a new or empty folder with --env PATH, or move this one (or those files) away yourself.",
+            hint=f"Choose a new or empty folder{how}, or move this one (or those files) away yourself.",
         )
 
 

@@ -414,3 +414,25 @@ def test_registry_trouble_never_fails_an_install(fake: dict, monkeypatch: pytest
     monkeypatch.setenv("FWSETUP_DATA_DIR", str(a / "pyvenv.cfg"))
     code, _out, err = install(fake, fake["tmp"] / "c")
     assert code == 0 and "warning" in err and "Traceback" not in err
+
+
+def test_sync_names_its_target_as_sync_takes_it(fake: dict) -> None:
+    # `fwsetup sync ENV` has no --env: a bad target is named ENV, in the message and in what to do
+    a = fake["tmp"] / "a"
+    assert install(fake, a)[0] == 0
+    afile = fake["tmp"] / "afile"
+    afile.write_text("x")
+    mine = fake["tmp"] / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years")
+    for target, why in ((afile, "is a file"), (mine, "not an environment fwsetup made")):
+        code, _out, err = run(
+            "--recipes", str(fake["tmp"] / "recipes"), "sync", str(target), "--from-lock", str(a)
+        )
+        flat = " ".join(err.split())
+        assert code == 2 and why in flat, flat
+        assert "--env" not in flat and "ENV" in flat, flat
+    assert afile.read_text() == "x" and (mine / "thesis.tex").read_text() == "years"
+    # install still names its own flag
+    code, _out, err = install(fake, afile)
+    assert code == 2 and "--env" in err

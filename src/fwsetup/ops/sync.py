@@ -160,7 +160,7 @@ def prepare_sync(ask: SyncRequest) -> PreparedSync:
             msg = f"{given} is not an environment fwsetup made ({problem}), so it has no lock of fwsetup's to sync to."
             hint = "Rebuild one from a copied lock with `fwsetup sync NEWPATH --from-lock ENV/.fwsetup/pylock.toml`."
             raise UsageError(msg, hint=hint)
-    target = check_target(given)  # the real path; refuses a folder fwsetup did not make
+    target = check_target(given, flag="ENV")  # the real path; refuses a folder fwsetup did not make
     source = read_lock_source(ask.from_lock or target, ask.plan_file)
     verdict = check_host(source, ask.host_profile)
     if not verdict.ok:
