@@ -299,11 +299,12 @@ def test_doctor_says_engine_not_answering(silent_engine: SilentEngine) -> None:
 
 def test_plan_cpu_does_not_ask_the_engine(silent_engine: SilentEngine) -> None:
     env = base_env(DOCKER_HOST=f"unix://{silent_engine.path}")
-    code, out, err, seconds = fwsetup(["plan", "pytorch", "--cpu", "--json"], env)
+    code, out, err, _ = fwsetup(["plan", "pytorch", "--cpu", "--json"], env)
     no_traceback(out, err)
     assert code == 0 and json.loads(out)["status"] == "ok"
-    assert silent_engine.accepted == 0  # it never even connected: nothing to wait for
-    assert seconds < tools.ENGINE_PING_TIMEOUT, seconds  # was 10 s
+    # It never even connected, so there is nothing to wait for (it used to wait 10 s for the engine). Asserted by
+    # the connection count, not by wall time: a loaded CI machine took 5 s for the whole command once.
+    assert silent_engine.accepted == 0
 
 
 def test_profile_reports_the_silent_engine(silent_engine: SilentEngine) -> None:
