@@ -195,8 +195,8 @@ def _cuda_builds() -> list[object]:
         for b in recipe.builds:
             if b.accelerator != "cuda" or "linux" not in b.os or "x86_64" not in b.arch or not b.installable:
                 continue
-            if not (b.docker and b.docker.base_image):
-                continue
+            if not (b.docker and b.docker.base_image) or not b.docker.base_image.startswith("nvidia/cuda:"):
+                continue  # a plain base: the wheel brings its CUDA (test_a_wheel_with_its_own_cuda_...)
             key = (recipe.name, b.variant)
             if key not in out or _version_key(b.version) > _version_key(out[key]):
                 out[key] = b.version
@@ -214,6 +214,19 @@ def _cuda_builds() -> list[object]:
 
 
 CUDA_BUILDS = _cuda_builds()
+
+
+def test_a_wheel_with_its_own_cuda_renders_on_a_plain_base() -> None:
+    """Caffe2's cu102 build: torch 1.10.2's wheel bundles its CUDA 10.2 runtime, so the image is the plain
+    Debian 11 one (Python 3.9) and needs only the host's driver."""
+    host = linux_profile(load_profile(FIXTURES / "no-gpu.json"))
+    request = build_request("caffe2", gpu=True, method="docker")
+    plan, notes = plan_image(load_recipes().get("caffe2"), host, request, variant="cu102")
+    assert plan.status == "ok" and plan.cuda == "10.2" and plan.python == "3.9", plan.reasons
+    assert any("stand-in GPU" in n for n in notes)
+    _builder, final = stages(render_dockerfile(plan, ImageOptions(env=NO_PIP, gpus="one")))
+    assert final.startswith("FROM debian:bullseye\n")
+    assert '"--device", "cuda"' in final
 
 
 def test_there_are_cuda_builds_to_render() -> None:

@@ -375,7 +375,7 @@ def test_caffe_is_never_pip_installed() -> None:
     assert q.docker.base_image == "debian:bullseye" and q.docker.system_packages == ["python3-caffe"]
 
 
-@pytest.mark.parametrize("name", ["caffe2", "torch7", "deeplearning4j", "matconvnet", "amazon-ml"])
+@pytest.mark.parametrize("name", ["deeplearning4j", "matconvnet", "amazon-ml"])
 @pytest.mark.parametrize("fixture", ["no-gpu", "datacenter-h100", "apple-silicon", "windows-nvidia"])
 def test_not_installable_systems_refuse_with_their_alternatives(name: str, fixture: str) -> None:
     p = plan(fixture, name)
@@ -383,6 +383,21 @@ def test_not_installable_systems_refuse_with_their_alternatives(name: str, fixtu
     recipe = load_recipes().get(name)
     assert p.suggestions[: len(recipe.alternatives)] == recipe.alternatives
     assert p.requirements == []
+
+
+@pytest.mark.parametrize("name", ["caffe2", "torch7"])
+@pytest.mark.parametrize("fixture", ["no-gpu", "datacenter-h100", "apple-silicon", "windows-nvidia"])
+def test_seed_systems_with_an_image_route_refuse_a_venv_here_and_name_the_image(
+    name: str, fixture: str
+) -> None:
+    """Caffe2 (torch 1.10.2: Python <= 3.9) and Torch7 (Ubuntu 18.04's packages) install on none of these
+    hosts directly: refused, with their alternatives; on Linux the image route is named with its command."""
+    p = plan(fixture, name)
+    assert p.status == "refused" and p.requirements == []
+    for alt in load_recipes().get(name).alternatives:
+        assert alt in p.suggestions
+    linux = load(FIXTURES / f"{fixture}.json").os.system == "linux"
+    assert (f"`fwsetup plan {name} --method docker`" in " ".join(p.suggestions)) == linux, p.suggestions
 
 
 def test_amazon_ml_is_cloud_only() -> None:

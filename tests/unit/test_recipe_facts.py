@@ -221,12 +221,21 @@ def test_cuda_build_compute_capabilities(item: tuple[str, dict[str, Any]]) -> No
         )
 
 
+# CUDA builds whose wheel brings the CUDA runtime itself, so that their image needs a plain base and the host's
+# driver only: torch 1.10.2's PyPI wheel (Caffe2) bundles libcudart 10.2 in torch/lib and links cuDNN into
+# libtorch_cuda (read from the wheel's file list).
+BRINGS_ITS_CUDA = {("caffe2", "cu102")}
+
+
 @pytest.mark.parametrize(
     "item", [i for i in CUDA_BUILDS if (i[1].get("docker") or {}).get("base_image")], ids=_bid
 )
 def test_cuda_base_image_matches_the_builds_cuda(item: tuple[str, dict[str, Any]]) -> None:
-    _, b = item
+    name, b = item
     image = b["docker"]["base_image"]
+    if (name, b["variant"]) in BRINGS_ITS_CUDA:
+        assert re.fullmatch(r"(debian|ubuntu):[\w.]+", image), f"{image}: a plain distribution base"
+        return
     m = re.fullmatch(
         r"nvidia/cuda:(\d+)\.(\d+)\.(\d+)-(?:cudnn\d?-)?(?:runtime|base)-ubuntu(20\.04|22\.04|24\.04)", image
     )
@@ -553,10 +562,17 @@ def test_retired_systems_say_so() -> None:
         succ = f.get("successor")
         if succ and re.fullmatch(r"[a-z0-9-]+", succ):
             assert succ in RAW, f"{name}: successor {succ} has no recipe"
-    for name in ("caffe2", "amazon-ml"):
-        assert not any(b.get("installable", True) for b in BUILDS[name])
-    for name in ("torch7", "deeplearning4j", "matconvnet"):
+    assert not any(b.get("installable", True) for b in BUILDS["amazon-ml"])
+    for name in ("deeplearning4j", "matconvnet"):
         assert BUILDS[name] and not any(b.get("installable", True) for b in BUILDS[name])
+    # Frozen where an archive still serves them (issue 26): Caffe2 only as torch 1.10.2 (the last release with
+    # caffe2.python) on Python <= 3.9; Torch7 only as Ubuntu 18.04's packages, CPU only.
+    caffe2 = [b for b in BUILDS["caffe2"] if b.get("installable", True)]
+    assert caffe2 and {b["version"] for b in caffe2} == {"1.10.2"}
+    assert all("torch==1.10.2" in b["requirements"] and b["python"] == ">=3.6,<3.10" for b in caffe2)
+    torch7 = [b for b in BUILDS["torch7"] if b.get("installable", True)]
+    assert [b["variant"] for b in torch7] == ["apt-cpu"] and torch7[0].get("accelerator", "cpu") == "cpu"
+    assert [r["codename"] for r in torch7[0]["apt"]["releases"]] == ["bionic"]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def test_every_script_exists_and_is_standalone() -> None:
     assert script_path("jax") == SMOKE_DIR / "train_jax.py"
     assert script_path("train_keras.py") == SMOKE_DIR / "train_keras.py"
     with pytest.raises(SmokeError, match="no smoke test named"):
-        script_path("caffe2")
+        script_path("deeplearning4j")
 
 
 def test_parse_report_takes_the_last_json_line() -> None:

@@ -24,6 +24,7 @@ from fwsetup import proc
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.errors import InstallError, UsageError
 from fwsetup.plan import Plan
+from fwsetup.smoke import interpreter_of, script_file
 
 SYSTEM_PYTHON: Final = "/usr/bin/python3"
 # Where the distribution's Python modules go: what an apt install changes, for InstallResult.target.
@@ -101,13 +102,17 @@ def simulate(
     return changes
 
 
+def _runs_on(script: str) -> str:
+    """The distribution's program that runs a smoke script: python3, or LuaJIT for a Lua one (Torch7)."""
+    return interpreter_of(script) or SYSTEM_PYTHON
+
+
 def describe(plan: Plan) -> str:
     """The commands, one per line, as a shell would show them (for --dry-run and the confirmation)."""
     lines = [shlex.join(argv) for argv in _apt(plan)]
     if plan.smoke is not None:
-        lines.append(
-            f"{SYSTEM_PYTHON} <fwsetup>/smoke/train_{plan.smoke.script}.py --device {plan.smoke.device}"
-        )
+        script = script_file(plan.smoke.script)
+        lines.append(f"{_runs_on(script)} <fwsetup>/smoke/{script} --device {plan.smoke.device}")
     return "\n".join(lines)
 
 
@@ -137,10 +142,11 @@ class AptBackend(Backend):
         if options.run_smoke and plan.smoke is not None:
             from fwsetup.smoke.runner import environment_for, run_smoke
 
-            progress("smoke", f"smoke test with {SYSTEM_PYTHON} on {plan.smoke.device}")
+            runs_on = _runs_on(script_file(plan.smoke.script))
+            progress("smoke", f"smoke test with {runs_on} on {plan.smoke.device}")
             smoke = run_smoke(
                 [SYSTEM_PYTHON], plan.smoke.script, plan.smoke, env=environment_for(env),
-                env_overrides=dict(plan.env), runner=self._run, where=f"with {SYSTEM_PYTHON}",
+                env_overrides=dict(plan.env), runner=self._run, where=f"with {runs_on}",
             )  # fmt: skip
         assert plan.apt is not None
         return InstallResult(

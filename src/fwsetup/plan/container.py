@@ -42,6 +42,8 @@ _CUDA_PATCH: Final = {
 }
 # The python3 a distribution's apt gives, for bases that have no Python of their own (nvidia/cuda).
 _DISTRO_PYTHON: Final = {
+    "ubuntu18.04": "3.6",
+    "bionic": "3.6",
     "ubuntu20.04": "3.8",
     "ubuntu22.04": "3.10",
     "ubuntu24.04": "3.12",

@@ -17,6 +17,9 @@ recipe (final releases, not yanked, with wheels):
   (NVIDIA's table), the rest from the nearest CUDA variant, and marked unconfirmed until the arch list is
   known (the framework's release matrix does not list it either, so it runs only with --allow-experimental).
 
+A retired framework (facts.status) gets none: its releases are frozen (Caffe2 pins torch 1.10.2, the last
+torch with caffe2.python; a newer torch is not a newer Caffe2).
+
 Pure: recipe + registry -> a recipe with the extra builds (each with `facts_from` set). Cached per
 (recipe, registry) pair.
 """
@@ -172,7 +175,11 @@ def _companions_missing(registry: Registry, dist: str, version: str, extras: set
 
 
 def new_releases(recipe: Recipe, registry: Registry) -> list[str]:
-    """Releases of the framework's distribution newer than every release of the recipe (oldest first)."""
+    """Releases of the framework's distribution newer than every release of the recipe (oldest first). None
+    for a retired framework: its releases are frozen, and a newer release of the distribution it pins is
+    not one of them (Caffe2 pins torch==1.10.2, the last torch with caffe2.python; torch 2.x is no Caffe2)."""
+    if recipe.facts.status == "retired":
+        return []
     dist = primary_distribution(recipe, registry)
     if dist is None or not recipe.builds:
         return []

@@ -210,6 +210,22 @@ def make_plan(
         # (With --gpu, a GPU build held back by Python alone is among the GPU suggestions below.)
         if request.want != "gpu" and (py := python_suggestion(recipe, evals, t, request)):
             sugg.append(py)
+            # A build held back only by this host's Python runs in an image whose base gives a Python it
+            # supports (a recipe's docker.base_image; Caffe2 on Debian 11's 3.9): say so with the command.
+            held = [
+                ev
+                for ev in evals
+                if ev.kinds() == {"python"} and ev.build.docker and ev.build.docker.base_image
+            ]
+            if held and request.method not in ("docker", "apt") and t.system == "linux":
+                best = max(held, key=lambda ev: ver(ev.build.version))
+                sugg.append(
+                    Suggestion(
+                        "use_method", request=msgspec.structs.replace(request, method="docker", python=None),
+                        title=title, version=best.build.version, variant=best.build.variant,
+                        gpu=best.build.accelerator in GPU_ACCELERATORS,
+                    )
+                )  # fmt: skip
         if request.want == "gpu" or gpu_wanted(profile, request):
             sugg += gpu_suggestions(recipe, evals, profile, request, t, compat)
         if request.want == "gpu" and any(

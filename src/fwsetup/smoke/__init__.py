@@ -33,9 +33,39 @@ SMOKE_DIR: Final = Path(__file__).resolve().parent
 
 # name (a recipe's `smoke` / SmokeSpec.script) -> script file in SMOKE_DIR
 SCRIPTS: Final = {
-    name: f"train_{name}.py"
-    for name in ("pytorch", "tensorflow", "keras", "jax", "mxnet", "theano", "pytensor", "caffe")
+    **{
+        name: f"train_{name}.py"
+        for name in (
+            "pytorch",
+            "tensorflow",
+            "keras",
+            "jax",
+            "mxnet",
+            "theano",
+            "pytensor",
+            "caffe",
+            "caffe2",
+        )
+    },
+    "torch7": "train_torch7.lua",  # Torch (Lua): run by luajit, not by a Python
 }
+# What runs a smoke script, by its file's suffix: a Python script runs on the environment's Python (the venv's,
+# the image's, the distribution's python3); a Lua script on the distribution's LuaJIT, the interpreter the
+# Lua Torch packages are built for. The same contract (arguments, the JSON report line, exit status) holds
+# for both.
+LUAJIT: Final = "/usr/bin/luajit"
+
+
+def script_file(name: str) -> str:
+    """The file name of a smoke script name ("torch7" -> "train_torch7.lua"; a name fwsetup does not ship:
+    train_NAME.py, the contract of scripts for your own recipes)."""
+    return SCRIPTS.get(name) or f"train_{name}.py"
+
+
+def interpreter_of(script: str | Path) -> str | None:
+    """The interpreter a smoke script must run on whatever the environment is: LUAJIT for a Lua script,
+    None for a Python script (the environment's own Python runs it)."""
+    return LUAJIT if str(script).endswith(".lua") else None
 
 
 def smoke_dirs(env: Mapping[str, str] | None = None) -> list[Path]:

@@ -22,7 +22,7 @@ import msgspec
 from fwsetup import proc
 from fwsetup.errors import SmokeError
 from fwsetup.plan import SmokeSpec
-from fwsetup.smoke import parse_report, script_path
+from fwsetup.smoke import interpreter_of, parse_report, script_path
 
 SMOKE_TIMEOUT = 900.0  # seconds; Theano's first compile alone takes ~20 s on 2 cores, TF imports in ~5 s
 # A report's device naming one of these ran on an accelerator (ROCm's is "cuda", Intel's "xpu").
@@ -110,10 +110,13 @@ def smoke_argv(
     argv_prefix: Sequence[str], script: Path | str, spec: SmokeSpec, *, steps: int | None = None
 ) -> list[str]:
     """The full command: prefix + script + arguments. A bare name ("pytorch") is resolved to fwsetup's own
-    script; a path is used as given (it may be a path inside a container)."""
+    script; a path is used as given (it may be a path inside a container). A Lua script (Torch7) runs on
+    LuaJIT whatever the prefix names (fwsetup.smoke.interpreter_of): the prefix is the environment's Python."""
     if isinstance(script, str) and "/" not in script:
         script = script_path(script)
-    return [*map(str, argv_prefix), str(script), *smoke_args(spec, steps=steps)]
+    other = interpreter_of(script)
+    prefix = [other] if other is not None else list(map(str, argv_prefix))
+    return [*prefix, str(script), *smoke_args(spec, steps=steps)]
 
 
 def run_smoke(

@@ -74,6 +74,7 @@ from fwsetup.plan.container import (  # the container decisions (fwsetup.plan.co
     choose_base,
     cuda_base_image,
 )
+from fwsetup.smoke import script_file
 
 __all__ = [
     "APP_DIR",
@@ -430,7 +431,7 @@ class DockerBackend(Backend):
         image ID (or a tag); name: what the report calls it (the tag an ID is built for)."""
         assert plan.smoke is not None
         shown = f"{name} ({_short_id(image)})" if name and name != image else image
-        script_name = script_name or f"train_{plan.smoke.script}.py"
+        script_name = script_name or script_file(plan.smoke.script)
         cmd = smoke_command(plan, script_name, gpus)
         progress(
             "smoke",

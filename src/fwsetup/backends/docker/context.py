@@ -29,7 +29,9 @@ from fwsetup.plan import Plan, plan_to_dict
 
 
 def _find_script(script: str, folder: Path) -> Path | None:
-    for name in (f"train_{script}.py", script, f"{script}.py"):
+    from fwsetup.smoke import script_file
+
+    for name in (script_file(script), script, f"{script}.py"):
         if not name.startswith("_") and (folder / name).is_file():
             return folder / name
     return None

@@ -19,6 +19,7 @@ from fwsetup.errors import UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.plan.container import choose_base, image_plan
 from fwsetup.redact import redact_url
+from fwsetup.smoke import script_file
 
 IMAGE_USER: Final = "fwsetup"
 VENV: Final = "/opt/venv"
@@ -122,8 +123,10 @@ def smoke_command(plan: Plan, script_name: str, gpus: GpuRequest = "none") -> li
     )
     if gpus != "none":
         device = "cuda"
+    from fwsetup.smoke import interpreter_of
+
     python = f"{VENV}/bin/python" if has_venv(plan) else SYSTEM_PYTHON
-    cmd = [python, f"{APP_DIR}/smoke/{script_name}", "--device", device]
+    cmd = [interpreter_of(script_name) or python, f"{APP_DIR}/smoke/{script_name}", "--device", device]
     if gpus == "all" or (plan.smoke is not None and plan.smoke.all_gpus):
         cmd.append("--all-gpus")
     if plan.smoke is not None and plan.smoke.backend:
@@ -141,9 +144,11 @@ def image_labels(
 ) -> dict[str, str]:
     from fwsetup import __version__
     from fwsetup.backends.docker.lock import SBOM_PATH
+    from fwsetup.smoke import LUAJIT
 
     title = plan.title or plan.framework
     where = VENV if has_venv(plan) else SYSTEM_PYTHON
+    runs = f"run by {LUAJIT}" if smoke_cmd and smoke_cmd[0] == LUAJIT else f"Python {plan.python}, in {where}"
     pinned = {"org.opencontainers.image.base.digest": base_digest.split("@", 1)[1]} if base_digest else {}
     if base_id:
         pinned["io.fwsetup.base.id"] = (
@@ -155,7 +160,7 @@ def image_labels(
         "io.fwsetup.sbom": SBOM_PATH,
         "org.opencontainers.image.title": f"{title} {plan.version} ({plan.variant})",
         "org.opencontainers.image.description": (
-            f"{title} {plan.version}, {plan.variant} build, Python {plan.python}, in {where}; "
+            f"{title} {plan.version}, {plan.variant} build, {runs}; "
             f"smoke-tested by fwsetup (run the image to train a few steps)."
         ),
         "org.opencontainers.image.version": str(plan.version),
@@ -287,7 +292,7 @@ def render_dockerfile(
         and image.why != "--base"
         and base == plan.docker.official_image
     )
-    script_name = script_name or f"train_{plan.smoke.script}.py"
+    script_name = script_name or script_file(plan.smoke.script)
     cmd = smoke_command(plan, script_name, options.gpus)
     index_comment = []
     indexes = [
