@@ -176,3 +176,36 @@ def test_a_lua_smoke_script_runs_on_luajit_whatever_python_the_caller_names() ->
     assert argv == [LUAJIT, str(SMOKE_DIR / "train_torch7.lua"), "--device", "cpu", "--steps", "5"]
     argv = smoke_argv(["/env/bin/python"], "caffe2", SmokeSpec(script="caffe2"))
     assert argv[:2] == ["/env/bin/python", str(SMOKE_DIR / "train_caffe2.py")]
+
+
+def _record_line(site: Path, rel: str) -> str:
+    import base64
+    import hashlib
+
+    data = (site / rel).read_bytes()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{rel},sha256={digest},{len(data)}"
+
+
+def test_a_wheel_whose_metadata_differs_from_its_record_is_not_a_damaged_cache(tmp_path: Path) -> None:
+    """PyPI's torch 1.10.2 wheel (Caffe2's) ships a METADATA its own RECORD does not describe (24,828 bytes,
+    RECORD: 24,834): the post-install hash check must not call that a damaged cache (a fresh unpack repeats
+    it, so 'run again' never helped); a changed code file still is one."""
+    from fwsetup.staging import verify_hashes
+
+    site = tmp_path / "lib" / "python3.9" / "site-packages"
+    (site / "torch").mkdir(parents=True)
+    info = site / "torch-1.10.2.dist-info"
+    info.mkdir()
+    (site / "torch" / "__init__.py").write_text("x = 1\n")
+    (info / "METADATA").write_text("Name: torch\nVersion: 1.10.2\n")
+    lines = [_record_line(site, "torch/__init__.py"), _record_line(site, "torch-1.10.2.dist-info/METADATA")]
+    (info / "RECORD").write_text("\n".join(lines) + "\ntorch-1.10.2.dist-info/RECORD,,\n")
+    (info / "METADATA").write_text(
+        "Name: torch\nVersion: 1.10.2\nSummary: changed\n"
+    )  # as the wheel ships it
+    assert verify_hashes(tmp_path, [{"name": "torch"}]) == {}
+    (site / "torch" / "__init__.py").write_text("x = 2\n")  # a damaged copy of a file that runs
+    assert verify_hashes(tmp_path, [{"name": "torch"}]) == {
+        "torch": ["lib/python3.9/site-packages/torch/__init__.py"]
+    }

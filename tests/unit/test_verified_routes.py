@@ -61,6 +61,6 @@ def test_recipes_list_json_says_which_routes_and_which_test() -> None:
     rows = {r["name"]: r for r in json.loads(res.stdout)}
     assert rows["caffe"]["verified"] == ["image", "apt"]
     assert rows["caffe"]["verified_by"] == routes_of("caffe")
-    assert rows["caffe2"]["verified"] == ["image"] and rows["torch7"]["verified"] == ["image"]
+    assert rows["caffe2"]["verified"] == ["image"] and rows["torch7"]["verified"] == ["image", "apt"]
     assert rows["deeplearning4j"]["verified"] == ["none"] and rows["deeplearning4j"]["verified_by"] == {}
     assert "venv" in rows["pytorch"]["verified"] and "image" in rows["pytorch"]["verified"]
