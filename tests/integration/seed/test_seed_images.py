@@ -15,6 +15,7 @@ itself needs no index. The figures (build time, image size) are printed at the e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -175,7 +176,12 @@ def images(request: pytest.FixtureRequest) -> Any:
     if os.environ.get("FWSETUP_KEEP_TEST_IMAGES") != "1":
         for b in built.values():
             subprocess.run(["docker", "image", "rm", "-f", b.tag], capture_output=True, check=False)
-        subprocess.run(["docker", "builder", "prune", "-f"], capture_output=True, timeout=600, check=False)
+        # Housekeeping, not a check: the unused build cache (a full copy per step under vfs). Another lane's
+        # prune can hold the engine for minutes; then the next prune takes it.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                ["docker", "builder", "prune", "-f"], capture_output=True, timeout=300, check=False
+            )
 
 
 @pytest.mark.parametrize("name", ["caffe2", "torch7"])
