@@ -212,6 +212,7 @@ def test_distributions_come_from_the_recipes() -> None:
     assert owned["tensorflow"] >= {"tensorflow", "tensorflow-cpu", "tensorflow-metal"}
     assert owned["mxnet"] == {"mxnet", "mxnet-cu112", "mxnet-cu117"}  # numpy<1.24 is a constraint
     assert "caffe" not in owned  # installs no pinned distribution
+    assert "caffe2" not in owned  # pins torch 1.10.2 (PyTorch's distribution) and companions, none of its own
     # and the committed data holds exactly those (plus companions)
     for name, dists in owned.items():
         reg = load_registry(name)

@@ -121,7 +121,9 @@ def targets_of(recipes: Iterable[Any]) -> list[Target]:
     from fwsetup.recipes import parse_requirement, parse_version
 
     recipes = list(recipes)
-    own: dict[str, str] = {}  # distribution -> the recipe whose own version it is pinned to
+    # distribution -> the recipe whose own version it is pinned to; a recipe's declared `distribution` is its
+    # own whatever another recipe pins (Caffe2 pins torch==1.10.2, its frozen release: torch is PyTorch's)
+    own: dict[str, str] = {canonical(d): r.name for r in recipes if (d := getattr(r, "distribution", None))}
     for r in recipes:
         for b in r.builds:
             for text in [*b.requirements, *(b.conda.pip if b.conda else [])]:
@@ -146,7 +148,9 @@ def targets_of(recipes: Iterable[Any]) -> list[Target]:
                 if b.index_url:
                     t.indexes.add(b.index_url.rstrip("/"))
                 t.indexes.update(u.rstrip("/") for u in b.extra_index_urls)
-        if t.floors:
+        # A recipe that pins no distribution of its own has no registry data to keep: its exact pins are
+        # another framework's frozen release and its companions (Caffe2: torch 1.10.2, numpy 1.22.4, ...).
+        if t.floors and r.name in own.values():
             out.append(t)
     return out
 
