@@ -288,3 +288,30 @@ def test_no_push_when_the_smoke_test_fails() -> None:
     with pytest.raises(SmokeError):
         build(_prepared(engine), progress=lambda *a: None, on_event=lambda e: None)
     assert engine.pushed == []
+
+
+# -- a bad --push / --cache-* value is bad input before any engine is asked ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--push", "", "--push needs an image reference"),  # an unset $REF: not "no push"
+        ("--push", "not a ref!!", "--push"),
+        ("--cache-to", "  ", "--cache-to needs an image reference"),
+        ("--cache-from", "reg:5000/UPPER:t", "--cache-from"),
+    ],
+)
+def test_a_bad_registry_ref_is_exit_2_before_the_engine(
+    tmp_path: Path, flag: str, value: str, says: str
+) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env["DOCKER_HOST"] = f"unix://{tmp_path}/no-engine.sock"  # no engine: it must not be what answers
+    argv = [sys.executable, "-m", "fwsetup", "build", "jax", "--cpu", flag, value]
+    cp = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert cp.returncode == 2, (cp.returncode, cp.stdout, cp.stderr)
+    assert says in cp.stderr, cp.stderr
+    assert "Traceback" not in cp.stderr and "no Docker engine" not in cp.stderr

@@ -205,6 +205,7 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
     if ask.wheelhouse is not None and not ask.wheelhouse.is_dir():
         msg = f"--wheelhouse {ask.wheelhouse}: no such folder."
         raise UsageError(msg)
+    _check_ref_syntax(ask)
     if ask.offline and ask.wheelhouse is None:
         msg = "--offline builds from local wheels only: give --wheelhouse DIR."
         raise UsageError(msg)
@@ -293,6 +294,21 @@ def pin_plan_base(plan: Plan, engine: Any, *, offline: bool = False) -> tuple[Pl
     return msgspec.structs.replace(plan, image=image), note
 
 
+def _check_ref_syntax(ask: BuildRequest) -> None:
+    """--push, --cache-from and --cache-to read as image references before any engine is asked: an empty value
+    (an unset $REF) or a malformed one is bad input (exit 2), not "no push" and not an engine error."""
+    from fwsetup.backends.docker.imageregistry import parse_ref
+    from fwsetup.errors import UsageError
+
+    for flag, text in (("--push", ask.push), ("--cache-from", ask.cache_from), ("--cache-to", ask.cache_to)):
+        if text is None:
+            continue
+        if not text.strip():
+            msg = f"{flag} needs an image reference (HOST[:PORT]/REPO[:TAG]), not an empty value."
+            raise UsageError(msg)
+        parse_ref(text, what=flag)
+
+
 def _registry_refs(
     ask: BuildRequest, plan: Plan, engine: DockerEngine | None, *, stand_in: bool
 ) -> tuple[ImageRef | None, ImageRef | None, ImageRef | None, dict[str, Credentials | None]]:
@@ -310,7 +326,7 @@ def _registry_refs(
     )
     from fwsetup.errors import UsageError
 
-    if not (ask.push or ask.cache_to or ask.cache_from) or plan.status != "ok":
+    if (ask.push is None and ask.cache_to is None and ask.cache_from is None) or plan.status != "ok":
         return None, None, None, {}
     tag = split_tag(ask.tag or default_tag(plan))[1]
 
