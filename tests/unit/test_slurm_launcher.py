@@ -110,3 +110,23 @@ def test_a_job_that_never_started_says_why() -> None:
     )
     with pytest.raises(SmokeError, match="the job did not start"):
         slurm._slurm_verdict("pytorch", res, ADDRS, 29500, 3.0, 10.0)
+
+
+def test_install_fleet_without_a_cluster_names_the_flag_the_user_typed(
+    monkeypatch, capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    """`install --fleet slurm` used to say '--launcher slurm: …', a flag the user never typed."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("srun", "sbatch", "salloc", "scontrol", "sinfo"):  # Slurm's tools, but no cluster answers
+        exe = bin_dir / tool
+        exe.write_text(
+            "#!/bin/sh\necho 'slurm_load_node error: Unable to contact slurm controller' >&2\nexit 1\n"
+        )
+        exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    code = main(["install", "pytorch", "--fleet", "slurm", "--nodes", "2", "--env", str(tmp_path / "env")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code != 0 and "--fleet slurm" in err, err
+    assert "--launcher" not in err, err
+    assert not (tmp_path / "env").exists()

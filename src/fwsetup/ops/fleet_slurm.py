@@ -128,8 +128,8 @@ def install_fleet(
     from fwsetup.ops.smoke import smoke_script
     from fwsetup.smoke import slurm
 
-    slurm._need_slurm()
-    cluster = slurm.cluster_nodes(env)
+    slurm._need_slurm("--fleet slurm")
+    cluster = slurm.cluster_nodes(env, flag="--fleet slurm")
     if nodes > len(cluster):
         msg = f"--nodes {nodes}: the Slurm cluster has {len(cluster)} node(s)."
         raise UsageError(msg)

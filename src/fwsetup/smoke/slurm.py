@@ -165,24 +165,28 @@ def sbatch_script(
     return "\n".join(lines)
 
 
-def _need_slurm() -> None:
+def _need_slurm(flag: str = "--launcher slurm") -> None:
+    """Slurm's tools on PATH; `flag` is what the user typed (`--launcher slurm`, `--fleet slurm`)."""
     missing = [t for t in _TOOLS if shutil.which(t) is None]
     if missing:
         msg = (
-            f"--launcher slurm needs Slurm's {', '.join(missing)} on PATH (a Slurm login node, or "
+            f"{flag} needs Slurm's {', '.join(missing)} on PATH (a Slurm login node, or "
             "SLURM_CONF pointing at a cluster: scripts/start-slurm makes one on this machine)."
         )
         raise UsageError(msg)
 
 
-def cluster_nodes(env: Mapping[str, str] | None = None, timeout: float = 30.0) -> dict[str, str]:
-    """Each node of the cluster (`scontrol show node -o`): its name and the address it is reached at."""
+def cluster_nodes(
+    env: Mapping[str, str] | None = None, timeout: float = 30.0, *, flag: str = "--launcher slurm"
+) -> dict[str, str]:
+    """Each node of the cluster (`scontrol show node -o`): its name and the address it is reached at; `flag` is
+    what the user typed, for the message when the cluster does not answer."""
     from fwsetup import proc
 
     res = proc.run(["scontrol", "show", "node", "-o"], timeout=timeout, env=env)
     if not res.ok:
         why = res.error or (res.stderr.strip().splitlines() or ["no output"])[-1]
-        msg = f"--launcher slurm: cannot read the cluster's nodes (scontrol show node: {why})."
+        msg = f"{flag}: cannot read the cluster's nodes (scontrol show node: {why})."
         raise SmokeError(
             msg, hint="Is slurmctld up? `sinfo` says; SLURM_CONF names the cluster's slurm.conf."
         )
