@@ -639,7 +639,9 @@ def cases() -> list[Case]:
              expect=(2,), setup=a_file, check=unchanged))  # fmt: skip
     add(Case("matrix-python-banana", 10, ["matrix", "--python", "banana"], expect=(2,)))
     add(Case("recipes-empty", 10, ["--recipes", "", "plan", "pytorch"], expect=(2,)))
-    add(Case("recipes-missing", 10, ["--recipes", "/proc/fwsetup-no-recipes", "plan", "pytorch"], expect=(2,)))
+    add(
+        Case("recipes-missing", 10, ["--recipes", "/proc/fwsetup-no-recipes", "plan", "pytorch"], expect=(2,))
+    )
     add(Case("plan-version-banana", 10, ["plan", "pytorch", "--version", "banana"], expect=(2,)))
     add(Case("plan-python-banana", 10, ["plan", "pytorch", "--python", "banana"], expect=(2,)))
     add(Case("plan-method-banana", 10, ["plan", "pytorch", "--method", "banana"], expect=(2,)))
