@@ -44,10 +44,12 @@ ONLY = [n.strip() for n in os.environ.get("FWSETUP_TEST_IMAGES", "").split(",") 
 CANARY = "fwsetup-canary-images-5e1d.invalid"
 
 # name -> (extra build arguments, base image). PyTorch from the wheelhouse (PyPI's torch is a CUDA build).
+# FRAMEWORK+BACKEND: the framework on another backend (Keras 3 on JAX: `--backend jax`, carried by the image's ENV).
 IMAGES: dict[str, tuple[list[str], str]] = {
     "pytorch": (["--version", "2.13.0", "--wheelhouse", str(WHEELHOUSE)], BOOKWORM),
     "tensorflow": ([], BOOKWORM),
     "keras": ([], BOOKWORM),
+    "keras+jax": (["--backend", "jax"], BOOKWORM),
     "jax": ([], BOOKWORM),
     "mxnet": ([], BOOKWORM),
     "theano": ([], BOOKWORM),
@@ -177,15 +179,16 @@ def _measure(client: Any, b: Built) -> None:
 
 def _build_one(name: str) -> Built:
     args, base = IMAGES[name]
-    b = Built(name=name, tag=f"fwsetup-ci/{name}:cpu", base=base)
+    framework = name.split("+")[0]
+    b = Built(name=name, tag=f"fwsetup-ci/{name.replace('+', '-')}:cpu", base=base)
     t0 = time.perf_counter()
-    res = _fwsetup("build", name, "--cpu", "--base", base, "--tag", b.tag, "--no-smoke", *args)
+    res = _fwsetup("build", framework, "--cpu", "--base", base, "--tag", b.tag, "--no-smoke", *args)
     b.build_seconds = round(time.perf_counter() - t0, 1)
     if res.returncode != 0:
         b.error = f"fwsetup build {name} exited {res.returncode}: {(res.stderr or res.stdout)[-3000:]}"
         return b
     t0 = time.perf_counter()
-    res = _fwsetup("smoke", name, "--image", b.tag, "--json")
+    res = _fwsetup("smoke", framework, "--image", b.tag, "--json")
     b.smoke_seconds = round(time.perf_counter() - t0, 1)
     if res.returncode != 0:
         b.error = f"fwsetup smoke {name} --image {b.tag} exited {res.returncode}: {(res.stderr or res.stdout)[-3000:]}"
@@ -259,7 +262,10 @@ def test_cpu_image_builds_and_trains_without_network_as_non_root(images: dict[st
         pytest.skip(f"not among FWSETUP_TEST_IMAGES={','.join(ONLY)}")
     b = images[name]
     assert b.ok, b.error
-    assert b.smoke["ok"] is True and b.smoke["framework"] == name, b.smoke
+    framework, _, backend = name.partition("+")
+    assert b.smoke["ok"] is True and b.smoke["framework"] == framework, b.smoke
+    if backend:  # the image's own ENV chose it: `smoke --image` is given no backend
+        assert b.smoke["backend"] == backend, b.smoke
     assert "cpu" in str(b.smoke["device"]).lower(), b.smoke
     assert b.smoke["loss_after"] < b.smoke["loss_before"]
     assert b.user == "fwsetup"
