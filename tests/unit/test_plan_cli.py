@@ -190,3 +190,26 @@ def test_plan_json_in_a_fresh_process() -> None:
     cp = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
     assert cp.returncode == 3, cp.stderr
     assert json.loads(cp.stdout)["status"] == "refused"
+
+
+@pytest.mark.parametrize(
+    ("name", "flags"), [("caffe2", []), ("jax", ["--cpu"]), ("keras", ["--backend", "jax"])]
+)
+def test_a_docker_plan_prints_the_build_command_and_it_runs(
+    capsys: pytest.CaptureFixture[str], name: str, flags: list[str]
+) -> None:
+    """A Docker plan's command is `fwsetup build …` (it printed `fwsetup install … --method docker`, which exits 2);
+    the printed command is run as printed (with --dry-run: the Dockerfile, no engine) and is accepted."""
+    import shlex
+
+    profile = ["--host-profile", fixture("this-machine-cpu")]
+    code, out, err = run(capsys, "plan", name, *flags, "--method", "docker", *profile)
+    assert code == 0, err
+    lines = out.splitlines()
+    command = lines[lines.index("install") + 1].strip()
+    assert command.startswith(f"fwsetup build {name}"), command
+    assert "--method" not in command, command
+    argv = shlex.split(command)[1:]
+    code, out, err = run(capsys, *argv, "--dry-run", *profile)
+    assert code == 0, (command, err)
+    assert out.startswith(("# syntax", "FROM", "#")), out[:200]

@@ -144,9 +144,17 @@ def render_plan(plan: Plan, request) -> None:
             cmds = []
         else:
             con.print("[bold]install[/]")
-            con.print(
-                f"  fwsetup install {e(plan.framework)} {e(request_flags(request, version=plan.version))}"
-            )
+            if plan.method == "docker":  # an image is made by `fwsetup build` (install has no docker method)
+                import msgspec
+
+                as_build = msgspec.structs.replace(request, method="venv", vendor="auto")
+                con.print(
+                    f"  fwsetup build {e(plan.framework)} {e(request_flags(as_build, version=plan.version))}"
+                )
+            else:
+                con.print(
+                    f"  fwsetup install {e(plan.framework)} {e(request_flags(request, version=plan.version))}"
+                )
         if cmds:
             con.print("  [dim]which amounts to:[/]")
             for c in cmds:
