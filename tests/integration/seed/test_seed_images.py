@@ -178,8 +178,8 @@ def images(request: pytest.FixtureRequest) -> Any:
             subprocess.run(["docker", "image", "rm", "-f", b.tag], capture_output=True, check=False)
         # Housekeeping, not a check: the unused build cache (a full copy per step under vfs). Another lane's
         # prune can hold the engine for minutes; then the next prune takes it.
-        # scripts/test sets FWSETUP_TEST_IMAGE_PRUNE=0 while lanes run side by side (a prune beside another lane's
-        # build stalled the engine's BuildKit here) and prunes once when they are done.
+        # FWSETUP_TEST_IMAGE_PRUNE=0 keeps it (scripts/test runs the image lanes one after another, so this prune
+        # never runs beside another lane's build: one did, and stalled the engine's BuildKit).
         if os.environ.get("FWSETUP_TEST_IMAGE_PRUNE", "1") != "0":
             with contextlib.suppress(subprocess.TimeoutExpired):
                 subprocess.run(
