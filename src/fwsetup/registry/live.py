@@ -538,27 +538,36 @@ def _write_meta(path: Path, entry: _Meta) -> None:
         pass
 
 
+def _release_wheels(page: Page, low: Any) -> Iterable[tuple[Any, File]]:
+    """The page's wheel files of final releases at or above `low` (a packaging Version, or None), each with its
+    version; file names that are no wheel's are passed over."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from packaging.version import InvalidVersion
+
+    for f in page.files:
+        if not f.filename.endswith(".whl"):
+            continue
+        try:
+            _, ver, _, _ = parse_wheel_filename(f.filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        if ver.is_prerelease or ver.is_devrelease or (low is not None and ver < low):
+            continue
+        yield ver, f
+
+
 def new_release_wheels(
     snapshot: Registry | None, pages: Sequence[Page], floor: str | None
 ) -> list[tuple[str, str, File]]:
     """For each distribution, its newest final releases (MAX_METADATA_READS) that the snapshot lacks, each
     with the wheel whose metadata stands for it."""
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-    from packaging.version import InvalidVersion, Version
+    from packaging.version import Version
 
     low = Version(floor) if floor else None
     per: dict[tuple[str, str], list[File]] = {}
     for page in pages:
         dist = _canonical(page.project)
-        for f in page.files:
-            if not f.filename.endswith(".whl"):
-                continue
-            try:
-                _, ver, _, _ = parse_wheel_filename(f.filename)
-            except (InvalidWheelFilename, InvalidVersion):
-                continue
-            if ver.is_prerelease or ver.is_devrelease or (low is not None and ver < low):
-                continue
+        for ver, f in _release_wheels(page, low):
             if snapshot is not None and snapshot.release(dist, ver.public) is not None:
                 continue
             per.setdefault((dist, ver.public), []).append(f)
@@ -793,8 +802,7 @@ def merge(
     kept as the sync keeps them: sync.kept_requires), else inherited from the nearest older release (the
     version it pinned rewritten): the index's simple page does not carry them. Returns the registry and
     {(dist, version): release inherited from}."""
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-    from packaging.version import InvalidVersion, Version
+    from packaging.version import Version
 
     from fwsetup.registry import PYPI, Registry, ReleaseInfo, Wheel, _Doc
     from fwsetup.registry.sync import kept_requires
@@ -819,15 +827,7 @@ def merge(
         label = PYPI if page.index.rstrip("/") == default else page.index.rstrip("/")
         by_version: dict[str, list[Wheel]] = {}
         files_of: dict[str, list[File]] = {}
-        for f in page.files:
-            if not f.filename.endswith(".whl"):
-                continue
-            try:
-                _, ver, _, _ = parse_wheel_filename(f.filename)
-            except (InvalidWheelFilename, InvalidVersion):
-                continue
-            if ver.is_prerelease or ver.is_devrelease or (low is not None and ver < low):
-                continue
+        for ver, f in _release_wheels(page, low):
             py, abi, plat = f.filename[:-4].split("-")[-3:]
             w = Wheel(filename=f.filename, index=label, python_tag=py, abi_tag=abi, platform_tag=plat,
                       size=f.size, sha256=f.sha256, requires_python=f.requires_python, yanked=f.yanked)  # fmt: skip
