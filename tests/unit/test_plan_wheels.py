@@ -19,7 +19,8 @@ import pytest
 from packaging.tags import Tag, sys_tags
 
 from fwsetup.plan import Request, make_plan
-from fwsetup.plan.evaluate import Target, make_target
+from fwsetup.plan.evaluate import make_target
+from fwsetup.plan.target import Target
 from fwsetup.plan.wheels import diagnose, host_tags, linux_platforms
 from fwsetup.profile import HostProfile, OSInfo, load
 from fwsetup.recipes import load_recipes

@@ -7,9 +7,10 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fwsetup.plan.evaluate import GPU_ACCELERATORS, Evaluation, gpu_ref, norm_arch, ver
+from fwsetup.gpu_vendors import VENDOR_OF, VENDORS, has_other_gpu
+from fwsetup.plan.evaluate import GPU_ACCELERATORS, gpu_ref, norm_arch, ver
 from fwsetup.plan.reasons import GPU_KINDS, HOST_KINDS, Failure, Reason, Rejected
-from fwsetup.plan.rocm import VENDOR_OF, VENDORS, has_other_gpu
+from fwsetup.plan.target import Evaluation
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData

@@ -5,11 +5,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fwsetup.plan.reasons import HOST_KINDS, FailKind, Failure, GpuRef, Reason
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from fwsetup.compat import (
+    DriverMin,
+    cc_runs,
+    cuda_devices,
+    driver_verdict,
+    parse_cc,
+    uses_windows_driver,
+    visible_devices_value,
+)
+from fwsetup.errors import UsageError
+from fwsetup.plan import rocm
+from fwsetup.plan.apt import apt_release, host_release, release_names
+from fwsetup.plan.cudnn import build_cudnn, cap_for
+from fwsetup.plan.reasons import FailKind, Failure, GpuRef, Reason
+from fwsetup.plan.target import Evaluation, Target
+from fwsetup.plan.wheels import check_build, host_tags
 from fwsetup.recipes import parse_specifier, parse_version
+from fwsetup.release_status import load_release_matrix
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData
@@ -17,58 +35,10 @@ if TYPE_CHECKING:
     from fwsetup.profile import GPU, HostProfile
     from fwsetup.recipes import Build
     from fwsetup.registry import Registry
-    from fwsetup.release_status import Status
 
 GPU_ACCELERATORS = ("cuda", "mps", "rocm", "xpu")
 # Instruction sets that exist only on x86: a build listing them for several arches needs them on x86 alone.
 _X86_FLAG = re.compile(r"^(?:avx|sse|fma|f16c|bmi|popcnt|amx)")
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a build must run on: the host, or (method docker) a Linux container on it."""
-
-    system: str | None
-    arch: str | None
-    python: str | None
-    features: frozenset[str] | None  # None: unknown
-    windows_driver: bool  # driver numbers of the Windows column (Windows, and WSL2's host driver)
-    docker: bool
-    wsl: bool
-    # What decides which wheel tags install (plan/wheels.py); None: unknown.
-    libc: str | None = None  # glibc | musl (a container: its base image's, glibc)
-    libc_version: str | None = None  # "2.17"; None in a container (the base image decides)
-    macos_version: str | None = None  # "14.5"
-    implementation: str | None = None  # cpython | pypy
-    free_threaded: bool = False  # a free-threaded CPython (abi cp313t)
-
-
-@dataclass
-class Evaluation:
-    build: Build
-    index: int
-    fails: list[Failure] = field(default_factory=list)
-    gpus: list[GPU] = field(default_factory=list)
-    min_driver: str | None = None
-    notes: list[Reason] = field(default_factory=list)
-    # GPUs the job sees that this build cannot use (why, per GPU); it runs on `gpus`
-    unusable: list[Failure] = field(default_factory=list)
-    status: Status | None = None  # from data/release-matrix.toml; None: not judged
-    # The platform that alone makes the status what it is ("WSL2": stable on Linux, experimental under WSL2)
-    status_platform: str | None = None
-    # requirements the plan adds to the build's own (a cap on the cuDNN a range would resolve past the GPU)
-    constraints: list[str] = field(default_factory=list)
-
-    @property
-    def host_ok(self) -> bool:
-        return not any(f.kind in HOST_KINDS for f in self.fails)
-
-    @property
-    def ok(self) -> bool:
-        return not self.fails
-
-    def kinds(self) -> set[str]:
-        return {f.kind for f in self.fails}
 
 
 def norm_arch(system: str | None, arch: str | None) -> str | None:
@@ -83,8 +53,6 @@ def norm_arch(system: str | None, arch: str | None) -> str | None:
 
 
 def make_target(profile: HostProfile, request: Request) -> Target:
-    from fwsetup.compat import uses_windows_driver
-
     system = profile.os.system
     docker = request.method == "docker"
     feats = frozenset(f.lower() for f in profile.cpu.features) if profile.cpu.features else None
@@ -119,9 +87,6 @@ def version_filter(spec: str | None) -> Callable[[str], bool]:
     """--version: "2.5.1" (exact), "2.5" (any 2.5.x) or a PEP 440 specifier (">=2.4,<2.6")."""
     if not spec:
         return lambda v: True
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-    from packaging.version import InvalidVersion, Version
-
     text = spec.strip()
     try:
         wanted = Version(text)
@@ -129,8 +94,6 @@ def version_filter(spec: str | None) -> Callable[[str], bool]:
         try:
             sset = SpecifierSet(text)
         except InvalidSpecifier:
-            from fwsetup.errors import UsageError
-
             msg = (
                 f"--version {spec!r}: expected a version such as 2.5.1, or a specifier such as '>=2.4,<2.6'."
             )
@@ -198,8 +161,6 @@ def evaluate(
             if missing:
                 fail("cpu", "cpu_features_missing", missing=tuple(missing))
     if registry is not None and not any(f.kind in ("os", "arch") for f in ev.fails):
-        from fwsetup.plan.wheels import check_build, host_tags
-
         # Python out of range: the platform tags alone (so "use Python 3.11" is offered only where it helps)
         py_failed = any(f.kind == "python" for f in ev.fails)
         wheel_failure = check_build(b, request.method, host_tags(t), registry, platform_only=py_failed)
@@ -208,8 +169,6 @@ def evaluate(
     has_conda = b.conda is not None and bool(b.conda.packages)
     has_image = b.docker is not None and bool(b.docker.base_image or b.docker.official_image)
     # `use`: the method that has what this one lacks (a suggestion: "Use `fwsetup plan … --method conda`").
-    from fwsetup.plan.apt import apt_release, host_release, release_names
-
     has_apt = request.method in ("venv", "apt") and apt_release(b, profile.os) is not None
     if request.method == "venv" and not b.requirements and b.installable:
         use = "apt" if has_apt else "conda" if has_conda else "docker" if has_image else None
@@ -240,13 +199,9 @@ def evaluate(
         elif not (profile.os.system == "darwin" and t.arch == "arm64"):
             fail("gpu", "mps_needs_apple_silicon")
     elif b.accelerator in ("rocm", "xpu"):  # AMD and Intel GPUs: plan/rocm.py
-        from fwsetup.plan import rocm
-
         (rocm.check_rocm if b.accelerator == "rocm" else rocm.check_xpu)(ev, profile, request, t)
     if gpu_build:
-        from fwsetup.plan.rocm import check_vendor
-
-        check_vendor(ev, request)
+        rocm.check_vendor(ev, request)
     if request.all_gpus and gpu_build and not b.multi_gpu and len(ev.gpus) > 1:
         fail("multi_gpu", "no_multi_gpu")
     _check_status(ev, request, t)
@@ -256,7 +211,6 @@ def evaluate(
 def _check_status(ev: Evaluation, request: Request, t: Target) -> None:
     """The framework's own release matrix (data/release-matrix.toml): a build it lists as experimental, or
     does not list, runs only when asked for (--allow-experimental)."""
-    from fwsetup.release_status import load_release_matrix
 
     b = ev.build
     if b.l4t:
@@ -283,14 +237,6 @@ def _check_cuda(
     compat: CompatData,
     registry: Registry | None = None,
 ) -> None:
-    from fwsetup.compat import (
-        DriverMin,
-        cc_runs,
-        cuda_devices,
-        driver_verdict,
-        visible_devices_value,
-    )
-
     b = ev.build
 
     def fail(kind: FailKind, code: str, **fields: object) -> None:
@@ -360,9 +306,6 @@ def _check_cuda(
         built = {"cuda": b.cuda, "floor": floor}
     # The cuDNN the build brings has its own GPU floor (data/cudnn.toml): kernels for the GPU are not enough.
     # Which cuDNN: the release's published requirements, else the typed table (plan/cudnn.py).
-    from fwsetup.compat import parse_cc
-    from fwsetup.plan.cudnn import build_cudnn, cap_for
-
     dnn = build_cudnn(request.framework, b, registry, compat, t.arch)
     dnn_floor = dnn.floor if dnn else None
     # A range (jax[cuda12]: nvidia-cudnn-cu12>=9.8,<10) whose newest series dropped a GPU the job uses but whose
@@ -416,8 +359,6 @@ def l4t_matches(l4t: str, prefix: str) -> bool:
 def _check_jetson(ev: Evaluation, profile: HostProfile, t: Target, compat: CompatData) -> None:
     """A Jetson runs only JetPack builds for its L4T release (its integrated GPU is not an NVML device and
     its CUDA comes with L4T); a server CUDA build (x86_64, or aarch64 SBSA) is never planned on one."""
-    from fwsetup.compat import cc_runs
-
     b, jet = ev.build, profile.jetson
 
     def fail(kind: FailKind, code: str, **fields: object) -> None:

@@ -21,9 +21,10 @@ import msgspec
 
 from fwsetup.plan import explain
 from fwsetup.plan.choose import gpu_wanted, rank, variant_family
-from fwsetup.plan.evaluate import GPU_ACCELERATORS, Evaluation, evaluate, make_target, ver, version_filter
+from fwsetup.plan.evaluate import GPU_ACCELERATORS, evaluate, make_target, ver, version_filter
 from fwsetup.plan.model import Fleet, FleetGroup, FleetNode, Plan, Rejection, Request
 from fwsetup.plan.reasons import Failure, Reason, Suggestion
+from fwsetup.plan.target import Evaluation
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData

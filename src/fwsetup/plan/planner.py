@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from fwsetup.gpu_vendors import has_other_gpu
 from fwsetup.plan import explain
 from fwsetup.plan.choose import apple_gpu, choice_reasons, gpu_wanted, pick, rejections, variant_family
 from fwsetup.plan.evaluate import (
     GPU_ACCELERATORS,
-    Evaluation,
-    Target,
     evaluate,
     make_target,
     norm_arch,
@@ -37,7 +36,7 @@ from fwsetup.plan.evaluate import (
 )
 from fwsetup.plan.model import IndexData, InheritedFacts, Plan, PlanData, Rejection, Request, SmokeSpec
 from fwsetup.plan.reasons import Reason, Suggestion
-from fwsetup.plan.rocm import has_other_gpu, vendor_refusals
+from fwsetup.plan.rocm import vendor_refusals
 from fwsetup.plan.suggest import (
     gpu_suggestions,
     last_release_for_platform,
@@ -46,6 +45,7 @@ from fwsetup.plan.suggest import (
     ranked,
     use_cpu,
 )
+from fwsetup.plan.target import Evaluation, Target
 from fwsetup.plan.wheels import platform_suggestions
 
 if TYPE_CHECKING:

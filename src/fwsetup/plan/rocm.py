@@ -23,20 +23,17 @@ from typing import TYPE_CHECKING
 from fwsetup.gpu_vendors import (
     HSA_OVERRIDE,
     VENDOR_OF,
-    VENDORS,
-    has_other_gpu,
     intel_gpus,
     load_rocm_data,
     load_xpu_data,
     rocm_supported,
     vendors_present,
 )
-from fwsetup.plan.reasons import Failure, Reason
-
-__all__ = ["HSA_OVERRIDE", "VENDORS", "VENDOR_OF", "has_other_gpu", "intel_gpus", "vendors_present"]
+from fwsetup.plan.reasons import GPU_KINDS, Failure, Reason
+from fwsetup.plan.target import Evaluation, Target
+from fwsetup.recipes import parse_specifier, parse_version
 
 if TYPE_CHECKING:
-    from fwsetup.plan.evaluate import Evaluation, Target
     from fwsetup.plan.model import Request
     from fwsetup.profile import AmdGPU, HostProfile
     from fwsetup.recipes import Build
@@ -66,8 +63,6 @@ def gfx_runs(gfx: str | None, targets: Sequence[str]) -> bool | None:
 
 
 def check_rocm(ev: Evaluation, profile: HostProfile, request: Request, t: Target) -> None:
-    from fwsetup.recipes import parse_specifier
-
     b = ev.build
     amd = profile.amd
 
@@ -195,9 +190,6 @@ def vendor_refusals(evals: Sequence[Evaluation], profile: HostProfile) -> list[R
     """Why the AMD / Intel GPU that is present is left unused: the newest of its vendor's builds that fits
     the platform, and what keeps it from this GPU (a gfx target it was not built for, no /dev/kfd access...).
     Said where the plan refuses or falls back to the CPU, since the newest release may have no such build."""
-    from fwsetup.plan.evaluate import ver
-    from fwsetup.plan.reasons import GPU_KINDS
-
     out: list[Reason] = []
     present = vendors_present(profile)
     for accelerator, vendor in (("rocm", "amd"), ("xpu", "intel")):
@@ -209,7 +201,7 @@ def vendor_refusals(evals: Sequence[Evaluation], profile: HostProfile) -> list[R
         fitting = [ev for ev in mine if ev.host_ok]
         if not fitting:
             continue
-        ev = max(fitting, key=lambda e: ver(e.build.version))
+        ev = max(fitting, key=lambda e: parse_version(e.build.version))
         why = tuple(f for f in ev.fails if f.kind in GPU_KINDS)
         if why:
             out.append(

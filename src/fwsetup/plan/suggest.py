@@ -11,8 +11,6 @@ import msgspec
 from fwsetup.plan.choose import newest
 from fwsetup.plan.evaluate import (
     GPU_ACCELERATORS,
-    Evaluation,
-    Target,
     evaluate,
     make_target,
     python_ok,
@@ -20,6 +18,7 @@ from fwsetup.plan.evaluate import (
     version_filter,
 )
 from fwsetup.plan.reasons import Suggestion
+from fwsetup.plan.target import Evaluation, Target
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData

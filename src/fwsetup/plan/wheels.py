@@ -28,15 +28,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
-from fwsetup.plan.reasons import Failure
+import msgspec
+
+from fwsetup.plan.reasons import Failure, Suggestion
+from fwsetup.plan.target import Target
+from fwsetup.recipes import parse_requirement, parse_version
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
     from packaging.tags import Tag
 
-    from fwsetup.plan.evaluate import Evaluation, Target
     from fwsetup.plan.model import Request
-    from fwsetup.plan.reasons import Suggestion
+    from fwsetup.plan.target import Evaluation
     from fwsetup.recipes import Build, Recipe
     from fwsetup.registry import Registry, Wheel
 
@@ -113,7 +116,9 @@ def platform_tags(t: Target) -> tuple[tuple[str, ...], str | None, tuple[int, in
         version = _pair(t.libc_version) if t.libc == libc else None
         return tuple(linux_platforms(arch, libc, version)), libc, version
     if t.system == "darwin":
-        from packaging.tags import mac_platforms
+        from packaging.tags import (
+            mac_platforms,  # lazy: packaging.tags costs ~12 ms at start-up (-X importtime)
+        )
 
         mac = _pair(t.macos_version) or _MACOS_UNKNOWN
         return tuple(mac_platforms(mac, "arm64" if arch in ("arm64", "aarch64") else arch)), None, None
@@ -135,8 +140,6 @@ def _host_tags(
     macos_version: str | None,
     docker: bool,
 ) -> HostTags | None:
-    from fwsetup.plan.evaluate import Target
-
     t = Target(system=system, arch=arch, python=python, features=None, windows_driver=False, docker=docker,
                wsl=False, libc=libc, libc_version=libc_version, macos_version=macos_version,
                implementation=implementation, free_threaded=free_threaded)  # fmt: skip
@@ -147,7 +150,7 @@ def _host_tags(
     if system not in ("linux", "darwin", "windows") or arch is None:
         return None
     # (no platform tag at all, a macOS older than any wheel tag: only pure-Python wheels install)
-    from packaging.tags import compatible_tags, cpython_tags
+    from packaging.tags import compatible_tags, cpython_tags  # lazy: ~12 ms at start-up (-X importtime)
 
     interpreter = f"cp{py[0]}{py[1]}"
     abi = interpreter + ("t" if free_threaded else "")
@@ -227,8 +230,6 @@ def diagnose(
 
 def _pins(requirements: Iterable[str]) -> list[tuple[str, str, tuple[str, ...]]]:
     """(distribution, version, extras) of each requirement pinned with == (ones with markers aside)."""
-    from fwsetup.recipes import parse_requirement
-
     out: list[tuple[str, str, tuple[str, ...]]] = []
     for text in requirements:
         try:
@@ -350,8 +351,6 @@ def _companion_candidates(
     registry: Registry, name: str, version: str
 ) -> tuple[tuple[Requirement, tuple[str, ...]], ...]:
     """The requirements of a release that the data also holds, each with its synced releases (newest first)."""
-    from fwsetup.recipes import parse_requirement
-
     out = []
     info = registry.release(name, version)
     for text in info.requires if info is not None else ():
@@ -377,11 +376,6 @@ def platform_suggestions(
     """What would work where published wheels do not install here: an older release whose wheels do (looked
     for in `also` too: the builds outside --version), a container (its own glibc), conda-forge (its own
     builds, with their own glibc floor), a newer macOS."""
-    import msgspec
-
-    from fwsetup.plan.evaluate import ver
-    from fwsetup.plan.reasons import Suggestion
-
     held = [f for ev in evals for f in ev.fails if f.kind == "platform"]
     if not held:
         return []
@@ -389,7 +383,7 @@ def platform_suggestions(
     codes = {f.code for f in held}
     runs = [ev for ev in [*evals, *also] if ev.host_ok and "want" not in ev.kinds()]
     if runs:
-        best = max(runs, key=lambda ev: ver(ev.build.version))
+        best = max(runs, key=lambda ev: parse_version(ev.build.version))
         out.append(Suggestion("older_release_platform", title=recipe.title, version=best.build.version,
                               request=msgspec.structs.replace(request, version=best.build.version)))  # fmt: skip
     if t.system == "linux" and not t.docker and codes & {"glibc_too_old", "musl_too_old", "no_musl_wheel"}:
@@ -397,6 +391,6 @@ def platform_suggestions(
     if "glibc_too_old" in codes:
         out.append(Suggestion("conda_forge", title=recipe.title))
     if "macos_too_old" in codes:
-        need = min((str(f.get("need")) for f in held if f.code == "macos_too_old"), key=ver)
+        need = min((str(f.get("need")) for f in held if f.code == "macos_too_old"), key=parse_version)
         out.append(Suggestion("upgrade_macos", need=need, title=recipe.title))
     return out

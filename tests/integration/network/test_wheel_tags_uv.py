@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fwsetup.plan.evaluate import Target
+from fwsetup.plan.target import Target
 from fwsetup.plan.wheels import diagnose, host_tags
 from fwsetup.registry import load_registry
 
