@@ -60,7 +60,7 @@ def uv_flags(requirements: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def bench(name: str, runs: int, work: Path, *, with_pip: bool = True) -> dict:
-    from fwsetup.backends.venv import find_uv
+    from fwsetup.backends.installer import find_uv
     from fwsetup.smoke import script_path
 
     uv = find_uv(dict(os.environ))

@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
     from fwsetup.backends import envvars
-    from fwsetup.backends.venv import find_uv
+    from fwsetup.backends.installer import find_uv
 
     fwsetup = shutil.which("fwsetup", path=str(Path(sys.executable).parent))
     uv = find_uv(dict(os.environ))

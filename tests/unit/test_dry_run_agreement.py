@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fwsetup.backends import venv
+from fwsetup.backends import wheel_sources
 from fwsetup.cli import main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -24,7 +24,7 @@ def index_answers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
     for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(venv, "probe_index", lambda url, cafile=None, timeout=10.0: None)
+    monkeypatch.setattr(wheel_sources, "probe_index", lambda url, cafile=None, timeout=10.0: None)
 
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict]:

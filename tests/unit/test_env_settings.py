@@ -19,7 +19,9 @@ from support import make_wheel
 
 from fwsetup.backends import envvars, transaction
 from fwsetup.backends.base import InstallOptions
-from fwsetup.backends.venv import VenvBackend, env_python, find_uv
+from fwsetup.backends.installer import find_uv
+from fwsetup.backends.venv import VenvBackend
+from fwsetup.backends.venv_paths import env_python
 from fwsetup.errors import SmokeError, UsageError
 from fwsetup.plan import Plan, SmokeSpec
 

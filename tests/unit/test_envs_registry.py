@@ -33,7 +33,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     from support import make_wheel
     from test_install_staged import RECIPE, SMOKE
 
-    from fwsetup.backends.venv import find_uv
+    from fwsetup.backends.installer import find_uv
 
     if find_uv(dict(os.environ)) is None:
         pytest.skip("needs the uv binary (pip install uv)")

@@ -264,7 +264,7 @@ def test_state_does_not_leak_into_the_next_command(monkeypatch: pytest.MonkeyPat
 def fake_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     from test_install_staged import RECIPE, SMOKE, make_wheel
 
-    from fwsetup.backends.venv import find_uv
+    from fwsetup.backends.installer import find_uv
 
     if find_uv(dict(os.environ)) is None:
         pytest.skip("needs the uv binary")

@@ -26,7 +26,8 @@ from test_install_staged import (  # the staged-install tests' helpers; `world` 
 from fwsetup import staging
 from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.conda import CondaBackend
-from fwsetup.backends.venv import VenvBackend, find_uv
+from fwsetup.backends.installer import find_uv
+from fwsetup.backends.venv import VenvBackend
 from fwsetup.detect.environment import inspect_env
 from fwsetup.errors import InstallError, UsageError
 from fwsetup.plan import Plan, SmokeSpec
@@ -593,7 +594,7 @@ def test_files_of_yours_in_an_env_fwsetup_made_are_named_and_never_replaced(worl
 def test_packages_and_files_you_added_are_named_and_kept_unless_force(world: dict) -> None:
     from support import make_wheel
 
-    from fwsetup.backends.venv import find_uv
+    from fwsetup.backends.installer import find_uv
 
     target = world["parent"] / "fake"
     VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))

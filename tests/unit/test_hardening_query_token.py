@@ -28,7 +28,7 @@ from support import make_wheel
 from test_install_staged import RECIPE, SMOKE
 
 from fwsetup import pipconfig
-from fwsetup.backends.venv import find_uv
+from fwsetup.backends.installer import find_uv
 
 QTOKEN = "qtok-2b7f0e91c3d5a8"  # in the query string
 UTOKEN = "utok-6d2a8c4e1f09b3"  # in user:token@

@@ -24,10 +24,12 @@ import pytest
 from test_install_staged import RECIPE, SMOKE, make_wheel
 
 from fwsetup import pipconfig
-from fwsetup.backends import venv
+from fwsetup.backends import wheel_sources
 from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.docker import redact as docker_redact
-from fwsetup.backends.venv import Installer, Sources, VenvBackend, find_uv
+from fwsetup.backends.installer import Installer, find_uv
+from fwsetup.backends.venv import VenvBackend
+from fwsetup.backends.wheel_sources import Sources
 from fwsetup.cli import main
 from fwsetup.plan import Plan, SmokeSpec
 from fwsetup.proc import run_streamed
@@ -53,7 +55,7 @@ def clean_pip_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "UV_FIND_LINKS",
     ):
         monkeypatch.delenv(var, raising=False)
-    venv.probe_index.cache_clear()
+    wheel_sources.probe_index.cache_clear()
 
 
 # -- the redaction function ------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ def test_commands_hold_no_token(kind: str, tmp_path: Path) -> None:
     for argv in backend.commands(_plan([plan_index]), options, tmp_path / "env", sources, cfg):
         assert not any(TOKEN in a for a in argv), argv
     if kind == "pip":  # pip reads PIP_INDEX_URL itself; the plan's index joins PIP_EXTRA_INDEX_URL
-        assert venv.pip_index_env(sources.plan_indexes, settings)["PIP_EXTRA_INDEX_URL"].split() == [
+        assert wheel_sources.pip_index_env(sources.plan_indexes, settings)["PIP_EXTRA_INDEX_URL"].split() == [
             plan_index,
             EXTRA,
         ]

@@ -26,7 +26,7 @@ from support import make_wheel
 from test_install_staged import RECIPE, SMOKE
 
 from fwsetup import pipconfig
-from fwsetup.backends.venv import find_uv
+from fwsetup.backends.installer import find_uv
 
 needs_uv = pytest.mark.skipif(
     find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)"
@@ -266,12 +266,12 @@ def test_https_index_trusted_only_through_requests_ca_bundle(tmp_path: Path, ind
 @needs_openssl
 @pytest.mark.parametrize("index", ["tls"], indirect=True)
 def test_fwsetups_own_probe_trusts_the_carried_ca(tmp_path: Path, index: dict) -> None:
-    from fwsetup.backends import venv
+    from fwsetup.backends import wheel_sources
 
-    venv.probe_index.cache_clear()
-    why = venv.probe_index(index["url"], None, 10.0)
+    wheel_sources.probe_index.cache_clear()
+    why = wheel_sources.probe_index(index["url"], None, 10.0)
     assert why is not None and "certificate" in why.lower()
-    assert venv.probe_index(index["url"], index["ca"], 10.0) is None
+    assert wheel_sources.probe_index(index["url"], index["ca"], 10.0) is None
 
 
 @needs_uv

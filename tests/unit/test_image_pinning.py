@@ -189,7 +189,7 @@ def test_bake_shares_one_context_per_framework_with_only_the_wheels_its_targets_
     (wheels / torch).write_bytes(b"torch")
     (wheels / "caffe_big-1.0-py3-none-any.whl").write_bytes(b"x" * 1000)
     # PyTorch's index cannot be reached: as `install` and `build`, bake falls back to the local wheels.
-    monkeypatch.setattr("fwsetup.backends.venv.probe_index", lambda *a, **k: "unreachable (test)")
+    monkeypatch.setattr("fwsetup.backends.wheel_sources.probe_index", lambda *a, **k: "unreachable (test)")
     out = tmp_path / "bake"
     env = {
         **NO_PIP,
@@ -228,7 +228,7 @@ def test_platform_reaches_every_format(
 
     from fwsetup.cli import app
 
-    monkeypatch.setattr("fwsetup.backends.venv.probe_index", lambda *a, **k: None)
+    monkeypatch.setattr("fwsetup.backends.wheel_sources.probe_index", lambda *a, **k: None)
     env = {
         **NO_PIP,
         "PIP_FIND_LINKS": "",

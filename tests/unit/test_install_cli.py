@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fwsetup.backends import venv
+from fwsetup.backends import installer, pylock, venv, venv_paths, wheel_sources
 from fwsetup.backends.base import InstallOptions
 from fwsetup.cli import main
 from fwsetup.plan import Plan
@@ -23,7 +23,7 @@ def no_pip_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
     for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
         monkeypatch.delenv(var, raising=False)
-    venv.probe_index.cache_clear()
+    wheel_sources.probe_index.cache_clear()
 
 
 @pytest.fixture()
@@ -34,7 +34,7 @@ def unreachable(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         probed.append(url)
         return "dns error: failed to lookup address information"
 
-    monkeypatch.setattr(venv, "probe_index", probe)
+    monkeypatch.setattr(wheel_sources, "probe_index", probe)
     return probed
 
 
@@ -144,27 +144,27 @@ def test_check_sources(tmp_path: Path, unreachable: list[str]) -> None:
     wh.mkdir()
     opts = InstallOptions(target=tmp_path / "e", env={"PIP_CONFIG_FILE": os.devnull}, wheelhouse=wh)
     # no local wheel, index down: the error names the index and what to do
-    with pytest.raises(venv.IndexUnreachable, match="use --wheelhouse DIR with the torch wheel"):
-        venv.check_sources(_plan(), opts)
+    with pytest.raises(wheel_sources.IndexUnreachable, match="use --wheelhouse DIR with the torch wheel"):
+        wheel_sources.check_sources(_plan(), opts)
     # a wheel of another version is reported as a hint, not used
     (wh / "torch-2.12.0+cpu-py3-none-any.whl").write_bytes(b"")
-    with pytest.raises(venv.IndexUnreachable) as info:
-        venv.check_sources(_plan(), opts)
+    with pytest.raises(wheel_sources.IndexUnreachable) as info:
+        wheel_sources.check_sources(_plan(), opts)
     assert info.value.local == {"torch": ["2.12.0+cpu"]}
     # the pinned release locally: the plan's index is dropped and never contacted
     (wh / "torch-2.13.0+cpu-py3-none-any.whl").write_bytes(b"")
     unreachable.clear()
-    src = venv.check_sources(_plan(), opts)
+    src = wheel_sources.check_sources(_plan(), opts)
     assert src.plan_indexes == () and unreachable == []
     assert "not contacting https://download.pytorch.org/whl/cpu" in src.notes[0]
     # a wheel for another Python does not count
     (wh / "torch-2.13.0+cpu-py3-none-any.whl").unlink()
     (wh / "torch-2.13.0+cpu-cp39-cp39-manylinux_2_28_x86_64.whl").write_bytes(b"")
-    with pytest.raises(venv.IndexUnreachable):
-        venv.check_sources(_plan(), opts)
+    with pytest.raises(wheel_sources.IndexUnreachable):
+        wheel_sources.check_sources(_plan(), opts)
     # --offline: no index at all
     off = InstallOptions(target=tmp_path / "e", env={"PIP_CONFIG_FILE": os.devnull}, offline=True)
-    assert venv.check_sources(_plan(), off).plan_indexes == ()
+    assert wheel_sources.check_sources(_plan(), off).plan_indexes == ()
     # find-links from the pip configuration count as local wheels
     conf = tmp_path / "pip.conf"
     good = tmp_path / "fl"
@@ -174,15 +174,17 @@ def test_check_sources(tmp_path: Path, unreachable: list[str]) -> None:
     via_conf = InstallOptions(
         target=tmp_path / "e", env={"PIP_CONFIG_FILE": str(conf), "HOME": str(tmp_path)}
     )
-    assert venv.check_sources(_plan(), via_conf).local == {
+    assert wheel_sources.check_sources(_plan(), via_conf).local == {
         "torch==2.13.0": str(good / "torch-2.13.0+cpu-py3-none-any.whl")
     }
 
 
 def test_reachable_plan_index_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(venv, "probe_index", lambda url, cafile=None, timeout=10.0: None)
+    monkeypatch.setattr(wheel_sources, "probe_index", lambda url, cafile=None, timeout=10.0: None)
     opts = InstallOptions(target=tmp_path / "e", env={"PIP_CONFIG_FILE": os.devnull})
-    assert venv.check_sources(_plan(), opts).plan_indexes == ("https://download.pytorch.org/whl/cpu",)
+    assert wheel_sources.check_sources(_plan(), opts).plan_indexes == (
+        "https://download.pytorch.org/whl/cpu",
+    )
 
 
 @pytest.mark.parametrize(
@@ -229,7 +231,7 @@ def test_read_pylock_and_pip_report(tmp_path: Path) -> None:
         f'[[packages]]\nname = "w"\nversion = "1.0"\nwheels = [{{ url = "{whl.as_uri()}", hashes = {{ sha256 = "cd" }} }}]\n\n'
         '[[packages]]\nname = "s"\nversion = "2"\nsdist = { url = "https://files.example/s-2.tar.gz", hashes = { sha256 = "ef" } }\n'
     )
-    pkgs = venv.read_pylock(lock)
+    pkgs = pylock.read_pylock(lock)
     assert pkgs[0] == {
         "name": "a",
         "version": "1.0",
@@ -252,7 +254,7 @@ def test_read_pylock_and_pip_report(tmp_path: Path) -> None:
             }
         )
     )
-    assert venv.read_pip_report(report) == [{"name": "a", "version": "1", "url": "u", "sha256": "00"}]
+    assert pylock.read_pip_report(report) == [{"name": "a", "version": "1", "url": "u", "sha256": "00"}]
 
 
 def test_fix_paths(tmp_path: Path) -> None:
@@ -262,7 +264,7 @@ def test_fix_paths(tmp_path: Path) -> None:
     (old / "bin" / "tool").chmod(0o755)
     (old / "bin" / "binary").write_bytes(b"\x7fELF\0\0" + str(old).encode())
     (old / "pyvenv.cfg").write_text(f"home = /usr/bin\ncommand = /usr/bin/python3 -m venv {old}\n")
-    changed = venv.fix_paths(old, old, new)
+    changed = venv_paths.fix_paths(old, old, new)
     assert sorted(changed) == ["pyvenv.cfg", "tool"]
     assert (old / "bin" / "tool").read_text().startswith(f"#!{new}/bin/python")
     assert os.access(old / "bin" / "tool", os.X_OK)
@@ -270,13 +272,13 @@ def test_fix_paths(tmp_path: Path) -> None:
 
 
 def test_find_installer_honours_the_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert venv.find_installer({"FWSETUP_INSTALLER": "pip", "PATH": ""}).kind == "pip"
+    assert installer.find_installer({"FWSETUP_INSTALLER": "pip", "PATH": ""}).kind == "pip"
     from fwsetup.errors import UsageError
 
     with pytest.raises(UsageError):
-        venv.find_installer({"FWSETUP_INSTALLER": "conda"})
-    if venv.find_uv(dict(os.environ)):
-        assert venv.find_installer(dict(os.environ)).kind == "uv"
+        installer.find_installer({"FWSETUP_INSTALLER": "conda"})
+    if installer.find_uv(dict(os.environ)):
+        assert installer.find_installer(dict(os.environ)).kind == "uv"
 
 
 def test_default_env_dir() -> None:

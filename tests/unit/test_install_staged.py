@@ -21,7 +21,9 @@ from support import FACTS, make_wheel
 
 from fwsetup import staging
 from fwsetup.backends.base import InstallOptions
-from fwsetup.backends.venv import VenvBackend, env_python, find_uv
+from fwsetup.backends.installer import find_uv
+from fwsetup.backends.venv import VenvBackend
+from fwsetup.backends.venv_paths import env_python
 from fwsetup.errors import InstallError, SmokeError, UsageError
 from fwsetup.plan import Plan, SmokeSpec, plan_to_json
 
@@ -290,7 +292,7 @@ def test_lock_held_elsewhere_times_out(world: dict) -> None:
 
 
 def test_pip_fallback(world: dict) -> None:
-    from fwsetup.backends.venv import Installer
+    from fwsetup.backends.installer import Installer
 
     target = world["parent"] / "viapip"
     r = VenvBackend(installer=Installer("pip", None, "")).install(

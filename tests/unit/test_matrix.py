@@ -22,7 +22,7 @@ NO_PIP = {"PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "", "PIP_CERT": "", 
 def _no_network(fake_image_lock: object, monkeypatch: pytest.MonkeyPatch) -> None:
     """bake plans each image as build does: its lock (fake_lock.py) and the framework's index, here taken
     as reachable (the real probe and lock run in the docker integration tests)."""
-    monkeypatch.setattr("fwsetup.backends.venv.probe_index", lambda *a, **k: None)
+    monkeypatch.setattr("fwsetup.backends.wheel_sources.probe_index", lambda *a, **k: None)
 
 
 def run(*args: str, **env: str) -> str:

@@ -19,7 +19,8 @@ from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.conda import CondaBackend
 from fwsetup.backends.docker import DockerBackend
 from fwsetup.backends.engine import RunResult
-from fwsetup.backends.venv import VenvBackend, find_uv
+from fwsetup.backends.installer import find_uv
+from fwsetup.backends.venv import VenvBackend
 from fwsetup.errors import SmokeError
 from fwsetup.plan import Plan, SmokeSpec
 from fwsetup.smoke.runner import SmokeReport, check_result

@@ -17,7 +17,10 @@ import pytest
 
 from fwsetup import pipconfig
 from fwsetup.backends.base import InstallOptions
-from fwsetup.backends.venv import Installer, Sources, VenvBackend, env_python
+from fwsetup.backends.installer import Installer
+from fwsetup.backends.venv import VenvBackend
+from fwsetup.backends.venv_paths import env_python
+from fwsetup.backends.wheel_sources import Sources
 from fwsetup.plan import Plan
 
 

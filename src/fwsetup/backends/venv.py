@@ -24,259 +24,34 @@ their environment, never argv; every log line, message and file written here goe
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import hashlib
 import json
 import os
 import re
 import shlex
 import shutil
-import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fwsetup import pipconfig, proc, staging
 from fwsetup.backends import envvars, transaction
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
+from fwsetup.backends.installer import MIN_UV, Installer, base_python, find_installer, own_interpreter
+from fwsetup.backends.pylock import PYLOCK, locked_requirements, read_locked, read_pip_report, read_pylock
+from fwsetup.backends.venv_paths import env_python, fix_paths, python_version
+from fwsetup.backends.wheel_sources import Sources, check_sources, index_cache, pip_index_env
 from fwsetup.errors import FwsetupError, InstallError, NetworkError, SmokeError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.proc import env_secrets, run_streamed
-from fwsetup.redact import has_credentials, redact_data, redact_text
+from fwsetup.redact import redact_data, redact_text
 from fwsetup.settings import resolve
 
 INSTALL_TIMEOUT = 3600.0
 EXPANSION = 2.5  # installed size / wheel size, roughly (torch 190 MB wheel -> ~450 MB installed)
-PYLOCK = "pylock.toml"
 PLAN_FILE = "plan.json"
 LOG_NAME = "install.log"
-
-
-# -- the installer -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Installer:
-    kind: str  # "uv" | "pip"
-    exe: str | None  # the uv binary (None for pip)
-    version: str
-
-    def describe(self) -> str:
-        return f"{self.kind} {self.version}"
-
-
-@functools.cache
-def _uv_version(exe: str) -> str | None:
-    from fwsetup.detect.tools import bundled_uv_version
-
-    if (bundled := bundled_uv_version(exe)) is not None:
-        return bundled
-    res = proc.run([exe, "--version"], timeout=20)
-    if not res.ok:
-        return None
-    m = re.search(r"uv (\S+)", res.stdout)
-    return m.group(1) if m else None
-
-
-def find_uv(env: Mapping[str, str]) -> str | None:
-    """The uv binary: $FWSETUP_UV, the `uv` Python package's own, then PATH. None when none runs."""
-    candidates: list[str] = []
-    if uv_override := resolve(env).uv:
-        candidates.append(uv_override)
-    try:
-        import uv  # the PyPI package ships the binary
-
-        candidates.append(uv.find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        pass
-    if which := shutil.which("uv", path=env.get("PATH")):
-        candidates.append(which)
-    for exe in candidates:
-        if _uv_usable(_uv_version(exe)):
-            return exe
-    return None
-
-
-MIN_UV = (
-    "0.7"  # pylock.toml (PEP 751) from `uv pip compile` and into `uv pip install -r` (0.6.15, settled by 0.7)
-)
-
-
-def _uv_usable(version: str | None) -> bool:
-    from packaging.version import InvalidVersion, Version
-
-    if not version:
-        return False
-    try:
-        return Version(version) >= Version(MIN_UV)
-    except InvalidVersion:
-        return True
-
-
-def find_installer(env: Mapping[str, str]) -> Installer:
-    """uv unless FWSETUP_INSTALLER=pip asks for pip, or no uv binary runs here."""
-    want = resolve(env).installer
-    if want not in ("", "uv", "pip"):
-        from fwsetup.errors import UsageError
-
-        msg = f"FWSETUP_INSTALLER={want!r}: expected uv or pip."
-        raise UsageError(msg)
-    if want != "pip":
-        exe = find_uv(env)
-        if exe:
-            return Installer("uv", exe, _uv_version(exe) or "?")
-        if want == "uv":
-            msg = f"FWSETUP_INSTALLER=uv, but no working uv >= {MIN_UV} was found (pip install -U uv)."
-            raise InstallError(msg)
-    return Installer("pip", None, "")
-
-
-# -- local wheels and the plan's index -------------------------------------------------------------------
-
-
-def _target_tags(python: str | None) -> set[str]:
-    from packaging import tags
-
-    if python and re.fullmatch(r"3\.\d+", python):
-        ver = tuple(int(x) for x in python.split("."))
-    else:
-        ver = sys.version_info[:2]
-    platforms = list(tags.platform_tags())
-    out = {str(t) for t in tags.cpython_tags(python_version=ver, platforms=platforms)}
-    out |= {str(t) for t in tags.compatible_tags(python_version=ver, platforms=platforms)}
-    return out
-
-
-def local_wheels(dirs: Sequence[str | Path], python: str | None) -> dict[str, list[tuple[Any, Path]]]:
-    """canonical name -> [(Version, wheel path)] of the wheels in `dirs` that can install on `python`."""
-    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-
-    ok_tags = _target_tags(python)
-    found: dict[str, list[tuple[Any, Path]]] = {}
-    for d in dirs:
-        p = pipconfig.local_path(str(d))
-        if p is None or not p.is_dir():
-            continue
-        for whl in sorted(p.glob("*.whl")):
-            try:
-                name, version, _build, wtags = parse_wheel_filename(whl.name)
-            except (InvalidWheelFilename, ValueError):
-                continue
-            if any(str(t) in ok_tags for t in wtags):
-                found.setdefault(canonicalize_name(name), []).append((version, whl))
-    return found
-
-
-def _pinned(requirements: Sequence[str]) -> list[Any]:
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    out = []
-    for text in requirements:
-        try:
-            req = Requirement(text)
-        except InvalidRequirement:
-            continue
-        if any(s.operator in ("==", "===") for s in req.specifier):
-            out.append(req)
-    return out
-
-
-class IndexUnreachable(NetworkError):
-    """The plan's own index cannot be reached and no local wheel provides what it was for."""
-
-    def __init__(
-        self, url: str, *, names: Sequence[str], local: Mapping[str, Sequence[str]], detail: str
-    ) -> None:
-        what = " and ".join(names) or "the framework"
-        url, detail = redact_text(url), redact_text(detail)
-        msg = f"cannot reach {url} ({detail}): use --wheelhouse DIR with the {what} wheel"
-        have = "; ".join(f"{n} {', '.join(vs)}" for n, vs in local.items() if vs)
-        hint = f"Local wheels found: {have} (choose one with --version)." if have else None
-        super().__init__(msg, hint=hint)
-        self.url = url
-        self.names = list(names)
-        self.local = {k: list(v) for k, v in local.items()}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Sources:
-    """Where the packages will come from."""
-
-    plan_indexes: tuple[str, ...]  # the plan's indexes still used
-    local: Mapping[str, str] = field(default_factory=dict)  # pinned requirement -> local wheel path
-    notes: tuple[str, ...] = ()
-
-
-PROBE_DEADLINE = 10.0  # seconds in all for one index probe, unless pip's timeout says otherwise
-
-
-@functools.cache
-def probe_index(url: str, cafile: str | None = None, timeout: float = PROBE_DEADLINE) -> str | None:
-    """None when the index answers (any HTTP status) within `timeout` seconds in all (fwsetup.net.fetch: a
-    total deadline, not per read), else why not (one phrase)."""
-    from fwsetup import net
-
-    if url.startswith("file:"):
-        p = pipconfig.local_path(url)
-        return None if p is not None and p.is_dir() else "no such folder"
-    ca = {"capath": cafile} if cafile and Path(cafile).is_dir() else {"cafile": cafile}
-    try:
-        net.fetch(url.rstrip("/") + "/", method="HEAD", deadline=timeout, max_bytes=1 << 20, **ca)
-    except net.FetchError as exc:
-        return exc.reason
-    return None
-
-
-def check_sources(
-    plan: Plan, options: InstallOptions, settings: pipconfig.PipSettings | None = None, *, probe: bool = True
-) -> Sources:
-    """Decide whether the plan's own index is needed; IndexUnreachable when it is and cannot be reached."""
-    env = _env(options)
-    settings = settings if settings is not None else resolve(env).pip
-    if not plan.index_urls:
-        return Sources(plan_indexes=())
-    if options.offline:
-        return Sources(plan_indexes=(), notes=("--offline: no index is contacted, local wheels only",))
-    dirs = ([str(options.wheelhouse)] if options.wheelhouse else []) + list(settings.find_links)
-    found = local_wheels(dirs, options.python or plan.python)
-    pinned = _pinned(plan.requirements)
-    from packaging.utils import canonicalize_name
-
-    local: dict[str, str] = {}
-    for req in pinned:
-        hits = [
-            w
-            for v, w in found.get(canonicalize_name(req.name), [])
-            if req.specifier.contains(v, prereleases=True)
-        ]
-        if hits:
-            local[str(req)] = str(hits[-1])
-    if pinned and len(local) == len(pinned):
-        where = ", ".join(sorted({str(Path(p).parent) for p in local.values()}))
-        note = f"{', '.join(local)} from the local wheels in {where}; not contacting {', '.join(plan.index_urls)}"
-        return Sources(plan_indexes=(), local=local, notes=(note,))
-    if not probe:
-        return Sources(plan_indexes=tuple(plan.index_urls), local=local)
-    # pip's cert (REQUESTS_CA_BUNDLE included, pipconfig), in addition to the system store (net.tls_context)
-    cert = Path(settings.cert).expanduser() if settings.cert else None
-    cafile = str(cert) if cert is not None and cert.exists() else env.get("SSL_CERT_FILE")
-    try:  # pip's timeout (PIP_TIMEOUT, pip.conf), here the probe's total deadline
-        deadline = float(settings.timeout) if settings.timeout else PROBE_DEADLINE
-    except ValueError:
-        deadline = PROBE_DEADLINE
-    for url in plan.index_urls:
-        why = probe_index(url, cafile, deadline)
-        if why is not None:
-            names = [r.name for r in pinned if str(r) not in local] or [
-                r.split("[")[0].split("=")[0] for r in plan.requirements[:1]
-            ]
-            versions = {n: [str(v) for v, _ in sorted(found.get(canonicalize_name(n), []))] for n in names}
-            raise IndexUnreachable(url, names=names, local=versions, detail=why)
-    return Sources(plan_indexes=tuple(plan.index_urls), local=local)
-
-
-# -- running commands: fwsetup.proc (run_streamed, env_secrets; every child dies with fwsetup) ----------
 
 
 # -- failure reasons -------------------------------------------------------------------------------------
@@ -333,167 +108,6 @@ def _tail(path: Path | None, n: int = 15) -> str:
     return "\n".join(lines[-n:])
 
 
-# -- the lock data ---------------------------------------------------------------------------------------
-
-
-def read_pylock(path: Path) -> list[dict[str, Any]]:
-    """[{name, version, url, sha256, size}] from a PEP 751 pylock.toml (the wheel chosen for this machine)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # Python 3.10
-        import tomli as tomllib
-
-    data = tomllib.loads(path.read_text())
-    out = []
-    for pkg in data.get("packages", []):
-        wheels = pkg.get("wheels") or []
-        art = wheels[0] if wheels else (pkg.get("sdist") or pkg.get("archive") or {})
-        entry: dict[str, Any] = {"name": pkg.get("name"), "version": pkg.get("version")}
-        if art.get("url"):
-            entry["url"] = art["url"]
-        elif art.get("path"):
-            entry["url"] = art["path"]
-        sha = (art.get("hashes") or {}).get("sha256")
-        if sha:
-            entry["sha256"] = sha
-        size = art.get("size")
-        if size is None and str(entry.get("url", "")).startswith("file:"):
-            p = pipconfig.local_path(entry["url"])
-            with contextlib.suppress(OSError):
-                size = p.stat().st_size if p else None
-        if size is not None:
-            entry["size"] = int(size)
-        if not wheels and (pkg.get("sdist") or pkg.get("archive")):
-            entry["sdist"] = True
-        out.append(entry)
-    return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class LockedPackage:
-    """One package of a pylock.toml, as `fwsetup sync` installs it: exactly this version, one of these files."""
-
-    name: str
-    version: str
-    hashes: tuple[str, ...]  # sha256 hex of each file the lock lists (its wheels, its sdist)
-    files: tuple[str, ...]  # those files' names (wheel tags: which machines it installs on)
-    marker: str | None = None
-
-
-def read_locked(text: str, where: str = "pylock.toml") -> list[LockedPackage]:
-    """The packages of a PEP 751 lock (what `uv pip compile --format pylock.toml` writes). UsageError when it
-    is not one, or when a package has no sha256 (it could not be installed hash-checked: never guessed)."""
-    from urllib.parse import unquote, urlsplit
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # Python 3.10
-        import tomli as tomllib
-    try:
-        data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        msg = f"{where} is not a valid pylock.toml (PEP 751): {exc}"
-        raise UsageError(msg) from None
-    if not isinstance(data.get("packages"), list) or not str(data.get("lock-version", "")).startswith("1"):
-        msg = f"{where} is not a pylock.toml (PEP 751: lock-version 1.x and [[packages]])."
-        raise UsageError(msg)
-    out: list[LockedPackage] = []
-    for pkg in data["packages"]:
-        if not isinstance(pkg, dict) or not pkg.get("name") or not pkg.get("version"):
-            msg = f"{where}: a [[packages]] entry without a name and version ({str(pkg)[:80]})."
-            raise UsageError(msg)
-        arts = [
-            a
-            for a in [*(pkg.get("wheels") or []), pkg.get("sdist"), pkg.get("archive")]
-            if isinstance(a, dict)
-        ]
-        hashes, files = [], []
-        for a in arts:
-            sha = (a.get("hashes") or {}).get("sha256") if isinstance(a.get("hashes"), dict) else None
-            if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
-                continue
-            hashes.append(sha)
-            ref = str(a.get("name") or a.get("url") or a.get("path") or "")
-            files.append(unquote(urlsplit(ref).path.rsplit("/", 1)[-1]) if ref else "")
-        if not hashes:
-            msg = f"{where}: {pkg['name']} {pkg['version']} has no sha256 in the lock, so it cannot be installed hash-checked."
-            raise UsageError(
-                msg, hint="Rebuild the lock with `fwsetup install` (it records every file's hash)."
-            )
-        marker = pkg.get("marker") if isinstance(pkg.get("marker"), str) else None
-        out.append(LockedPackage(name=str(pkg["name"]), version=str(pkg["version"]), hashes=tuple(hashes),
-                                 files=tuple(files), marker=marker))  # fmt: skip
-    return out
-
-
-def locked_requirements(packages: Sequence[LockedPackage], where: str) -> str:
-    """A requirements file for `uv pip sync --require-hashes` (pip: --no-deps --require-hashes): every locked
-    package at its version, with the hash of each file the lock allows."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    lines = [f"# fwsetup sync: exactly the packages of {where}" if where else "# fwsetup sync"]
-    for p in sorted(packages, key=lambda p: p.name.lower()):
-        try:  # names, versions and markers from a file: only what parses as a requirement goes in
-            req = Requirement(f"{p.name}=={p.version}" + (f"; {p.marker}" if p.marker else ""))
-        except InvalidRequirement as exc:
-            msg = f"{where}: {p.name} {p.version}: not a valid requirement ({exc})."
-            raise UsageError(msg) from None
-        hashes = " ".join(f"--hash=sha256:{h}" for h in p.hashes)
-        marker = f" ; {req.marker}" if req.marker else ""
-        lines.append(f"{req.name}=={p.version}{marker} {hashes}")
-    return "\n".join(lines) + "\n"
-
-
-def read_pip_report(path: Path) -> list[dict[str, Any]]:
-    """The same from `pip install --report`."""
-    data = json.loads(path.read_text())
-    out = []
-    for item in data.get("install", []):
-        meta = item.get("metadata", {})
-        info = item.get("download_info", {})
-        entry: dict[str, Any] = {
-            "name": meta.get("name"),
-            "version": meta.get("version"),
-            "url": info.get("url"),
-        }
-        hashes = (info.get("archive_info") or {}).get("hashes") or {}
-        if hashes.get("sha256"):
-            entry["sha256"] = hashes["sha256"]
-        out.append(entry)
-    return out
-
-
-# -- paths inside a built environment --------------------------------------------------------------------
-
-
-def fix_paths(env_dir: Path, old: Path, new: Path) -> list[str]:
-    """Rewrite `old` to `new` in the environment's text scripts (bin/*, pyvenv.cfg). Returns the files changed."""
-    old_b, new_b = os.fsencode(str(old)), os.fsencode(str(new))
-    changed = []
-    candidates = [env_dir / "pyvenv.cfg"]
-    bindir = env_dir / ("Scripts" if os.name == "nt" else "bin")
-    if bindir.is_dir():
-        candidates += [p for p in bindir.iterdir() if p.is_file() and not p.is_symlink()]
-    for p in candidates:
-        try:
-            if p.stat().st_size > 2_000_000:
-                continue
-            data = p.read_bytes()
-        except OSError:
-            continue
-        if b"\0" in data[:4096] or old_b not in data:
-            continue  # binaries (ELF launchers) and files that do not name the staging folder
-        mode = p.stat().st_mode
-        p.write_bytes(data.replace(old_b, new_b))
-        os.chmod(p, mode)
-        changed.append(p.name)
-    return changed
-
-
-def env_python(env_dir: Path) -> Path:
-    return env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
 def _env(options: InstallOptions) -> dict[str, str]:
     return dict(options.env) if options.env else dict(os.environ)
 
@@ -514,8 +128,6 @@ def digest_for(plan: Plan, options: InstallOptions) -> str:
     )
     extra: dict[str, Any] = {"method": "venv", "python": options.python, "smoke": options.run_smoke}
     if options.locked is not None:  # fwsetup sync: the locked set is part of what the environment is
-        import hashlib
-
         lines = locked_requirements(read_locked(options.locked.read_text(encoding="utf-8")), "")
         extra["locked"] = hashlib.sha256(lines.encode()).hexdigest()
     return staging.plan_digest({k: d.get(k) for k in keep}, extra)
@@ -604,7 +216,7 @@ class VenvBackend(Backend):
                     str(lock_in / PYLOCK),
                 ],
             ]
-        base = _base_python(py, _env(options))
+        base = base_python(py, _env(options))
         pip_args: list[str] = []
         if not pip_index_env(sources.plan_indexes, pipconfig.PipSettings()):  # else through the environment
             for url in sources.plan_indexes:
@@ -646,7 +258,7 @@ class VenvBackend(Backend):
             wheelhouse=options.wheelhouse,
             offline=options.offline,
             env=env,
-            index_cache=_index_cache(env) if install else None,
+            index_cache=index_cache(env) if install else None,
             uv_version=self.installer(options).version if self.installer(options).kind == "uv" else None,
         )
         return settings, sources, uvcfg
@@ -674,7 +286,7 @@ class VenvBackend(Backend):
             if argv:
                 lines.append(redact_text(shlex.join(argv)))
         if plan.smoke is not None and options.run_smoke:
-            from fwsetup.smoke.runner import smoke_argv
+            from fwsetup.smoke.runner import smoke_argv  # kept out of this module's import: see _build_in
 
             lines.append(shlex.join(smoke_argv([str(env_python(target))], plan.smoke.script, plan.smoke)))
         lines.append(
@@ -778,11 +390,9 @@ class VenvBackend(Backend):
                                 f"({inst.describe()})")  # fmt: skip
         else:
             progress("resolve", f"creating the environment ({inst.describe()})")
-        # What comes after, imported while uv works (the two cores are otherwise idle here)
+        # What comes after, imported while uv works (the two cores are otherwise idle here): the smoke
+        # runner, 9 ms here (measured with -X importtime), kept out of the module's own import for that
         import fwsetup.smoke.runner  # noqa: F401 - transaction.smoke
-
-        if sys.version_info >= (3, 11):
-            import tomllib  # noqa: F401 - read_pylock
 
         first = venv_made.result()
         resolved = resolving.result() if resolving is not None else None
@@ -843,7 +453,7 @@ class VenvBackend(Backend):
         if changed:
             with open(st.log_file, "a") as f:
                 f.write(f"fixed the staging path in: {', '.join(changed)}\n")
-        py_version = _python_version(env_python(st.path))
+        py_version = python_version(env_python(st.path))
         (st.meta / PLAN_FILE).write_text(json.dumps(redact_data(plan_to_dict(plan), hidden), indent=2) + "\n")
         transaction.write_lock(
             st.path, method="venv", digest=digest, plan=plan, installer=inst.describe(), python=py_version,
@@ -922,8 +532,6 @@ class _Verify:
     """staging.verify_hashes in a thread; result() joins it."""
 
     def __init__(self, env: Path, packages: Sequence[Mapping[str, Any]]) -> None:
-        import threading
-
         self._bad: dict[str, list[str]] = {}
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(env, list(packages)), daemon=True)
@@ -974,8 +582,6 @@ class _Background:
     and returns its value or raises what it raised."""
 
     def __init__(self, fn: Callable[[], proc.Result]) -> None:
-        import threading
-
         self._value: proc.Result | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True, name="fwsetup-resolve")
@@ -1017,66 +623,6 @@ def _with_log(exc: FwsetupError, st: staging.Staging) -> FwsetupError:
     parts.append(f"{st.target} was left as it was.")
     exc.hint = "\n".join(parts)
     return exc
-
-
-def pip_index_env(plan_indexes: Sequence[str], settings: pipconfig.PipSettings) -> dict[str, str]:
-    """pip fallback: plan indexes that carry a credential go through PIP_EXTRA_INDEX_URL, never argv (with
-    the user's own extra indexes, which that variable would otherwise hide). {} when none does."""
-    if not any(has_credentials(u) for u in plan_indexes):
-        return {}
-    return {"PIP_EXTRA_INDEX_URL": " ".join(dict.fromkeys([*plan_indexes, *settings.extra_index_urls]))}
-
-
-def _index_cache(env: Mapping[str, str]) -> Path | None:
-    """Where generated wheel indexes go (pipconfig.wheel_index): fwsetup's cache folder; None turns it off."""
-    return resolve(env).cache_dir
-
-
-def own_interpreter(py: str | None) -> str | None:
-    """The base interpreter fwsetup itself runs on, when the plan asks for its version ("3.11"), else None.
-
-    The plan was made for the Python detection saw (detect.python: this one), so the environment is made
-    from it. Named by path, uv does not search for it: its discovery of "3.11" queries every candidate
-    interpreter on the machine (pyenv's shims each run a shell script) and took 0.13-0.22 s of each install
-    here, twice (`uv venv` and the resolve beside it). A free-threaded build (3.13t) is not named by its
-    version alone, nor is another implementation: uv chooses those."""
-    from fwsetup.detect.python import probe_python
-
-    me = probe_python([])
-    if not py or me.implementation != "cpython" or me.free_threaded:
-        return None
-    if py != ".".join((me.version or "").split(".")[:2]):
-        return None
-    for candidate in (getattr(sys, "_base_executable", None), sys.executable):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
-
-
-def _base_python(py: str | None, env: Mapping[str, str]) -> str:
-    """The interpreter `python -m venv` runs with (pip fallback)."""
-    if py and os.sep in py:
-        return py
-    if py:
-        found = shutil.which(f"python{py}", path=env.get("PATH"))
-        if found:
-            return found
-        if f"{sys.version_info[0]}.{sys.version_info[1]}" == py:
-            return sys.executable
-        msg = f"no python{py} on PATH to create the environment with (the pip fallback needs one)."
-        raise InstallError(msg, hint="Install uv (pip install uv), or install that Python.")
-    return sys.executable
-
-
-def _python_version(python: Path) -> str | None:
-    # uv and venv write it into pyvenv.cfg (version_info / version); ask the interpreter only when not
-    with contextlib.suppress(OSError):
-        for line in (python.parent.parent / "pyvenv.cfg").read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() in ("version_info", "version") and value.strip():
-                return value.strip()
-    res = proc.run([str(python), "-c", "import platform; print(platform.python_version())"], timeout=60)
-    return res.stdout.strip() if res.ok else None
 
 
 def _last(text: str) -> str:

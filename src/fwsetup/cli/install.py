@@ -220,7 +220,7 @@ def _fleet(
 
 def _warn_untested(prepared: PreparedInstall, *, before: bool) -> None:
     """--skip-smoke, said loudly (stderr): before the work, and again once the env is in place."""
-    from fwsetup.backends.venv import env_python
+    from fwsetup.backends.venv_paths import env_python
     from fwsetup.ui import err_console, escape
 
     assert prepared.target is not None

@@ -157,7 +157,7 @@ def resolve_sources(
     did not ask for a version; else IndexUnreachable (exit 7)."""
     if plan.method not in ("venv", "docker"):
         return plan, []
-    from fwsetup.backends.venv import IndexUnreachable, check_sources
+    from fwsetup.backends.wheel_sources import IndexUnreachable, check_sources
 
     try:
         check_sources(plan, options_for(plan))

@@ -303,7 +303,7 @@ def write_bake(
 
     from fwsetup.backends.base import InstallOptions
     from fwsetup.backends.docker import default_wheelhouse
-    from fwsetup.backends.venv import IndexUnreachable, check_sources
+    from fwsetup.backends.wheel_sources import IndexUnreachable, check_sources
     from fwsetup.ops.build import pin_plan_base
     from fwsetup.ops.install import resolve_sources
 

@@ -29,7 +29,7 @@ from fwsetup.ops.result import InstallOutcome
 
 if TYPE_CHECKING:
     from fwsetup.backends.base import InstallOptions, Progress
-    from fwsetup.backends.venv import LockedPackage
+    from fwsetup.backends.pylock import LockedPackage
     from fwsetup.plan import Plan
     from fwsetup.plan.lockcheck import HostVerdict
 
@@ -70,7 +70,8 @@ def read_lock_source(path: Path, plan_file: Path | None = None) -> LockSource:
     """The lock at `path`: an environment folder (its .fwsetup/), a .fwsetup/ folder or any folder holding
     pylock.toml, or a pylock.toml file. The plan: `plan_file`, else plan.json beside the pylock, else
     lock.json's plan. UsageError (exit 2) naming what is missing."""
-    from fwsetup.backends.venv import PLAN_FILE, PYLOCK, read_locked
+    from fwsetup.backends.pylock import PYLOCK, read_locked
+    from fwsetup.backends.venv import PLAN_FILE
     from fwsetup.errors import UsageError
     from fwsetup.plan import plan_from_json
     from fwsetup.staging import LOCK_FILE, META_DIR

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from fwsetup.backends.venv import local_wheels, locked_requirements, read_locked
+from fwsetup.backends.pylock import locked_requirements, read_locked
+from fwsetup.backends.wheel_sources import local_wheels
 from fwsetup.pipconfig import read_pip_settings
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from test_hardening_env import _site, flat, fwsetup
 
-from fwsetup.backends.venv import find_uv
+from fwsetup.backends.installer import find_uv
 
 needs_uv = pytest.mark.skipif(
     find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)"
@@ -26,7 +26,7 @@ needs_uv = pytest.mark.skipif(
 @pytest.mark.network
 @pytest.mark.slow
 def test_real_torch_damaged_then_repaired_and_noop(tmp_path: Path) -> None:
-    from fwsetup.backends.venv import local_wheels
+    from fwsetup.backends.wheel_sources import local_wheels
     from fwsetup.pipconfig import read_pip_settings
 
     py = f"{sys.version_info[0]}.{sys.version_info[1]}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fwsetup.backends.venv import local_wheels
+from fwsetup.backends.wheel_sources import local_wheels
 from fwsetup.pipconfig import read_pip_settings
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -34,7 +34,7 @@ def test_install_and_smoke_on_the_backend_asked_for(backend: str, tmp_path: Path
     target = tmp_path / f"keras-{backend}"
     extra: list[str] = []
     if backend == "torch":
-        # Every pin of a plan whose own index cannot be reached must be in the local wheels (backends/venv
+        # Every pin of a plan whose own index cannot be reached must be in the local wheels (backends/wheel_sources
         # check_sources): torch is; keras is fetched from PyPI into a wheelhouse.
         planned = subprocess.run(
             [sys.executable, "-m", "fwsetup", "plan", "keras", "--cpu", "--backend", "torch", "--python", PY, "--json"],

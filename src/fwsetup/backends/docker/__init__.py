@@ -404,7 +404,7 @@ class DockerBackend(Backend):
     ) -> ImageOptions:
         # The plan's own index (PyTorch's) may be out of reach (air-gapped, proxies): when the wheelhouse
         # holds the pinned framework wheels, build without it; else say so now, not after a long build.
-        from fwsetup.backends.venv import check_sources
+        from fwsetup.backends.wheel_sources import check_sources
 
         wheelhouse = options.wheelhouse or default_wheelhouse(settings)
         sources = check_sources(
