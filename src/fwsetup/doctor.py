@@ -29,7 +29,7 @@ from fwsetup.compat import (
 from fwsetup.detect.environment import FileCheck, Framework, GpuCheck, ImportResult, PythonEnv
 from fwsetup.detect.tools import NOT_ANSWERING, SILENT_ENGINE_HINT
 from fwsetup.gpu_vendors import has_other_gpu
-from fwsetup.profile import GPU, HostProfile
+from fwsetup.profile import GPU, NVML_BROKEN, HostProfile
 
 Severity = Literal["error", "warning", "info"]
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -90,8 +90,8 @@ def no_gpu_reason(host: HostProfile) -> str:
         return "no NVIDIA driver" + (
             " (the GPU has no working driver)" if nv.pci_devices else " and no NVIDIA GPU"
         )
-    if nv.nvml.startswith("error"):
-        return f"the NVIDIA driver does not work ({nv.nvml.removeprefix('error: ')})"
+    if nv.nvml in NVML_BROKEN:
+        return f"the NVIDIA driver does not work ({nv.nvml_detail or nv.nvml})"
     if nv.nvml == "ok" and not nv.gpus:
         return "the NVIDIA driver sees no GPU"
     devices = cuda_devices(host)
@@ -182,59 +182,14 @@ def check_nvidia(host: HostProfile) -> list[Finding]:
                     remedy="Nothing to do for CPU work. Install CPU builds (`fwsetup install NAME --cpu`).",
                 )
             )
-    elif nv.nvml.startswith("error"):
-        message = nv.nvml.removeprefix("error:").strip()
-        low = message.lower()
-        if (
-            "mismatch" in low
-        ):  # NVML_ERROR_LIB_RM_VERSION_MISMATCH: the driver was updated, the old module runs
-            remedy = (
-                "The NVIDIA driver was updated but the kernel still runs the old driver's module, so the new "
-                "libraries and the old module do not match. Reboot, or reload the kernel module without a reboot: "
-                "stop every program using the GPU (`sudo lsof /dev/nvidia*`), then "
-                "`sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia`; "
-                "`nvidia-smi` works again when it is done."
-            )
-        elif "not loaded" in low:
-            remedy = (
-                "Load the kernel module: `sudo modprobe nvidia`; if that fails, `sudo dmesg | grep -i nvidia` "
-                "says why (Secure Boot needs the module signed, or the driver must be rebuilt for this kernel)."
-            )
-        elif "permission" in low:
-            remedy = "Give this user access to /dev/nvidia* (the `video` group on many systems)."
-        elif "not importable" in low:
-            remedy = "Reinstall fwsetup's dependency: `pip install nvidia-ml-py`."
-        elif "driver library" in low and ("crashed" in low or "did not answer" in low):
-            # detect.nvidia runs NVML in a child process; this is what it saw happen to that child.
-            remedy = (
-                "fwsetup went on without the GPU; frameworks load the same library and would fail the same way. "
-                "Run `nvidia-smi`: if it fails too, reinstall the NVIDIA driver and reboot (the library and the "
-                "kernel module must be the same release). "
-                + (
-                    "A hung driver often needs a GPU reset (`sudo nvidia-smi -r`) or a reboot; "
-                    "`sudo dmesg | grep -i -e NVRM -e Xid` says why (FWSETUP_NVML_TIMEOUT=SECONDS waits longer). "
-                    if "did not answer" in low
-                    else ""
-                )
-                + "If LD_LIBRARY_PATH names a folder holding another libnvidia-ml.so.1, take that folder out."
-            )
-        else:
-            remedy = "Run `nvidia-smi`: it shows the same error; reinstall the driver if it persists."
+    elif nv.nvml in NVML_BROKEN:
+        title, remedy = _NVML_BROKEN_WORDS.get(nv.nvml, _NVML_BROKEN_WORDS["error"])
         out.append(
             Finding(
                 id="nvidia.driver-not-working",
-                severity="error" if pci or "not importable" not in low else "warning",
-                title=(
-                    "The NVIDIA driver library crashed"
-                    if "crashed" in low
-                    else "The NVIDIA driver library hung"
-                    if "did not answer" in low
-                    else "The NVIDIA driver was updated without a reboot (driver/kernel module version mismatch)"
-                    if "mismatch" in low
-                    else "The NVIDIA driver does not work"
-                )
-                + (f" ({_gpus_text(len(pci))} on the PCI bus)" if pci else ""),
-                detail=f"NVML: {message.rstrip('.')}.",
+                severity="error" if pci or nv.nvml != "pynvml-missing" else "warning",
+                title=title + (f" ({_gpus_text(len(pci))} on the PCI bus)" if pci else ""),
+                detail=f"NVML: {(nv.nvml_detail or nv.nvml).rstrip('.')}.",
                 remedy=remedy,
             )
         )
@@ -278,6 +233,55 @@ def check_nvidia(host: HostProfile) -> list[Finding]:
                 out.append(_mig_finding(g, label))
     out += _visible_devices(host)
     return out
+
+
+_DRIVER_LIBRARY_FAILED = (
+    # detect.nvidia runs NVML in a child process; this is what it saw happen to that child.
+    "fwsetup went on without the GPU; frameworks load the same library and would fail the same way. "
+    "Run `nvidia-smi`: if it fails too, reinstall the NVIDIA driver and reboot (the library and the "
+    "kernel module must be the same release). "
+)
+_NOT_WORKING = "The NVIDIA driver does not work"
+# NVML state (profile.NvmlState) -> (title, remedy) of the finding "nvidia.driver-not-working".
+_NVML_BROKEN_WORDS: dict[str, tuple[str, str]] = {
+    "driver-library-mismatch": (
+        "The NVIDIA driver was updated without a reboot (driver/kernel module version mismatch)",
+        "The NVIDIA driver was updated but the kernel still runs the old driver's module, so the new "
+        "libraries and the old module do not match. Reboot, or reload the kernel module without a reboot: "
+        "stop every program using the GPU (`sudo lsof /dev/nvidia*`), then "
+        "`sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia`; "
+        "`nvidia-smi` works again when it is done.",
+    ),
+    "driver-not-loaded": (
+        _NOT_WORKING,
+        "Load the kernel module: `sudo modprobe nvidia`; if that fails, `sudo dmesg | grep -i nvidia` "
+        "says why (Secure Boot needs the module signed, or the driver must be rebuilt for this kernel).",
+    ),
+    "no-permission": (
+        _NOT_WORKING,
+        "Give this user access to /dev/nvidia* (the `video` group on many systems).",
+    ),
+    "pynvml-missing": (_NOT_WORKING, "Reinstall fwsetup's dependency: `pip install nvidia-ml-py`."),
+    "library-crashed": (
+        "The NVIDIA driver library crashed",
+        _DRIVER_LIBRARY_FAILED
+        + "If LD_LIBRARY_PATH names a folder holding another libnvidia-ml.so.1, take that folder out.",
+    ),
+    "library-hung": (
+        "The NVIDIA driver library hung",
+        _DRIVER_LIBRARY_FAILED + "A hung driver often needs a GPU reset (`sudo nvidia-smi -r`) or a reboot; "
+        "`sudo dmesg | grep -i -e NVRM -e Xid` says why (FWSETUP_NVML_TIMEOUT=SECONDS waits longer). "
+        "If LD_LIBRARY_PATH names a folder holding another libnvidia-ml.so.1, take that folder out.",
+    ),
+    "probe-failed": (
+        _NOT_WORKING,
+        "Run `nvidia-smi`: it shows the same error; reinstall the driver if it persists.",
+    ),
+    "error": (
+        _NOT_WORKING,
+        "Run `nvidia-smi`: it shows the same error; reinstall the driver if it persists.",
+    ),
+}
 
 
 def _mig_finding(g: GPU, label: str) -> Finding:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 
@@ -22,7 +22,6 @@ SCHEMA_VERSION = 1
 # Each constraint has a sentence in _EXPECTED, so that a bad value is reported as "FIELD: expected ..., got ...".
 _NUMERIC_VERSION = r"^[0-9]{1,6}(\.[0-9]{1,6}){0,3}$"  # 580.159.04, 13.0, 9.1.0, 9.0
 _PYTHON_VERSION = r"^3\.[0-9]{1,3}(\.[0-9]{1,3})?((a|b|rc)[0-9]{1,3})?\+?$"  # 3.11.7, 3.14.0rc1
-_NVML_STATE = r"^(ok|missing|unknown|error([:\s][\s\S]*)?)$"
 _MAX_BYTES = 2**62
 Version = Annotated[str, msgspec.Meta(pattern=_NUMERIC_VERSION)]
 Bytes = Annotated[int, msgspec.Meta(ge=0, le=_MAX_BYTES)]
@@ -30,9 +29,24 @@ Index = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 Count = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 Schema = Annotated[int, msgspec.Meta(ge=1, le=SCHEMA_VERSION)]
 PythonVersion = Annotated[str, msgspec.Meta(pattern=_PYTHON_VERSION)]
-NvmlState = Annotated[
-    str, msgspec.Meta(pattern=_NVML_STATE)
-]  # "ok" | "missing" | "error: <message>" | "unknown"
+# NVML's state, a closed status (detect/nvidia.py reads it from NVML's own error code, NVML_ERROR_*, or from what
+# happened to the probe's child process); the message that came with it is NvidiaInfo.nvml_detail.
+NvmlState = Literal[
+    "ok",
+    "missing",  # no driver library (libnvidia-ml.so.1; NVML_ERROR_LIBRARY_NOT_FOUND)
+    "unknown",  # not probed (a partial profile)
+    "driver-not-loaded",  # NVML_ERROR_DRIVER_NOT_LOADED: the kernel module is not loaded
+    "driver-library-mismatch",  # NVML_ERROR_LIB_RM_VERSION_MISMATCH: driver updated, old module still running
+    "no-permission",  # NVML_ERROR_NO_PERMISSION: this user cannot open /dev/nvidia*
+    "library-crashed",  # the driver library took the probe's child process down (a signal)
+    "library-hung",  # the driver library did not answer within the deadline
+    "pynvml-missing",  # nvidia-ml-py (pynvml) cannot be imported
+    "probe-failed",  # the probe's child could not start, or exited without an answer
+    "error",  # any other NVML error (nvml_detail says which)
+]
+NVML_STATES: Final[frozenset[str]] = frozenset(get_args(NvmlState))
+# States in which the driver is there but does not work (doctor: "the NVIDIA driver does not work").
+NVML_BROKEN: Final[frozenset[str]] = NVML_STATES - {"ok", "missing", "unknown"}
 
 
 class _Base(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=False):
@@ -97,6 +111,9 @@ class GPULink(_Base, frozen=True, kw_only=True):
 
 class NvidiaInfo(_Base, frozen=True, kw_only=True):
     nvml: NvmlState = "unknown"
+    nvml_detail: str | None = (
+        None  # the message that came with a state other than ok (NVML's, or the probe's)
+    )
     driver_version: Version | None = None
     cuda_driver_version: Version | None = None  # "13.0": highest CUDA the driver supports
     gpus: tuple[GPU, ...] = ()
@@ -107,6 +124,13 @@ class NvidiaInfo(_Base, frozen=True, kw_only=True):
     # which GPUs a job started there sees (compat.cuda_devices).
     cuda_visible_devices: str | None = None
     cuda_device_order: str | None = None
+
+    @property
+    def nvml_shown(self) -> str:
+        """The state as sentences show it: "ok", "missing", "unknown", or "error: <detail>"."""
+        if self.nvml in ("ok", "missing", "unknown"):
+            return self.nvml
+        return f"error: {self.nvml_detail or self.nvml}"
 
 
 class AmdGPU(_Base, frozen=True, kw_only=True):
@@ -300,7 +324,35 @@ def _fix_nulls(obj: object) -> object:
         tools = obj.get("tools")
         if isinstance(tools, dict) and tools.get("docker") is None and "docker" in tools:
             tools["docker"] = {}
+        nvidia = obj.get("nvidia")
+        if isinstance(nvidia, dict) and isinstance(nvidia.get("nvml"), str):
+            _legacy_nvml(nvidia)
     return obj
+
+
+# How fwsetup before the closed NVML states wrote them ("error: <message>"), read once here into a state and
+# its detail: these words are the messages that fwsetup wrote (detect/nvidia.py then) for each NVML error code.
+_LEGACY_NVML: tuple[tuple[str, str], ...] = (
+    ("did not answer", "library-hung"),
+    ("crashed", "library-crashed"),
+    ("mismatch", "driver-library-mismatch"),
+    ("not loaded", "driver-not-loaded"),
+    ("permission", "no-permission"),
+    ("not importable", "pynvml-missing"),
+    ("nvml probe", "probe-failed"),
+)
+
+
+def _legacy_nvml(nvidia: dict[str, Any]) -> None:
+    """A profile saved by an older fwsetup: nvml "error: <message>" -> a state, and the message as its detail."""
+    value = nvidia["nvml"]
+    if not re.match(r"^error(?:[:\s]|$)", value):
+        return
+    message = re.sub(r"^error:?\s*", "", value)
+    low = message.lower()
+    nvidia["nvml"] = next((state for words, state in _LEGACY_NVML if words in low), "error")
+    if message and not nvidia.get("nvml_detail"):
+        nvidia["nvml_detail"] = message
 
 
 def to_dict(profile: HostProfile) -> dict[str, Any]:
@@ -331,7 +383,7 @@ _EXPECTED: dict[str, str] = {
     "python.version": "a Python version such as 3.11.7, or null",
     "nvidia.driver_version": "an NVIDIA driver version such as 580.159.04, or null",
     "nvidia.cuda_driver_version": "a CUDA version such as 13.0, or null",
-    "nvidia.nvml": "one of ok, missing, unknown, or 'error: <message>'",
+    "nvidia.nvml": "an NVML state (" + ", ".join(sorted(NVML_STATES)) + "), or 'error: <message>'",
     "compute_capability": "a compute capability such as 9.0, or null",
     "cuda_toolkit.version": "a CUDA toolkit version such as 12.4, or null",
     "cudnn.version": "a cuDNN version such as 9.1.0, or null",

@@ -139,7 +139,23 @@ def test_no_library(tmp_path: Path) -> None:
 
 def test_driver_not_loaded_is_an_error_state(tmp_path: Path) -> None:
     info, _ = probe(fake_nvml(init_error=9), tmp_path)
-    assert info.nvml == "error: Driver Not Loaded"
+    assert (info.nvml, info.nvml_detail) == ("driver-not-loaded", "Driver Not Loaded")
+    assert info.nvml_shown == "error: Driver Not Loaded"  # what sentences show (the plan's, the lock's)
+
+
+@pytest.mark.parametrize(
+    ("code", "state"),
+    [(4, "no-permission"), (9, "driver-not-loaded"), (18, "driver-library-mismatch"), (15, "error"),
+     (999, "error")],
+)  # fmt: skip
+def test_an_nvml_error_is_a_state_read_from_its_code_not_its_message(
+    tmp_path: Path, code: int, state: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state comes from NVML_ERROR_* (the exception's value); the message, whatever its words (another
+    language, another driver's wording), is only the detail shown beside it."""
+    monkeypatch.setattr(NVMLError, "__str__", lambda self: "Fehler beim Laden")
+    info, _ = probe(fake_nvml(init_error=code), tmp_path)
+    assert (info.nvml, info.nvml_detail) == (state, "Fehler beim Laden")
 
 
 def test_driver_with_no_gpu(tmp_path: Path) -> None:
@@ -338,6 +354,6 @@ def test_a_hanging_nvml_does_not_hang_detection(monkeypatch: pytest.MonkeyPatch)
     host = detect.detect_host(refresh=True)
     detect.clear_cache()
     assert time.monotonic() - t0 < 2.5
-    assert host.nvidia.nvml == "error: NVML did not answer"
+    assert (host.nvidia.nvml, host.nvidia.nvml_detail) == ("library-hung", "NVML did not answer")
     assert "nvidia: no answer within 0.5 s" in host.probe_errors
     assert host.os.system and host.cpu.arch  # the rest of the host is there

@@ -31,6 +31,7 @@ DOCKER_OK = DockerInfo(
 def host(
     *,
     nvml: str = "ok",
+    nvml_detail: str | None = None,
     driver: str | None = "580.65.06",
     cuda: str | None = "13.0",
     gpus: tuple[GPU, ...] = (H100,),
@@ -45,7 +46,12 @@ def host(
         cpu=CPUInfo(arch="x86_64", features=("avx", "avx2", "fma")),
         python=PythonInfo(version="3.11.7"),
         nvidia=NvidiaInfo(
-            nvml=nvml, driver_version=driver, cuda_driver_version=cuda, gpus=gpus, pci_devices=pci
+            nvml=nvml,  # type: ignore[arg-type]
+            nvml_detail=nvml_detail,
+            driver_version=driver,
+            cuda_driver_version=cuda,
+            gpus=gpus,
+            pci_devices=pci,
         ),
         cuda_toolkit=CudaToolkitInfo(version=toolkit, home="/usr/local/cuda" if toolkit else None),
         tools=ToolsInfo(docker=docker, uv="0.9.0", pip="25.0"),
@@ -88,14 +94,24 @@ def test_gpu_on_pci_but_no_driver() -> None:
 
 
 @pytest.mark.parametrize(
-    ("message", "hint"),
-    [("Driver Not Loaded", "modprobe nvidia"), ("Driver/library version mismatch", "reboot"),
-     ("Insufficient Permissions", "/dev/nvidia")],
+    ("state", "message", "hint"),
+    [("driver-not-loaded", "Driver Not Loaded", "modprobe nvidia"),
+     ("driver-library-mismatch", "Driver/library version mismatch", "reboot"),
+     ("no-permission", "Insufficient Permissions", "/dev/nvidia"),
+     ("library-crashed", "the NVIDIA driver library crashed (SIGSEGV)", "LD_LIBRARY_PATH"),
+     ("library-hung", "the NVIDIA driver library did not answer within 15 s", "nvidia-smi -r"),
+     ("error", "Unknown Error", "nvidia-smi")],
 )  # fmt: skip
-def test_driver_not_working(message: str, hint: str) -> None:
-    found = doctor.diagnose(host(nvml=f"error: {message}", pci=("0000:01:00.0 10de:2684",)))
+def test_driver_not_working(state: str, message: str, hint: str) -> None:
+    found = doctor.diagnose(host(nvml=state, nvml_detail=message, pci=("0000:01:00.0 10de:2684",)))
     f = find(found, "nvidia.driver-not-working")
     assert f.severity == "error" and hint in f.remedy and message in f.detail
+
+
+def test_the_remedy_follows_the_state_not_the_words_of_its_detail() -> None:
+    # A detail in other words (another language, another driver) gets the remedy of its state.
+    found = doctor.diagnose(host(nvml="driver-not-loaded", nvml_detail="Treiber nicht geladen"))
+    assert "modprobe nvidia" in find(found, "nvidia.driver-not-working").remedy
 
 
 def test_driver_but_no_gpu() -> None:

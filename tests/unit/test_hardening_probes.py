@@ -168,8 +168,9 @@ def test_a_broken_driver_library_is_a_finding(
     code, out, err, seconds = fwsetup(["profile"], env)
     no_traceback(out, err)
     assert code == 0 and seconds < 20, (code, seconds, err)  # exit 139, no output at all
-    nvml = json.loads(out)["nvidia"]["nvml"]
-    assert nvml.startswith("error: ") and says in nvml and library in nvml
+    nvidia = json.loads(out)["nvidia"]
+    nvml = nvidia["nvml"]
+    assert nvml == f"library-{title}" and says in nvidia["nvml_detail"] and library in nvidia["nvml_detail"]
 
     code, out, err, seconds = fwsetup(["doctor", "--json"], env)
     no_traceback(out, err)
@@ -216,7 +217,8 @@ def test_garbage_from_the_probe_is_a_finding(
     monkeypatch.setenv("LD_LIBRARY_PATH", str(fake_nvml_libs[variant]))
     notes: list[str] = []
     info = nvidia.probe_nvidia(notes, env={}, pci_root="/nonexistent")
-    assert info.nvml == f"error: {says}" and info.gpus == () and info.driver_version is None
+    assert (info.nvml, info.nvml_detail) == ("probe-failed", says)
+    assert info.gpus == () and info.driver_version is None
 
 
 def test_find_nvml_library_without_loading_it(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ _link = st.builds(GPULink, a=st.integers(0, 7), b=st.integers(0, 7), kind=st.sam
 
 @settings(max_examples=60, deadline=None)
 @given(
-    nvml=st.sampled_from(["ok", "missing", "error: Driver Not Loaded", "unknown"]),
+    nvml=st.sampled_from(["ok", "missing", "driver-not-loaded", "library-crashed", "error", "unknown"]),
     driver=_driver,
     gpus=st.lists(_gpu, max_size=4),
     links=st.lists(_link, max_size=3),
@@ -96,3 +96,28 @@ def test_round_trip_property(nvml, driver, gpus, links, pci, memory, notes) -> N
     x = dumps(p)
     assert loads(x) == p
     assert dumps(loads(x)) == x
+
+
+@pytest.mark.parametrize(
+    ("saved", "state", "detail"),
+    [("error: Driver Not Loaded", "driver-not-loaded", "Driver Not Loaded"),
+     ("error: Driver/library version mismatch", "driver-library-mismatch", "Driver/library version mismatch"),
+     ("error: Insufficient Permissions", "no-permission", "Insufficient Permissions"),
+     ("error: the NVIDIA driver library crashed (SIGSEGV) while fwsetup asked it about the GPUs",
+      "library-crashed", "the NVIDIA driver library crashed (SIGSEGV) while fwsetup asked it about the GPUs"),
+     ("error: the NVIDIA driver library did not answer within 15 s (NVML hung)", "library-hung",
+      "the NVIDIA driver library did not answer within 15 s (NVML hung)"),
+     ("error: nvidia-ml-py not importable: No module named 'pynvml'", "pynvml-missing",
+      "nvidia-ml-py not importable: No module named 'pynvml'"),
+     ("error: the NVML probe failed (exit 1): boom", "probe-failed", "the NVML probe failed (exit 1): boom"),
+     ("error: GPU is lost", "error", "GPU is lost"),
+     ("error", "error", None)],
+)  # fmt: skip
+def test_a_profile_saved_by_an_older_fwsetup_still_loads(saved: str, state: str, detail: str | None) -> None:
+    """Before the closed NVML states, `nvml` was "error: <message>": read once into the state and its detail,
+    and written back in today's form."""
+    p = loads(json.dumps({"nvidia": {"nvml": saved, "pci_devices": ["0000:01:00.0 10de:2684"]}}))
+    assert (p.nvidia.nvml, p.nvidia.nvml_detail) == (state, detail)
+    again = json.loads(dumps(p))["nvidia"]
+    assert (again["nvml"], again["nvml_detail"]) == (state, detail)
+    assert loads(dumps(p)) == p

@@ -265,7 +265,7 @@ def _nvidia(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
     elif nv.nvml == "missing":
         sec.add(mark, "Driver", "not installed (the NVML library libnvidia-ml.so.1 was not found)")
     else:
-        sec.add(mark, "Driver", f"not working: {nv.nvml.removeprefix('error: ')}")
+        sec.add(mark, "Driver", f"not working: {nv.nvml_detail or nv.nvml}")
     for g in nv.gpus:
         gmark = _worst(findings, (f"nvidia.gpu{g.index}.",))
         parts = [

@@ -122,7 +122,7 @@ def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile
     jet, n_jet = _soft("jetson", jetson.probe_jetson, JetsonInfo())()
     defaults = {
         "docker": DockerInfo(),
-        "nvidia": NvidiaInfo(nvml="error: NVML did not answer"),
+        "nvidia": NvidiaInfo(nvml="library-hung", nvml_detail="NVML did not answer"),
         "amd": AmdInfo(),
         "intel": IntelInfo(),
     }

@@ -6,8 +6,9 @@ that field stays unknown (and GPU.error says why) while the other GPUs still rep
 driver works, so doctor can say "GPU present, no working driver".
 
 NVML runs in a child process (as conda probes libcuda): a driver library that crashes (SIGSEGV in nvmlInit)
-or never returns takes the child down, not fwsetup, and becomes `nvml = "error: ..."`. The child is spawned
-only when libnvidia-ml.so.1 exists (found on disk the way the loader would, without loading it), so a machine
+or never returns takes the child down, not fwsetup, and becomes a state (`nvml = "library-crashed"`, ...) with
+what happened in `nvml_detail`; NVML's own errors become states by their NVML_ERROR_* code (nvml_state).
+The child is spawned only when libnvidia-ml.so.1 exists (found on disk the way the loader would, without loading it), so a machine
 without the driver pays nothing. A pynvml passed in, or already imported (a test's fake), runs in-process.
 
 Overrides (tests, CI without GPUs, like conda's CONDA_OVERRIDE_CUDA): FWSETUP_OVERRIDE_CUDA sets the
@@ -27,7 +28,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from fwsetup import settings
-from fwsetup.profile import GPU, Bytes, GPULink, MigDevice, NvidiaInfo, Version
+from fwsetup.profile import GPU, Bytes, GPULink, MigDevice, NvidiaInfo, NvmlState, Version
 
 T = TypeVar("T")
 
@@ -55,6 +56,36 @@ _TOPOLOGY = {
     40: "same NUMA node (NODE)",
     50: "across NUMA nodes (SYS)",
 }
+
+
+# nvmlReturn_t codes (nvml.h, also pynvml's NVML_ERROR_* constants) that have a state of their own.
+NVML_ERROR_NO_PERMISSION = 4
+NVML_ERROR_DRIVER_NOT_LOADED = 9
+NVML_ERROR_LIBRARY_NOT_FOUND = 12
+NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
+_STATE_OF_CODE: Mapping[int, NvmlState] = {
+    NVML_ERROR_NO_PERMISSION: "no-permission",
+    NVML_ERROR_DRIVER_NOT_LOADED: "driver-not-loaded",
+    NVML_ERROR_LIBRARY_NOT_FOUND: "missing",
+    NVML_ERROR_LIB_RM_VERSION_MISMATCH: "driver-library-mismatch",
+}
+
+
+def nvml_state(nvml: ModuleType, exc: BaseException) -> NvmlState:
+    """The state an NVMLError from nvmlInit means, by its code (pynvml sets `value`; its subclasses, such as
+    NVMLError_LibraryNotFound, carry the same code), never by its message."""
+    if isinstance(exc, getattr(nvml, "NVMLError_LibraryNotFound", ())):
+        return "missing"
+    value = getattr(exc, "value", None)
+    for name, code in (
+        ("NVML_ERROR_NO_PERMISSION", NVML_ERROR_NO_PERMISSION),
+        ("NVML_ERROR_DRIVER_NOT_LOADED", NVML_ERROR_DRIVER_NOT_LOADED),
+        ("NVML_ERROR_LIBRARY_NOT_FOUND", NVML_ERROR_LIBRARY_NOT_FOUND),
+        ("NVML_ERROR_LIB_RM_VERSION_MISMATCH", NVML_ERROR_LIB_RM_VERSION_MISMATCH),
+    ):
+        if value is not None and value == getattr(nvml, name, code):
+            return _STATE_OF_CODE[code]
+    return "error"
 
 
 def _text(value: object) -> str:
@@ -303,6 +334,7 @@ def probe_nvidia(
         info = _probe_nvml_isolated(notes)
     info = NvidiaInfo(
         nvml=info.nvml,
+        nvml_detail=info.nvml_detail,
         driver_version=info.driver_version,
         cuda_driver_version=info.cuda_driver_version,
         gpus=info.gpus,
@@ -388,22 +420,26 @@ def _probe_nvml_isolated(notes: list[str]) -> NvidiaInfo:
     rc = res.returncode
     if rc is None and res.error and "timed out" in res.error:
         return NvidiaInfo(
-            nvml=f"error: the NVIDIA driver library{where} did not answer within {timeout:g} s (NVML hung)"
+            nvml="library-hung",
+            nvml_detail=f"the NVIDIA driver library{where} did not answer within {timeout:g} s (NVML hung)",
         )
     if rc is None:
-        return NvidiaInfo(nvml=f"error: cannot start the NVML probe: {res.error}")
+        return NvidiaInfo(nvml="probe-failed", nvml_detail=f"cannot start the NVML probe: {res.error}")
     if rc < 0:
         try:
             name = signal.Signals(-rc).name
         except ValueError:
             name = f"signal {-rc}"
         return NvidiaInfo(
-            nvml=f"error: the NVIDIA driver library{where} crashed ({name}) while fwsetup asked it about the GPUs"
+            nvml="library-crashed",
+            nvml_detail=f"the NVIDIA driver library{where} crashed ({name}) while fwsetup asked it about the GPUs",
         )
     last = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or [""])[-1][:300]
     last = "".join(c if c.isprintable() else "?" for c in last)
     how = f"exit {rc}" if rc else "no readable answer"
-    return NvidiaInfo(nvml=f"error: the NVML probe failed ({how})" + (f": {last}" if last else ""))
+    return NvidiaInfo(
+        nvml="probe-failed", nvml_detail=f"the NVML probe failed ({how})" + (f": {last}" if last else "")
+    )
 
 
 def _info_from_json(data: object) -> NvidiaInfo:
@@ -433,18 +469,16 @@ def _probe_nvml(notes: list[str], nvml: ModuleType | None) -> NvidiaInfo:
             nvml = _import_pynvml()
         except Exception as exc:  # noqa: BLE001 - a broken install must not stop detection
             notes.append(f"nvidia: cannot import pynvml (nvidia-ml-py): {exc}")
-            return NvidiaInfo(nvml=f"error: nvidia-ml-py not importable: {exc}")
+            return NvidiaInfo(nvml="pynvml-missing", nvml_detail=f"nvidia-ml-py not importable: {exc}")
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as exc:
-        if (
-            isinstance(exc, getattr(nvml, "NVMLError_LibraryNotFound", ()))
-            or getattr(exc, "value", None) == 12
-        ):
+        state = nvml_state(nvml, exc)
+        if state == "missing":
             return NvidiaInfo(nvml="missing")
-        return NvidiaInfo(nvml=f"error: {_err(exc)}")
+        return NvidiaInfo(nvml=state, nvml_detail=_err(exc))
     except OSError as exc:  # a library that is there but cannot be loaded (wrong arch, broken file)
-        return NvidiaInfo(nvml=f"error: {exc}")
+        return NvidiaInfo(nvml="error", nvml_detail=str(exc))
     try:
         safe = _Safe(nvml)
         driver = safe("driver version", nvml.nvmlSystemGetDriverVersion)

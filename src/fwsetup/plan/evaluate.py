@@ -251,9 +251,9 @@ def _check_cuda(
         return
     if nv.nvml != "ok":
         if nv.pci_devices:
-            fail("gpu", "driver_not_loaded", nvml=nv.nvml)
+            fail("gpu", "driver_not_loaded", nvml=nv.nvml_shown)
         else:
-            fail("gpu", "no_nvidia_gpu", nvml=nv.nvml)
+            fail("gpu", "no_nvidia_gpu", nvml=nv.nvml_shown)
         return
     # Every GPU the job sees (CUDA_VISIBLE_DEVICES, MIG instances: compat.cuda_devices, doctor's rule too)
     devices = cuda_devices(profile, container=t.docker)

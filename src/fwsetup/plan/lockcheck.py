@@ -110,12 +110,12 @@ def _accelerator(plan: Plan, profile: HostProfile, verdict: HostVerdict) -> None
     nv = profile.nvidia
     if not profile.usable_gpus:
         seen = "no NVIDIA GPU" if not nv.gpus else "no NVIDIA GPU a framework can use"
-        detail = f" (NVML: {nv.nvml})" if nv.nvml not in ("ok", "unknown") else ""
+        detail = f" (NVML: {nv.nvml_shown})" if nv.nvml not in ("ok", "unknown") else ""
         verdict.add(
             "locked_gpu_missing",
             f"the lock is for {what}, which needs an NVIDIA GPU; this machine has {seen}{detail}. "
             "Rebuild it here with `fwsetup install` (the CPU build), or sync on a machine with a GPU.",
-            variant=plan.variant, nvml=nv.nvml,
+            variant=plan.variant, nvml=nv.nvml_shown,
         )  # fmt: skip
         return
     if plan.min_driver and nv.driver_version:
