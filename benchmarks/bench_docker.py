@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from fwsetup.backends.docker import DockerBackend, DockerEngine, ImageOptions
+from fwsetup.backends.docker.backend import DockerBackend
+from fwsetup.backends.docker.engine import DockerEngine
+from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.backends.engine import RunSpec
 from fwsetup.detect import get_host
 from fwsetup.plan import build_request

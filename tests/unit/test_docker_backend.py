@@ -10,14 +10,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fwsetup.backends.docker import (
-    DockerBackend,
-    DockerEngine,
-    ImageOptions,
-    parse_buildx,
-    parse_classic,
-    run_create_kwargs,
-)
+from fwsetup.backends.docker.backend import DockerBackend
+from fwsetup.backends.docker.buildlog import parse_buildx, parse_classic
+from fwsetup.backends.docker.engine import DockerEngine, run_create_kwargs
+from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.backends.engine import (
     BuildEvent,
     BuildSpec,
@@ -388,7 +384,7 @@ def _dead_pid() -> int:
 def test_stale_build_folders_of_dead_owners_are_removed(tmp_path: Path) -> None:
     import os
 
-    from fwsetup.backends.docker import remove_stale_build_dirs
+    from fwsetup.backends.docker.backend import remove_stale_build_dirs
 
     dead = tmp_path / f"fwsetup-build-{_dead_pid()}-abc123"
     (dead / "secrets").mkdir(parents=True)
@@ -569,7 +565,7 @@ def test_a_base_that_pulls_is_built_from() -> None:
 
 
 def test_base_images_are_the_froms_that_are_not_stages() -> None:
-    from fwsetup.backends.docker import base_images
+    from fwsetup.backends.docker.backend import base_images
 
     text = "FROM python:3.11-slim AS builder\nRUN x\nFROM --platform=linux/amd64 python:3.11-slim\nFROM builder\n"
     assert base_images(text) == ["python:3.11-slim"]

@@ -8,18 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fwsetup.backends.docker import (
-    ImageOptions,
-    base_python,
-    choose_base,
-    cuda_base_image,
-    prepare_context,
-    read_index_settings,
-    render_dockerfile,
-)
+from fwsetup.backends.docker.backend import prepare_context, read_index_settings, render_dockerfile
+from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.errors import UsageError
 from fwsetup.plan import Plan, SmokeSpec, build_request, plan_from_json
-from fwsetup.plan.container import linux_profile, plan_image
+from fwsetup.plan.container import base_python, choose_base, cuda_base_image, linux_profile, plan_image
 from fwsetup.profile import load as load_profile
 from fwsetup.recipes import DockerSpec, load_recipes
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from fwsetup.backends.docker import DockerEngine
-from fwsetup.backends.docker.engine import LOG_TAIL_BYTES, _Tail, json_messages, parse_classic
+from fwsetup.backends.docker.api import LOG_TAIL_BYTES, _Tail, json_messages
+from fwsetup.backends.docker.buildlog import parse_classic
+from fwsetup.backends.docker.engine import DockerEngine
 from fwsetup.backends.engine import RunSpec
 from fwsetup.errors import EngineError
 

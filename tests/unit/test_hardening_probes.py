@@ -340,7 +340,7 @@ def test_smoke_image_gives_up_in_seconds_with_exit_4(silent_engine: SilentEngine
 
 
 def test_engine_adapter_fails_fast(silent_engine: SilentEngine) -> None:
-    from fwsetup.backends.docker import DockerEngine
+    from fwsetup.backends.docker.engine import DockerEngine
     from fwsetup.errors import EngineError
 
     engine = DockerEngine(

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from support import FACTS
 
 from fwsetup.backends.conda_env import conda_env_for, render_environment_yml
-from fwsetup.backends.docker import ImageOptions, render_dockerfile
+from fwsetup.backends.docker.backend import render_dockerfile
+from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.cli import main
 from fwsetup.cli.plan import install_command
 from fwsetup.errors import RecipeError, UsageError
@@ -269,7 +270,7 @@ def msgspec_builtins(plan: Plan) -> Any:
 
 
 def test_comment_and_quote_filters_never_break_a_line() -> None:
-    from fwsetup.backends.docker import _comment, _dq
+    from fwsetup.backends.docker.render import _comment, _dq
 
     for text in ["a\nb", "a\rb", "a\x85b", "a\u2028b", "a\x00b", "a\\nb"]:
         assert len(_dq(text).splitlines()) == 1 and len(_comment(text).splitlines()) == 1

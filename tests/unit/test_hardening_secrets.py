@@ -26,7 +26,7 @@ from test_install_staged import RECIPE, SMOKE, make_wheel
 from fwsetup import pipconfig
 from fwsetup.backends import wheel_sources
 from fwsetup.backends.base import InstallOptions
-from fwsetup.backends.docker import redact as docker_redact
+from fwsetup.backends.docker.render import redact as docker_redact
 from fwsetup.backends.installer import Installer, find_uv
 from fwsetup.backends.venv import VenvBackend
 from fwsetup.backends.wheel_sources import Sources

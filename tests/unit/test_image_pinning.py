@@ -18,8 +18,9 @@ import msgspec
 import pytest
 from test_dockerfile_render import NO_PIP, cpu_plan, stages
 
-from fwsetup.backends.docker import ImageOptions, prepare_context, render_dockerfile
+from fwsetup.backends.docker.backend import prepare_context, render_dockerfile
 from fwsetup.backends.docker.lock import ImageLock, LockedPackage, read_lock, sbom, sbom_packages
+from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.plan.container import image_plan, pin_base
 from fwsetup.plan.model import ImagePlan
 

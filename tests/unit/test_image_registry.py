@@ -20,7 +20,6 @@ import pytest
 from test_docker_backend import GOOD, NO_PIP, FakeEngine, plan
 
 from fwsetup import proc
-from fwsetup.backends.docker import ImageOptions
 from fwsetup.backends.docker.imageregistry import (
     DOCKER_HUB,
     Credentials,
@@ -30,6 +29,7 @@ from fwsetup.backends.docker.imageregistry import (
     credentials,
     parse_ref,
 )
+from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.backends.engine import PushResult, RunResult
 from fwsetup.errors import NetworkError, RegistryError, SmokeError, UsageError
 

@@ -10,9 +10,9 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from typer.testing import CliRunner
 
-from fwsetup.backends.docker import base_python
 from fwsetup.cli import app
 from fwsetup.ops.matrix import matrix_entries
+from fwsetup.plan.container import base_python
 from fwsetup.recipes import load_recipes
 
 NO_PIP = {"PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "", "PIP_CERT": "", "SSL_CERT_FILE": ""}

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import pytest
 
-from fwsetup.backends.docker.engine import parse_buildx_platforms
+from fwsetup.backends.docker.buildx import parse_buildx_platforms
 from fwsetup.backends.engine import EngineInfo
 from fwsetup.errors import EngineError, InstallError, UsageError
 from fwsetup.plan import build_request
@@ -111,10 +111,10 @@ class FakeEngine:
 
 
 def _ask(monkeypatch: pytest.MonkeyPatch, framework: str = "jax", **kw: object) -> object:
-    from fwsetup.backends import docker as docker_backend
+    from fwsetup.backends.docker import engine as docker_engine
     from fwsetup.ops.build import BuildRequest
 
-    monkeypatch.setattr(docker_backend, "DockerEngine", FakeEngine)
+    monkeypatch.setattr(docker_engine, "DockerEngine", FakeEngine)
     env = {"PIP_CONFIG_FILE": os.devnull, "PATH": os.environ.get("PATH", "")}
     request = build_request(framework, cpu=True, method="docker")
     return BuildRequest(request=request, environ=env, host_profile=str(FIXTURES / "no-gpu.json"), **kw)  # type: ignore[arg-type]
@@ -183,10 +183,10 @@ def test_the_cli_refuses_a_platform_without_a_build_before_building(
 ) -> None:
     import json
 
-    from fwsetup.backends import docker as docker_backend
+    from fwsetup.backends.docker import engine as docker_engine
     from fwsetup.cli import main
 
-    monkeypatch.setattr(docker_backend, "DockerEngine", FakeEngine)
+    monkeypatch.setattr(docker_engine, "DockerEngine", FakeEngine)
     monkeypatch.setattr(FakeEngine, "images", {BASE: "linux/amd64", BASE + "-arm64": "linux/arm64"})
     monkeypatch.setattr(FakeEngine, "platforms", ("linux/amd64", "linux/arm64"))
     rc = main(["build", "mxnet", "--cpu", "--base", BASE, "--platform", "linux/amd64,linux/arm64",

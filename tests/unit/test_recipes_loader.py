@@ -356,9 +356,10 @@ docker = { base_image = "debian:12\\nRUN curl evil", system_packages = ["libgomp
 
 
 def test_render_refuses_a_plan_with_shell_text_and_a_bad_base() -> None:
-    from fwsetup.backends.docker import check_renderable, choose_base
+    from fwsetup.backends.docker.render import check_renderable
     from fwsetup.errors import UsageError
     from fwsetup.plan import Plan, SmokeSpec
+    from fwsetup.plan.container import choose_base
     from fwsetup.recipes import DockerSpec
 
     plan = Plan(

@@ -14,7 +14,8 @@ import msgspec
 import pytest
 
 from fwsetup.backends.apt import describe
-from fwsetup.backends.docker import ImageOptions, render_dockerfile
+from fwsetup.backends.docker.backend import render_dockerfile
+from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.plan import Plan, Request, SmokeSpec, make_plan
 from fwsetup.plan.container import plan_image
 from fwsetup.profile import HostProfile, OSInfo, PythonInfo, load

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 import pytest
 from typer.testing import CliRunner
 
-from fwsetup.backends import docker as docker_backend
+from fwsetup.backends.docker import backend as docker_backend
 from fwsetup.backends.engine import BuildEvent, BuildSpec, Engine, EngineInfo, RunResult, RunSpec
 from fwsetup.cli import app
 from fwsetup.plan import Plan, SmokeSpec, plan_to_json

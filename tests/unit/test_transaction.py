@@ -17,7 +17,7 @@ from fwsetup import proc, staging
 from fwsetup.backends import transaction
 from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.conda import CondaBackend
-from fwsetup.backends.docker import DockerBackend
+from fwsetup.backends.docker.backend import DockerBackend
 from fwsetup.backends.engine import RunResult
 from fwsetup.backends.installer import find_uv
 from fwsetup.backends.venv import VenvBackend

@@ -9,7 +9,7 @@ from fwsetup.backends.base import Backend
 _BACKENDS = {
     "venv": ("fwsetup.backends.venv", "VenvBackend"),
     "conda": ("fwsetup.backends.conda", "CondaBackend"),
-    "docker": ("fwsetup.backends.docker", "DockerBackend"),
+    "docker": ("fwsetup.backends.docker.backend", "DockerBackend"),
     "apt": ("fwsetup.backends.apt", "AptBackend"),
 }
 

@@ -1,12 +1,13 @@
 """The container engine interface the docker backend builds and runs through.
 
 The backend renders a Dockerfile (pure) and hands a build context to an Engine; the engine builds it,
-reporting each step, and runs containers. `fwsetup.backends.docker.DockerEngine` is the real adapter
+reporting each step, and runs containers. `fwsetup.backends.docker.engine.DockerEngine` is the real adapter
 (docker SDK, plus `docker buildx` where it exists); tests use fakes.
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -199,8 +200,6 @@ def collect_build(
     events: Iterator[BuildEvent], tag: str, *, on_event=None
 ) -> tuple[BuildResult | None, list[BuildEvent]]:
     """Fold build events into step records. Returns (result or None when the build failed, all events)."""
-    import time
-
     start = time.monotonic()
     steps: list[StepRecord] = []
     current: dict[str, object] | None = None

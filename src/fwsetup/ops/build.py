@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Final
 from fwsetup.ops.result import BuildOutcome
 
 if TYPE_CHECKING:
-    from fwsetup.backends.docker import DockerEngine, ImageOptions
+    from fwsetup.backends.docker.engine import DockerEngine
     from fwsetup.backends.docker.imageregistry import Credentials, ImageRef
+    from fwsetup.backends.docker.render import ImageOptions
     from fwsetup.backends.engine import BuildEvent
     from fwsetup.plan import Plan, Request
     from fwsetup.registry.live import Mode
@@ -90,7 +91,7 @@ def prepare_builds(ask: BuildRequest) -> tuple[PreparedBuild, ...]:
         one = replace(ask, platform=platform, platforms=())
         prepared = prepare_build(one)
         if prepared.plan.status == "ok" and several:
-            from fwsetup.backends.docker import default_tag
+            from fwsetup.backends.docker.backend import default_tag
 
             arch = platform.split("/", 1)[1]
             tag = f"{ask.tag or default_tag(prepared.plan)}-{arch}"
@@ -196,7 +197,8 @@ def platform_base(
 def prepare_build(ask: BuildRequest) -> PreparedBuild:
     import msgspec
 
-    from fwsetup.backends.docker import DockerEngine, ImageOptions
+    from fwsetup.backends.docker.engine import DockerEngine
+    from fwsetup.backends.docker.render import ImageOptions
     from fwsetup.detect import get_host
     from fwsetup.errors import UsageError
     from fwsetup.plan.container import base_python, linux_profile, plan_image
@@ -315,7 +317,7 @@ def _registry_refs(
     """--push, --cache-to and --cache-from read as image references (a --push or --cache-to without a tag takes
     the image's tag), their credentials found, and each registry checked as the engine will talk to it, before a
     build of minutes: unreachable (7), an untrusted certificate or refused credentials (8), bad input (2)."""
-    from fwsetup.backends.docker import default_tag
+    from fwsetup.backends.docker.backend import default_tag
     from fwsetup.backends.docker.engine import split_tag
     from fwsetup.backends.docker.imageregistry import (
         EngineRegistryConfig,
@@ -368,10 +370,11 @@ def dockerfile(prepared: PreparedBuild) -> str:
     """build --dry-run: the Dockerfile, rendered for BuildKit where buildx is here."""
     from dataclasses import replace
 
-    from fwsetup.backends.docker import _buildx_available, render_dockerfile
+    from fwsetup.backends.docker.backend import render_dockerfile
+    from fwsetup.backends.docker.buildx import buildx_available
 
     opts = prepared.options
-    return render_dockerfile(prepared.plan, replace(opts, buildkit=_buildx_available(dict(opts.env))))
+    return render_dockerfile(prepared.plan, replace(opts, buildkit=buildx_available(dict(opts.env))))
 
 
 def build(
@@ -380,7 +383,7 @@ def build(
     progress: Callable[[str, str], None],
     on_event: Callable[[BuildEvent], None],
 ) -> BuildOutcome:
-    from fwsetup.backends.docker import DockerBackend
+    from fwsetup.backends.docker.backend import DockerBackend
 
     backend = DockerBackend(prepared.engine)
     result = backend.build_image(prepared.plan, prepared.options, progress=progress, on_event=on_event)

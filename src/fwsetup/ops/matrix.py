@@ -272,7 +272,8 @@ def write_bake(
     import dataclasses
     import shutil
 
-    from fwsetup.backends.docker import ImageOptions, prepare_context, read_index_settings
+    from fwsetup.backends.docker.backend import prepare_context, read_index_settings
+    from fwsetup.backends.docker.render import ImageOptions
     from fwsetup.detect import get_host
     from fwsetup.plan import build_request
     from fwsetup.plan.container import linux_profile, plan_image
@@ -302,7 +303,7 @@ def write_bake(
     import msgspec
 
     from fwsetup.backends.base import InstallOptions
-    from fwsetup.backends.docker import default_wheelhouse
+    from fwsetup.backends.docker.context import default_wheelhouse
     from fwsetup.backends.wheel_sources import IndexUnreachable, check_sources
     from fwsetup.ops.build import pin_plan_base
     from fwsetup.ops.install import resolve_sources
@@ -444,7 +445,7 @@ def _per_platform(entries: Sequence[MatrixEntry]) -> list[MatrixEntry]:
 def _engine_for_pins(env: dict[str, str]) -> Any:
     """The engine DOCKER_HOST points at, to name the bases by digest (ops.build.pin_plan_base); None when
     none answers (the file is for CI's engine then, and FROM names the bases by tag)."""
-    from fwsetup.backends.docker import DockerEngine
+    from fwsetup.backends.docker.engine import DockerEngine
     from fwsetup.errors import EngineError
 
     engine = DockerEngine(env=env)

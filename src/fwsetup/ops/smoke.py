@@ -85,7 +85,7 @@ def smoke_interpreter(
 
 def smoke_image(name: str, image: str, *, gpu: bool, all_gpus: bool, timeout: float) -> SmokeOutcome:
     """The image carries its plan as a label (fwsetup build): that says which smoke script and device."""
-    from fwsetup.backends.docker import DockerBackend
+    from fwsetup.backends.docker.backend import DockerBackend
     from fwsetup.errors import UsageError
     from fwsetup.plan import plan_from_json
 

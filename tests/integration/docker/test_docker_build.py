@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from fwsetup.backends.docker import DockerBackend, DockerEngine, ImageOptions, ImageResult
+from fwsetup.backends.docker.backend import DockerBackend, ImageResult
+from fwsetup.backends.docker.engine import DockerEngine
+from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.backends.engine import RunSpec
 from fwsetup.detect import get_host
 from fwsetup.plan import Plan, build_request
@@ -128,7 +130,7 @@ def _files(engine: DockerEngine, image: str) -> Iterator[tuple[tarfile.TarInfo, 
 def test_final_image_has_no_ca_bundle_copy_pip_config_or_index_settings(
     engine: DockerEngine, built: ImageResult
 ) -> None:
-    from fwsetup.backends.docker import read_index_settings
+    from fwsetup.backends.docker.backend import read_index_settings
 
     settings = read_index_settings(dict(os.environ))
     ca_digest = hashlib.sha256(settings.cert.read_bytes()).hexdigest() if settings.cert else None

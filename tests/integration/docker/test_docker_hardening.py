@@ -201,8 +201,8 @@ def test_what_a_sigkill_leaves_the_next_build_removes(engine: None) -> None:
 
 
 def test_a_container_printing_without_end_keeps_a_bounded_tail(engine: None) -> None:
-    from fwsetup.backends.docker import DockerEngine
-    from fwsetup.backends.docker.engine import LOG_TAIL_BYTES
+    from fwsetup.backends.docker.api import LOG_TAIL_BYTES
+    from fwsetup.backends.docker.engine import DockerEngine
     from fwsetup.backends.engine import RunSpec
 
     res = DockerEngine(buildkit=False).run(

@@ -153,7 +153,8 @@ def test_the_cuda_libraries_come_as_wheels_on_a_plain_debian_base(built: dict[st
 
 
 def test_gpus_run_configuration(built: dict[str, Any]) -> None:
-    from fwsetup.backends.docker import run_create_kwargs, smoke_command
+    from fwsetup.backends.docker.engine import run_create_kwargs
+    from fwsetup.backends.docker.render import smoke_command
     from fwsetup.backends.engine import RunSpec
     from fwsetup.plan import plan_from_json
 

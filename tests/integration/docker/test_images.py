@@ -117,7 +117,7 @@ class _Stream:
 
 
 def _ca_digest() -> str | None:
-    from fwsetup.backends.docker import read_index_settings
+    from fwsetup.backends.docker.backend import read_index_settings
 
     cert = read_index_settings(dict(os.environ)).cert
     return hashlib.sha256(cert.read_bytes()).hexdigest() if cert else None

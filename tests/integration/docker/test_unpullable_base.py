@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fwsetup.backends.docker import DockerEngine
+from fwsetup.backends.docker.engine import DockerEngine
 from fwsetup.cli import main
 
 pytestmark = [pytest.mark.docker]

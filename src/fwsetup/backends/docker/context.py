@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fwsetup.backends.docker.lock import SBOM_FILE, ImageLock, sbom
+from fwsetup.backends.docker import lock as lock_module
+from fwsetup.backends.docker.lock import SBOM_FILE, ImageLock, sbom, uv_binary
 from fwsetup.backends.docker.render import (
     ImageOptions,
     IndexSettings,
@@ -26,11 +27,11 @@ from fwsetup.backends.docker.render import (
 )
 from fwsetup.errors import InstallError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
+from fwsetup.redact import has_credentials, redact_url
+from fwsetup.smoke import script_file, smoke_dirs
 
 
 def _find_script(script: str, folder: Path) -> Path | None:
-    from fwsetup.smoke import script_file
-
     for name in (script_file(script), script, f"{script}.py"):
         if not name.startswith("_") and (folder / name).is_file():
             return folder / name
@@ -76,30 +77,12 @@ def default_wheelhouse(settings: IndexSettings) -> Path | None:
     return None
 
 
-def uv_binary() -> Path | None:
-    """The uv binary fwsetup itself depends on, when it can run inside a linux/amd64 (or arm64) image."""
-    if platform.system() != "Linux":
-        return None
-    try:
-        import uv
-
-        found = Path(uv.find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        found_str = shutil.which("uv")
-        if not found_str:
-            return None
-        found = Path(found_str)
-    return found if found.is_file() else None
-
-
 def refuse_classic_credentials(
     plan: Plan, settings: IndexSettings, plan_indexes: tuple[str, ...] | None = None
 ) -> None:
     """UsageError (exit 2) when an index URL of the build carries a credential and the build would go through
     the classic builder, which has no secret mounts: whatever its builder stage copies in stays in an
     intermediate image of the engine (`docker save` shows it), though the final image is clean."""
-    from fwsetup.redact import has_credentials, redact_url
-
     urls = [*(plan.index_urls if plan_indexes is None else plan_indexes), *settings.extra_index_urls]
     urls += [settings.index_url] if settings.index_url else []
     found = [redact_url(u) for u in urls if has_credentials(u)]
@@ -137,9 +120,7 @@ def lock_image(
         msg = "the Python of the base image is unknown, so its packages cannot be locked for it."
         raise UsageError(msg, hint="Give it: --python X.Y (the base image's python3).")
     if locker is None:
-        from fwsetup.backends.docker.lock import compile_lock
-
-        locker = compile_lock
+        locker = lock_module.compile_lock  # looked up now: tests put a fake in its place
     return locker(
         list(plan.requirements),
         python=str(plan.python),
@@ -214,8 +195,6 @@ def prepare_context(
     if options.smoke_dir is not None:
         dirs = [options.smoke_dir]
     else:
-        from fwsetup.smoke import smoke_dirs
-
         dirs = smoke_dirs(options.env)  # fwsetup's, then FWSETUP_SMOKE_DIR (scripts of your own recipes)
     script = next((p for d in dirs for p in [_find_script(plan.smoke.script, d)] if p is not None), None)
     if script is None:
@@ -258,8 +237,6 @@ def prepare_context(
         # A bake file's context (fwsetup.ops.matrix): the settings, with no credential (the caller took the
         # credentialed URLs out; bake passes them as secrets from its environment), in the builder stage's
         # bind mount; the CA bundle a secret from where it is on this machine.
-        from fwsetup.redact import has_credentials
-
         env_text = _index_env(
             plan, settings, "/run/secrets/fwsetup-ca" if settings.cert else None, options.plan_indexes
         )

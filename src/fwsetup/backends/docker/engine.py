@@ -1,23 +1,34 @@
 """The engine adapter: DockerEngine, the real Engine (fwsetup.backends.engine) through the docker SDK.
 
-The classic builder through client.api.build (docker-py has no BuildKit, docker/docker-py#2230), and
-`docker buildx build` as a subprocess where buildx exists (as repo2docker does, jupyterhub/repo2docker#1402)
-- that one child runs through fwsetup.proc.open_lines, in DockerEngine._build_buildx alone. Containers
-through the SDK, always removed. parse_classic and parse_buildx turn both build streams into BuildEvents.
+The classic builder through client.api.build, and BuildKit through `docker buildx build` where buildx
+exists (buildx.py); containers through the SDK, always removed, each labelled with its owner so that what a
+killed fwsetup left is removed by the next run. Every call has a deadline and every answer a size cap (api.py);
+buildlog.py turns both build streams into BuildEvents.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
-import tempfile
-import threading
+import secrets
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
+from fwsetup.backends.docker import buildx
+from fwsetup.backends.docker.api import (
+    ENGINE_HINT,
+    MIN_API,
+    _Tail,
+    bound_bodies,
+    iter_within,
+    json_messages,
+    within,
+)
+from fwsetup.backends.docker.buildlog import parse_classic
 from fwsetup.backends.engine import (
     BuildEvent,
     BuildSpec,
@@ -28,202 +39,21 @@ from fwsetup.backends.engine import (
     RunResult,
     RunSpec,
 )
+from fwsetup.detect.tools import (
+    SILENT_ENGINE_HINT,
+    _gpu_ways,
+    engine_host,
+    ping_engine,
+    ping_timeout,
+    silent_engine_message,
+)
 from fwsetup.errors import EngineError, InstallError
+from fwsetup.profile import DockerInfo
 from fwsetup.settings import resolve
 
-# device_requests (GPUs) arrived with API 1.40 (Docker 19.03); older engines cannot run GPU containers
-# and their classic builder lacks what the template uses.
-MIN_API: Final = (1, 40)
-ENGINE_HINT: Final = (
-    'Start an engine: `eval "$(./scripts/start-docker-engine)"` (a private engine on its own socket; needs root) '
-    "or `sudo systemctl start docker`, and make DOCKER_HOST point at it."
-)
-
-
-# An engine's JSON answer (/version, /info, an image's inspect) is a few KiB; more is not an engine's answer.
-BODY_CAP: Final = 4 << 20
-# What a container's output keeps: its last bytes (the smoke report is the last line).
-LOG_TAIL_BYTES: Final = 1 << 20
 # The engine's own copy of a smoke container's output (json-file log rotation), so an endless printer
 # fills neither fwsetup's memory nor the engine's disk.
 _LOG_CONFIG: Final = {"type": "json-file", "config": {"max-size": "8m", "max-file": "1"}}
-_T = TypeVar("_T")
-
-
-def _timed_out(what: str, seconds: float, host: str | None) -> EngineError:
-    at = f" at {host}" if host else ""
-    msg = f"the Docker engine{at} did not answer {what} within {seconds:g} s: it is hung, or too slow"
-    return EngineError(
-        msg + ".",
-        hint="Restart the engine, or point DOCKER_HOST at one that works; FWSETUP_ENGINE_CALL_TIMEOUT (and "
-        "FWSETUP_BUILD_TIMEOUT for builds) give a slow engine more time.",
-    )
-
-
-def within(
-    what: str, seconds: float, fn: Callable[..., _T], *args: Any, host: str | None = None, **kw: Any
-) -> _T:
-    """fn(*args, **kw), given `seconds` in all (connect and the whole answer, however slowly it trickles):
-    EngineError naming `what` when it has not returned by then. The call runs in a daemon thread, left to
-    the socket's own end when it overruns (fwsetup is about to exit with the error)."""
-    box: dict[str, Any] = {}
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            box["value"] = fn(*args, **kw)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=target, daemon=True, name=f"fwsetup-engine {what}").start()
-    if not done.wait(seconds):
-        raise _timed_out(what, seconds, host)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def iter_within(what: str, seconds: float, items: Iterator[_T], *, host: str | None = None) -> Iterator[_T]:
-    """The items of a stream (a build's progress, a container's output), all of them within `seconds`:
-    EngineError naming `what` when the stream has not ended by then. Read in a daemon thread, one item
-    ahead at most."""
-    import queue
-
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def pump() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(("end", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the reader
-            q.put(("error", exc))
-
-    threading.Thread(target=pump, daemon=True, name=f"fwsetup-engine {what}").start()
-    deadline = time.monotonic() + seconds
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                kind, value = q.get(timeout=max(left, 0.001))
-            except queue.Empty:
-                raise _timed_out(what, seconds, host) from None
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-
-
-def _read_capped(request: Any, resp: Any, cap: int) -> bytes:
-    """The whole body of resp, `cap` bytes at most: EngineError naming the request past it (closed then)."""
-    body = bytearray()
-    try:
-        # iter_content: urllib3's errors as requests' (a read time-out is requests' ConnectionError), as a
-        # body read by requests itself would raise them
-        for chunk in resp.iter_content(65536):
-            body += chunk
-            if len(body) > cap:
-                path = str(request.path_url).split("?")[0]
-                msg = (
-                    f"the Docker engine's answer to {request.method} {path} is over {cap // (1 << 20)} MiB "
-                    "and still coming: that is not a Docker engine's answer (read no further)."
-                )
-                raise EngineError(msg, hint=ENGINE_HINT)
-    except BaseException:
-        resp.close()
-        raise
-    return bytes(body)
-
-
-STREAM_PIECE: Final = 65536  # the most one read of a stream (build progress, a log frame) takes at once
-
-
-def bound_bodies(api: Any, cap: int = BODY_CAP) -> None:
-    """Make every answer the SDK reads whole (all but streams) stop at `cap` bytes: EngineError past it, so an
-    endless or huge body is never held in memory (docker-py reads them without a limit). Its streams too:
-    docker-py reads a whole HTTP chunk of a build's or pull's progress at once (_stream_helper) and a whole
-    frame of a container's output however long its 8-byte header says it is
-    (_multiplexed_response_stream_helper); here each read takes STREAM_PIECE bytes at most, and a JSON
-    message over `cap` ends the stream with an error message (json_messages)."""
-    send = api.send
-
-    def bounded_send(request: Any, **kw: Any) -> Any:
-        if kw.get("stream"):
-            return send(request, **kw)
-        kw["stream"] = True
-        resp = send(request, **kw)
-        resp._content = _read_capped(request, resp, cap)
-        resp._content_consumed = True
-        resp.raw.release_conn()
-        return resp
-
-    def stream_helper(response: Any, decode: bool = False) -> Iterator[Any]:
-        if response.status_code >= 400:  # the engine's error answer, read bounded, raised as docker-py does
-            response._content = _read_capped(response.request, response, cap)
-            response._content_consumed = True
-            api._raise_for_status(response)
-        pieces = response.iter_content(STREAM_PIECE)
-        if decode:
-            yield from json_messages(pieces, cap)
-        else:
-            yield from pieces
-
-    def frames(response: Any) -> Iterator[bytes]:
-        import struct
-
-        # as docker-py: no per-read time-out for a long-running container (the caller's deadline is iter_within)
-        api._disable_socket_timeout(api._get_raw_response_socket(response))
-        while True:
-            header = response.raw.read(8)  # stream type, 3 zero bytes, the frame's length (big-endian)
-            if len(header) < 8:
-                return
-            _, length = struct.unpack(">BxxxL", header)
-            while length:
-                data = response.raw.read(min(length, STREAM_PIECE))
-                if not data:
-                    return
-                length -= len(data)
-                yield data
-
-    api.send = bounded_send
-    api._stream_helper = stream_helper
-    api._multiplexed_response_stream_helper = frames
-
-
-class _Tail:
-    """The last `cap` bytes of a stream, and how many came before them."""
-
-    def __init__(self, cap: int = LOG_TAIL_BYTES) -> None:
-        self.cap = cap
-        self.buf = bytearray()
-        self.dropped = 0
-
-    def add(self, data: bytes) -> None:
-        self.buf += data
-        over = len(self.buf) - self.cap
-        if over > 0:
-            del self.buf[:over]
-            self.dropped += over
-
-    def text(self) -> str:
-        out = self.buf.decode(errors="replace")
-        if self.dropped:
-            out = out.split("\n", 1)[-1] if "\n" in out else out  # a whole first line
-            out = f"[fwsetup: {self.dropped} bytes of output before this were not kept]\n" + out
-        return out
 
 
 def _api_tuple(version: str) -> tuple[int, ...]:
@@ -233,129 +63,9 @@ def _api_tuple(version: str) -> tuple[int, ...]:
         return (0, 0)
 
 
-_STEP_RE: Final = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
-_BUILDX_STEP_RE: Final = re.compile(r"^#(\d+) \[(?:[\w.-]+ )?\s*(\d+)/(\d+)\] (.*)$")
-
-
-_ANSI_RE: Final = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def parse_classic(chunks: Iterator[Mapping[str, Any]]) -> Iterator[BuildEvent]:
-    """The classic builder's JSON stream (docker-py decode=True) as BuildEvents."""
-    step = 0
-    image_id: str | None = None
-    pending = ""  # the engine splits lines across chunks; a line is complete at its newline
-
-    def lines_of(text: str) -> Iterator[BuildEvent]:
-        nonlocal step, image_id
-        # The classic builder wraps a step's stderr in ESC[91m ... ESC[0m: colour, not content.
-        text = _ANSI_RE.sub("", text).rstrip()
-        if not text.strip():
-            return
-        m = _STEP_RE.match(text)
-        if m:
-            step = int(m.group(1))
-            yield BuildEvent(kind="step", text=m.group(3), step=step)
-        elif text.strip() == "---> Using cache":
-            yield BuildEvent(kind="cache", text="Using cache", step=step)
-        elif text.startswith("Successfully built "):
-            image_id = image_id or text.split()[-1]
-        elif text.startswith((" ---> ", "Successfully tagged ", "Removing intermediate container")):
-            return
-        else:
-            yield BuildEvent(kind="log", text=text, step=step or None)
-
-    for chunk in chunks:
-        if "error" in chunk or "errorDetail" in chunk:
-            if pending:
-                yield from lines_of(pending)
-                pending = ""
-            detail = chunk.get("errorDetail") or {}
-            message = str(chunk.get("error") or detail.get("message") or "build failed").strip()
-            yield BuildEvent(kind="error", text=_ANSI_RE.sub("", message), step=step or None)
-            return
-        aux = chunk.get("aux")
-        if isinstance(aux, Mapping) and aux.get("ID"):
-            image_id = str(aux["ID"])
-        stream = chunk.get("stream")
-        if not isinstance(stream, str):
-            continue
-        pending += stream
-        *complete, pending = pending.split("\n")
-        for line in complete:
-            yield from lines_of(line)
-    if pending:
-        yield from lines_of(pending)
-    if image_id:
-        yield BuildEvent(kind="done", text=image_id, image_id=image_id)
-    else:
-        yield BuildEvent(
-            kind="error", text="the engine ended the build without an image id", step=step or None
-        )
-
-
-def json_messages(chunks: Iterator[bytes], cap: int = BODY_CAP) -> Iterator[Mapping[str, Any]]:
-    """The engine's build stream (JSON messages, one a line) as mappings; a message over `cap` bytes ends the
-    stream with an error message instead of being held whole."""
-    import json
-
-    pending = b""
-    for chunk in chunks:
-        pending += chunk if isinstance(chunk, bytes) else str(chunk).encode()
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.strip():
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    yield {"error": f"the engine sent a build message that is not JSON: {line[:200]!r}"}
-                    return
-                if isinstance(msg, Mapping):
-                    yield msg
-        if len(pending) > cap:
-            yield {"error": f"the engine sent a build message over {cap // (1 << 20)} MiB (read no further)"}
-            return
-    if pending.strip():
-        try:
-            msg = json.loads(pending)
-        except ValueError:
-            msg = {"error": f"the engine ended the build mid-message: {pending[:200]!r}"}
-        if isinstance(msg, Mapping):
-            yield msg
-
-
-def parse_buildx(lines: Iterator[str], iidfile: Path, returncode: Callable[[], int]) -> Iterator[BuildEvent]:
-    """`docker buildx build --progress=plain` output as BuildEvents (vertex #N -> step N)."""
-    seen: dict[int, int] = {}
-    last_error = ""
-    for raw in lines:
-        text = raw.rstrip("\n")
-        m = _BUILDX_STEP_RE.match(text)
-        if m:
-            vertex = int(m.group(1))
-            seen.setdefault(vertex, len(seen) + 1)
-            yield BuildEvent(kind="step", text=m.group(4), step=seen[vertex])
-            continue
-        m2 = re.match(r"^#(\d+) CACHED$", text)
-        if m2 and int(m2.group(1)) in seen:
-            yield BuildEvent(kind="cache", text="CACHED", step=seen[int(m2.group(1))])
-            continue
-        if re.match(r"^#\d+ (DONE|sha256:|naming|writing|exporting|resolve|transferring|load )", text):
-            continue
-        if "ERROR:" in text or text.startswith("ERROR"):
-            last_error = text
-        if text.strip():
-            yield BuildEvent(kind="log", text=re.sub(r"^#\d+ [\d.]+ ", "", text))
-    if returncode() != 0 or not iidfile.is_file():
-        yield BuildEvent(kind="error", text=last_error or "docker buildx build failed")
-        return
-    image_id = iidfile.read_text().strip()
-    yield BuildEvent(kind="done", text=image_id, image_id=image_id)
-
-
 def run_create_kwargs(spec: RunSpec) -> dict[str, Any]:
     """The containers.create() arguments for spec (pure; tests check the GPU request)."""
-    from docker.types import DeviceRequest
+    from docker.types import DeviceRequest  # lazy: the docker SDK (~0.1 s+ to import)
 
     kwargs: dict[str, Any] = {
         "image": spec.image,
@@ -390,25 +100,18 @@ PRIVATE_REPO: Final = "fwsetup-tmp/build"  # a build's image before its smoke te
 def private_tag() -> str:
     """A tag no other build uses (the host, the process id, random bytes): the image of one build before its
     smoke test; the next run removes the tag a killed build left (DockerEngine.remove_stale)."""
-    import secrets
-    import socket
-
     host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:80] or "host"
     return f"{PRIVATE_REPO}:{host}--{os.getpid()}-{secrets.token_hex(6)}"
 
 
 def owner() -> str:
     """host:pid of this fwsetup: the owner of its smoke containers and temporary folders."""
-    import socket
-
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def owner_is_gone(value: str) -> bool:
     """Whether the owner (host:pid) is a process of this host that no longer runs; another host's is never
     judged (its engine may be shared)."""
-    import socket
-
     host, _, pid = value.rpartition(":")
     return host == socket.gethostname() and _pid_gone(pid)
 
@@ -435,23 +138,11 @@ def split_tag(tag: str) -> tuple[str, str]:
 
 def _gpu_way(data: Mapping[str, Any], runtimes: bool, env: Mapping[str, str]) -> str:
     """How the engine gives containers GPUs: the one rule (profile.DockerInfo.gpu_access) on its `info`."""
-    from fwsetup.detect.tools import _gpu_ways, engine_host
-    from fwsetup.profile import DockerInfo
-
     host = engine_host(env)
     hook, cdi = _gpu_ways(data, host, env)
     docker = DockerInfo(server=str(data.get("ServerVersion") or "?"), nvidia_runtime=runtimes, nvidia_hook=hook,
                         cdi_devices=cdi, host=host)  # fmt: skip
     return docker.gpu_access[1]
-
-
-def _buildx_available(env: Mapping[str, str]) -> bool:
-    if resolve(env).buildx_disabled:
-        return False
-    from fwsetup.proc import run
-
-    res = run(["docker", "buildx", "version"], timeout=15)
-    return res.ok and "buildx" in (res.stdout + res.stderr).lower()
 
 
 class DockerEngine(Engine):
@@ -469,14 +160,6 @@ class DockerEngine(Engine):
     @property
     def client(self) -> Any:
         if self._client is None:
-            from fwsetup.detect.tools import (
-                SILENT_ENGINE_HINT,
-                engine_host,
-                ping_engine,
-                ping_timeout,
-                silent_engine_message,
-            )
-
             # A socket that accepts and never answers would hold the first request for the whole read
             # time-out (600 s): ping it first, and negotiate under a short time-out too (ssh://, contexts).
             host, quick = engine_host(self._env), ping_timeout(self._env)
@@ -484,7 +167,7 @@ class DockerEngine(Engine):
             if answer.state == "silent" and host:
                 raise EngineError(silent_engine_message(host, answer.detail) + ".", hint=SILENT_ENGINE_HINT)
             try:
-                import docker
+                import docker  # lazy: the docker SDK takes ~0.1-0.4 s to import (-X importtime)
 
                 # The API version is negotiated below (as version="auto" would, but under a deadline and with
                 # the answer's size bounded): the SDK speaks the engine's (20.10 speaks 1.41).
@@ -509,8 +192,6 @@ class DockerEngine(Engine):
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         """fn(*args, **kw) within the engine call deadline (FWSETUP_ENGINE_CALL_TIMEOUT)."""
-        from fwsetup.detect.tools import engine_host
-
         seconds = resolve(self._env).engine_call_timeout
         return within(what, seconds, fn, *args, host=engine_host(self._env), **kw)
 
@@ -536,7 +217,7 @@ class DockerEngine(Engine):
             raise EngineError(
                 msg, hint="Upgrade the engine, or start a newer one with ./scripts/start-docker-engine."
             )
-        buildkit = self._buildkit if self._buildkit is not None else _buildx_available(self._env)
+        buildkit = self._buildkit if self._buildkit is not None else buildx.buildx_available(self._env)
         runtimes, way = None, None
         try:
             data = self._call("GET /info", self.client.info)
@@ -580,7 +261,6 @@ class DockerEngine(Engine):
         if spec.secrets:
             msg = "the classic builder cannot mount secrets; render the context for it (buildkit=False)."
             raise InstallError(msg)
-        from fwsetup.detect.tools import engine_host
 
         def stream() -> Iterator[Mapping[str, Any]]:
             chunks = self.client.api.build(
@@ -607,39 +287,7 @@ class DockerEngine(Engine):
             yield BuildEvent(kind="error", text=_short(exc))
 
     def _build_buildx(self, spec: BuildSpec) -> Iterator[BuildEvent]:
-        with tempfile.TemporaryDirectory(prefix="fwsetup-iid-") as tmp:
-            iidfile = Path(tmp) / "iid"
-            argv = [
-                "docker", "buildx", "build", "--progress=plain", "--load",
-                "-t", spec.tag, "-f", str(spec.context / spec.dockerfile), "--iidfile", str(iidfile),
-            ]  # fmt: skip
-            network = self.build_network()
-            if network:
-                argv += ["--network", network]
-            if spec.platform:
-                argv += ["--platform", spec.platform]
-            if spec.no_cache:
-                argv.append("--no-cache")
-            for ref in spec.cache_from:
-                argv += ["--cache-from", f"type=registry,ref={ref}"]
-            if spec.inline_cache:
-                argv += ["--cache-to", "type=inline"]
-            for sid, path in sorted(spec.secrets.items()):
-                argv += ["--secret", f"id={sid},src={path}"]
-            argv.append(str(spec.context))
-            # fwsetup.proc: the child dies with fwsetup and is killed when the build is left early
-            from fwsetup import proc
-
-            try:
-                from fwsetup.detect.tools import engine_host
-
-                seconds = resolve(self._env).build_timeout
-                with proc.open_lines(argv, env=self._env) as child:
-                    lines = iter_within("the build (docker buildx build)", seconds, child.lines,
-                                        host=engine_host(self._env))  # fmt: skip
-                    yield from parse_buildx(lines, iidfile, child.wait)
-            except FileNotFoundError:
-                yield BuildEvent(kind="error", text="the docker CLI is not installed (needed for buildx)")
+        yield from buildx.build(spec, self._env, self.build_network())
 
     @contextlib.contextmanager
     def container(self, spec: RunSpec) -> Iterator[Any]:
@@ -689,9 +337,7 @@ class DockerEngine(Engine):
         return removed
 
     def run(self, spec: RunSpec) -> RunResult:
-        import dataclasses
-
-        import requests
+        import requests  # lazy: imported with the docker SDK, not at start-up
 
         if spec.gpus != "none" and not spec.gpu_cdi:
             way = None
@@ -741,8 +387,6 @@ class DockerEngine(Engine):
     def _logs(self, container: Any) -> tuple[str, str]:
         """The container's stdout and stderr, each its last LOG_TAIL_BYTES (an endless printer's output is
         never held whole), read within the engine call deadline."""
-        from fwsetup.detect.tools import engine_host
-
         tails = []
         for out in (True, False):
             tail = _Tail()
@@ -776,7 +420,7 @@ class DockerEngine(Engine):
             raise InstallError(msg) from None
 
     def remove_tag(self, tag: str) -> None:
-        import docker.errors
+        import docker.errors  # lazy: the docker SDK takes ~0.1-0.4 s to import (-X importtime)
 
         with contextlib.suppress(docker.errors.NotFound):
             # noprune: the untagged parents are the classic builder's cache of the next build
@@ -785,7 +429,7 @@ class DockerEngine(Engine):
     def push(self, ref: str, auth: Mapping[str, str] | None = None) -> PushResult:
         """POST /images/{name}/push under the build's deadline; auth (docker-py's auth_config) travels in the
         X-Registry-Auth header over the engine's socket. The digest the engine reports, or its error."""
-        import docker.errors
+        import docker.errors  # lazy: the docker SDK takes ~0.1-0.4 s to import (-X importtime)
 
         repo, tag = split_tag(ref)
 
@@ -833,7 +477,7 @@ class DockerEngine(Engine):
         """POST /images/create, under the build's deadline (FWSETUP_BUILD_TIMEOUT: a pull is part of a build);
         the engine's reason when the image is not there afterwards (an error in the stream or the answer).
         auth as for push."""
-        import docker.errors
+        import docker.errors  # lazy: the docker SDK takes ~0.1-0.4 s to import (-X importtime)
 
         def pull_all() -> str | None:
             last = None
@@ -865,59 +509,16 @@ class DockerEngine(Engine):
         return f"{attrs.get('Os') or 'linux'}/{attrs['Architecture']}"
 
     def build_platforms(self) -> tuple[str, ...] | None:
-        """`docker buildx inspect`'s Platforms line (BuildKit reads binfmt_misc each time: a handler
-        registered after the engine started is listed without a restart); None without buildx."""
+        """The platforms the engine's BuildKit builder can build (buildx.build_platforms); None without buildx."""
         if not self.check().buildkit:
             return None
-        from fwsetup.proc import run
-
-        res = run(["docker", "buildx", "inspect"], timeout=30, env=self._env)
-        if not res.ok:
-            return None
-        return parse_buildx_platforms(res.stdout)
+        return buildx.build_platforms(self._env)
 
     def create_manifest_list(self, target: str, sources: list[str]) -> ManifestList:
-        """Join images already in a registry (each REF@sha256:…, one per platform) into one multi-platform
-        image, target (a manifest list, pushed by `docker buildx imagetools create`), and read it back from
-        the registry: its digest and each platform's. InstallError with the tool's own words when it fails."""
-
-        from fwsetup.proc import run
-        from fwsetup.redact import redact_text
-
-        made = run(
-            ["docker", "buildx", "imagetools", "create", "-t", target, *sources], timeout=300, env=self._env
-        )
-        if not made.ok:
-            why = redact_text((made.stderr or made.stdout or made.error or "").strip())[-600:]
-            msg = f"could not push the manifest list {target} (docker buildx imagetools create): {why}"
-            raise InstallError(msg)
-        return self.inspect_manifest_list(target)
+        return buildx.create_manifest_list(target, sources, self._env)
 
     def inspect_manifest_list(self, ref: str) -> ManifestList:
-        """What the registry serves for ref: a manifest list's digest and platforms (one image: one entry)."""
-        import json
-
-        from fwsetup.proc import run
-        from fwsetup.redact import redact_text
-
-        got = run(["docker", "buildx", "imagetools", "inspect", ref, "--format", "{{json .Manifest}}"],
-                  timeout=120, env=self._env)  # fmt: skip
-        try:
-            data = json.loads(got.stdout) if got.ok else None
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or not str(data.get("digest", "")).startswith("sha256:"):
-            why = redact_text((got.stderr or got.error or got.stdout or "").strip())[-600:]
-            msg = f"could not read {ref} back from its registry (docker buildx imagetools inspect): {why}"
-            raise InstallError(msg)
-        entries = []
-        for m in data.get("manifests") or []:
-            plat = m.get("platform") or {}
-            name = f"{plat.get('os', '?')}/{plat.get('architecture', '?')}"
-            if plat.get("variant"):
-                name += f"/{plat['variant']}"
-            entries.append((name, str(m.get("digest"))))
-        return ManifestList(ref=ref, digest=str(data["digest"]), manifests=tuple(entries))
+        return buildx.inspect_manifest_list(ref, self._env)
 
     def image_digests(self, ref: str) -> tuple[list[str], str] | None:
         attrs = self._image_attrs(ref)
@@ -927,7 +528,7 @@ class DockerEngine(Engine):
 
     def registry_digest(self, ref: str) -> str | None:
         """GET /distribution/NAME/json: the engine asks the registry (under the engine's deadline)."""
-        import docker.errors
+        import docker.errors  # lazy: the docker SDK takes ~0.1-0.4 s to import (-X importtime)
 
         try:
             data = self._call("GET /distribution", self.client.api.inspect_distribution, ref)
@@ -937,26 +538,12 @@ class DockerEngine(Engine):
         return str(digest) if digest else None
 
     def _image_attrs(self, ref: str) -> dict[str, Any] | None:
-        import docker.errors
+        import docker.errors  # lazy: the docker SDK takes ~0.1-0.4 s to import (-X importtime)
 
         try:
             return dict(self._call("GET /images/json", self.client.images.get, ref).attrs)
         except docker.errors.ImageNotFound:
             return None
-
-
-def parse_buildx_platforms(text: str) -> tuple[str, ...] | None:
-    """The platforms of `docker buildx inspect`'s output ("Platforms: linux/amd64, linux/arm64*"; a star
-    marks one set by the user), each once; None when it lists none."""
-    out: list[str] = []
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "Platforms":
-            for word in value.split(","):
-                name = word.strip().rstrip("*")
-                if name and name not in out:
-                    out.append(name)
-    return tuple(out) or None
 
 
 def engine_has_bridge(env: Mapping[str, str] | None = None) -> bool | None:

@@ -20,13 +20,17 @@ import json
 import re
 import socket
 import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from fwsetup import proc
 from fwsetup.errors import NetworkError, RegistryError, UsageError
+from fwsetup.settings import registry_login
 
 DOCKER_HUB: Final = "docker.io"
 CERTS_D: Final = Path("/etc/docker/certs.d")
@@ -118,8 +122,6 @@ class Credentials:
 def credentials(registry: str, env: Mapping[str, str]) -> Credentials | None:
     """The credentials for registry: FWSETUP_REGISTRY_USER with FWSETUP_REGISTRY_PASSWORD or
     FWSETUP_REGISTRY_PASSWORD_FILE, else the user's docker configuration."""
-    from fwsetup.settings import registry_login
-
     user, password, password_file = registry_login(env)
     if user and not password and password_file:
         path = Path(password_file).expanduser()
@@ -140,6 +142,7 @@ def docker_config_file(env: Mapping[str, str]) -> Path:
 
 
 def _docker_config_credentials(registry: str, env: Mapping[str, str]) -> Credentials | None:
+    # lazy: the docker SDK takes ~0.1-0.4 s to import (-X importtime)
     import docker.auth
     import docker.errors
 
@@ -255,9 +258,6 @@ class _Answer:
 
 
 def _get(url: str, ctx: ssl.SSLContext | None, timeout: float, auth: str | None = None) -> _Answer:
-    import urllib.error
-    import urllib.request
-
     req = urllib.request.Request(url, headers={"User-Agent": "fwsetup"})
     if auth:
         req.add_header("Authorization", auth)
@@ -289,8 +289,6 @@ def check_registry(
 ) -> None:
     """Talk to ref's registry as the engine would; NetworkError (7) when it cannot be reached, RegistryError (8)
     when its certificate is not trusted or it refuses (or wants) credentials. Returns when a push (or pull) can go."""
-    import urllib.error
-
     registry = ref.registry
     api = "registry-1.docker.io" if registry == DOCKER_HUB else registry
     engine = engine or EngineRegistryConfig()
@@ -347,8 +345,6 @@ def check_registry(
         ok = _get(f"{base}/v2/", _ssl_context(registry, certs_d, secure) if base.startswith("https") else None,
                   timeout, auth=basic).status  # fmt: skip
     elif scheme == "bearer" and params.get("realm"):
-        from urllib.parse import urlencode
-
         scope = f"repository:{ref.repository}:{'push,pull' if push else 'pull'}"
         query = urlencode({k: v for k, v in (("service", params.get("service")), ("scope", scope)) if v})
         realm = params["realm"]

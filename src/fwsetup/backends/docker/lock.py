@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
+import shutil
 import sys
 import tempfile
 import uuid
@@ -29,12 +31,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from fwsetup import __version__, pipconfig, proc
 from fwsetup.errors import InstallError
+from fwsetup.pipconfig import local_path
+from fwsetup.redact import redact_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 
 SBOM_FILE: Final = "sbom.cdx.json"  # in app/, so /opt/fwsetup/sbom.cdx.json in the image
 SBOM_PATH: Final = "/opt/fwsetup/" + SBOM_FILE
 GLIBC_FLOOR: Final = "2_28"
 LOCK_TIMEOUT: Final = 900.0
+
+
+def uv_binary() -> Path | None:
+    """The uv binary fwsetup itself depends on, when it can run inside a linux/amd64 (or arm64) image."""
+    if platform.system() != "Linux":
+        return None
+    try:
+        import uv  # in here: ImportError is an answer (a fwsetup installed without its uv)
+
+        found = Path(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found_str = shutil.which("uv")
+        if not found_str:
+            return None
+        found = Path(found_str)
+    return found if found.is_file() else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,7 +91,9 @@ class ImageLock:
         return hashlib.sha256(self.requirements().encode()).hexdigest()
 
     def version_of(self, name: str) -> str | None:
-        from packaging.utils import canonicalize_name
+        from packaging.utils import (
+            canonicalize_name,  # lazy: it imports packaging.tags (~12 ms, -X importtime)
+        )
 
         want = canonicalize_name(name)
         return next((p.version for p in self.packages if canonicalize_name(p.name) == want), None)
@@ -85,13 +113,6 @@ def python_platform(platform: str) -> str:
 
 def read_lock(pylock: Path, wheelhouse: Path | None) -> ImageLock:
     """The packages of a pylock.toml, each with all its hashes; a wheel from the wheelhouse by file name."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # Python 3.10
-        import tomli as tomllib
-
-    from fwsetup.pipconfig import local_path
-
     data = tomllib.loads(pylock.read_text())
     local_dir = wheelhouse.resolve() if wheelhouse is not None else None
     out = []
@@ -131,10 +152,6 @@ def compile_lock(
 ) -> ImageLock:
     """Resolve requirements for the image (its Python and platform) with uv, against the sources the build
     itself uses; InstallError with uv's own words when they cannot be resolved."""
-    from fwsetup import pipconfig, proc
-    from fwsetup.backends.docker.context import uv_binary
-    from fwsetup.redact import redact_text
-
     uv = uv_binary()
     if uv is None:
         msg = "no uv here to lock the image's packages with (fwsetup depends on the `uv` package)."
@@ -172,13 +189,12 @@ def compile_lock(
 
 def sbom(lock: ImageLock, *, name: str, version: str, description: str) -> str:
     """The CycloneDX 1.6 JSON document of the image's Python packages (cyclonedx-python-lib); deterministic."""
+    # lazy: cyclonedx-python-lib is heavy and needed only when an image is built
     from cyclonedx.model import HashAlgorithm, HashType
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.output.json import JsonV1Dot6
     from packageurl import PackageURL
-
-    from fwsetup import __version__
 
     bom = Bom(serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"fwsetup:{name}:{lock.digest()}"))
     bom.metadata.timestamp = None  # type: ignore[assignment]  # the same lock gives the same bytes

@@ -1,25 +1,29 @@
 """Rendering (pure): a Plan and settings already resolved -> the Dockerfile's text.
 
 Nothing here reads a file or the environment: the template's text and the user's index settings
-(IndexSettings, from fwsetup.backends.docker.read_index_settings) are passed in. The base image and its
+(IndexSettings, from fwsetup.backends.docker.backend.read_index_settings) are passed in. The base image and its
 Python come from the plan (Plan.image, decided by fwsetup.plan.container).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from fwsetup import __version__
+from fwsetup.backends.docker.lock import SBOM_PATH
 from fwsetup.backends.engine import GpuRequest
 from fwsetup.backends.envvars import runtime_env
 from fwsetup.errors import UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.plan.container import choose_base, image_plan
+from fwsetup.recipes import DEB_PACKAGE_RE, ENV_NAME_RE, IMAGE_REF_RE, VARIANT_RE, control_character
 from fwsetup.redact import redact_url
-from fwsetup.smoke import script_file
+from fwsetup.smoke import LUAJIT, interpreter_of, script_file
 
 IMAGE_USER: Final = "fwsetup"
 VENV: Final = "/opt/venv"
@@ -51,8 +55,6 @@ def _index_env(
     plan: Plan, settings: IndexSettings, cert_path: str | None, plan_indexes: Sequence[str] | None = None
 ) -> str:
     """Shell assignments for both installers, sourced inside the builder stage's RUN only."""
-    import shlex
-
     lines: list[str] = []
 
     def export(key: str, value: str) -> None:
@@ -123,8 +125,6 @@ def smoke_command(plan: Plan, script_name: str, gpus: GpuRequest = "none") -> li
     )
     if gpus != "none":
         device = "cuda"
-    from fwsetup.smoke import interpreter_of
-
     python = f"{VENV}/bin/python" if has_venv(plan) else SYSTEM_PYTHON
     cmd = [interpreter_of(script_name) or python, f"{APP_DIR}/smoke/{script_name}", "--device", device]
     if gpus == "all" or (plan.smoke is not None and plan.smoke.all_gpus):
@@ -142,10 +142,6 @@ def image_labels(
     base_digest: str | None = None,
     base_id: str | None = None,
 ) -> dict[str, str]:
-    from fwsetup import __version__
-    from fwsetup.backends.docker.lock import SBOM_PATH
-    from fwsetup.smoke import LUAJIT
-
     title = plan.title or plan.framework
     where = VENV if has_venv(plan) else SYSTEM_PYTHON
     runs = f"run by {LUAJIT}" if smoke_cmd and smoke_cmd[0] == LUAJIT else f"Python {plan.python}, in {where}"
@@ -188,8 +184,6 @@ def _dq(value: object) -> str:
 
 
 def _no_controls(text: str) -> str:
-    from fwsetup.recipes import control_character
-
     if control_character(text) is None:
         return text
     return "".join(f"\\u{ord(ch):04x}" if control_character(ch) else ch for ch in text)
@@ -201,7 +195,7 @@ def _comment(value: object) -> str:
 
 
 def _template_env() -> Any:
-    import jinja2
+    import jinja2  # lazy: jinja2 is heavy and needed only when a Dockerfile is rendered
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     env.filters["dq"] = _dq
@@ -219,8 +213,6 @@ def check_renderable(plan: Plan) -> None:
         raise UsageError(msg)
     # A plan may come from a file, not only from a validated recipe: the names that reach the Dockerfile
     # are checked again here (never shell or Dockerfile text).
-    from fwsetup.recipes import DEB_PACKAGE_RE, ENV_NAME_RE, IMAGE_REF_RE, VARIANT_RE
-
     _check_plan_text(plan_to_dict(plan), "")
     bad_env = [
         k for k in [*plan.env, *(plan.smoke.env if plan.smoke else {})] if not ENV_NAME_RE.fullmatch(k)
@@ -246,8 +238,6 @@ def check_renderable(plan: Plan) -> None:
 
 def _check_plan_text(value: Any, key: str) -> None:
     """No control character in any string of a plan (one may come from a file): UsageError naming the key."""
-    from fwsetup.recipes import control_character
-
     if isinstance(value, str):
         found = control_character(value)
         if found:
@@ -275,11 +265,9 @@ def render_dockerfile(
     sub: str = "",
 ) -> str:
     """The Dockerfile for plan, from the template's text and the user's index settings already resolved
-    (pure: it reads no file and no environment; fwsetup.backends.docker.render_dockerfile reads them).
+    (pure: it reads no file and no environment; fwsetup.backends.docker.backend.render_dockerfile reads them).
     sub: where this image's files are in a context shared by several ("NAME/"; fwsetup.backends.docker.
     context.prepare_context). FROM names the base by digest where the plan pinned it (ImagePlan.digest)."""
-    from fwsetup import __version__
-
     check_renderable(plan)
     assert plan.smoke is not None
     image = plan.image
