@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from fwsetup.errors import InstallError, UsageError
+from fwsetup.text import human_bytes
 from fwsetup.ui import state as ui_state
 
 log = logging.getLogger("fwsetup")
@@ -396,14 +397,6 @@ def check_free_space(directory: Path, needed_bytes: int, *, margin: float = 1.2)
     if needed_bytes * margin > free:
         msg = f"needs ~{human_bytes(int(needed_bytes * margin))} in {directory}, {human_bytes(free)} free."
         raise InstallError(msg, hint="Free some space, or choose another place with --env PATH.")
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit in ("B", "KB") else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 # -- the environment's lock file -------------------------------------------------------------------------

@@ -199,11 +199,6 @@ def test_check_free_space(tmp_path: Path) -> None:
         staging.check_free_space(tmp_path / "not" / "yet", 10**18)
 
 
-def test_human_bytes() -> None:
-    assert staging.human_bytes(512) == "512 B"
-    assert staging.human_bytes(2_500_000_000) == "2.5 GB"
-
-
 def test_exchange_is_atomic_on_linux(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     _make_env(a, "A")

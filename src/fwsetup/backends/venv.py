@@ -47,6 +47,7 @@ from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.proc import env_secrets, run_streamed
 from fwsetup.redact import redact_data, redact_text
 from fwsetup.settings import resolve
+from fwsetup.text import human_bytes
 
 INSTALL_TIMEOUT = 3600.0
 EXPANSION = 2.5  # installed size / wheel size, roughly (torch 190 MB wheel -> ~450 MB installed)
@@ -495,9 +496,7 @@ class VenvBackend(Backend):
         n = len(packages)
         progress(
             "download",
-            f"downloading {n} packages ({staging.human_bytes(total)})"
-            if total
-            else f"downloading {n} packages",
+            f"downloading {n} packages ({human_bytes(total)})" if total else f"downloading {n} packages",
         )
 
         def on_line(line: str) -> None:

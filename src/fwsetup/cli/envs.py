@@ -30,25 +30,20 @@ def envs_command(
     """
     import json
 
-    from fwsetup import envs
+    from fwsetup.ops import envs as ops
     from fwsetup.ui import emit_json
 
-    found = envs.known(sizes=not no_size)
+    listed = ops.listing(sizes=not no_size)
     if json_out:
-        body = {
-            "schema_version": 1,
-            "registry": str(envs.registry_path()),
-            "envs": [e.as_dict() for e in found],
-        }
+        body = {"schema_version": 1, "registry": listed.registry, "envs": [e.as_dict() for e in listed.envs]}
         emit_json(json.dumps(body, indent=2))
         return
-    _render(found, str(envs.registry_path()))
+    _render(listed.envs, listed.registry)
 
 
 def _render(found: list[EnvInfo], registry: str) -> None:
     """One line per environment on stdout (whole paths, never cut), notes on stderr."""
-    from fwsetup.staging import human_bytes
-    from fwsetup.text import printable
+    from fwsetup.text import human_bytes, printable
     from fwsetup.ui import err_console, escape, info
 
     live = [e for e in found if e.state == "ok"]
@@ -100,26 +95,20 @@ def remove_command(
     import json
     import sys
 
-    from fwsetup import envs
     from fwsetup.errors import UsageError
+    from fwsetup.ops import envs as ops
     from fwsetup.ui import emit_json, err_console, escape
 
-    path = envs.find(env)
-    plan = envs.removal(path)
-    if plan.gone:
-        envs.forget(path)
-        message = f"{path} no longer exists (deleted by hand?): dropped from the list of environments."
-    else:
-        if not yes:
-            if not sys.stdin.isatty():
-                raise UsageError(
-                    f"removing {path} deletes it: confirm with --yes when there is no terminal to ask."
-                )
-            err_console().print(f"remove {escape(plan.describe)}?")
-            if not typer.confirm("Remove it?", default=False, err=True):
-                raise typer.Exit(1)
-        envs.remove(path)
-        message = f"removed {plan.describe}."
+    path, plan = ops.removal(env)
+    if not plan.gone and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"removing {path} deletes it: confirm with --yes when there is no terminal to ask."
+            )
+        err_console().print(f"remove {escape(plan.describe)}?")
+        if not typer.confirm("Remove it?", default=False, err=True):
+            raise typer.Exit(1)
+    message = ops.remove(path, plan)
     if json_out:
         emit_json(
             json.dumps({"schema_version": 1, "path": str(path), "removed": not plan.gone, "message": message})

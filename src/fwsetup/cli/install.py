@@ -220,13 +220,10 @@ def _fleet(
 
 def _warn_untested(prepared: PreparedInstall, *, before: bool) -> None:
     """--skip-smoke, said loudly (stderr): before the work, and again once the env is in place."""
-    from fwsetup.backends.venv_paths import env_python
+    from fwsetup.ops.install import target_python
     from fwsetup.ui import err_console, escape
 
-    assert prepared.target is not None
-    py = (
-        env_python(prepared.target) if prepared.plan.method != "conda" else prepared.target / "bin" / "python"
-    )
+    py = target_python(prepared)
     line = (
         "[bold yellow]--skip-smoke: NO SMOKE TEST will run; the environment is put in place UNTESTED.[/]"
         if before
@@ -242,14 +239,14 @@ def _confirm_apt(plan: Plan, *, yes: bool) -> None:
     simulation) and the user agreeing (or --yes)."""
     import sys
 
-    from fwsetup.backends.apt import describe, require_root, simulate
     from fwsetup.errors import UsageError
+    from fwsetup.ops.install import apt_preview
     from fwsetup.ui import escape, info
 
-    require_root()
-    changes = simulate(plan, refresh=True)  # apt-get update first: only apt's lists change before asking
+    preview = apt_preview(plan)  # root only; apt-get update first: only apt's lists change before asking
+    changes = preview.changes
     info("[bold]this will run, as root:[/]")
-    for line in describe(plan).splitlines():
+    for line in preview.commands.splitlines():
         info(f"  {escape(line)}")
     if changes:
         info(f"[bold]apt will install or upgrade {len(changes)} package(s):[/]")

@@ -52,16 +52,13 @@ def job_command(
     import json
 
     from fwsetup.errors import UsageError
-    from fwsetup.ops.k8s_job import job_manifest
+    from fwsetup.ops.k8s_job import check_image, job_manifest, write_manifest
     from fwsetup.ops.smoke import smoke_script
+    from fwsetup.ui import info
 
     if fmt != "k8s":
         raise UsageError(f"--format {fmt}: give k8s.")
-    from fwsetup.recipes import IMAGE_REF_RE
-
-    if not IMAGE_REF_RE.fullmatch(image):
-        msg = f"--image {image!r} is not an image reference (registry/name:tag, lower-case, no spaces)."
-        raise UsageError(msg)
+    check_image(image)
     manifest = job_manifest(
         smoke_script(name),
         nodes=nodes,
@@ -75,12 +72,5 @@ def job_command(
     if output is None:
         print(text, end="")
         return
-    from pathlib import Path
-
-    from fwsetup.smoke.slurm import _write
-
-    _write(output, text)
-    Path(output).chmod(0o644)
-    from fwsetup.ui import info
-
+    write_manifest(output, text)
     info(f"wrote {output}: `kubectl apply -f {output}`")

@@ -19,16 +19,14 @@ def profile_command(
     host_profile: HostProfileOpt = None,
 ) -> None:
     """Print this machine's HostProfile as JSON (or write it to FILE)."""
-    from fwsetup.detect import get_host
-    from fwsetup.profile import dumps, save
+    from fwsetup.ops.profile import host_profile as detect_profile
+    from fwsetup.ops.profile import write_profile
+    from fwsetup.profile import dumps
+    from fwsetup.ui import emit_json, info
 
-    host = get_host(host_profile)
+    host = detect_profile(host_profile)
     if output:
-        save(host, output)
-        from fwsetup.ui import info
-
+        write_profile(host, output)
         info(f"wrote {output}")
         return
-    from fwsetup.ui import emit_json
-
     emit_json(dumps(host))

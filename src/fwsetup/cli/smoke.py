@@ -7,7 +7,7 @@ summary on stderr.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +15,7 @@ from fwsetup.cli._app import app
 from fwsetup.cli.options import count, input_file, interpreter, output_file, seconds
 
 if TYPE_CHECKING:
+    from fwsetup.errors import SmokeError
     from fwsetup.ops.result import SmokeOutcome
     from fwsetup.smoke.multinode import Progress
 
@@ -142,103 +143,81 @@ def smoke_command(
     """
     import json
 
+    from fwsetup.errors import SmokeError, UsageError
+    from fwsetup.ops import envs as ops_envs
     from fwsetup.ops import smoke as ops
-    from fwsetup.ui import emit_json, err_console
+    from fwsetup.ops import smoke_multinode as multi
+    from fwsetup.ui import emit_json, err_console, escape
 
     if image is not None:
         if python is not None:
-            from fwsetup.errors import UsageError
-
             raise UsageError("--python and --image exclude each other: check an interpreter or an image.")
         _render(ops.smoke_image(name, image, gpu=gpu, all_gpus=all_gpus, timeout=timeout), json_out=json_out)
         return
-    from fwsetup.errors import SmokeError
-
-    if launcher not in ("fwsetup", "slurm"):
-        from fwsetup.errors import UsageError
-
-        raise UsageError(f"--launcher {launcher}: give slurm or fwsetup.")
+    multi.check_launcher(launcher)
     if launcher == "slurm" or emit_sbatch:
-        _slurm(
-            name, python, nodes=nodes, others=bool(node_addr or netns or hostfile or rank), port=port, gpu=gpu,
-            steps=steps, timeout=timeout, rank_timeout=rank_timeout, json_out=json_out, emit_sbatch=emit_sbatch,
+        job = multi.slurm_job(
+            name, python, nodes=nodes, others=bool(node_addr or netns or hostfile or rank), port=port,
             launcher=launcher,
         )  # fmt: skip
+        try:
+            report = multi.run_slurm_job(
+                job, port=port, steps=steps, gpu=gpu, rank_timeout=rank_timeout, timeout=timeout,
+                emit_sbatch=emit_sbatch, progress=_progress_printer(),
+            )  # fmt: skip
+        except SmokeError as exc:
+            _failed(job.framework, job.nodes, exc, json_out=json_out)
+            raise
+        _render_slurm(job.framework, report, emit_sbatch, json_out=json_out)
         return
     if nodes is not None or node_addr or netns or hostfile or rank:
-        _multinode(
-            name, python, nodes=nodes, addrs=node_addr or [], netns=netns or [], hostfile=hostfile, port=port,
-            gpu=gpu, steps=steps, timeout=timeout, rank_timeout=rank_timeout, json_out=json_out, here=rank,
-        )  # fmt: skip
+        job = multi.fwsetup_job(
+            name, python, nodes=nodes, addrs=node_addr or [], netns=netns or [], hostfile=hostfile, port=port
+        )
+        try:
+            report = multi.run_fwsetup_job(
+                job, port=port, steps=steps, gpu=gpu, rank_timeout=rank_timeout, timeout=timeout, here=rank,
+                progress=_progress_printer(),
+            )  # fmt: skip
+        except SmokeError as exc:
+            _failed(job.framework, job.nodes, exc, json_out=json_out)
+            raise
+        _render_multinode(job.framework, report, json_out=json_out)
         return
     script = ops.smoke_script(name)
     exe = python or ops.default_python()
     con = err_console()
 
     def spinner(what: str) -> object:
-        from fwsetup.ui import escape
-
         return con.status(escape(what))
 
-    from fwsetup import envs
-
-    made = envs.env_of_python(exe)  # an env fwsetup made: its last smoke result is recorded (fwsetup envs)
     try:
-        outcome = ops.smoke_interpreter(
+        outcome = ops_envs.smoke_recorded(
             script, exe, gpu=gpu, all_gpus=all_gpus, steps=steps, timeout=timeout,
             waiting=spinner if con.is_terminal and not json_out else None,  # type: ignore[arg-type]
         )  # fmt: skip
     except SmokeError as exc:
-        if made is not None:
-            envs.record_smoke(made, error=exc.message)
         if json_out:
             emit_json(json.dumps({"ok": False, "framework": script, "python": exe, "error": exc.message}))
         raise
-    if made is not None:
-        envs.record_smoke(made, report=outcome.report)
     _render(outcome, json_out=json_out)
 
 
-def _multinode(
-    name: str,
-    python: str | None,
-    *,
-    nodes: int | None,
-    addrs: list[str],
-    netns: list[str],
-    hostfile: str | None,
-    port: int | None,
-    gpu: bool,
-    steps: int | None,
-    timeout: float,
-    rank_timeout: float,
-    json_out: bool,
-    here: list[int] | None,
-) -> None:
-    """`--nodes N`: the training step as N ranks over the network (fwsetup.smoke.multinode)."""
+def _failed(framework: str, nodes: int, exc: SmokeError, *, json_out: bool) -> None:
     import json
 
-    from fwsetup.errors import SmokeError, UsageError
-    from fwsetup.ops import smoke as ops
-    from fwsetup.smoke import multinode
+    from fwsetup.ui import emit_json
+
+    if json_out:
+        emit_json(json.dumps({"ok": False, "framework": framework, "nodes": nodes, "error": exc.message}))
+
+
+def _render_multinode(framework: str, report: dict[str, Any], *, json_out: bool) -> None:
+    """`--nodes N` (launcher fwsetup): the report on stdout, the summary on stderr."""
+    import json
+
     from fwsetup.ui import emit_json, err_console, escape
 
-    if nodes is None:
-        raise UsageError("--node-addr, --netns, --hostfile and --rank go with --nodes N.")
-    if port is not None and not 1 <= port <= 65535:
-        raise UsageError(f"--port {port}: give a TCP port from 1 to 65535.")
-    framework = ops.smoke_script(name)
-    ranks = multinode.make_ranks(nodes, addrs, netns, hostfile)
-    exe = python or ops.default_python()
-    try:
-        report = multinode.run_multinode(
-            framework, exe, ranks, port=port, steps=steps, gpu=gpu, rank_timeout=rank_timeout, timeout=timeout,
-            here=here, progress=_progress_printer(),
-        )  # fmt: skip
-    except SmokeError as exc:
-        if json_out:
-            emit_json(json.dumps({"ok": False, "framework": framework, "nodes": nodes, "error": exc.message}))
-        raise
     if json_out:
         emit_json(json.dumps(report))
         return
@@ -251,51 +230,12 @@ def _multinode(
     )
 
 
-def _slurm(
-    name: str,
-    python: str | None,
-    *,
-    nodes: int | None,
-    others: bool,
-    port: int | None,
-    gpu: bool,
-    steps: int | None,
-    timeout: float,
-    rank_timeout: float,
-    json_out: bool,
-    emit_sbatch: str | None,
-    launcher: str,
-) -> None:
-    """`--nodes N --launcher slurm`: one rank per node of a Slurm allocation (fwsetup.smoke.slurm)."""
+def _render_slurm(framework: str, report: dict[str, Any], emit_sbatch: str | None, *, json_out: bool) -> None:
+    """`--nodes N --launcher slurm`: the report on stdout, the summary on stderr."""
     import json
 
-    from fwsetup.errors import SmokeError, UsageError
-    from fwsetup.ops import smoke as ops
-    from fwsetup.smoke import slurm
     from fwsetup.ui import emit_json, err_console, escape
 
-    if launcher != "slurm":
-        raise UsageError("--emit-sbatch goes with --launcher slurm.")
-    if nodes is None:
-        raise UsageError("--launcher slurm goes with --nodes N (the nodes of the allocation).")
-    if others:
-        raise UsageError(
-            "--node-addr, --netns, --hostfile and --rank are for --launcher fwsetup; under Slurm the "
-            "allocation says where each rank runs."
-        )
-    if port is not None and not 1 <= port <= 65535:
-        raise UsageError(f"--port {port}: give a TCP port from 1 to 65535.")
-    framework = ops.smoke_script(name)
-    exe = python or ops.default_python()
-    try:
-        report = slurm.run_slurm(
-            framework, exe, nodes, port=port, steps=steps, gpu=gpu, rank_timeout=rank_timeout,
-            timeout=timeout, emit_sbatch=emit_sbatch, progress=_progress_printer(),
-        )  # fmt: skip
-    except SmokeError as exc:
-        if json_out:
-            emit_json(json.dumps({"ok": False, "framework": framework, "nodes": nodes, "error": exc.message}))
-        raise
     if json_out:
         emit_json(json.dumps(report))
         return

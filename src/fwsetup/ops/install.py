@@ -15,21 +15,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import msgspec
+from packaging.version import InvalidVersion, Version
+
+from fwsetup import detect, envs
+from fwsetup.backends import get_backend
+from fwsetup.backends.apt import DIST_PACKAGES, AptChange, describe, require_root, simulate
+from fwsetup.backends.base import InstallOptions, Progress, no_progress
+from fwsetup.backends.venv_paths import env_python
+from fwsetup.backends.wheel_sources import IndexUnreachable, check_sources
+from fwsetup.errors import UsageError
+from fwsetup.ops.plan import registry_for
 from fwsetup.ops.result import DryRunResult, InstallOutcome
+from fwsetup.plan import Plan, Request, make_plan
+from fwsetup.recipes import Recipe, load_recipes
+from fwsetup.settings import resolve
+from fwsetup.staging import check_target
 
 if TYPE_CHECKING:
-    from fwsetup.backends.base import InstallOptions, Progress
-    from fwsetup.plan import Plan, Request
     from fwsetup.profile import HostProfile
-    from fwsetup.recipes import Recipe
     from fwsetup.registry.live import Mode
 
 
 def default_env_dir(name: str, variant: str | None, env: Mapping[str, str] | None = None) -> Path:
     """<data dir>/envs/<name>-<variant>: $FWSETUP_DATA_DIR, else $XDG_DATA_HOME/fwsetup, else
     ~/.local/share/fwsetup (settings.data_dir: platformdirs' conventions on macOS and Windows)."""
-    from fwsetup.settings import resolve
-
     return (
         resolve(dict(os.environ) if env is None else env).data_dir
         / "envs"
@@ -69,10 +79,6 @@ def prepare_install(ask: InstallRequest) -> PreparedInstall:
     """Check the target, plan, check the plan's sources (a HEAD request to its index, in --dry-run too: it
     shows what will happen) and decide the fallback. Raises UsageError (exit 2) for a bad --env or
     --wheelhouse and IndexUnreachable (exit 7) when neither the index nor a local wheel can serve."""
-    from fwsetup.errors import UsageError
-    from fwsetup.plan import make_plan
-    from fwsetup.staging import check_target
-
     request = ask.request
     if request.method == "docker":
         msg = f"install makes venv or conda environments; for a Docker image use `fwsetup build {request.framework}`."
@@ -87,15 +93,11 @@ def prepare_install(ask: InstallRequest) -> PreparedInstall:
         msg = "--env does not apply to --method apt: the distribution's packages go into the system."
         raise UsageError(msg)
     profile, recipe = _inputs(request, ask.host_profile)
-    from fwsetup.ops.plan import registry_for
-
     recipe, registry = registry_for(recipe, "offline" if ask.offline else ask.data)
     plan = make_plan(profile, recipe, request, registry=registry)
     if plan.status != "ok":
         return PreparedInstall(plan=plan)
     if plan.method == "apt":  # the system's own packages: no environment folder, no index to check
-        from fwsetup.backends.apt import DIST_PACKAGES
-
         return PreparedInstall(plan=plan, target=DIST_PACKAGES, options=_options(ask, DIST_PACKAGES, plan))
     if given is None or target is None:
         given = default_env_dir(recipe.name, plan.variant, ask.environ).expanduser().absolute()
@@ -108,8 +110,6 @@ def prepare_install(ask: InstallRequest) -> PreparedInstall:
         return _options(ask, target, p)
 
     def replan(version: str) -> Plan:
-        import msgspec
-
         return make_plan(
             profile, recipe, msgspec.structs.replace(request, version=version), registry=registry
         )
@@ -120,17 +120,12 @@ def prepare_install(ask: InstallRequest) -> PreparedInstall:
 
 
 def _inputs(request: Request, host_profile: str | None) -> tuple[HostProfile, Recipe]:
-    from fwsetup.detect import get_host
-    from fwsetup.recipes import load_recipes
-
     recipe = load_recipes().get(request.framework)
-    profile = get_host(host_profile, docker=False)  # venv/conda: the Docker engine plays no part
+    profile = detect.get_host(host_profile, docker=False)  # venv/conda: the Docker engine plays no part
     return profile, recipe
 
 
 def _options(ask: InstallRequest, target: Path, plan: Plan) -> InstallOptions:
-    from fwsetup.backends.base import InstallOptions
-
     return InstallOptions(
         target=target,
         env=dict(ask.environ),
@@ -157,8 +152,6 @@ def resolve_sources(
     did not ask for a version; else IndexUnreachable (exit 7)."""
     if plan.method not in ("venv", "docker"):
         return plan, []
-    from fwsetup.backends.wheel_sources import IndexUnreachable, check_sources
-
     try:
         check_sources(plan, options_for(plan))
         return plan, []
@@ -171,8 +164,6 @@ def resolve_sources(
             f"{exc.url} cannot be reached, and {recipe.title} {plan.version} is not in the local wheels: "
             f"using {recipe.title} {alt.version}, which is (choose with --version)."
         )
-        import msgspec
-
         code = {
             "kind": "index_unreachable_local_release",
             "fields": {"index": exc.url, "planned": plan.version, "local": alt.version},
@@ -192,8 +183,6 @@ def local_release(
 ) -> Plan | None:
     """The plan (replan(version)) for the newest release the recipe has and a local wheel provides (same
     kind of build), or None. `local`: distribution name -> versions of the local wheels."""
-    from packaging.version import InvalidVersion, Version
-
     if request.version:
         return None
     candidates = []
@@ -215,8 +204,6 @@ def local_release(
 
 def dry_run(prepared: PreparedInstall) -> DryRunResult:
     """What install would do: the backend's commands (or environment.yml); nothing is changed."""
-    from fwsetup.backends import get_backend
-
     assert prepared.target is not None and prepared.options is not None, "a refused plan has nothing to run"
     backend = get_backend(prepared.plan.method)
     return DryRunResult(
@@ -229,16 +216,11 @@ def dry_run(prepared: PreparedInstall) -> DryRunResult:
 
 def install(prepared: PreparedInstall, progress: Progress | None = None) -> InstallOutcome:
     """Build, smoke-test and swap in the environment (or find the same plan already installed)."""
-    from fwsetup.backends import get_backend
-    from fwsetup.backends.base import no_progress
-
     assert prepared.target is not None and prepared.options is not None, "a refused plan has nothing to run"
     backend = get_backend(prepared.plan.method)
     result = backend.install(prepared.plan, prepared.options, progress or no_progress)
     status = None
     if prepared.plan.method in ("venv", "conda"):
-        from fwsetup import envs
-
         envs.record(result.target, prepared.options.env)
         status = envs.smoke_status(result.target).status
     return InstallOutcome(
@@ -254,3 +236,27 @@ def install(prepared: PreparedInstall, progress: Progress | None = None) -> Inst
         notes=prepared.notes,
         smoke_status=status,
     )
+
+
+def target_python(prepared: PreparedInstall) -> Path:
+    """The interpreter of the environment being installed (what `fwsetup smoke --python` is given)."""
+    assert prepared.target is not None
+    if prepared.plan.method == "conda":
+        return prepared.target / "bin" / "python"
+    return env_python(prepared.target)
+
+
+@dataclass(frozen=True)
+class AptPreview:
+    """What --method apt will do as root, shown before the user agrees: the commands and apt's own answer."""
+
+    commands: str  # the apt-get lines (describe)
+    changes: list[AptChange]  # what apt will install or upgrade (its simulation)
+
+
+def apt_preview(plan: Plan) -> AptPreview:
+    """Root only (UsageError otherwise); runs `apt-get update` first, so only apt's package lists change
+    before the user is asked, then apt's simulation of the install."""
+    require_root()
+    changes = simulate(plan, refresh=True)
+    return AptPreview(commands=describe(plan), changes=list(changes))

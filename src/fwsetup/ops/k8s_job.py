@@ -17,10 +17,15 @@ There is no cluster here: the tests validate the manifest against the Kubernetes
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from fwsetup.errors import UsageError
+from fwsetup.recipes import IMAGE_REF_RE
+from fwsetup.smoke.slurm import smoke_zip
 
 GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}  # the vendors' device plugins
 PORT = 29500
@@ -43,6 +48,28 @@ _JAX = (
 )
 
 
+def check_image(image: str) -> None:
+    """UsageError (exit 2) unless `image` is an image reference the pods can run."""
+    if not IMAGE_REF_RE.fullmatch(image):
+        msg = f"--image {image!r} is not an image reference (registry/name:tag, lower-case, no spaces)."
+        raise UsageError(msg)
+
+
+def write_manifest(path: str, text: str) -> None:
+    """--output FILE: written whole or not at all (a temporary file beside it, then renamed), mode 0644."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.chmod(tmp, 0o644)
+        tmp.replace(p)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        msg = f"cannot write {p}: {exc.strerror or exc}."
+        raise UsageError(msg) from None
+
+
 def job_manifest(
     framework: str,
     *,
@@ -56,8 +83,6 @@ def job_manifest(
     steps: int | None = None,
 ) -> dict[str, Any]:
     """The manifest (a v1 List of ConfigMap, Service, Job)."""
-    from fwsetup.smoke.slurm import smoke_zip
-
     if framework not in ("pytorch", "jax"):
         msg = f"fwsetup job runs the multi-node smoke test of pytorch or jax; {framework} has none."
         raise UsageError(msg)

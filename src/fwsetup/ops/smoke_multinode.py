@@ -1,0 +1,114 @@
+"""`fwsetup smoke NAME --nodes N`: the training step as N ranks that rendezvous over the network, started here
+by address (launcher fwsetup: fwsetup.smoke.multinode) or one per node of a Slurm allocation (launcher slurm:
+fwsetup.smoke.slurm). The request is checked first (UsageError, exit 2, before anything runs); the run returns
+the launcher's combined report or raises SmokeError naming the rank or node."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fwsetup.errors import UsageError
+from fwsetup.ops.smoke import default_python, smoke_script
+from fwsetup.smoke import multinode, slurm
+from fwsetup.smoke.multinode import Progress, Rank
+
+LAUNCHERS = ("fwsetup", "slurm")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A checked multi-node request: the smoke script, the interpreter, the ranks (launcher fwsetup)."""
+
+    framework: str
+    python: str
+    nodes: int
+    ranks: tuple[Rank, ...] = ()
+
+
+def check_launcher(launcher: str) -> None:
+    if launcher not in LAUNCHERS:
+        raise UsageError(f"--launcher {launcher}: give slurm or fwsetup.")
+
+
+def _check_port(port: int | None) -> None:
+    if port is not None and not 1 <= port <= 65535:
+        raise UsageError(f"--port {port}: give a TCP port from 1 to 65535.")
+
+
+def fwsetup_job(
+    name: str,
+    python: str | None,
+    *,
+    nodes: int | None,
+    addrs: Sequence[str],
+    netns: Sequence[str],
+    hostfile: str | None,
+    port: int | None,
+) -> Job:
+    """--launcher fwsetup: the ranks from --node-addr / --netns / --hostfile (all on 127.0.0.1 by default)."""
+    if nodes is None:
+        raise UsageError("--node-addr, --netns, --hostfile and --rank go with --nodes N.")
+    _check_port(port)
+    framework = smoke_script(name)
+    ranks = multinode.make_ranks(nodes, addrs, netns, hostfile)
+    return Job(framework=framework, python=python or default_python(), nodes=nodes, ranks=tuple(ranks))
+
+
+def run_fwsetup_job(
+    job: Job,
+    *,
+    port: int | None,
+    steps: int | None,
+    gpu: bool,
+    rank_timeout: float,
+    timeout: float,
+    here: Sequence[int] | None,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    return multinode.run_multinode(
+        job.framework, job.python, job.ranks, port=port, steps=steps, gpu=gpu, rank_timeout=rank_timeout,
+        timeout=timeout, here=here, progress=progress,
+    )  # fmt: skip
+
+
+def slurm_job(
+    name: str,
+    python: str | None,
+    *,
+    nodes: int | None,
+    others: bool,
+    port: int | None,
+    launcher: str,
+) -> Job:
+    """--launcher slurm (or --emit-sbatch): one rank per node of the allocation; `others`: whether a rank was
+    placed by hand (--node-addr, --netns, --hostfile, --rank), which Slurm decides instead."""
+    if launcher != "slurm":
+        raise UsageError("--emit-sbatch goes with --launcher slurm.")
+    if nodes is None:
+        raise UsageError("--launcher slurm goes with --nodes N (the nodes of the allocation).")
+    if others:
+        raise UsageError(
+            "--node-addr, --netns, --hostfile and --rank are for --launcher fwsetup; under Slurm the "
+            "allocation says where each rank runs."
+        )
+    _check_port(port)
+    return Job(framework=smoke_script(name), python=python or default_python(), nodes=nodes)
+
+
+def run_slurm_job(
+    job: Job,
+    *,
+    port: int | None,
+    steps: int | None,
+    gpu: bool,
+    rank_timeout: float,
+    timeout: float,
+    emit_sbatch: str | None,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    return slurm.run_slurm(
+        job.framework, job.python, job.nodes, port=port, steps=steps, gpu=gpu, rank_timeout=rank_timeout,
+        timeout=timeout, emit_sbatch=emit_sbatch, progress=progress,
+    )  # fmt: skip
