@@ -2,9 +2,12 @@
 plan / doctor / recipes directly), and renders the result with rich or prints it as JSON.
 
 One module per command (cli/doctor.py, profile, recipes, plan, install, smoke, build, matrix), each adding
-itself to `app`; they import only typer at module level and everything heavy (rich, the planner,
-backends, docker) inside the command function, so start-up stays fast. The option parsers are in
-cli/options.py, the renderers several commands share in cli/render.py.
+itself to `app`. A command module imports its use case (fwsetup.ops) and rich inside the command function,
+the one place in fwsetup where internal imports stay lazy, because every command module is imported at
+start-up: measured here (issue 27, one run of three), `import fwsetup.cli` took 170-190 ms, and with every
+use case imported at the top of the command modules 530-570 ms, which every command (`fwsetup profile`:
+target 0.3 s, benchmarks/README.md) would pay. The option parsers are in cli/options.py, the renderers several
+commands share in cli/render.py.
 """
 
 from __future__ import annotations
