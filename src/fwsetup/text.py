@@ -11,7 +11,7 @@ same way instead of failing to encode.
 
 from __future__ import annotations
 
-__all__ = ["printable"]
+__all__ = ["human_bytes", "printable"]
 
 
 def printable(text: str, *, keep: str = "\n\t") -> str:

@@ -20,31 +20,10 @@ import sys
 from typing import Any, TextIO, cast
 
 from fwsetup.cli._app import app
-from fwsetup.cli.options import (
-    count,
-    input_dir,
-    input_file,
-    interpreter,
-    output_dir,
-    output_file,
-    python_minor,
-    seconds,
-)
 from fwsetup.errors import FwsetupError
-from fwsetup.ui import state
+from fwsetup.ui import error, state
 
-__all__ = [
-    "app",
-    "count",
-    "input_dir",
-    "input_file",
-    "interpreter",
-    "main",
-    "output_dir",
-    "output_file",
-    "python_minor",
-    "seconds",
-]
+__all__ = ["app", "main"]
 
 
 # The order here is the order of `fwsetup --help`.
@@ -142,8 +121,6 @@ def _run(args: list[str], debug: bool, guard: _PipeSafe) -> int:
     except FwsetupError as exc:
         if debug:
             raise
-        from fwsetup.ui import error
-
         error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:

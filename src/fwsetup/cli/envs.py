@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwsetup.cli._app import app
+from fwsetup.errors import UsageError
+from fwsetup.text import human_bytes, printable
+from fwsetup.ui import emit_json, err_console, escape, info
 
 if TYPE_CHECKING:
     from fwsetup.envs import EnvInfo
@@ -30,8 +33,7 @@ def envs_command(
     """
     import json
 
-    from fwsetup.ops import envs as ops
-    from fwsetup.ui import emit_json
+    from fwsetup.ops import envs as ops  # lazy: start-up (cli/__init__.py)
 
     listed = ops.listing(sizes=not no_size)
     if json_out:
@@ -43,9 +45,6 @@ def envs_command(
 
 def _render(found: list[EnvInfo], registry: str) -> None:
     """One line per environment on stdout (whole paths, never cut), notes on stderr."""
-    from fwsetup.text import human_bytes, printable
-    from fwsetup.ui import err_console, escape, info
-
     live = [e for e in found if e.state == "ok"]
     if not live:
         info(f"no environments made by fwsetup are registered ({escape(registry)}).")
@@ -95,9 +94,7 @@ def remove_command(
     import json
     import sys
 
-    from fwsetup.errors import UsageError
-    from fwsetup.ops import envs as ops
-    from fwsetup.ui import emit_json, err_console, escape
+    from fwsetup.ops import envs as ops  # lazy: start-up (cli/__init__.py)
 
     path, plan = ops.removal(env)
     if not plan.gone and not yes:

@@ -24,6 +24,10 @@ from fwsetup.cli.options import (
     count,
     input_file,
 )
+from fwsetup.cli.plan import exit_if_refused, render_plan
+from fwsetup.cli.render import StageProgress, smoke_summary
+from fwsetup.errors import UsageError
+from fwsetup.ui import emit_json, err_console, escape, info, out_console
 
 if TYPE_CHECKING:
     from fwsetup.ops.install import PreparedInstall
@@ -133,14 +137,10 @@ def install_command(
     """
     import json
 
-    from fwsetup.cli.plan import exit_if_refused
-    from fwsetup.ops import install as ops
-    from fwsetup.plan import build_request
-    from fwsetup.ui import emit_json
+    from fwsetup.ops import install as ops  # lazy: start-up (cli/__init__.py)
+    from fwsetup.plan import build_request  # lazy: start-up (cli/__init__.py)
 
     if method == "docker":  # before the options are checked: the answer is another command
-        from fwsetup.errors import UsageError
-
         msg = f"install makes venv or conda environments; for a Docker image use `fwsetup build {name}`."
         raise UsageError(msg)
     request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method=method, all_gpus=all_gpus,
@@ -165,8 +165,6 @@ def install_command(
         else:
             _render_dry_run(preview, request)
         return
-    from fwsetup.cli.render import StageProgress
-
     if prepared.plan.method == "apt":
         _confirm_apt(prepared.plan, yes=yes)
     title = prepared.plan.title or prepared.plan.framework
@@ -189,10 +187,7 @@ def _fleet(
     """`--fleet slurm --nodes N --env PATH` (fwsetup.ops.fleet_slurm)."""
     import json
 
-    from fwsetup.cli.plan import exit_if_refused
-    from fwsetup.errors import UsageError
-    from fwsetup.ops.fleet_slurm import install_fleet
-    from fwsetup.ui import emit_json, err_console, escape
+    from fwsetup.ops.fleet_slurm import install_fleet  # lazy: start-up (cli/__init__.py)
 
     if fleet != "slurm":
         raise UsageError(
@@ -220,8 +215,7 @@ def _fleet(
 
 def _warn_untested(prepared: PreparedInstall, *, before: bool) -> None:
     """--skip-smoke, said loudly (stderr): before the work, and again once the env is in place."""
-    from fwsetup.ops.install import target_python
-    from fwsetup.ui import err_console, escape
+    from fwsetup.ops.install import target_python  # lazy: start-up (cli/__init__.py)
 
     py = target_python(prepared)
     line = (
@@ -239,9 +233,7 @@ def _confirm_apt(plan: Plan, *, yes: bool) -> None:
     simulation) and the user agreeing (or --yes)."""
     import sys
 
-    from fwsetup.errors import UsageError
-    from fwsetup.ops.install import apt_preview
-    from fwsetup.ui import escape, info
+    from fwsetup.ops.install import apt_preview  # lazy: start-up (cli/__init__.py)
 
     preview = apt_preview(plan)  # root only; apt-get update first: only apt's lists change before asking
     changes = preview.changes
@@ -266,8 +258,6 @@ def _confirm_apt(plan: Plan, *, yes: bool) -> None:
 
 def _announce(title: str, prepared: PreparedInstall, method: str) -> list[str]:
     """The lines that open the install's progress: what goes where, and the notes from planning."""
-    from fwsetup.ui import escape
-
     plan = prepared.plan
     lines = [f"[bold]{escape(title)} {escape(plan.version or '')}[/] ({escape(plan.variant or '')}) "
              f"→ {escape(str(prepared.target))} [dim]({method})[/]"]  # fmt: skip
@@ -275,9 +265,6 @@ def _announce(title: str, prepared: PreparedInstall, method: str) -> list[str]:
 
 
 def _render_dry_run(preview: DryRunResult, request: Request) -> None:
-    from fwsetup.cli.plan import render_plan
-    from fwsetup.ui import info, out_console
-
     render_plan(preview.plan, request)
     for n in preview.notes:
         info(f"[yellow]note:[/] {n}")
@@ -286,9 +273,6 @@ def _render_dry_run(preview: DryRunResult, request: Request) -> None:
 
 
 def _render_outcome(outcome: InstallOutcome) -> None:
-    from fwsetup.cli.render import smoke_summary
-    from fwsetup.ui import err_console, escape
-
     con = err_console()
     mark = "[green]✓[/]" if outcome.changed else "[cyan]=[/]"
     con.print(f"{mark} {escape(outcome.message)}")

@@ -9,6 +9,8 @@ import typer
 
 from fwsetup.cli._app import app
 from fwsetup.cli.options import count, output_file, seconds
+from fwsetup.errors import UsageError
+from fwsetup.ui import info
 
 
 @app.command("job")
@@ -51,10 +53,12 @@ def job_command(
     """
     import json
 
-    from fwsetup.errors import UsageError
-    from fwsetup.ops.k8s_job import check_image, job_manifest, write_manifest
-    from fwsetup.ops.smoke import smoke_script
-    from fwsetup.ui import info
+    from fwsetup.ops.k8s_job import (  # lazy: start-up (cli/__init__.py)
+        check_image,
+        job_manifest,
+        write_manifest,
+    )
+    from fwsetup.ops.smoke import smoke_script  # lazy: start-up (cli/__init__.py)
 
     if fmt != "k8s":
         raise UsageError(f"--format {fmt}: give k8s.")

@@ -8,6 +8,7 @@ import typer
 
 from fwsetup.cli._app import app
 from fwsetup.cli.options import HostProfileOpt, output_file
+from fwsetup.ui import emit_json, info
 
 
 @app.command("profile")
@@ -19,10 +20,9 @@ def profile_command(
     host_profile: HostProfileOpt = None,
 ) -> None:
     """Print this machine's HostProfile as JSON (or write it to FILE)."""
-    from fwsetup.ops.profile import host_profile as detect_profile
-    from fwsetup.ops.profile import write_profile
-    from fwsetup.profile import dumps
-    from fwsetup.ui import emit_json, info
+    from fwsetup.ops.profile import host_profile as detect_profile  # lazy: start-up (cli/__init__.py)
+    from fwsetup.ops.profile import write_profile  # lazy: start-up (cli/__init__.py)
+    from fwsetup.profile import dumps  # lazy: start-up (cli/__init__.py)
 
     host = detect_profile(host_profile)
     if output:

@@ -8,6 +8,8 @@ import typer
 
 from fwsetup.cli._app import app
 from fwsetup.cli.options import any_path_text
+from fwsetup.ui import emit_json, err_console, escape, out_console
+from fwsetup.ui import escape as e
 
 recipes_app = typer.Typer(
     name="recipes",
@@ -54,19 +56,15 @@ def _short(value: Any) -> str:
 @recipes_app.command("list")
 def list_command(json_out: JsonOpt = False) -> None:
     """The comparison table of every framework."""
-    from fwsetup.ops.recipes import comparison_table
+    from fwsetup.ops.recipes import comparison_table  # lazy: start-up (cli/__init__.py)
 
     rows = comparison_table()
     if json_out:
         import json
 
-        from fwsetup.ui import emit_json
-
         emit_json(json.dumps(rows, indent=2))
         return
     from rich.table import Table
-
-    from fwsetup.ui import escape, out_console
 
     table = Table(title="Deep-learning frameworks", show_lines=True, title_justify="left")
     table.add_column("framework", style="bold", no_wrap=True)
@@ -86,20 +84,15 @@ def show_command(
     json_out: JsonOpt = False,
 ) -> None:
     """One recipe: its facts, builds and sources."""
-    from fwsetup.ops import recipes as ops
+    from fwsetup.ops import recipes as ops  # lazy: start-up (cli/__init__.py)
 
     recipe = ops.recipe(name)
     if json_out:
         import msgspec
 
-        from fwsetup.ui import emit_json
-
         emit_json(msgspec.json.format(msgspec.json.encode(recipe), indent=2).decode())
         return
     from rich.table import Table
-
-    from fwsetup.ui import escape as e
-    from fwsetup.ui import out_console
 
     con = out_console()
     view = ops.recipe_view(recipe)
@@ -168,8 +161,7 @@ def validate_command(
     ] = None,
 ) -> None:
     """Check recipes: exit 0 with "N recipes OK", or 2 naming each file, key and what was expected."""
-    from fwsetup.ops.recipes import validate
-    from fwsetup.ui import err_console, escape
+    from fwsetup.ops.recipes import validate  # lazy: start-up (cli/__init__.py)
 
     done = validate(directory)
     if done.problems:

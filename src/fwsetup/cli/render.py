@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from fwsetup.ui import err_console, escape, state
+
 
 def smoke_summary(report: Mapping[str, Any]) -> str:
     dev = report.get("device")
@@ -41,8 +43,6 @@ class StageProgress:
     def _open(self) -> None:
         if self.console is not None:
             return
-        from fwsetup.ui import err_console, state
-
         self.console = err_console()
         if self.header is not None and not state.quiet:
             for line in self.header():
@@ -53,8 +53,6 @@ class StageProgress:
             self.status.__enter__()
 
     def __call__(self, stage: str, message: str) -> None:
-        from fwsetup.ui import escape
-
         if self.quiet:
             return
         self._open()

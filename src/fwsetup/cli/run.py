@@ -21,6 +21,6 @@ def run_command(
     env: Annotated[str, typer.Argument(metavar="ENV", show_default=False)] = "",
 ) -> None:
     """Run a command in an environment with its settings: fwsetup run ENV -- CMD [ARG...] (exit: CMD's)."""
-    from fwsetup.envrun import main
+    from fwsetup.envrun import main  # lazy: start-up (cli/__init__.py)
 
     raise typer.Exit(main(([env] if env else []) + list(ctx.args)))

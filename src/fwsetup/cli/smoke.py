@@ -13,6 +13,9 @@ import typer
 
 from fwsetup.cli._app import app
 from fwsetup.cli.options import count, input_file, interpreter, output_file, seconds
+from fwsetup.cli.render import smoke_summary
+from fwsetup.errors import SmokeError, UsageError
+from fwsetup.ui import emit_json, err_console, escape, info
 
 if TYPE_CHECKING:
     from fwsetup.errors import SmokeError
@@ -143,11 +146,9 @@ def smoke_command(
     """
     import json
 
-    from fwsetup.errors import SmokeError, UsageError
-    from fwsetup.ops import envs as ops_envs
-    from fwsetup.ops import smoke as ops
-    from fwsetup.ops import smoke_multinode as multi
-    from fwsetup.ui import emit_json, err_console, escape
+    from fwsetup.ops import envs as ops_envs  # lazy: start-up (cli/__init__.py)
+    from fwsetup.ops import smoke as ops  # lazy: start-up (cli/__init__.py)
+    from fwsetup.ops import smoke_multinode as multi  # lazy: start-up (cli/__init__.py)
 
     if image is not None:
         if python is not None:
@@ -206,8 +207,6 @@ def smoke_command(
 def _failed(framework: str, nodes: int, exc: SmokeError, *, json_out: bool) -> None:
     import json
 
-    from fwsetup.ui import emit_json
-
     if json_out:
         emit_json(json.dumps({"ok": False, "framework": framework, "nodes": nodes, "error": exc.message}))
 
@@ -215,8 +214,6 @@ def _failed(framework: str, nodes: int, exc: SmokeError, *, json_out: bool) -> N
 def _render_multinode(framework: str, report: dict[str, Any], *, json_out: bool) -> None:
     """`--nodes N` (launcher fwsetup): the report on stdout, the summary on stderr."""
     import json
-
-    from fwsetup.ui import emit_json, err_console, escape
 
     if json_out:
         emit_json(json.dumps(report))
@@ -233,8 +230,6 @@ def _render_multinode(framework: str, report: dict[str, Any], *, json_out: bool)
 def _render_slurm(framework: str, report: dict[str, Any], emit_sbatch: str | None, *, json_out: bool) -> None:
     """`--nodes N --launcher slurm`: the report on stdout, the summary on stderr."""
     import json
-
-    from fwsetup.ui import emit_json, err_console, escape
 
     if json_out:
         emit_json(json.dumps(report))
@@ -265,8 +260,6 @@ def _progress_printer() -> Progress:
     """Progress of a multi-node job on stderr: each phase's count at most once a second, and when done."""
     import time
 
-    from fwsetup.ui import info
-
     last: dict[str, float] = {}
 
     def show(what: str, done: int, total: int) -> None:
@@ -281,9 +274,6 @@ def _progress_printer() -> Progress:
 
 def _render(outcome: SmokeOutcome, *, json_out: bool) -> None:
     import json
-
-    from fwsetup.cli.render import smoke_summary
-    from fwsetup.ui import emit_json, err_console, escape
 
     if json_out:
         emit_json(json.dumps(outcome.as_dict()))

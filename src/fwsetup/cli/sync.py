@@ -14,6 +14,8 @@ import typer
 
 from fwsetup.cli._app import app
 from fwsetup.cli.options import any_path, input_dir, input_file
+from fwsetup.cli.render import StageProgress
+from fwsetup.ui import emit_json, err_console, escape
 
 
 @app.command("sync")
@@ -89,9 +91,7 @@ def sync_command(
     """
     import json
 
-    from fwsetup.cli.render import StageProgress
-    from fwsetup.ops import sync as ops
-    from fwsetup.ui import emit_json, err_console, escape
+    from fwsetup.ops import sync as ops  # lazy: start-up (cli/__init__.py)
 
     ask = ops.SyncRequest(
         target=env, from_lock=from_lock, plan_file=Path(plan_file) if plan_file else None,

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fwsetup.errors import ProfileError, UsageError
+from fwsetup.ops.plan import registry_for
+from fwsetup.plan.fleet import Node, plan_fleet
+from fwsetup.profile import loads, read_profile_bytes
+from fwsetup.recipes import load_recipes
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -53,8 +57,6 @@ def node_paths(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def read_node(path: Path) -> NodeFile:
-    from fwsetup.profile import loads, read_profile_bytes
-
     raw_bytes = read_profile_bytes(path)  # a regular file of bounded size, or ProfileError (exit 2)
     try:
         raw = json.loads(raw_bytes)
@@ -85,8 +87,6 @@ def read_nodes(paths: Sequence[str | Path]) -> list[NodeFile]:
 
 
 def fleet_nodes(paths: Sequence[str | Path]) -> list[Node]:
-    from fwsetup.plan.fleet import Node
-
     return [Node(name=n.name, profile=n.profile) for n in read_nodes(paths)]
 
 
@@ -96,14 +96,9 @@ def is_fleet(paths: Sequence[str]) -> bool:
 
 
 def plan_fleet_for(request: Request, paths: Sequence[str], *, data: Mode = "auto") -> Plan:
-    from fwsetup.plan.fleet import plan_fleet
-    from fwsetup.recipes import load_recipes
-
     if request.method == "docker":
         msg = "--method docker plans one image per machine; a fleet plan covers venv and conda."
         raise UsageError(msg, hint="Plan the image with one --host-profile (the node it is built for).")
-    from fwsetup.ops.plan import registry_for
-
     recipe, registry = registry_for(load_recipes().get(request.framework), data)
     return plan_fleet(fleet_nodes(paths), recipe, request, registry=registry)
 

@@ -26,7 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fwsetup.errors import FwsetupError, UsageError
+from fwsetup import proc
+from fwsetup.errors import FwsetupError, PlanRefused, SmokeError, UsageError
+from fwsetup.ops.fleet import plan_fleet_for
+from fwsetup.ops.smoke import smoke_script
+from fwsetup.smoke import slurm
+from fwsetup.smoke.slurm import _by_task
 
 # Read on each node after its install: what makes the environment, hashed (the lock's times and paths differ).
 _LOCK_HASH = (
@@ -87,10 +92,6 @@ def _each_node(
     """Run `argv` once on each of `nodes` nodes (srun); each node's stdout, by node name (its stderr in
     `said`)."""
     said = {} if said is None else said
-    from fwsetup import proc
-    from fwsetup.errors import SmokeError
-    from fwsetup.smoke.slurm import _by_task
-
     full = ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--label", "--job-name=fwsetup-fleet",
             "bash", "-c", _NAMED, *argv]  # fmt: skip
     res = proc.run(full, timeout=timeout, env=env)
@@ -124,10 +125,6 @@ def install_fleet(
 ) -> FleetInstall:
     """Steps 1-5 above. `on_plan(plan)`: called with the fleet plan before anything is installed (the CLI
     shows a refusal there and ends with exit 3)."""
-    from fwsetup.ops.fleet import plan_fleet_for
-    from fwsetup.ops.smoke import smoke_script
-    from fwsetup.smoke import slurm
-
     slurm._need_slurm("--fleet slurm")
     cluster = slurm.cluster_nodes(env, flag="--fleet slurm")
     if nodes > len(cluster):
@@ -141,8 +138,6 @@ def install_fleet(
     if on_plan is not None:
         on_plan(plan)
     if plan.status != "ok":
-        from fwsetup.errors import PlanRefused
-
         raise PlanRefused("; ".join(plan.reasons) or "no build runs on every node")
     # What the user asked, and the fleet plan's accelerator: each node then plans as `fwsetup install` does
     # there (its local-wheel fallback included); whether they all made the same environment, the locks say.

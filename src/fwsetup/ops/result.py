@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from fwsetup.plan import plan_to_dict
+
 if TYPE_CHECKING:
     from fwsetup.plan import Plan
 
@@ -18,8 +20,6 @@ SCHEMA_VERSION: Final = 1
 
 
 def _plan_dict(plan: Plan) -> dict[str, Any]:
-    from fwsetup.plan import plan_to_dict
-
     return plan_to_dict(plan)
 
 

@@ -25,7 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fwsetup import envs
+from fwsetup.backends import get_backend
+from fwsetup.backends.base import InstallOptions, no_progress
+from fwsetup.backends.pylock import PYLOCK, read_locked
+from fwsetup.backends.venv import PLAN_FILE
+from fwsetup.detect import get_host
+from fwsetup.errors import PlanRefused, UsageError
+from fwsetup.ops.plan import registry_for
 from fwsetup.ops.result import InstallOutcome
+from fwsetup.plan import plan_from_json
+from fwsetup.plan.lockcheck import LockedFiles, check_locked
+from fwsetup.recipes import load_recipes
+from fwsetup.staging import LOCK_FILE, META_DIR, check_target
 
 if TYPE_CHECKING:
     from fwsetup.backends.base import InstallOptions, Progress
@@ -70,12 +82,6 @@ def read_lock_source(path: Path, plan_file: Path | None = None) -> LockSource:
     """The lock at `path`: an environment folder (its .fwsetup/), a .fwsetup/ folder or any folder holding
     pylock.toml, or a pylock.toml file. The plan: `plan_file`, else plan.json beside the pylock, else
     lock.json's plan. UsageError (exit 2) naming what is missing."""
-    from fwsetup.backends.pylock import PYLOCK, read_locked
-    from fwsetup.backends.venv import PLAN_FILE
-    from fwsetup.errors import UsageError
-    from fwsetup.plan import plan_from_json
-    from fwsetup.staging import LOCK_FILE, META_DIR
-
     path = Path(path).expanduser().absolute()
     if path.is_dir():
         folder = path / META_DIR if (path / META_DIR).is_dir() else path
@@ -128,15 +134,9 @@ def read_lock_source(path: Path, plan_file: Path | None = None) -> LockSource:
 
 def check_host(source: LockSource, host_profile: str | None = None) -> HostVerdict:
     """Whether this machine (or the one in host_profile) can run the locked environment."""
-    from fwsetup.detect import get_host
-    from fwsetup.plan.lockcheck import LockedFiles, check_locked
-
     profile = get_host(host_profile, docker=False)
     recipe = registry = None
     try:
-        from fwsetup.ops.plan import registry_for
-        from fwsetup.recipes import load_recipes
-
         recipe, registry = registry_for(load_recipes().get(source.plan.framework), "offline")
     except Exception:  # noqa: BLE001 - a framework this fwsetup has no recipe for: the lock's own checks
         recipe = registry = None
@@ -147,11 +147,6 @@ def check_host(source: LockSource, host_profile: str | None = None) -> HostVerdi
 def prepare_sync(ask: SyncRequest) -> PreparedSync:
     """Find and read the lock, check the target and this machine; nothing is changed. UsageError (exit 2)
     for a bad ENV or lock, PlanRefused (exit 3) when this machine cannot run what was locked."""
-    from fwsetup import envs
-    from fwsetup.backends.base import InstallOptions
-    from fwsetup.errors import PlanRefused, UsageError
-    from fwsetup.staging import check_target
-
     given = Path(ask.target).expanduser().absolute()
     if ask.wheelhouse is not None and not ask.wheelhouse.is_dir():
         raise UsageError(f"--wheelhouse {ask.wheelhouse}: no such folder.")
@@ -190,10 +185,6 @@ def sync(prepared: PreparedSync, progress: Progress | None = None) -> InstallOut
     import dataclasses
     import shutil
     import tempfile
-
-    from fwsetup import envs
-    from fwsetup.backends import get_backend
-    from fwsetup.backends.base import no_progress
 
     # the build reads the lock (its digest, its requirements) while an in-place sync replaces the folder it
     # came from: a private copy
