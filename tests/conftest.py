@@ -31,7 +31,7 @@ if "FWSETUP_DATA_DIR" not in os.environ:
     os.environ["FWSETUP_DATA_DIR"] = tempfile.mkdtemp(prefix="fwsetup-test-data-")
 
 # Plans in tests read the registry data shipped with fwsetup, not the live indexes (the plans they assert are
-# those of that data, and unit tests use no network); tests of the live data (test_registry_live*.py) unset it.
+# those of that data, and unit tests use no network); tests of the live data (registry/test_live*.py) unset it.
 os.environ.setdefault("FWSETUP_OFFLINE", "1")
 
 
@@ -70,7 +70,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     run_network = config.getoption("--run-network")
     run_gpu = config.getoption("--run-gpu")
     docker_reason: str | None = None
-    if run_docker and any("docker" in item.keywords for item in items):
+    # By marker, not by keyword: an item's keywords hold its folders' names too (tests/unit/backends/docker/).
+    if run_docker and any(item.get_closest_marker("docker") for item in items):
         err = _docker_unreachable()
         if err:
             docker_reason = (
@@ -78,14 +79,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             )
             _DOCKER_ERROR.append(docker_reason)
     for item in items:
-        if "docker" in item.keywords:
+        if item.get_closest_marker("docker"):
             if not run_docker:
                 item.add_marker(pytest.mark.skip(reason="needs a Docker engine: run with --run-docker"))
             elif docker_reason:
                 item.add_marker(pytest.mark.skip(reason=docker_reason))
-        if "network" in item.keywords and not run_network:
+        if item.get_closest_marker("network") and not run_network:
             item.add_marker(pytest.mark.skip(reason="installs from registries: run with --run-network"))
-        if "gpu" in item.keywords and not run_gpu:
+        if item.get_closest_marker("gpu") and not run_gpu:
             item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU: run with --run-gpu"))
 
 

@@ -1363,7 +1363,7 @@ def cases_new_commands() -> list[Case]:
 # -- main ------------------------------------------------------------------------------------------------------
 
 
-# The pytest subset (tests/test_battery.py): one or two inputs of each item that need no real install (~10 s).
+# The pytest subset (tests/unit/cli/test_cli_battery.py): one or two inputs of each item that need no real install (~10 s).
 FAST = {
     "profile-python-banana-plan", "profile-memory-minus-5-doctor", "profile-driver-banana-plan",
     "profile-schema-999-plan", "profile-deep-nesting-plan", "profile-empty-path-plan", "profile-surrogate-doctor",

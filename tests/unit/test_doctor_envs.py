@@ -17,7 +17,7 @@ import venv
 from pathlib import Path
 
 import pytest
-from test_envs_registry import fake, install, listed, run  # noqa: F401 - `fake` is a fixture
+from envs_world import fake, install, listed, run  # noqa: F401 - `fake` is a fixture
 
 from fwsetup import envcheck, staging
 from fwsetup.detect.environment import Framework, ImportResult, PythonEnv

@@ -41,7 +41,7 @@ def _cuda_builds() -> dict[str, tuple[Recipe, Build]]:
                 and b.cuda
                 and b.installable
                 and not (b.min_driver or b.min_driver_windows)
-                and not b.l4t  # Jetson builds: the CUDA of L4T, no NVIDIA driver verdict (test_jetson.py)
+                and not b.l4t  # Jetson builds: the CUDA of L4T, no NVIDIA driver verdict (detect/test_jetson.py)
             ):
                 out.setdefault(b.cuda, (recipe, b))
     return out

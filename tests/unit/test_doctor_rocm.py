@@ -15,12 +15,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from fake_dists import dist, write
 
 from fwsetup import doctor
 from fwsetup.detect import environment as envmod
 from fwsetup.detect.environment import Framework, GpuCheck
 from fwsetup.profile import HostProfile, load
-from tests.unit.test_detect_environment import dist, write
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -20,50 +20,17 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from buildkit_cli import BASE, CANARY, _env, docker, fwsetup
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-HERE = Path(__file__).parent / "tiny"
-BASE = os.environ.get("FWSETUP_TEST_BASE_IMAGE", "fwsetup/bookworm-base:latest")
 TAG = "fwsetup-test/tinynp:buildkit"
-# An index setting of the builder stage (a trusted host never contacted): must not reach any layer.
-CANARY = "fwsetup-canary-b1d7e2.invalid"
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "FWSETUP_BUILDER")}
-    env.update(
-        FWSETUP_RECIPES=str(HERE / "recipes"),
-        FWSETUP_SMOKE_DIR=str(HERE / "smoke"),
-        PIP_CONFIG_FILE=os.devnull,  # not this machine's find-links (the torch wheelhouse) and file:// mirrors
-        PIP_TRUSTED_HOST=CANARY,
-    )
-    env.pop("FWSETUP_BUILD_NETWORK", None)  # fwsetup picks the network from the engine
-    env.update(extra)
-    return env
-
-
-def fwsetup(
-    *args: str, env: dict[str, str] | None = None, timeout: int = 600
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fwsetup", *args], env=env or _env(), capture_output=True, text=True,
-        timeout=timeout, check=False,
-    )  # fmt: skip
-
-
-def docker(*args: str, timeout: int = 600, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False, **kw
-    )
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_doctor_cli import clean_env, cli  # tests/unit is on pytest's pythonpath
+from doctor_cli import clean_env, cli  # tests/unit/helpers is on pytest's pythonpath
 
 
 @pytest.mark.docker

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_buildkit import BASE, _env, docker, fwsetup
+from buildkit_cli import BASE, _env, docker, fwsetup
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

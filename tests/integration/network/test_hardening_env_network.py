@@ -2,7 +2,7 @@
 symbolic links as targets, and a bad --env refused before any work starts (exit 2, nothing left behind).
 
 Each test reproduces the attack first. No network: real uv, offline, on tiny wheels made here (see
-test_install_staged.py); the real torch wheel (PIP_FIND_LINKS) only in the `network` test at the end.
+backends/test_venv_staged.py); the real torch wheel (PIP_FIND_LINKS) only in the `network` test at the end.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_hardening_env import _site, flat, fwsetup
+from env_hardening import _site, flat, fwsetup
 
 from fwsetup.backends.installer import find_uv
 

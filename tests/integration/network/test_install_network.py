@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 # Frameworks whose recipes have a CPU build for this Python; the others are refused by the plan (tested
-# without network in test_install_cli.py).
+# without network in cli/test_install.py).
 FRAMEWORKS = ["pytorch", "tensorflow", "keras", "jax", "mxnet", "theano", "pytensor"]
 ALL_GPUS_ON_CPU = ["pytorch", "tensorflow", "keras", "jax", "mxnet"]
 

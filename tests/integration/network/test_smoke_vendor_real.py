@@ -1,6 +1,6 @@
 """Integration: the real PyTorch smoke test in a real torch 2.13.0 CPU venv (local wheelhouse): the report
 names no GPU vendor on the CPU, and `fwsetup smoke pytorch --gpu` fails (exit 6) saying it is a CPU build,
-instead of passing on the CPU. The GPU paths of the same script (ROCm, XPU) are in tests/unit/test_smoke_vendor.py.
+instead of passing on the CPU. The GPU paths of the same script (ROCm, XPU) are in tests/unit/smoke/test_runner_vendor.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.integration.network.test_doctor_torch_env import torch_env  # noqa: F401 - the module fixture
+from torch_cpu_env import torch_env  # noqa: F401 - the module fixture
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 

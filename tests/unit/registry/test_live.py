@@ -1,0 +1,273 @@
+"""Live registry data (fwsetup.registry.live) and releases newer than the curated facts (fwsetup.plan.inherit).
+
+The indexes here are real HTTP servers on 127.0.0.1 (tests/simple_index.py) serving PEP 691 JSON and PEP 503
+HTML; no outside network.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from simple_index import SimpleFile, SimpleIndex, future_jax
+
+from fwsetup.plan import Request, make_plan
+from fwsetup.plan.inherit import extend
+from fwsetup.profile import load
+from fwsetup.recipes import load_recipes
+from fwsetup.registry import load_registry
+from fwsetup.registry.live import (
+    PYPI_SIMPLE,
+    File,
+    Page,
+    live_registry,
+    merge,
+    parse_html_page,
+    parse_json_page,
+    read_pages,
+)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+H100 = FIXTURES / "datacenter-h100.json"  # Linux x86_64, glibc 2.39, Python 3.12, driver 580.65.06
+
+
+@pytest.fixture
+def live_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Plans read the indexes (tests/conftest.py sets FWSETUP_OFFLINE for every other test), with a fresh
+    cache and no pip configuration but what the test sets."""
+    monkeypatch.delenv("FWSETUP_OFFLINE", raising=False)
+    monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    # the 2 s deadline is tested on its own (test_a_hanging_index_costs_the_deadline_once); here a loaded CI
+    # machine must not turn a live read into the snapshot
+    monkeypatch.setenv("FWSETUP_REGISTRY_TIMEOUT", "20")
+    for var in ("PIP_INDEX_URL", "PIP_NO_INDEX", "PIP_EXTRA_INDEX_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path / "cache"
+
+
+# ---- pages ------------------------------------------------------------------------------------------------
+
+
+def test_json_and_html_pages_give_the_same_files() -> None:
+    files = [
+        SimpleFile("jaxlib-0.99.0-cp312-cp312-manylinux_2_27_x86_64.whl", ">=3.11"),
+        SimpleFile("jaxlib-0.98.0-cp312-cp312-manylinux_2_27_x86_64.whl", ">=3.10", yanked=True),
+        SimpleFile("jaxlib-0.98.0.tar.gz", None),
+    ]
+    idx = SimpleIndex({"jaxlib": files})
+    from_json = parse_json_page(idx.json_page("jaxlib"))
+    from_html = parse_html_page(idx.html_page("jaxlib"))
+    assert [f.filename for f in from_json] == [f.filename for f in from_html] == [f.filename for f in files]
+    assert [f.sha256 for f in from_json] == [f.sha256 for f in from_html] == [f.sha256 for f in files]
+    # data-requires-python is HTML-escaped in PEP 503 (&gt;=3.11): read back as written
+    assert [f.requires_python for f in from_html] == [">=3.11", ">=3.10", None]
+    assert [f.yanked for f in from_json] == [f.yanked for f in from_html] == [False, True, False]
+    assert from_json[0].uploaded == "2027-03-01" and from_json[0].size  # PEP 700, JSON only
+
+
+# ---- the cache: TTL, ETag, refresh, offline ------------------------------------------------------------------
+
+
+def test_cold_warm_and_revalidated_reads(tmp_path: Path) -> None:
+    with SimpleIndex(future_jax()) as idx:
+        pairs = [(idx.url, "jax"), (idx.url, "jaxlib")]
+        now = 1_800_000_000.0
+        cold = read_pages(pairs, cache_dir=tmp_path, ttl=3600, now=now)
+        assert [o.page.kind for o in cold if o.page] == ["live", "live"]
+        assert len(idx.requests) == 2  # one request per (index, project), no more
+        assert all("application/vnd.pypi.simple.v1+json" in h["accept"] for _, h in idx.requests)
+        assert any(f.filename == "jax-0.99.0-py3-none-any.whl" for f in cold[0].page.files)  # type: ignore[union-attr]
+
+        warm = read_pages(pairs, cache_dir=tmp_path, ttl=3600, now=now + 60)
+        assert [o.page.kind for o in warm if o.page] == ["cache", "cache"]
+        assert len(idx.requests) == 2  # within the TTL: no network at all
+        assert warm[1].page.files == cold[1].page.files  # type: ignore[union-attr]
+
+        later = read_pages(pairs, cache_dir=tmp_path, ttl=3600, now=now + 3601)
+        assert len(idx.requests) == 4
+        assert all("if-none-match" in h for _, h in idx.requests[2:])  # conditional: the server said 304
+        assert [o.page.kind for o in later if o.page] == ["live", "live"]
+        assert later[1].page.files == cold[1].page.files  # type: ignore[union-attr]
+        assert later[0].page.fetched == now + 3601  # type: ignore[union-attr]  # the 304 renewed the copy
+
+        read_pages(pairs, mode="refresh", cache_dir=tmp_path, ttl=3600, now=now + 3602)
+        assert len(idx.requests) == 6  # --refresh asks within the TTL too
+
+        off = read_pages(pairs, mode="offline", cache_dir=tmp_path, ttl=3600, now=now + 99999)
+        assert len(idx.requests) == 6 and [o.page for o in off] == [None, None]
+        assert {o.note for o in off} == {"offline"}
+
+
+def test_a_mirror_that_serves_only_pep503_html(tmp_path: Path) -> None:
+    with SimpleIndex(future_jax(), formats=("html",)) as idx:
+        (out,) = read_pages([(idx.url, "jaxlib")], cache_dir=tmp_path)
+    assert out.page is not None and out.page.kind == "live"
+    assert len(out.page.files) == 12 and {f.requires_python for f in out.page.files} == {">=3.11"}
+
+
+def test_a_hanging_index_costs_the_deadline_once(tmp_path: Path) -> None:
+    with SimpleIndex(future_jax(), hang=True) as idx:
+        start = time.monotonic()
+        (out,) = read_pages([(idx.url, "jax")], cache_dir=tmp_path, deadline=0.5)
+        took = time.monotonic() - start
+        assert took < 1.5, took
+        assert out.page is None and out.note == "did not answer within 0.5 s"
+        asked = len(idx.requests)
+        (again,) = read_pages([(idx.url, "jax")], cache_dir=tmp_path, deadline=0.5)
+        assert len(idx.requests) == asked  # not asked again for a while: a warm plan costs no network
+        assert again.page is None and again.note == out.note
+
+
+def test_a_stale_copy_stands_in_for_an_index_that_stopped_answering(tmp_path: Path) -> None:
+    with SimpleIndex(future_jax()) as good:
+        url = good.url
+        read_pages([(url, "jax")], cache_dir=tmp_path, ttl=0.0)
+    # the same URL now answers nothing at all (the server is gone): the last good copy, marked as such
+    (out,) = read_pages([(url, "jax")], cache_dir=tmp_path, ttl=0.0, deadline=1.0)
+    assert out.page is not None and out.page.kind == "cache" and out.note
+    assert any(f.filename.startswith("jax-0.99.0") for f in out.page.files)
+
+
+def test_credentials_go_as_basic_auth_and_never_into_the_cache(tmp_path: Path) -> None:
+    with SimpleIndex(future_jax(), auth=("alice", "s3cr3t-token")) as idx:
+        url = idx.url.replace("http://", "http://alice:s3cr3t-token@")
+        (out,) = read_pages([(url, "jax")], cache_dir=tmp_path)
+        assert "authorization" in idx.requests[0][1]
+        assert "s3cr3t" not in idx.requests[0][0]
+    assert out.page is not None and out.page.kind == "live" and out.page.shown.startswith("http://***@")
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert b"s3cr3t" not in f.read_bytes(), f
+
+
+# ---- merged data, and releases newer than the curated facts ---------------------------------------------------
+
+
+def test_future_jax_is_planned_with_inherited_facts(live_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = load(H100)
+    recipe = load_recipes().get("jax")
+    with SimpleIndex(future_jax()) as idx:
+        monkeypatch.setenv("PIP_INDEX_URL", idx.url)
+        registry = live_registry(recipe)
+    assert registry is not None and registry.data.kind == "live"
+    extended = extend(recipe, registry)
+    plan = make_plan(host, extended, Request(framework="jax", want="cpu"), registry=registry)
+    assert (plan.status, plan.version, plan.variant) == ("ok", "0.99.0", "cpu")
+    assert plan.data is not None and plan.data.kind == "live" and plan.data.indexes[0].url == idx.url
+    assert plan.inherited is not None
+    assert plan.inherited.source == "0.12.0.1" and plan.inherited.requires_from == "0.12.0.1"
+    assert "CPU features" in plan.inherited.facts and not plan.inherited.unconfirmed
+    assert any("0.99.0 is newer than fwsetup's curated data" in r for r in plan.reasons)
+    assert plan.requirements == ["jax==0.99.0"]
+    # the index has no CUDA plugin 0.99.0: no GPU build of 0.99.0 is offered; the GPU gets the newest that has one
+    gpu = make_plan(host, extended, Request(framework="jax", want="gpu"), registry=registry)
+    assert (gpu.status, gpu.version, gpu.inherited) == ("ok", "0.12.0.1", None)
+    assert not any(b.version == "0.99.0" and b.accelerator == "cuda" for b in extended.builds)
+
+
+def test_the_python_range_of_a_new_release_comes_from_its_wheels(
+    live_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = load(H100)
+    recipe = load_recipes().get("jax")  # its newest release, 0.12.0.1, needs Python >= 3.12
+    for pythons, planned in ((("cp311", "cp312"), "0.99.0"), (("cp313", "cp314"), "0.10.2")):
+        with SimpleIndex(future_jax(pythons=pythons)) as idx:
+            monkeypatch.setenv("PIP_INDEX_URL", idx.url)
+            registry = live_registry(recipe, mode="refresh")
+        # Python 3.11: the new release's Requires-Python (>=3.11) lets it in; its jaxlib wheels' tags decide
+        plan = make_plan(host, extend(recipe, registry), Request(framework="jax", want="cpu", python="3.11"),
+                         registry=registry)  # fmt: skip
+        assert plan.version == planned, pythons
+        if planned != "0.99.0":
+            assert any(r.version == "0.99.0" for r in plan.rejected)
+
+
+def test_offline_and_no_index_plan_from_the_snapshot(live_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = load_recipes().get("jax")
+    with SimpleIndex(future_jax()) as idx:
+        monkeypatch.setenv("PIP_INDEX_URL", idx.url)
+        offline = live_registry(recipe, mode="offline")
+        monkeypatch.setenv("PIP_NO_INDEX", "1")
+        no_index = live_registry(recipe)
+        assert idx.requests == []
+    for reg, note in ((offline, "--offline"), (no_index, "pip is configured with no-index")):
+        assert (
+            reg is not None and reg.data.kind == "snapshot" and reg.data.date == load_registry("jax").synced
+        )  # type: ignore[union-attr]
+        assert reg.data.indexes[0].note == note
+        assert "0.99.0" not in reg.versions("jax")
+    assert load_registry("jax").data is None  # the shared snapshot object is never marked
+
+
+def test_a_new_cuda_variant_is_judged_from_its_name_and_unconfirmed() -> None:
+    snapshot = load_registry("pytorch")
+    root = "https://download.pytorch.org/whl"
+    page = Page(
+        root, "torch", (File("torch-2.99.0+cu133-cp312-cp312-manylinux_2_28_x86_64.whl"),), "live", 0.0
+    )
+    registry, _ = merge(snapshot, [page], default=PYPI_SIMPLE, framework="pytorch", floor="2.0.0")
+    assert registry is not None
+    recipe = extend(load_recipes().get("pytorch"), registry)
+    new = [b for b in recipe.builds if b.version == "2.99.0"]
+    assert new and {(b.variant, b.cuda, b.facts_from) for b in new} == {("cu133", "13.3", "2.15.0")}
+    assert all(b.min_driver is None and b.index_url == f"{root}/cu133" for b in new)  # driver: NVIDIA's table
+    host = load(H100)
+    plan = make_plan(host, recipe, Request(framework="pytorch", want="gpu", allow_experimental=True),
+                     registry=registry)  # fmt: skip
+    assert (plan.version, plan.variant, plan.cuda) == ("2.99.0", "cu133", "13.3")
+    assert plan.min_driver is not None and plan.min_driver.startswith("580")  # CUDA 13.x MVC minimum
+    assert (
+        plan.inherited is not None and plan.inherited.unconfirmed and plan.inherited.cuda_from_name == "13.3"
+    )
+    assert any("arch list is unconfirmed" in r for r in plan.reasons)
+    # unconfirmed: not chosen unless asked for, like a build the release matrix does not list
+    held = make_plan(host, recipe, Request(framework="pytorch", want="gpu"), registry=registry)
+    assert held.version != "2.99.0"
+
+
+def test_merge_replaces_an_index_s_wheels_and_keeps_the_others() -> None:
+    snapshot = load_registry("jax")
+    newest = snapshot.versions("jaxlib")[-1]
+    old = snapshot.wheels("jaxlib", newest)
+    yanked = File(old[0].filename, old[0].sha256, old[0].size, None, True)
+    page = Page(PYPI_SIMPLE, "jaxlib", (yanked,), "live", 0.0)
+    registry, _ = merge(snapshot, [page], default=PYPI_SIMPLE, framework="jax", floor="0.6.2")
+    assert registry is not None
+    got = registry.wheels("jaxlib", newest)
+    assert [w.filename for w in got] == [old[0].filename] and got[0].yanked  # what the index says now wins
+    assert registry.wheels("jaxlib", snapshot.versions("jaxlib")[0]) == snapshot.wheels(
+        "jaxlib", snapshot.versions("jaxlib")[0]
+    )
+
+
+def test_when_the_data_was_read_does_not_change_the_environment_or_the_image() -> None:
+    import msgspec
+
+    from fwsetup.plan import plan_to_dict
+    from fwsetup.plan.model import IndexData, PlanData
+    from fwsetup.staging import plan_digest
+
+    plan = make_plan(load(H100), load_recipes().get("jax"), Request(framework="jax", want="cpu"))
+    live = msgspec.structs.replace(
+        plan, data=PlanData(kind="live", date="2027-01-01 10:00 UTC",
+                            indexes=[IndexData(url=PYPI_SIMPLE, kind="live", date="2027-01-01 10:00 UTC")])
+    )  # fmt: skip
+    cached = msgspec.structs.replace(live, data=PlanData(kind="cache", date="2027-01-01 10:00 UTC"))
+    assert plan_to_dict(live) != plan_to_dict(cached)
+    # a repeat install of the same build is a no-op whether its plan read the index or the cache
+    assert plan_digest(plan_to_dict(live)) == plan_digest(plan_to_dict(cached))
+    # an image's labels (before its venv layer) stay the same: an unchanged image is not rebuilt
+    from fwsetup.backends.docker.render import image_labels
+
+    smoke = ["python", "-m", "fwsetup.smoke", "jax"]
+    assert image_labels(live, "python:3.12", smoke) == image_labels(cached, "python:3.12", smoke)
+
+
+def test_an_index_url_with_a_query_token_keeps_it_at_the_end_and_out_of_the_cache(tmp_path: Path) -> None:
+    with SimpleIndex(future_jax()) as idx:
+        (out,) = read_pages([(idx.url + "/?token=q-s3cr3t", "jax")], cache_dir=tmp_path)
+        assert idx.requests[0][0] == "/simple/jax/?token=q-s3cr3t"
+    assert out.page is not None and out.page.kind == "live" and "q-s3cr3t" not in out.page.shown
+    assert not any(b"q-s3cr3t" in f.read_bytes() for f in tmp_path.rglob("*") if f.is_file())
