@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from fwsetup.errors import RecipeError
+from fwsetup.recipes import read_toml
+from fwsetup.resources import compat_dir
 
 if TYPE_CHECKING:
     from packaging.version import Version
@@ -347,8 +349,6 @@ def compat_from_data(raw: Mapping[str, Any], *, source: str = CUDA_DRIVERS_FILE)
 def read_compat(directory: str | Path) -> CompatData:
     import dataclasses
 
-    from fwsetup.recipes import read_toml
-
     path = Path(directory) / CUDA_DRIVERS_FILE
     data = compat_from_data(read_toml(path), source=str(path)) if path.is_file() else CompatData()
     cc_path = Path(directory) / COMPUTE_CAPABILITIES_FILE
@@ -422,8 +422,6 @@ def _cudnn_from_data(raw: Mapping[str, Any], *, source: str) -> dict[str, Any]:
 @cache
 def load_compat() -> CompatData:
     """The shipped compatibility data (cached)."""
-    from fwsetup.resources import compat_dir
-
     return read_compat(compat_dir())
 
 
@@ -448,6 +446,13 @@ class CudaDevices:
         False  # entries were indices: CUDA's order (CUDA_DEVICE_ORDER) decides which GPU they mean
     )
     pci_order: bool = False  # CUDA_DEVICE_ORDER=PCI_BUS_ID: indices are NVML's (nvidia-smi's)
+
+
+def usable_gpus(host: HostProfile) -> tuple[GPU, ...]:
+    """GPUs a framework started on `host` can train on (cuda_devices, the one rule): NVML works, the GPU
+    answered, CUDA_VISIBLE_DEVICES exposes it, and in MIG mode it has a MIG instance (or its instances were
+    not read)."""
+    return cuda_devices(host).gpus
 
 
 def cuda_devices(host: HostProfile, *, container: bool = False) -> CudaDevices:

@@ -24,6 +24,7 @@ from fwsetup.compat import (
     cudnn_supports,
     driver_verdict,
     load_compat,
+    usable_gpus,
     uses_windows_driver,
 )
 from fwsetup.detect.environment import FileCheck, Framework, GpuCheck, ImportResult, PythonEnv
@@ -462,7 +463,7 @@ def check_docker(host: HostProfile) -> list[Finding]:
         "(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html), "
         "then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`."
     )
-    if host.usable_gpus and ok is False:
+    if usable_gpus(host) and ok is False:
         how = (
             f"a `docker run --gpus all` test container failed: {(d.gpu_probe or '').removeprefix('no: ')}"
             if way == "probe"
@@ -478,7 +479,7 @@ def check_docker(host: HostProfile) -> list[Finding]:
                 remedy=toolkit,
             )
         )
-    elif host.usable_gpus and ok is None and d.nvidia_runtime is False:
+    elif usable_gpus(host) and ok is None and d.nvidia_runtime is False:
         out.append(
             Finding(
                 id="docker.no-nvidia-runtime",
@@ -490,7 +491,7 @@ def check_docker(host: HostProfile) -> list[Finding]:
                 remedy=toolkit,
             )
         )
-    elif host.usable_gpus and ok and way in ("hook", "cdi", "probe"):
+    elif usable_gpus(host) and ok and way in ("hook", "cdi", "probe"):
         via = {
             "hook": "nvidia-container-runtime-hook on its PATH (`--gpus`, no `nvidia` runtime registered)",
             "cdi": f"CDI devices ({', '.join(d.cdi_devices or ())})",
@@ -707,13 +708,13 @@ def _label(fw: Framework) -> str:
 def cpu_build_gpus(host: HostProfile) -> str:
     """What follows "CPU build" about this machine's GPUs: none to miss (and why), or the usable ones it
     leaves idle. One rule for the GpuCheck reason and doctor's framework line."""
-    usable = host.usable_gpus
+    usable = usable_gpus(host)
     return f", but {len(usable)} usable GPU(s) are here" if usable else f"; {no_gpu_reason(host)} anyway"
 
 
 def decide_gpu(host: HostProfile, fw: Framework, data: CompatData | None = None) -> GpuCheck | None:
     """Whether `fw` will see a GPU, decided from metadata alone; None when only importing it can tell."""
-    usable = host.usable_gpus
+    usable = usable_gpus(host)
     if damaged(fw) and fw.files is not None:
         return GpuCheck(
             visible=None,
@@ -791,7 +792,7 @@ def check_frameworks(
 ) -> list[Finding]:
     data = data if data is not None else load_compat()
     out: list[Finding] = []
-    usable = host.usable_gpus
+    usable = usable_gpus(host)
     names = {fw.name for fw in frameworks}
     if env is not None and env.error is None and not frameworks:
         out.append(
@@ -982,7 +983,7 @@ def _amd_intel_framework(host: HostProfile, fw: Framework, fid: str, label: str)
 
     out: list[Finding] = []
     amd, intel = host.amd.gpus, intel_gpus(host)
-    if fw.build == "cpu" and (amd or intel) and not host.usable_gpus and fw.name not in _NO_GPU_OF_ITS_OWN:
+    if fw.build == "cpu" and (amd or intel) and not usable_gpus(host) and fw.name not in _NO_GPU_OF_ITS_OWN:
         vendor = "AMD" if amd else "Intel"
         out.append(
             Finding(

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final, Literal, get_args
 import msgspec
 
 from fwsetup.errors import ProfileError
+from fwsetup.inputfile import InputFileError, read_input
 
 SCHEMA_VERSION = 1
 
@@ -283,15 +284,6 @@ class HostProfile(_Base, frozen=True, kw_only=True):
 
     # -- convenience, derived (never stored) --
     @property
-    def usable_gpus(self) -> tuple[GPU, ...]:
-        """GPUs a framework started here can train on (compat.cuda_devices, the one rule): NVML works, the GPU
-        answered, CUDA_VISIBLE_DEVICES exposes it, and in MIG mode it has a MIG instance (or its instances were
-        not read)."""
-        from fwsetup.compat import cuda_devices
-
-        return cuda_devices(self).gpus
-
-    @property
     def python_minor(self) -> str | None:
         v = self.python.version
         if not v:
@@ -530,8 +522,6 @@ def loads(text: str | bytes, *, source: str = "<profile>") -> HostProfile:
 def read_profile_bytes(path: str | Path) -> bytes:
     """The bytes of a HostProfile file (or a node's file): a regular file of at most MAX_PROFILE_BYTES, read
     without ever blocking (a FIFO, /dev/zero, a folder or a huge file is refused at once); ProfileError."""
-    from fwsetup.inputfile import InputFileError, read_input
-
     if not str(path).strip():
         msg = "--host-profile '': give the path of a HostProfile file (`fwsetup profile --output FILE` writes one)."
         raise ProfileError(msg)

@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from fwsetup import compat, doctor
+from fwsetup.compat import usable_gpus
 from fwsetup.detect.environment import Framework
 from fwsetup.plan import Request, make_plan, norm_arch
 from fwsetup.profile import HostProfile, load
@@ -93,7 +94,7 @@ def test_doctor_and_plan_agree_on_the_driver(fixture: str, cuda: str) -> None:
     findings = {f.id for f in doctor.check_frameworks(host, None, [fw])}
     driver_too_old = "framework.torch.driver-too-old" in findings
 
-    usable = bool(host.usable_gpus)
+    usable = bool(usable_gpus(host))
     assert plan_runs == doctor_runs == (usable and verdict.ok is True), (plan.reasons, check)
     assert driver_too_old == (usable and verdict.ok is False)
     if plan_runs:

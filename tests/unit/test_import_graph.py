@@ -18,8 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # Cycles that exist today, each to go with the change named (the list only shrinks).
 KNOWN: frozenset[frozenset[str]] = frozenset(
     {
-        # profile.HostProfile.usable_gpus asks compat.cuda_devices; compat reads profile's types
-        frozenset({"fwsetup.compat", "fwsetup.profile"}),
         # doctor's findings type is read by envcheck, which doctor calls (doctor moves to ops/doctor.py)
         frozenset({"fwsetup.doctor", "fwsetup.envcheck"}),
     }

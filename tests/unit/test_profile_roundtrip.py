@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fwsetup.compat import usable_gpus
 from fwsetup.detect import detect_host
 from fwsetup.profile import GPU, GPULink, HostProfile, NvidiaInfo, dumps, loads
 
@@ -55,7 +56,7 @@ def test_missing_and_unknown_fields_load(text: str) -> None:
 def test_missing_fields_are_unknown() -> None:
     p = loads('{"nvidia": {"nvml": "ok"}}')
     assert p.nvidia.driver_version is None and p.nvidia.gpus == () and p.cpu.arch is None
-    assert p.tools.docker.server is None and p.usable_gpus == ()
+    assert p.tools.docker.server is None and usable_gpus(p) == ()
 
 
 _text = st.one_of(st.none(), st.text(max_size=20))

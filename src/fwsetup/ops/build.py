@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from fwsetup.compat import usable_gpus
 from fwsetup.ops.result import BuildOutcome
 
 if TYPE_CHECKING:
@@ -258,7 +259,7 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
         plan, note = pin_plan_base(plan, engine, offline=ask.offline)
         notes += [note] if note else []
     # A CUDA plan on a machine without a usable GPU is for a stand-in GPU (plan.container.target_gpu_profile).
-    stand_in = plan.status == "ok" and plan.accelerator == "cuda" and not profile.usable_gpus
+    stand_in = plan.status == "ok" and plan.accelerator == "cuda" and not usable_gpus(profile)
     gpus = "all" if request.all_gpus else "one" if plan.accelerator == "cuda" else "none"
     from fwsetup.settings import resolve
 

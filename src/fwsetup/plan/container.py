@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import msgspec
 
+from fwsetup.compat import usable_gpus
 from fwsetup.errors import UsageError
 from fwsetup.plan.model import ImagePlan, Plan, Request
 
@@ -139,7 +140,7 @@ def target_gpu_profile(
     a stand-in GPU the build supports and a driver new enough. Returns (profile, note) - note when used."""
     from fwsetup.profile import GPU, NvidiaInfo
 
-    if not variant or profile.usable_gpus:
+    if not variant or usable_gpus(profile):
         return profile, None
     builds = [b for b in recipe.builds if b.variant == variant and b.accelerator == "cuda"]
     if not builds:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from fwsetup.compat import usable_gpus
 from fwsetup.plan import explain
 from fwsetup.plan.choose import gpu_wanted, rank, variant_family
 from fwsetup.plan.evaluate import GPU_ACCELERATORS, evaluate, make_target, ver, version_filter
@@ -326,7 +327,7 @@ def _fleet(
                 driver=p.nvidia.driver_version,
                 gpus=[
                     f"{gpu.name or 'NVIDIA GPU'} (compute capability {gpu.compute_capability or '?'})"
-                    for gpu in p.usable_gpus
+                    for gpu in usable_gpus(p)
                 ],
             )
         )

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fwsetup.compat import usable_gpus
+
 if TYPE_CHECKING:
     from fwsetup.plan.model import Plan
     from fwsetup.profile import HostProfile
@@ -108,7 +110,7 @@ def _accelerator(plan: Plan, profile: HostProfile, verdict: HostVerdict) -> None
     what = f"{plan.title or plan.framework} {plan.version} ({plan.variant}"
     what += f", CUDA {plan.cuda})" if plan.cuda else ")"
     nv = profile.nvidia
-    if not profile.usable_gpus:
+    if not usable_gpus(profile):
         seen = "no NVIDIA GPU" if not nv.gpus else "no NVIDIA GPU a framework can use"
         detail = f" (NVML: {nv.nvml_shown})" if nv.nvml not in ("ok", "unknown") else ""
         verdict.add(

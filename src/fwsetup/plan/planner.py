@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from fwsetup.compat import usable_gpus
 from fwsetup.gpu_vendors import has_other_gpu
 from fwsetup.plan import explain
 from fwsetup.plan.choose import apple_gpu, choice_reasons, gpu_wanted, pick, rejections, variant_family
@@ -252,7 +253,7 @@ def make_plan(
     fallback: Reason | None = None
     if request.want != "cpu" and (
         request.want == "gpu"
-        or profile.usable_gpus
+        or usable_gpus(profile)
         or apple_gpu(profile)
         or has_other_gpu(profile)
         or profile.jetson.present

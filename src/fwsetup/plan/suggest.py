@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from fwsetup.compat import usable_gpus
 from fwsetup.plan.choose import newest
 from fwsetup.plan.evaluate import (
     GPU_ACCELERATORS,
@@ -178,7 +179,7 @@ def gpu_suggestions(
         out.append(Suggestion("load_driver"))
     from fwsetup.compat import cuda_devices
 
-    if nv.nvml == "ok" and cuda_devices(profile).no_instance and not profile.usable_gpus:
+    if nv.nvml == "ok" and cuda_devices(profile).no_instance and not usable_gpus(profile):
         out.append(Suggestion("disable_mig"))
     return out
 

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import pytest
 
+from fwsetup.compat import usable_gpus
 from fwsetup.detect import nvidia
 from fwsetup.profile import GPU
 
@@ -188,7 +189,7 @@ def test_two_gpus_one_in_mig_mode(tmp_path: Path) -> None:
     assert info.gpus[0] == GPU(index=0, name="NVIDIA A100-SXM4-40GB", uuid="GPU-a", memory_bytes=42949672960,
                                compute_capability="8.0", mig=True, error=None, mig_devices=(mig,))  # fmt: skip
     assert info.gpus[1].mig_devices is None  # not in MIG mode: not asked
-    assert [g.index for g in HostProfile(nvidia=info).usable_gpus] == [0, 1]
+    assert [g.index for g in usable_gpus(HostProfile(nvidia=info))] == [0, 1]
 
 
 def test_mig_mode_without_instances_is_no_cuda_device(tmp_path: Path) -> None:
@@ -199,7 +200,7 @@ def test_mig_mode_without_instances_is_no_cuda_device(tmp_path: Path) -> None:
     assert info.gpus[0].mig_devices == ()
     from fwsetup.profile import HostProfile
 
-    assert HostProfile(nvidia=info).usable_gpus == ()
+    assert usable_gpus(HostProfile(nvidia=info)) == ()
 
 
 def test_cuda_visible_devices_is_recorded(tmp_path: Path) -> None:

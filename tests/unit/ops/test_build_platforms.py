@@ -16,6 +16,7 @@ import pytest
 
 from fwsetup.backends.docker.buildx import parse_buildx_platforms
 from fwsetup.backends.engine import EngineInfo
+from fwsetup.compat import usable_gpus
 from fwsetup.errors import EngineError, InstallError, UsageError
 from fwsetup.plan import build_request
 from fwsetup.plan.container import native_platform, parse_platforms, plan_image, platform_profile
@@ -49,7 +50,7 @@ def test_another_architecture_is_an_emulated_cpu_without_the_hosts_gpus_or_x86_f
     assert native_platform(host) == "linux/amd64"
     assert platform_profile(host, "linux/amd64") is host
     arm = platform_profile(host, "linux/arm64")
-    assert arm.cpu.arch == "aarch64" and arm.cpu.features == () and not arm.usable_gpus
+    assert arm.cpu.arch == "aarch64" and arm.cpu.features == () and not usable_gpus(arm)
     assert native_platform(load(FIXTURES / "linux-aarch64.json")) == "linux/arm64"
 
 
