@@ -21,118 +21,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from index_secrets import EXTRA, INDEX, TOKEN, clean_pip_env
 from support import make_wheel
 from venv_world import RECIPE, SMOKE
 
 from fwsetup import pipconfig
 from fwsetup.backends import wheel_sources
 from fwsetup.backends.base import InstallOptions
-from fwsetup.backends.docker.render import redact as docker_redact
 from fwsetup.backends.installer import Installer, find_uv
 from fwsetup.backends.venv import VenvBackend
 from fwsetup.backends.wheel_sources import Sources
 from fwsetup.cli import main
 from fwsetup.plan import Plan, SmokeSpec
-from fwsetup.proc import run_streamed
-from fwsetup.redact import has_credentials, redact_data, redact_text, redact_url, secrets_of
 
-TOKEN = "tok-9f3c2e71d0b4a85e"  # a test credential
-INDEX = f"https://alice:{TOKEN}@mirror.example/simple"
-EXTRA = f"https://bob:{TOKEN}x@extra.example/simple"
-LINKS = f"https://{TOKEN}y@wheels.example/links/"
-
-
-@pytest.fixture(autouse=True)
-def clean_pip_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
-    for var in (
-        "PIP_FIND_LINKS",
-        "PIP_INDEX_URL",
-        "PIP_EXTRA_INDEX_URL",
-        "PIP_NO_INDEX",
-        "UV_INDEX_URL",
-        "UV_EXTRA_INDEX_URL",
-        "UV_FIND_LINKS",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    wheel_sources.probe_index.cache_clear()
+# `clean_pip_env` is an autouse fixture of the helper module: pytest finds it in this module's namespace
+__all__ = ["clean_pip_env"]
 
 
 # -- the redaction function ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("https://alice:TOKEN@host/simple", "https://***@host/simple"),
-        ("https://TOKEN@host:8443/simple/", "https://***@host:8443/simple/"),
-        ("https://a:p@ss@host/", "https://***@host/"),
-        ("https://conda.anaconda.org/t/ab-123/mychan", "https://conda.anaconda.org/t/***/mychan"),
-        ("https://pypi.org/simple", "https://pypi.org/simple"),
-        ("file:///srv/wheels", "file:///srv/wheels"),
-        ("/srv/wheels", "/srv/wheels"),
-    ],
-)
-def test_redact_url(url: str, shown: str) -> None:
-    assert redact_url(url) == shown
-    assert redact_text(f"x {url} y") == f"x {shown} y"
-    assert has_credentials(url) == (url != shown)
-    assert docker_redact(url) == shown  # the Docker path uses the same function
-
-
-def test_redact_text_and_data() -> None:
-    line = f"+ uv pip install --index-url {INDEX} '--extra-index-url={EXTRA}' fakefw==1.0 user@example.com"
-    out = redact_text(line)
-    assert TOKEN not in out and "https://***@mirror.example/simple" in out and "user@example.com" in out
-    # a secret printed outside its URL (decoded, in a message) is hidden when it is known
-    assert redact_text(f"401 for password {TOKEN}", secrets_of([INDEX])) == "401 for password ***"
-    data = {"indexes": [INDEX], "packages": [{"url": f"{INDEX}/../files/fakefw-1.0.whl", "size": 3}], "n": 1}
-    assert TOKEN not in json.dumps(redact_data(data))
-    assert redact_data(data)["n"] == 1 and redact_data(data)["packages"][0]["size"] == 3
-
-
 # -- what fwsetup builds for uv and pip --------------------------------------------------------------------
-
-
-def test_to_uv_puts_credentials_in_the_environment_only() -> None:
-    settings = pipconfig.read_pip_settings(
-        {
-            "PIP_INDEX_URL": INDEX,
-            "PIP_EXTRA_INDEX_URL": EXTRA,
-            "PIP_FIND_LINKS": LINKS,
-            "PIP_CONFIG_FILE": os.devnull,
-        }
-    )
-    cfg = pipconfig.to_uv(settings, env={})
-    assert not any(TOKEN in a for a in cfg.args)
-    assert (
-        "--index-url" not in cfg.args
-        and "--extra-index-url" not in cfg.args
-        and "--find-links" not in cfg.args
-    )
-    assert cfg.env["UV_INDEX_URL"] == INDEX
-    assert cfg.env["UV_EXTRA_INDEX_URL"] == EXTRA
-    assert cfg.env["UV_FIND_LINKS"] == LINKS
-    assert "--index-strategy" in cfg.args  # the flags without a URL stay
-    shown = json.dumps([cfg.index_urls, cfg.find_links, cfg.warnings])
-    assert TOKEN not in shown and "***@mirror.example" in shown
-    assert TOKEN in cfg.secrets
-
-
-def test_to_uv_keeps_one_option_in_one_place() -> None:
-    # a flag hides uv's variable: the extra indexes go all to UV_EXTRA_INDEX_URL when one has a credential
-    plain = "https://plain.example/simple"
-    settings = pipconfig.read_pip_settings(
-        {"PIP_EXTRA_INDEX_URL": f"{plain} {EXTRA}", "PIP_CONFIG_FILE": os.devnull}
-    )
-    cfg = pipconfig.to_uv(settings, plan_indexes=["https://download.example/whl/cpu"], env={})
-    assert cfg.env["UV_EXTRA_INDEX_URL"].split() == ["https://download.example/whl/cpu", plain, EXTRA]
-    assert "--extra-index-url" not in cfg.args and not any(TOKEN in a for a in cfg.args)
-    # without credentials nothing changes: the URLs stay on the command line, where the log shows them
-    settings = pipconfig.read_pip_settings({"PIP_INDEX_URL": plain, "PIP_CONFIG_FILE": os.devnull})
-    cfg = pipconfig.to_uv(settings, env={})
-    assert cfg.args[cfg.args.index("--index-url") + 1] == plain and "UV_INDEX_URL" not in cfg.env
 
 
 def _plan(index_urls: list[str] | None = None) -> Plan:
@@ -172,22 +81,6 @@ def test_commands_hold_no_token(kind: str, tmp_path: Path) -> None:
         )
     text = backend.render(_plan([plan_index]), options)
     assert TOKEN not in text and "***@" in text
-
-
-def test_run_streamed_redacts_the_log_and_what_it_returns(tmp_path: Path) -> None:
-    log = tmp_path / "install.log"
-    seen: list[str] = []
-    code = "import os; print('fetching', os.environ['UV_INDEX_URL'] + '/fakefw/'); print('bad token', os.environ['T'])"
-    res = run_streamed(
-        [sys.executable, "-c", code],
-        env={**os.environ, "UV_INDEX_URL": INDEX, "T": TOKEN},
-        log=log,
-        timeout=60,
-        on_line=seen.append,
-    )
-    assert res.ok
-    for text in (log.read_text(), res.stderr, "\n".join(seen)):
-        assert TOKEN not in text and "https://***@mirror.example/simple/fakefw/" in text
 
 
 def test_dry_run_and_plan_json_hold_no_token(
@@ -398,55 +291,3 @@ def test_real_install_from_an_index_with_basic_auth(tmp_path: Path, auth_index: 
 
 
 # -- conda: channel tokens and the pip section -------------------------------------------------------------
-
-
-def test_conda_render_and_pip_section_hold_no_token(tmp_path: Path) -> None:
-    from fwsetup.backends.conda import CondaBackend, _credentials_to_env
-    from fwsetup.recipes import CondaSpec
-
-    channel = f"https://conda.anaconda.org/t/{TOKEN}/private"
-    plan = Plan(
-        status="ok",
-        framework="tensorflow",
-        version="2.10.1",
-        variant="cpu",
-        accelerator="cpu",
-        method="conda",
-        python="3.11",
-        requirements=["tensorflow==2.10.1"],
-        index_urls=[EXTRA],
-        conda=CondaSpec(channels=["conda-forge", channel], packages=["numpy=1.26"]),
-        smoke=SmokeSpec(script="tensorflow"),
-    )
-    text = CondaBackend().render(plan, InstallOptions(target=tmp_path / "env", env={}))
-    assert TOKEN not in text and "/t/***/private" in text and "https://***@extra.example/simple" in text
-    argv, env = _credentials_to_env(
-        [
-            "uv",
-            "pip",
-            "install",
-            "--extra-index-url",
-            EXTRA,
-            "-f",
-            "/wheels",
-            "--index-url=https://plain.example/simple",
-            "tensorflow==2.10.1",
-        ]
-    )
-    assert not any(TOKEN in a for a in argv) and env == {"UV_EXTRA_INDEX_URL": EXTRA}
-    assert argv[argv.index("--find-links") + 1] == "/wheels"
-    assert argv[argv.index("--index-url") + 1] == "https://plain.example/simple"
-
-
-def test_conda_errors_hold_no_channel_token() -> None:
-    from fwsetup.backends.conda_env import CondaEnv
-    from fwsetup.backends.conda_tools import explain
-
-    channel = f"https://conda.anaconda.org/t/{TOKEN}/private"
-    env = CondaEnv(name="e", channels=(channel,), specs=("numpy",))
-    exc = explain(
-        f"CondaHTTPError: HTTP 000 CONNECTION FAILED for url <{channel}/linux-64/repodata.json>",
-        env,
-        tool="conda",
-    )
-    assert TOKEN not in str(exc) and TOKEN not in repr(exc.args)
