@@ -137,33 +137,49 @@ def test_run_streamed_keeps_a_bounded_tail_of_endless_output(
 # -- end to end: the fwsetup command, its peak memory measured ---------------------------------------------------
 
 
+# The child's peak is measured by a small launcher process, not by this one: on Linux a child's ru_maxrss
+# counts the resident set it had before exec, a copy of its parent's, so a child of this test process (a pytest
+# worker that may hold hundreds of MiB after other tests) would be charged this process's memory.
+_LAUNCHER = """
+import json, os, subprocess, sys
+p = subprocess.Popen(sys.argv[2:])
+_pid, status, usage = os.wait4(p.pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"code": os.waitstatus_to_exitcode(status), "maxrss": usage.ru_maxrss * 1024}, f)
+"""
+
+
 def fwsetup_measured(
     env: dict[str, str], *args: str, timeout: float = 120
 ) -> tuple[int, str, str, int, float]:
     """Run `python -m fwsetup ARGS`; (exit code, stdout, stderr, peak resident bytes, seconds)."""
     import tempfile
 
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        report = Path(tmp) / "rusage.json"
         t0 = time.monotonic()
-        p = subprocess.Popen([sys.executable, "-m", "fwsetup", *args], env=env, stdout=out, stderr=err)
-        while True:
-            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - t0 > timeout:
-                p.kill()
-                pid, status, usage = os.wait4(p.pid, 0)
-                break
-            time.sleep(0.05)
-        p.returncode = os.waitstatus_to_exitcode(status)
+        p = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(report), sys.executable, "-m", "fwsetup", *args],
+            env=env, stdout=out, stderr=err, start_new_session=True,
+        )  # fmt: skip
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)  # the launcher and fwsetup: their own process group
+            p.wait()
         seconds = time.monotonic() - t0
+        measured = json.loads(report.read_text()) if report.is_file() else {"code": -9, "maxrss": 0}
         out.seek(0)
         err.seek(0)
         return (
-            p.returncode,
+            measured["code"],
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
-            usage.ru_maxrss * 1024,
+            measured["maxrss"],
             seconds,
         )
 

@@ -135,14 +135,15 @@ def test_recipes_folder_empty_or_a_file(tmp_path: Path) -> None:
 
 
 def test_every_numeric_and_path_option_goes_through_the_helpers() -> None:
-    """Every option whose metavar says it is a number or a path has a parser from fwsetup.cli: a new option
-    that forgets it fails here."""
+    """Every option whose metavar says it is a number or a path has a parser from fwsetup.cli.options: a new
+    option that forgets it fails here."""
     import typer.main
 
     from fwsetup import cli
+    from fwsetup.cli import options
 
-    helpers = {cli.seconds, cli.count, cli.input_file, cli.input_dir, cli.output_file, cli.output_dir,
-               cli.interpreter, cli.python_minor}  # fmt: skip
+    helpers = {options.seconds, options.count, options.input_file, options.input_dir, options.output_file,
+               options.output_dir, options.interpreter, options.python_minor}  # fmt: skip
     numeric = {"N", "S", "SECONDS"}
     paths = {"FILE", "DIR"}
     exempt = {("install", "--env"), ("install", "--wheelhouse"), ("build", "--wheelhouse"),
