@@ -14,10 +14,25 @@ if TYPE_CHECKING:
 
 Vendor = Literal["nvidia", "amd", "intel"]
 VENDORS: Final[tuple[Vendor, ...]] = ("nvidia", "amd", "intel")  # also the order of preference
-VENDOR_OF: Final[Mapping[str, Vendor]] = {"cuda": "nvidia", "rocm": "amd", "xpu": "intel"}
 VENDOR_TITLE: Final = {"nvidia": "NVIDIA", "amd": "AMD", "intel": "Intel", "apple": "Apple"}
-# Whose GPU a build's accelerator is (Apple's Metal too), in the order tables list them.
-ACCELERATOR_VENDOR: Final = {"cuda": "nvidia", "rocm": "amd", "xpu": "intel", "mps": "apple"}
+# Whose GPU a build's accelerator is (Apple's Metal too), in the order tables list them: the one map of
+# accelerator -> vendor.
+ACCELERATOR_VENDOR: Final[Mapping[str, str]] = {
+    "cuda": "nvidia",
+    "rocm": "amd",
+    "xpu": "intel",
+    "mps": "apple",
+}
+# The same, for the vendors whose GPUs fwsetup detects and plans for (not Apple's, which is no --vendor).
+VENDOR_OF: Final[Mapping[str, Vendor]] = {a: v for a, v in ACCELERATOR_VENDOR.items() if v in VENDORS}
+
+
+def accelerator_vendor_title(accelerator: str | None) -> str | None:
+    """ "cuda" -> "NVIDIA", "mps" -> "Apple"; None for the CPU."""
+    vendor = ACCELERATOR_VENDOR.get(accelerator or "")
+    return VENDOR_TITLE[vendor] if vendor else None
+
+
 HSA_OVERRIDE: Final = "HSA_OVERRIDE_GFX_VERSION"
 ROCM_FILE: Final = "rocm.toml"
 XPU_FILE: Final = "xpu.toml"

@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -28,8 +29,8 @@ from fwsetup.backends.conda_env import conda_env_for, render_environment_yml
 from fwsetup.backends.docker.backend import render_dockerfile
 from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.cli import main
-from fwsetup.cli.plan import install_command
 from fwsetup.errors import RecipeError, UsageError
+from fwsetup.ops.commands import plan_commands
 from fwsetup.ops.matrix import bake_file, matrix_entries
 from fwsetup.plan import Plan, Request, SmokeSpec, make_plan, plan_from_json
 from fwsetup.profile import load as load_profile
@@ -428,8 +429,9 @@ def renders(plan: Plan, conda_plan: Plan) -> dict[str, str]:
     """Every file a plan is rendered into, and the printed shell commands."""
     import tomllib  # noqa: F401  (keeps the import cost out of the timed examples)
 
-    out = {"dockerfile": dockerfile_of(plan), "shell": "\n".join(install_command(plan))}
-    out["shell_conda"] = "\n".join(install_command(conda_plan))
+    venv_plan = msgspec.structs.replace(plan, method="venv", docker=None)  # the commands `plan` prints
+    out = {"dockerfile": dockerfile_of(plan), "shell": "\n".join(plan_commands(venv_plan, NO_PIP))}
+    out["shell_conda"] = "\n".join(plan_commands(conda_plan, NO_PIP))
     out["environment.yml"] = render_environment_yml(conda_env_for(conda_plan, {}, name="e"))
     return out
 
@@ -477,7 +479,7 @@ def test_no_recipe_string_adds_a_line_to_any_rendered_file(field: str, value: st
         [list(cenv.pip)] if cenv.pip else []
     )
     for line in got["shell"].splitlines():
-        shlex.split(line)  # well-formed shell words
+        shlex.split(line, comments=True)  # well-formed shell words
     df_plan = plan_of(text, allow_insecure=True)
     for key, val in df_plan.env.items():
         (line,) = [ln for ln in got["dockerfile"].splitlines() if ln.strip().startswith(f"{key}=")]

@@ -58,6 +58,12 @@ class Backend(ABC):
     def render(self, plan: Plan, options: InstallOptions) -> str:
         """What --dry-run prints: the commands, environment.yml or Dockerfile, with no side effects."""
 
+    def command_lines(self, plan: Plan, options: InstallOptions) -> list[str]:
+        """What install runs for plan, line by line (credentials shown as ***): `fwsetup plan` prints these
+        under "which amounts to", so what it shows is what runs. By default the backend's --dry-run text
+        (render), which comes from the same code as the commands it runs."""
+        return [line for line in self.render(plan, options).splitlines() if line.strip()]
+
     @abstractmethod
     def install(self, plan: Plan, options: InstallOptions, progress: Progress = no_progress) -> InstallResult:
         """Create or update options.target so that it is complete and smoke-tested, or unchanged."""

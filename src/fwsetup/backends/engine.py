@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-GpuRequest = Literal["none", "one", "all"]
+from fwsetup.plan.model import GpuRequest  # the one definition: the Plan says which GPUs a container gets
 
 
 @dataclass(frozen=True, kw_only=True)

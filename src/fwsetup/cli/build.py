@@ -213,9 +213,10 @@ def build_command(
     )
     if outcome.smoke:
         info(f"[green]✓[/] smoke test in a container with no network: {smoke_summary(outcome.smoke)}")
-    elif prepared.stand_in:
+    elif outcome.smoke_skipped:  # the plan's reason (ImagePlan.no_smoke): a stand-in GPU, ...
         info(
-            f"[yellow]not smoke-tested[/]: no GPU here. On a GPU machine: docker run --rm --gpus 1 {outcome.tag}"
+            f"[yellow]not smoke-tested[/]: {outcome.smoke_skipped}. On a GPU machine: "
+            f"docker run --rm --gpus 1 {outcome.tag}"
         )
     for what, pushed in (("pushed", outcome.pushed), ("cache pushed", outcome.cache_pushed)):
         if pushed and (what == "pushed" or pushed is not outcome.pushed):

@@ -56,7 +56,7 @@ def matrix_command(
     from fwsetup.ops.matrix import matrix_entries, write_bake
     from fwsetup.plan.container import IMAGE_PYTHONS, parse_platforms
     from fwsetup.recipes import load_recipes
-    from fwsetup.ui import emit_json, recipes_dir_override
+    from fwsetup.ui import emit_json, escape, info, recipes_dir_override
 
     if fmt not in ("json", "github", "bake"):
         msg = f"--format {fmt!r}: expected json, github or bake."
@@ -76,4 +76,8 @@ def matrix_command(
         # One line: `echo "matrix=$(fwsetup matrix --format github)" >> "$GITHUB_OUTPUT"`.
         emit_json(json.dumps({"include": [e.as_dict() for e in entries]}, separators=(",", ":")))
     else:
-        emit_json(json.dumps(write_bake(entries, recipes, out_dir, base=base, force=force), indent=2))
+        written = write_bake(entries, recipes, out_dir, base=base, force=force)
+        for kind, text in written.notes:
+            info(f"[yellow]{kind}[/] {escape(text)}" if kind == "skipped" else
+                 f"[yellow]note[/]: {escape(text)}" if kind == "note" else escape(text))  # fmt: skip
+        emit_json(json.dumps(written.bake, indent=2))

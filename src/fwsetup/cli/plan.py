@@ -6,7 +6,6 @@ Parse, plan (fwsetup.ops.plan), render: the human view on stdout, or the Plan JS
 
 from __future__ import annotations
 
-import shlex
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -26,38 +25,6 @@ from fwsetup.errors import PlanRefused
 
 if TYPE_CHECKING:
     from fwsetup.plan import Plan
-
-
-def install_command(plan: Plan) -> list[str]:
-    """What the plan implies, as commands a person could run by hand (the backends do the same)."""
-    reqs = " ".join(shlex.quote(r) for r in plan.requirements)
-    if plan.method == "conda" and plan.conda is not None and plan.conda.packages:
-        chans = " ".join(f"-c {shlex.quote(c)}" for c in plan.conda.channels)
-        pkgs = " ".join(shlex.quote(p) for p in plan.conda.packages)
-        py = f" python={plan.python}" if plan.python else ""
-        lines = [f"conda create -p ENV --override-channels {chans}{py} {pkgs}".replace("  ", " ")]
-        if plan.conda.pip:
-            lines.append("ENV/bin/python -m pip install " + " ".join(shlex.quote(r) for r in plan.conda.pip))
-        return lines
-    if (
-        plan.method == "docker"
-        and plan.docker is not None
-        and plan.docker.use_official
-        and plan.docker.official_image
-    ):
-        return [f"docker pull {plan.docker.official_image}"]
-    if not reqs:
-        return []
-    indexes = "".join(f" --index {shlex.quote(u)}" for u in plan.index_urls)
-    py = f" --python {plan.python}" if plan.python else ""
-    lines = [f"uv venv{py} ENV", f"uv pip install --python ENV{indexes} {reqs}"]
-    if plan.method == "docker":
-        base = plan.docker.base_image if plan.docker and plan.docker.base_image else "a Python base image"
-        lines = [
-            f"(in a container FROM {base})",
-            f"pip install{''.join(' --extra-index-url ' + shlex.quote(u) for u in plan.index_urls)} {reqs}",
-        ]
-    return lines
 
 
 def show_plan(plan: Plan, request, *, json_out: bool) -> None:
@@ -103,18 +70,16 @@ def data_line(plan: Plan) -> str:
 
 
 def render_plan(plan: Plan, request) -> None:
-    from fwsetup.plan import request_flags
+    # Here, not at the top: `fwsetup.cli` imports every command module, and the planner and the backends
+    # (measured: about 0.3 s with -X importtime) load only for the command that renders a plan.
+    from fwsetup.ops.commands import plan_commands
+    from fwsetup.plan import request_flags, where_it_runs
     from fwsetup.ui import escape, out_console
 
     con = out_console()
     e = escape
     if plan.status == "ok":
-        where = {
-            "cuda": "the NVIDIA GPU", "mps": "the Apple GPU (MPS)", "rocm": "the AMD GPU", "xpu": "the Intel GPU"
-        }.get(plan.accelerator or "", "the CPU")  # fmt: skip
-        vendor = {"cuda": "NVIDIA", "rocm": "AMD", "xpu": "Intel"}.get(plan.accelerator or "")
-        if vendor and len(plan.gpus) > 1:
-            where = f"{len(plan.gpus)} {vendor} GPUs"
+        where = where_it_runs(plan.accelerator, len(plan.gpus))
         cuda = f", CUDA {plan.cuda}" if plan.cuda else ""
         con.print(
             f"[bold green]plan:[/] [bold]{e(plan.title)} {e(plan.version or '')}[/] "
@@ -136,7 +101,7 @@ def render_plan(plan: Plan, request) -> None:
             con.print(f"[bold]environment[/]   {e(' '.join(f'{k}={v}' for k, v in plan.env.items()))}")
         if plan.min_driver:
             con.print(f"[bold]min driver[/]    {e(plan.min_driver)}")
-        cmds = install_command(plan)
+        cmds = plan_commands(plan)  # rendered by the backend that runs them (fwsetup.ops.commands)
         if plan.fleet is not None:  # the same release and variant on every node, whatever each alone gets
             con.print(f"[bold]install on each of the {len(plan.fleet.nodes)} nodes[/]")
             for c in cmds:
@@ -156,7 +121,11 @@ def render_plan(plan: Plan, request) -> None:
                     f"  fwsetup install {e(plan.framework)} {e(request_flags(request, version=plan.version))}"
                 )
         if cmds:
-            con.print("  [dim]which amounts to:[/]")
+            con.print(
+                "  [dim]which amounts to"
+                + (" (the Dockerfile's steps):" if plan.method == "docker" else ":")
+                + "[/]"
+            )
             for c in cmds:
                 con.print(f"  [dim]{e(c)}[/]")
     if plan.data is not None:

@@ -8,18 +8,47 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from fwsetup.compat import usable_gpus
+import msgspec
+
+from fwsetup import detect  # detect.get_host looked up when called (tests put a machine there)
+from fwsetup.backends.base import InstallOptions
+from fwsetup.backends.docker.backend import DockerBackend, default_tag, render_dockerfile
+from fwsetup.backends.docker.buildx import buildx_available
+from fwsetup.backends.docker.engine import DockerEngine, split_tag
+from fwsetup.backends.docker.imageregistry import (
+    EngineRegistryConfig,
+    check_registry,
+    credentials,
+    local_engine,
+    parse_ref,
+    platform_of,
+)
+from fwsetup.backends.docker.render import ImageOptions
+from fwsetup.backends.engine import RunSpec
+from fwsetup.errors import EngineError, InstallError, RegistryError, UsageError
+from fwsetup.ops.install import resolve_sources
+from fwsetup.ops.plan import registry_for
 from fwsetup.ops.result import BuildOutcome
+from fwsetup.plan.container import (
+    PLATFORM_ARCH,
+    base_python,
+    linux_profile,
+    native_platform,
+    pin_base,
+    plan_image,
+)
+from fwsetup.recipes import load_recipes
+from fwsetup.redact import redact_text
+from fwsetup.settings import resolve
 
 if TYPE_CHECKING:
-    from fwsetup.backends.docker.engine import DockerEngine
     from fwsetup.backends.docker.imageregistry import Credentials, ImageRef
-    from fwsetup.backends.docker.render import ImageOptions
     from fwsetup.backends.engine import BuildEvent
     from fwsetup.plan import Plan, Request
     from fwsetup.registry.live import Mode
@@ -55,7 +84,8 @@ class BuildRequest:
 @dataclass(frozen=True, kw_only=True)
 class PreparedBuild:
     """The final Plan of the image and the options it is built with; nothing built yet. stand_in: the
-    plan is for a stand-in GPU (no usable GPU here), so the image cannot be smoke-tested here."""
+    plan is for a stand-in GPU (ImagePlan.stand_in; no usable GPU here), so the image cannot be smoke-tested
+    here (ImagePlan.smoke_here and no_smoke say so for every reason)."""
 
     plan: Plan
     options: ImageOptions
@@ -81,8 +111,6 @@ def prepare_builds(ask: BuildRequest) -> tuple[PreparedBuild, ...]:
     TAG-ARCH (an engine's image store holds one platform per tag); `push_manifest` joins them in a registry.
     A platform the engine's builder cannot run (no QEMU emulation registered) ends it before anything is
     built: EngineError naming scripts/start-binfmt."""
-    from fwsetup.errors import EngineError
-    from fwsetup.plan.container import PLATFORM_ARCH
 
     if not ask.platforms:
         return (prepare_build(ask),)
@@ -92,8 +120,6 @@ def prepare_builds(ask: BuildRequest) -> tuple[PreparedBuild, ...]:
         one = replace(ask, platform=platform, platforms=())
         prepared = prepare_build(one)
         if prepared.plan.status == "ok" and several:
-            from fwsetup.backends.docker.backend import default_tag
-
             arch = platform.split("/", 1)[1]
             tag = f"{ask.tag or default_tag(prepared.plan)}-{arch}"
             prepared = replace(prepared, options=replace(prepared.options, tag=tag))
@@ -148,8 +174,6 @@ def push_manifest(images: Sequence[tuple[str, str]], target: str, engine: Docker
     """The images pushed for each platform, (platform, NAME@sha256:…) each, joined into one manifest list,
     target, and read back from the registry: {ref, tag, digest, platforms: [{platform, digest}]} (--json's
     `manifest`). InstallError when the registry's list does not hold exactly the images pushed."""
-    from fwsetup.backends.docker.engine import split_tag
-    from fwsetup.errors import InstallError
 
     want = {(platform, ref.rsplit("@", 1)[1]) for platform, ref in images}
     listed = engine.create_manifest_list(target, [ref for _platform, ref in images])
@@ -181,7 +205,6 @@ def platform_base(
     other = f"{base}-{arch}" if ":" in base.rsplit("/", 1)[-1] else f"{base}:latest-{arch}"
     if engine.image_platform(other) == platform:
         return other, f"{platform}: FROM {other}, the {arch} image beside {base} ({have})"
-    from fwsetup.errors import UsageError
 
     msg = (
         f"--base {base} is a {have} image, and the engine has no {platform} one beside it ({other}): a "
@@ -196,15 +219,6 @@ def platform_base(
 
 
 def prepare_build(ask: BuildRequest) -> PreparedBuild:
-    import msgspec
-
-    from fwsetup.backends.docker.engine import DockerEngine
-    from fwsetup.backends.docker.render import ImageOptions
-    from fwsetup.detect import get_host
-    from fwsetup.errors import UsageError
-    from fwsetup.plan.container import base_python, linux_profile, plan_image
-    from fwsetup.recipes import load_recipes
-
     if ask.wheelhouse is not None and not ask.wheelhouse.is_dir():
         msg = f"--wheelhouse {ask.wheelhouse}: no such folder."
         raise UsageError(msg)
@@ -214,19 +228,17 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
         raise UsageError(msg)
     request = ask.request
     recipe = load_recipes().get(request.framework)
-    profile = linux_profile(get_host(ask.host_profile))
+    profile = linux_profile(detect.get_host(ask.host_profile))
     env = dict(ask.environ)
     engine = None if ask.dry_run else DockerEngine(env=env)
     if engine is not None:
         engine.check()  # no engine: say so before planning and rendering
-    from fwsetup.plan.container import native_platform
 
     emulated = ask.platform is not None and ask.platform != native_platform(profile)
     base, base_note = platform_base(engine, ask.base, ask.platform) if ask.platform else (ask.base, None)
     base_python_version = None
     if base and engine is not None and base_python(base).version is None and not emulated:
         base_python_version = engine_python_probe(engine)(base)  # a --base its name does not explain
-    from fwsetup.ops.plan import registry_for
 
     recipe, registry = registry_for(recipe, "offline" if ask.offline else ask.data)
     notes: list[str] = [base_note] if base_note else []
@@ -245,8 +257,6 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
         # The same rule as install (ops.install.resolve_sources): the framework's own index, or the local
         # wheels (--wheelhouse, pip's find-links) that hold its pins, or the newest release they hold.
         # --dry-run contacts nothing: it prints the Dockerfile of the Plan `fwsetup plan --method docker` shows.
-        from fwsetup.backends.base import InstallOptions
-        from fwsetup.ops.install import resolve_sources
 
         def options_for(p: Plan) -> InstallOptions:
             return InstallOptions(
@@ -258,17 +268,18 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
     if plan.status == "ok" and plan.image is not None and engine is not None:
         plan, note = pin_plan_base(plan, engine, offline=ask.offline)
         notes += [note] if note else []
-    # A CUDA plan on a machine without a usable GPU is for a stand-in GPU (plan.container.target_gpu_profile).
-    stand_in = plan.status == "ok" and plan.accelerator == "cuda" and not usable_gpus(profile)
-    gpus = "all" if request.all_gpus else "one" if plan.accelerator == "cuda" else "none"
-    from fwsetup.settings import resolve
-
+    # The plan says whether the image can be smoke-tested here (ImagePlan.smoke_here: not for a stand-in GPU)
+    # and which GPUs its smoke container gets (fwsetup.plan.container.plan_image).
+    image = plan.image if plan.status == "ok" else None
+    stand_in = image is not None and image.stand_in
+    smoke_here = image is None or image.smoke_here
+    gpus = image.gpus if image is not None else "none"
     smoke_timeout = resolve(env).emulated_smoke_timeout if emulated else NATIVE_SMOKE_TIMEOUT
-    push, cache_to, cache_from, creds = _registry_refs(ask, plan, engine, stand_in=stand_in)
+    push, cache_to, cache_from, creds = _registry_refs(ask, plan, engine, smoke_here=smoke_here)
     options = ImageOptions(
         tag=ask.tag, base=base, wheelhouse=ask.wheelhouse, offline=ask.offline, env=env,
-        gpus=gpus,  # type: ignore[arg-type]
-        run_smoke=not (ask.no_smoke or stand_in), no_cache=ask.no_cache, platform=ask.platform,
+        gpus=gpus,
+        run_smoke=smoke_here and not ask.no_smoke, no_cache=ask.no_cache, platform=ask.platform,
         smoke_timeout=smoke_timeout,
         cache_from=(str(cache_from),) if cache_from else (), inline_cache=cache_to is not None,
     )  # fmt: skip
@@ -281,9 +292,6 @@ def prepare_build(ask: BuildRequest) -> PreparedBuild:
 def pin_plan_base(plan: Plan, engine: Any, *, offline: bool = False) -> tuple[Plan, str | None]:
     """The plan with its base named by digest (fwsetup.plan.container.pin_base) from what the engine holds,
     else from what the base's registry says (not when offline); with a note where no digest names it."""
-    import msgspec
-
-    from fwsetup.plan.container import pin_base
 
     assert plan.image is not None
     # An engine that cannot say (one without these, as fwsetup.backends.engine.Engine's defaults) pins nothing.
@@ -300,8 +308,6 @@ def pin_plan_base(plan: Plan, engine: Any, *, offline: bool = False) -> tuple[Pl
 def _check_ref_syntax(ask: BuildRequest) -> None:
     """--push, --cache-from and --cache-to read as image references before any engine is asked: an empty value
     (an unset $REF) or a malformed one is bad input (exit 2), not "no push" and not an engine error."""
-    from fwsetup.backends.docker.imageregistry import parse_ref
-    from fwsetup.errors import UsageError
 
     for flag, text in (("--push", ask.push), ("--cache-from", ask.cache_from), ("--cache-to", ask.cache_to)):
         if text is None:
@@ -313,21 +319,11 @@ def _check_ref_syntax(ask: BuildRequest) -> None:
 
 
 def _registry_refs(
-    ask: BuildRequest, plan: Plan, engine: DockerEngine | None, *, stand_in: bool
+    ask: BuildRequest, plan: Plan, engine: DockerEngine | None, *, smoke_here: bool
 ) -> tuple[ImageRef | None, ImageRef | None, ImageRef | None, dict[str, Credentials | None]]:
     """--push, --cache-to and --cache-from read as image references (a --push or --cache-to without a tag takes
     the image's tag), their credentials found, and each registry checked as the engine will talk to it, before a
     build of minutes: unreachable (7), an untrusted certificate or refused credentials (8), bad input (2)."""
-    from fwsetup.backends.docker.backend import default_tag
-    from fwsetup.backends.docker.engine import split_tag
-    from fwsetup.backends.docker.imageregistry import (
-        EngineRegistryConfig,
-        check_registry,
-        credentials,
-        local_engine,
-        parse_ref,
-    )
-    from fwsetup.errors import UsageError
 
     if (ask.push is None and ask.cache_to is None and ask.cache_from is None) or plan.status != "ok":
         return None, None, None, {}
@@ -347,8 +343,11 @@ def _registry_refs(
     cache_from = parse_ref(ask.cache_from, what="--cache-from") if ask.cache_from else None
     if cache_from is not None and not (cache_from.tag or cache_from.digest):
         cache_from = cache_from.with_tag("latest")
-    if (push or cache_to) and stand_in and not ask.no_smoke:
-        msg = "--push: this image cannot be smoke-tested here (no usable GPU), and fwsetup pushes only tested images."
+    if (push or cache_to) and not smoke_here and not ask.no_smoke:
+        why = plan.image.no_smoke if plan.image is not None else None
+        msg = (
+            f"--push: this image cannot be smoke-tested here ({why}), and fwsetup pushes only tested images."
+        )
         raise UsageError(
             msg, hint="Build and push it on a machine with the GPU, or add --no-smoke to push it untested."
         )
@@ -369,10 +368,6 @@ def _registry_refs(
 
 def dockerfile(prepared: PreparedBuild) -> str:
     """build --dry-run: the Dockerfile, rendered for BuildKit where buildx is here."""
-    from dataclasses import replace
-
-    from fwsetup.backends.docker.backend import render_dockerfile
-    from fwsetup.backends.docker.buildx import buildx_available
 
     opts = prepared.options
     return render_dockerfile(prepared.plan, replace(opts, buildkit=buildx_available(dict(opts.env))))
@@ -384,7 +379,6 @@ def build(
     progress: Callable[[str, str], None],
     on_event: Callable[[BuildEvent], None],
 ) -> BuildOutcome:
-    from fwsetup.backends.docker.backend import DockerBackend
 
     backend = DockerBackend(prepared.engine)
     result = backend.build_image(prepared.plan, prepared.options, progress=progress, on_event=on_event)
@@ -410,11 +404,19 @@ def build(
         seconds=result.build.seconds,
         smoke=dict(result.smoke) if result.smoke else None,
         smoke_seconds=result.smoke_seconds,
-        smoke_skipped="no usable GPU here" if prepared.stand_in else None,
+        smoke_skipped=_no_smoke(prepared),
         notes=(*prepared.notes, *result.notes),
         platform=prepared.platform,
         emulated=prepared.emulated,
     )
+
+
+def _no_smoke(prepared: PreparedBuild) -> str | None:
+    """Why the image was not smoke-tested here, as the plan says (None: it was, or --no-smoke asked so)."""
+    image = prepared.plan.image
+    if image is None or image.smoke_here:
+        return None
+    return image.no_smoke or "it cannot be smoke-tested on this machine"
 
 
 def push_image(
@@ -423,16 +425,6 @@ def push_image(
     """Tag image_id as ref and push it; {"ref", "tag", "digest", "size_bytes", "platform", "seconds"}. A push the
     engine refused is explained by checking the registry again (unreachable 7, untrusted or refused 8), else
     RegistryError (8) with the engine's own reason."""
-    import time
-
-    from fwsetup.backends.docker.imageregistry import (
-        EngineRegistryConfig,
-        check_registry,
-        local_engine,
-        platform_of,
-    )
-    from fwsetup.errors import RegistryError
-    from fwsetup.redact import redact_text
 
     engine = prepared.engine
     assert engine is not None
@@ -467,7 +459,6 @@ def engine_python_probe(engine: Any) -> Callable[[str], str | None]:
     """Ask a local image for its Python (a container with no network); None when it cannot say."""
 
     def probe(image: str) -> str | None:
-        from fwsetup.backends.engine import RunSpec
 
         try:
             if engine.image_size(image) is None:

@@ -4,16 +4,40 @@ as entries for CI, and the buildx bake writer (one build context per entry, one 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import re
+import shlex
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from fwsetup import detect  # detect.get_host looked up when called (tests put a machine there)
+from fwsetup.backends.base import InstallOptions
+from fwsetup.backends.docker.backend import prepare_context, read_index_settings
+from fwsetup.backends.docker.context import default_wheelhouse
+from fwsetup.backends.docker.engine import DockerEngine, engine_has_bridge
+from fwsetup.backends.docker.render import ImageOptions
+from fwsetup.backends.wheel_sources import IndexUnreachable, check_sources
+from fwsetup.errors import EngineError, UsageError
+from fwsetup.ops.build import pin_plan_base
+from fwsetup.ops.install import resolve_sources
+from fwsetup.plan import Plan, build_request
+from fwsetup.plan.container import IMAGE_PYTHONS, base_python, choose_base, linux_profile, plan_image
+from fwsetup.plan.image import has_image, image_tag
+from fwsetup.redact import has_credentials
+from fwsetup.release_status import load_release_matrix
+from fwsetup.settings import resolve
 
 if TYPE_CHECKING:
-    from fwsetup.plan import Plan
     from fwsetup.recipes import Build, Recipe
 
 
@@ -60,8 +84,6 @@ class MatrixEntry:
         return [*out, "--tag", self.tag]
 
     def as_dict(self) -> dict[str, Any]:
-        import shlex
-
         return {
             "name": self.target,
             "framework": self.framework,
@@ -79,8 +101,6 @@ class MatrixEntry:
 
 
 def _version_key(v: str) -> Any:
-    from packaging.version import InvalidVersion, Version
-
     try:
         return (1, Version(v))
     except InvalidVersion:
@@ -94,8 +114,7 @@ def _image_builds(recipe: Recipe, arch: str) -> list[Build]:
             continue
         if b.accelerator not in ("cpu", "cuda"):
             continue
-        has_image = b.docker is not None and bool(b.docker.base_image or b.docker.official_image)
-        if not (b.requirements or has_image):
+        if not has_image(b):
             continue
         out.append(b)
     return out
@@ -115,12 +134,6 @@ def matrix_entries(
     """Every image the recipes define for Linux: framework x version (the newest `newest`, or all) x
     variant x Python. A base image with its own Python (nvidia/cuda: the distribution's) fixes the Python;
     python:X.Y-slim bases take every Python in `pythons` the build supports."""
-    from packaging.specifiers import SpecifierSet
-
-    from fwsetup.plan import Plan
-    from fwsetup.plan.container import IMAGE_PYTHONS, base_python, choose_base
-    from fwsetup.release_status import load_release_matrix
-
     statuses = load_release_matrix()
 
     pythons = IMAGE_PYTHONS if pythons is None else pythons
@@ -152,12 +165,11 @@ def matrix_entries(
                 if key in seen:  # a release listed twice for two platforms
                     continue
                 seen.add(key)
-                version = re.sub(r"[^A-Za-z0-9_.-]", "_", b.version)
                 entries.append(
                     MatrixEntry(
                         framework=recipe.name, version=b.version, variant=b.variant, accelerator=b.accelerator,
                         cuda=b.cuda, python=py, base=image.replace("{python}", py),
-                        tag=f"{registry}/{recipe.name}:{version}-{b.variant}-py{py}",
+                        tag=image_tag(recipe.name, b.version, b.variant, py, prefix=registry),
                         official_status=statuses.status_of(recipe.name, b.version, b.variant, b.accelerator),
                         base_override=base, platforms=tuple(platforms),
                     )
@@ -208,8 +220,6 @@ def _ours(entry: str) -> bool:
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -217,8 +227,6 @@ def check_out_dir(out_dir: Path, targets: Sequence[str], *, force: bool = False)
     """Refuse (UsageError, exit 2) to replace anything in out_dir that fwsetup did not write: a target folder
     not in out_dir's manifest or holding entries fwsetup never writes, a docker-bake.json that is not the one
     fwsetup wrote last (unless force). Returns the manifest found (empty when none)."""
-    from fwsetup.errors import UsageError
-
     manifest: dict[str, Any] = {}
     mpath = out_dir / BAKE_MANIFEST
     if mpath.is_file():
@@ -256,6 +264,18 @@ def check_out_dir(out_dir: Path, targets: Sequence[str], *, force: bool = False)
     return manifest
 
 
+NoteKind = Literal["note", "skipped", "info"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BakeWritten:
+    """What write_bake wrote (the bake file's content) and what it has to tell, in order: (kind, text) each,
+    kind "skipped" (a target left out, and why), "note" (something to act on) or "info"; the caller shows them."""
+
+    bake: dict[str, Any]
+    notes: tuple[tuple[NoteKind, str], ...] = ()
+
+
 def write_bake(
     entries: Sequence[MatrixEntry],
     recipes: Any,
@@ -263,24 +283,19 @@ def write_bake(
     *,
     base: str | None = None,
     force: bool = False,
-) -> dict[str, Any]:
+) -> BakeWritten:
     """Write one BuildKit build context per entry under out_dir and the bake file out_dir/docker-bake.json;
     return the bake file's content. Replaces only what out_dir's manifest (.fwsetup-bake.json) says fwsetup
     wrote (check_out_dir). No credential is written: the index settings without credentials go into each
     context, the credentialed index URLs are secrets bake reads from its environment (PIP_INDEX_URL,
-    PIP_EXTRA_INDEX_URL) and the CA bundle a secret read from where it is."""
-    import dataclasses
-    import shutil
+    PIP_EXTRA_INDEX_URL) and the CA bundle a secret read from where it is. Prints nothing: the notes come back
+    with the bake file (BakeWritten)."""
+    notes: list[tuple[NoteKind, str]] = []
 
-    from fwsetup.backends.docker.backend import prepare_context, read_index_settings
-    from fwsetup.backends.docker.render import ImageOptions
-    from fwsetup.detect import get_host
-    from fwsetup.plan import build_request
-    from fwsetup.plan.container import linux_profile, plan_image
-    from fwsetup.redact import has_credentials
-    from fwsetup.ui import info
+    def say(kind: NoteKind, text: str) -> None:
+        notes.append((kind, text))
 
-    host = linux_profile(get_host(None))
+    host = linux_profile(detect.get_host(None))
     out_dir = out_dir.absolute()
     env = dict(os.environ)
     settings = read_index_settings(env)
@@ -288,26 +303,18 @@ def write_bake(
     if settings.index_url and has_credentials(settings.index_url):
         secret_specs.add("id=fwsetup-index-url,env=PIP_INDEX_URL")
         if not has_credentials(env.get("PIP_INDEX_URL", "")):
-            info("[yellow]note[/]: your index URL has a credential from pip's configuration: bake reads it from "
-                 "PIP_INDEX_URL, so set that variable where `docker buildx bake` runs")  # fmt: skip
+            say("note", "your index URL has a credential from pip's configuration: bake reads it from "
+                "PIP_INDEX_URL, so set that variable where `docker buildx bake` runs")  # fmt: skip
     if any(has_credentials(u) for u in settings.extra_index_urls):
         secret_specs.add("id=fwsetup-extra-index-urls,env=PIP_EXTRA_INDEX_URL")
         if not has_credentials(env.get("PIP_EXTRA_INDEX_URL", "")):
-            info("[yellow]note[/]: an extra index URL has a credential from pip's configuration: bake reads them "
-                 "from PIP_EXTRA_INDEX_URL, so set that variable where `docker buildx bake` runs")  # fmt: skip
+            say("note", "an extra index URL has a credential from pip's configuration: bake reads them "
+                "from PIP_EXTRA_INDEX_URL, so set that variable where `docker buildx bake` runs")  # fmt: skip
     clean = dataclasses.replace(
         settings,
         index_url=None if settings.index_url and has_credentials(settings.index_url) else settings.index_url,
         extra_index_urls=tuple(u for u in settings.extra_index_urls if not has_credentials(u)),
     )
-    import msgspec
-
-    from fwsetup.backends.base import InstallOptions
-    from fwsetup.backends.docker.context import default_wheelhouse
-    from fwsetup.backends.wheel_sources import IndexUnreachable, check_sources
-    from fwsetup.ops.build import pin_plan_base
-    from fwsetup.ops.install import resolve_sources
-
     wheelhouse = default_wheelhouse(settings)  # pip's find-links folder, as build and install use it
 
     def options_for(p: Plan) -> InstallOptions:
@@ -343,12 +350,12 @@ def write_bake(
                 plan, fallback = resolve_sources(plan, recipe, unasked, options_for, replan)
                 indexes = tuple(check_sources(plan, options_for(plan), probe=False).plan_indexes)
             except IndexUnreachable as exc:
-                info(f"[yellow]skipped[/] {e.target}: {exc}")
+                say("skipped", f"{e.target}: {exc}")
                 continue
             for note in fallback:
-                info(f"{e.target}: {note}")
+                say("info", f"{e.target}: {note}")
         if plan.status != "ok":
-            info(f"[yellow]skipped[/] {e.target}: {' '.join(plan.reasons)[:200]}")
+            say("skipped", f"{e.target}: {' '.join(plan.reasons)[:200]}")
             continue
         if plan.version != e.version:  # a local release instead: the target and tag say which
             old = re.sub(r"[^A-Za-z0-9_.-]", "_", e.version)
@@ -361,7 +368,7 @@ def write_bake(
         if engine is not None and plan.image is not None:
             plan, pinned = pin_plan_base(plan, engine)
             if pinned:
-                info(f"{e.target}: {pinned}")
+                say("info", f"{e.target}: {pinned}")
             if plan.image is not None and plan.image.digest is None:
                 # An image ID is this engine's alone: the engine that runs the bake file may hold another
                 # image under the tag, so the file does not claim one.
@@ -372,8 +379,8 @@ def write_bake(
     manifest = check_out_dir(out_dir, folders, force=force) if out_dir.exists() else {}
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / ".secrets").is_dir():
-        info(f"[yellow]note[/]: {out_dir / '.secrets'} was written by an older fwsetup and may hold your index "
-             "credentials in clear: delete it (fwsetup no longer writes secrets into --out-dir)")  # fmt: skip
+        say("note", f"{out_dir / '.secrets'} was written by an older fwsetup and may hold your index "
+            "credentials in clear: delete it (fwsetup no longer writes secrets into --out-dir)")  # fmt: skip
     for name in folders:
         if (out_dir / name).is_dir():
             shutil.rmtree(out_dir / name)  # fwsetup's own (check_out_dir)
@@ -415,20 +422,19 @@ def write_bake(
     command = f"cd {out_dir} && docker buildx bake"
     if network == "host":
         command += " --allow network.host"
-        info(
+        say(
+            "info",
             "the Docker engine here has no bridge network: the targets build with the host network "
-            "(buildx >= 0.17 reads that from the file; older buildx needs an engine with a bridge)"
+            "(buildx >= 0.17 reads that from the file; older buildx needs an engine with a bridge)",
         )
-    info(f"wrote {len(folders)} build contexts for {len(kept)} images and {bake_path}: {command}")
-    return bake
+    say("info", f"wrote {len(folders)} build contexts for {len(kept)} images and {bake_path}: {command}")
+    return BakeWritten(bake=bake, notes=tuple(notes))
 
 
 def _per_platform(entries: Sequence[MatrixEntry]) -> list[MatrixEntry]:
     """A bake target per platform: each has its own plan and lock (the other architecture's wheels), so
     an entry for several platforms becomes one target each, TARGET-ARCH tagged TAG-ARCH (fwsetup build's
     rule; `docker buildx imagetools create` joins them into one multi-platform image)."""
-    import dataclasses
-
     out: list[MatrixEntry] = []
     for e in entries:
         if len(e.platforms) <= 1:
@@ -445,9 +451,6 @@ def _per_platform(entries: Sequence[MatrixEntry]) -> list[MatrixEntry]:
 def _engine_for_pins(env: dict[str, str]) -> Any:
     """The engine DOCKER_HOST points at, to name the bases by digest (ops.build.pin_plan_base); None when
     none answers (the file is for CI's engine then, and FROM names the bases by tag)."""
-    from fwsetup.backends.docker.engine import DockerEngine
-    from fwsetup.errors import EngineError
-
     engine = DockerEngine(env=env)
     try:
         engine.check()
@@ -460,11 +463,7 @@ def bake_network(env: dict[str, str]) -> str | None:
     """The network the bake targets ask for: FWSETUP_BUILD_NETWORK, else "host" when the engine DOCKER_HOST
     points at answers and has no bridge network, else None (BuildKit's default; also when no engine answers:
     the file is for CI's engine then)."""
-    from fwsetup.settings import resolve
-
     forced = resolve(env).build_network
     if forced:
         return forced
-    from fwsetup.backends.docker.engine import engine_has_bridge
-
     return "host" if engine_has_bridge(env) is False else None

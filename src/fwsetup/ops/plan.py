@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fwsetup import detect  # detect.get_host looked up when called (tests put a machine there)
+from fwsetup.plan import make_plan
+from fwsetup.plan.container import plan_image
+from fwsetup.plan.inherit import extend
+from fwsetup.recipes import load_recipes
+from fwsetup.registry.live import live_registry
+
 if TYPE_CHECKING:
     from fwsetup.plan import Plan, Request
     from fwsetup.profile import HostProfile
@@ -18,11 +25,8 @@ if TYPE_CHECKING:
 
 def load_inputs(request: Request, host_profile: str | None) -> tuple[HostProfile, Recipe]:
     """The machine and the recipe a Request is planned with. Only a docker plan asks the Docker engine."""
-    from fwsetup.detect import get_host
-    from fwsetup.recipes import load_recipes
-
     recipe = load_recipes().get(request.framework)
-    profile = get_host(host_profile, docker=request.method == "docker")
+    profile = detect.get_host(host_profile, docker=request.method == "docker")
     return profile, recipe
 
 
@@ -31,22 +35,15 @@ def registry_for(recipe: Recipe, data: Mode = "auto") -> tuple[Recipe, Registry 
     the shipped snapshot only: fwsetup.registry.live), and the recipe with builds for the releases newer
     than its own, inheriting its curated facts (fwsetup.plan.inherit). Done before any narrowing of the
     recipe (a --variant, a fleet), which must not make an older release look like the newest."""
-    from fwsetup.plan.inherit import extend
-    from fwsetup.registry.live import live_registry
-
     registry = live_registry(recipe, mode=data)
     return extend(recipe, registry), registry
 
 
 def plan_for(request: Request, host_profile: str | None = None, *, data: Mode = "auto") -> Plan:
     """The Plan for a Request: a docker plan is the image's plan, the one `fwsetup build` builds."""
-    from fwsetup.plan import make_plan
-
     profile, recipe = load_inputs(request, host_profile)
     recipe, registry = registry_for(recipe, data)
     if request.method == "docker":
-        from fwsetup.plan.container import plan_image
-
         plan, _notes = plan_image(recipe, profile, request, registry=registry)
         return plan
     return make_plan(profile, recipe, request, registry=registry)

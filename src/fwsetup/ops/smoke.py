@@ -13,20 +13,35 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from fwsetup import detect  # detect.get_host looked up when called (tests put a machine there)
+from fwsetup.backends.docker.backend import DockerBackend
+from fwsetup.backends.docker.imageregistry import (
+    DOCKER_HUB,
+    EngineRegistryConfig,
+    check_registry,
+    credentials,
+    local_engine,
+    parse_ref,
+)
+from fwsetup.errors import RegistryError, SmokeError, UsageError
 from fwsetup.ops.result import SmokeOutcome
+from fwsetup.plan import SmokeSpec, plan_from_json
+from fwsetup.plan.model import Device
+from fwsetup.plan.planner import gpu_smoke_device
+from fwsetup.recipes import load_recipes
+from fwsetup.redact import redact_text
+from fwsetup.smoke import SCRIPTS, script_path, shadowed
+from fwsetup.smoke.runner import run_smoke
+from fwsetup.ui import info
 
 
 def smoke_script(name: str) -> str:
     """The smoke script NAME stands for (a script name, or a recipe's smoke script); UsageError (exit 2)
     for a name that is neither, found before anything runs."""
-    from fwsetup.errors import SmokeError, UsageError
-    from fwsetup.smoke import SCRIPTS, script_path, shadowed
 
     script = name
     if name not in SCRIPTS:
         try:
-            from fwsetup.recipes import load_recipes
-
             recipe = load_recipes().get(name)
             script = recipe.smoke or recipe.name
         except Exception:  # noqa: BLE001 - an unknown name is reported by script_path below
@@ -37,8 +52,6 @@ def smoke_script(name: str) -> str:
         raise UsageError(exc.message, hint="`fwsetup recipes list` shows the frameworks.") from None
     ignored = shadowed()
     if ignored:
-        from fwsetup.ui import info
-
         info(
             f"[yellow]note:[/] FWSETUP_SMOKE_DIR: {', '.join(map(str, ignored))} ignored: a file named like one "
             "fwsetup ships never replaces it (the folder is for your own recipes' scripts)."
@@ -67,13 +80,9 @@ def smoke_interpreter(
     waiting: Callable[[str], AbstractContextManager[object]] | None = None,
 ) -> SmokeOutcome:
     """Run `script`'s training step with `python`. waiting(description) wraps the run (a spinner)."""
-    from fwsetup.plan import SmokeSpec
-    from fwsetup.smoke.runner import run_smoke
-
-    device = "cuda" if gpu else "cpu"
-    if gpu and sys.platform == "darwin":
-        device = "mps"
-    spec = SmokeSpec(script=script, device=device, all_gpus=all_gpus)  # type: ignore[arg-type]
+    # --gpu: the device of the GPU this machine has (the planner's rule: Apple's mps, Intel's xpu, else cuda)
+    device: Device = gpu_smoke_device(detect.get_host(None)) if gpu else "cpu"
+    spec = SmokeSpec(script=script, device=device, all_gpus=all_gpus)
     env = dict(os.environ)
     env.pop("PYTHONHOME", None)
     where = f"with {python}"
@@ -85,9 +94,6 @@ def smoke_interpreter(
 
 def smoke_image(name: str, image: str, *, gpu: bool, all_gpus: bool, timeout: float) -> SmokeOutcome:
     """The image carries its plan as a label (fwsetup build): that says which smoke script and device."""
-    from fwsetup.backends.docker.backend import DockerBackend
-    from fwsetup.errors import UsageError
-    from fwsetup.plan import plan_from_json
 
     backend = DockerBackend()
     backend.engine.check()  # EngineError with how to start one
@@ -119,8 +125,6 @@ def smoke_image(name: str, image: str, *, gpu: bool, all_gpus: bool, timeout: fl
 
 def _names_a_registry(image: str) -> bool:
     """Whether image is a reference to pull (a registry host, or a digest), not a local name or an image ID."""
-    from fwsetup.backends.docker.imageregistry import DOCKER_HUB, parse_ref
-    from fwsetup.errors import UsageError
 
     if image.startswith("sha256:") or ("/" not in image and "@" not in image):
         return False
@@ -135,15 +139,6 @@ def pull_image(engine: Any, image: str) -> None:
     """Pull image with the user's registry credentials (fwsetup.backends.docker.imageregistry.credentials); a pull
     that fails is explained by checking the registry as the engine talks to it (7 unreachable, 8 untrusted or
     refused), else RegistryError with the engine's reason."""
-    from fwsetup.backends.docker.imageregistry import (
-        EngineRegistryConfig,
-        check_registry,
-        credentials,
-        local_engine,
-        parse_ref,
-    )
-    from fwsetup.errors import RegistryError
-    from fwsetup.redact import redact_text
 
     ref = parse_ref(image)
     env = dict(os.environ)

@@ -3,6 +3,7 @@
 `fwsetup plan --json` prints what these functions return, and install, build and smoke do exactly that.
 """
 
+from fwsetup.plan.explain import where_it_runs
 from fwsetup.plan.model import (
     ImagePlan,
     Method,
@@ -34,4 +35,5 @@ __all__ = [
     "plan_to_dict",
     "plan_to_json",
     "request_flags",
+    "where_it_runs",
 ]

@@ -7,10 +7,13 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from fwsetup.compat import cuda_key, parse_cc
 from fwsetup.gpu_vendors import VENDOR_OF, VENDORS, has_other_gpu
 from fwsetup.plan.evaluate import GPU_ACCELERATORS, gpu_ref, norm_arch, ver
 from fwsetup.plan.reasons import GPU_KINDS, HOST_KINDS, Failure, Reason, Rejected
 from fwsetup.plan.target import Evaluation
+from fwsetup.recipes import CUDA_VARIANT_RE
+from fwsetup.release_status import STATUS_RANK
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData
@@ -23,8 +26,6 @@ Rank = tuple[bool, int, int, int, int, int, int, tuple[int, ...], int]
 def variant_family(variant: str) -> str:
     """ "tensorflow-cu125" -> "tensorflow", "jax-cuda13" -> "jax", "cu126" -> "": what a variant is
     besides its accelerator (Keras' backend, say)."""
-    from fwsetup.recipes import CUDA_VARIANT_RE
-
     rest = CUDA_VARIANT_RE.sub("-", variant)
     rest = re.sub(r"(?:^|[-_+.])(?:cpu|gpu|mps|metal|xpu|rocm[\d.]*)(?=$|[-_+.])", "-", rest)
     return rest.strip("-_+.")
@@ -35,9 +36,6 @@ def rank(ev: Evaluation, profile: HostProfile, request: Request, families: Seque
     (e.g. Keras' default backend, listed first), the framework's release matrix (stable, then experimental,
     then unlisted: data/release-matrix.toml), one that uses every visible GPU, CUDA the driver supports
     natively, the newest CUDA."""
-    from fwsetup.compat import cuda_key
-    from fwsetup.release_status import STATUS_RANK
-
     b = ev.build
     gpu = b.accelerator in GPU_ACCELERATORS and request.want != "cpu"
     cuda = cuda_key(b.cuda) if b.cuda else None
@@ -105,8 +103,6 @@ def apple_gpu(profile: HostProfile) -> bool:
 def lowest_cc(gpus: Sequence[GPU]) -> str | None:
     """The lowest compute capability among `gpus` as "major.minor" (conda's `__cuda_arch`, CEP 46); None when
     one is unknown (then the solver is not told a value that may be wrong)."""
-    from fwsetup.compat import parse_cc
-
     ccs = [parse_cc(g.compute_capability or "") for g in gpus]
     if not ccs or any(cc is None for cc in ccs):
         return None
@@ -161,9 +157,6 @@ def choice_reasons(
                 native=nv.cuda_driver_version,
             )
         )
-        from fwsetup.compat import cuda_key
-        from fwsetup.release_status import STATUS_RANK
-
         mine = STATUS_RANK.get(chosen.status, 2)
         cuda_evs = [ev for ev in passing if ev.build.accelerator == "cuda" and ev.build.variant != b.variant]
         # Newer CUDA passed over because the release matrix ranks it lower (--allow-experimental).

@@ -13,9 +13,14 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import msgspec
 
-from fwsetup.compat import usable_gpus
+from fwsetup.compat import load_compat, usable_gpus
 from fwsetup.errors import UsageError
-from fwsetup.plan.model import ImagePlan, Plan, Request
+from fwsetup.plan.evaluate import norm_arch
+from fwsetup.plan.image import image_tag, official_image
+from fwsetup.plan.model import Device, GpuRequest, ImagePlan, Plan, Request
+from fwsetup.plan.planner import make_plan, smoke_device
+from fwsetup.profile import GPU, CPUInfo, NvidiaInfo, OSInfo, PythonInfo
+from fwsetup.recipes import IMAGE_REF_RE, parse_specifier
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -85,8 +90,6 @@ def parse_platforms(text: str) -> tuple[str, ...]:
 
 def native_platform(profile: HostProfile) -> str | None:
     """The image platform this machine runs without emulation ("linux/amd64"), None when unknown."""
-    from fwsetup.plan.evaluate import norm_arch
-
     arch = norm_arch("linux", profile.cpu.arch)
     return next((p for p, a in PLATFORM_ARCH.items() if a == arch), None)
 
@@ -95,8 +98,6 @@ def platform_profile(profile: HostProfile, platform: str | None) -> HostProfile:
     """The machine an image for `platform` runs on: this one for its own platform (or None); for another
     architecture an emulated CPU of that architecture (no features known, so no x86 instruction set is
     assumed) with no GPU (an emulated process reaches none of this machine's GPUs)."""
-    from fwsetup.profile import CPUInfo, NvidiaInfo
-
     if platform is None or platform == native_platform(profile):
         return profile
     cpu = CPUInfo(arch=PLATFORM_ARCH[platform], cores=profile.cpu.cores, model=f"{platform} under emulation")
@@ -106,8 +107,6 @@ def platform_profile(profile: HostProfile, platform: str | None) -> HostProfile:
 def linux_profile(profile: HostProfile) -> HostProfile:
     """This machine as the image sees it: Linux on the same CPU and GPUs; the host's OS and Python do not
     matter inside the image."""
-    from fwsetup.profile import OSInfo, PythonInfo
-
     return msgspec.structs.replace(profile, os=OSInfo(system="linux", libc="glibc"), python=PythonInfo())
 
 
@@ -138,9 +137,9 @@ def target_gpu_profile(
 ) -> tuple[HostProfile, str | None]:
     """For --variant cuXXX on a machine without a usable GPU (CI): plan for the image's target instead,
     a stand-in GPU the build supports and a driver new enough. Returns (profile, note) - note when used."""
-    from fwsetup.profile import GPU, NvidiaInfo
-
-    if not variant or usable_gpus(profile):
+    if not variant or usable_gpus(profile) or profile.jetson.present:
+        # A Jetson's integrated GPU is no NVML device, yet it is the GPU a JetPack image is for (and the
+        # engine's nvidia runtime gives it to the container): no stand-in there.
         return profile, None
     builds = [b for b in recipe.builds if b.variant == variant and b.accelerator == "cuda"]
     if not builds:
@@ -149,8 +148,6 @@ def target_gpu_profile(
     if any(b.ptx for b in builds):
         # PTX runs on every newer GPU: the stand-in is also one the cuDNN it brings supports (data/cudnn.toml;
         # jax[cuda12] lists compute_52 PTX but pip brings a cuDNN 9.11+, which needs 7.5)
-        from fwsetup.compat import load_compat
-
         ccs += [row.min_cc for row in load_compat().cudnn_floors]
     cc = max(ccs, key=lambda c: tuple(int(x) for x in c.split(".")[:2])) if ccs else "9.0"
     gpu = GPU(
@@ -176,11 +173,12 @@ def cuda_base_image(cuda: str, distro: str = "ubuntu22.04") -> str:
 
 
 def check_base_ref(override: str) -> None:
-    from fwsetup.recipes import IMAGE_REF_RE
-
     if not IMAGE_REF_RE.fullmatch(override):
         msg = f"--base {override!r} is not an image reference (registry/name:tag, lower-case, no spaces)."
         raise UsageError(msg)
+
+
+OFFICIAL_WHY: Final = "the recipe prefers the framework's official image"
 
 
 def _base_of(
@@ -193,8 +191,9 @@ def _base_of(
     if override:
         check_base_ref(override)
         return override, "--base"
-    if docker is not None and docker.use_official and docker.official_image:
-        return docker.official_image, "the recipe prefers the framework's official image"
+    official = official_image(docker)
+    if official:
+        return official, OFFICIAL_WHY
     if docker is not None and docker.base_image:
         return docker.base_image, "the recipe's base image"
     if accelerator == "cuda" and cuda:
@@ -228,8 +227,6 @@ def base_python(image: str) -> BasePython:
 
 
 def _python_ok(python: str, spec: str) -> bool:
-    from fwsetup.recipes import parse_specifier
-
     return bool(parse_specifier(spec).contains(python, prereleases=True))
 
 
@@ -296,8 +293,61 @@ def pin_base(
 
 
 def image_plan(plan: Plan, base: str | None = None) -> ImagePlan:
+    """The base image of a plan and what follows from it alone (a plan from `fwsetup plan_image` carries
+    this and more in plan.image; a plan from an older file is read with this)."""
     image, why = choose_base(plan, base)
-    return ImagePlan(base=image, why=why, python_present=base_python(image).present)
+    return ImagePlan(
+        base=image, why=why, python_present=base_python(image).present,
+        official=image == official_image(plan.docker) and why != "--base",
+        system_packages=list(plan.docker.system_packages) if plan.docker else [],
+        tag=image_tag(plan.framework, plan.version, plan.variant, plan.python),
+    )  # fmt: skip
+
+
+def image_of(plan: Plan, base: str | None = None) -> ImagePlan:
+    """The plan's image (plan.image); for a plan without one (an older file) the image its base makes; with
+    another --base given to the renderer, the plan's image FROM that base."""
+    image = plan.image
+    if image is None:
+        return image_plan(plan, base)
+    if not base or image.base == base:
+        return image
+    check_base_ref(base)
+    return msgspec.structs.replace(
+        image, base=base, why="--base", python_present=base_python(base).present, official=False, digest=None,
+        base_id=None,
+    )  # fmt: skip
+
+
+def image_gpus(plan: Plan, request: Request) -> GpuRequest:
+    """The GPUs an image's smoke container is given: all with --all-gpus, one for a CUDA build, else none
+    (a container gets NVIDIA GPUs through `--gpus`)."""
+    if request.all_gpus:
+        return "all"
+    return "one" if plan.accelerator == "cuda" else "none"
+
+
+def smoke_device_in_image(plan: Plan, gpus: GpuRequest) -> Device:
+    """Where the smoke test in an image trains: the plan's device; cuda where the container is given GPUs
+    (`fwsetup smoke --image --gpu`: a CPU build then fails the test, as asked)."""
+    device: Device = plan.smoke.device if plan.smoke is not None else smoke_device(plan.accelerator)
+    return "cuda" if gpus != "none" else device
+
+
+def _planned_gpu(profile: HostProfile, plan: Plan, *, stand_in: bool) -> str | None:
+    """The GPU an image's plan was made for, in words: the Jetson's integrated GPU, the stand-in, or the
+    first GPU the plan uses."""
+    if plan.accelerator != "cuda":
+        return None
+    if profile.jetson.present:
+        jet = profile.jetson
+        return f"{jet.model or 'NVIDIA Jetson'} (integrated GPU, compute capability {jet.compute_capability or '?'})"
+    gpu = next((g for g in profile.nvidia.gpus if g.index in plan.gpus), None)
+    if gpu is None:
+        return None
+    if stand_in:  # its name says what it is
+        return gpu.name
+    return f"{gpu.name} (compute capability {gpu.compute_capability or '?'})"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -321,8 +371,6 @@ def plan_image(
     the image said). platform ("linux/arm64", --platform): an image for that architecture, judged on an
     emulated CPU of it (platform_profile): its wheels, or a refusal saying it has none. Returns (plan,
     notes); plan.image names the base image and the platform asked for."""
-    from fwsetup.plan.planner import make_plan
-
     notes: list[str] = []
     recipe = only_variant(recipe, variant)
     profile, note = target_gpu_profile(platform_profile(linux_profile(profile), platform), recipe, variant)
@@ -340,8 +388,14 @@ def plan_image(
         if base:
             check_base_ref(base)
         return plan, notes
-    img = msgspec.structs.replace(image_plan(plan, base), platform=platform)
+    stand_in = note is not None
+    img = msgspec.structs.replace(
+        image_plan(plan, base), platform=platform, stand_in=stand_in,
+        gpu=_planned_gpu(profile, plan, stand_in=stand_in), gpus=image_gpus(plan, request), smoke_here=not stand_in,
+        no_smoke="no usable GPU here" if stand_in else None,
+    )  # fmt: skip
     has = base_python(img.base).version
     if request.python is not None and has is not None and has != request.python:
         notes.append(f"--python {request.python}: the base image {img.base} has Python {has} of its own.")
-    return msgspec.structs.replace(plan, image=img), notes
+    # The recipe's spec is folded into `image` now: nothing downstream reads it (Plan.docker).
+    return msgspec.structs.replace(plan, image=img, docker=None), notes

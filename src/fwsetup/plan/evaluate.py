@@ -23,6 +23,7 @@ from fwsetup.errors import UsageError
 from fwsetup.plan import rocm
 from fwsetup.plan.apt import apt_release, host_release, release_names
 from fwsetup.plan.cudnn import build_cudnn, cap_for
+from fwsetup.plan.image import names_an_image, official_image
 from fwsetup.plan.reasons import FailKind, Failure, GpuRef, Reason
 from fwsetup.plan.target import Evaluation, Target
 from fwsetup.plan.wheels import check_build, host_tags
@@ -141,7 +142,7 @@ def evaluate(
         fail("arch", "arch_unknown")
     elif t.arch not in {norm_arch(t.system, a) for a in b.arch}:
         fail("arch", "no_arch_build", arch=t.arch, builds=tuple(b.arch))
-    official = t.docker and b.docker is not None and b.docker.use_official and bool(b.docker.official_image)
+    official = t.docker and official_image(b.docker) is not None
     if official or request.method == "apt" or (request.method == "venv" and not b.requirements):
         pass  # the framework's own image or the distribution's packages bring their own Python (and a
         # build with nothing to pip install is held back from a venv by the method alone)
@@ -167,7 +168,7 @@ def evaluate(
         if wheel_failure is not None:
             ev.fails.append(wheel_failure)
     has_conda = b.conda is not None and bool(b.conda.packages)
-    has_image = b.docker is not None and bool(b.docker.base_image or b.docker.official_image)
+    has_image = names_an_image(b.docker)
     # `use`: the method that has what this one lacks (a suggestion: "Use `fwsetup plan … --method conda`").
     has_apt = request.method in ("venv", "apt") and apt_release(b, profile.os) is not None
     if request.method == "venv" and not b.requirements and b.installable:
@@ -301,7 +302,7 @@ def _check_cuda(
     built: dict[str, object] = {"sass": sass, "ptx": ptx}
     if not (sass or ptx) and b.cuda:
         # The build lists no targets: the CUDA toolkit's own lower bound still applies (as if PTX for it).
-        floor = compat.toolkit_min_cc.get(int(b.cuda.split(".")[0]))
+        floor = compat.min_cc(b.cuda)
         ptx = (floor,) if floor else ()
         built = {"cuda": b.cuda, "floor": floor}
     # The cuDNN the build brings has its own GPU floor (data/cudnn.toml): kernels for the GPU are not enough.

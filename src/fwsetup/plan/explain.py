@@ -9,11 +9,23 @@ from typing import cast
 
 import msgspec
 
+from fwsetup.gpu_vendors import accelerator_vendor_title
 from fwsetup.plan.model import Rejection, Request
 from fwsetup.plan.reasons import Failure, GpuRef, Reason, Rejected, Suggestion
 from fwsetup.plan.request import request_flags
 
 F = Mapping[str, object]
+
+
+def where_it_runs(accelerator: str | None, gpus: int) -> str:
+    """ "the NVIDIA GPU", "2 NVIDIA GPUs", "the Apple GPU (MPS)", "the CPU": where a plan's build runs, in words
+    (the vendor from gpu_vendors' one accelerator -> vendor map)."""
+    vendor = accelerator_vendor_title(accelerator)
+    if vendor is None:
+        return "the CPU"
+    if accelerator == "mps":
+        return f"the {vendor} GPU (MPS)"
+    return f"{gpus} {vendor} GPUs" if gpus > 1 else f"the {vendor} GPU"
 
 
 def _s(value: object) -> str:

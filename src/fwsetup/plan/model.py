@@ -38,7 +38,7 @@ class Request(_S, frozen=True, kw_only=True):
 
 class SmokeSpec(_S, frozen=True, kw_only=True):
     script: str  # name under fwsetup/smoke/, e.g. "pytorch"
-    device: Literal["cpu", "cuda", "mps", "xpu"] = "cpu"  # ROCm builds of PyTorch use "cuda" (HIP)
+    device: Device = "cpu"  # ROCm builds of PyTorch use "cuda" (HIP)
     all_gpus: bool = False
     env: dict[str, str] = {}
     backend: str | None = None  # the backend the script must have trained on (the plan's; --backend)
@@ -63,13 +63,34 @@ class AptPlan(_S, frozen=True, kw_only=True):
     commands: list[list[str]] = []
 
 
+GpuRequest = Literal["none", "one", "all"]  # the GPUs a container is given (`--gpus`)
+Device = Literal["cpu", "cuda", "mps", "xpu"]  # where a smoke test trains (ROCm builds of PyTorch use "cuda")
+
+
 class ImagePlan(_S, frozen=True, kw_only=True):
-    """The container a docker plan runs in (fwsetup.plan.container): its base image, why that one, and
-    whether the base has python3 of its own (else the image installs the distribution's)."""
+    """The container a docker plan runs in, every fact of it decided once (fwsetup.plan.container): its base
+    image and why that one, whether the base has python3 of its own (else the image installs the
+    distribution's), whether the base is the framework's official image, the tag, the GPU it was planned for
+    (a stand-in where this machine has no usable one), the GPUs its smoke container gets, and whether (and
+    why not) it can be smoke-tested here. The build, the renderer and `plan` read these, never the recipe."""
 
     base: str
     why: str
     python_present: bool = True
+    # The base is the framework's official image (the recipe prefers it): its python and packages are what the
+    # image's venv sees (--system-site-packages).
+    official: bool = False
+    system_packages: list[
+        str
+    ] = []  # Debian packages the image installs (the recipe's docker.system_packages)
+    tag: str = ""  # the image's tag where `build --tag` names none (fwsetup/NAME:VERSION-VARIANT-pyX.Y)
+    gpu: str | None = (
+        None  # the GPU the image was planned for ("NVIDIA H100 80GB HBM3, compute capability 9.0")
+    )
+    stand_in: bool = False  # planned for a stand-in GPU: this machine has no usable GPU of that kind
+    gpus: GpuRequest = "none"  # the GPUs its smoke container is given
+    smoke_here: bool = True  # the image can be smoke-tested on this machine
+    no_smoke: str | None = None  # why it cannot (a sentence), where smoke_here is False
     # The image's OS/architecture ("linux/arm64") where `--platform` asked for one; None: this machine's.
     platform: str | None = None
     # The base by digest (name@sha256:...), resolved when the image is built (fwsetup.ops.build.pin_base: the
@@ -164,6 +185,8 @@ class Plan(_S, frozen=True, kw_only=True):
     # requirements): an ok plan has some only when the user accepted them with --allow-insecure.
     insecure_sources: list[str] = []
     conda: CondaSpec | None = None
+    # The recipe's Docker spec of the chosen build, handed from the planner to the image plan (method docker
+    # only): plan_image folds it into `image` and clears it, so no consumer of a Plan reads it.
     docker: DockerSpec | None = None
     image: ImagePlan | None = None  # method docker: the base image chosen and why (plan.python runs in it)
     apt: AptPlan | None = None  # method apt: the distribution's packages and the commands that install them

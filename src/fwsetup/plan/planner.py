@@ -23,10 +23,20 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from fwsetup.compat import usable_gpus
-from fwsetup.gpu_vendors import has_other_gpu
-from fwsetup.plan import explain
-from fwsetup.plan.choose import apple_gpu, choice_reasons, gpu_wanted, pick, rejections, variant_family
+from fwsetup.compat import cuda_devices, load_compat, usable_gpus, visible_devices_value
+from fwsetup.errors import UsageError
+from fwsetup.gpu_vendors import has_other_gpu, vendors_present
+from fwsetup.plan import explain, rocm
+from fwsetup.plan.apt import apt_commands, apt_release
+from fwsetup.plan.choose import (
+    apple_gpu,
+    choice_reasons,
+    gpu_wanted,
+    lowest_cc,
+    pick,
+    rejections,
+    variant_family,
+)
 from fwsetup.plan.evaluate import (
     GPU_ACCELERATORS,
     evaluate,
@@ -35,7 +45,18 @@ from fwsetup.plan.evaluate import (
     ver,
     version_filter,
 )
-from fwsetup.plan.model import IndexData, InheritedFacts, Plan, PlanData, Rejection, Request, SmokeSpec
+from fwsetup.plan.inherit import describe
+from fwsetup.plan.model import (
+    AptPlan,
+    Device,
+    IndexData,
+    InheritedFacts,
+    Plan,
+    PlanData,
+    Rejection,
+    Request,
+    SmokeSpec,
+)
 from fwsetup.plan.reasons import Reason, Suggestion
 from fwsetup.plan.rocm import vendor_refusals
 from fwsetup.plan.suggest import (
@@ -48,6 +69,8 @@ from fwsetup.plan.suggest import (
 )
 from fwsetup.plan.target import Evaluation, Target
 from fwsetup.plan.wheels import platform_suggestions
+from fwsetup.recipes import alternative_applies, alternative_text, insecure_sources
+from fwsetup.registry import load_registry
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData
@@ -64,8 +87,6 @@ def _platform(t: Target) -> dict[str, object]:
 
 def _alternatives(recipe: Recipe, t: Target | None = None) -> list[Suggestion]:
     """The recipe's advice that holds on this host (advice for native Windows is not given on a Mac)."""
-    from fwsetup.recipes import alternative_applies, alternative_text
-
     return [
         Suggestion("alternative", text=alternative_text(a))
         for a in recipe.alternatives
@@ -105,8 +126,6 @@ def check_backend(recipe: Recipe, backend: str | None) -> None:
     """--backend NAME: UsageError unless the recipe offers that backend (naming the ones it offers)."""
     if backend is None:
         return
-    from fwsetup.errors import UsageError
-
     offered = backends(recipe)
     if not offered:
         msg = f"--backend {backend}: {recipe.title} has no backend to choose (it runs on its own)."
@@ -131,12 +150,8 @@ def make_plan(
     `registry`: the published wheels the builds are checked against (plan/wheels.py); "shipped" reads
     data/registry/<recipe>.json (once per process), None checks no wheel tags."""
     if compat is None:
-        from fwsetup.compat import load_compat
-
         compat = load_compat()
     if registry == "shipped":
-        from fwsetup.registry import load_registry
-
         registry = load_registry(recipe.name)
     # Suggested commands name the recipe as the recipes know it.
     request = msgspec.structs.replace(request, framework=recipe.name)
@@ -331,8 +346,6 @@ def plan_data(registry: Registry | None) -> PlanData | None:
 
 
 def _inherited(b: Build, recipe: Recipe, registry: Registry) -> InheritedFacts | None:
-    from fwsetup.plan.inherit import describe
-
     found = describe(b, recipe, registry)
     if found is None:
         return None
@@ -364,8 +377,6 @@ def _chosen_plan(
 ) -> Plan:
     b = chosen.build
     title = recipe.title
-    from fwsetup.plan import rocm
-
     reasons = [
         first,
         *choice_reasons(chosen, passing, this_release, profile, request, compat),
@@ -410,8 +421,6 @@ def _chosen_plan(
         sugg.append(newer_python)
     if late:
         sugg += _alternatives(recipe, t)
-    from fwsetup.recipes import insecure_sources
-
     insecure = insecure_sources(b)
     if insecure and not request.allow_insecure:
         return _plan(
@@ -435,18 +444,9 @@ def _chosen_plan(
     gpus = (
         [g.index for g in chosen.gpus] if b.accelerator == "cuda" else ([0] if b.accelerator == "mps" else [])
     ) or rocm.plan_gpus(b, profile, request)
-    device: Literal["cpu", "cuda", "mps", "xpu"] = (
-        "cuda"
-        if b.accelerator in ("cuda", "rocm")
-        else b.accelerator
-        if b.accelerator in ("mps", "xpu")
-        else "cpu"
-    )
+    device = smoke_device(b.accelerator)
     apt = None
     if request.method == "apt":
-        from fwsetup.plan.apt import apt_commands, apt_release
-        from fwsetup.plan.model import AptPlan
-
         rel = apt_release(b, profile.os)
         assert rel is not None, "evaluate passes an apt build only where the host's release has it"
         python = rel.python
@@ -462,8 +462,6 @@ def _chosen_plan(
     if conda is not None and conda.pip and chosen.constraints:
         conda = msgspec.structs.replace(conda, pip=[*conda.pip, *chosen.constraints])
     if conda is not None and b.accelerator == "cuda":
-        from fwsetup.plan.choose import lowest_cc
-
         conda = msgspec.structs.replace(
             conda, cuda_driver=profile.nvidia.cuda_driver_version, cuda_arch=lowest_cc(chosen.gpus)
         )
@@ -491,7 +489,7 @@ def _chosen_plan(
         env=dict(b.env),
         insecure_sources=[src for src, _ in insecure],
         conda=conda,
-        docker=b.docker,
+        docker=b.docker if request.method == "docker" else None,  # for plan_image alone (Plan.docker)
         apt=apt,
         gpus=gpus,
         min_driver=chosen.min_driver,
@@ -502,12 +500,31 @@ def _chosen_plan(
     )
 
 
+def smoke_device(accelerator: str | None) -> Device:
+    """Where a build's smoke test trains: its accelerator's device (ROCm builds of PyTorch use "cuda", HIP)."""
+    if accelerator in ("cuda", "rocm"):
+        return "cuda"
+    if accelerator == "mps":
+        return "mps"
+    if accelerator == "xpu":
+        return "xpu"
+    return "cpu"
+
+
+def gpu_smoke_device(profile: HostProfile) -> Device:
+    """The device `--gpu` means for a smoke test on this machine when no plan says (an environment fwsetup did
+    not build): Apple's GPU on Apple silicon, else the GPU present, by vendor (NVIDIA's and AMD's "cuda",
+    Intel's "xpu"); "cuda" when none is seen (the test then says it ran on the CPU)."""
+    if apple_gpu(profile):
+        return "mps"
+    present = vendors_present(profile)
+    return "xpu" if present and present[0] == "intel" else "cuda"
+
+
 def _smoke_devices(chosen: Evaluation, profile: HostProfile, request: Request) -> dict[str, str]:
     """The smoke test trains on GPUs the build runs on: where it cannot use every GPU the job sees, or the GPU
     is in MIG mode (one instance per process), CUDA_VISIBLE_DEVICES names them (host runs only: a container
     gets its GPUs from `--gpus`)."""
-    from fwsetup.compat import cuda_devices, visible_devices_value
-
     if chosen.build.accelerator != "cuda" or request.method == "docker" or not chosen.gpus:
         return {}
     devices = cuda_devices(profile)

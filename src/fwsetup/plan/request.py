@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import get_args
 
+from fwsetup.errors import UsageError
 from fwsetup.plan.model import Method, Request, VendorName, Want
 
 METHODS: tuple[Method, ...] = get_args(Method)
@@ -15,8 +16,6 @@ def _method(method: str) -> Method:
         if m == method:
             return m
     msg = f"--method {method!r}: expected one of {', '.join(METHODS)}."
-    from fwsetup.errors import UsageError
-
     raise UsageError(msg)
 
 
@@ -35,8 +34,6 @@ def build_request(
     backend: str | None = None,
 ) -> Request:
     """The Request the command-line options describe; UsageError for contradictions."""
-    from fwsetup.errors import UsageError
-
     if gpu and cpu:
         msg = "--gpu and --cpu exclude each other: give one (or neither, to use the GPU when it can be used)."
         raise UsageError(msg)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from fwsetup.plan.image import official_image
 from fwsetup.plan.reasons import Failure, Suggestion
 from fwsetup.plan.target import Target
 from fwsetup.recipes import parse_requirement, parse_version
@@ -252,7 +253,7 @@ def pip_requirements(b: Build, method: str) -> list[str]:
         return list(b.requirements)
     if method == "apt":
         return []  # the distribution's own packages
-    if method == "docker" and b.docker is not None and b.docker.use_official and b.docker.official_image:
+    if method == "docker" and official_image(b.docker) is not None:
         return []
     return list(b.requirements)
 

@@ -307,9 +307,9 @@ def test_build_falls_back_to_local_wheels_as_install_does(
 ) -> None:
     """`build --wheelhouse DIR` with the framework's index out of reach: the same final plan as `install`
     (ops.install.resolve_sources), not exit 7 asking for the --wheelhouse that was given."""
-    from fwsetup.backends.docker import engine as docker_engine
     from fwsetup.backends.engine import EngineInfo
     from fwsetup.errors import NetworkError
+    from fwsetup.ops import build as ops_build
     from fwsetup.ops.build import BuildRequest, prepare_build
     from fwsetup.plan import build_request
 
@@ -326,7 +326,7 @@ def test_build_falls_back_to_local_wheels_as_install_does(
         def registry_digest(self, ref: str) -> None:  # and no registry to ask
             return None
 
-    monkeypatch.setattr(docker_engine, "DockerEngine", Engine)
+    monkeypatch.setattr(ops_build, "DockerEngine", Engine)  # where build makes its engine
     wh = tmp_path / "wh"
     wh.mkdir()
     (wh / "torch-2.13.0+cpu-py3-none-any.whl").write_bytes(b"")

@@ -112,10 +112,10 @@ class FakeEngine:
 
 
 def _ask(monkeypatch: pytest.MonkeyPatch, framework: str = "jax", **kw: object) -> object:
-    from fwsetup.backends.docker import engine as docker_engine
+    from fwsetup.ops import build as ops_build
     from fwsetup.ops.build import BuildRequest
 
-    monkeypatch.setattr(docker_engine, "DockerEngine", FakeEngine)
+    monkeypatch.setattr(ops_build, "DockerEngine", FakeEngine)  # where build makes its engine
     env = {"PIP_CONFIG_FILE": os.devnull, "PATH": os.environ.get("PATH", "")}
     request = build_request(framework, cpu=True, method="docker")
     return BuildRequest(request=request, environ=env, host_profile=str(FIXTURES / "no-gpu.json"), **kw)  # type: ignore[arg-type]
@@ -184,10 +184,10 @@ def test_the_cli_refuses_a_platform_without_a_build_before_building(
 ) -> None:
     import json
 
-    from fwsetup.backends.docker import engine as docker_engine
     from fwsetup.cli import main
+    from fwsetup.ops import build as ops_build
 
-    monkeypatch.setattr(docker_engine, "DockerEngine", FakeEngine)
+    monkeypatch.setattr(ops_build, "DockerEngine", FakeEngine)  # where build makes its engine
     monkeypatch.setattr(FakeEngine, "images", {BASE: "linux/amd64", BASE + "-arm64": "linux/arm64"})
     monkeypatch.setattr(FakeEngine, "platforms", ("linux/amd64", "linux/arm64"))
     rc = main(["build", "mxnet", "--cpu", "--base", BASE, "--platform", "linux/amd64,linux/arm64",

@@ -65,8 +65,8 @@ def test_this_debian_12_host_gets_the_image_route_with_the_reason() -> None:
     image, _ = plan_image(
         load_recipes().get("caffe"), profile("this-machine-cpu"), Request(framework="caffe", want="cpu")
     )
-    assert image.status == "ok" and image.docker is not None
-    assert image.docker.system_packages == ["python3-caffe"] and image.requirements == []
+    assert image.status == "ok" and image.image is not None
+    assert image.image.system_packages == ["python3-caffe"] and image.requirements == []
 
 
 def test_the_default_method_on_debian_11_points_at_apt_and_never_at_pypi() -> None:

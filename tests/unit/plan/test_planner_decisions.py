@@ -371,8 +371,8 @@ def test_caffe_is_never_pip_installed() -> None:
 
     q, _ = plan_image(load_recipes().get("caffe"), profile("no-gpu"), Request(framework="caffe", want="cpu"))
     assert (q.status, q.variant, q.python) == ("ok", "apt-cpu", "3.9")
-    assert q.requirements == [] and q.docker is not None
-    assert q.docker.base_image == "debian:bullseye" and q.docker.system_packages == ["python3-caffe"]
+    assert q.requirements == [] and q.image is not None
+    assert q.image.base == "debian:bullseye" and q.image.system_packages == ["python3-caffe"]
 
 
 @pytest.mark.parametrize("name", ["deeplearning4j", "matconvnet", "amazon-ml"])

@@ -132,7 +132,7 @@ def test_torch7_on_this_machine_is_refused_with_the_image_route() -> None:
 def test_torch7_image_is_ubuntu_18_04_packages_run_by_luajit() -> None:
     p, _ = plan_image(load_recipes().get("torch7"), profile("this-machine-cpu"), Request(framework="torch7"))
     assert (p.status, p.variant, p.accelerator, p.requirements) == ("ok", "apt-cpu", "cpu", [])
-    assert p.docker is not None and p.docker.system_packages == [
+    assert p.image is not None and p.image.system_packages == [
         "luajit",
         "lua-torch-torch7",
         "lua-torch-optim",

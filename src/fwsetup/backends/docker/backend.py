@@ -10,7 +10,6 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
-import re
 import shutil
 import tempfile
 from collections import deque
@@ -23,6 +22,7 @@ from fwsetup import proc
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.backends.docker import context as _context
 from fwsetup.backends.docker import render as _render
+from fwsetup.backends.docker.buildx import buildx_available
 from fwsetup.backends.docker.context import Context, default_wheelhouse
 from fwsetup.backends.docker.engine import DockerEngine, private_tag
 from fwsetup.backends.docker.render import (
@@ -46,6 +46,8 @@ from fwsetup.backends.wheel_sources import check_sources
 from fwsetup.errors import InstallError, NetworkError, UsageError
 from fwsetup.pipconfig import local_path, read_pip_settings
 from fwsetup.plan import Plan
+from fwsetup.plan.container import image_of, smoke_device_in_image
+from fwsetup.plan.image import image_tag
 from fwsetup.redact import redact_text
 from fwsetup.resources import dockerfiles_dir
 from fwsetup.smoke import script_file
@@ -141,8 +143,8 @@ def prepare_context(
 
 
 def default_tag(plan: Plan) -> str:
-    version = re.sub(r"[^A-Za-z0-9_.-]", "_", str(plan.version))
-    return f"fwsetup/{plan.framework}:{version}-{plan.variant}-py{plan.python}"
+    """The image's tag where none is asked for: the plan's (ImagePlan.tag, fwsetup.plan.image.image_tag)."""
+    return image_of(plan).tag or image_tag(plan.framework, plan.version, plan.variant, plan.python)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +176,14 @@ class DockerBackend(Backend):
         return render_dockerfile(
             plan, ImageOptions(env=settings_env, wheelhouse=options.wheelhouse, offline=options.offline)
         )
+
+    def command_lines(self, plan: Plan, options: InstallOptions) -> list[str]:
+        """The image's base and what its build runs: the FROM and RUN instructions of the Dockerfile that
+        `fwsetup build` renders for plan (its --dry-run: BuildKit's form where buildx is here), as written."""
+        env = dict(options.env)
+        image = ImageOptions(env=env, wheelhouse=options.wheelhouse, offline=options.offline,
+                             buildkit=buildx_available(env), gpus=image_of(plan).gpus)  # fmt: skip
+        return dockerfile_steps(render_dockerfile(plan, image), ("FROM", "RUN"))
 
     def install(self, plan: Plan, options: InstallOptions, progress: Progress = no_progress) -> InstallResult:
         result = self.build_image(
@@ -370,7 +380,7 @@ class DockerBackend(Backend):
             argv=tuple(cmd), returncode=res.exit_code, stdout=res.stdout, stderr=res.stderr,
             error=None if res.exit_code is not None else f"timed out after {timeout:g}s",
         )  # fmt: skip
-        device = cmd[cmd.index("--device") + 1]
+        device = smoke_device_in_image(plan, gpus)  # the device smoke_command gave the script
         report = check_result(
             done, device=device, framework=plan.framework, where=f"in {shown}", timeout=timeout,
             backend=plan.smoke.backend,
@@ -379,6 +389,23 @@ class DockerBackend(Backend):
 
 
 LOCAL_BASES: Final = "fwsetup/*-base:*"  # the base images this project's scripts make (make-base-image)
+
+
+def dockerfile_steps(dockerfile: str, keywords: Sequence[str]) -> list[str]:
+    """The lines of a Dockerfile's instructions of those keywords (FROM, RUN), continuation lines kept, in
+    order; comments and the other instructions left out."""
+    out: list[str] = []
+    keep = False
+    continued = False
+    for line in dockerfile.splitlines():
+        if not continued:
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            keep = line.split(maxsplit=1)[0].upper() in keywords
+        if keep:
+            out.append(line)
+        continued = line.rstrip().endswith("\\")
+    return out
 
 
 def base_images(dockerfile: str) -> list[str]:

@@ -16,11 +16,11 @@ from typing import Any, Final, Literal
 
 from fwsetup import __version__
 from fwsetup.backends.docker.lock import SBOM_PATH
-from fwsetup.backends.engine import GpuRequest
 from fwsetup.backends.envvars import runtime_env
 from fwsetup.errors import UsageError
 from fwsetup.plan import Plan, plan_to_dict
-from fwsetup.plan.container import choose_base, image_plan
+from fwsetup.plan.container import image_of, smoke_device_in_image
+from fwsetup.plan.model import GpuRequest
 from fwsetup.recipes import DEB_PACKAGE_RE, ENV_NAME_RE, IMAGE_REF_RE, VARIANT_RE, control_character
 from fwsetup.redact import redact_url
 from fwsetup.smoke import LUAJIT, interpreter_of, script_file
@@ -114,17 +114,12 @@ class ImageOptions:
 
 def has_venv(plan: Plan) -> bool:
     """Whether the image holds a venv (pip packages, or the framework's official image): a plan with
-    system packages alone (docker.system_packages, no requirements) runs on the distribution's python3."""
-    official = bool(plan.docker and plan.docker.use_official and plan.docker.official_image)
-    return bool(plan.requirements) or official
+    system packages alone (image.system_packages, no requirements) runs on the distribution's python3."""
+    return bool(plan.requirements) or image_of(plan).official
 
 
 def smoke_command(plan: Plan, script_name: str, gpus: GpuRequest = "none") -> list[str]:
-    device = (
-        plan.smoke.device if plan.smoke is not None else ("cuda" if plan.accelerator == "cuda" else "cpu")
-    )
-    if gpus != "none":
-        device = "cuda"
+    device = smoke_device_in_image(plan, gpus)
     python = f"{VENV}/bin/python" if has_venv(plan) else SYSTEM_PYTHON
     cmd = [interpreter_of(script_name) or python, f"{APP_DIR}/smoke/{script_name}", "--device", device]
     if gpus == "all" or (plan.smoke is not None and plan.smoke.all_gpus):
@@ -225,15 +220,15 @@ def check_renderable(plan: Plan) -> None:
             f"the plan's variant {plan.variant!r} is not a variant name (letters, digits, '.', '_' and '-')."
         )
         raise UsageError(msg)
-    if plan.docker is not None:
-        for image in (plan.docker.base_image, plan.docker.official_image):
-            if image is not None and not IMAGE_REF_RE.fullmatch(image):
-                msg = f"the plan's Docker image {image!r} is not an image reference (registry/name:tag)."
-                raise UsageError(msg)
-        bad = [p for p in plan.docker.system_packages if not DEB_PACKAGE_RE.fullmatch(p)]
-        if bad:
-            msg = f"the plan's system packages {bad!r} are not Debian package names."
+    image = image_of(plan)
+    for ref in (image.base, image.digest):
+        if ref is not None and not IMAGE_REF_RE.fullmatch(ref):
+            msg = f"the plan's Docker image {ref!r} is not an image reference (registry/name:tag)."
             raise UsageError(msg)
+    bad = [p for p in image.system_packages if not DEB_PACKAGE_RE.fullmatch(p)]
+    if bad:
+        msg = f"the plan's system packages {bad!r} are not Debian package names."
+        raise UsageError(msg)
 
 
 def _check_plan_text(value: Any, key: str) -> None:
@@ -270,16 +265,9 @@ def render_dockerfile(
     context.prepare_context). FROM names the base by digest where the plan pinned it (ImagePlan.digest)."""
     check_renderable(plan)
     assert plan.smoke is not None
-    image = plan.image
-    if image is None or (options.base and image.base != choose_base(plan, options.base)[0]):
-        image = image_plan(plan, options.base)
+    image = image_of(plan, options.base)
     base = image.base
-    use_official = bool(
-        plan.docker
-        and plan.docker.use_official
-        and image.why != "--base"
-        and base == plan.docker.official_image
-    )
+    use_official = image.official
     script_name = script_name or script_file(plan.smoke.script)
     cmd = smoke_command(plan, script_name, options.gpus)
     index_comment = []
@@ -305,7 +293,7 @@ def render_dockerfile(
             install_python=not image.python_present,
             python="python" if use_official else "python3",
             system_site_packages=use_official,
-            system_packages=list(plan.docker.system_packages) if plan.docker else [],
+            system_packages=list(image.system_packages),
             venv=has_venv(plan) or use_official,
             buildkit=options.buildkit,
             installer=options.installer,
