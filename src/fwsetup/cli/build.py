@@ -173,7 +173,6 @@ def build_command(
     from fwsetup.cli.plan import exit_if_refused
     from fwsetup.ops import build as ops
     from fwsetup.plan import build_request
-    from fwsetup.plan.container import parse_platforms
     from fwsetup.ui import emit_json, info
 
     request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method="docker", all_gpus=all_gpus,
@@ -183,7 +182,7 @@ def build_command(
         request=request, variant=variant, tag=tag, base=base, wheelhouse=wheelhouse, offline=offline,
         data="refresh" if refresh else "auto",
         dry_run=dry_run, no_smoke=no_smoke, no_cache=no_cache, host_profile=host_profile,
-        platforms=parse_platforms(platform) if platform is not None else (),
+        platforms=ops.platforms_option(platform),
         push=push, cache_from=cache_from, cache_to=cache_to,
     )  # fmt: skip
     if ask.platforms:

@@ -53,23 +53,16 @@ def matrix_command(
     import json
 
     from fwsetup.errors import UsageError
-    from fwsetup.ops.matrix import matrix_entries, write_bake
-    from fwsetup.plan.container import IMAGE_PYTHONS, parse_platforms
-    from fwsetup.recipes import load_recipes
-    from fwsetup.ui import emit_json, escape, info, recipes_dir_override
+    from fwsetup.ops.matrix import matrix_for, write_bake
+    from fwsetup.ui import emit_json, escape, info
 
     if fmt not in ("json", "github", "bake"):
         msg = f"--format {fmt!r}: expected json, github or bake."
         raise UsageError(msg)
-    recipes = load_recipes(recipes_dir_override())
-    names = [recipes.get(n).name for n in framework or []]
-    entries = matrix_entries(
-        list(recipes), newest=None if all_versions else newest, pythons=tuple(python or IMAGE_PYTHONS),
-        frameworks=names, base=base, registry=registry,
-        platforms=parse_platforms(platform) if platform is not None else (),
+    recipes, entries = matrix_for(
+        newest=None if all_versions else newest, pythons=tuple(python or ()), frameworks=tuple(framework or ()),
+        base=base, registry=registry, platform=platform, cpu_only=cpu_only,
     )  # fmt: skip
-    if cpu_only:
-        entries = [e for e in entries if e.accelerator == "cpu"]
     if fmt == "json":
         emit_json(json.dumps([e.as_dict() for e in entries], indent=2))
     elif fmt == "github":

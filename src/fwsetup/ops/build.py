@@ -40,6 +40,7 @@ from fwsetup.plan.container import (
     base_python,
     linux_profile,
     native_platform,
+    parse_platforms,
     pin_base,
     plan_image,
 )
@@ -103,6 +104,12 @@ class PreparedBuild:
 # The smoke test of an image for another architecture runs under QEMU user emulation, many times slower
 # than natively (README: `--platform`): its own time limit (settings: FWSETUP_EMULATED_SMOKE_TIMEOUT).
 NATIVE_SMOKE_TIMEOUT: Final = 900.0
+
+
+def platforms_option(text: str | None) -> tuple[str, ...]:
+    """--platform P1,P2 as the platforms to build (fwsetup.plan.container.parse_platforms); () when not given:
+    the engine's own platform. UsageError naming the platforms an image can be built for."""
+    return parse_platforms(text) if text is not None else ()
 
 
 def prepare_builds(ask: BuildRequest) -> tuple[PreparedBuild, ...]:

@@ -31,8 +31,16 @@ from fwsetup.errors import EngineError, UsageError
 from fwsetup.ops.build import pin_plan_base
 from fwsetup.ops.install import resolve_sources
 from fwsetup.plan import Plan, build_request
-from fwsetup.plan.container import IMAGE_PYTHONS, base_python, choose_base, linux_profile, plan_image
+from fwsetup.plan.container import (
+    IMAGE_PYTHONS,
+    base_python,
+    choose_base,
+    linux_profile,
+    parse_platforms,
+    plan_image,
+)
 from fwsetup.plan.image import has_image, image_tag
+from fwsetup.recipes import RecipeSet, load_recipes
 from fwsetup.redact import has_credentials
 from fwsetup.release_status import load_release_matrix
 from fwsetup.settings import resolve
@@ -175,6 +183,30 @@ def matrix_entries(
                     )
                 )  # fmt: skip
     return entries
+
+
+def matrix_for(
+    *,
+    newest: int | None,
+    pythons: Sequence[str] = (),
+    frameworks: Sequence[str] = (),
+    base: str | None = None,
+    registry: str = "fwsetup",
+    platform: str | None = None,
+    cpu_only: bool = False,
+) -> tuple[RecipeSet, list[MatrixEntry]]:
+    """`fwsetup matrix`'s entries from its options: the recipes (--recipes / FWSETUP_RECIPES over the shipped
+    ones), the frameworks named (their recipe names), the Pythons (every image Python when none is given), the
+    platforms (--platform text), only CPU images with cpu_only. Returns the recipes too (the bake writer's)."""
+    recipes = load_recipes()
+    names = [recipes.get(n).name for n in frameworks]
+    entries = matrix_entries(
+        list(recipes), newest=newest, pythons=tuple(pythons or IMAGE_PYTHONS), frameworks=names, base=base,
+        registry=registry, platforms=parse_platforms(platform) if platform is not None else (),
+    )  # fmt: skip
+    if cpu_only:
+        entries = [e for e in entries if e.accelerator == "cpu"]
+    return recipes, entries
 
 
 def bake_file(
