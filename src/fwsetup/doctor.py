@@ -18,7 +18,6 @@ import msgspec
 
 from fwsetup.compat import (
     CompatData,
-    cc_supported,
     cuda_devices,
     cuda_key,
     cudnn_supports,
@@ -29,7 +28,11 @@ from fwsetup.compat import (
 )
 from fwsetup.detect.environment import FileCheck, Framework, GpuCheck, ImportResult, PythonEnv
 from fwsetup.detect.tools import NOT_ANSWERING, SILENT_ENGINE_HINT
-from fwsetup.gpu_vendors import has_other_gpu
+from fwsetup.gpu_vendors import HSA_OVERRIDE, has_other_gpu, intel_gpus, load_rocm_data, load_xpu_data
+from fwsetup.plan.evaluate import no_usable_nvidia_gpu
+from fwsetup.plan.installed import Installed, Judgement, builds_of, judge
+from fwsetup.plan.reasons import Failure
+from fwsetup.plan.rocm import gfx_runs, xpu_family_runs
 from fwsetup.profile import GPU, NVML_BROKEN, HostProfile
 
 Severity = Literal["error", "warning", "info"]
@@ -85,24 +88,29 @@ def _gpus_text(n: int) -> str:
 
 
 def no_gpu_reason(host: HostProfile) -> str:
-    """Why no framework can use a GPU here (for hosts with no usable GPU)."""
+    """Why no framework can use a GPU here (for hosts with no usable GPU): the planner's verdict
+    (plan.evaluate.no_usable_nvidia_gpu), in doctor's words."""
+    why = no_usable_nvidia_gpu(host, load_compat())
+    if why is None:  # a GPU is usable: asked anyway
+        return "no GPU answers the driver" if host.nvidia.gpus else "no NVIDIA GPU information"
+    return _no_gpu_words(host, why)
+
+
+def _no_gpu_words(host: HostProfile, why: Failure) -> str:
     nv = host.nvidia
-    if nv.nvml == "missing":
-        return "no NVIDIA driver" + (
-            " (the GPU has no working driver)" if nv.pci_devices else " and no NVIDIA GPU"
-        )
-    if nv.nvml in NVML_BROKEN:
-        return f"the NVIDIA driver does not work ({nv.nvml_detail or nv.nvml})"
-    if nv.nvml == "ok" and not nv.gpus:
-        return "the NVIDIA driver sees no GPU"
-    devices = cuda_devices(host)
-    if devices.setting is not None and devices.hidden and not devices.gpus and not devices.no_instance:
-        return f"CUDA_VISIBLE_DEVICES={devices.setting!r} hides every GPU"
-    if devices.no_instance and not devices.gpus:
+    if why.code in ("driver_not_loaded", "no_nvidia_gpu"):
+        if nv.nvml == "missing":
+            return "no NVIDIA driver" + (
+                " (the GPU has no working driver)" if nv.pci_devices else " and no NVIDIA GPU"
+            )
+        if nv.nvml in NVML_BROKEN:
+            return f"the NVIDIA driver does not work ({nv.nvml_detail or nv.nvml})"
+        return "no NVIDIA GPU information"
+    if why.code == "no_mig_instance":
         return "every GPU is in MIG mode with no MIG instance created"
-    if nv.gpus:
-        return "no GPU answers the driver"
-    return "no NVIDIA GPU information"
+    if why.code == "none_visible":
+        return f"CUDA_VISIBLE_DEVICES={why.get('setting')!r} hides every GPU"
+    return "no GPU answers the driver" if why.get("gpus") else "the NVIDIA driver sees no GPU"
 
 
 def check_nvidia(host: HostProfile) -> list[Finding]:
@@ -555,8 +563,6 @@ def check_machine(host: HostProfile) -> list[Finding]:
 
 def check_amd(host: HostProfile) -> list[Finding]:
     """AMD GPUs: a driver that is not loaded, no access to /dev/kfd, a gfx target no ROCm build covers."""
-    from fwsetup.gpu_vendors import HSA_OVERRIDE, load_rocm_data, pytorch_gfx_targets
-
     amd = host.amd
     out: list[Finding] = []
     if amd.pci_devices and not amd.gpus:
@@ -616,10 +622,11 @@ def check_amd(host: HostProfile) -> list[Finding]:
             )
         )
     data = load_rocm_data()
-    built = pytorch_gfx_targets()
+    # PyTorch's ROCm builds (the recipe's gfx_targets), judged by the planner's rule (plan.rocm.gfx_runs)
+    torch_rocm = [b for name, b in builds_of("rocm") if name == "pytorch" and b.gfx_targets]
     for g in amd.gpus:
         info = data.gfx.get(g.gfx or "")
-        if g.gfx and g.gfx not in built:
+        if torch_rocm and all(gfx_runs(g.gfx, b.gfx_targets) is False for b in torch_rocm):
             listed = "on" if info and info.linux else "not on"
             out.append(
                 Finding(
@@ -637,8 +644,6 @@ def check_amd(host: HostProfile) -> list[Finding]:
 
 def check_intel(host: HostProfile) -> list[Finding]:
     """Intel Arc / Data Center GPUs: no driver bound, no Level Zero, a family PyTorch's XPU builds leave out."""
-    from fwsetup.gpu_vendors import intel_gpus, load_xpu_data
-
     gpus = intel_gpus(host)
     out: list[Finding] = []
     if not gpus:
@@ -667,15 +672,20 @@ def check_intel(host: HostProfile) -> list[Finding]:
                 "or Intel's packages from https://dgpu-docs.intel.com/driver/installation.html).",
             )
         )
+    # PyTorch's XPU builds (the recipe's xpu_families), judged by the planner's rule (plan.rocm.xpu_family_runs)
+    torch_xpu = [b for name, b in builds_of("xpu") if name == "pytorch"]
     for g in gpus:
-        if g.family == "flex":
+        if torch_xpu and not any(xpu_family_runs(g.family, b.xpu_families) for b in torch_xpu):
+            families = [titles.get(f, f) for f in dict.fromkeys(f for b in torch_xpu for f in b.xpu_families)]
+            listed = (
+                ", ".join(families[:-1]) + f" and {families[-1]}" if len(families) > 1 else "".join(families)
+            )
             out.append(
                 Finding(
                     id=f"intel.gpu{g.index}.xpu-unsupported",
                     severity="warning",
                     title=f"GPU {g.index} ({g.name}) is not on PyTorch's list of Intel GPUs",
-                    detail=f"{titles.get('flex', 'Flex')}: PyTorch's XPU builds are validated on "
-                    f"{titles.get('max', 'Max')}, {titles.get('arc-a', 'Arc A')} and {titles.get('arc-b', 'Arc B')}.",
+                    detail=f"{titles.get(g.family or '', g.family)}: PyTorch's XPU builds are validated on {listed}.",
                     remedy="fwsetup plans CPU builds for it.",
                 )
             )
@@ -734,35 +744,62 @@ def decide_gpu(host: HostProfile, fw: Framework, data: CompatData | None = None)
         what = f"CUDA {fw.cuda} build" if fw.cuda else "build"
         return GpuCheck(visible=False, checked="metadata", reason=f"{what}, but {no_gpu_reason(host)}")
     if fw.build == "cuda" and fw.cuda:
-        v = driver_verdict(host, fw.cuda, data=data)
-        if v.ok is False:
+        too_old = _failure(installed_judgement(host, fw, data), "driver_too_old")
+        if too_old is not None:
             return GpuCheck(
                 visible=False,
                 checked="metadata",
                 reason=f"driver {host.nvidia.driver_version or '?'} (CUDA {host.nvidia.cuda_driver_version or '?'}) "
-                f"is too old for this CUDA {fw.cuda} build (needs >= {v.minimum or '?'})",
+                f"is too old for this CUDA {fw.cuda} build (needs >= {too_old.get('need') or '?'})",
             )
     return None
 
 
-def _decide_amd_intel(host: HostProfile, fw: Framework) -> GpuCheck | None:
-    """A ROCm or XPU build: not visible where its vendor's GPU is missing, or where it uses the host's ROCm and
-    that is another release; otherwise importing it tells (None)."""
-    from fwsetup.gpu_vendors import intel_gpus
+def installed_judgement(host: HostProfile, fw: Framework, data: CompatData | None = None) -> Judgement | None:
+    """The planner's verdict on an installed GPU build (plan.installed: the recipe's build of that release, or
+    one made of its metadata); None for builds that are not CUDA, ROCm or XPU."""
+    if fw.build not in ("cuda", "rocm", "xpu"):
+        return None
+    rocm = str(fw.details.get("rocm") or "") if fw.build == "rocm" else ""
+    inst = Installed(
+        name=fw.name, version=fw.version, accelerator=fw.build, cuda=fw.cuda, host_rocm=rocm or None
+    )
+    return judge(host, inst, compat=data)
 
+
+def _failure(j: Judgement | None, *codes: str) -> Failure | None:
+    """The first of the planner's failures (or GPUs it cannot use) with one of `codes`."""
+    return next((f for f in (*j.fails, *j.unusable) if f.code in codes), None) if j else None
+
+
+def _decide_amd_intel(host: HostProfile, fw: Framework) -> GpuCheck | None:
+    """A ROCm or XPU build: not visible where its vendor's GPU is missing, where it uses the host's ROCm and
+    that is another release, or where the planner finds it has no code for the GPU (its gfx targets, its Intel
+    GPU families); otherwise importing it tells (None)."""
     if fw.build == "xpu":
         if not intel_gpus(host):
             return GpuCheck(
                 visible=False, checked="metadata", reason="XPU build: for Intel GPUs, and there is none here"
             )
-        return None
-    if not host.amd.gpus:
+    elif not host.amd.gpus:
         return GpuCheck(
             visible=False, checked="metadata", reason="ROCm build: for AMD GPUs, and there is none here"
         )
     mismatch = rocm_mismatch(host, fw)
     if mismatch:
         return GpuCheck(visible=False, checked="metadata", reason=mismatch)
+    f = _failure(installed_judgement(host, fw), "gfx_not_built", "xpu_family_unsupported")
+    if f is not None:
+        gpu = f.get("gpu")
+        assert isinstance(gpu, tuple)
+        index, name, what = gpu
+        built = f.get("targets") if f.code == "gfx_not_built" else f.get("families")
+        listed = ", ".join(str(x) for x in built) if isinstance(built, tuple) else "?"
+        return GpuCheck(
+            visible=False,
+            checked="metadata",
+            reason=f"built for {listed}; GPU {index} ({name or '?'}) is {what}",
+        )
     return None
 
 
@@ -772,14 +809,14 @@ def rocm_mismatch(host: HostProfile, fw: Framework) -> str | None:
     need = str(fw.details.get("rocm") or "")
     if not need:
         return None
-    have = host.amd.rocm_version
-    if have is None:
+    f = _failure(installed_judgement(host, fw), "no_host_rocm", "host_rocm_mismatch")  # the planner's rule
+    if f is None:
+        return None
+    if f.code == "no_host_rocm":
         return (
             f"built for ROCm {need}, which it loads from the host, and this machine has no ROCm installation"
         )
-    if have.split(".")[: len(need.split("."))] != need.split("."):
-        return f"built for ROCm {need}, which it loads from the host; this machine has ROCm {have}"
-    return None
+    return f"built for ROCm {need}, which it loads from the host; this machine has ROCm {f.get('have')}"
 
 
 def check_frameworks(
@@ -846,16 +883,18 @@ def check_frameworks(
                 )
             )
         if fw.build == "cuda" and fw.cuda and usable:
+            j = installed_judgement(host, fw, data)  # the planner's verdict on this build (plan.installed)
             v = driver_verdict(host, fw.cuda, data=data)
-            if v.ok is False:
+            if (too_old := _failure(j, "driver_too_old")) is not None:
+                need = too_old.get("need")
                 out.append(
                     Finding(
                         id=f"{fid}.driver-too-old",
                         severity="error",
                         title=f"{label} needs a newer NVIDIA driver",
-                        detail=f"It was built with CUDA {fw.cuda}, which needs driver >= {v.minimum or '?'}; this driver is "
+                        detail=f"It was built with CUDA {fw.cuda}, which needs driver >= {need or '?'}; this driver is "
                         f"{host.nvidia.driver_version or '?'} (CUDA {host.nvidia.cuda_driver_version or '?'}).",
-                        remedy=f"Update the NVIDIA driver to >= {v.minimum or 'a newer branch'}, or install a build for an "
+                        remedy=f"Update the NVIDIA driver to >= {need or 'a newer branch'}, or install a build for an "
                         f"older CUDA: `fwsetup plan {fw.name} --gpu` picks one this driver runs.",
                     )
                 )
@@ -870,17 +909,24 @@ def check_frameworks(
                         remedy=f"Usually fine; a driver >= {v.full or 'newer'} removes the limits.",
                     )
                 )
-            old = [g for g in usable if cc_supported(fw.cuda, g.compute_capability, data=data) is False]
-            if old:
-                floor = data.min_cc(fw.cuda)
+            if (no_kernels := _failure(j, "no_kernels")) is not None:
+                gpu = no_kernels.get("gpu")
+                sass, ptx = no_kernels.get("sass") or (), no_kernels.get("ptx") or ()
+                built = (
+                    f"CUDA {fw.cuda} builds only for compute capability >= {no_kernels.get('floor')} "
+                    "(CUDA 13 dropped Maxwell, Pascal and Volta)."
+                    if no_kernels.get("floor")
+                    else f"This build has kernels for compute capability {', '.join(sass) or 'none'}"  # type: ignore[arg-type]
+                    + (f" and PTX for {', '.join(ptx)}" if ptx else "")  # type: ignore[arg-type]
+                    + "."
+                )
                 out.append(
                     Finding(
                         id=f"{fid}.gpu-too-old",
                         severity="error",
-                        title=f"{label} (CUDA {fw.cuda}) cannot run on GPU {old[0].index} "
-                        f"(compute capability {old[0].compute_capability})",
-                        detail=f"CUDA {fw.cuda} builds only for compute capability >= {floor} "
-                        "(CUDA 13 dropped Maxwell, Pascal and Volta).",
+                        title=f"{label} (CUDA {fw.cuda}) cannot run on GPU {getattr(gpu, 'index', '?')} "
+                        f"(compute capability {getattr(gpu, 'compute_capability', '?')})",
+                        detail=built,
                         remedy=f"Install a build for an older CUDA: `fwsetup install {fw.name} --gpu` picks one.",
                     )
                 )
@@ -979,8 +1025,6 @@ def _cudnn_floor(
 
 
 def _amd_intel_framework(host: HostProfile, fw: Framework, fid: str, label: str) -> list[Finding]:
-    from fwsetup.gpu_vendors import intel_gpus
-
     out: list[Finding] = []
     amd, intel = host.amd.gpus, intel_gpus(host)
     if fw.build == "cpu" and (amd or intel) and not usable_gpus(host) and fw.name not in _NO_GPU_OF_ITS_OWN:

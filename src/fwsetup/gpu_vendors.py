@@ -49,7 +49,6 @@ class GfxInfo:
 @dataclass(frozen=True)
 class RocmData:
     gfx: Mapping[str, GfxInfo] = field(default_factory=dict)
-    pytorch_arch: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     names: Mapping[str, str] = field(default_factory=dict)  # PCI device id -> marketing name
     sources: tuple[str, ...] = ()
 
@@ -98,9 +97,8 @@ def load_rocm_data() -> RocmData:
         )
         for name, v in dict(raw.get("gfx", {})).items()  # type: ignore[call-overload]
     }
-    arch = {k: tuple(v) for k, v in dict(raw.get("pytorch_arch", {})).items()}  # type: ignore[call-overload]
     names = {str(k).lower(): str(v) for k, v in dict(raw.get("names", {})).items()}  # type: ignore[call-overload]
-    return RocmData(gfx=gfx, pytorch_arch=arch, names=names, sources=tuple(raw.get("source", ())))  # type: ignore[arg-type]
+    return RocmData(gfx=gfx, names=names, sources=tuple(raw.get("source", ())))  # type: ignore[arg-type]
 
 
 @cache
@@ -138,11 +136,6 @@ def vendors_present(profile: HostProfile) -> list[Vendor]:
 def has_other_gpu(profile: HostProfile) -> bool:
     """An AMD or Intel GPU is present (the planner then wants a GPU build, as with an NVIDIA one)."""
     return bool(profile.amd.gpus or intel_gpus(profile))
-
-
-def pytorch_gfx_targets() -> frozenset[str]:
-    """Every gfx target some PyTorch ROCm wheel is built for (data/rocm.toml [pytorch_arch])."""
-    return frozenset(g for targets in load_rocm_data().pytorch_arch.values() for g in targets)
 
 
 def rocm_supported(version: str) -> tuple[str, ...]:

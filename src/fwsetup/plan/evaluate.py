@@ -230,6 +230,32 @@ def _check_status(ev: Evaluation, request: Request, t: Target) -> None:
         )  # fmt: skip
 
 
+def no_usable_nvidia_gpu(
+    profile: HostProfile, compat: CompatData, *, container: bool = False
+) -> Failure | None:
+    """Why a CUDA job started here (`container`: in a container given every GPU) has no NVIDIA GPU, or None
+    when it has one. The one rule for the plan and doctor: the driver first, then the GPUs of MIG mode that
+    the job would use with no instance, then CUDA_VISIBLE_DEVICES, then GPUs that did not answer."""
+    nv = profile.nvidia
+    if nv.nvml != "ok":
+        code = "driver_not_loaded" if nv.pci_devices else "no_nvidia_gpu"
+        return Failure("gpu", code, nvml=nv.nvml_shown, state=nv.nvml)
+    devices = cuda_devices(profile, container=container)
+    if devices.gpus:
+        return None
+    if devices.no_instance:
+        return Failure("gpu", "no_mig_instance", gpus=tuple(gpu_ref(g, compat) for g in devices.no_instance))
+    if devices.setting is not None and devices.hidden:
+        return Failure("gpu", "none_visible", setting=devices.setting, hidden=len(devices.hidden))
+    # what each GPU's probe said (a lost GPU, a capability that is not one), or nothing
+    return Failure(
+        "gpu",
+        "none_answered",
+        errors="; ".join(f"GPU {g.index}: {g.error}" for g in nv.gpus if g.error),
+        gpus=len(nv.gpus),
+    )
+
+
 def _check_cuda(
     ev: Evaluation,
     profile: HostProfile,
@@ -250,26 +276,12 @@ def _check_cuda(
     if b.l4t or profile.jetson.present:
         _check_jetson(ev, profile, t, compat)
         return
-    if nv.nvml != "ok":
-        if nv.pci_devices:
-            fail("gpu", "driver_not_loaded", nvml=nv.nvml_shown)
-        else:
-            fail("gpu", "no_nvidia_gpu", nvml=nv.nvml_shown)
-        return
-    # Every GPU the job sees (CUDA_VISIBLE_DEVICES, MIG instances: compat.cuda_devices, doctor's rule too)
+    # Every GPU the job sees (CUDA_VISIBLE_DEVICES, MIG instances: compat.cuda_devices)
     devices = cuda_devices(profile, container=t.docker)
     usable = list(devices.gpus)
-    if not usable:
-        if devices.no_instance and not devices.hidden:
-            fail("gpu", "no_mig_instance", gpus=tuple(gpu_ref(g, compat) for g in devices.no_instance))
-        elif devices.setting is not None and devices.hidden:
-            fail("gpu", "none_visible", setting=devices.setting, hidden=len(devices.hidden))
-        else:  # what each GPU's probe said (a lost GPU, a capability that is not one), or nothing
-            fail(
-                "gpu",
-                "none_answered",
-                errors="; ".join(f"GPU {g.index}: {g.error}" for g in nv.gpus if g.error),
-            )
+    none = no_usable_nvidia_gpu(profile, compat, container=t.docker)
+    if none is not None:
+        ev.fails.append(none)
         return
     if t.docker:
         _check_engine_gpus(ev, profile)

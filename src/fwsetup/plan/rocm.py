@@ -62,6 +62,11 @@ def gfx_runs(gfx: str | None, targets: Sequence[str]) -> bool | None:
     return gfx in targets
 
 
+def xpu_family_runs(family: str | None, families: Sequence[str]) -> bool:
+    """Whether a build for the Intel GPU `families` it lists runs on a GPU of `family` (none listed: any)."""
+    return not families or family in families
+
+
 def check_rocm(ev: Evaluation, profile: HostProfile, request: Request, t: Target) -> None:
     b = ev.build
     amd = profile.amd
@@ -130,7 +135,7 @@ def check_xpu(ev: Evaluation, profile: HostProfile, request: Request, t: Target)
     titles = load_xpu_data().families
     used = gpus if request.all_gpus else gpus[:1]
     for g in used:
-        if b.xpu_families and g.family not in b.xpu_families:
+        if not xpu_family_runs(g.family, b.xpu_families):
             fail(
                 "cc",
                 "xpu_family_unsupported",
