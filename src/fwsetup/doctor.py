@@ -27,7 +27,7 @@ from fwsetup.compat import (
     uses_windows_driver,
 )
 from fwsetup.detect.environment import FileCheck, Framework, GpuCheck, ImportResult, PythonEnv
-from fwsetup.detect.tools import NOT_ANSWERING, SILENT_ENGINE_HINT
+from fwsetup.detect.tools import SILENT_ENGINE_HINT
 from fwsetup.gpu_vendors import HSA_OVERRIDE, has_other_gpu, intel_gpus, load_rocm_data, load_xpu_data
 from fwsetup.plan.evaluate import no_usable_nvidia_gpu
 from fwsetup.plan.installed import Installed, Judgement, builds_of, judge
@@ -423,22 +423,22 @@ def check_toolkit(host: HostProfile) -> list[Finding]:
 def check_docker(host: HostProfile) -> list[Finding]:
     d = host.tools.docker
     out: list[Finding] = []
-    if d.client is None and d.server is None and d.error is None:
+    if d.engine is None:
         return out  # not probed (a partial profile read from a file)
-    if d.server is None and (d.error or "").startswith(NOT_ANSWERING):
+    if d.engine == "not-answering":
         out.append(
             Finding(
                 id="docker.engine-not-answering",
                 severity="warning",
                 title=f"Docker engine not answering at {d.host or 'the default socket'}",
-                detail=d.error.removeprefix(NOT_ANSWERING).lstrip(": ") + "."
+                detail=d.error.rstrip(".") + "."
                 if d.error
                 else "The engine accepted the connection and said nothing.",
                 remedy=SILENT_ENGINE_HINT,
             )
         )
         return out
-    if d.client is None and d.server is None:
+    if d.engine == "no-client":
         out.append(
             Finding(
                 id="docker.client-missing",
@@ -449,7 +449,7 @@ def check_docker(host: HostProfile) -> list[Finding]:
             )
         )
         return out
-    if d.server is None:
+    if d.engine == "unreachable":
         out.append(
             Finding(
                 id="docker.engine-unreachable",

@@ -215,12 +215,21 @@ class CudnnInfo(_Base, frozen=True, kw_only=True):
     path: str | None = None
 
 
+# The Docker engine as detection found it (detect/tools.py): a closed state, its message in DockerInfo.error.
+EngineState = Literal[
+    "running",  # it answered (DockerInfo.server is its version)
+    "not-answering",  # it accepted the connection and stayed silent past the ping deadline
+    "unreachable",  # the client is there; the engine did not answer (no socket, refused, an error)
+    "no-client",  # no docker client, and no engine answered on the socket either
+]
+
+
 class DockerInfo(_Base, frozen=True, kw_only=True):
     client: str | None = None
     server: str | None = None
     nvidia_runtime: bool | None = None
     host: str | None = None  # DOCKER_HOST / socket tried
-    error: str | None = None  # why the engine was not reachable
+    error: str | None = None  # why the engine was not reachable (the detail of `engine`)
     buildx: str | None = None
     # The other ways the engine can give a container NVIDIA GPUs (gpu_access decides from all of them):
     # nvidia-container-runtime-hook on the daemon's PATH makes `--gpus` work without an `nvidia` runtime (moby
@@ -232,6 +241,21 @@ class DockerInfo(_Base, frozen=True, kw_only=True):
     # A bounded `docker run --gpus all` probe, run only where the above cannot tell: "ok", "no: <why>",
     # "error: <why>"; None: not run.
     gpu_probe: str | None = None
+    # None: not probed (a partial profile read from a file). Where not given, it follows from the fields above
+    # (running, unreachable, no-client); "not-answering" only detection can tell.
+    engine: EngineState | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine is None:
+            state: EngineState | None = None
+            if self.server is not None:
+                state = "running"
+            elif self.client is not None:
+                state = "unreachable"
+            elif self.error is not None:
+                state = "no-client"
+            if state is not None:
+                msgspec.structs.force_setattr(self, "engine", state)
 
     @property
     def gpu_access(self) -> tuple[bool | None, str]:
@@ -319,6 +343,17 @@ def _fix_nulls(obj: object) -> object:
         nvidia = obj.get("nvidia")
         if isinstance(nvidia, dict) and isinstance(nvidia.get("nvml"), str):
             _legacy_nvml(nvidia)
+        docker = tools.get("docker") if isinstance(tools, dict) else None
+        # An older fwsetup wrote a silent engine as error "not answering: <why>", with no state.
+        if (
+            isinstance(docker, dict)
+            and "engine" not in docker
+            and docker.get("server") is None
+            and isinstance(docker.get("error"), str)
+            and docker["error"].startswith("not answering")
+        ):
+            docker["engine"] = "not-answering"
+            docker["error"] = docker["error"].removeprefix("not answering").lstrip(": ") or None
     return obj
 
 

@@ -122,3 +122,21 @@ def test_a_profile_saved_by_an_older_fwsetup_still_loads(saved: str, state: str,
     again = json.loads(dumps(p))["nvidia"]
     assert (again["nvml"], again["nvml_detail"]) == (state, detail)
     assert loads(dumps(p)) == p
+
+
+def test_an_older_profile_with_a_silent_engine_still_loads() -> None:
+    """Before the closed engine states, a silent engine was error "not answering: <why>"."""
+    old = {"tools": {"docker": {"client": "28.2.2", "host": "unix:///x.sock",
+                                "error": "not answering: the Docker engine at unix:///x.sock sent nothing back"}}}  # fmt: skip
+    d = loads(json.dumps(old)).tools.docker
+    assert (d.engine, d.error) == ("not-answering", "the Docker engine at unix:///x.sock sent nothing back")
+
+
+@pytest.mark.parametrize(
+    ("docker", "state"),
+    [({}, None), ({"client": "28.2.2", "server": "28.2.2"}, "running"),
+     ({"client": "28.2.2", "error": "Cannot connect to the Docker daemon"}, "unreachable"),
+     ({"error": "docker client not found on PATH; engine at unix:///x: refused"}, "no-client")],
+)  # fmt: skip
+def test_the_engine_state_of_a_profile_without_one(docker: dict, state: str | None) -> None:
+    assert loads(json.dumps({"tools": {"docker": docker}})).tools.docker.engine == state

@@ -330,7 +330,7 @@ def _tools(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
     if d.server:
         rt = {True: ", NVIDIA runtime", False: ", no NVIDIA runtime", None: ""}[d.nvidia_runtime]
         text = f"client {d.client or '-'}, engine {d.server} at {d.host or '?'}{rt}"
-    elif (d.error or "").startswith("not answering"):
+    elif d.engine == "not-answering":
         text = f"client {d.client or '-'}; engine not answering at {d.host or '?'}"
     elif d.client:
         text = f"client {d.client}; engine unreachable at {d.host or '?'}"

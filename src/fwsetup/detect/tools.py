@@ -34,9 +34,6 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # engine ping it first with this deadline, so a socket that accepts and stays silent costs seconds, not a
 # 600 s read time-out. FWSETUP_ENGINE_TIMEOUT overrides it.
 ENGINE_PING_TIMEOUT = settings.ENGINE_PING_TIMEOUT
-NOT_ANSWERING = (
-    "not answering"  # DockerInfo.error starts with this when the engine accepted and stayed silent
-)
 _API_TOO_NEW = re.compile(r"[Mm]aximum supported API version is (\d+\.\d+)")
 _VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?(?:[-.+]?\w+)?)")
 
@@ -138,8 +135,7 @@ SILENT_ENGINE_HINT = (
 
 
 def silent_engine_message(host: str, detail: str) -> str:
-    """The EngineError of commands that need a silent engine; DockerInfo.error is "not answering: " + this
-    (doctor keys on the prefix)."""
+    """The EngineError of commands that need a silent engine; DockerInfo.error of engine "not-answering"."""
     return f"the Docker engine at {host} {detail}: it is hung, or that is not a Docker engine"
 
 
@@ -188,8 +184,10 @@ def probe_docker(
     target = engine_host(env)
     answer = ping_engine(target, ping_timeout(env))
     if answer.state == "silent" and target:
-        error = f"{NOT_ANSWERING}: {silent_engine_message(target, answer.detail)}"
-        return DockerInfo(client=_client_version(docker, env, timeout), host=target, error=error)
+        error = silent_engine_message(target, answer.detail)
+        return DockerInfo(
+            client=_client_version(docker, env, timeout), host=target, error=error, engine="not-answering"
+        )
     data, stderr = _docker_info(docker, env, timeout)
     err = None if data and data.get("ServerVersion") else _server_error(data, stderr)
     m = _API_TOO_NEW.search(err or "")
@@ -263,7 +261,7 @@ def _probe_socket(host: str, timeout: float, *, client_error: str) -> DockerInfo
             return DockerInfo(host=host, error=f"{client_error}; engine at {host}: {exc}")
         detail = f"accepted the connection but sent nothing back within {timeout:g} s"
         _silent(host, Ping("silent", detail))
-        return DockerInfo(host=host, error=f"{NOT_ANSWERING}: {silent_engine_message(host, detail)}")
+        return DockerInfo(host=host, error=silent_engine_message(host, detail), engine="not-answering")
     except (OSError, ValueError) as exc:
         return DockerInfo(host=host, error=f"{client_error}; engine at {host}: {exc}")
     runtimes = data.get("Runtimes")
