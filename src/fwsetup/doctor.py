@@ -27,7 +27,9 @@ from fwsetup.compat import (
     uses_windows_driver,
 )
 from fwsetup.detect.environment import FileCheck, Framework, GpuCheck, ImportResult, PythonEnv
+from fwsetup.detect.framework_errors import gpu_failure, import_failure
 from fwsetup.detect.tools import SILENT_ENGINE_HINT
+from fwsetup.envcheck import list_command
 from fwsetup.gpu_vendors import HSA_OVERRIDE, has_other_gpu, intel_gpus, load_rocm_data, load_xpu_data
 from fwsetup.plan.evaluate import no_usable_nvidia_gpu
 from fwsetup.plan.installed import Installed, Judgement, builds_of, judge
@@ -1114,16 +1116,16 @@ def _files_missing(fw: Framework, env: PythonEnv | None) -> Finding:
 
 
 def _import_remedy(fw: Framework, env: PythonEnv | None) -> str:
-    err = (fw.imported.error if fw.imported else "") or ""
+    why = import_failure(
+        fw.imported.error if fw.imported else None, died_of=fw.imported.signal if fw.imported else None
+    )
     py = env.executable if env else "python"
-    if "numpy" in err.lower():
-        from fwsetup.envcheck import list_command
-
+    if why == "numpy":
         listing = list_command(py, env.prefix if env else None)
         return f"A numpy the framework does not support: check `{listing}`; recipes pin a working numpy."
-    if "illegal instruction" in err.lower() or "signal 4" in err:
+    if why == "cpu-instructions":
         return "The build uses CPU instructions this CPU lacks (AVX): install a build made for this CPU."
-    if "GLIBC" in err or "undefined symbol" in err:
+    if why == "library-mismatch":
         return (
             "A library mismatch: check LD_LIBRARY_PATH (it may shadow the framework's own libraries) and that "
             "the build matches this OS; reinstalling with `fwsetup install` gives a consistent environment."
@@ -1132,18 +1134,18 @@ def _import_remedy(fw: Framework, env: PythonEnv | None) -> str:
 
 
 def _gpu_remedy(fw: Framework) -> str:
-    reason = (fw.gpu.reason or "").lower()
-    if "no kernels for" in reason or "no kernel image" in reason:
+    why = fw.gpu.cause or gpu_failure(fw.gpu.reason)
+    if why == "no-kernels":
         return f"This build does not support the GPU's architecture: `fwsetup plan {fw.name} --gpu` picks one that does."
-    if "dlopen" in reason or "dynamic library" in reason or ".so" in reason:
+    if why == "missing-library":
         if fw.name == "tensorflow":
             return "TensorFlow needs its CUDA libraries: `pip install 'tensorflow[and-cuda]'` (or `fwsetup install tensorflow --gpu`)."
         return "A CUDA library is missing: reinstall the CUDA build (`fwsetup install NAME --gpu`) and check LD_LIBRARY_PATH."
-    if "driver" in reason:
+    if why == "driver":
         return "Update the NVIDIA driver, or install a build for an older CUDA (`fwsetup plan NAME --gpu`).".replace(
             "NAME", fw.name
         )
-    if "cuda_visible_devices" in reason or os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+    if why == "visible-devices" or os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
         return "CUDA_VISIBLE_DEVICES is set: check that it names the GPUs you mean."
     return f"Reinstall the CUDA build (`fwsetup install {fw.name} --gpu`); run its smoke test with `fwsetup smoke {fw.name} --gpu`."
 

@@ -39,6 +39,9 @@ class GpuCheck(_S, frozen=True, kw_only=True):
     checked: Literal["metadata", "import", "skipped"] = "skipped"
     reason: str | None = None
     devices: tuple[str, ...] = ()
+    # Why not visible, where fwsetup's own check found it: "no-kernels" (the build has no code for the GPU's
+    # architecture). A reason in the framework's own words is read by detect/framework_errors.py.
+    cause: Literal["no-kernels"] | None = None
 
 
 class ImportResult(_S, frozen=True, kw_only=True):
@@ -46,6 +49,7 @@ class ImportResult(_S, frozen=True, kw_only=True):
     seconds: float | None = None
     error: str | None = None
     version: str | None = None
+    signal: int | None = None  # the signal the importing process died of (4: SIGILL)
 
 
 class FileCheck(_S, frozen=True, kw_only=True):
@@ -223,6 +227,7 @@ def check():
     if bad:
         out["visible"] = False
         out["reason"] = "this build has no kernels for " + ", ".join(bad) + " (it has " + " ".join(archs) + ")"
+        out["cause"] = "no-kernels"
         return
     x = torch.ones(4, device="cuda")
     float((x * 2).sum())
@@ -309,7 +314,8 @@ def import_check(
             )
         else:
             why = _tail(res.stderr, 1) or f"exit status {res.returncode}"
-        return ImportResult(ok=False, error=why), None
+        died_of = -res.returncode if res.returncode is not None and res.returncode < 0 else None
+        return ImportResult(ok=False, error=why, signal=died_of), None
     imported = ImportResult(
         ok=bool(data.get("ok")) and not data.get("error"),
         seconds=data.get("seconds"),
@@ -327,5 +333,6 @@ def import_check(
         checked="import",
         reason=reason,
         devices=tuple(str(d) for d in data.get("devices") or ()),
+        cause="no-kernels" if data.get("cause") == "no-kernels" else None,
     )
     return imported, gpu
