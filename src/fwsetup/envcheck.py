@@ -25,6 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fwsetup import envs, proc, staging
+from fwsetup.backends.transaction import distributions
+from fwsetup.ops.doctor_findings import Finding
+
 State = Literal["ok", "missing", "not-fwsetup", "damaged", "broken", "not-an-env"]
 IMPORT_TIMEOUT = 180.0
 # What a clean login shell has: the system's PATH, a HOME, a locale. Nothing of fwsetup's or the caller's.
@@ -62,7 +66,6 @@ def python_of(env: Path) -> Path:
 
 def has_pip(prefix: Path | str) -> bool:
     """Whether the environment at `prefix` has pip installed (a venv uv made has none)."""
-    from fwsetup import staging
 
     return any((site / "pip" / "__init__.py").is_file() for site in staging.site_packages(Path(prefix)))
 
@@ -103,7 +106,6 @@ def import_in_env(
 ) -> str | None:
     """Import `module` with ENV/bin/python in a clean environment, from a neutral folder; None when it
     imported, else why not (its last error line)."""
-    from fwsetup import proc
 
     with tempfile.TemporaryDirectory(prefix="fwsetup-doctor-") as cwd:
         res = proc.run(
@@ -167,8 +169,6 @@ def check_env(
     environ: Mapping[str, str] | None = None,
 ) -> EnvCheck:
     """One environment, as a person meets it (see the module's docstring)."""
-    from fwsetup import envs, staging
-    from fwsetup.backends.transaction import distributions
 
     env = Path(env).absolute()
     path = str(env)
@@ -217,8 +217,6 @@ def check_envs(
     """The registry's environments (unless `registry` is False) and `paths` (`--env`), each once, in order."""
     todo: dict[str, str] = {}
     if registry:
-        from fwsetup import envs
-
         for info in envs.known(environ, sizes=False, prune=False):
             todo.setdefault(info.path, "registry")
     for p in paths:
@@ -237,8 +235,6 @@ def check_envs(
 
 def findings(checks: Sequence[EnvCheck]) -> list[Any]:
     """doctor's Findings for the checks (ids env.made.<n>.<what>; the remedy names the repair command)."""
-    from fwsetup.doctor import Finding
-
     out: list[Finding] = []
     for n, c in enumerate(checks):
         fid = f"env.made.{n}"
@@ -307,8 +303,6 @@ def apply(
     left as it was). The command's output goes to stderr (`output`: each line instead)."""
     assert check.repair is not None
     if check.state in ("missing", "not-fwsetup"):
-        from fwsetup import envs
-
         envs.forget(Path(check.path), environ)
         return Repair(path=check.path, command=check.repair, ok=True, detail="forgotten")
     import subprocess

@@ -5,8 +5,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from fwsetup import compat, doctor
+from fwsetup import compat
 from fwsetup.detect.environment import Framework, GpuCheck, ImportResult, PythonEnv
+from fwsetup.ops import doctor, doctor_findings, doctor_frameworks, doctor_host
 from fwsetup.profile import (
     GPU,
     CPUInfo,
@@ -68,11 +69,11 @@ def torch(
     return Framework(name="torch", distribution="torch", version=version, build=build, cuda=cuda, **kw)  # type: ignore[arg-type]
 
 
-def ids(findings: tuple[doctor.Finding, ...] | list[doctor.Finding]) -> list[str]:
+def ids(findings: tuple[doctor_findings.Finding, ...] | list[doctor_findings.Finding]) -> list[str]:
     return [f.id for f in findings]
 
 
-def find(findings: tuple[doctor.Finding, ...], fid: str) -> doctor.Finding:
+def find(findings: tuple[doctor_findings.Finding, ...], fid: str) -> doctor_findings.Finding:
     return next(f for f in findings if f.id == fid)
 
 
@@ -125,7 +126,10 @@ def test_mig_and_gpu_error_are_warnings() -> None:
     found = doctor.diagnose(host(gpus=gpus))
     assert find(found, "nvidia.gpu0.mig").severity == "warning"
     assert "GPU is lost" in find(found, "nvidia.gpu1.error").detail
-    assert doctor.no_gpu_reason(host(gpus=gpus)) in ("every GPU is in MIG mode", "no GPU answers the driver")
+    assert doctor_host.no_gpu_reason(host(gpus=gpus)) in (
+        "every GPU is in MIG mode",
+        "no GPU answers the driver",
+    )
 
 
 def test_fewer_gpus_than_on_the_bus() -> None:
@@ -188,7 +192,7 @@ def test_a_partial_profile_does_not_invent_problems() -> None:
 def test_driver_too_old_for_the_cuda_build() -> None:
     old = host(driver="470.82.01", cuda="11.4")
     fw = torch()
-    gpu = doctor.decide_gpu(old, fw)
+    gpu = doctor_frameworks.decide_gpu(old, fw)
     assert (
         gpu is not None
         and gpu.visible is False
@@ -208,7 +212,9 @@ def test_cuda13_build_needs_driver_580() -> None:
 
 def test_minor_version_compatibility_needs_an_import_to_tell() -> None:
     h = host(driver="550.54.14", cuda="12.4")
-    assert doctor.decide_gpu(h, torch()) is None  # a CUDA build with a driver that runs it: import to know
+    assert (
+        doctor_frameworks.decide_gpu(h, torch()) is None
+    )  # a CUDA build with a driver that runs it: import to know
     f = find(doctor.diagnose(h, None, [torch()]), "framework.torch.minor-version-compat")
     assert f.severity == "info"
 
@@ -220,7 +226,7 @@ def test_cuda13_drops_pascal() -> None:
 
 def test_cpu_build_on_a_gpu_machine() -> None:
     fw = torch("2.13.0+cpu", build="cpu", cuda=None)
-    gpu = doctor.decide_gpu(host(), fw)
+    gpu = doctor_frameworks.decide_gpu(host(), fw)
     assert gpu is not None and gpu.visible is False and gpu.checked == "metadata"
     f = find(doctor.diagnose(host(), None, [fw]), "framework.torch.cpu-build")
     assert f.severity == "warning" and "fwsetup install torch --gpu" in f.remedy
@@ -228,7 +234,7 @@ def test_cpu_build_on_a_gpu_machine() -> None:
 
 def test_cpu_build_without_gpu_needs_no_import_and_no_finding() -> None:
     fw = torch("2.13.0+cpu", build="cpu", cuda=None)
-    gpu = doctor.decide_gpu(host(**NO_GPU), fw)
+    gpu = doctor_frameworks.decide_gpu(host(**NO_GPU), fw)
     assert gpu == GpuCheck(
         visible=False, checked="metadata", reason="CPU build; no NVIDIA driver and no NVIDIA GPU anyway"
     )
@@ -236,7 +242,7 @@ def test_cpu_build_without_gpu_needs_no_import_and_no_finding() -> None:
 
 
 def test_cuda_build_without_gpu() -> None:
-    gpu = doctor.decide_gpu(host(**NO_GPU), torch())
+    gpu = doctor_frameworks.decide_gpu(host(**NO_GPU), torch())
     assert gpu is not None and gpu.visible is False and "no NVIDIA driver" in (gpu.reason or "")
     assert (
         find(
@@ -291,7 +297,9 @@ def test_ld_library_path_conflicts() -> None:
 def test_findings_sorted_errors_first() -> None:
     down = DockerInfo(client="28.2.2", error="Cannot connect")
     found = doctor.diagnose(host(nvml="missing", pci=("0000:17:00.0 10de:2330",), docker=down))
-    assert [f.severity for f in found] == sorted((f.severity for f in found), key=doctor.SEVERITY_ORDER.get)
+    assert [f.severity for f in found] == sorted(
+        (f.severity for f in found), key=doctor_findings.SEVERITY_ORDER.get
+    )
 
 
 # -- the driver verdict (compat's rule: doctor and the planner share it) ---------------------------------

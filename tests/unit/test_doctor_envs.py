@@ -21,7 +21,7 @@ from envs_world import fake, install, listed, run  # noqa: F401 - `fake` is a fi
 
 from fwsetup import envcheck, staging
 from fwsetup.detect.environment import Framework, ImportResult, PythonEnv
-from fwsetup.doctor import _import_remedy
+from fwsetup.ops.doctor_frameworks import _import_remedy
 
 SITE = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
 

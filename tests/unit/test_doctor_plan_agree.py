@@ -15,9 +15,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from fwsetup import compat, doctor
+from fwsetup import compat
 from fwsetup.compat import usable_gpus
 from fwsetup.detect.environment import Framework
+from fwsetup.ops import doctor_frameworks
 from fwsetup.plan import Request, make_plan, norm_arch
 from fwsetup.profile import HostProfile, load
 from fwsetup.recipes import Build, Recipe, load_recipes
@@ -89,9 +90,9 @@ def test_doctor_and_plan_agree_on_the_driver(fixture: str, cuda: str) -> None:
     plan_runs = plan.status == "ok"
 
     fw = Framework(name="torch", version=f"{build.version}+cu", build="cuda", cuda=cuda)
-    check = doctor.decide_gpu(host, fw)
+    check = doctor_frameworks.decide_gpu(host, fw)
     doctor_runs = check is None  # None: metadata raises no objection (the import then tells)
-    findings = {f.id for f in doctor.check_frameworks(host, None, [fw])}
+    findings = {f.id for f in doctor_frameworks.check_frameworks(host, None, [fw])}
     driver_too_old = "framework.torch.driver-too-old" in findings
 
     usable = bool(usable_gpus(host))

@@ -16,8 +16,8 @@ from typing import Any, get_args
 import msgspec
 import pytest
 
-from fwsetup import doctor
 from fwsetup.detect.environment import Framework
+from fwsetup.ops import doctor, doctor_frameworks, doctor_host
 from fwsetup.plan import Plan, Request, make_plan
 from fwsetup.profile import HostProfile, MigDevice, NvmlState, load
 from fwsetup.recipes import Build, load_recipes
@@ -60,7 +60,7 @@ def plan_codes(host: HostProfile, recipe: str, b: Build) -> tuple[bool, set[str]
 
 def doctor_sees(host: HostProfile, fw: Framework) -> tuple[bool, set[str]]:
     """(doctor raises no objection from metadata, its finding ids)."""
-    return doctor.decide_gpu(host, fw) is None, {f.id for f in doctor.diagnose(host, None, [fw])}
+    return doctor_frameworks.decide_gpu(host, fw) is None, {f.id for f in doctor.diagnose(host, None, [fw])}
 
 
 # ---- ROCm: the host's ROCm against the build's, and the gfx target ---------------------------------------
@@ -147,7 +147,7 @@ def test_mig_with_and_without_instances(instances: tuple[MigDevice, ...] | None,
     doctor_ok, found = doctor_sees(host, fw)
     no_instance = "no_mig_instance" in codes
     assert no_instance == ("framework.torch.cuda-build-without-gpu" in found) == (instances == ())
-    assert no_instance == ("MIG mode with no MIG instance" in doctor.no_gpu_reason(host))
+    assert no_instance == ("MIG mode with no MIG instance" in doctor_host.no_gpu_reason(host))
     if no_instance:
         assert not plan_ok and not doctor_ok
     assert "nvidia.gpu0.mig" in found
@@ -175,5 +175,5 @@ def test_every_nvml_state(state: str) -> None:
     assert "driver_not_loaded" in codes
     assert ("nvidia.driver-missing" if state == "missing" else "nvidia.driver-not-working") in found
     assert "framework.torch.cuda-build-without-gpu" in found
-    reason = doctor.no_gpu_reason(host)
+    reason = doctor_host.no_gpu_reason(host)
     assert (f"detail of {state}" in reason) == (state != "missing")

@@ -17,9 +17,9 @@ import msgspec
 import pytest
 from fake_dists import dist, write
 
-from fwsetup import doctor
 from fwsetup.detect import environment as envmod
 from fwsetup.detect.environment import Framework, GpuCheck
+from fwsetup.ops import doctor, doctor_frameworks
 from fwsetup.profile import HostProfile, load
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -95,26 +95,30 @@ def _fw(name: str, build: str, **details: object) -> Framework:
 
 def test_framework_built_for_another_rocm() -> None:
     tf = _fw("tensorflow", "rocm", rocm="6.0")
-    found = {f.id: f for f in doctor.check_frameworks(profile("mi300x"), None, [tf])}
+    found = {f.id: f for f in doctor_frameworks.check_frameworks(profile("mi300x"), None, [tf])}
     assert "ROCm 6.0" in found["framework.tensorflow.rocm-mismatch"].detail
     assert "6.4.1" in found["framework.tensorflow.rocm-mismatch"].detail
     ok = with_amd(profile("mi300x"), rocm_version="6.0.2")
-    assert "framework.tensorflow.rocm-mismatch" not in {f.id for f in doctor.check_frameworks(ok, None, [tf])}
+    assert "framework.tensorflow.rocm-mismatch" not in {
+        f.id for f in doctor_frameworks.check_frameworks(ok, None, [tf])
+    }
     # PyTorch brings its own ROCm: its hip version never clashes with the host's
     torch = _fw("torch", "rocm", hip="7.2.26015")
-    assert not any("mismatch" in f.id for f in doctor.check_frameworks(profile("mi300x"), None, [torch]))
+    assert not any(
+        "mismatch" in f.id for f in doctor_frameworks.check_frameworks(profile("mi300x"), None, [torch])
+    )
 
 
 def test_decide_gpu_for_rocm_and_xpu_builds() -> None:
     torch = _fw("torch", "rocm", hip="7.2.26015")
-    no_amd = doctor.decide_gpu(profile("no-gpu"), torch)
+    no_amd = doctor_frameworks.decide_gpu(profile("no-gpu"), torch)
     assert no_amd is not None and no_amd.visible is False and "AMD" in (no_amd.reason or "")
-    assert doctor.decide_gpu(profile("mi300x"), torch) is None  # only importing it can tell
+    assert doctor_frameworks.decide_gpu(profile("mi300x"), torch) is None  # only importing it can tell
     tf = _fw("tensorflow", "rocm", rocm="6.0")
-    assert doctor.decide_gpu(profile("rx7900xtx"), tf).visible is False  # type: ignore[union-attr]
+    assert doctor_frameworks.decide_gpu(profile("rx7900xtx"), tf).visible is False  # type: ignore[union-attr]
     xpu = _fw("torch", "xpu", xpu="20250101")
-    assert doctor.decide_gpu(profile("arc-a770"), xpu) is None
-    assert doctor.decide_gpu(profile("mi300x"), xpu).visible is False  # type: ignore[union-attr]
+    assert doctor_frameworks.decide_gpu(profile("arc-a770"), xpu) is None
+    assert doctor_frameworks.decide_gpu(profile("mi300x"), xpu).visible is False  # type: ignore[union-attr]
 
 
 def test_cpu_build_and_invisible_gpu_on_an_amd_machine() -> None:

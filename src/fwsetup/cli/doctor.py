@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from fwsetup.detect.environment import Framework
-    from fwsetup.doctor import DoctorReport, Finding
+    from fwsetup.ops.doctor import DoctorReport
+    from fwsetup.ops.doctor_findings import Finding
     from fwsetup.profile import HostProfile
 
 
@@ -80,7 +81,8 @@ def doctor_command(
     """What this machine is, what is installed, what is wrong and what to do (exit 1 when something is wrong)."""
     if fleet is not None:
         _fleet(fleet, json_out=json_out)
-    from fwsetup.doctor import report_to_json, run_doctor
+    # lazy: the planner, the recipes and the probes behind doctor cost start-up time for every other command
+    from fwsetup.ops.doctor import report_to_json, run_doctor
     from fwsetup.ui import err_console
 
     def progress(message: str) -> None:
@@ -351,7 +353,7 @@ def _tools(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
 
 
 def _framework_line(fw: Framework, findings: list[Finding], host: HostProfile) -> tuple[str, str]:
-    from fwsetup.doctor import cpu_build_gpus
+    from fwsetup.ops.doctor_frameworks import cpu_build_gpus  # lazy: as run_doctor above
 
     mark = _worst(findings, (f"framework.{fw.name}.", f"env.ld-library-path.shadows-{fw.name}"), default="")
     g = fw.gpu

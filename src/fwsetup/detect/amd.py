@@ -21,7 +21,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from fwsetup.gpu_vendors import load_rocm_data
 from fwsetup.profile import AmdGPU, AmdInfo
+from fwsetup.settings import resolve
 
 AMD_PCI_VENDOR = "0x1002"
 KFD_TOPOLOGY = "sys/class/kfd/kfd/topology/nodes"
@@ -32,7 +34,6 @@ ACCESS_GROUPS = ("render", "video")
 
 def root_of(env: Mapping[str, str] | None = None) -> Path:
     """The root the probes read below: FWSETUP_SYSFS_ROOT, else /."""
-    from fwsetup.settings import resolve
 
     return resolve(env).sysfs_root or Path("/")
 
@@ -163,7 +164,6 @@ def user_groups() -> tuple[str, ...]:
 
 
 def _names() -> Mapping[str, str]:
-    from fwsetup.gpu_vendors import load_rocm_data
 
     return load_rocm_data().names
 
@@ -217,8 +217,6 @@ def probe_amd(notes: list[str], *, env: Mapping[str, str] | None = None, root: P
 
 def _apply_overrides(info: AmdInfo, env: Mapping[str, str], notes: list[str]) -> AmdInfo:
     import msgspec
-
-    from fwsetup.settings import resolve
 
     s = resolve(env)
     if s.override_rocm is not None:

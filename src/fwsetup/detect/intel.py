@@ -16,7 +16,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from fwsetup.detect.amd import scan_pci
+from fwsetup.detect.amd import root_of, scan_pci
+from fwsetup.gpu_vendors import load_xpu_data
 from fwsetup.profile import IntelGPU, IntelInfo
 
 INTEL_PCI_VENDOR = "0x8086"
@@ -69,14 +70,12 @@ def find_level_zero(root: Path, env: Mapping[str, str]) -> tuple[str | None, str
 def probe_intel(
     notes: list[str], *, env: Mapping[str, str] | None = None, root: Path | None = None
 ) -> IntelInfo:
-    from fwsetup.detect.amd import root_of
 
     env = os.environ if env is None else env
     root = root_of(env) if root is None else root
     found = scan_pci(root, INTEL_PCI_VENDOR, ("0x03",))  # not 0x12: Intel's NPUs are accelerators
     if not found:
         return IntelInfo()
-    from fwsetup.gpu_vendors import load_xpu_data
 
     data = load_xpu_data()
     gpus = []

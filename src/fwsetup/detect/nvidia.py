@@ -27,8 +27,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from fwsetup import settings
+from fwsetup import proc, settings
 from fwsetup.profile import GPU, Bytes, GPULink, MigDevice, NvidiaInfo, NvmlState, Version
+from fwsetup.settings import resolve
 
 T = TypeVar("T")
 
@@ -300,8 +301,6 @@ def _links(nvml: ModuleType, handles: Mapping[int, Any], notes: list[str]) -> tu
 def _apply_overrides(info: NvidiaInfo, env: Mapping[str, str], notes: list[str]) -> NvidiaInfo:
     import msgspec
 
-    from fwsetup.settings import resolve
-
     s = resolve(env)
     if s.override_cuda is not None:
         value = s.override_cuda.value
@@ -379,7 +378,6 @@ def find_nvml_library(env: Mapping[str, str] | None = None, *, ld_cache: str = _
 
 
 def nvml_timeout(env: Mapping[str, str] | None = None) -> float:
-    from fwsetup.settings import resolve
 
     return resolve(env).nvml_timeout
 
@@ -394,8 +392,6 @@ def _probe_nvml_isolated(notes: list[str]) -> NvidiaInfo:
     is the one JSON line on its stdout; what the driver library prints goes to its stderr (_child_main)."""
     import json
     import signal
-
-    from fwsetup import proc
 
     library = find_nvml_library()
     if library is None:

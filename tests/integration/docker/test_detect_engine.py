@@ -23,7 +23,7 @@ def test_real_engine_is_reachable() -> None:
     # Run by scripts/test with DOCKER_HOST pointing at the engine it started.
     import subprocess
 
-    from fwsetup.doctor import check_docker
+    from fwsetup.ops.doctor_host import check_docker
     from fwsetup.profile import HostProfile, ToolsInfo
 
     info = tools.probe_docker([])

@@ -200,7 +200,7 @@ def test_recipe_l4t_is_validated(tmp_path: Path) -> None:
 
 
 def test_doctor_names_the_jetson_instead_of_no_gpu() -> None:
-    from fwsetup.doctor import check_host
+    from fwsetup.ops.doctor_host import check_host
 
     findings = {f.id: f for f in check_host(orin())}
     assert "nvidia.none" not in findings and "cuda.toolkit-without-driver" not in findings
