@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from fwsetup.detect.environment import Framework
     from fwsetup.ops.doctor import DoctorReport
     from fwsetup.ops.doctor_findings import Finding
-    from fwsetup.profile import HostProfile
+    from fwsetup.profile import HostProfile, IntelGPU
 
 
 @app.command("doctor")
@@ -112,11 +112,11 @@ def _fix(
 ) -> DoctorReport:
     """doctor --fix: say which repairs will run, ask (unless --yes), run each (fwsetup.envcheck.apply), then
     look again: the report returned is the one after the repairs (exit 1 while something is still wrong)."""
-    from fwsetup import envcheck
     from fwsetup.errors import UsageError
+    from fwsetup.ops.doctor import repair, repairs  # lazy: as run_doctor above
     from fwsetup.ui import escape, info
 
-    todo = envcheck.repairs(report.envs)
+    todo = repairs(report)
     if not todo:
         info("[bold]--fix[/]: nothing to repair among the environments fwsetup made.")
         return report
@@ -131,7 +131,7 @@ def _fix(
             raise typer.Exit(1)
     for c in todo:
         info(f"[bold]repairing[/] {escape(c.path)}: {escape(c.repair or '')}")
-        done = envcheck.apply(c, output=None if not json_out else (lambda line: print(line, file=sys.stderr)))
+        done = repair(c, output=None if not json_out else (lambda line: print(line, file=sys.stderr)))
         mark = "[green]✓[/]" if done.ok else "[red]✘[/]"
         info(f"{mark} {escape(c.path)}: {escape(done.detail or 'repaired')}")
     return again()
@@ -299,10 +299,8 @@ def _nvidia(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
     )
 
 
-def _amd_intel(sec: _Section, host: HostProfile, findings: list[Finding]) -> None:
+def _amd_intel(sec: _Section, host: HostProfile, findings: list[Finding], intel: Sequence[IntelGPU]) -> None:
     """AMD and Intel GPUs (shown only on machines that have one)."""
-    from fwsetup.gpu_vendors import intel_gpus
-
     amd = host.amd
     if amd.gpus or amd.pci_devices:
         mark = _worst(findings, ("amd.driver", "amd.no-"))
@@ -317,7 +315,6 @@ def _amd_intel(sec: _Section, host: HostProfile, findings: list[Finding]) -> Non
             )
         if not amd.gpus:
             sec.add(mark, "PCI", "AMD GPU(s) on the bus: " + ", ".join(amd.pci_devices))
-    intel = intel_gpus(host)
     if intel:
         lz = f"Level Zero {host.intel.level_zero}" if host.intel.level_zero else "no Level Zero loader"
         sec.add(_worst(findings, ("intel.driver", "intel.no-")), "Intel", lz)
@@ -393,7 +390,6 @@ def render(report: DoctorReport, console: Console) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from fwsetup.gpu_vendors import has_other_gpu
     from fwsetup.text import printable
     from fwsetup.ui import escape
 
@@ -404,8 +400,8 @@ def render(report: DoctorReport, console: Console) -> None:
         (f"[bold]Machine[/]{escape(src)}", _machine),
         ("[bold]NVIDIA[/]", _nvidia),
         *(
-            [("[bold]AMD / Intel GPUs[/]", _amd_intel)]
-            if host.amd.gpus or host.amd.pci_devices or has_other_gpu(host)
+            [("[bold]AMD / Intel GPUs[/]", lambda s, h, f: _amd_intel(s, h, f, report.intel_gpus))]
+            if report.other_gpus
             else []
         ),
         ("[bold]Tools[/]", _tools),

@@ -9,7 +9,7 @@ model: ops/doctor_findings.py; rendering: cli/doctor.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,10 +19,11 @@ from fwsetup import envcheck
 from fwsetup.detect import cuda as cuda_probe
 from fwsetup.detect import environment, get_host
 from fwsetup.detect.environment import Framework, GpuCheck, ImportResult, PythonEnv
+from fwsetup.gpu_vendors import has_other_gpu, intel_gpus
 from fwsetup.ops.doctor_findings import Finding, sort_findings
 from fwsetup.ops.doctor_frameworks import check_frameworks, damaged, decide_gpu, written_since_install
 from fwsetup.ops.doctor_host import check_host
-from fwsetup.profile import HostProfile, to_dict
+from fwsetup.profile import HostProfile, IntelGPU, to_dict
 
 SCHEMA_VERSION = 1
 
@@ -40,6 +41,26 @@ class DoctorReport(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def exit_code(self) -> int:
         return 1 if any(f.severity == "error" for f in self.findings) else 0
+
+    @property
+    def intel_gpus(self) -> tuple[IntelGPU, ...]:
+        """The Intel GPUs a framework could use (gpu_vendors.intel_gpus): what the report lists as Intel GPUs."""
+        return tuple(intel_gpus(self.host))
+
+    @property
+    def other_gpus(self) -> bool:
+        """An AMD or Intel GPU is here (working or not): the report has a section for them."""
+        return bool(self.host.amd.gpus or self.host.amd.pci_devices or has_other_gpu(self.host))
+
+
+def repairs(report: DoctorReport) -> list[envcheck.EnvCheck]:
+    """What `doctor --fix` would repair among the environments fwsetup made (fwsetup.envcheck)."""
+    return envcheck.repairs(report.envs)
+
+
+def repair(check: envcheck.EnvCheck, *, output: Callable[[str], None] | None = None) -> envcheck.Repair:
+    """Run one repair (fwsetup.envcheck.apply)."""
+    return envcheck.apply(check, output=output)
 
 
 def diagnose(
