@@ -16,12 +16,7 @@ grimp = pytest.importorskip("grimp", reason="import-linter is not installed: pip
 ROOT = Path(__file__).resolve().parents[2]
 
 # Cycles that exist today, each to go with the change named (the list only shrinks).
-KNOWN: frozenset[frozenset[str]] = frozenset(
-    {
-        # doctor's findings type is read by envcheck, which doctor calls (doctor moves to ops/doctor.py)
-        frozenset({"fwsetup.doctor", "fwsetup.envcheck"}),
-    }
-)
+KNOWN: frozenset[frozenset[str]] = frozenset()
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[frozenset[str]]:

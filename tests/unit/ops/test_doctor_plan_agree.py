@@ -23,7 +23,7 @@ from fwsetup.plan import Request, make_plan, norm_arch
 from fwsetup.profile import HostProfile, load
 from fwsetup.recipes import Build, Recipe, load_recipes
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 @pytest.fixture(autouse=True)

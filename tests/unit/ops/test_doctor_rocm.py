@@ -22,7 +22,7 @@ from fwsetup.detect.environment import Framework, GpuCheck
 from fwsetup.ops import doctor, doctor_frameworks
 from fwsetup.profile import HostProfile, load
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def profile(name: str) -> HostProfile:

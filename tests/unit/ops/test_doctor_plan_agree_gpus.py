@@ -22,7 +22,7 @@ from fwsetup.plan import Plan, Request, make_plan
 from fwsetup.profile import HostProfile, MigDevice, NvmlState, load
 from fwsetup.recipes import Build, load_recipes
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 @pytest.fixture(autouse=True)
