@@ -45,7 +45,9 @@ def test_doctor_lists_the_mig_instances_and_the_rule() -> None:
     assert "MIG-bbbb1111-2222-5333-8444-555555555555 (NVIDIA A100-SXM4-40GB MIG 1g.5gb, 5.0 GiB)" in f0.detail
     assert "one MIG instance" in f0.detail
     assert "CUDA_VISIBLE_DEVICES=MIG-aaaa1111-2222-5333-8444-555555555555" in f0.remedy
-    assert doctor_frameworks.decide_gpu(mig_machine(), torch_cuda()) is None  # a GPU it can use: importing tells
+    assert (
+        doctor_frameworks.decide_gpu(mig_machine(), torch_cuda()) is None
+    )  # a GPU it can use: importing tells
 
 
 def torch_cuda() -> Any:
