@@ -22,14 +22,14 @@ def run() -> None:
     if armed:
         signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
     try:
-        from fwsetup.cli import main
+        from fwsetup.cli import main  # lazy, Ctrl-C held back: see the docstring
     finally:
         if armed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
     if held:
         sys.stderr.write("\ninterrupted.\n")
         sys.exit(130)
-    from fwsetup.cli import ignore_signals_to_exit
+    from fwsetup.cli import ignore_signals_to_exit  # loaded above already; here, not before `run`'s path
     from fwsetup.ui import state
 
     state.exiting = True

@@ -39,6 +39,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fwsetup import staging
+from fwsetup.errors import UsageError
+from fwsetup.settings import resolve
+from fwsetup.ui import escape, info
 
 log = logging.getLogger("fwsetup")
 
@@ -55,8 +58,6 @@ def _now() -> str:
 
 
 def data_dir(environ: Mapping[str, str] | None = None) -> Path:
-    from fwsetup.settings import resolve
-
     return resolve(environ).data_dir
 
 
@@ -65,8 +66,6 @@ def registry_path(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def _warn(message: str) -> None:
-    from fwsetup.ui import escape, info
-
     log.debug("%s", message)
     info(f"[yellow]warning:[/] {escape(message)}")
 
@@ -513,8 +512,6 @@ def removal(path: Path, environ: Mapping[str, str] | None = None) -> Removal:
     """What `fwsetup remove` would do, checked before anything is touched: UsageError (exit 2) unless `path`
     is an environment fwsetup made there (made.json) holding nothing of the user's at its top, or a registered
     environment that is gone already."""
-    from fwsetup.errors import UsageError
-
     path = Path(path)
     if not os.path.lexists(path):
         if _registered(path, environ):
@@ -544,8 +541,6 @@ def remove(path: Path, environ: Mapping[str, str] | None = None) -> None:
     """Delete an environment fwsetup made (checked again with its install lock held: no install is running in
     it), then drop it from the registry. It is first renamed to a staging name beside it, so that what a killed
     removal leaves is removed by the next install there (staging.recover), never half an environment."""
-    from fwsetup.ui import escape, info
-
     path = Path(path)
     with staging.target_lock(path, on_wait=lambda message: info(escape(message))):
         if removal(path, environ).gone:

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Final, Literal
 
+from fwsetup.errors import RecipeError
+from fwsetup.resources import compat_dir
+
 if TYPE_CHECKING:
     from fwsetup.profile import HostProfile, IntelGPU
 
@@ -69,8 +72,6 @@ class XpuData:
 def _read(name: str) -> dict[str, object]:
     import sys
 
-    from fwsetup.resources import compat_dir
-
     if sys.version_info >= (3, 11):
         import tomllib
     else:
@@ -79,8 +80,6 @@ def _read(name: str) -> dict[str, object]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        from fwsetup.errors import RecipeError
-
         msg = f"{path}: cannot read fwsetup's GPU data ({exc})."
         raise RecipeError(msg) from None
 

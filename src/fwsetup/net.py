@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from fwsetup.errors import NetworkError
+from fwsetup.pipconfig import local_path
 from fwsetup.redact import redact_text
 
 if TYPE_CHECKING:
@@ -163,8 +164,6 @@ def _read_capped(resp: Any, max_bytes: int, url: str) -> bytes:
 
 
 def _file(url: str, max_bytes: int) -> Response:
-    from fwsetup.pipconfig import local_path
-
     p = local_path(url)
     try:
         if p is None:

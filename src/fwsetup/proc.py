@@ -289,6 +289,7 @@ def _feed(pipe: Any, data: bytes) -> None:
 
 def env_secrets(env: Mapping[str, str]) -> set[str]:
     """The credentials in the URLs among `env`'s values (PIP_INDEX_URL, UV_EXTRA_INDEX_URL, proxies, …)."""
+    # lazy: redact brings urllib.parse, ~2-20 ms at start-up here (-X importtime)
     from fwsetup.redact import secrets_of
 
     urls = [u for v in env.values() if "://" in v for u in re.split(r"[\s,]+", v) if "://" in u]
@@ -306,6 +307,7 @@ def run_streamed(
     """Run argv, appending its merged output to `log` line by line (and to on_line); the child dies with us.
     What is logged, passed on and returned has the credentials of `env`'s URLs redacted. The output is
     returned as the Result's stderr: its last MAX_OUTPUT characters (lines cut at MAX_LINE)."""
+    # lazy: redact brings urllib.parse, ~2-20 ms at start-up here (-X importtime)
     from fwsetup.redact import redact_text
 
     argv = tuple(str(a) for a in argv)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from fwsetup.errors import RecipeError
+from fwsetup.recipes import read_toml
+from fwsetup.resources import compat_dir
 
 RELEASE_MATRIX_FILE: Final = "release-matrix.toml"
 Status = Literal["stable", "experimental", "unlisted"]
@@ -126,8 +128,6 @@ def matrix_from_data(raw: dict[str, Any], *, source: str = RELEASE_MATRIX_FILE) 
 
 
 def read_release_matrix(path: str | Path) -> ReleaseMatrix:
-    from fwsetup.recipes import read_toml
-
     p = Path(path)
     if not p.is_file():
         return ReleaseMatrix()
@@ -137,6 +137,4 @@ def read_release_matrix(path: str | Path) -> ReleaseMatrix:
 @cache
 def load_release_matrix() -> ReleaseMatrix:
     """The shipped release matrix (cached)."""
-    from fwsetup.resources import compat_dir
-
     return read_release_matrix(compat_dir() / RELEASE_MATRIX_FILE)

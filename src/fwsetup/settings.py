@@ -81,6 +81,7 @@ class Settings:
     @cached_property
     def pip(self) -> PipSettings:
         """The user's pip settings (PIP_* variables, pip.conf files), read once."""
+        # lazy: pipconfig brings urllib.parse, ~10-40 ms at start-up here (-X importtime)
         from fwsetup.pipconfig import read_pip_settings
 
         return read_pip_settings(self.env)

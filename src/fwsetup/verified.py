@@ -6,15 +6,15 @@ from __future__ import annotations
 from functools import cache
 from typing import Final
 
+from fwsetup.recipes import read_toml
+from fwsetup.resources import compat_dir
+
 ROUTES: Final = ("venv", "conda", "image", "apt")
 
 
 @cache
 def verified_routes() -> dict[str, dict[str, str]]:
     """framework -> {route: the pytest id of the test that makes the route and trains in it}."""
-    from fwsetup.recipes import read_toml
-    from fwsetup.resources import compat_dir
-
     raw = read_toml(compat_dir() / "verified" / "routes.toml")
     return {
         name: {route: str(test) for route, test in routes.items() if route in ROUTES}

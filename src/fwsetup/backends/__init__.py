@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from fwsetup.backends.base import Backend
+from fwsetup.errors import UsageError
 
 _BACKENDS = {
     "venv": ("fwsetup.backends.venv", "VenvBackend"),
@@ -18,8 +19,6 @@ def get_backend(method: str) -> Backend:
     try:
         module_name, class_name = _BACKENDS[method]
     except KeyError:
-        from fwsetup.errors import UsageError
-
         msg = f"unknown method {method!r}: expected one of {', '.join(_BACKENDS)}."
         raise UsageError(msg) from None
     cls = getattr(import_module(module_name), class_name)

@@ -25,6 +25,7 @@ from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progre
 from fwsetup.errors import InstallError, UsageError
 from fwsetup.plan import Plan
 from fwsetup.smoke import interpreter_of, script_file
+from fwsetup.smoke.runner import environment_for, run_smoke
 
 SYSTEM_PYTHON: Final = "/usr/bin/python3"
 # Where the distribution's Python modules go: what an apt install changes, for InstallResult.target.
@@ -140,8 +141,6 @@ class AptBackend(Backend):
                 raise InstallError(msg, hint=f"Last lines of its output:\n{tail}" if tail else None)
         smoke = None
         if options.run_smoke and plan.smoke is not None:
-            from fwsetup.smoke.runner import environment_for, run_smoke
-
             runs_on = _runs_on(script_file(plan.smoke.script))
             progress("smoke", f"smoke test with {runs_on} on {plan.smoke.device}")
             smoke = run_smoke(

@@ -36,10 +36,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fwsetup import pipconfig, staging
+from fwsetup import pipconfig, proc, staging
 from fwsetup.backends import envvars, transaction
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
-from fwsetup.backends.conda_env import CondaEnv, conda_env_for, render_environment_yml
+from fwsetup.backends.conda_env import CondaEnv, conda_env_for, render_environment_yml, spec_name
 from fwsetup.backends.conda_tools import (
     Installer,
     Solution,
@@ -151,8 +151,6 @@ class _CondaJob:
 
 
 def _wanted(env: CondaEnv) -> set[str]:
-    from fwsetup.backends.conda_env import spec_name
-
     return {spec_name(s) for s in env.specs} - {"python", "pip", "cuda-version"}
 
 
@@ -168,12 +166,10 @@ def _unchanged(target: Path, lock: Mapping[str, Any]) -> bool:
     if not want or want != have:
         return False
     python = python_in(target)
-    if python.exists() or os.path.lexists(python):
-        from fwsetup import proc
-
-        if not proc.run([str(python), "-c", "pass"], timeout=60).ok:
-            return False
-    return True
+    return not (
+        (python.exists() or os.path.lexists(python))
+        and not proc.run([str(python), "-c", "pass"], timeout=60).ok
+    )
 
 
 def _damaged(target: Path) -> str | None:
@@ -435,8 +431,6 @@ def _pip_install(
 ) -> list[dict[str, str]]:
     """The environment.yml pip: section, with uv into the environment's own python. Returns what pip
     installed (name, version) for the lock file; conda's records do not list those."""
-    from fwsetup import proc
-
     progress("install", f"pip section: {', '.join(env.pip)}")
     argv = [*_uv(), "pip", "install", "--python", str(python)]
     if options.wheelhouse:

@@ -13,7 +13,7 @@ from typing import Any
 
 from fwsetup.errors import UsageError
 from fwsetup.plan import Plan
-from fwsetup.recipes import CondaSpec
+from fwsetup.recipes import CondaSpec, control_character
 
 # A MatchSpec's package name: an optional "channel::" prefix, then the name (conda's name characters).
 _NAME = re.compile(r"^\s*(?:[^\s:]+::)?([A-Za-z0-9_][A-Za-z0-9_.\-]*)")
@@ -212,8 +212,6 @@ def _quoted(value: str) -> str:
 def _one_line(text: str) -> str:
     """A comment's text: every control or line-breaking character (YAML breaks lines at U+0085, U+2028
     too) as a space."""
-    from fwsetup.recipes import control_character
-
     if control_character(text) is None:
         return text
     return "".join(" " if control_character(ch) else ch for ch in text)

@@ -36,11 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fwsetup import staging
+from fwsetup import envs, staging
+from fwsetup.backends import envvars
 from fwsetup.backends.base import InstallOptions, InstallResult, Progress
 from fwsetup.errors import InstallError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.redact import redact_data
+from fwsetup.smoke.runner import environment_for, run_smoke
 
 LOCK_VERSION = staging.LOCK_FILE_VERSION
 
@@ -260,8 +262,6 @@ def write_lock(
         "timings_s": dict(timings or {}),
     }
     path = staging.write_lock_file(prefix, redact_data(body, set(hidden)))
-    from fwsetup import envs
-
     if smoke is not None:
         envs.write_smoke(prefix, "passed", by=by, report=redact_data(dict(smoke), set(hidden)))
     else:
@@ -289,9 +289,6 @@ def smoke(
     on the device asked for. prefix: the env (default: python's grandparent folder)."""
     if not options.run_smoke or plan.smoke is None:
         return None
-    from fwsetup.backends import envvars
-    from fwsetup.smoke.runner import environment_for, run_smoke
-
     spec = plan.smoke
     base = dict(options.env) if options.env else dict(os.environ)
     carried = envvars.read(prefix if prefix is not None else python.parent.parent)

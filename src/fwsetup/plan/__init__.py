@@ -3,6 +3,7 @@
 `fwsetup plan --json` prints what these functions return, and install, build and smoke do exactly that.
 """
 
+from fwsetup.plan.evaluate import GPU_ACCELERATORS, norm_arch
 from fwsetup.plan.explain import where_it_runs
 from fwsetup.plan.model import (
     ImagePlan,
@@ -16,7 +17,7 @@ from fwsetup.plan.model import (
     plan_to_dict,
     plan_to_json,
 )
-from fwsetup.plan.planner import GPU_ACCELERATORS, make_plan, norm_arch
+from fwsetup.plan.planner import make_plan
 from fwsetup.plan.request import build_request, request_flags
 
 __all__ = [

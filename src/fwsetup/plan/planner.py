@@ -41,7 +41,6 @@ from fwsetup.plan.evaluate import (
     GPU_ACCELERATORS,
     evaluate,
     make_target,
-    norm_arch,
     ver,
     version_filter,
 )
@@ -78,7 +77,7 @@ if TYPE_CHECKING:
     from fwsetup.recipes import Build, Recipe
     from fwsetup.registry import Registry
 
-__all__ = ["GPU_ACCELERATORS", "make_plan", "norm_arch", "variant_family", "version_filter"]
+__all__ = ["make_plan"]
 
 
 def _platform(t: Target) -> dict[str, object]:

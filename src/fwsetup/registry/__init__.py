@@ -32,20 +32,21 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from fwsetup.errors import RecipeError
+from fwsetup.recipes import parse_version
 from fwsetup.registry.platforms import Platform, parse_platform
+from fwsetup.resources import compat_dir
+from fwsetup.validation import split_error, type_words
 
 if TYPE_CHECKING:
     from packaging.tags import Tag
 
 __all__ = [
     "SCHEMA_VERSION",
-    "Platform",
     "Registry",
     "ReleaseInfo",
     "Wheel",
     "canonical",
     "load_registry",
-    "parse_platform",
     "registry_dir",
 ]
 
@@ -136,15 +137,11 @@ class Registry:
 
     def versions(self, distribution: str) -> list[str]:
         """The releases synced for `distribution`, oldest first (PEP 440 order); [] when not synced."""
-        from fwsetup.recipes import parse_version
-
         return sorted(self._dists.get(canonical(distribution), {}), key=parse_version)
 
     def _key(self, table: dict[str, object], version: str) -> str | None:
         if version in table:
             return version
-        from fwsetup.recipes import parse_version
-
         want = parse_version(version)
         return next((v for v in table if parse_version(v) == want), None)
 
@@ -169,8 +166,6 @@ def _expand(python_tag: str, abi_tag: str, platform_tag: str) -> frozenset[Tag]:
 
 @cache
 def registry_dir() -> Path:
-    from fwsetup.resources import compat_dir
-
     return compat_dir() / "registry"
 
 
@@ -218,8 +213,6 @@ def _check(doc: _Doc, path: Path, name: str) -> None:
 
 
 def _words(text: str) -> str:
-    from fwsetup.validation import type_words
-
     text = re.sub(r"`([^`]*)`", lambda m: type_words(m.group(1), _TYPES), text)
     return text[:1].lower() + text[1:]
 
@@ -227,8 +220,6 @@ def _words(text: str) -> str:
 def _explain(path: Path, data: bytes, exc: msgspec.ValidationError) -> RecipeError:
     """The failing key with its real names (msgspec writes dict keys as [...]): the wheels are checked
     one by one, then the rest of the file."""
-    from fwsetup.validation import split_error
-
     raw = msgspec.json.decode(data)
     for section, cls in (("distributions", Wheel), ("releases", ReleaseInfo)):
         table = raw.get(section) if isinstance(raw, dict) else None

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from fwsetup.errors import RecipeError
-from fwsetup.registry import PYPI, Registry, Wheel, canonical, registry_dir
+from fwsetup.recipes import load_recipes, parse_requirement, parse_specifier, parse_version, read_toml
+from fwsetup.registry import PYPI, Registry, Wheel, canonical, load_registry, registry_dir
 
 # CPython minors a recipe's `python` range is read over.
 PYTHONS: Final = tuple(f"3.{m}" for m in range(7, 16))
@@ -69,8 +70,6 @@ class Exception_:
 
 
 def load_exceptions(path: Path | None = None) -> list[Exception_]:
-    from fwsetup.recipes import read_toml
-
     path = path or registry_dir() / "exceptions.toml"
     if not path.is_file():
         return []
@@ -153,8 +152,6 @@ def _offers(wheels: Iterable[Wheel], os: str, arch: str, minor: str) -> bool:
 
 def _pinned(b: Any) -> list[tuple[str, set[str]]]:
     """(distribution, extras) of every requirement pinned to the build's own version."""
-    from fwsetup.recipes import parse_requirement
-
     out = []
     for text in [*b.requirements, *(b.conda.pip if b.conda else [])]:
         req = parse_requirement(text)
@@ -328,22 +325,15 @@ def _hosts(b: Any) -> list[tuple[str, str]]:
 
 
 def _v(text: str) -> Any:
-    from fwsetup.recipes import parse_version
-
     return parse_version(text)
 
 
 def _contains(spec: str, minor: str) -> bool:
-    from fwsetup.recipes import parse_specifier
-
     return bool(parse_specifier(spec).contains(minor + ".0", prereleases=True))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the comparison for every recipe with registry data (python -m fwsetup.registry.agree)."""
-    from fwsetup.recipes import load_recipes
-    from fwsetup.registry import load_registry
-
     exceptions = load_exceptions()
     bad = 0
     for recipe in load_recipes(None):

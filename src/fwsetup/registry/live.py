@@ -35,7 +35,12 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
-from fwsetup.redact import redact_url
+from fwsetup.net import fetch, tls_context
+from fwsetup.recipes import parse_requirement, parse_version
+from fwsetup.redact import redact_text, redact_url
+from fwsetup.registry import PYPI, Registry, ReleaseInfo, Wheel, _Doc, load_registry
+from fwsetup.registry.sync import kept_requires, zip_member
+from fwsetup.settings import resolve
 
 if TYPE_CHECKING:
     from fwsetup.recipes import Recipe
@@ -78,8 +83,6 @@ def http_get(
     """One GET through fwsetup.net.fetch, finished within `deadline` seconds and `max_bytes` of body; any
     HTTP status is an answer, a transport failure raises (fwsetup.net.FetchError). `cert`: pip's `cert`
     setting (a CA file or folder), as pip itself would trust the index."""
-    from fwsetup.net import fetch
-
     r = fetch(url, headers=headers, deadline=deadline, max_bytes=max_bytes, context=tls(cert))
     return Answer(status=r.status, headers=dict(r.headers), body=r.body)
 
@@ -94,8 +97,6 @@ def tls(cert: str | None = None) -> Any:
     with _TLS_LOCK:
         ctx = _TLS.get(cert)
         if ctx is None:
-            from fwsetup.net import tls_context
-
             p = Path(cert).expanduser() if cert else None
             ctx = _TLS[cert] = tls_context(
                 str(p) if p is not None and not p.is_dir() else None,
@@ -369,8 +370,6 @@ def _page(index: str, entry: _Entry, kind: Kind, note: str = "") -> Page:
 def _failed(
     index: str, project: str, entry: _Entry | None, path: Path | None, now: float, why: str
 ) -> Outcome:
-    from fwsetup.redact import redact_text
-
     why = redact_text(why)
     if path is not None:
         base = entry or _Entry(index=redact_url(index), project=project, fetched=0.0)
@@ -445,8 +444,6 @@ def read_requires(
     sha256. All at once, within `deadline`; one that did not finish is left out (the caller inherits) and
     not asked again for FAILURE_RETRY seconds."""
     from email.parser import BytesHeaderParser
-
-    from fwsetup.registry.sync import zip_member
 
     out: dict[tuple[str, str], list[str]] = {}
     todo: list[tuple[str, str, File, Path | None]] = []
@@ -588,8 +585,6 @@ def new_release_wheels(
 
 def default_index(env: Mapping[str, str] | None = None) -> tuple[str | None, str]:
     """The user's index (pip's index-url) or PyPI; (None, why) when pip is told to use no index."""
-    from fwsetup.settings import resolve
-
     pip = resolve(env).pip
     if pip.no_index:
         return None, "pip is configured with no-index"
@@ -597,8 +592,6 @@ def default_index(env: Mapping[str, str] | None = None) -> tuple[str | None, str
 
 
 def _pins(texts: Iterable[str], version: str) -> list[str]:
-    from fwsetup.recipes import parse_requirement
-
     out = []
     for text in texts:
         try:
@@ -617,8 +610,6 @@ def _canonical(name: str) -> str:
 def wanted(recipe: Recipe, snapshot: Registry | None, index: str) -> list[tuple[str, str]]:
     """(index, project) pairs for a recipe: every distribution of its data on the user's index; the
     framework's own indexes (those the newest release's builds name) for the distributions they install."""
-    from fwsetup.recipes import parse_version
-
     projects: dict[str, None] = {}
     if snapshot is not None:
         projects.update(dict.fromkeys(snapshot.distributions()))
@@ -679,9 +670,6 @@ def live_registry(
     now: float | None = None,
 ) -> Registry | None:
     """The recipe's registry data as the indexes publish it now (see the module doc), with `data` set."""
-    from fwsetup.registry import load_registry
-    from fwsetup.settings import resolve
-
     s = resolve(env)
     snapshot = load_registry(recipe.name)
     snap_date = snapshot.synced if snapshot is not None else "none"
@@ -768,16 +756,12 @@ def _recipe_extras(recipe: Recipe, snapshot: Registry | None) -> set[str]:
 
 
 def _floor(recipe: Recipe) -> str | None:
-    from fwsetup.recipes import parse_version
-
     versions = [b.version for b in recipe.builds if b.installable]
     return min(versions, key=parse_version) if versions else None
 
 
 def _with_data(reg: Registry, data: DataInfo, recipe: Recipe) -> Registry:
     """A copy of `reg` (the shipped snapshot is cached per process and shared) with `data` set."""
-    from fwsetup.registry import Registry
-
     copy = Registry.__new__(Registry)
     for name in Registry.__slots__:
         setattr(copy, name, getattr(reg, name))
@@ -803,9 +787,6 @@ def merge(
     version it pinned rewritten): the index's simple page does not carry them. Returns the registry and
     {(dist, version): release inherited from}."""
     from packaging.version import Version
-
-    from fwsetup.registry import PYPI, Registry, ReleaseInfo, Wheel, _Doc
-    from fwsetup.registry.sync import kept_requires
 
     dists: dict[str, dict[str, list[Wheel]]] = {}
     releases: dict[str, dict[str, ReleaseInfo]] = {}
@@ -847,8 +828,6 @@ def merge(
                     rel_table[key] = msgspec.structs.replace(rel_table[key], requires=own_kept, read=True)
         sources.append(f"{redact_url(page.index)}/{dist}/ ({page.kind}, {_stamp(page.fetched)})")
     # requirements of new releases: inherited from the nearest older release of the same distribution
-    from fwsetup.recipes import parse_version
-
     for dist, rel_table in releases.items():
         order = sorted(rel_table, key=parse_version)
         for i, v in enumerate(order):
@@ -877,14 +856,10 @@ def merge(
 
 
 def _same(a: str, b: str) -> bool:
-    from fwsetup.recipes import parse_version
-
     return bool(parse_version(a) == parse_version(b))
 
 
 def _new_release(files: Sequence[File]) -> Any:
-    from fwsetup.registry import ReleaseInfo
-
     pythons = {f.requires_python for f in files if f.requires_python}
     uploads = sorted(f.uploaded for f in files if f.uploaded)
     return ReleaseInfo(

@@ -45,8 +45,10 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
+from fwsetup import net
 from fwsetup.errors import FwsetupError, NetworkError, UsageError
-from fwsetup.registry import PYPI, SCHEMA_VERSION, ReleaseInfo, Wheel, canonical
+from fwsetup.recipes import load_recipes, parse_requirement, parse_version
+from fwsetup.registry import PYPI, SCHEMA_VERSION, ReleaseInfo, Wheel, canonical, registry_dir
 
 PYPI_JSON: Final = "https://pypi.org/pypi"
 USER_AGENT: Final = "fwsetup-sync-registry (+https://pypi.org/project/fwsetup/)"
@@ -70,7 +72,6 @@ def _say(text: str) -> None:
 def http_fetch(timeout: float = 30.0, retries: int = 2) -> Fetch:
     """Fetch through fwsetup.net: `timeout` is each request's total deadline (not per read), and an answer
     is capped in size (net.DEFAULT_MAX_BYTES)."""
-    from fwsetup import net
 
     def fetch(url: str, span: tuple[int, int] | None = None) -> bytes:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -118,8 +119,6 @@ class Target:
 
 
 def targets_of(recipes: Iterable[Any]) -> list[Target]:
-    from fwsetup.recipes import parse_requirement, parse_version
-
     recipes = list(recipes)
     # distribution -> the recipe whose own version it is pinned to; a recipe's declared `distribution` is its
     # own whatever another recipe pins (Caffe2 pins torch==1.10.2, its frozen release: torch is PyTorch's)
@@ -499,8 +498,6 @@ def render(
     data: Mapping[str, DistData],
 ) -> str:
     """The data file's text: one line per wheel and per release (diffable), keys in a fixed order."""
-    from fwsetup.recipes import parse_version
-
     lines = ["{", f'  "schema_version": {SCHEMA_VERSION},', f'  "framework": {_line(framework)},']
     lines.append(f'  "synced": {_line(synced)},')
     lines.append('  "sources": [' + ",".join(f"\n    {_line(s)}" for s in sources) + "\n  ],")
@@ -642,8 +639,6 @@ def _saved_arg(text: str) -> tuple[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fwsetup.registry import registry_dir
-
     p = argparse.ArgumentParser(prog="sync-registry", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=None, help="output folder (default: data/registry)")
     p.add_argument("--recipes", type=Path, default=None, help="recipes folder (default: the shipped ones)")
@@ -663,8 +658,6 @@ def main(argv: list[str] | None = None) -> int:
         print("sync-registry: --timeout must be in (0, 600] seconds and --jobs in 1..64.", file=sys.stderr)
         return 2
     try:
-        from fwsetup.recipes import load_recipes
-
         saved = dict(_saved_arg(s) for s in args.saved_index)
         recipes = list(load_recipes(args.recipes)) if args.recipes else list(load_recipes(None))
         fig = run_sync(

@@ -29,6 +29,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from fwsetup.errors import SmokeError
+from fwsetup.settings import resolve
+
 SMOKE_DIR: Final = Path(__file__).resolve().parent
 
 # name (a recipe's `smoke` / SmokeSpec.script) -> script file in SMOKE_DIR
@@ -72,8 +75,6 @@ def smoke_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
     """Where smoke scripts are looked up: fwsetup's own folder first, then FWSETUP_SMOKE_DIR
     (os.pathsep-separated; scripts for your own recipes, `--recipes DIR`). A name found in fwsetup's folder is
     never taken from another: the shipped scripts cannot be replaced by a variable."""
-    from fwsetup.settings import resolve
-
     return [SMOKE_DIR, *(d for d in resolve(env).smoke_dirs if Path(d).resolve() != SMOKE_DIR)]
 
 
@@ -113,8 +114,6 @@ def script_path(name: str, env: Mapping[str, str] | None = None) -> Path:
                 and candidate != "runner.py"
             ):
                 return folder / candidate
-    from fwsetup.errors import SmokeError
-
     known = ", ".join(sorted(SCRIPTS))
     msg = f"no smoke test named {name!r} (known: {known})."
     raise SmokeError(msg)

@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fwsetup import proc
 from fwsetup.errors import SmokeError, UsageError
+from fwsetup.proc import child_environ, preexec
+from fwsetup.smoke import SMOKE_DIR, parse_report
 from fwsetup.text import printable
 
 SCRIPTS = {"pytorch": "dist_pytorch.py", "jax": "dist_jax.py"}
@@ -243,8 +246,6 @@ def free_port(addr: str = "127.0.0.1") -> int:
 
 
 def _script(framework: str) -> Path:
-    from fwsetup.smoke import SMOKE_DIR
-
     if framework not in SCRIPTS:
         msg = f"--nodes: a multi-node smoke test exists for {', '.join(SCRIPTS)}, not {framework}."
         raise UsageError(msg)
@@ -341,9 +342,6 @@ def probe_nodes(
     framework versions, its host name and whether its ranks' addresses are its own. Ranks that share a
     namespace and an interpreter share one question. Returns each rank's answer."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    from fwsetup import proc
-    from fwsetup.smoke import SMOKE_DIR
 
     groups: dict[tuple[str | None, str], list[Rank]] = {}
     for r in ranks:
@@ -458,8 +456,6 @@ def run_multinode(
     """Run the job; return the combined report, or raise SmokeError naming the rank and what it tried.
     `here`: the ranks to start on this machine (default all; the others are started on their own nodes).
     Bad input (UsageError): more ranks than this machine can start, a rank whose address is not here."""
-    from fwsetup.proc import child_environ, preexec
-
     script = _script(framework)
     t_start = time.perf_counter()
     master = ranks[0]
@@ -506,8 +502,6 @@ def run_multinode(
             )
             results = []
             for r, p, out, err in procs:
-                from fwsetup.smoke import parse_report
-
                 stdout = _tail(out).decode(errors="replace")
                 stderr = _tail(err).decode(errors="replace")
                 tail = "\n".join(stderr.strip().splitlines()[-6:])

@@ -30,7 +30,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fwsetup import proc
 from fwsetup.errors import SmokeError, UsageError
+from fwsetup.smoke import SMOKE_DIR, parse_report
 from fwsetup.smoke.multinode import (
     DISTRIBUTIONS,
     SCRIPTS,
@@ -91,8 +93,6 @@ printf '%s' "$FWSMOKE_PYZ" | base64 -d >"$smoke"
 
 def smoke_zip(framework: str) -> bytes:
     """dist_<framework>.py and the helpers it imports, as a zip Python runs (`python FILE`)."""
-    from fwsetup.smoke import SMOKE_DIR
-
     script = SCRIPTS[framework]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -181,8 +181,6 @@ def cluster_nodes(
 ) -> dict[str, str]:
     """Each node of the cluster (`scontrol show node -o`): its name and the address it is reached at; `flag` is
     what the user typed, for the message when the cluster does not answer."""
-    from fwsetup import proc
-
     res = proc.run(["scontrol", "show", "node", "-o"], timeout=timeout, env=env)
     if not res.ok:
         why = res.error or (res.stderr.strip().splitlines() or ["no output"])[-1]
@@ -211,8 +209,6 @@ def probe(
     framework: str, python: str, nodes: int, *, timeout: float, env: Mapping[str, str] | None = None
 ) -> dict[str, dict[str, str | None]]:
     """Each node's versions of the framework's distributions, asked through srun (one task per node)."""
-    from fwsetup import proc
-
     argv = ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--label", "--job-name=fwsetup-probe",
             "--time=5", python, "-I", "-c", _PROBE, *DISTRIBUTIONS[framework]]  # fmt: skip
     res = proc.run(argv, timeout=timeout, env=env)
@@ -254,8 +250,6 @@ def run_slurm(
     extra: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run the job on N nodes of the Slurm cluster; the combined report, or SmokeError naming the node."""
-    from fwsetup import proc
-
     if framework not in SCRIPTS:
         msg = f"--launcher slurm runs pytorch and jax; {framework} has no multi-node smoke test."
         raise UsageError(msg)
@@ -327,8 +321,6 @@ def _slurm_verdict(
         why = res.error or f"salloc ended with exit status {res.returncode}"
         msg = f"the multi-node smoke test of {framework} failed: the job did not start ({why})"
         raise SmokeError(msg, hint=tail or None)
-    from fwsetup.smoke import parse_report
-
     outs, errs = _by_task(res.stdout), _by_task(res.stderr)
     results = []
     for i, node in enumerate(order):

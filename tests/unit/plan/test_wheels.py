@@ -264,7 +264,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from fwsetup.profile import CPUInfo, NvidiaInfo, PythonInfo  # noqa: E402
 from fwsetup.recipes import parse_requirement  # noqa: E402
-from fwsetup.registry import Platform  # noqa: E402
+from fwsetup.registry.platforms import Platform  # noqa: E402
 
 
 @st.composite

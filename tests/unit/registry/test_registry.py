@@ -11,7 +11,8 @@ import pytest
 from packaging.tags import Tag
 
 from fwsetup.errors import RecipeError
-from fwsetup.registry import Wheel, load_registry, parse_platform, read_registry, registry_dir
+from fwsetup.registry import Wheel, load_registry, read_registry, registry_dir
+from fwsetup.registry.platforms import parse_platform
 
 
 def test_committed_torch_data_answers_by_release_and_tag() -> None:
