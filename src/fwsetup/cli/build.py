@@ -24,6 +24,9 @@ from fwsetup.cli.options import (
     any_path,
     input_file,
 )
+from fwsetup.cli.plan import exit_if_refused
+from fwsetup.cli.render import smoke_summary
+from fwsetup.ui import emit_json, err_console, escape, info
 
 if TYPE_CHECKING:
     from fwsetup.backends.engine import BuildEvent
@@ -34,8 +37,6 @@ class BuildView:
     a terminal (or every line with --verbose)."""
 
     def __init__(self, verbose: bool = False, quiet: bool = False) -> None:
-        from fwsetup.ui import err_console
-
         self.console = err_console()
         self.verbose = verbose
         self.quiet = quiet
@@ -53,14 +54,10 @@ class BuildView:
             self.status.__exit__(*exc)
 
     def progress(self, stage: str, message: str) -> None:
-        from fwsetup.ui import escape
-
         if not self.quiet:
             self.console.print(f"[bold]{escape(stage)}[/]: {escape(message)}")
 
     def event(self, ev: BuildEvent) -> None:
-        from fwsetup.ui import escape
-
         if self.quiet:
             return
         if ev.kind == "step":
@@ -170,10 +167,8 @@ def build_command(
     """Build a Docker image for NAME and smoke-test it in a container with no network."""
     import json
 
-    from fwsetup.cli.plan import exit_if_refused
-    from fwsetup.ops import build as ops
-    from fwsetup.plan import build_request
-    from fwsetup.ui import emit_json, info
+    from fwsetup.ops import build as ops  # lazy: start-up (cli/__init__.py)
+    from fwsetup.plan import build_request  # lazy: start-up (cli/__init__.py)
 
     request = build_request(name, gpu=gpu, cpu=cpu, version=version, python=python, method="docker", all_gpus=all_gpus,
                             allow_insecure=allow_insecure, allow_experimental=allow_experimental,
@@ -204,8 +199,6 @@ def build_command(
     if json_out:
         emit_json(json.dumps(outcome.as_dict(), indent=2))
         return
-    from fwsetup.cli.render import smoke_summary
-
     info(
         f"[green]✓[/] built [bold]{outcome.tag}[/] ({_size(outcome.size_bytes)}; {outcome.steps} steps, "
         f"{outcome.cached_steps} cached; {outcome.seconds:.0f} s)"
@@ -231,10 +224,7 @@ def _build_platforms(ask: Any, *, verbose: bool, json_out: bool) -> None:
     --json gives one result per platform."""
     import json
 
-    from fwsetup.cli.plan import exit_if_refused
-    from fwsetup.cli.render import smoke_summary
-    from fwsetup.ops import build as ops
-    from fwsetup.ui import emit_json, info
+    from fwsetup.ops import build as ops  # lazy: start-up (cli/__init__.py)
 
     prepared_all = ops.prepare_builds(ask)
     for prepared in prepared_all:

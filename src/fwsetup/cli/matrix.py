@@ -10,6 +10,8 @@ import typer
 
 from fwsetup.cli._app import app
 from fwsetup.cli.options import count, output_dir, python_minor
+from fwsetup.errors import UsageError
+from fwsetup.ui import emit_json, escape, info
 
 
 @app.command("matrix")
@@ -52,9 +54,7 @@ def matrix_command(
     """Every image the recipes define, for CI: JSON, a GitHub Actions matrix, or a buildx bake file."""
     import json
 
-    from fwsetup.errors import UsageError
-    from fwsetup.ops.matrix import matrix_for, write_bake
-    from fwsetup.ui import emit_json, escape, info
+    from fwsetup.ops.matrix import matrix_for, write_bake  # lazy: start-up (cli/__init__.py)
 
     if fmt not in ("json", "github", "bake"):
         msg = f"--format {fmt!r}: expected json, github or bake."

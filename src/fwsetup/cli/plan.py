@@ -22,6 +22,7 @@ from fwsetup.cli.options import (
     input_file,
 )
 from fwsetup.errors import PlanRefused
+from fwsetup.ui import emit_json, escape, out_console
 
 if TYPE_CHECKING:
     from fwsetup.plan import Plan
@@ -30,8 +31,7 @@ if TYPE_CHECKING:
 def show_plan(plan: Plan, request, *, json_out: bool) -> None:
     """The plan as JSON on stdout alone, or rendered for a person."""
     if json_out:
-        from fwsetup.plan import plan_to_json
-        from fwsetup.ui import emit_json
+        from fwsetup.plan import plan_to_json  # lazy: start-up (cli/__init__.py)
 
         emit_json(plan_to_json(plan))
     else:
@@ -72,9 +72,8 @@ def data_line(plan: Plan) -> str:
 def render_plan(plan: Plan, request) -> None:
     # Here, not at the top: `fwsetup.cli` imports every command module, and the planner and the backends
     # (measured: about 0.3 s with -X importtime) load only for the command that renders a plan.
-    from fwsetup.ops.commands import plan_commands
-    from fwsetup.plan import request_flags, where_it_runs
-    from fwsetup.ui import escape, out_console
+    from fwsetup.ops.commands import plan_commands  # lazy: start-up (cli/__init__.py)
+    from fwsetup.plan import request_flags, where_it_runs  # lazy: start-up (cli/__init__.py)
 
     con = out_console()
     e = escape
@@ -184,8 +183,8 @@ def plan_command(
     offline: OfflineDataOpt = False,
 ) -> None:
     """The exact build of NAME that will run here, and why; or a refusal with what would work (exit 3)."""
-    from fwsetup.ops.plan import plan_for
-    from fwsetup.plan import build_request
+    from fwsetup.ops.plan import plan_for  # lazy: start-up (cli/__init__.py)
+    from fwsetup.plan import build_request  # lazy: start-up (cli/__init__.py)
 
     request = build_request(
         name,
@@ -200,7 +199,7 @@ def plan_command(
         vendor=vendor,
         backend=backend,
     )
-    from fwsetup.ops.fleet import is_fleet, plan_fleet_for
+    from fwsetup.ops.fleet import is_fleet, plan_fleet_for  # lazy: start-up (cli/__init__.py)
 
     profiles = host_profile or []
     mode = data_mode(refresh=refresh, offline=offline)

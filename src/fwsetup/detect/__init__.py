@@ -15,7 +15,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fwsetup.profile import HostProfile
+from fwsetup.profile import (
+    AmdInfo,
+    CPUInfo,
+    CudaToolkitInfo,
+    CudnnInfo,
+    DockerInfo,
+    HostProfile,
+    IntelInfo,
+    JetsonInfo,
+    NvidiaInfo,
+    OSInfo,
+    ToolsInfo,
+    load,
+)
 
 T = TypeVar("T")
 
@@ -81,19 +94,8 @@ def _collect(
 
 
 def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile:
+    # lazy: the probes take ~170-180 ms to import (measured here), which a --host-profile FILE never needs
     from fwsetup.detect import amd, cpu, cuda, intel, jetson, nvidia, python, system, tools
-    from fwsetup.profile import (
-        AmdInfo,
-        CPUInfo,
-        CudaToolkitInfo,
-        CudnnInfo,
-        DockerInfo,
-        IntelInfo,
-        JetsonInfo,
-        NvidiaInfo,
-        OSInfo,
-        ToolsInfo,
-    )
 
     # Threads for what waits (subprocesses, the driver); the file reads run meanwhile on this thread.
     background: dict[str, Callable[[], tuple[Any, list[str]]]] = {
@@ -158,8 +160,7 @@ def _detect(disk_path: str | Path | None, *, docker: bool = True) -> HostProfile
 def _add_docker(profile: HostProfile) -> HostProfile:
     import msgspec
 
-    from fwsetup.detect import tools
-    from fwsetup.profile import DockerInfo
+    from fwsetup.detect import tools  # lazy: the probes' import cost (see _detect)
 
     results = _collect(
         _start({"docker": _soft("docker", tools.probe_docker, DockerInfo())}), {"docker": DockerInfo()}
@@ -204,7 +205,5 @@ def get_host(host_profile: str | Path | None = None, *, docker: bool = True) -> 
     """The HostProfile to plan against: read from `host_profile` when given, else detected here
     (`docker=False`: without asking the Docker engine, for commands that do not use it)."""
     if host_profile:
-        from fwsetup.profile import load
-
         return load(host_profile)
     return detect_host(docker=docker)

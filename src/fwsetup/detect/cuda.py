@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from glob import glob
 from pathlib import Path
 
+from fwsetup.proc import run
 from fwsetup.profile import CudaToolkitInfo, CudnnInfo
 
 _NVCC_RELEASE = re.compile(r"release (\d+\.\d+)")
@@ -79,8 +80,6 @@ def probe_toolkit(notes: list[str], *, env: Mapping[str, str] | None = None) -> 
     if nvcc is None and home is not None and (home / "bin" / "nvcc").is_file():
         nvcc = str(home / "bin" / "nvcc")
     if version is None and nvcc:
-        from fwsetup.proc import run
-
         res = run([nvcc, "--version"], timeout=10)
         m = _NVCC_RELEASE.search(res.stdout)
         if m:

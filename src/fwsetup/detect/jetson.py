@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Final
 
 from fwsetup.profile import JetsonInfo
+from fwsetup.resources import compat_dir
+from fwsetup.settings import current
 
 RELEASE_FILE: Final = "etc/nv_tegra_release"
 MODEL_FILE: Final = "proc/device-tree/model"
@@ -58,8 +60,7 @@ class JetsonTables:
 
 @cache
 def load_tables() -> JetsonTables:
-    from fwsetup.recipes import read_toml
-    from fwsetup.resources import compat_dir
+    from fwsetup.recipes import read_toml  # lazy: recipes costs ~30-60 ms at `fwsetup profile` start-up
 
     path = compat_dir() / "jetson.toml"
     if not path.is_file():
@@ -84,8 +85,7 @@ class JetsonWheel:
 
 @cache
 def load_wheels() -> tuple[JetsonWheel, ...]:
-    from fwsetup.recipes import read_toml
-    from fwsetup.resources import compat_dir
+    from fwsetup.recipes import read_toml  # lazy: recipes costs ~30-60 ms at `fwsetup profile` start-up
 
     path = compat_dir() / "jetson.toml"
     if not path.is_file():
@@ -108,7 +108,7 @@ def wheels_for(framework: str, l4t: str | None) -> list[JetsonWheel]:
     """NVIDIA's wheels of `framework` built for this exact L4T release, newest first."""
     if not l4t:
         return []
-    from fwsetup.recipes import parse_version
+    from fwsetup.recipes import parse_version  # lazy: recipes costs ~30-60 ms at start-up
 
     found = [w for w in load_wheels() if w.framework == framework and l4t in w.l4t]
     return sorted(found, key=lambda w: parse_version(w.version), reverse=True)
@@ -128,8 +128,6 @@ def compute_capability_of(model: str | None, tables: JetsonTables) -> str | None
 
 def probe_jetson(notes: list[str], root: str | Path | None = None) -> JetsonInfo:
     if root is None:
-        from fwsetup.settings import current
-
         root = current().jetson_root
     base = Path(root) if root else Path("/")
     if root:

@@ -8,7 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from fwsetup.proc import run
 from fwsetup.profile import OSInfo
+from fwsetup.settings import current
 
 _SYSTEMS = {"linux": "linux", "darwin": "darwin", "windows": "windows"}
 
@@ -53,8 +55,6 @@ def _libc() -> tuple[str | None, str | None, str | None]:
     from glob import glob
 
     if glob("/lib/ld-musl-*.so.1"):
-        from fwsetup.proc import run
-
         # musl's loader prints "musl libc (x86_64)\nVersion 1.2.4" on stderr when run with no arguments.
         res = run([glob("/lib/ld-musl-*.so.1")[0]], timeout=2)
         for line in (res.stderr + res.stdout).splitlines():
@@ -112,8 +112,6 @@ def probe_memory(notes: list[str]) -> int | None:
 
 def default_disk_path() -> Path:
     # Environments go where the user points --env (relative to the current directory by default).
-    from fwsetup.settings import current
-
     return current().env_dir or Path(os.getcwd())
 
 

@@ -25,6 +25,7 @@ import msgspec
 from fwsetup import settings
 from fwsetup.proc import run
 from fwsetup.profile import DockerInfo
+from fwsetup.settings import resolve
 
 DOCKER_TIMEOUT = 5.0
 VERSION_TIMEOUT = 5.0
@@ -49,8 +50,6 @@ def _first_line(text: str) -> str:
 
 
 def ping_timeout(env: Mapping[str, str]) -> float:
-    from fwsetup.settings import resolve
-
     return resolve(env).engine_timeout
 
 

@@ -27,6 +27,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from fwsetup.compat import parse_cc
+from fwsetup.recipes import parse_requirement
+
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData, CudnnFloor
     from fwsetup.recipes import Build
@@ -55,8 +58,6 @@ def cap_for(dnn: BuildCudnn, cc: tuple[int, int], compat: CompatData) -> tuple[s
     allows no such series (or the cuDNN is a pin)."""
     from packaging.specifiers import SpecifierSet
     from packaging.version import InvalidVersion, Version
-
-    from fwsetup.compat import parse_cc
 
     if dnn.exact or not dnn.spec:
         return None
@@ -174,8 +175,6 @@ def build_cudnn(
     framework: str, b: Build, registry: Registry | None, compat: CompatData, arch: str | None
 ) -> BuildCudnn | None:
     """The cuDNN build `b` brings and its GPU floor (see the module doc); None where nobody says."""
-    from fwsetup.recipes import parse_requirement
-
     machine = {"arm64": "aarch64"}.get(arch or "x86_64", arch or "x86_64")
     if registry is not None and b.accelerator == "cuda":
         for text in b.requirements:

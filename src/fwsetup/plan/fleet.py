@@ -19,13 +19,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from fwsetup.compat import usable_gpus
+from fwsetup.compat import load_compat, usable_gpus
 from fwsetup.plan import explain
 from fwsetup.plan.choose import gpu_wanted, rank, variant_family
 from fwsetup.plan.evaluate import GPU_ACCELERATORS, evaluate, make_target, ver, version_filter
 from fwsetup.plan.model import Fleet, FleetGroup, FleetNode, Plan, Rejection, Request
+from fwsetup.plan.planner import make_plan, plan_data
 from fwsetup.plan.reasons import Failure, Reason, Suggestion
+from fwsetup.plan.suggest import ranked
 from fwsetup.plan.target import Evaluation
+from fwsetup.profile import to_dict
+from fwsetup.registry import load_registry
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData
@@ -72,8 +76,6 @@ _IDENTITY = ("disk_free_bytes", "disk_path", "memory_bytes", "probe_errors")
 
 def group_key(profile: HostProfile) -> str:
     """Identical machines, as far as planning goes, have the same key."""
-    from fwsetup.profile import to_dict
-
     d = to_dict(profile)
     for k in _IDENTITY:
         d.pop(k, None)
@@ -108,12 +110,7 @@ def plan_fleet(
 ) -> Plan:
     """One Plan for every node, or a refusal that names the nodes in the way. Its `fleet` field holds the
     groups of identical machines and a verdict per node."""
-    from fwsetup.plan.planner import make_plan
-    from fwsetup.registry import load_registry
-
     if compat is None:
-        from fwsetup.compat import load_compat
-
         compat = load_compat()
     request = msgspec.structs.replace(request, framework=recipe.name)
     in_range = version_filter(request.version)
@@ -155,8 +152,6 @@ def plan_fleet(
         return (gpu, ver(k[0]), rank(ev, rank_profile, request, families))
 
     n_nodes = len(nodes)
-    from fwsetup.plan.planner import plan_data
-
     base: dict[str, Any] = {"framework": recipe.name, "title": recipe.title, "method": request.method,
                             "data": plan_data(registry)}  # fmt: skip
     title = recipe.title
@@ -369,8 +364,6 @@ def _plan(
     suggestions: Sequence[Suggestion],
     **kw: Any,
 ) -> Plan:
-    from fwsetup.plan.suggest import ranked
-
     suggestions = ranked(suggestions)  # the same order as a single machine's plan
     return Plan(
         status=status,  # type: ignore[arg-type]

@@ -32,6 +32,9 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from fwsetup.recipes import parse_requirement, parse_version
+from fwsetup.registry import PYPI
+
 if TYPE_CHECKING:
     from fwsetup.recipes import Build, Recipe
     from fwsetup.registry import Registry
@@ -55,8 +58,6 @@ def _canonical(name: str) -> str:
 
 
 def _v(text: str):  # type: ignore[no-untyped-def]
-    from fwsetup.recipes import parse_version
-
     return parse_version(text)
 
 
@@ -75,8 +76,6 @@ def primary_distribution(recipe: Recipe, registry: Registry) -> str | None:
 
 
 def _pinned(b: Build) -> list[str]:
-    from fwsetup.recipes import parse_requirement
-
     out = []
     for text in b.requirements:
         try:
@@ -89,8 +88,6 @@ def _pinned(b: Build) -> list[str]:
 
 
 def _extras(b: Build) -> set[str]:
-    from fwsetup.recipes import parse_requirement
-
     out: set[str] = set()
     for text in b.requirements:
         try:
@@ -132,8 +129,6 @@ def _published(registry: Registry, dist: str, version: str, b: Build, variant: s
     """The release has wheels where this build installs from: its own index, or the default index (whose
     wheels stand in for an index that was not read, as in plan/wheels.py); for a new variant, a wheel whose
     local version names it (+cu140)."""
-    from fwsetup.registry import PYPI
-
     wheels = [w for w in registry.wheels(dist, version) if not w.yanked]
     if variant is not None:
         return any(_local_of(w.filename) == variant for w in wheels)

@@ -18,6 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fwsetup.compat import usable_gpus
+from fwsetup.plan import explain
+from fwsetup.plan.evaluate import make_target
+from fwsetup.plan.model import Request
+from fwsetup.plan.planner import make_plan
+from fwsetup.plan.wheels import diagnose, host_tags
+from fwsetup.registry import Wheel
 
 if TYPE_CHECKING:
     from fwsetup.plan.model import Plan
@@ -69,12 +75,6 @@ def check_locked(
 
 def _wheels(plan: Plan, packages: Sequence[LockedFiles], profile: HostProfile, verdict: HostVerdict) -> None:
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-
-    from fwsetup.plan import explain
-    from fwsetup.plan.evaluate import make_target
-    from fwsetup.plan.model import Request
-    from fwsetup.plan.wheels import diagnose, host_tags
-    from fwsetup.registry import Wheel
 
     target = make_target(profile, Request(framework=plan.framework, python=plan.python, method="venv"))
     host = host_tags(target)
@@ -138,9 +138,6 @@ def _replan(
     plan: Plan, profile: HostProfile, recipe: Recipe, registry: Registry | None, verdict: HostVerdict
 ) -> None:
     """The planner's own verdict on the locked release and variant here (GPU rules beyond the driver)."""
-    from fwsetup.plan.model import Request
-    from fwsetup.plan.planner import make_plan
-
     if not any(b.version == plan.version and b.variant == plan.variant for b in recipe.builds):
         return  # a release this fwsetup's recipe does not know: the checks above are all there is
     request = Request(framework=plan.framework, want="gpu", version=f"=={plan.version}", python=plan.python)

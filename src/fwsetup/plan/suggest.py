@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from fwsetup.compat import usable_gpus
+from fwsetup.compat import cuda_devices, parse_driver, usable_gpus
+from fwsetup.detect.jetson import wheels_for
 from fwsetup.plan.choose import newest
 from fwsetup.plan.evaluate import (
     GPU_ACCELERATORS,
@@ -144,8 +145,6 @@ def gpu_suggestions(
     # A newer driver: the newest release whose GPU build is held back by the driver alone.
     by_driver = held_back_by(gpu_evals, "driver")
     if by_driver and nv.driver_version:
-        from fwsetup.compat import parse_driver
-
         top_version = max(ver(ev.build.version) for ev in by_driver)
         top = [ev for ev in by_driver if ver(ev.build.version) == top_version and ev.min_driver]
         if top and (native_best is None or top_version > native_best):
@@ -177,8 +176,6 @@ def gpu_suggestions(
         out += jetson_wheel_suggestions(recipe, profile, t)
     if nv.nvml != "ok" and nv.pci_devices:
         out.append(Suggestion("load_driver"))
-    from fwsetup.compat import cuda_devices
-
     if nv.nvml == "ok" and cuda_devices(profile).no_instance and not usable_gpus(profile):
         out.append(Suggestion("disable_mig"))
     return out
@@ -187,8 +184,6 @@ def gpu_suggestions(
 def jetson_wheel_suggestions(recipe: Recipe, profile: HostProfile, t: Target) -> list[Suggestion]:
     """NVIDIA's wheel of this framework for the board's exact L4T release (data/jetson.toml [[wheel]]), named
     with its pip command: NVIDIA publishes no hash or index for it, so fwsetup does not install it itself."""
-    from fwsetup.detect.jetson import wheels_for
-
     jet = profile.jetson
     wheels = wheels_for(recipe.name, jet.l4t)
     if not wheels:
