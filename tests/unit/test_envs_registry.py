@@ -16,6 +16,7 @@ import pytest
 from envs_world import fake, install, listed, run
 
 from fwsetup import envs, staging
+from fwsetup.ops.sync import check_host, read_lock_source
 
 # `fake` is a fixture of the helper module: pytest finds it here, in this module's namespace
 __all__ = ["fake"]
@@ -303,7 +304,6 @@ def test_sync_refuses_a_lock_this_machine_cannot_run(
 
 
 def test_the_lock_check_passes_on_the_machine_it_was_made_for(h100_lock: Path) -> None:
-    from fwsetup.ops.sync import check_host, read_lock_source
 
     src = read_lock_source(h100_lock)
     assert [p.files for p in src.packages] == [("torch-2.15.0+cu130-cp312-cp312-manylinux_2_28_x86_64.whl",)]

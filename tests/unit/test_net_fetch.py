@@ -14,6 +14,7 @@ from slow_server import serve, trickle_headers
 
 from fwsetup import net
 from fwsetup.errors import NetworkError
+from fwsetup.registry import sync
 
 
 def silent(c: socket.socket) -> None:
@@ -99,7 +100,6 @@ def test_a_stalled_tls_handshake_is_cut_at_the_deadline() -> None:
 
 def test_registry_sync_fetch_has_a_total_deadline() -> None:
     """fwsetup-sync-registry reads PyPI through the same helper: a trickling server ends it in time."""
-    from fwsetup.registry import sync
 
     with serve(trickle_headers) as base:
         t0 = time.monotonic()

@@ -25,7 +25,10 @@ import pytest
 from support import make_wheel
 from venv_world import RECIPE, SMOKE
 
-from fwsetup import pipconfig
+from fwsetup import pipconfig, proc
+from fwsetup.backends import conda, wheel_sources
+from fwsetup.backends.base import InstallOptions
+from fwsetup.backends.conda_env import CondaEnv
 from fwsetup.backends.installer import find_uv
 
 needs_uv = pytest.mark.skipif(
@@ -266,7 +269,6 @@ def test_https_index_trusted_only_through_requests_ca_bundle(tmp_path: Path, ind
 @needs_openssl
 @pytest.mark.parametrize("index", ["tls"], indirect=True)
 def test_fwsetups_own_probe_trusts_the_carried_ca(tmp_path: Path, index: dict) -> None:
-    from fwsetup.backends import wheel_sources
 
     wheel_sources.probe_index.cache_clear()
     why = wheel_sources.probe_index(index["url"], None, 10.0)
@@ -292,10 +294,6 @@ def test_conda_environments_pip_section_gets_the_same_trust(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The conda backend's pip: section runs uv too: the same mapping (pipconfig.trust_env) applies."""
-    from fwsetup import proc
-    from fwsetup.backends import conda
-    from fwsetup.backends.base import InstallOptions
-    from fwsetup.backends.conda_env import CondaEnv
 
     ca = tmp_path / "corp.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")

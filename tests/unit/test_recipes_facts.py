@@ -21,6 +21,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from fwsetup.recipes import validate_dir
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -611,7 +613,6 @@ def test_installs_here_with_the_measured_pins(name: str) -> None:
 
 
 def test_loader_accepts_every_recipe() -> None:
-    from fwsetup.recipes import validate_dir
 
     loaded, problems = validate_dir(RECIPES_DIR)
     assert problems == []

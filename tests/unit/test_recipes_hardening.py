@@ -25,16 +25,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import FACTS
 
-from fwsetup.backends.conda_env import conda_env_for, render_environment_yml
+from fwsetup.backends.conda_env import CondaEnv, conda_env_for, render_environment_yml
 from fwsetup.backends.docker.backend import render_dockerfile
-from fwsetup.backends.docker.render import ImageOptions
+from fwsetup.backends.docker.render import ImageOptions, _comment, _dq
 from fwsetup.cli import main
 from fwsetup.errors import RecipeError, UsageError
 from fwsetup.ops.commands import plan_commands
 from fwsetup.ops.matrix import bake_file, matrix_entries
 from fwsetup.plan import Plan, Request, SmokeSpec, make_plan, plan_from_json
 from fwsetup.profile import load as load_profile
-from fwsetup.recipes import control_character, parse_recipe, validate_dir
+from fwsetup.recipes import control_character, insecure_sources, load_recipes, parse_recipe, validate_dir
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NO_PIP: dict[str, str] = {"PIP_CONFIG_FILE": "/dev/null", "HOME": "/nonexistent"}
@@ -271,14 +271,12 @@ def msgspec_builtins(plan: Plan) -> Any:
 
 
 def test_comment_and_quote_filters_never_break_a_line() -> None:
-    from fwsetup.backends.docker.render import _comment, _dq
 
     for text in ["a\nb", "a\rb", "a\x85b", "a\u2028b", "a\x00b", "a\\nb"]:
         assert len(_dq(text).splitlines()) == 1 and len(_comment(text).splitlines()) == 1
 
 
 def test_environment_yml_header_is_one_line_whatever_it_holds() -> None:
-    from fwsetup.backends.conda_env import CondaEnv
 
     env = CondaEnv(name="e", channels=("c",), specs=("x",), header=("a\nb\u2028c\x85d\re",))
     text = render_environment_yml(env)
@@ -376,7 +374,6 @@ def test_index_url_message_says_what_is_checked(tmp_path: Path, url: str) -> Non
 
 
 def test_the_shipped_recipes_have_no_insecure_sources() -> None:
-    from fwsetup.recipes import insecure_sources, load_recipes
 
     found = [
         (r.name, b.version, b.variant, insecure_sources(b)) for r in load_recipes(None) for b in r.builds

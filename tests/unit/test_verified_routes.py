@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fwsetup.cli import app
 from fwsetup.recipes import load_recipes
 from fwsetup.verified import ROUTES, routes_of, verified_routes
 
@@ -53,8 +54,6 @@ def test_the_recipe_has_the_route(name: str, route: str, test: str) -> None:
 
 def test_recipes_list_json_says_which_routes_and_which_test() -> None:
     from typer.testing import CliRunner
-
-    from fwsetup.cli import app
 
     res = CliRunner().invoke(app, ["recipes", "list", "--json"])
     assert res.exit_code == 0, res.output

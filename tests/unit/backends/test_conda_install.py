@@ -41,6 +41,7 @@ from support import FACTS
 from fwsetup import staging
 from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.conda import CondaBackend, _marker, _recover_in_place
+from fwsetup.backends.conda_env import conda_env_for
 from fwsetup.backends.conda_tools import CliInstaller, RattlerInstaller, find_installer
 from fwsetup.errors import InstallError, NetworkError, SmokeError, UsageError
 from fwsetup.plan import Plan, SmokeSpec
@@ -650,7 +651,6 @@ def test_cuda_arch_reaches_the_solver(channel: Path, pkgs_dir: Path) -> None:
     only for newer GPUs (here one that depends on `__cuda_arch >=8.0`) is refused on a Turing card (7.5) and
     solved on an Ada card (8.9); the user's CONDA_OVERRIDE_CUDA_ARCH wins, and without `__cuda` there is no
     `__cuda_arch` (CEP 46). py-rattler does not detect `__cuda_arch` itself: fwsetup passes it."""
-    from fwsetup.backends.conda_env import conda_env_for
 
     backend = rattler_backend(pkgs_dir)
 

@@ -21,7 +21,7 @@ from fwsetup.backends.conda_env import (
 from fwsetup.backends.conda_tools import explain
 from fwsetup.errors import InstallError, NetworkError, UsageError
 from fwsetup.plan import Plan, SmokeSpec
-from fwsetup.recipes import CondaSpec
+from fwsetup.recipes import CondaSpec, load_recipes
 
 
 def plan(**kw) -> Plan:
@@ -187,7 +187,6 @@ def test_spec_name() -> None:
 
 
 def _conda_builds():
-    from fwsetup.recipes import load_recipes
 
     for recipe in load_recipes(None):
         for build in recipe.builds:

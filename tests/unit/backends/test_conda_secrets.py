@@ -8,15 +8,17 @@ from pathlib import Path
 from index_secrets import EXTRA, TOKEN, clean_pip_env
 
 from fwsetup.backends.base import InstallOptions
+from fwsetup.backends.conda import CondaBackend, _credentials_to_env
+from fwsetup.backends.conda_env import CondaEnv
+from fwsetup.backends.conda_tools import explain
 from fwsetup.plan import Plan, SmokeSpec
+from fwsetup.recipes import CondaSpec
 
 # `clean_pip_env` is an autouse fixture of the helper module: pytest finds it in this module's namespace
 __all__ = ["clean_pip_env"]
 
 
 def test_conda_render_and_pip_section_hold_no_token(tmp_path: Path) -> None:
-    from fwsetup.backends.conda import CondaBackend, _credentials_to_env
-    from fwsetup.recipes import CondaSpec
 
     channel = f"https://conda.anaconda.org/t/{TOKEN}/private"
     plan = Plan(
@@ -53,8 +55,6 @@ def test_conda_render_and_pip_section_hold_no_token(tmp_path: Path) -> None:
 
 
 def test_conda_errors_hold_no_channel_token() -> None:
-    from fwsetup.backends.conda_env import CondaEnv
-    from fwsetup.backends.conda_tools import explain
 
     channel = f"https://conda.anaconda.org/t/{TOKEN}/private"
     env = CondaEnv(name="e", channels=(channel,), specs=("numpy",))

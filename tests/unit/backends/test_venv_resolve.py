@@ -21,6 +21,7 @@ from fwsetup.backends.installer import Installer
 from fwsetup.backends.venv import VenvBackend
 from fwsetup.backends.venv_paths import env_python
 from fwsetup.backends.wheel_sources import Sources
+from fwsetup.detect.tools import bundled_uv_version
 from fwsetup.plan import Plan
 
 
@@ -82,7 +83,6 @@ def test_the_bundled_uv_version_is_the_binarys_own() -> None:
     """The `uv` package's binary is not run for its version (its dist-info folder names it); what that gives
     is what the binary itself says. Any other binary is asked."""
     uv = pytest.importorskip("uv", reason="needs the uv package (pip install uv)")
-    from fwsetup.detect.tools import bundled_uv_version
 
     exe = uv.find_uv_bin()
     said = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout.split()

@@ -21,7 +21,7 @@ from venv_world import RECIPE, SMOKE, installed_version, options_for, plan_for
 
 from fwsetup import staging
 from fwsetup.backends.base import InstallOptions
-from fwsetup.backends.installer import find_uv
+from fwsetup.backends.installer import Installer, find_uv
 from fwsetup.backends.venv import VenvBackend
 from fwsetup.errors import InstallError, SmokeError, UsageError
 from fwsetup.plan import plan_to_json
@@ -227,7 +227,6 @@ def test_lock_held_elsewhere_times_out(world: dict) -> None:
 
 
 def test_pip_fallback(world: dict) -> None:
-    from fwsetup.backends.installer import Installer
 
     target = world["parent"] / "viapip"
     r = VenvBackend(installer=Installer("pip", None, "")).install(

@@ -18,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from fwsetup.cli import main
+from fwsetup import cli, staging
+from fwsetup.backends.installer import find_uv
+from fwsetup.cli import main, options
+from fwsetup.errors import ProfileError
+from fwsetup.profile import HostProfile, save
 from fwsetup.ui import state
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -80,8 +84,6 @@ def test_profile_output_a_folder_or_nowhere(tmp_path: Path) -> None:
 
 def test_profile_output_that_cannot_be_written(tmp_path: Path) -> None:
     # Past the parse-time checks (a folder that vanished, a full disk): still one message, exit 2.
-    from fwsetup.errors import ProfileError
-    from fwsetup.profile import HostProfile, save
 
     with pytest.raises(ProfileError, match="cannot write"):
         save(HostProfile(), tmp_path / "gone" / "p.json")
@@ -138,9 +140,6 @@ def test_every_numeric_and_path_option_goes_through_the_helpers() -> None:
     """Every option whose metavar says it is a number or a path has a parser from fwsetup.cli.options: a new
     option that forgets it fails here."""
     import typer.main
-
-    from fwsetup import cli
-    from fwsetup.cli import options
 
     helpers = {options.seconds, options.count, options.input_file, options.input_dir, options.output_file,
                options.output_dir, options.interpreter, options.python_minor}  # fmt: skip
@@ -266,8 +265,6 @@ def fake_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     from support import make_wheel
     from venv_world import RECIPE, SMOKE
 
-    from fwsetup.backends.installer import find_uv
-
     if find_uv(dict(os.environ)) is None:
         pytest.skip("needs the uv binary")
     make_wheel(tmp_path / "wheels", "1.0")
@@ -299,7 +296,6 @@ def _version(target: Path) -> str:
 
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_ctrl_c_around_the_swap(fake_world: dict, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
-    from fwsetup import staging
 
     code, _out, err = _install(fake_world, "1.0")
     assert code == 0, err

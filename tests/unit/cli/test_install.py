@@ -11,8 +11,13 @@ import pytest
 
 from fwsetup.backends import installer, pylock, venv, venv_paths, wheel_sources
 from fwsetup.backends.base import InstallOptions
+from fwsetup.backends.engine import EngineInfo
 from fwsetup.cli import main
-from fwsetup.plan import Plan
+from fwsetup.errors import NetworkError, UsageError
+from fwsetup.ops import build as ops_build
+from fwsetup.ops.build import BuildRequest, prepare_build
+from fwsetup.ops.install import default_env_dir
+from fwsetup.plan import Plan, build_request
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -273,7 +278,6 @@ def test_fix_paths(tmp_path: Path) -> None:
 
 def test_find_installer_honours_the_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert installer.find_installer({"FWSETUP_INSTALLER": "pip", "PATH": ""}).kind == "pip"
-    from fwsetup.errors import UsageError
 
     with pytest.raises(UsageError):
         installer.find_installer({"FWSETUP_INSTALLER": "conda"})
@@ -282,7 +286,6 @@ def test_find_installer_honours_the_choice(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_default_env_dir() -> None:
-    from fwsetup.ops.install import default_env_dir
 
     assert default_env_dir("pytorch", "cu126", {"HOME": "/h"}) == Path(
         "/h/.local/share/fwsetup/envs/pytorch-cu126"
@@ -307,11 +310,6 @@ def test_build_falls_back_to_local_wheels_as_install_does(
 ) -> None:
     """`build --wheelhouse DIR` with the framework's index out of reach: the same final plan as `install`
     (ops.install.resolve_sources), not exit 7 asking for the --wheelhouse that was given."""
-    from fwsetup.backends.engine import EngineInfo
-    from fwsetup.errors import NetworkError
-    from fwsetup.ops import build as ops_build
-    from fwsetup.ops.build import BuildRequest, prepare_build
-    from fwsetup.plan import build_request
 
     class Engine:  # the engine's answer to the version check; nothing is built
         def __init__(self, env: object = None) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from fwsetup.cli import app
 from fwsetup.recipes import load_recipes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -59,7 +60,6 @@ def test_there_is_something_to_compare() -> None:
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
 @pytest.mark.parametrize("name", FRAMEWORKS)
 def test_plan_docker_is_the_plan_build_renders(name: str, profile: Path) -> None:
-    from fwsetup.cli import app
 
     runner = CliRunner()
     planned = runner.invoke(

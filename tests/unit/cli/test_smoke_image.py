@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from fwsetup.backends.docker import backend as docker_backend
 from fwsetup.backends.engine import BuildEvent, BuildSpec, Engine, EngineInfo, RunResult, RunSpec
-from fwsetup.cli import app
+from fwsetup.cli import app, main
 from fwsetup.plan import Plan, SmokeSpec, plan_to_json
 
 PLAN = Plan(
@@ -86,7 +86,6 @@ def test_gpu_flags_become_device_requests(use_engine) -> None:
 
 def test_an_image_fwsetup_did_not_build_is_a_clear_error(use_engine) -> None:
     use_engine(LabelEngine({}, RunResult(exit_code=0, stdout="", stderr="", seconds=0.0)))
-    from fwsetup.cli import main
 
     assert main(["smoke", "pytorch", "--image", "debian:12"]) == 2
     assert main(["smoke", "pytorch", "--image", "debian:12", "--python", "/usr/bin/python3"]) == 2
@@ -96,6 +95,5 @@ def test_a_failed_training_step_exits_6(use_engine) -> None:
     bad = {**REPORT, "ok": False, "error": "the loss did not fall"}
     use_engine(LabelEngine({"io.fwsetup.plan": plan_to_json(PLAN)},
                            RunResult(exit_code=1, stdout=json.dumps(bad) + "\n", stderr="", seconds=1.0)))  # fmt: skip
-    from fwsetup.cli import main
 
     assert main(["smoke", "pytorch", "--image", "img:1"]) == 6

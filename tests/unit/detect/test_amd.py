@@ -20,6 +20,7 @@ import msgspec
 import pytest
 
 from fwsetup.detect.amd import gfx_name, probe_amd
+from fwsetup.errors import ProfileError
 from fwsetup.profile import AmdInfo, load, loads
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -154,7 +155,6 @@ def test_old_profiles_without_the_section_still_load() -> None:
 
 
 def test_a_bad_gfx_value_in_a_profile_names_the_field() -> None:
-    from fwsetup.errors import ProfileError
 
     raw = json.loads((FIXTURES / "mi300x.json").read_text())
     raw["amd"]["gpus"][0]["gfx_target_version"] = -1

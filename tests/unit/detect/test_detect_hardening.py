@@ -25,7 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from fwsetup.detect import tools
+from fwsetup import detect
+from fwsetup.backends.docker.engine import DockerEngine
+from fwsetup.detect import nvidia, tools
+from fwsetup.errors import EngineError
+from fwsetup.profile import DockerInfo
 
 # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -211,7 +215,6 @@ def test_install_dry_run_survives_a_crashing_driver(fake_nvml_libs: dict[str, Pa
 def test_garbage_from_the_probe_is_a_finding(
     fake_nvml_libs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, variant: str, says: str
 ) -> None:
-    from fwsetup.detect import nvidia
 
     monkeypatch.delitem(sys.modules, "pynvml", raising=False)  # no in-process fake: the real child path
     monkeypatch.setenv("LD_LIBRARY_PATH", str(fake_nvml_libs[variant]))
@@ -222,7 +225,6 @@ def test_garbage_from_the_probe_is_a_finding(
 
 
 def test_find_nvml_library_without_loading_it(tmp_path: Path) -> None:
-    from fwsetup.detect import nvidia
 
     (tmp_path / "lib").mkdir()
     lib = tmp_path / "lib" / "libnvidia-ml.so.1"
@@ -239,8 +241,6 @@ def test_find_nvml_library_without_loading_it(tmp_path: Path) -> None:
 def test_no_library_no_child(monkeypatch: pytest.MonkeyPatch) -> None:
     # The start-up budget: without the library nothing is spawned (and nothing loaded).
     import subprocess as sp
-
-    from fwsetup.detect import nvidia
 
     if nvidia.find_nvml_library() is not None:
         pytest.skip("this machine has an NVML library")
@@ -348,8 +348,6 @@ def test_smoke_image_gives_up_in_seconds_with_exit_4(silent_engine: SilentEngine
 
 
 def test_engine_adapter_fails_fast(silent_engine: SilentEngine) -> None:
-    from fwsetup.backends.docker.engine import DockerEngine
-    from fwsetup.errors import EngineError
 
     engine = DockerEngine(
         env=base_env(DOCKER_HOST=f"unix://{silent_engine.path}", FWSETUP_ENGINE_TIMEOUT="0.5")
@@ -364,8 +362,6 @@ def test_engine_adapter_fails_fast(silent_engine: SilentEngine) -> None:
 def test_detection_without_docker_then_with_it(
     silent_engine: SilentEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fwsetup import detect
-    from fwsetup.profile import DockerInfo
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{silent_engine.path}")
     monkeypatch.setenv("FWSETUP_ENGINE_TIMEOUT", "0.5")

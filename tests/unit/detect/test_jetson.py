@@ -15,8 +15,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from fwsetup.detect.jetson import load_tables, parse_release, probe_jetson
+from fwsetup.detect import detect_host
+from fwsetup.detect.jetson import load_tables, load_wheels, parse_release, probe_jetson
 from fwsetup.errors import RecipeError
+from fwsetup.ops.doctor_host import check_host
 from fwsetup.plan import Plan, Request, make_plan
 from fwsetup.profile import HostProfile, JetsonInfo, load
 from fwsetup.recipes import load_recipe_file, load_recipes
@@ -101,7 +103,6 @@ def test_this_machine_is_not_a_jetson() -> None:
 
 
 def test_detection_wires_the_probe_into_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fwsetup.detect import detect_host
 
     monkeypatch.setenv("FWSETUP_JETSON_ROOT", str(tree(tmp_path)))
     profile = detect_host(refresh=True, docker=False)
@@ -200,7 +201,6 @@ def test_recipe_l4t_is_validated(tmp_path: Path) -> None:
 
 
 def test_doctor_names_the_jetson_instead_of_no_gpu() -> None:
-    from fwsetup.ops.doctor_host import check_host
 
     findings = {f.id: f for f in check_host(orin())}
     assert "nvidia.none" not in findings and "cuda.toolkit-without-driver" not in findings
@@ -220,7 +220,6 @@ def test_the_jetpack_wheel_table_agrees_with_the_l4t_table() -> None:
     """data/jetson.toml [[wheel]] (NVIDIA's "PyTorch for Jetson" list) names, for each wheel, the JetPack and
     L4T releases NVIDIA built it for: each pair must be the [[l4t]] table's (the JetPack/L4T match), and the
     file name must be the release and Python it claims."""
-    from fwsetup.detect.jetson import load_wheels
 
     tables = load_tables()
     wheels = load_wheels()

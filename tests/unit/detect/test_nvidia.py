@@ -10,9 +10,12 @@ from typing import ClassVar
 
 import pytest
 
+from fwsetup import detect
+from fwsetup.cli import app
 from fwsetup.compat import usable_gpus
-from fwsetup.detect import nvidia
-from fwsetup.profile import GPU
+from fwsetup.detect import detect_host, nvidia
+from fwsetup.detect.nvidia import probe_nvidia
+from fwsetup.profile import GPU, HostProfile, MigDevice, dumps, loads
 
 # -- a fake pynvml --------------------------------------------------------------------------------------
 
@@ -172,7 +175,6 @@ def test_driver_with_no_gpu(tmp_path: Path) -> None:
 def test_two_gpus_one_in_mig_mode(tmp_path: Path) -> None:
     """GPU 0 in MIG mode with one MIG device (slot 1 empty): NVML's nvmlDeviceGetMaxMigDeviceCount and
     nvmlDeviceGetMigDeviceHandleByIndex list it (UUID, name, memory) into the profile, and a job can use it."""
-    from fwsetup.profile import HostProfile, MigDevice
 
     instance = {"name": "NVIDIA A100-SXM4-40GB MIG 3g.20gb", "uuid": "MIG-5d2c", "memory": 20 * 2**30}
     m = fake_nvml([
@@ -198,13 +200,11 @@ def test_mig_mode_without_instances_is_no_cuda_device(tmp_path: Path) -> None:
     )
     info, _ = probe(m, tmp_path)
     assert info.gpus[0].mig_devices == ()
-    from fwsetup.profile import HostProfile
 
     assert usable_gpus(HostProfile(nvidia=info)) == ()
 
 
 def test_cuda_visible_devices_is_recorded(tmp_path: Path) -> None:
-    from fwsetup.detect.nvidia import probe_nvidia
 
     m = fake_nvml([{"name": "NVIDIA H100", "uuid": "GPU-a", "cc": (9, 0)}])
     env = {"CUDA_VISIBLE_DEVICES": "GPU-a", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
@@ -292,8 +292,6 @@ def test_pci_scan(tmp_path: Path) -> None:
 
 def test_fake_through_sys_modules(monkeypatch: pytest.MonkeyPatch) -> None:
     # The whole detection path picks up a pynvml from sys.modules (no real driver needed).
-    from fwsetup import detect
-    from fwsetup.profile import dumps, loads
 
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([{"name": "NVIDIA H100 80GB HBM3", "cc": (9, 0)}]))
     monkeypatch.delenv("FWSETUP_OVERRIDE_CUDA", raising=False)
@@ -305,9 +303,6 @@ def test_fake_through_sys_modules(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_doctor_json_with_fake_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
-
-    from fwsetup import detect
-    from fwsetup.cli import app
 
     detect.clear_cache()
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([{"name": "NVIDIA A100", "cc": (8, 0), "mig": 1},
@@ -331,7 +326,6 @@ def test_real_detection_does_not_raise() -> None:
 
 @pytest.mark.skipif(Path("/proc/driver/nvidia").exists(), reason="this machine has an NVIDIA driver")
 def test_real_machine_without_driver_reports_missing() -> None:
-    from fwsetup.detect import detect_host
 
     host = detect_host(refresh=True)
     assert host.nvidia.nvml == "missing"
@@ -344,8 +338,6 @@ def test_real_machine_without_driver_reports_missing() -> None:
 def test_a_hanging_nvml_does_not_hang_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     # nvmlInit() can block for minutes on a GPU in a bad state: detection gives up on it, not on the host.
     import time
-
-    from fwsetup import detect
 
     hanging = fake_nvml([])
     hanging.nvmlInit = lambda: time.sleep(3)

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from gpu_hosts import _own_cache, docker_host_with, plan_for, text
 
+from fwsetup.backends.docker.engine import run_create_kwargs
+from fwsetup.backends.engine import RunSpec
+from fwsetup.detect.tools import _gpu_ways
+
 # `_own_cache` is an autouse fixture of the helper module: pytest finds it in this module's namespace
 __all__ = ["_own_cache"]
 
@@ -16,7 +20,6 @@ def test_gpus_through_the_nvidia_hook_without_an_nvidia_runtime(tmp_path: Path) 
     specified nvidia" while `docker run --gpus all` works: moby registers its NVIDIA device driver when
     nvidia-container-runtime-hook is on the daemon's PATH (daemon/nvidia_linux.go), no runtime needed. A GPU
     image is planned there, saying which way the engine gives GPUs; before issue 22 it was refused."""
-    from fwsetup.detect.tools import _gpu_ways
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -44,9 +47,6 @@ def test_gpus_as_cdi_devices(tmp_path: Path) -> None:
     """CDI, the third way (NVIDIA Container Toolkit: `nvidia-ctk cdi generate` writes /etc/cdi/nvidia.yaml;
     Docker 25+ lists CDISpecDirs and injects `--device nvidia.com/gpu=all`): found in the engine's spec dirs,
     and the smoke container then asks for the CDI device instead of `--gpus`."""
-    from fwsetup.backends.docker.engine import run_create_kwargs
-    from fwsetup.backends.engine import RunSpec
-    from fwsetup.detect.tools import _gpu_ways
 
     spec_dir = tmp_path / "cdi"
     spec_dir.mkdir()

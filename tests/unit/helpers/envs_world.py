@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fwsetup.backends.installer import find_uv
 from fwsetup.cli import main
 from fwsetup.ui import state
 
@@ -26,8 +27,6 @@ def run(*args: str) -> tuple[int, str, str]:
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     from support import make_wheel
     from venv_world import RECIPE, SMOKE
-
-    from fwsetup.backends.installer import find_uv
 
     if find_uv(dict(os.environ)) is None:
         pytest.skip("needs the uv binary (pip install uv)")

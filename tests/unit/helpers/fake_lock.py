@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import fwsetup.backends.docker.lock as lock
 from fwsetup.backends.docker.lock import ImageLock, LockedPackage
 
 CALLS: list[dict[str, Any]] = []
@@ -41,7 +42,6 @@ def fake_compile_lock(requirements: Sequence[str], **kw: Any) -> ImageLock:
 
 @pytest.fixture
 def fake_image_lock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
-    import fwsetup.backends.docker.lock as lock
 
     monkeypatch.setattr(lock, "compile_lock", fake_compile_lock)
     CALLS.clear()

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from fwsetup.plan import Plan, Request, make_plan
-from fwsetup.profile import HostProfile, load
+from fwsetup.profile import GPU, DockerInfo, HostProfile, MigDevice, load
 from fwsetup.recipes import load_recipes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -37,7 +37,6 @@ def text(items: list[str]) -> str:
 def mig_machine(**nvidia: Any) -> HostProfile:
     """tests/fixtures/mig.json (two A100-SXM4-40GB in MIG mode) with the MIG instances NVML lists: GPU 0 split
     into a 3g.20gb and a 1g.5gb, GPU 1 into one 3g.20gb."""
-    from fwsetup.profile import MigDevice
 
     base = fixture("mig")
     instances = {
@@ -53,7 +52,6 @@ def mixed_kepler(**nvidia: Any) -> HostProfile:
     """The machine of https://github.com/pytorch/pytorch/issues/31319: a Tesla K80 (3.7) beside two Tesla K40c
     (3.5); torch failed with "no kernel image is available" whenever a K40c was visible, and worked with only
     the K80 visible (CUDA_DEVICE_ORDER=PCI_BUS_ID, CUDA_VISIBLE_DEVICES)."""
-    from fwsetup.profile import GPU
 
     base = fixture("kepler")
     gpus = (
@@ -67,7 +65,6 @@ def mixed_kepler(**nvidia: Any) -> HostProfile:
 
 
 def docker_host_with(**docker: Any) -> HostProfile:
-    from fwsetup.profile import DockerInfo
 
     base = fixture("datacenter-h100")
     info = DockerInfo(client="28.2.2", server="28.2.2", host="unix:///var/run/docker.sock", **docker)

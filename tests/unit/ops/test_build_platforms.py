@@ -15,13 +15,25 @@ from typing import ClassVar
 import pytest
 
 from fwsetup.backends.docker.buildx import parse_buildx_platforms
+from fwsetup.backends.docker.engine import DockerEngine
 from fwsetup.backends.engine import EngineInfo
+from fwsetup.cli import main
 from fwsetup.compat import usable_gpus
 from fwsetup.errors import EngineError, InstallError, UsageError
+from fwsetup.ops import build as ops_build
+from fwsetup.ops.build import (
+    NATIVE_SMOKE_TIMEOUT,
+    BuildRequest,
+    manifest_target,
+    platform_ref,
+    prepare_builds,
+    push_manifest,
+)
 from fwsetup.plan import build_request
 from fwsetup.plan.container import native_platform, parse_platforms, plan_image, platform_profile
 from fwsetup.profile import HostProfile, load
 from fwsetup.recipes import load_recipes
+from fwsetup.settings import EMULATED_SMOKE_TIMEOUT
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 BASE = "fwsetup/bookworm-base:latest"
@@ -112,8 +124,6 @@ class FakeEngine:
 
 
 def _ask(monkeypatch: pytest.MonkeyPatch, framework: str = "jax", **kw: object) -> object:
-    from fwsetup.ops import build as ops_build
-    from fwsetup.ops.build import BuildRequest
 
     monkeypatch.setattr(ops_build, "DockerEngine", FakeEngine)  # where build makes its engine
     env = {"PIP_CONFIG_FILE": os.devnull, "PATH": os.environ.get("PATH", "")}
@@ -122,8 +132,6 @@ def _ask(monkeypatch: pytest.MonkeyPatch, framework: str = "jax", **kw: object) 
 
 
 def test_each_platform_builds_from_its_own_base_and_tag(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fwsetup.ops.build import NATIVE_SMOKE_TIMEOUT, prepare_builds
-    from fwsetup.settings import EMULATED_SMOKE_TIMEOUT
 
     monkeypatch.setattr(FakeEngine, "images", {BASE: "linux/amd64", BASE + "-arm64": "linux/arm64"})
     monkeypatch.setattr(FakeEngine, "platforms", ("linux/amd64", "linux/386", "linux/arm64"))
@@ -151,7 +159,6 @@ def test_each_platform_builds_from_its_own_base_and_tag(monkeypatch: pytest.Monk
 
 
 def test_a_platform_the_builder_cannot_run_ends_it_before_any_build(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fwsetup.ops.build import prepare_builds
 
     monkeypatch.setattr(FakeEngine, "images", {BASE: "linux/amd64", BASE + "-arm64": "linux/arm64"})
     monkeypatch.setattr(FakeEngine, "platforms", ("linux/amd64", "linux/386"))
@@ -168,7 +175,6 @@ def test_a_platform_the_builder_cannot_run_ends_it_before_any_build(monkeypatch:
 def test_a_base_of_another_platform_with_none_beside_it_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from fwsetup.ops.build import prepare_builds
 
     monkeypatch.setattr(FakeEngine, "images", {BASE: "linux/amd64"})
     with pytest.raises(UsageError) as err:
@@ -183,9 +189,6 @@ def test_the_cli_refuses_a_platform_without_a_build_before_building(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import json
-
-    from fwsetup.cli import main
-    from fwsetup.ops import build as ops_build
 
     monkeypatch.setattr(ops_build, "DockerEngine", FakeEngine)  # where build makes its engine
     monkeypatch.setattr(FakeEngine, "images", {BASE: "linux/amd64", BASE + "-arm64": "linux/arm64"})
@@ -213,8 +216,6 @@ MANIFEST = {
 
 def test_the_manifest_list_is_made_with_buildx_imagetools_and_read_back(tmp_path: Path) -> None:
     """A docker CLI on PATH that records its arguments and answers `imagetools inspect` as buildx 0.13 does."""
-    from fwsetup.backends.docker.engine import DockerEngine
-    from fwsetup.ops.build import push_manifest
 
     log = tmp_path / "argv"
     fake = tmp_path / "bin" / "docker"
@@ -250,8 +251,6 @@ def test_the_manifest_list_is_made_with_buildx_imagetools_and_read_back(tmp_path
 def test_push_with_several_platforms_sends_each_image_beside_the_list(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from fwsetup.ops.build import manifest_target, platform_ref, prepare_builds
-
     ask = _ask(monkeypatch, base=BASE, tag="me/jax:cpu", platforms=("linux/amd64", "linux/arm64"),
                push="127.0.0.1:5000/me/jax:cpu", dry_run=True)  # fmt: skip
     both = prepare_builds(ask)  # type: ignore[arg-type]

@@ -9,6 +9,9 @@ from typing import Any
 import msgspec
 from gpu_hosts import _own_cache, docker_host_with, fixture, mig_machine, mixed_kepler, plan_for, text
 
+from fwsetup.detect.environment import Framework, PythonEnv
+from fwsetup.ops import doctor, doctor_frameworks, doctor_host
+
 # `_own_cache` is an autouse fixture of the helper module: pytest finds it in this module's namespace
 __all__ = ["_own_cache"]
 
@@ -17,8 +20,6 @@ def test_doctor_names_an_installed_cudnn_that_dropped_the_gpu() -> None:
     """https://github.com/pytorch/pytorch/issues/162574: a GTX 1080 Ti (sm_61) with a PyTorch whose pip
     nvidia-cudnn-cu12 is 9.11 or newer fails in cuDNN calls (SM < 7.5 dropped in cuDNN 9.11.0). doctor applies
     the planner's rule (compat.cudnn_supports) to the cuDNN the environment really has."""
-    from fwsetup.detect.environment import Framework, PythonEnv
-    from fwsetup.ops import doctor_frameworks
 
     pascal = fixture("pascal-470")
     torch = Framework(name="torch", distribution="torch", version="2.9.1", build="cuda", cuda="12.8")
@@ -37,7 +38,6 @@ def test_doctor_names_an_installed_cudnn_that_dropped_the_gpu() -> None:
 
 
 def test_doctor_lists_the_mig_instances_and_the_rule() -> None:
-    from fwsetup.ops import doctor_frameworks, doctor_host
 
     found = {f.id: f for f in doctor_host.check_nvidia(mig_machine())}
     f0 = found["nvidia.gpu0.mig"]
@@ -51,13 +51,11 @@ def test_doctor_lists_the_mig_instances_and_the_rule() -> None:
 
 
 def torch_cuda() -> Any:
-    from fwsetup.detect.environment import Framework
 
     return Framework(name="torch", distribution="torch", version="2.9.1", build="cuda", cuda="12.6")
 
 
 def test_doctor_says_what_cuda_visible_devices_leaves() -> None:
-    from fwsetup.ops import doctor_host
 
     found = {f.id: f for f in doctor_host.check_nvidia(mixed_kepler(cuda_visible_devices="1,2"))}
     f = found["nvidia.visible-devices"]
@@ -80,7 +78,6 @@ def test_an_engine_that_really_cannot_is_refused_naming_every_way() -> None:
     why = text(p.reasons)
     assert "cannot give containers NVIDIA GPUs (no `nvidia` runtime, no nvidia-container-runtime-hook" in why
     assert "nvidia-ctk runtime configure" in why
-    from fwsetup.ops import doctor
 
     found = {f.id: f for f in doctor.diagnose(host)}
     assert "cannot give them to containers" in found["docker.no-nvidia-runtime"].title

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 from fake_dists import dist, write
 
+from fwsetup.cli.doctor import render
 from fwsetup.detect import environment as envmod
 from fwsetup.detect.environment import Framework, GpuCheck
 from fwsetup.ops import doctor, doctor_frameworks
@@ -171,8 +172,6 @@ def _rendered(host: HostProfile) -> str:
     import io
 
     from rich.console import Console
-
-    from fwsetup.cli.doctor import render
 
     out = io.StringIO()
     report = doctor.DoctorReport(host=host, findings=doctor.diagnose(host))

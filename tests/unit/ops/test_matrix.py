@@ -10,7 +10,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from typer.testing import CliRunner
 
-from fwsetup.cli import app
+from fwsetup.cli import app, main
 from fwsetup.ops.matrix import matrix_entries
 from fwsetup.plan.container import base_python
 from fwsetup.recipes import load_recipes
@@ -130,7 +130,6 @@ def test_bake_carries_the_ca_bundle_as_a_secret(tmp_path: Path) -> None:
 
 
 def test_bad_format_is_a_usage_error() -> None:
-    from fwsetup.cli import main
 
     assert main(["matrix", "--format", "yaml"]) == 2
 
@@ -155,7 +154,6 @@ class Ran:
 @pytest.fixture
 def bake_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """`fwsetup matrix --format bake` as the console script runs it (one message and an exit code)."""
-    from fwsetup.cli import main
 
     def call(out_dir: Path, *extra: str, **env: str) -> Ran:
         for k, v in {**NO_PIP, **env}.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 from gpu_hosts import _own_cache, fixture, mig_machine, mixed_kepler, plan_for, text
 
-from fwsetup.compat import load_compat
+from fwsetup.compat import cuda_devices, load_compat
 
 # `_own_cache` is an autouse fixture of the helper module: pytest finds it in this module's namespace
 __all__ = ["_own_cache"]
@@ -161,7 +161,6 @@ def test_cuda_visible_devices_decides_which_gpus_are_judged() -> None:
     none = plan_for(mixed_kepler(cuda_visible_devices=""), "pytorch", want="gpu")
     assert none.status == "refused" and "CUDA_VISIBLE_DEVICES='' hides every NVIDIA GPU" in text(none.reasons)
     assert plan_for(mixed_kepler(cuda_visible_devices=""), "pytorch").variant == "cpu"
-    from fwsetup.compat import cuda_devices
 
     devices = cuda_devices(mixed_kepler(cuda_visible_devices="2,7,0"))
     assert [g.index for g in devices.gpus] == [2] and devices.unmatched == ("7",)  # CUDA stops at 7

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from fwsetup.plan import Plan, Request, make_plan
+from fwsetup.plan.container import plan_image
 from fwsetup.profile import HostProfile, load
 from fwsetup.recipes import load_recipes
 
@@ -367,7 +368,6 @@ def test_caffe_is_never_pip_installed() -> None:
     p = plan("no-gpu", "caffe")
     assert p.status == "refused"
     assert "`fwsetup plan caffe --method docker`" in text(p.suggestions)
-    from fwsetup.plan.container import plan_image
 
     q, _ = plan_image(load_recipes().get("caffe"), profile("no-gpu"), Request(framework="caffe", want="cpu"))
     assert (q.status, q.variant, q.python) == ("ok", "apt-cpu", "3.9")

@@ -22,6 +22,7 @@ from fwsetup.profile import HostProfile, OSInfo, PythonInfo, load
 from fwsetup.recipes import load_recipes
 from fwsetup.smoke import LUAJIT, SMOKE_DIR, interpreter_of, script_file, script_path
 from fwsetup.smoke.runner import smoke_argv
+from fwsetup.staging import verify_hashes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CAFFE2_REQS = ["torch==1.10.2", "numpy==1.22.4", "protobuf==3.20.3", "future==1.0.0", "six==1.17.0"]
@@ -192,7 +193,6 @@ def test_a_wheel_whose_metadata_differs_from_its_record_is_not_a_damaged_cache(t
     """PyPI's torch 1.10.2 wheel (Caffe2's) ships a METADATA its own RECORD does not describe (24,828 bytes,
     RECORD: 24,834): the post-install hash check must not call that a damaged cache (a fresh unpack repeats
     it, so 'run again' never helped); a changed code file still is one."""
-    from fwsetup.staging import verify_hashes
 
     site = tmp_path / "lib" / "python3.9" / "site-packages"
     (site / "torch").mkdir(parents=True)

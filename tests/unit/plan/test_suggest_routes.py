@@ -13,9 +13,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from fwsetup.backends.conda_env import conda_env_for
 from fwsetup.plan import Plan, Request, make_plan
 from fwsetup.profile import HostProfile, load
 from fwsetup.recipes import Alternative, alternative_applies, load_recipes
+from fwsetup.release_status import load_release_matrix
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -174,7 +176,6 @@ def test_a_conda_plan_passes_the_gpu_architecture_with_the_driver() -> None:
     """Where the conda route passes virtual packages, the plan carries `__cuda_arch` too: the lowest compute
     capability of the GPUs it uses (CEP 46), beside `__cuda` (the driver's CUDA). TensorFlow 2.10 on native
     Windows takes CUDA 11.2 and cuDNN 8.1 from conda-forge (TF's install page); the RTX card is 8.6."""
-    from fwsetup.backends.conda_env import conda_env_for
 
     p = plan(
         host("windows-nvidia"), "tensorflow", want="gpu", version="2.10.1", python="3.10", method="conda"
@@ -233,7 +234,6 @@ def test_tensorflow_213_gpu_is_modelled_and_says_exactly_why_it_is_not_planned()
 def test_the_modelled_tensorflow_builds_agree_with_the_tested_configurations() -> None:
     """The CUDA/cuDNN of each modelled build is its release's row in TF's tested-configurations table, and the
     release matrix (data/release-matrix.toml) lists the variant as stable for its series."""
-    from fwsetup.release_status import load_release_matrix
 
     rows = {"2.11": ("11.2", "8.1"), "2.12": ("11.8", "8.6"), "2.13": ("11.8", "8.6")}
     builds = [

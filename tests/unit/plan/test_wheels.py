@@ -247,7 +247,6 @@ def test_without_registry_data_nothing_is_claimed() -> None:
 
 def test_a_profile_without_libc_reads_as_glibc_of_unknown_version() -> None:
     """Profiles written before os.libc existed: the usual Linux (glibc), every manylinux floor accepted."""
-    from fwsetup.profile import PythonInfo
 
     host = HostProfile(os=OSInfo(system="linux"), python=PythonInfo(version="3.11.4"))
     t = make_target(host, Request(framework="pytorch"))

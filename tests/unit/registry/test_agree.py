@@ -13,7 +13,7 @@ import pytest
 from support import FACTS
 
 from fwsetup.errors import RecipeError
-from fwsetup.recipes import load_recipes, parse_recipe, read_toml, shipped_recipes_dir
+from fwsetup.recipes import load_recipes, parse_recipe, parse_requirement, read_toml, shipped_recipes_dir
 from fwsetup.registry import load_registry, read_registry
 from fwsetup.registry.agree import compare, load_exceptions
 
@@ -253,7 +253,6 @@ def _cuda_of(requirement: str) -> str | None:
 def test_cuda_of_pip_builds_is_the_runtime_their_wheels_pull() -> None:
     """A build installed from PyPI with a CUDA (tensorflow[and-cuda]) says the CUDA that PyPI's metadata
     makes pip install: the nvidia-cuda-runtime / cuda-toolkit requirement of that release and extra."""
-    from fwsetup.recipes import parse_requirement
 
     checked = 0
     for name in SYNCED:

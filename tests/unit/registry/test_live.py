@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from simple_index import SimpleFile, SimpleIndex, future_jax
 
-from fwsetup.plan import Request, make_plan
+from fwsetup.backends.docker.render import image_labels
+from fwsetup.plan import Request, make_plan, plan_to_dict
 from fwsetup.plan.inherit import extend
+from fwsetup.plan.model import IndexData, PlanData
 from fwsetup.profile import load
 from fwsetup.recipes import load_recipes
 from fwsetup.registry import load_registry
@@ -27,6 +29,7 @@ from fwsetup.registry.live import (
     parse_json_page,
     read_pages,
 )
+from fwsetup.staging import plan_digest
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 H100 = FIXTURES / "datacenter-h100.json"  # Linux x86_64, glibc 2.39, Python 3.12, driver 580.65.06
@@ -245,10 +248,6 @@ def test_merge_replaces_an_index_s_wheels_and_keeps_the_others() -> None:
 def test_when_the_data_was_read_does_not_change_the_environment_or_the_image() -> None:
     import msgspec
 
-    from fwsetup.plan import plan_to_dict
-    from fwsetup.plan.model import IndexData, PlanData
-    from fwsetup.staging import plan_digest
-
     plan = make_plan(load(H100), load_recipes().get("jax"), Request(framework="jax", want="cpu"))
     live = msgspec.structs.replace(
         plan, data=PlanData(kind="live", date="2027-01-01 10:00 UTC",
@@ -259,7 +258,6 @@ def test_when_the_data_was_read_does_not_change_the_environment_or_the_image() -
     # a repeat install of the same build is a no-op whether its plan read the index or the cache
     assert plan_digest(plan_to_dict(live)) == plan_digest(plan_to_dict(cached))
     # an image's labels (before its venv layer) stay the same: an unchanged image is not rebuilt
-    from fwsetup.backends.docker.render import image_labels
 
     smoke = ["python", "-m", "fwsetup.smoke", "jax"]
     assert image_labels(live, "python:3.12", smoke) == image_labels(cached, "python:3.12", smoke)

@@ -18,10 +18,12 @@ import msgspec
 import pytest
 from simple_index import SimpleFile, SimpleIndex
 
+from fwsetup.compat import load_compat
 from fwsetup.plan import Request, make_plan
 from fwsetup.plan.inherit import extend
 from fwsetup.profile import HostProfile, load
 from fwsetup.recipes import load_recipes
+from fwsetup.registry import load_registry
 from fwsetup.registry.live import live_registry
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -195,9 +197,6 @@ def test_the_typed_cudnn_table_agrees_with_the_wheel_metadata() -> None:
     configurations; wherever the shipped registry snapshot has a release's own cuDNN pin (PyPI's torch wheel:
     the variant of its CUDA runtime; tensorflow[and-cuda]), the table says the same (data/sources-checked.toml)."""
     import re
-
-    from fwsetup.compat import load_compat
-    from fwsetup.registry import load_registry
 
     compat = load_compat()
     compared = 0

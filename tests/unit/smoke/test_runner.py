@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from fwsetup import proc
+from fwsetup.cli import app, main
 from fwsetup.errors import SmokeError
 from fwsetup.plan import SmokeSpec
 from fwsetup.smoke import SCRIPTS, SMOKE_DIR, parse_report, script_path
@@ -210,8 +211,6 @@ def test_harness_contract(tmp_path: Path, mode: str, args: list[str], ok: bool, 
 def test_smoke_command_exit_codes(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from fwsetup.cli import app
-
     good = _fake(
         tmp_path,
         'print(json.dumps({"ok": True, "framework": "jax", "version": "9", "device": "cpu", "steps": 3, "loss_before": 1, "loss_after": 0.5}))\n',
@@ -226,7 +225,6 @@ def test_smoke_command_exit_codes(tmp_path: Path) -> None:
         bad_dir,
         'print(json.dumps({"ok": False, "framework": "jax", "error": "JAX runs on cpu"}))\nsys.exit(1)\n',
     )
-    from fwsetup.cli import main
 
     assert main(["smoke", "jax", "--python", str(bad), "--gpu"]) == 6
 

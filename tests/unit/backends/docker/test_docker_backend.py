@@ -11,9 +11,16 @@ import pytest
 from docker_fakes import GOOD, NO_PIP, FakeEngine, plan
 from typer.testing import CliRunner
 
-from fwsetup.backends.docker.backend import DockerBackend
+from fwsetup.backends.docker.backend import DockerBackend, base_images, remove_stale_build_dirs
 from fwsetup.backends.docker.buildlog import parse_buildx, parse_classic
-from fwsetup.backends.docker.engine import DockerEngine, run_create_kwargs
+from fwsetup.backends.docker.engine import (
+    OWNER_LABEL,
+    DockerEngine,
+    owner_is_gone,
+    private_tag,
+    run_create_kwargs,
+    split_tag,
+)
 from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.backends.engine import (
     BuildEvent,
@@ -23,7 +30,8 @@ from fwsetup.backends.engine import (
     RunSpec,
     collect_build,
 )
-from fwsetup.errors import EngineError, InstallError, SmokeError
+from fwsetup.cli import app, main
+from fwsetup.errors import EngineError, InstallError, NetworkError, SmokeError
 
 # The image's lock without an index (helpers/fake_lock.py): no network in unit tests.
 pytestmark = pytest.mark.usefixtures("fake_image_lock")
@@ -147,7 +155,6 @@ def test_no_engine_is_a_clear_engine_error(tmp_path: Path) -> None:
 def test_build_command_without_engine_exits_4_with_the_hint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from fwsetup.cli import main
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
     assert main(["build", "pytorch", "--cpu", "--version", "2.13.0"]) == 4
@@ -265,7 +272,6 @@ def test_failed_smoke_is_a_smoke_error() -> None:
 
 
 def test_dry_run_prints_the_dockerfile_without_an_engine(tmp_path: Path) -> None:
-    from fwsetup.cli import app
 
     env = {"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock", "FWSETUP_BUILDER": "classic", **NO_PIP}
     result = CliRunner().invoke(
@@ -308,7 +314,6 @@ def test_a_failed_smoke_test_never_moves_the_tag() -> None:
 
 
 def test_split_tag_keeps_a_registry_port() -> None:
-    from fwsetup.backends.docker.engine import split_tag
 
     assert split_tag("reg:5000/a/b:1.0") == ("reg:5000/a/b", "1.0")
     assert split_tag("reg:5000/a/b") == ("reg:5000/a/b", "latest")
@@ -329,8 +334,6 @@ def _dead_pid() -> int:
 
 def test_stale_build_folders_of_dead_owners_are_removed(tmp_path: Path) -> None:
     import os
-
-    from fwsetup.backends.docker.backend import remove_stale_build_dirs
 
     dead = tmp_path / f"fwsetup-build-{_dead_pid()}-abc123"
     (dead / "secrets").mkdir(parents=True)
@@ -393,8 +396,6 @@ def test_build_secrets_are_mode_600_and_removed_on_every_exit(tmp_path: Path, ou
 def test_smoke_containers_carry_their_owner_and_stale_ones_are_removed() -> None:
     import os
     import socket
-
-    from fwsetup.backends.docker.engine import OWNER_LABEL, owner_is_gone, private_tag
 
     kwargs = run_create_kwargs(RunSpec(image="i", command=["python"]))
     assert kwargs["labels"][OWNER_LABEL] == f"{socket.gethostname()}:{os.getpid()}"
@@ -478,7 +479,6 @@ class NoRegistryEngine(FakeEngine):
 
 
 def test_an_unpullable_base_names_the_local_base_images_and_base_flag() -> None:
-    from fwsetup.errors import NetworkError
 
     engine = NoRegistryEngine(
         ["fwsetup/bookworm-base:latest", "fwsetup/pytorch:2.13.0-cpu-py3.11", "debian:12"]
@@ -497,7 +497,6 @@ def test_an_unpullable_base_names_the_local_base_images_and_base_flag() -> None:
 
 
 def test_an_unpullable_base_without_local_bases_says_how_to_make_one() -> None:
-    from fwsetup.errors import NetworkError
 
     with pytest.raises(NetworkError) as err:
         DockerBackend(NoRegistryEngine([])).build_image(plan(), ImageOptions(env=NO_PIP, tag="t"))
@@ -511,7 +510,6 @@ def test_a_base_that_pulls_is_built_from() -> None:
 
 
 def test_base_images_are_the_froms_that_are_not_stages() -> None:
-    from fwsetup.backends.docker.backend import base_images
 
     text = "FROM python:3.11-slim AS builder\nRUN x\nFROM --platform=linux/amd64 python:3.11-slim\nFROM builder\n"
     assert base_images(text) == ["python:3.11-slim"]

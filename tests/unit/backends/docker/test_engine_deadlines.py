@@ -23,8 +23,9 @@ import pytest
 from fwsetup.backends.docker.api import LOG_TAIL_BYTES, _Tail, json_messages
 from fwsetup.backends.docker.buildlog import parse_classic
 from fwsetup.backends.docker.engine import DockerEngine
-from fwsetup.backends.engine import RunSpec
+from fwsetup.backends.engine import BuildSpec, EngineInfo, RunSpec
 from fwsetup.errors import EngineError
+from fwsetup.proc import MAX_LINE
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
 VERSION = json.dumps({"ApiVersion": "1.41", "Version": "20.10.24", "MinAPIVersion": "1.12"}).encode()
@@ -306,7 +307,6 @@ def huge_build_chunk(path: str, conn: socket.socket, stop: threading.Event) -> N
 
 
 def test_one_huge_chunk_of_build_progress_is_not_read_whole(engine_at, tmp_path: Path) -> None:
-    from fwsetup.backends.engine import BuildSpec
 
     hostile = engine_at(huge_build_chunk)
     (tmp_path / "Dockerfile").write_text("FROM base\n")
@@ -368,8 +368,6 @@ def test_a_log_frame_that_claims_4_gib_keeps_only_a_tail(engine_at) -> None:
 
 
 def test_a_buildx_line_without_end_is_read_in_pieces(tmp_path: Path) -> None:
-    from fwsetup.backends.engine import BuildSpec, EngineInfo
-    from fwsetup.proc import MAX_LINE
 
     # a fake `docker` first on PATH: buildx prints 32 MiB with no newline, then its error, and fails
     bin_dir = tmp_path / "bin"

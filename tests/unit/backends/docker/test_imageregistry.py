@@ -32,6 +32,7 @@ from fwsetup.backends.docker.imageregistry import (
 from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.backends.engine import PushResult, RunResult
 from fwsetup.errors import NetworkError, RegistryError, SmokeError, UsageError
+from fwsetup.ops.build import PreparedBuild, build
 
 # -- references -----------------------------------------------------------------------------------------------
 
@@ -252,8 +253,6 @@ class PushingEngine(FakeEngine):
 
 
 def _prepared(engine: PushingEngine) -> Any:
-    from fwsetup.ops.build import PreparedBuild
-
     return PreparedBuild(
         plan=plan(), options=ImageOptions(env=NO_PIP, tag="t"), engine=engine,  # type: ignore[arg-type]
         push=parse_ref("127.0.0.1:5000/fwsetup/pytorch:t"),
@@ -262,7 +261,6 @@ def _prepared(engine: PushingEngine) -> Any:
 
 
 def test_push_comes_after_a_passed_smoke_test_with_the_credentials_in_the_request() -> None:
-    from fwsetup.ops.build import build
 
     report = '{"ok": true, "framework": "pytorch", "version": "2.13.0", "device": "cpu", "steps": 30}'
     engine = PushingEngine(RunResult(exit_code=0, stdout=report + "\n", stderr="", seconds=1.0))
@@ -282,7 +280,6 @@ def test_push_comes_after_a_passed_smoke_test_with_the_credentials_in_the_reques
 
 
 def test_no_push_when_the_smoke_test_fails() -> None:
-    from fwsetup.ops.build import build
 
     engine = PushingEngine(RunResult(exit_code=1, stdout="", stderr="Traceback: boom", seconds=1.0))
     with pytest.raises(SmokeError):

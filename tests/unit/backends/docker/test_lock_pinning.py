@@ -21,6 +21,7 @@ from dockerfile_plans import NO_PIP, cpu_plan, stages
 from fwsetup.backends.docker.backend import prepare_context, render_dockerfile
 from fwsetup.backends.docker.lock import ImageLock, LockedPackage, read_lock, sbom, sbom_packages
 from fwsetup.backends.docker.render import ImageOptions
+from fwsetup.cli import app
 from fwsetup.plan.container import image_plan, pin_base
 from fwsetup.plan.model import ImagePlan
 
@@ -182,8 +183,6 @@ def test_bake_shares_one_context_per_framework_with_only_the_wheels_its_targets_
 ) -> None:
     from typer.testing import CliRunner
 
-    from fwsetup.cli import app
-
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     torch = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
@@ -226,8 +225,6 @@ def test_platform_reaches_every_format(
     """`matrix --platform linux/amd64,linux/arm64`: the json/github build arguments carry it (fwsetup build makes
     one image per platform), and bake has one target per platform, each planned and locked for its platform."""
     from typer.testing import CliRunner
-
-    from fwsetup.cli import app
 
     monkeypatch.setattr("fwsetup.backends.wheel_sources.probe_index", lambda *a, **k: None)
     env = {

@@ -12,10 +12,12 @@ from dockerfile_plans import NO_PIP, cpu_plan, stages
 from fwsetup.backends.docker.backend import prepare_context, read_index_settings, render_dockerfile
 from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.errors import UsageError
+from fwsetup.ops.matrix import _version_key
 from fwsetup.plan import Plan, SmokeSpec, build_request, plan_from_json
 from fwsetup.plan.container import base_python, choose_base, cuda_base_image, linux_profile, plan_image
 from fwsetup.profile import load as load_profile
 from fwsetup.recipes import DockerSpec, load_recipes
+from fwsetup.smoke import SMOKE_DIR
 
 # The image's lock without an index (helpers/fake_lock.py): no network in unit tests.
 pytestmark = pytest.mark.usefixtures("fake_image_lock")
@@ -160,8 +162,6 @@ def _cuda_builds() -> list[object]:
     base image's Python is outside the build's Python range cannot be built as the recipe says: xfail,
     naming it (a recipe to fix)."""
     from packaging.specifiers import SpecifierSet
-
-    from fwsetup.ops.matrix import _version_key
 
     out: dict[tuple[str, str], str] = {}
     builds = {}
@@ -362,7 +362,6 @@ def test_context_takes_your_own_smoke_scripts_from_fwsetup_smoke_dir(tmp_path: P
 def test_context_never_takes_a_shipped_smoke_file_from_fwsetup_smoke_dir(tmp_path: Path) -> None:
     """issue 21: FWSETUP_SMOKE_DIR holding train_pytorch.py and _harness.py does not replace fwsetup's in an
     image: the image's smoke test is fwsetup's training step."""
-    from fwsetup.smoke import SMOKE_DIR
 
     mine = tmp_path / "my-smoke"
     mine.mkdir()

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from fwsetup.recipes import load_recipes
+
 ROOT = Path(__file__).resolve().parents[4]
 FIXTURES = ROOT / "tests" / "fixtures"
 HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
 
 
 def _installable() -> list[str]:
-    from fwsetup.recipes import load_recipes
 
     return sorted(r.name for r in load_recipes() if any(b.installable for b in r.builds))
 
