@@ -12,7 +12,7 @@ import sys
 
 def run() -> None:
     if sys.argv[1:2] == ["run"]:  # `fwsetup run ENV -- CMD`: exec'd before typer and rich load (envrun)
-        from fwsetup.envrun import main as run_in_env
+        from fwsetup.envrun import main as run_in_env  # lazy: before typer and rich (the docstring)
 
         sys.exit(run_in_env(sys.argv[2:]))
     import signal  # after `run`'s path: it imports enum (~20 ms)
@@ -30,7 +30,7 @@ def run() -> None:
         sys.stderr.write("\ninterrupted.\n")
         sys.exit(130)
     from fwsetup.cli import ignore_signals_to_exit  # loaded above already; here, not before `run`'s path
-    from fwsetup.ui import state
+    from fwsetup.ui import state  # loaded with the cli above
 
     state.exiting = True
     code = main()

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from fwsetup import envs, proc, staging
 from fwsetup.backends.transaction import distributions
 from fwsetup.ops.doctor_findings import Finding
+from fwsetup.recipes import load_recipes
 
 State = Literal["ok", "missing", "not-fwsetup", "damaged", "broken", "not-an-env"]
 IMPORT_TIMEOUT = 180.0
@@ -93,8 +94,6 @@ def _import_name(framework: str | None) -> str | None:
     if not framework:
         return None
     try:
-        from fwsetup.recipes import load_recipes
-
         recipe = load_recipes().get(framework)
         return recipe.import_name or recipe.name
     except Exception:  # noqa: BLE001 - a framework no recipe knows (a user's own recipe, gone): its own name

@@ -16,6 +16,9 @@ import typer
 
 from fwsetup.cli._app import app
 from fwsetup.cli.options import HostProfileOpt, any_path_text, input_dir, seconds
+from fwsetup.errors import UsageError
+from fwsetup.text import printable
+from fwsetup.ui import emit_json, err_console, escape, info, out_console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -83,7 +86,6 @@ def doctor_command(
         _fleet(fleet, json_out=json_out)
     # lazy: the planner, the recipes and the probes behind doctor cost start-up time for every other command
     from fwsetup.ops.doctor import report_to_json, run_doctor
-    from fwsetup.ui import err_console
 
     def progress(message: str) -> None:
         if not json_out or sys.stderr.isatty():
@@ -97,12 +99,8 @@ def doctor_command(
     if fix:
         report = _fix(report, run, yes=yes, json_out=json_out)
     if json_out:
-        from fwsetup.ui import emit_json
-
         emit_json(report_to_json(report))
     else:
-        from fwsetup.ui import out_console
-
         render(report, out_console())
     raise typer.Exit(report.exit_code)
 
@@ -112,9 +110,7 @@ def _fix(
 ) -> DoctorReport:
     """doctor --fix: say which repairs will run, ask (unless --yes), run each (fwsetup.envcheck.apply), then
     look again: the report returned is the one after the repairs (exit 1 while something is still wrong)."""
-    from fwsetup.errors import UsageError
     from fwsetup.ops.doctor import repair, repairs  # lazy: as run_doctor above
-    from fwsetup.ui import escape, info
 
     todo = repairs(report)
     if not todo:
@@ -139,8 +135,7 @@ def _fix(
 
 def _fleet(folder: str, *, json_out: bool) -> None:
     """`doctor --fleet DIR`: what differs between the nodes (fwsetup.ops.fleet decides)."""
-    from fwsetup.ops.fleet import doctor_fleet
-    from fwsetup.ui import emit_json, escape, out_console
+    from fwsetup.ops.fleet import doctor_fleet  # lazy: start-up (cli/__init__.py)
 
     cmp = doctor_fleet(folder)
     if json_out:
@@ -204,9 +199,6 @@ class _Section:
 
     def add(self, mark: str, label: str, text: str) -> None:
         from rich.text import Text
-
-        from fwsetup.text import printable
-        from fwsetup.ui import escape
 
         self.table.add_row(MARKS[mark], escape(label), Text(printable(text)))
 
@@ -389,9 +381,6 @@ def render(report: DoctorReport, console: Console) -> None:
     from rich.padding import Padding
     from rich.table import Table
     from rich.text import Text
-
-    from fwsetup.text import printable
-    from fwsetup.ui import escape
 
     findings = list(report.findings)
     host = report.host

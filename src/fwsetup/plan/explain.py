@@ -9,6 +9,7 @@ from typing import cast
 
 import msgspec
 
+from fwsetup.compat import cc_text
 from fwsetup.gpu_vendors import accelerator_vendor_title
 from fwsetup.plan.model import Rejection, Request
 from fwsetup.plan.reasons import Failure, GpuRef, Reason, Rejected, Suggestion
@@ -50,8 +51,6 @@ def gpu_label(g: object) -> str:
 
 
 def _cc_text(sass: object, ptx: object) -> str:
-    from fwsetup.compat import cc_text
-
     return cc_text(_strs(sass), _strs(ptx))
 
 
