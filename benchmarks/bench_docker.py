@@ -27,7 +27,7 @@ from fwsetup.backends.engine import RunSpec
 from fwsetup.detect import get_host
 from fwsetup.plan import build_request
 from fwsetup.plan.container import linux_profile, plan_image
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 
 def du_in_image(engine: DockerEngine, image: str, path: str) -> int:

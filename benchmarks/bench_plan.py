@@ -31,10 +31,10 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 
 def in_process(runs: int) -> dict[str, object]:
-    from fwsetup import recipes as rmod
     from fwsetup.compat import load_compat
     from fwsetup.plan import Request, make_plan
     from fwsetup.profile import load
+    from fwsetup.recipes import load as rmod
 
     t0 = time.perf_counter()
     recipes, problems = rmod.validate_dir(rmod.shipped_recipes_dir())

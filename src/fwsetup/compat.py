@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from fwsetup.errors import RecipeError
-from fwsetup.recipes import read_toml
+from fwsetup.recipes.load import read_toml
 from fwsetup.resources import compat_dir
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from fwsetup import envs, proc, staging
 from fwsetup.backends.transaction import distributions
 from fwsetup.ops.doctor_findings import Finding
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 State = Literal["ok", "missing", "not-fwsetup", "damaged", "broken", "not-an-env"]
 IMPORT_TIMEOUT = 180.0

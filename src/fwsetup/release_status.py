@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from fwsetup.errors import RecipeError
-from fwsetup.recipes import read_toml
+from fwsetup.recipes.load import read_toml
 from fwsetup.resources import compat_dir
 
 RELEASE_MATRIX_FILE: Final = "release-matrix.toml"

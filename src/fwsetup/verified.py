@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Final
 
-from fwsetup.recipes import read_toml
+from fwsetup.recipes.load import read_toml
 from fwsetup.resources import compat_dir
 
 ROUTES: Final = ("venv", "conda", "image", "apt")

@@ -26,7 +26,7 @@ from fwsetup.cli import main
 from fwsetup.errors import ProfileError
 from fwsetup.plan import Request, make_plan
 from fwsetup.profile import HostProfile, loads
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BASES = ["datacenter-h100.json", "no-gpu.json", "mig.json", "apple-silicon.json"]

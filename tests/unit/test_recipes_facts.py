@@ -21,7 +21,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from fwsetup.recipes import validate_dir
+from fwsetup.recipes.load import validate_dir
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -34,7 +34,8 @@ from fwsetup.ops.commands import plan_commands
 from fwsetup.ops.matrix import bake_file, matrix_entries
 from fwsetup.plan import Plan, Request, SmokeSpec, make_plan, plan_from_json
 from fwsetup.profile import load as load_profile
-from fwsetup.recipes import control_character, insecure_sources, load_recipes, parse_recipe, validate_dir
+from fwsetup.recipes.load import load_recipes, validate_dir
+from fwsetup.recipes.validate import control_character, insecure_sources, parse_recipe
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NO_PIP: dict[str, str] = {"PIP_CONFIG_FILE": "/dev/null", "HOME": "/nonexistent"}

@@ -14,14 +14,8 @@ from fwsetup.backends.docker.render import check_renderable
 from fwsetup.errors import RecipeError, UsageError
 from fwsetup.plan import Plan, SmokeSpec
 from fwsetup.plan.container import choose_base
-from fwsetup.recipes import (
-    DockerSpec,
-    load_recipe_file,
-    load_recipes,
-    read_toml,
-    shipped_recipes_dir,
-    validate_dir,
-)
+from fwsetup.recipes.load import load_recipe_file, load_recipes, read_toml, shipped_recipes_dir, validate_dir
+from fwsetup.recipes.schema import DockerSpec
 
 
 @pytest.fixture(autouse=True)

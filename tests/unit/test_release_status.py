@@ -20,7 +20,7 @@ from fwsetup.errors import RecipeError
 from fwsetup.ops.matrix import matrix_entries
 from fwsetup.plan import Plan, Request, make_plan, plan_to_dict
 from fwsetup.profile import GPU, HostProfile, load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.release_status import load_release_matrix, matrix_from_data, read_release_matrix
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -33,7 +33,7 @@ from fwsetup.backends.venv import VenvBackend
 from fwsetup.detect.environment import inspect_env
 from fwsetup.errors import InstallError, UsageError
 from fwsetup.plan import Plan, SmokeSpec
-from fwsetup.recipes import CondaSpec
+from fwsetup.recipes.schema import CondaSpec
 
 needs_uv = pytest.mark.skipif(
     find_uv(dict(os.environ)) is None, reason="needs the uv binary (pip install uv)"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fwsetup.cli import app
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.verified import ROUTES, routes_of, verified_routes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,8 @@ from typing import Any
 
 from fwsetup.errors import UsageError
 from fwsetup.plan import Plan
-from fwsetup.recipes import CondaSpec, control_character
+from fwsetup.recipes.schema import CondaSpec
+from fwsetup.recipes.validate import control_character
 
 # A MatchSpec's package name: an optional "channel::" prefix, then the name (conda's name characters).
 _NAME = re.compile(r"^\s*(?:[^\s:]+::)?([A-Za-z0-9_][A-Za-z0-9_.\-]*)")

@@ -60,7 +60,7 @@ class JetsonTables:
 
 @cache
 def load_tables() -> JetsonTables:
-    from fwsetup.recipes import read_toml  # lazy: recipes costs ~30-60 ms at `fwsetup profile` start-up
+    from fwsetup.recipes.load import read_toml  # lazy: recipes costs ~30-60 ms at `fwsetup profile` start-up
 
     path = compat_dir() / "jetson.toml"
     if not path.is_file():
@@ -85,7 +85,7 @@ class JetsonWheel:
 
 @cache
 def load_wheels() -> tuple[JetsonWheel, ...]:
-    from fwsetup.recipes import read_toml  # lazy: recipes costs ~30-60 ms at `fwsetup profile` start-up
+    from fwsetup.recipes.load import read_toml  # lazy: recipes costs ~30-60 ms at `fwsetup profile` start-up
 
     path = compat_dir() / "jetson.toml"
     if not path.is_file():
@@ -108,7 +108,7 @@ def wheels_for(framework: str, l4t: str | None) -> list[JetsonWheel]:
     """NVIDIA's wheels of `framework` built for this exact L4T release, newest first."""
     if not l4t:
         return []
-    from fwsetup.recipes import parse_version  # lazy: recipes costs ~30-60 ms at start-up
+    from fwsetup.recipes.parsers import parse_version  # lazy: recipes costs ~30-60 ms at start-up
 
     found = [w for w in load_wheels() if w.framework == framework and l4t in w.l4t]
     return sorted(found, key=lambda w: parse_version(w.version), reverse=True)

@@ -44,7 +44,7 @@ from fwsetup.plan.container import (
     pin_base,
     plan_image,
 )
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.redact import redact_text
 from fwsetup.settings import resolve
 

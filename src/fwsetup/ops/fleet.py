@@ -16,7 +16,7 @@ from fwsetup.errors import ProfileError, UsageError
 from fwsetup.ops.plan import registry_for
 from fwsetup.plan.fleet import Node, plan_fleet
 from fwsetup.profile import loads, read_profile_bytes
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -28,7 +28,8 @@ from fwsetup.errors import UsageError
 from fwsetup.ops.plan import registry_for
 from fwsetup.ops.result import DryRunResult, InstallOutcome
 from fwsetup.plan import Plan, Request, make_plan
-from fwsetup.recipes import Recipe, load_recipes
+from fwsetup.recipes.load import load_recipes
+from fwsetup.recipes.schema import Recipe
 from fwsetup.settings import resolve
 from fwsetup.staging import check_target
 

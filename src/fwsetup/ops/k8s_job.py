@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fwsetup.errors import UsageError
-from fwsetup.recipes import IMAGE_REF_RE
+from fwsetup.recipes.validate import IMAGE_REF_RE
 from fwsetup.smoke.slurm import smoke_zip
 
 GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}  # the vendors' device plugins

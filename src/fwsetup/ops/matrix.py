@@ -40,13 +40,13 @@ from fwsetup.plan.container import (
     plan_image,
 )
 from fwsetup.plan.image import has_image, image_tag
-from fwsetup.recipes import RecipeSet, load_recipes
+from fwsetup.recipes.load import RecipeSet, load_recipes
 from fwsetup.redact import has_credentials
 from fwsetup.release_status import load_release_matrix
 from fwsetup.settings import resolve
 
 if TYPE_CHECKING:
-    from fwsetup.recipes import Build, Recipe
+    from fwsetup.recipes.schema import Build, Recipe
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,13 +12,13 @@ from fwsetup import detect  # detect.get_host looked up when called (tests put a
 from fwsetup.plan import make_plan
 from fwsetup.plan.container import plan_image
 from fwsetup.plan.inherit import extend
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.registry.live import live_registry
 
 if TYPE_CHECKING:
     from fwsetup.plan import Plan, Request
     from fwsetup.profile import HostProfile
-    from fwsetup.recipes import Recipe
+    from fwsetup.recipes.schema import Recipe
     from fwsetup.registry import Registry
     from fwsetup.registry.live import Mode
 

@@ -8,15 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fwsetup.gpu_vendors import ACCELERATOR_VENDOR, VENDOR_TITLE
-from fwsetup.recipes import (
-    Recipe,
-    alternative_text,
-    insecure_sources,
-    load_recipes,
-    parse_version,
-    shipped_recipes_dir,
-    validate_dir,
-)
+from fwsetup.recipes.load import load_recipes, shipped_recipes_dir, validate_dir
+from fwsetup.recipes.parsers import parse_version
+from fwsetup.recipes.schema import Recipe, alternative_text
+from fwsetup.recipes.validate import insecure_sources
 from fwsetup.ui import recipes_dir_override
 from fwsetup.verified import routes_of
 

@@ -28,7 +28,7 @@ from fwsetup.ops.result import SmokeOutcome
 from fwsetup.plan import SmokeSpec, plan_from_json
 from fwsetup.plan.model import Device
 from fwsetup.plan.planner import gpu_smoke_device
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.redact import redact_text
 from fwsetup.smoke import SCRIPTS, script_path, shadowed
 from fwsetup.smoke.runner import run_smoke

@@ -36,7 +36,7 @@ from fwsetup.ops.plan import registry_for
 from fwsetup.ops.result import InstallOutcome
 from fwsetup.plan import plan_from_json
 from fwsetup.plan.lockcheck import LockedFiles, check_locked
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.staging import LOCK_FILE, META_DIR, check_target
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from fwsetup.profile import OSInfo
-    from fwsetup.recipes import AptRelease, Build
+    from fwsetup.recipes.schema import AptRelease, Build
 
 # Non-interactive, and only what the packages depend on (Recommends pull in desktop tools).
 INSTALL_FLAGS: Final = ("-y", "-q", "--no-install-recommends")

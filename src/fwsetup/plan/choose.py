@@ -12,7 +12,7 @@ from fwsetup.gpu_vendors import VENDOR_OF, VENDORS, has_other_gpu
 from fwsetup.plan.evaluate import GPU_ACCELERATORS, gpu_ref, norm_arch, ver
 from fwsetup.plan.reasons import GPU_KINDS, HOST_KINDS, Failure, Reason, Rejected
 from fwsetup.plan.target import Evaluation
-from fwsetup.recipes import CUDA_VARIANT_RE
+from fwsetup.recipes.validate import CUDA_VARIANT_RE
 from fwsetup.release_status import STATUS_RANK
 
 if TYPE_CHECKING:

@@ -20,13 +20,14 @@ from fwsetup.plan.image import image_tag, official_image
 from fwsetup.plan.model import Device, GpuRequest, ImagePlan, Plan, Request
 from fwsetup.plan.planner import make_plan, smoke_device
 from fwsetup.profile import GPU, CPUInfo, NvidiaInfo, OSInfo, PythonInfo
-from fwsetup.recipes import IMAGE_REF_RE, parse_specifier
+from fwsetup.recipes.parsers import parse_specifier
+from fwsetup.recipes.validate import IMAGE_REF_RE
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from fwsetup.profile import HostProfile
-    from fwsetup.recipes import Build, DockerSpec, Recipe
+    from fwsetup.recipes.schema import Build, DockerSpec, Recipe
     from fwsetup.registry import Registry
 
 DEFAULT_BASE: Final = "python:{python}-slim-bookworm"

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from fwsetup.compat import parse_cc
-from fwsetup.recipes import parse_requirement
+from fwsetup.recipes.parsers import parse_requirement
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData, CudnnFloor
-    from fwsetup.recipes import Build
+    from fwsetup.recipes.schema import Build
     from fwsetup.registry import Registry
 
 _CUDNN_RE: Final = re.compile(r"^nvidia-cudnn-cu\d+$")

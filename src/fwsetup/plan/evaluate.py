@@ -27,14 +27,14 @@ from fwsetup.plan.image import names_an_image, official_image
 from fwsetup.plan.reasons import FailKind, Failure, GpuRef, Reason
 from fwsetup.plan.target import Evaluation, Target
 from fwsetup.plan.wheels import check_build, host_tags
-from fwsetup.recipes import parse_specifier, parse_version
+from fwsetup.recipes.parsers import parse_specifier, parse_version
 from fwsetup.release_status import load_release_matrix
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData
     from fwsetup.plan.model import Request
     from fwsetup.profile import GPU, HostProfile
-    from fwsetup.recipes import Build
+    from fwsetup.recipes.schema import Build
     from fwsetup.registry import Registry
 
 GPU_ACCELERATORS = ("cuda", "mps", "rocm", "xpu")

@@ -34,7 +34,7 @@ from fwsetup.registry import load_registry
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData
     from fwsetup.profile import HostProfile
-    from fwsetup.recipes import Recipe
+    from fwsetup.recipes.schema import Recipe
     from fwsetup.registry import Registry
 
 Key = tuple[str, str]  # (version, variant)

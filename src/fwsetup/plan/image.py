@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from fwsetup.recipes import Build, DockerSpec
+    from fwsetup.recipes.schema import Build, DockerSpec
 
 TAG_PREFIX: Final = "fwsetup"  # the registry prefix of the tag an image gets when none is asked for
 

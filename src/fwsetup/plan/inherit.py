@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from fwsetup.recipes import parse_requirement, parse_version
+from fwsetup.recipes.parsers import parse_requirement, parse_version
 from fwsetup.registry import PYPI
 
 if TYPE_CHECKING:
-    from fwsetup.recipes import Build, Recipe
+    from fwsetup.recipes.schema import Build, Recipe
     from fwsetup.registry import Registry
 
 _LOCAL_CUDA_RE: Final = re.compile(r"^cu(\d{2,4})$")

@@ -19,7 +19,8 @@ from fwsetup.plan.reasons import Failure
 from fwsetup.plan.rocm import check_rocm, check_xpu
 from fwsetup.plan.target import Evaluation
 from fwsetup.profile import HostProfile
-from fwsetup.recipes import Build, RecipeSet, load_recipes
+from fwsetup.recipes.load import RecipeSet, load_recipes
+from fwsetup.recipes.schema import Build
 
 # The import name an installed framework is found by -> its recipe (the others are the same name).
 RECIPE_OF = {"torch": "pytorch"}

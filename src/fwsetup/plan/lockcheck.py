@@ -28,7 +28,7 @@ from fwsetup.registry import Wheel
 if TYPE_CHECKING:
     from fwsetup.plan.model import Plan
     from fwsetup.profile import HostProfile
-    from fwsetup.recipes import Recipe
+    from fwsetup.recipes.schema import Recipe
     from fwsetup.registry import Registry
 
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from fwsetup.recipes import CondaSpec, DockerSpec
+from fwsetup.recipes.schema import CondaSpec, DockerSpec
 
 Method = Literal["venv", "conda", "docker", "apt"]
 Want = Literal["auto", "gpu", "cpu"]

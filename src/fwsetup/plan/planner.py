@@ -68,13 +68,14 @@ from fwsetup.plan.suggest import (
 )
 from fwsetup.plan.target import Evaluation, Target
 from fwsetup.plan.wheels import platform_suggestions
-from fwsetup.recipes import alternative_applies, alternative_text, insecure_sources
+from fwsetup.recipes.schema import alternative_applies, alternative_text
+from fwsetup.recipes.validate import insecure_sources
 from fwsetup.registry import load_registry
 
 if TYPE_CHECKING:
     from fwsetup.compat import CompatData
     from fwsetup.profile import HostProfile
-    from fwsetup.recipes import Build, Recipe
+    from fwsetup.recipes.schema import Build, Recipe
     from fwsetup.registry import Registry
 
 __all__ = ["make_plan"]

@@ -31,12 +31,12 @@ from fwsetup.gpu_vendors import (
 )
 from fwsetup.plan.reasons import GPU_KINDS, Failure, Reason
 from fwsetup.plan.target import Evaluation, Target
-from fwsetup.recipes import parse_specifier, parse_version
+from fwsetup.recipes.parsers import parse_specifier, parse_version
 
 if TYPE_CHECKING:
     from fwsetup.plan.model import Request
     from fwsetup.profile import AmdGPU, HostProfile
-    from fwsetup.recipes import Build
+    from fwsetup.recipes.schema import Build
 
 # ---- the rules -------------------------------------------------------------------------------------------
 

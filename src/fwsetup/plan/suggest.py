@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from fwsetup.compat import CompatData
     from fwsetup.plan.model import Request
     from fwsetup.profile import HostProfile
-    from fwsetup.recipes import Recipe
+    from fwsetup.recipes.schema import Recipe
 
 _PYTHONS = tuple(f"3.{m}" for m in range(6, 16))
 

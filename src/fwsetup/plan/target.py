@@ -10,7 +10,7 @@ from fwsetup.plan.reasons import HOST_KINDS, Failure, Reason
 
 if TYPE_CHECKING:
     from fwsetup.profile import GPU
-    from fwsetup.recipes import Build
+    from fwsetup.recipes.schema import Build
     from fwsetup.release_status import Status
 
 

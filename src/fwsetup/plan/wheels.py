@@ -33,7 +33,7 @@ import msgspec
 from fwsetup.plan.image import official_image
 from fwsetup.plan.reasons import Failure, Suggestion
 from fwsetup.plan.target import Target
-from fwsetup.recipes import parse_requirement, parse_version
+from fwsetup.recipes.parsers import parse_requirement, parse_version
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from fwsetup.plan.model import Request
     from fwsetup.plan.target import Evaluation
-    from fwsetup.recipes import Build, Recipe
+    from fwsetup.recipes.schema import Build, Recipe
     from fwsetup.registry import Registry, Wheel
 
 # Generated floors when the target's C library version is unknown (a container's base image): every

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from fwsetup.errors import RecipeError
-from fwsetup.recipes import parse_version
+from fwsetup.recipes.parsers import parse_version
 from fwsetup.registry.platforms import Platform, parse_platform
 from fwsetup.resources import compat_dir
 from fwsetup.validation import split_error, type_words

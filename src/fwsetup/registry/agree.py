@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from fwsetup.errors import RecipeError
-from fwsetup.recipes import load_recipes, parse_requirement, parse_specifier, parse_version, read_toml
+from fwsetup.recipes.load import load_recipes, read_toml
+from fwsetup.recipes.parsers import parse_requirement, parse_specifier, parse_version
 from fwsetup.registry import PYPI, Registry, Wheel, canonical, load_registry, registry_dir
 
 # CPython minors a recipe's `python` range is read over.

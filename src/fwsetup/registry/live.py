@@ -36,14 +36,14 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import msgspec
 
 from fwsetup.net import fetch, tls_context
-from fwsetup.recipes import parse_requirement, parse_version
+from fwsetup.recipes.parsers import parse_requirement, parse_version
 from fwsetup.redact import redact_text, redact_url
 from fwsetup.registry import PYPI, Registry, ReleaseInfo, Wheel, _Doc, load_registry
 from fwsetup.registry.sync import kept_requires, zip_member
 from fwsetup.settings import resolve
 
 if TYPE_CHECKING:
-    from fwsetup.recipes import Recipe
+    from fwsetup.recipes.schema import Recipe
     from fwsetup.registry import Registry
 
 PYPI_SIMPLE: Final = "https://pypi.org/simple"

@@ -47,7 +47,8 @@ import msgspec
 
 from fwsetup import net
 from fwsetup.errors import FwsetupError, NetworkError, UsageError
-from fwsetup.recipes import load_recipes, parse_requirement, parse_version
+from fwsetup.recipes.load import load_recipes
+from fwsetup.recipes.parsers import parse_requirement, parse_version
 from fwsetup.registry import PYPI, SCHEMA_VERSION, ReleaseInfo, Wheel, canonical, registry_dir
 
 PYPI_JSON: Final = "https://pypi.org/pypi"

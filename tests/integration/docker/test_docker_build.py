@@ -25,7 +25,7 @@ from fwsetup.backends.engine import RunSpec
 from fwsetup.detect import get_host
 from fwsetup.plan import Plan, build_request
 from fwsetup.plan.container import linux_profile, plan_image
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

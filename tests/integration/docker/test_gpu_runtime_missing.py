@@ -55,7 +55,7 @@ def labelled_image() -> Iterator[str]:
     """The base image with the io.fwsetup.plan label `smoke --image` reads (a CPU plan for PyTorch)."""
     from fwsetup import profile
     from fwsetup.plan import Request, make_plan, plan_to_json
-    from fwsetup.recipes import load_recipes
+    from fwsetup.recipes.load import load_recipes
 
     recipes = load_recipes()
     recipe = recipes.get("pytorch") if hasattr(recipes, "get") else recipes["pytorch"]

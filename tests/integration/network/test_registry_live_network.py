@@ -53,7 +53,7 @@ def test_real_pypi_is_read_live_then_from_the_cache(tmp_path: Path) -> None:
     assert second["data"]["kind"] == "cache" and second["data"]["date"] == data["date"]
     assert (second["version"], second["variant"]) == (first["version"], first["variant"])
     # what PyPI publishes now holds every release the shipped data knows (and those published since)
-    from fwsetup.recipes import load_recipes
+    from fwsetup.recipes.load import load_recipes
     from fwsetup.registry import load_registry
     from fwsetup.registry.live import read_pages
 

@@ -24,7 +24,7 @@ from fwsetup.backends.apt import AptBackend, simulate
 from fwsetup.backends.base import InstallOptions
 from fwsetup.plan import Request, make_plan
 from fwsetup.profile import PythonInfo, load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.smoke import LUAJIT, SMOKE_DIR
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

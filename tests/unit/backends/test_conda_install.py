@@ -45,7 +45,7 @@ from fwsetup.backends.conda_env import conda_env_for
 from fwsetup.backends.conda_tools import CliInstaller, RattlerInstaller, find_installer
 from fwsetup.errors import InstallError, NetworkError, SmokeError, UsageError
 from fwsetup.plan import Plan, SmokeSpec
-from fwsetup.recipes import CondaSpec
+from fwsetup.recipes.schema import CondaSpec
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 

@@ -21,7 +21,8 @@ from fwsetup.backends.conda_env import (
 from fwsetup.backends.conda_tools import explain
 from fwsetup.errors import InstallError, NetworkError, UsageError
 from fwsetup.plan import Plan, SmokeSpec
-from fwsetup.recipes import CondaSpec, load_recipes
+from fwsetup.recipes.load import load_recipes
+from fwsetup.recipes.schema import CondaSpec
 
 
 def plan(**kw) -> Plan:

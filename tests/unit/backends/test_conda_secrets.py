@@ -12,7 +12,7 @@ from fwsetup.backends.conda import CondaBackend, _credentials_to_env
 from fwsetup.backends.conda_env import CondaEnv
 from fwsetup.backends.conda_tools import explain
 from fwsetup.plan import Plan, SmokeSpec
-from fwsetup.recipes import CondaSpec
+from fwsetup.recipes.schema import CondaSpec
 
 # `clean_pip_env` is an autouse fixture of the helper module: pytest finds it in this module's namespace
 __all__ = ["clean_pip_env"]

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fwsetup.cli import app
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 # No pip configuration of the user's, no buildx probe, no engine: the dry run only renders.

@@ -21,7 +21,7 @@ from fwsetup.errors import RecipeError
 from fwsetup.ops.doctor_host import check_host
 from fwsetup.plan import Plan, Request, make_plan
 from fwsetup.profile import HostProfile, JetsonInfo, load
-from fwsetup.recipes import load_recipe_file, load_recipes
+from fwsetup.recipes.load import load_recipe_file, load_recipes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 R35 = "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023\n"

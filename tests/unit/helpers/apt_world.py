@@ -12,7 +12,7 @@ import pytest
 from fwsetup import proc
 from fwsetup.plan import Plan, Request, make_plan
 from fwsetup.profile import HostProfile, load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

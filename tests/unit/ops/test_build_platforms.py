@@ -32,7 +32,7 @@ from fwsetup.ops.build import (
 from fwsetup.plan import build_request
 from fwsetup.plan.container import native_platform, parse_platforms, plan_image, platform_profile
 from fwsetup.profile import HostProfile, load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.settings import EMULATED_SMOKE_TIMEOUT
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

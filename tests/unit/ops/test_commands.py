@@ -16,7 +16,7 @@ from fwsetup.ops.commands import plan_commands
 from fwsetup.plan import build_request
 from fwsetup.plan.container import linux_profile, plan_image
 from fwsetup.profile import load as load_profile
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 PROFILE = str(FIXTURES / "this-machine-cpu.json")

@@ -21,7 +21,8 @@ from fwsetup.detect.environment import Framework
 from fwsetup.ops import doctor_frameworks
 from fwsetup.plan import Request, make_plan, norm_arch
 from fwsetup.profile import HostProfile, load
-from fwsetup.recipes import Build, Recipe, load_recipes
+from fwsetup.recipes.load import load_recipes
+from fwsetup.recipes.schema import Build, Recipe
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

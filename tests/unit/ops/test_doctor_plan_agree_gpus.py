@@ -20,7 +20,8 @@ from fwsetup.detect.environment import Framework
 from fwsetup.ops import doctor, doctor_frameworks, doctor_host
 from fwsetup.plan import Plan, Request, make_plan
 from fwsetup.profile import HostProfile, MigDevice, NvmlState, load
-from fwsetup.recipes import Build, load_recipes
+from fwsetup.recipes.load import load_recipes
+from fwsetup.recipes.schema import Build
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from fwsetup.cli import app, main
 from fwsetup.ops.matrix import matrix_entries
 from fwsetup.plan.container import base_python
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 NO_PIP = {"PIP_CONFIG_FILE": "/dev/null", "PIP_FIND_LINKS": "", "PIP_CERT": "", "SSL_CERT_FILE": ""}
 

@@ -12,7 +12,8 @@ from apt_world import _own_cache, caffe, profile
 
 from fwsetup.plan import Request
 from fwsetup.plan.container import plan_image
-from fwsetup.recipes import load_recipes, parse_recipe
+from fwsetup.recipes.load import load_recipes
+from fwsetup.recipes.validate import parse_recipe
 
 # `_own_cache` is an autouse fixture of the helper module: pytest finds it in this module's namespace
 __all__ = ["_own_cache"]

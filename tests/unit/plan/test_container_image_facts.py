@@ -16,7 +16,7 @@ from fwsetup.plan import build_request
 from fwsetup.plan.container import linux_profile, plan_image, smoke_device_in_image
 from fwsetup.plan.planner import gpu_smoke_device
 from fwsetup.profile import load as load_profile
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 pytestmark = pytest.mark.usefixtures("fake_image_lock")
 

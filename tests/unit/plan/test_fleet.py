@@ -26,7 +26,7 @@ from fwsetup.ops.fleet import fleet_nodes
 from fwsetup.plan import Request, make_plan
 from fwsetup.plan.fleet import Node, group_nodes, plan_fleet
 from fwsetup.profile import load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FLEETS = FIXTURES / "fleets"

@@ -16,7 +16,7 @@ import pytest
 from fwsetup.plan import Plan, Request, make_plan
 from fwsetup.plan.container import plan_image
 from fwsetup.profile import HostProfile, load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

@@ -22,7 +22,8 @@ from fwsetup.cli.render import smoke_summary
 from fwsetup.errors import SmokeError, UsageError
 from fwsetup.plan import Plan, Request, build_request, make_plan, request_flags
 from fwsetup.profile import HostProfile, load
-from fwsetup.recipes import load_recipes, parse_recipe, read_toml
+from fwsetup.recipes.load import load_recipes, read_toml
+from fwsetup.recipes.validate import parse_recipe
 from fwsetup.smoke.runner import check_result, run_smoke
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

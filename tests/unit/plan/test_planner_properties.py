@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from fwsetup.compat import cc_runs, driver_at_least, load_compat, usable_gpus
 from fwsetup.plan import GPU_ACCELERATORS, Plan, Request, make_plan, norm_arch
 from fwsetup.profile import GPU, CPUInfo, HostProfile, NvidiaInfo, OSInfo, PythonInfo, load
-from fwsetup.recipes import Build, Recipe, canonical_name, shipped_recipes_dir, validate_dir
+from fwsetup.recipes.load import shipped_recipes_dir, validate_dir
+from fwsetup.recipes.parsers import canonical_name
+from fwsetup.recipes.schema import Build, Recipe
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 # Read without the on-disk cache (validate_dir never writes one): these are needed at collection time.

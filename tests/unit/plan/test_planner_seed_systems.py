@@ -19,7 +19,7 @@ from fwsetup.backends.docker.render import ImageOptions
 from fwsetup.plan import Plan, Request, SmokeSpec, make_plan
 from fwsetup.plan.container import plan_image
 from fwsetup.profile import HostProfile, OSInfo, PythonInfo, load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.smoke import LUAJIT, SMOKE_DIR, interpreter_of, script_file, script_path
 from fwsetup.smoke.runner import smoke_argv
 from fwsetup.staging import verify_hashes

@@ -24,7 +24,7 @@ from fwsetup.errors import UsageError
 from fwsetup.gpu_vendors import rocm_supported
 from fwsetup.plan import Plan, Request, build_request, make_plan
 from fwsetup.profile import HostProfile, load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 HSA = "HSA_OVERRIDE_GFX_VERSION"

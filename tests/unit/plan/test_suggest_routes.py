@@ -16,7 +16,8 @@ import pytest
 from fwsetup.backends.conda_env import conda_env_for
 from fwsetup.plan import Plan, Request, make_plan
 from fwsetup.profile import HostProfile, load
-from fwsetup.recipes import Alternative, alternative_applies, load_recipes
+from fwsetup.recipes.load import load_recipes
+from fwsetup.recipes.schema import Alternative, alternative_applies
 from fwsetup.release_status import load_release_matrix
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

@@ -23,7 +23,7 @@ from fwsetup.plan.evaluate import make_target
 from fwsetup.plan.target import Target
 from fwsetup.plan.wheels import diagnose, host_tags, linux_platforms
 from fwsetup.profile import HostProfile, OSInfo, load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.registry import Wheel, load_registry
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -262,7 +262,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from fwsetup.profile import CPUInfo, NvidiaInfo, PythonInfo  # noqa: E402
-from fwsetup.recipes import parse_requirement  # noqa: E402
+from fwsetup.recipes.parsers import parse_requirement  # noqa: E402
 from fwsetup.registry.platforms import Platform  # noqa: E402
 
 

@@ -13,7 +13,9 @@ import pytest
 from support import FACTS
 
 from fwsetup.errors import RecipeError
-from fwsetup.recipes import load_recipes, parse_recipe, parse_requirement, read_toml, shipped_recipes_dir
+from fwsetup.recipes.load import load_recipes, read_toml, shipped_recipes_dir
+from fwsetup.recipes.parsers import parse_requirement
+from fwsetup.recipes.validate import parse_recipe
 from fwsetup.registry import load_registry, read_registry
 from fwsetup.registry.agree import compare, load_exceptions
 

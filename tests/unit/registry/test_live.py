@@ -17,7 +17,7 @@ from fwsetup.plan import Request, make_plan, plan_to_dict
 from fwsetup.plan.inherit import extend
 from fwsetup.plan.model import IndexData, PlanData
 from fwsetup.profile import load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.registry import load_registry
 from fwsetup.registry.live import (
     PYPI_SIMPLE,

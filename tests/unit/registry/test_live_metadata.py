@@ -22,7 +22,7 @@ from fwsetup.compat import load_compat
 from fwsetup.plan import Request, make_plan
 from fwsetup.plan.inherit import extend
 from fwsetup.profile import HostProfile, load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.registry import load_registry
 from fwsetup.registry.live import live_registry
 

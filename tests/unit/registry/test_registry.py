@@ -201,7 +201,7 @@ def spy(path, name=None):
 reg.read_registry = spy
 from fwsetup.plan import Request, make_plan
 from fwsetup.profile import load
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 recipe = load_recipes(None).get("pytorch")
 make_plan(load("tests/fixtures/datacenter-h100.json"), recipe, Request(framework="pytorch"))
 make_plan(load("tests/fixtures/intel-mac.json"), recipe, Request(framework="pytorch"))

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fwsetup.errors import FwsetupError, NetworkError
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 from fwsetup.registry import load_registry, read_registry
 from fwsetup.registry import sync as sync_mod
 from fwsetup.registry.sync import run_sync, targets_of

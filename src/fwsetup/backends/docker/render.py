@@ -21,7 +21,7 @@ from fwsetup.errors import UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.plan.container import image_of, smoke_device_in_image
 from fwsetup.plan.model import GpuRequest
-from fwsetup.recipes import DEB_PACKAGE_RE, ENV_NAME_RE, IMAGE_REF_RE, VARIANT_RE, control_character
+from fwsetup.recipes.validate import DEB_PACKAGE_RE, ENV_NAME_RE, IMAGE_REF_RE, VARIANT_RE, control_character
 from fwsetup.redact import redact_url
 from fwsetup.smoke import LUAJIT, interpreter_of, script_file
 

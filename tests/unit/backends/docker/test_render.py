@@ -16,7 +16,8 @@ from fwsetup.ops.matrix import _version_key
 from fwsetup.plan import Plan, SmokeSpec, build_request, plan_from_json
 from fwsetup.plan.container import base_python, choose_base, cuda_base_image, linux_profile, plan_image
 from fwsetup.profile import load as load_profile
-from fwsetup.recipes import DockerSpec, load_recipes
+from fwsetup.recipes.load import load_recipes
+from fwsetup.recipes.schema import DockerSpec
 from fwsetup.smoke import SMOKE_DIR
 
 # The image's lock without an index (helpers/fake_lock.py): no network in unit tests.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fwsetup.recipes import load_recipes
+from fwsetup.recipes.load import load_recipes
 
 ROOT = Path(__file__).resolve().parents[4]
 FIXTURES = ROOT / "tests" / "fixtures"
