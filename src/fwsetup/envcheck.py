@@ -3,7 +3,7 @@
 
 - it is still there, and fwsetup's (envs.owned_problem): one deleted by hand is reported, and forgotten by the
   repair (`fwsetup remove PATH`, which only drops it from the registry);
-- its files are what its lock says (staging.check_installed_files: every locked Python distribution against its
+- its files are what its lock says (installed_files.check_installed_files: every locked Python distribution against its
   RECORD, and the files written to since the swap, files.json);
 - its framework imports with ENV/bin/python in a clean environment: no activation, no fwsetup variable, no
   PYTHONPATH, none of the caller's settings (what the env needs at run time it carries itself);
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fwsetup import envs, proc, staging
+from fwsetup import envmeta, envs, installed_files, proc
 from fwsetup.backends.transaction import distributions
 from fwsetup.ops.doctor_findings import Finding
 from fwsetup.recipes.load import load_recipes
@@ -68,7 +68,9 @@ def python_of(env: Path) -> Path:
 def has_pip(prefix: Path | str) -> bool:
     """Whether the environment at `prefix` has pip installed (a venv uv made has none)."""
 
-    return any((site / "pip" / "__init__.py").is_file() for site in staging.site_packages(Path(prefix)))
+    return any(
+        (site / "pip" / "__init__.py").is_file() for site in installed_files.site_packages(Path(prefix))
+    )
 
 
 def list_command(python: str, prefix: str | None) -> str:
@@ -180,7 +182,7 @@ def check_env(
         state: State = "not-fwsetup" if source == "registry" else "not-an-env"
         repair = shlex.join(["fwsetup", "remove", path]) if source == "registry" else None
         return EnvCheck(path=path, state=state, source=source, problem=problem, repair=repair)
-    lock: dict[str, Any] = staging.read_lock_file(env) or {}
+    lock: dict[str, Any] = envmeta.read_lock_file(env) or {}
     plan: Mapping[str, Any] = lock["plan"] if isinstance(lock.get("plan"), Mapping) else {}
     base: dict[str, Any] = {
         "path": path,
@@ -193,7 +195,7 @@ def check_env(
         "smoke": envs.smoke_status(env).as_dict(),
     }
     names: list[str] = []
-    damage = staging.check_installed_files(env, distributions(lock), names)
+    damage = installed_files.check_installed_files(env, distributions(lock), names)
     module = _import_name(lock.get("framework"))
     if damage:
         argv = repair_argv(env, lock, environ)

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from fwsetup import staging
+from fwsetup import env_ownership, envmeta, staging
 from fwsetup.errors import UsageError
 from fwsetup.settings import resolve
 from fwsetup.ui import escape, info
@@ -102,10 +102,10 @@ def write_smoke(
     detail: str = "",
 ) -> None:
     """<env>/.fwsetup/smoke.json, replaced atomically (before the swap for install and sync)."""
-    meta = staging.meta_dir(env)
+    meta = envmeta.meta_dir(env)
     meta.mkdir(parents=True, exist_ok=True)
     body = {
-        "written_by": staging.WRITTEN_BY,
+        "written_by": envmeta.WRITTEN_BY,
         "status": status,
         "date": _now(),
         "by": by,
@@ -119,7 +119,7 @@ def smoke_status(env: Path) -> SmokeStatus:
     """The last smoke result of an environment fwsetup made: its smoke.json, else (made before that file)
     lock.json's smoke (passed at the install) or `smoke_skipped` (untested); unknown when neither says."""
     try:
-        data = json.loads((staging.meta_dir(env) / SMOKE_FILE).read_text())
+        data = json.loads((envmeta.meta_dir(env) / SMOKE_FILE).read_text())
         if isinstance(data, dict) and data.get("status") in ("passed", "failed", "untested"):
             return SmokeStatus(
                 status=data["status"],
@@ -129,7 +129,7 @@ def smoke_status(env: Path) -> SmokeStatus:
             )
     except (OSError, ValueError, UnicodeDecodeError):
         pass
-    lock = staging.read_lock_file(env) or {}
+    lock = envmeta.read_lock_file(env) or {}
     if lock.get("smoke_skipped"):
         return SmokeStatus(
             status="untested", date=lock.get("created"), by="install", detail=str(lock["smoke_skipped"])
@@ -150,7 +150,7 @@ def owned_problem(path: Path) -> str | None:
     path = Path(path)
     if not path.is_dir() or path.is_symlink():
         return "not a folder" if os.path.lexists(path) else "no such folder"
-    return staging.lock_file_problem(path) or staging.made_problem(path)
+    return envmeta.lock_file_problem(path) or env_ownership.made_problem(path)
 
 
 def env_of_python(python: str | Path) -> Path | None:
@@ -160,7 +160,7 @@ def env_of_python(python: str | Path) -> Path | None:
     for env in (p.parent.parent, p.parent):
         with contextlib.suppress(OSError):
             real = Path(os.path.realpath(env))
-            if (staging.meta_dir(real) / staging.MADE_FILE).is_file() and owned_problem(real) is None:
+            if (envmeta.meta_dir(real) / envmeta.MADE_FILE).is_file() and owned_problem(real) is None:
                 return real
     return None
 
@@ -274,13 +274,13 @@ def _load(folder: Path) -> list[dict[str, Any]]:
 
 
 def _save(folder: Path, entries: list[dict[str, Any]]) -> None:
-    body = {"schema_version": SCHEMA, "written_by": staging.WRITTEN_BY, "envs": entries}
+    body = {"schema_version": SCHEMA, "written_by": envmeta.WRITTEN_BY, "envs": entries}
     _atomic_write(folder / REGISTRY_FILE, json.dumps(body, indent=2) + "\n")
 
 
 def _describe(env: Path) -> dict[str, Any]:
     """A registry entry from the environment's own files."""
-    lock = staging.read_lock_file(env) or {}
+    lock = envmeta.read_lock_file(env) or {}
     plan: dict[str, Any] = lock["plan"] if isinstance(lock.get("plan"), dict) else {}
     return {
         "path": str(env),
@@ -341,7 +341,7 @@ def record_smoke(
             env, "passed" if error is None else "failed", by="smoke", report=report, detail=error or ""
         )
     except OSError as exc:
-        _warn(f"could not record the smoke result in {staging.meta_dir(env) / SMOKE_FILE}: {exc}")
+        _warn(f"could not record the smoke result in {envmeta.meta_dir(env) / SMOKE_FILE}: {exc}")
         return
     record(env, environ)
 
@@ -527,7 +527,7 @@ def removal(path: Path, environ: Mapping[str, str] | None = None) -> Removal:
         raise UsageError(
             msg, hint="fwsetup removes only the folders it made; remove this one yourself if you mean to."
         )
-    foreign = staging.foreign_entries(path)
+    foreign = env_ownership.foreign_entries(path)
     if foreign:
         shown = ", ".join(foreign[:6]) + (f" and {len(foreign) - 6} more" if len(foreign) > 6 else "")
         msg = f"{path} is an environment fwsetup made, but it also holds files of yours: {shown}. Nothing was removed."

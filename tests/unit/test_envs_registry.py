@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from envs_world import fake, install, listed, run
 
-from fwsetup import envs, staging
+from fwsetup import env_ownership, envs, staging
 from fwsetup.ops.sync import check_host, read_lock_source
 
 # `fake` is a fixture of the helper module: pytest finds it here, in this module's namespace
@@ -158,7 +158,7 @@ def test_skip_smoke_is_untested_until_smoke_passes(fake: dict, monkeypatch: pyte
     assert json.loads(out)["smoke_status"] == "untested"
     lock = json.loads((a / ".fwsetup" / "lock.json").read_text())
     assert lock["smoke"] is None and lock["smoke_skipped"] == "--skip-smoke"
-    assert staging.made_problem(a) is None
+    assert env_ownership.made_problem(a) is None
     (e,) = listed()
     assert e["smoke"]["status"] == "untested" and e["smoke"]["detail"] == "--skip-smoke"
     assert envs.smoke_status(a).status == "untested"
@@ -172,7 +172,7 @@ def test_skip_smoke_is_untested_until_smoke_passes(fake: dict, monkeypatch: pyte
     assert code == 0, err
     (e,) = listed()
     assert e["smoke"]["status"] == "passed" and e["smoke"]["by"] == "smoke"
-    assert staging.made_problem(a) is None and envs.smoke_status(a).status == "passed"
+    assert env_ownership.made_problem(a) is None and envs.smoke_status(a).status == "passed"
 
 
 # -- fwsetup sync: rebuild exactly from the lock ----------------------------------------------------------------
@@ -205,7 +205,7 @@ def test_sync_rebuilds_from_a_copied_lock_offline(fake: dict) -> None:
     res = json.loads(out)
     assert res["status"] == "synced" and res["smoke"]["ok"] and res["smoke_status"] == "passed"
     assert records(b) == records(a) and records(a)  # the same files with the same hashes
-    assert staging.made_problem(b) is None
+    assert env_ownership.made_problem(b) is None
     assert envs.smoke_status(b).by == "sync"
     log = (b / ".fwsetup" / "install.log").read_text()
     assert "pip sync" in log and "--require-hashes" in log
@@ -218,7 +218,7 @@ def test_sync_rebuilds_from_a_copied_lock_offline(fake: dict) -> None:
     ino = a.stat().st_ino
     code, out, err = run("sync", str(a), "--wheelhouse", str(fake["tmp"] / "wheels"), "--offline", "--json")
     assert code == 0 and json.loads(out)["status"] == "synced", err
-    assert a.stat().st_ino != ino and records(a) == records(b) and staging.made_problem(a) is None
+    assert a.stat().st_ino != ino and records(a) == records(b) and env_ownership.made_problem(a) is None
     site = next(a.glob("lib/python*/site-packages"))
     (site / "helper.py").write_text("x = 1\n")
     code, _out, err = run("sync", str(a), "--wheelhouse", str(fake["tmp"] / "wheels"), "--offline", "--force")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fwsetup import staging
+from fwsetup import envmeta, staging
 from fwsetup.errors import InstallError
 
 
@@ -177,20 +177,20 @@ def test_lock_across_processes(tmp_path: Path) -> None:
 def test_lock_file_roundtrip_and_digest(tmp_path: Path) -> None:
     env = tmp_path / "env"
     env.mkdir()
-    assert staging.read_lock_file(env) is None
-    d1 = staging.plan_digest({"a": 1, "b": [1, 2]}, {"python": "3.11"})
-    d2 = staging.plan_digest({"b": [1, 2], "a": 1}, {"python": "3.11"})
+    assert envmeta.read_lock_file(env) is None
+    d1 = envmeta.plan_digest({"a": 1, "b": [1, 2]}, {"python": "3.11"})
+    d2 = envmeta.plan_digest({"b": [1, 2], "a": 1}, {"python": "3.11"})
     assert d1 == d2 and d1.startswith("sha256:")
-    assert staging.plan_digest({"a": 1}, {"python": "3.12"}) != staging.plan_digest(
+    assert envmeta.plan_digest({"a": 1}, {"python": "3.12"}) != envmeta.plan_digest(
         {"a": 1}, {"python": "3.11"}
     )
-    staging.write_lock_file(env, {"plan_digest": d1, "packages": [{"name": "x", "version": "1"}]})
-    data = staging.read_lock_file(env)
+    envmeta.write_lock_file(env, {"plan_digest": d1, "packages": [{"name": "x", "version": "1"}]})
+    data = envmeta.read_lock_file(env)
     assert (
-        data is not None and data["plan_digest"] == d1 and data["lock_version"] == staging.LOCK_FILE_VERSION
+        data is not None and data["plan_digest"] == d1 and data["lock_version"] == envmeta.LOCK_FILE_VERSION
     )
     (env / ".fwsetup" / "lock.json").write_text("{not json")
-    assert staging.read_lock_file(env) is None
+    assert envmeta.read_lock_file(env) is None
 
 
 def test_check_free_space(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from venv_world import (  # the staged-install tests' helpers; `world` comes fro
     plan_for,
 )
 
-from fwsetup import staging
+from fwsetup import env_ownership, envmeta, installed_files, staging
 from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.conda import CondaBackend
 from fwsetup.backends.conda_tools import RattlerInstaller
@@ -104,7 +104,7 @@ def test_an_environment_fwsetup_made_is_replaced_and_an_empty_folder_is_used(wor
     target.mkdir(parents=True)  # empty: fine
     VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
     lock = json.loads((target / ".fwsetup" / "lock.json").read_text())
-    assert lock["written_by"] == "fwsetup" and staging.lock_file_problem(target) is None
+    assert lock["written_by"] == "fwsetup" and envmeta.lock_file_problem(target) is None
     assert VenvBackend().install(plan_for(world, "2.0"), options_for(world, target)).changed
     assert installed_version(target) == "2.0"
 
@@ -126,7 +126,7 @@ def test_the_conda_backend_refuses_a_foreign_folder_too(tmp_path: Path) -> None:
     assert (target / "src" / "thesis.tex").read_text() == "precious" and nothing_left_beside(target) == []
     # also when the folder appears after the first check (the check under the lock)
     with pytest.raises(UsageError, match="not an environment fwsetup made"):
-        staging.refuse_foreign(target)
+        env_ownership.refuse_foreign(target)
 
 
 def test_cli_refuses_the_thesis_folder_with_exit_2(tmp_path: Path) -> None:
@@ -168,19 +168,19 @@ def test_read_only_and_unwritable_places_are_refused(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(os, "statvfs", ReadOnly)
     with pytest.raises(UsageError, match="read-only filesystem"):
-        staging.check_target(tmp_path / "a" / "env")
+        env_ownership.check_target(tmp_path / "a" / "env")
     assert not (tmp_path / "a").exists()
     monkeypatch.setattr(os, "statvfs", real_statvfs)
     monkeypatch.setattr(os, "access", lambda *a, **k: False)
     with pytest.raises(UsageError, match="permission denied"):
-        staging.check_target(tmp_path / "env")
+        env_ownership.check_target(tmp_path / "env")
 
 
 def test_symlink_loop_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
     with pytest.raises(UsageError, match="symbolic link"):
-        staging.check_target(tmp_path / "a")
+        env_ownership.check_target(tmp_path / "a")
 
 
 def test_a_lock_file_is_not_left_behind_when_nothing_was_installed(tmp_path: Path) -> None:
@@ -245,8 +245,8 @@ def test_a_damaged_environment_is_repaired_not_a_no_op(world: dict, damage: str)
         lib.write_bytes(b"\0" * 1_500_000)
         record = site / "fakefw-1.0.dist-info" / "RECORD"
         record.write_text(record.read_text() + "fakefw/big.bin,,1500000\n")
-        staging.seal(target, target)  # as if installed so (files.json and made.json describe it)
-        assert staging.check_installed_files(target, [{"name": "fakefw", "version": "1.0"}]) is None
+        env_ownership.seal(target, target)  # as if installed so (files.json and made.json describe it)
+        assert installed_files.check_installed_files(target, [{"name": "fakefw", "version": "1.0"}]) is None
         lib.write_bytes(b"\0" * 10)
         why = "fakefw/big.bin"
     stages: list[str] = []
@@ -282,7 +282,7 @@ def _fake_torch_env(tmp_path: Path) -> tuple[Path, Path]:
     """A venv (no pip) with a hand-installed torch: package, version.py, dist-info with RECORD."""
     env = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
-    (site,) = staging.site_packages(env)
+    (site,) = installed_files.site_packages(env)
     files = {
         "torch/__init__.py": "__version__ = '2.13.0+cpu'\n",
         "torch/version.py": "__version__ = '2.13.0+cpu'\ncuda = None\n",
@@ -348,7 +348,7 @@ def test_a_symlinked_target_updates_the_environment_it_points_to(world: dict) ->
     VenvBackend().install(plan_for(world, "1.0"), options_for(world, real))
     link = world["tmp"] / "link"
     link.symlink_to(real)
-    assert staging.check_target(link) == real
+    assert env_ownership.check_target(link) == real
     same = VenvBackend().install(plan_for(world, "1.0"), options_for(world, link))
     assert not same.changed and same.target == real  # the same environment: one lock file, one no-op
     r = VenvBackend().install(plan_for(world, "2.0"), options_for(world, link))
@@ -459,7 +459,7 @@ def test_a_same_size_overwrite_is_repaired_and_the_cache_is_not_relinked(world: 
     size, linked = module.stat().st_size, module.stat().st_nlink > 1  # uv hard-links from its cache
     _overwrite_8_bytes(module)
     assert module.stat().st_size == size
-    why = staging.check_installed_files(target, [{"name": "fakefw", "version": "1.0"}])
+    why = installed_files.check_installed_files(target, [{"name": "fakefw", "version": "1.0"}])
     assert why is not None and "fakefw/__init__.py" in why
     stages: list[str] = []
     r = VenvBackend().install(

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fwsetup import pipconfig, proc, staging
+from fwsetup import env_ownership, envmeta, pipconfig, proc, staging
 from fwsetup.backends import envvars, transaction
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.backends.conda_env import CondaEnv, conda_env_for, render_environment_yml, spec_name
@@ -97,7 +97,7 @@ class CondaBackend(Backend):
     def install(self, plan: Plan, options: InstallOptions, progress: Progress = no_progress) -> InstallResult:
         """The shared install transaction (backends/transaction.py) with a conda build."""
         env = self.environment(plan, options)
-        digest = staging.plan_digest(
+        digest = envmeta.plan_digest(
             plan_to_dict(plan),
             {
                 "method": "conda",
@@ -146,7 +146,7 @@ class _CondaJob:
             + (", smoke test passed." if smoke else "."),
             packages=packages,
             smoke=smoke,
-            log_file=staging.meta_dir(target) / "install.log",
+            log_file=envmeta.meta_dir(target) / "install.log",
         )
 
 
@@ -266,7 +266,9 @@ def _build_in_place(
                     os.rename(aside, target)
                 marker.unlink(missing_ok=True)
             raise
-    staging.seal(target, target)  # fwsetup's record that it made this folder (staging.made_problem)
+    env_ownership.seal(
+        target, target
+    )  # fwsetup's record that it made this folder (env_ownership.made_problem)
     staging.hold_signals()  # complete from here on
     # Marker first: once it is gone, a leftover aside folder is only rubbish that recover() deletes.
     marker.unlink(missing_ok=True)
@@ -335,7 +337,7 @@ def _finish(
     smoke = transaction.smoke(
         python, plan, options, log=log.path, where=f"in the new conda environment {prefix}", prefix=prefix
     )
-    meta = staging.meta_dir(prefix)
+    meta = envmeta.meta_dir(prefix)
     meta.mkdir(parents=True, exist_ok=True)
     (meta / ENV_FILE).write_text(redact_text(render_environment_yml(env)))  # no credentials on disk
     (meta / "plan.json").write_text(json.dumps(redact_data(plan_to_dict(plan)), indent=2) + "\n")

@@ -1,6 +1,6 @@
 """The install transaction of every backend that writes a folder (venv, conda), written once.
 
-    check the target       staging.check_target: the real path (links resolved), not /proc, writable, ours
+    check the target       env_ownership.check_target: the real path (links resolved), not /proc, writable, ours
     lock                   <parent>/.<name>.fwsetup.lock, held to the end (a second fwsetup waits)
     recover                what a killed run left: staging folders, a target moved aside (staging.recover),
                            and the backend's own leftovers (conda's in-place marker)
@@ -9,7 +9,7 @@
                            files.json written at the swap (a file written to since: size, mtime, then its
                            RECORD hash): a damaged environment is reinstalled ("repaired: …", the damaged
                            packages out of uv's cache first: InstallOptions.repair), an intact one is a no-op
-    refuse a foreign       only a folder whose .fwsetup/made.json proves fwsetup made it there (staging.seal:
+    refuse a foreign       only a folder whose .fwsetup/made.json proves fwsetup made it there (env_ownership.seal:
                            path, device and inode, lock.json's digest) is ever replaced or called "already
                            installed", and not while it holds top-level files no package put there
     stage, smoke, swap     the backend's build (staging.Staging or conda's in-place build), with the smoke
@@ -17,7 +17,7 @@
                            (write_lock()) in the one schema, before the swap
 --dry-run stops before the first step and returns what would be done (the backend's render()).
 
-lock.json (LOCK_VERSION 2; staging.write_lock_file adds lock_version and written_by):
+lock.json (LOCK_VERSION 2; envmeta.write_lock_file adds lock_version and written_by):
   method, plan_digest, framework, version, variant, python, installer, created, plan, packages, pip_packages,
   smoke, smoke_skipped (why no smoke test ran: "--skip-smoke", or null), timings_s, and the method's own keys (venv: requirements, indexes, find_links, wheelhouse; conda: subdir,
   channels, specs, pip, virtual_packages, prefix). `packages` is what the environment holds (venv: Python
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fwsetup import envs, staging
+from fwsetup import env_ownership, envmeta, envs, installed_files, staging
 from fwsetup.backends import envvars
 from fwsetup.backends.base import InstallOptions, InstallResult, Progress
 from fwsetup.errors import InstallError, UsageError
@@ -44,7 +44,7 @@ from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.redact import redact_data
 from fwsetup.smoke.runner import environment_for, run_smoke
 
-LOCK_VERSION = staging.LOCK_FILE_VERSION
+LOCK_VERSION = envmeta.LOCK_FILE_VERSION
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,7 +94,7 @@ def install(
         raise InstallError(msg)
     if options.dry_run:
         return InstallResult(target=Path(options.target).absolute(), changed=False, message=job.render())
-    target = staging.check_target(Path(options.target))  # the real path; a bad --env is refused here
+    target = env_ownership.check_target(Path(options.target))  # the real path; a bad --env is refused here
     repaired = ""
     on_wait: Callable[[str], None] = lambda message: progress("resolve", message)  # noqa: E731
     with staging.terminate_as_interrupt(), staging.target_lock(target, on_wait=on_wait):
@@ -102,7 +102,7 @@ def install(
             progress("resolve", line)
         # the lock file counts only in a folder fwsetup can prove it made here (made.json): a copy of an
         # environment's .fwsetup/ (a repository that committed it) is neither "already installed" nor replaced
-        lock = read_lock(target) if staging.made_problem(target) is None else None
+        lock = read_lock(target) if env_ownership.made_problem(target) is None else None
         if options.force and lock is not None:
             progress("resolve", f"--force: reinstalling {plan.framework} in {target}")
         same = None
@@ -132,11 +132,11 @@ def install(
                 changed=False,
                 seconds=time.monotonic() - t0,
                 message=f"already installed: same plan ({plan.framework} {plan.version}, {plan.variant}) in {target}; nothing changed.",
-                lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
+                lock_file=envmeta.meta_dir(target) / envmeta.LOCK_FILE,
                 packages=_versions(same.get("packages") or []),
                 smoke=same.get("smoke"),
             )
-        staging.refuse_foreign(
+        env_ownership.refuse_foreign(
             target
         )  # checked again with the lock held: never replace what fwsetup did not make
         if lock is not None:
@@ -150,7 +150,7 @@ def install(
         changed=True,
         seconds=time.monotonic() - t0,
         message=message,
-        lock_file=staging.meta_dir(target) / staging.LOCK_FILE,
+        lock_file=envmeta.meta_dir(target) / envmeta.LOCK_FILE,
         log_file=built.log_file,
         smoke=built.smoke,
         packages=_versions(built.packages),
@@ -161,7 +161,7 @@ def _drop_added(target: Path, options: InstallOptions, progress: Progress) -> No
     """Packages and files added to the environment since fwsetup installed it (`pip install` into it) go with
     the old environment: say which before anything is built, and refuse unless --force (as conda does when an
     update would remove packages)."""
-    added = staging.added_since_install(target)
+    added = installed_files.added_since_install(target)
     if not added:
         return
     shown = ", ".join(added[:10]) + (f" and {len(added) - 10} more" if len(added) > 10 else "")
@@ -181,14 +181,14 @@ def _drop_added(target: Path, options: InstallOptions, progress: Progress) -> No
 
 def damaged(job: Job, target: Path, lock: Mapping[str, Any], names: list[str] | None = None) -> str | None:
     """What is wrong with an environment that lock.json says holds this plan: the backend's own check, and
-    every locked Python distribution against its RECORD (staging.check_installed_files: missing files, and
+    every locked Python distribution against its RECORD (installed_files.check_installed_files: missing files, and
     files written to since the swap, by size, mtime and then RECORD hash). The damaged distributions' names
     are added to `names`."""
     found = [
         d
         for d in (
             job.damage(target, lock),
-            staging.check_installed_files(target, distributions(lock), names),
+            installed_files.check_installed_files(target, distributions(lock), names),
         )
         if d
     ]
@@ -213,9 +213,9 @@ def _versions(packages: Iterable[Any]) -> dict[str, str]:
 def read_lock(target: Path) -> dict[str, Any] | None:
     """lock.json of an environment fwsetup made, in this format (version 1 files read as version 2: a venv's
     gets method "venv"), or None when there is none or fwsetup did not write it."""
-    if staging.lock_file_problem(target) is not None:
+    if envmeta.lock_file_problem(target) is not None:
         return None
-    lock = staging.read_lock_file(target)
+    lock = envmeta.read_lock_file(target)
     if lock is None:
         return None
     lock.setdefault("method", "venv")  # version 1: only conda's said
@@ -261,7 +261,7 @@ def write_lock(
         "smoke_skipped": skipped,
         "timings_s": dict(timings or {}),
     }
-    path = staging.write_lock_file(prefix, redact_data(body, set(hidden)))
+    path = envmeta.write_lock_file(prefix, redact_data(body, set(hidden)))
     if smoke is not None:
         envs.write_smoke(prefix, "passed", by=by, report=redact_data(dict(smoke), set(hidden)))
     else:

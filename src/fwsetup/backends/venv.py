@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fwsetup import pipconfig, proc, staging
+from fwsetup import envmeta, installed_files, pipconfig, proc, staging
 from fwsetup.backends import envvars, transaction
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.backends.installer import MIN_UV, Installer, base_python, find_installer, own_interpreter
@@ -131,7 +131,7 @@ def digest_for(plan: Plan, options: InstallOptions) -> str:
     if options.locked is not None:  # fwsetup sync: the locked set is part of what the environment is
         lines = locked_requirements(read_locked(options.locked.read_text(encoding="utf-8")), "")
         extra["locked"] = hashlib.sha256(lines.encode()).hexdigest()
-    return staging.plan_digest({k: d.get(k) for k in keep}, extra)
+    return envmeta.plan_digest({k: d.get(k) for k in keep}, extra)
 
 
 # -- the backend ---------------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ class VenvBackend(Backend):
         the private lockdir and .fwsetup/ gets a redacted copy."""
         inst = self.installer(options)
         py = options.python or plan.python
-        meta = where / staging.META_DIR
+        meta = where / envmeta.META_DIR
         python_arg = own_interpreter(py) or py  # by path where it is fwsetup's own Python
         lock_in = lockdir if lockdir is not None else meta
         if inst.kind == "uv" and options.locked is not None:
@@ -506,7 +506,7 @@ class VenvBackend(Backend):
 
         res = run_streamed(cmds[2], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT, on_line=on_line)
         _raise_for(res, "installing", st)
-        bad = staging.verify_hashes(st.path, [{"name": n} for n in repair])
+        bad = installed_files.verify_hashes(st.path, [{"name": n} for n in repair])
         if bad:
             name, files = next(iter(bad.items()))
             msg = f"{name} is still damaged after unpacking it again ({len(files)} files differ from its RECORD, e.g. {files[0]})."
@@ -528,7 +528,7 @@ class VenvBackend(Backend):
 
 
 class _Verify:
-    """staging.verify_hashes in a thread; result() joins it."""
+    """installed_files.verify_hashes in a thread; result() joins it."""
 
     def __init__(self, env: Path, packages: Sequence[Mapping[str, Any]]) -> None:
         self._bad: dict[str, list[str]] = {}
@@ -538,7 +538,7 @@ class _Verify:
 
     def _run(self, env: Path, packages: list[Any]) -> None:
         try:
-            self._bad = staging.verify_hashes(env, packages)
+            self._bad = installed_files.verify_hashes(env, packages)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
             self._error = exc
 
@@ -672,5 +672,5 @@ class _VenvJob:
             + ".",
             packages=result["packages"],
             smoke=result["smoke"],
-            log_file=staging.meta_dir(target) / LOG_NAME,
+            log_file=envmeta.meta_dir(target) / LOG_NAME,
         )

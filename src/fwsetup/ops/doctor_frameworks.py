@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from fwsetup import staging
+from fwsetup import envmeta, installed_files
 from fwsetup.compat import (
     CompatData,
     cuda_key,
@@ -403,14 +403,14 @@ def _amd_intel_framework(host: HostProfile, fw: Framework, fid: str, label: str)
 
 def written_since_install(env: PythonEnv, frameworks: tuple[Framework, ...]) -> tuple[Framework, ...]:
     """In an environment fwsetup made (its .fwsetup/files.json), a framework's files whose content changed
-    since the install (same size or not: staging.changed_files, size and mtime then the RECORD hash) count as
+    since the install (same size or not: installed_files.changed_files, size and mtime then the RECORD hash) count as
     changed files, as missing ones do: the framework is damaged, not fine."""
 
-    if not env.prefix or not os.path.isfile(os.path.join(env.prefix, staging.META_DIR, staging.FILES_FILE)):
+    if not env.prefix or not os.path.isfile(os.path.join(env.prefix, envmeta.META_DIR, envmeta.FILES_FILE)):
         return frameworks
     out = []
     for fw in frameworks:
-        changed = staging.distribution_changes(Path(env.prefix), fw.distribution or fw.name)
+        changed = installed_files.distribution_changes(Path(env.prefix), fw.distribution or fw.name)
         if changed:
             files = fw.files or FileCheck()
             examples = tuple(dict.fromkeys([*files.examples, *changed]))[:3]

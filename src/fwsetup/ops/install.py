@@ -24,6 +24,7 @@ from fwsetup.backends.apt import DIST_PACKAGES, AptChange, describe, require_roo
 from fwsetup.backends.base import InstallOptions, Progress, no_progress
 from fwsetup.backends.venv_paths import env_python
 from fwsetup.backends.wheel_sources import IndexUnreachable, check_sources
+from fwsetup.env_ownership import check_target
 from fwsetup.errors import UsageError
 from fwsetup.ops.plan import registry_for
 from fwsetup.ops.result import DryRunResult, InstallOutcome
@@ -31,7 +32,6 @@ from fwsetup.plan import Plan, Request, make_plan
 from fwsetup.recipes.load import load_recipes
 from fwsetup.recipes.schema import Recipe
 from fwsetup.settings import resolve
-from fwsetup.staging import check_target
 
 if TYPE_CHECKING:
     from fwsetup.profile import HostProfile

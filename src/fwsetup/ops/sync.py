@@ -31,13 +31,14 @@ from fwsetup.backends.base import InstallOptions, no_progress
 from fwsetup.backends.pylock import PYLOCK, read_locked
 from fwsetup.backends.venv import PLAN_FILE
 from fwsetup.detect import get_host
+from fwsetup.env_ownership import check_target
+from fwsetup.envmeta import LOCK_FILE, META_DIR
 from fwsetup.errors import PlanRefused, UsageError
 from fwsetup.ops.plan import registry_for
 from fwsetup.ops.result import InstallOutcome
 from fwsetup.plan import plan_from_json
 from fwsetup.plan.lockcheck import LockedFiles, check_locked
 from fwsetup.recipes.load import load_recipes
-from fwsetup.staging import LOCK_FILE, META_DIR, check_target
 
 if TYPE_CHECKING:
     from fwsetup.backends.base import InstallOptions, Progress

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from venv_world import options_for, plan_for
 
-from fwsetup import proc, staging
+from fwsetup import env_ownership, envmeta, proc, staging
 from fwsetup.backends import transaction
 from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.conda import CondaBackend
@@ -42,16 +42,17 @@ def test_old_lock_files_are_still_read_but_only_a_seal_proves_the_folder(tmp_pat
     for name, body in (("v", venv_v1), ("c", conda_v1)):
         (tmp_path / name / ".fwsetup").mkdir(parents=True)
         (tmp_path / name / ".fwsetup" / "lock.json").write_text(json.dumps(body))
-        assert "made.json" in (staging.foreign_reason(tmp_path / name) or "")  # not proven: kept
-        staging.seal(tmp_path / name, tmp_path / name)
-        assert staging.foreign_reason(tmp_path / name) is None  # may be replaced
+        assert "made.json" in (env_ownership.foreign_reason(tmp_path / name) or "")  # not proven: kept
+        env_ownership.seal(tmp_path / name, tmp_path / name)
+        assert env_ownership.foreign_reason(tmp_path / name) is None  # may be replaced
     venv_lock, conda_lock = transaction.read_lock(tmp_path / "v"), transaction.read_lock(tmp_path / "c")
     assert venv_lock is not None and venv_lock["method"] == "venv"
     assert conda_lock is not None and conda_lock["method"] == "conda"
     assert transaction.distributions(conda_lock) == [{"name": "a", "version": "1"}]
     (tmp_path / "v" / ".fwsetup" / "lock.json").write_text(json.dumps({**venv_v1, "lock_version": 9}))
     assert (
-        transaction.read_lock(tmp_path / "v") is None and staging.foreign_reason(tmp_path / "v") is not None
+        transaction.read_lock(tmp_path / "v") is None
+        and env_ownership.foreign_reason(tmp_path / "v") is not None
     )
 
 
@@ -72,7 +73,7 @@ def test_venv_lock_is_the_one_schema(world: dict) -> None:
     target = world["parent"] / "fake"
     VenvBackend().install(plan_for(world, "1.0"), options_for(world, target))
     lock = json.loads((target / ".fwsetup" / "lock.json").read_text())
-    assert lock["lock_version"] == staging.LOCK_FILE_VERSION and lock["method"] == "venv"
+    assert lock["lock_version"] == envmeta.LOCK_FILE_VERSION and lock["method"] == "venv"
     for key in ("plan_digest", "framework", "version", "variant", "python", "installer", "created", "plan",
                 "packages", "pip_packages", "smoke", "timings_s"):  # fmt: skip
         assert key in lock, key

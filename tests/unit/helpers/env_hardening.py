@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fwsetup import staging
+from fwsetup import installed_files
 
 
 def fwsetup(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -26,5 +26,5 @@ def flat(text: str) -> str:
 
 
 def _site(target: Path) -> Path:
-    (site,) = staging.site_packages(target)
+    (site,) = installed_files.site_packages(target)
     return site

@@ -16,13 +16,13 @@ import pytest
 from fwsetup.backends.apt import describe
 from fwsetup.backends.docker.backend import render_dockerfile
 from fwsetup.backends.docker.render import ImageOptions
+from fwsetup.installed_files import verify_hashes
 from fwsetup.plan import Plan, Request, SmokeSpec, make_plan
 from fwsetup.plan.container import plan_image
 from fwsetup.profile import HostProfile, OSInfo, PythonInfo, load
 from fwsetup.recipes.load import load_recipes
 from fwsetup.smoke import LUAJIT, SMOKE_DIR, interpreter_of, script_file, script_path
 from fwsetup.smoke.runner import smoke_argv
-from fwsetup.staging import verify_hashes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CAFFE2_REQS = ["torch==1.10.2", "numpy==1.22.4", "protobuf==3.20.3", "future==1.0.0", "six==1.17.0"]

@@ -13,6 +13,7 @@ import pytest
 from simple_index import SimpleFile, SimpleIndex, future_jax
 
 from fwsetup.backends.docker.render import image_labels
+from fwsetup.envmeta import plan_digest
 from fwsetup.plan import Request, make_plan, plan_to_dict
 from fwsetup.plan.inherit import extend
 from fwsetup.plan.model import IndexData, PlanData
@@ -29,7 +30,6 @@ from fwsetup.registry.live import (
     parse_json_page,
     read_pages,
 )
-from fwsetup.staging import plan_digest
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 H100 = FIXTURES / "datacenter-h100.json"  # Linux x86_64, glibc 2.39, Python 3.12, driver 580.65.06
