@@ -129,29 +129,35 @@ def foreign_reason(target: Path, *, yours: bool = True) -> str | None:
     """None when fwsetup may replace `target`: it does not exist, is an empty folder, or is an environment
     fwsetup made (its lock file and made.json: made_problem) holding nothing at its top that neither fwsetup
     nor a package put there (foreign_entries; not looked at with yours=False). Otherwise what was found."""
+    return _foreign(target, yours=yours)[0]
+
+
+def _foreign(target: Path, *, yours: bool) -> tuple[str | None, bool]:
+    """(foreign_reason, whether fwsetup made the folder: only files of the user's were found in it)."""
     target = Path(target)
     if not os.path.lexists(target):
-        return None
+        return None, False
     if target.is_symlink():
-        return f"a symbolic link to {os.readlink(target)}"
+        return f"a symbolic link to {os.readlink(target)}", False
     if not target.is_dir():
-        return _kind(target)
+        return _kind(target), False
     try:
         entries = sorted(os.listdir(target))
     except OSError as exc:
-        return f"a folder that cannot be read ({exc.strerror or exc})"
+        return f"a folder that cannot be read ({exc.strerror or exc})", False
     if not entries:
-        return None
+        return None, False
     problem = lock_file_problem(target) or made_problem(target)
     if problem is None:
         foreign = foreign_entries(target) if yours else []
         if not foreign:
-            return None
-        return f"a folder fwsetup made, now also holding {_shown(foreign)}, which neither fwsetup nor a package put there"
+            return None, True
+        why = f"a folder fwsetup made, now also holding {_shown(foreign)}, which neither fwsetup nor a package put there"
+        return why, True
     # what an environment does not hold first (a repository's .git, a user's code): those are what matter
     usual = _ENV_ENTRIES | _package_top_entries(target)
     entries = sorted(entries, key=lambda e: e in usual)
-    return f"a folder holding {_shown(entries)}, with {problem}"
+    return f"a folder holding {_shown(entries)}, with {problem}", False
 
 
 # what a venv or conda environment holds at its top (uv, venv, conda), beside the packages' own folders
@@ -168,12 +174,11 @@ def _shown(names: list[str], n: int = 6) -> str:
 def refuse_foreign(target: Path, *, yours: bool = True, how: str = " with --env PATH") -> None:
     """UsageError unless fwsetup may replace `target` (foreign_reason); nothing is touched. yours=False: an
     environment fwsetup made is accepted even with files of yours in it (a repeat of its plan is a no-op)."""
-    why = foreign_reason(target, yours=yours)
+    why, made_by_fwsetup = _foreign(target, yours=yours)
     if why is not None:
-        head = "an environment fwsetup made" if why.startswith("a folder fwsetup made") else None
         msg = (
-            f"{target} is {head} but holds files of yours: found {why}. It will not be replaced."
-            if head
+            f"{target} is an environment fwsetup made but holds files of yours: found {why}. It will not be replaced."
+            if made_by_fwsetup
             else f"{target} is not an environment fwsetup made: found {why}. It will not be replaced."
         )
         raise UsageError(

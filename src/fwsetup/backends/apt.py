@@ -12,15 +12,14 @@ leaves what apt left (apt's own transaction: packages are configured or not).
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from fwsetup import proc
+from fwsetup.backends.apt_messages import AptChange, simulated_changes
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.errors import InstallError, UsageError
 from fwsetup.plan import Plan
@@ -31,19 +30,9 @@ SYSTEM_PYTHON: Final = "/usr/bin/python3"
 # Where the distribution's Python modules go: what an apt install changes, for InstallResult.target.
 DIST_PACKAGES: Final = Path("/usr/lib/python3/dist-packages")
 APT_TIMEOUT: Final = 3600.0
-_INST = re.compile(r"^Inst (\S+) (?:\[(\S+)\] )?\((\S+)")
 _APT_ENV: Final = {"DEBIAN_FRONTEND": "noninteractive"}
 
 Runner = Callable[..., proc.Result]
-
-
-@dataclass(frozen=True, kw_only=True)
-class AptChange:
-    """One package apt would install or upgrade."""
-
-    package: str
-    version: str
-    replaces: str | None = None  # the installed version an upgrade replaces
 
 
 def _apt(plan: Plan) -> list[list[str]]:
@@ -95,12 +84,7 @@ def simulate(
             "/etc/apt/sources.list(.d) and run `apt-get update`."
         )
         raise InstallError(msg, hint=hint)
-    changes = []
-    for line in res.stdout.splitlines():
-        m = _INST.match(line)
-        if m:
-            changes.append(AptChange(package=m.group(1), version=m.group(3), replaces=m.group(2)))
-    return changes
+    return simulated_changes(res.stdout)
 
 
 def _runs_on(script: str) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 from abc import ABC, abstractmethod
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fwsetup import proc
+from fwsetup.backends import conda_messages
 from fwsetup.backends.conda_env import CondaEnv
 from fwsetup.errors import FwsetupError, InstallError, NetworkError, UsageError
 from fwsetup.redact import redact_text
@@ -298,12 +298,12 @@ class RattlerInstaller(Installer):
             _append_log(log, res)
         answer = _json_out(res.stdout.strip().splitlines()[-1] if res.stdout.strip() else "")
         if not isinstance(answer, dict):
-            msg = f"{self.label} stopped without an answer ({_status(res)}): {_first_line(res.stderr) if res.stderr.strip() else 'no output'}."
+            msg = f"{self.label} stopped without an answer ({_status(res)}): {conda_messages.first_line(res.stderr) if res.stderr.strip() else 'no output'}."
             raise InstallError(msg)
         if answer.get("ok"):
             return list(answer.get("packages", []))
         if answer.get("kind") == "import":
-            msg = f"py-rattler cannot be imported: {_first_line(answer.get('error', ''))}."
+            msg = f"py-rattler cannot be imported: {conda_messages.first_line(answer.get('error', ''))}."
             raise InstallError(msg, hint=f"Reinstall it: {RATTLER_MISSING}.")
         if answer.get("kind") == "changed":
             msg = f"the packages in {', '.join(env.channels)} changed while fwsetup was installing."
@@ -358,98 +358,13 @@ def read_conda_meta(prefix: Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda p: p["name"])
 
 
-# -- solver output -> one message -----------------------------------------------------------------------
-
-_CUDA = re.compile(
-    r"__cuda\s*(?:\[version=')?\s*([<>=!~]=?\s*[0-9][\w.*]*(?:\s*,\s*[<>=!~]=?\s*[0-9][\w.*]*)*)"
-)
-_NEEDED_BY = re.compile(r"needed by\s+([A-Za-z0-9_][A-Za-z0-9_.\-]*?)-([0-9][\w.+!]*)-")
-_MISSING = (
-    re.compile(r"No candidates were found for\s+(.+?)\.?\s*$", re.M),  # rattler
-    re.compile(r"nothing provides requested\s+(.+?)\s*$", re.M),  # libsolv (micromamba 1.x)
-    re.compile(r"└─\s*(.+?)\s+does not exist", re.M),  # libmamba 2
-    re.compile(r"PackagesNotFoundError.*?:\s*\n\s*-\s*(.+?)\s*$", re.M | re.S),  # conda
-    re.compile(r"^\s*-\s*(\S+)\s*$", re.M),  # conda's list of missing specs
-)
-_NETWORK = (
-    "dns error",
-    "client error (connect)",
-    "could not resolve host",
-    "name or service not known",
-    "connectionerror",
-    "connection refused",
-    "network is unreachable",
-    "timed out",
-    "curl error 6",
-    "curl error 7",
-    "failed to connect",
-)
-_NO_CHANNEL = (
-    "404",
-    "could not find subdir",
-    "unavailableinvalidchannel",
-    "channelnotallowed",
-    "no such file or directory",
-    "not found",
-)
-
-
-def _first_line(exc: BaseException | str) -> str:
-    text = str(exc).strip()
-    if not text:
-        return type(exc).__name__
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # A program that crashed: its last line says what went wrong, not "Traceback (most recent call last):".
-    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
-
-
-def _which_channel(text: str, env: CondaEnv) -> str:
-    low = text.lower()
-    for channel in env.channels:
-        c = channel.lower().rstrip("/")
-        tail = c.removeprefix("file://")
-        if c in low or tail in low or f"/{c}/" in low:
-            return channel
-    return ", ".join(env.channels)
-
-
-_REQUIRER = re.compile(
-    r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)(?:\s*=*\s*([0-9][\w.+!]*))?[^\n]*?\b(?:would require|is not installable|requires)\b"
-)
-
-
-def _cuda_requirer(lines: list[str], i: int) -> tuple[str, str] | None:
-    line = lines[i]
-    m = _NEEDED_BY.search(line)  # libsolv: "nothing provides __cuda >=12.8 needed by pkg-1.0-0"
-    if m:
-        return m.group(1), m.group(2)
-    m = re.search(
-        r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*->\s*__cuda", line
-    )  # conda: "pkg -> __cuda[version=...]"
-    if m:
-        return m.group(1), ""
-    for j in range(i - 1, -1, -1):  # rattler / libmamba trees: the parent line names the package
-        m = _REQUIRER.search(lines[j].replace("└─", " ").replace("├─", " ").replace("│", " "))
-        if m and not m.group(1).startswith("__"):
-            return m.group(1), m.group(2) or ""
-    return None
-
-
-def _cuda_constraint(line: str) -> str | None:
-    if (
-        "__cuda" not in line
-        or "feature:" in line
-        or "::__cuda" in line
-        or "installed version" in line.lower()
-    ):
-        return None  # conda's description of the machine's own __cuda, not a requirement
-    m = _CUDA.search(line)
-    return re.sub(r"\s+", "", m.group(1)) if m else None
+# -- solver output -> one message: conda_messages reads the solver's words; explain() says them --------
 
 
 def explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
-    """One clear error for a failed solve or link: which package, which constraint, what to do.
-    Channel credentials (`/t/<token>/`, `user:pass@`) are hidden in it."""
+    """One clear error for a failed solve or link: which package, which constraint, what to do (the solver's
+    words read by conda_messages, said here by code). Channel credentials (`/t/<token>/`, `user:pass@`) are
+    hidden in it."""
     exc = _explain(text, env, tool=tool)
     exc.message = redact_text(exc.message)
     exc.hint = redact_text(exc.hint) if exc.hint else exc.hint
@@ -458,16 +373,12 @@ def explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
 
 
 def _explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
-    low = text.lower()
+    failure = conda_messages.read_failure(text)
     channels = ", ".join(env.channels)
-    lines = text.splitlines()
-
-    for i, line in enumerate(lines):
-        constraint = _cuda_constraint(line)
-        if constraint is None:
-            continue
-        who = _cuda_requirer(lines, i)
-        name = f"{who[0]} {who[1]}".strip() if who else "a package in the environment"
+    channel = conda_messages.channel_named(text, env.channels) or channels
+    if failure.code == "needs_cuda":
+        name = failure.package or "a package in the environment"
+        constraint = failure.detail
         have = (
             f"this machine's driver supports CUDA {env.cuda_driver} (__cuda={env.cuda_driver}, "
             f"from {env.cuda_source})"
@@ -480,44 +391,28 @@ def _explain(text: str, env: CondaEnv, *, tool: str) -> FwsetupError:
             hint="Update the NVIDIA driver, choose a build for an older CUDA (--version), or use --cpu. "
             "CONDA_OVERRIDE_CUDA=X.Y tells the solver to assume another driver.",
         )
-
-    if any(s in low for s in _NETWORK) and (
-        "http" in low or "channel" in low or "url" in low or "curl" in low
-    ):
-        channel = _which_channel(text, env)
-        msg = f"cannot reach conda channel {channel}: {_network_reason(text)}."
+    if failure.code == "network":
+        msg = f"cannot reach conda channel {channel}: {failure.detail}."
         return NetworkError(
             msg,
             hint="conda channels need network access. Use a mirror (a channel URL in your recipe, or "
             "CONDA_CHANNEL_ALIAS) or a local channel folder.",
         )
-
-    if ("gatewayerror" in low or "fetchrepodata" in low or "channel" in low) and any(
-        s in low for s in _NO_CHANNEL
-    ):
-        channel = _which_channel(text, env)
-        msg = f"conda channel {channel} does not exist or has no packages for this platform ({_first_line(_strip_kind(text))})."
+    if failure.code == "no_channel":
+        msg = (
+            f"conda channel {channel} does not exist or has no packages for this platform ({failure.detail})."
+        )
         return InstallError(msg, hint="Check the channel name or URL in the recipe's conda table.")
-
-    if "invalidmatchspec" in low or "invalid match spec" in low or "invalid package spec" in low:
-        msg = f"a conda package spec is not valid: {_first_line(_strip_kind(text))}."
+    if failure.code == "invalid_spec":
+        msg = f"a conda package spec is not valid: {failure.detail}."
         return UsageError(msg, hint="Fix the recipe's conda packages (MatchSpec syntax, e.g. pytorch=2.5.1).")
-
-    for pattern in _MISSING:
-        m = pattern.search(text)
-        if m:
-            what = m.group(1).strip().rstrip(".")
-            msg = f"no package in conda channel(s) {channels} matches {what}."
-            return InstallError(
-                msg, hint="Check the package name and version in the recipe, and its channels."
-            )
-
-    if "solvererror" in low or "cannot solve" in low or "unsatisfiable" in low or "could not solve" in low:
-        summary = _solver_summary(lines)
-        msg = f"the conda packages {', '.join(env.specs)} cannot be installed together: {summary}"
+    if failure.code == "missing_package":
+        msg = f"no package in conda channel(s) {channels} matches {failure.detail}."
+        return InstallError(msg, hint="Check the package name and version in the recipe, and its channels.")
+    if failure.code == "unsatisfiable":
+        msg = f"the conda packages {', '.join(env.specs)} cannot be installed together: {failure.detail}"
         return InstallError(msg, hint="Relax the versions in the recipe, or pick another --version.")
-
-    msg = f"{tool} failed: {_first_line(_strip_kind(text)) if text.strip() else 'no output'}."
+    msg = f"{tool} failed: {failure.detail}."
     return InstallError(msg)
 
 
@@ -526,31 +421,6 @@ def _status(res: proc.Result) -> str:
         return res.error
     rc = res.returncode or 0
     return f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
-
-
-def _strip_kind(text: str) -> str:
-    return re.sub(r"^\w+Error:\s*", "", text.strip())
-
-
-def _network_reason(text: str) -> str:
-    for line in text.splitlines():
-        low = line.lower()
-        if any(s in low for s in _NETWORK):
-            return line.strip().removeprefix("Caused by:").strip().rstrip(".")
-    return _first_line(text)
-
-
-def _solver_summary(lines: list[str]) -> str:
-    """The conflict tree, short: the lines that name packages, at most 6, joined."""
-    keep = []
-    for line in lines:
-        s = line.strip().lstrip("└├│─ ").strip()
-        if not s or s.lower().startswith(("cannot solve", "solvererror", "could not solve")):
-            continue
-        keep.append(s.rstrip(":"))
-        if len(keep) == 6:
-            break
-    return "; ".join(keep) + "."
 
 
 def python_in(prefix: Path) -> Path:

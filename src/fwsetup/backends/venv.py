@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import threading
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from fwsetup import envmeta, installed_files, pipconfig, proc, staging
-from fwsetup.backends import envvars, transaction
+from fwsetup.backends import envvars, pip_messages, transaction, uv_messages
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.backends.installer import MIN_UV, Installer, base_python, find_installer, own_interpreter
 from fwsetup.backends.pylock import PYLOCK, locked_requirements, read_locked, read_pip_report, read_pylock
@@ -55,48 +54,26 @@ PLAN_FILE = "plan.json"
 LOG_NAME = "install.log"
 
 
-# -- failure reasons -------------------------------------------------------------------------------------
-
-_NET = re.compile(
-    r"(dns error|failed to lookup address|Could not resolve host|Connection refused|connection error|"
-    r"error sending request|Network is unreachable|timed out|Temporary failure in name resolution|"
-    r"Failed to establish a new connection|certificate verify failed|invalid peer certificate)",
-    re.I,
-)
+# -- failure reasons: the installer's own words, read by its adapter (uv_messages, pip_messages) -------------
 
 
-def failure_reason(output: str, what: str) -> tuple[str, bool]:
-    """(one sentence, is-network) from uv's or pip's output."""
-    lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
-    text = "\n".join(lines)
-    # uv: "  ╰─▶ Because there is no version of foo==9 and you require foo==9, we can conclude ..." on a
-    # terminal, "  cause: Because ..." elsewhere; the sentence may go on over indented lines.
-    for i, ln in enumerate(lines):
-        s = ln.strip()
-        if s.startswith("╰─▶") or (s.startswith("cause:") and "Because" in s):
-            parts = [s.removeprefix("╰─▶").removeprefix("cause:").strip()]
-            for more in lines[i + 1 :]:
-                if not more.startswith((" ", "\t")) or more.strip().startswith(("hint:", "help:", "cause:")):
-                    break
-                parts.append(more.strip())
-            because = " ".join(parts)
-            if "Because" in because or "no version" in because or "not found" in because:
-                return f"no matching distribution: {because}", False
-    m = re.search(r"No matching distribution found for (\S+)", text)  # pip
-    if m:
-        return f"no matching distribution for {m.group(1)}", False
-    m = re.search(r"not found in the (?:package registry|provided package locations)[^\n]*", text)
-    if m:
-        return f"no matching distribution: {m.group(0)}", False
-    net = _NET.search(text)
-    if net:
-        url = re.search(r"(https?://\S+?)[`'\"\s)]", text)
-        where = f" ({url.group(1)})" if url else ""
-        return f"could not reach the package index{where}: {net.group(1)}", True
-    err = next((ln.strip() for ln in reversed(lines) if re.match(r"\s*(error|×|ERROR)", ln)), None)
-    if err:
-        return f"{what} failed: {err.lstrip('×').strip()}", False
-    return f"{what} failed: {lines[-1].strip() if lines else 'no output'}", False
+def failure_reason(kind: str, output: str, what: str) -> tuple[str, bool]:
+    """(one sentence, is-network) from the output of installer `kind` (uv or pip)."""
+    code: uv_messages.UvFailureCode | pip_messages.PipFailureCode
+    if kind == "uv":
+        uv = uv_messages.read_failure(output)
+        code, detail, url = uv.code, uv.detail, uv.url
+    else:
+        pip = pip_messages.read_failure(output)
+        code, detail, url = pip.code, pip.detail, pip.url
+    if code == "no_solution":
+        return f"no matching distribution: {detail}", False
+    if code == "no_distribution":
+        return f"no matching distribution for {detail}", False
+    if code == "network":
+        where = f" ({url})" if url else ""
+        return f"could not reach the package index{where}: {detail}", True
+    return f"{what} failed: {detail}", False
 
 
 def _tail(path: Path | None, n: int = 15) -> str:
@@ -406,14 +383,17 @@ class VenvBackend(Backend):
         if not first.ok:
             why = redact_text(first.error or _last(first.stderr), hidden)
             msg = f"could not create the environment with {shlex.join(cmds[0][:2])}: {why}"
-            wanted, out = options.python or plan.python, first.stderr or ""
+            wanted = options.python or plan.python
             hint = f"Install it (uv python install {wanted}) or choose another with --python X.Y."
-            if "python-build-standalone" in out or ("download" in out.lower() and "cpython" in out.lower()):
+            cause = uv_messages.venv_failure(first.stderr or "") if inst.kind == "uv" else "other"
+            # the program that makes the environment (uv, or pip's base python) could not be started: not here
+            missing = first.returncode is None and shutil.which(cmds[0][0], path=run_env.get("PATH")) is None
+            if cause == "interpreter_download":
                 # issue 9, item 10: a Python that is not here and cannot be fetched is not a failed install (5)
                 raise NetworkError(
                     f"Python {wanted} is not installed here and could not be downloaded: {why}", hint=hint
                 )
-            if "No interpreter found" in out or "not found" in why:
+            if cause == "interpreter_missing" or missing:
                 raise UsageError(
                     f"no Python {wanted} is installed here to create the environment: {why}", hint=hint
                 )
@@ -425,7 +405,7 @@ class VenvBackend(Backend):
             packages = self._uv_install(plan, cmds, run_env, st, progress, repair=options.repair)
         elif inst.kind == "uv":
             assert resolved is not None and lockdir is not None
-            _raise_for(resolved, "resolving", st)
+            _raise_for(resolved, "resolving", inst.kind)
             # the env keeps the lock with its credentials redacted; uv installs from lockdir's (removed after)
             shown = redact_text((lockdir / PYLOCK).read_text(), hidden)
             (st.meta / PYLOCK).write_text(shown)
@@ -489,7 +469,7 @@ class VenvBackend(Backend):
             clean = run_streamed(
                 [cmds[2][0], "cache", "clean", *repair], env=env, log=st.log_file, timeout=600
             )
-            _raise_for(clean, "cleaning uv's cache", st)
+            _raise_for(clean, "cleaning uv's cache", "uv")
         total = sum(p.get("size", 0) for p in packages)
         if total:
             staging.check_free_space(st.target.parent, int(total * (1 + EXPANSION)))
@@ -500,12 +480,11 @@ class VenvBackend(Backend):
         )
 
         def on_line(line: str) -> None:
-            s = line.strip()
-            if s.startswith("Prepared"):
+            if uv_messages.is_prepared_line(line):
                 progress("install", f"installing {n} packages")
 
         res = run_streamed(cmds[2], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT, on_line=on_line)
-        _raise_for(res, "installing", st)
+        _raise_for(res, "installing", "uv")
         bad = installed_files.verify_hashes(st.path, [{"name": n} for n in repair])
         if bad:
             name, files = next(iter(bad.items()))
@@ -519,11 +498,11 @@ class VenvBackend(Backend):
         progress("download", f"pip: resolving and downloading {' '.join(plan.requirements)}")
 
         def on_line(line: str) -> None:
-            if line.startswith("Installing collected packages"):
+            if pip_messages.is_installing_line(line):
                 progress("install", "pip: installing")
 
         res = run_streamed(cmds[1], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT, on_line=on_line)
-        _raise_for(res, "installing", st)
+        _raise_for(res, "installing", "pip")
         return read_pip_report(st.meta / "pip-report.json")
 
 
@@ -600,13 +579,15 @@ class _Background:
         return self._value
 
 
-def _raise_for(res: proc.Result, what: str, st: staging.Staging) -> None:
+def _raise_for(res: proc.Result, what: str, kind: str) -> None:
+    """InstallError (NetworkError when the installer could not reach an index) for a failed run of installer
+    `kind` (uv or pip)."""
     if res.ok:
         return
     if res.returncode is None:
         msg = f"{what} failed: {res.error}"
         raise InstallError(msg)
-    reason, network = failure_reason(res.stderr, what)
+    reason, network = failure_reason(kind, res.stderr, what)
     raise (NetworkError if network else InstallError)(reason)
 
 

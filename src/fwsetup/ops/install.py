@@ -20,7 +20,8 @@ from packaging.version import InvalidVersion, Version
 
 from fwsetup import detect, envs
 from fwsetup.backends import get_backend
-from fwsetup.backends.apt import DIST_PACKAGES, AptChange, describe, require_root, simulate
+from fwsetup.backends.apt import DIST_PACKAGES, describe, require_root, simulate
+from fwsetup.backends.apt_messages import AptChange
 from fwsetup.backends.base import InstallOptions, Progress, no_progress
 from fwsetup.backends.venv_paths import env_python
 from fwsetup.backends.wheel_sources import IndexUnreachable, check_sources

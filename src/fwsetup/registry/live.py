@@ -359,7 +359,8 @@ def read_pages(
 
 def _why(exc: BaseException, deadline: float) -> str:
     text = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
-    timed_out = isinstance(exc, TimeoutError) or "timed out" in text.lower()
+    # net.FetchError says so itself (its reason is fwsetup's own text: never read back)
+    timed_out = isinstance(exc, TimeoutError) or getattr(exc, "timed_out", False) is True
     return f"did not answer within {deadline:g} s" if timed_out else text
 
 
