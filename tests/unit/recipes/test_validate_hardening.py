@@ -37,7 +37,7 @@ from fwsetup.profile import load as load_profile
 from fwsetup.recipes.load import load_recipes, validate_dir
 from fwsetup.recipes.validate import control_character, insecure_sources, parse_recipe
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 NO_PIP: dict[str, str] = {"PIP_CONFIG_FILE": "/dev/null", "HOME": "/nonexistent"}
 
 
