@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from support import FACTS
 
-from fwsetup import recipes as mod
 from fwsetup.backends.docker.render import check_renderable
 from fwsetup.errors import RecipeError, UsageError
 from fwsetup.plan import Plan, SmokeSpec
 from fwsetup.plan.container import choose_base
+from fwsetup.recipes import load as mod
 from fwsetup.recipes.load import load_recipe_file, load_recipes, read_toml, shipped_recipes_dir, validate_dir
 from fwsetup.recipes.schema import DockerSpec
 
