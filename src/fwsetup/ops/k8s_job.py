@@ -17,15 +17,12 @@ There is no cluster here: the tests validate the manifest against the Kubernetes
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 from fwsetup.errors import UsageError
 from fwsetup.recipes.validate import IMAGE_REF_RE
-from fwsetup.smoke.slurm import smoke_zip
+from fwsetup.smoke.slurm import smoke_zip, write_output
 
 GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}  # the vendors' device plugins
 PORT = 29500
@@ -56,18 +53,8 @@ def check_image(image: str) -> None:
 
 
 def write_manifest(path: str, text: str) -> None:
-    """--output FILE: written whole or not at all (a temporary file beside it, then renamed), mode 0644."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.chmod(tmp, 0o644)
-        tmp.replace(p)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        msg = f"cannot write {p}: {exc.strerror or exc}."
-        raise UsageError(msg) from None
+    """--output FILE: written whole or not at all, mode 0644 (the rule of every file a user names)."""
+    write_output(path, text, 0o644)
 
 
 def job_manifest(

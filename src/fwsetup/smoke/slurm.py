@@ -17,8 +17,10 @@ with the same final weights, and the loss fell (multinode's verdict).
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
+import os
 import re
 import secrets
 import shlex
@@ -274,7 +276,7 @@ def run_slurm(
         minutes=minutes, job_name=job, extra=extra,
     )  # fmt: skip
     if emit_sbatch:
-        _write(emit_sbatch, text)
+        write_output(emit_sbatch, text)
     with tempfile.TemporaryDirectory(prefix="fwsetup-slurm-") as tmp:
         script = Path(tmp) / "smoke.sbatch"
         script.write_text(text)
@@ -287,16 +289,14 @@ def run_slurm(
     return _slurm_verdict(framework, res, addrs, port, time.perf_counter() - t_start, rank_timeout)
 
 
-def _write(path: str, text: str) -> None:
-    """--emit-sbatch FILE: written whole or not at all (a temporary file beside it, then renamed)."""
-    import contextlib
-    import os
-
+def write_output(path: str, text: str, mode: int = 0o755) -> None:
+    """A file the user names (--emit-sbatch FILE, `fwsetup job -o FILE`): written whole or not at all (a temporary
+    file beside it, then renamed), with `mode`; UsageError (exit 2) when it cannot be written."""
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
     try:
         tmp.write_text(text)
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, mode)
         tmp.replace(p)
     except OSError as exc:
         with contextlib.suppress(OSError):
