@@ -186,7 +186,9 @@ def report_to_json(report: DoctorReport) -> str:
         "host_source": report.host_source,
         "environment": msgspec.to_builtins(report.environment) if report.environment else None,
         "frameworks": msgspec.to_builtins(list(report.frameworks)),
-        "findings": msgspec.to_builtins(list(report.findings)),
+        "findings": [
+            {k: v for k, v in msgspec.to_builtins(f).items() if k != "facts"} for f in report.findings
+        ],
         "envs": [c.as_dict() for c in report.envs],
         "summary": {
             s: sum(1 for f in report.findings if f.severity == s) for s in ("error", "warning", "info")

@@ -1,0 +1,429 @@
+"""doctor's one wording table: a finding's code and facts in, the title, detail and remedy a person reads out.
+The gathering code (ops/doctor_host.py) decides on codes and facts only, never on the wording, as the planner's
+reasons do (plan/reasons.py -> plan/explain.py). Facts are plain values (str, int, float, bool, None, lists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, get_args
+
+from fwsetup.detect.tools import SILENT_ENGINE_HINT
+from fwsetup.gpu_vendors import HSA_OVERRIDE
+
+FindingCode = Literal[
+    "nvidia.driver-missing", "nvidia.jetson", "nvidia.none-wsl", "nvidia.none-other-gpu", "nvidia.none",
+    "nvidia.driver-not-working", "nvidia.no-gpus", "nvidia.gpus-missing", "nvidia.gpu-error",
+    "nvidia.mig-no-instance", "nvidia.mig", "nvidia.visible-devices-unmatched", "nvidia.visible-devices",
+    "cuda.toolkit-without-driver", "cuda.toolkit-newer-than-driver",
+    "docker.engine-not-answering", "docker.client-missing", "docker.engine-unreachable",
+    "docker.no-nvidia-runtime", "docker.nvidia-runtime-unlisted", "docker.gpus",
+    "cpu.no-avx", "disk.low", "tools.no-installer", "probe.notes",
+    "amd.driver-missing", "amd.gpus", "amd.no-kfd-access", "amd.no-render-access", "amd.hsa-override",
+    "amd.gfx-unsupported",
+    "intel.driver-missing", "intel.no-level-zero", "intel.xpu-unsupported",
+]  # fmt: skip
+CODES: tuple[FindingCode, ...] = get_args(FindingCode)
+
+Facts = Mapping[str, Any]
+Words = tuple[str, str, str]  # title, detail, remedy
+
+GIB = 1024**3
+
+START_DOCKER = (
+    "Start an engine: `sudo systemctl start docker` (or `sudo service docker start`). Where there is no "
+    'systemd (containers, CI), `eval "$(./scripts/start-docker-engine)"` from the fwsetup repository starts '
+    "a private engine and sets DOCKER_HOST."
+)
+_CONTAINER_TOOLKIT = (
+    "Install the NVIDIA Container Toolkit "
+    "(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html), "
+    "then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`."
+)
+
+
+def _gpus_text(n: int) -> str:
+    return f"{n} NVIDIA GPU" + ("s" if n != 1 else "")
+
+
+def _gpu_label(f: Facts) -> str:
+    return f"GPU {f['index']}" + (f" ({f['name']})" if f["name"] else "")
+
+
+# -- NVIDIA ---------------------------------------------------------------------------------------------
+
+
+def _driver_missing(f: Facts) -> Words:
+    pci = f["pci"]
+    return (
+        f"{_gpus_text(len(pci))} on the PCI bus, but no NVIDIA driver",
+        f"PCI: {', '.join(pci)}. The NVML library (libnvidia-ml.so.1) was not found, so no framework "
+        "can use these GPUs.",
+        "Install the NVIDIA driver (Ubuntu: `sudo ubuntu-drivers install`; other systems: "
+        "https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/), then reboot and "
+        "check with `nvidia-smi`.",
+    )
+
+
+def _jetson(f: Facts) -> Words:
+    cc = f" (compute capability {f['compute_capability']})" if f["compute_capability"] else ""
+    also = "".join(
+        f" NVIDIA's {w['framework']} {w['version']} wheel is built for this L4T release (Python {w['python']}): "
+        f"`python{w['python']} -m pip install {w['url']}` (no published hash: check its source)."
+        for w in f["wheels"]
+    )
+    return (
+        f"NVIDIA Jetson: {f['model'] or 'a Jetson board'} on L4T R{f['l4t']}"
+        + (f" (JetPack {f['jetpack']})" if f["jetpack"] else ""),
+        f"Its integrated GPU{cc} is not an NVML device, and its CUDA"
+        + (f" ({f['cuda']})" if f["cuda"] else "")
+        + " comes with L4T. Server CUDA wheels (x86_64, or aarch64 SBSA) have no kernels for it.",
+        "Use NVIDIA's JetPack builds for this L4T release: `fwsetup plan pytorch --method docker` "
+        "(NVIDIA's l4t-pytorch container where the recipe has one)." + also,
+    )
+
+
+_DRIVER_LIBRARY_FAILED = (
+    # detect.nvidia runs NVML in a child process; this is what it saw happen to that child.
+    "fwsetup went on without the GPU; frameworks load the same library and would fail the same way. "
+    "Run `nvidia-smi`: if it fails too, reinstall the NVIDIA driver and reboot (the library and the "
+    "kernel module must be the same release). "
+)
+_NOT_WORKING = "The NVIDIA driver does not work"
+# NVML state (profile.NvmlState) -> (title, remedy) of the finding "nvidia.driver-not-working".
+NVML_BROKEN_WORDS: dict[str, tuple[str, str]] = {
+    "driver-library-mismatch": (
+        "The NVIDIA driver was updated without a reboot (driver/kernel module version mismatch)",
+        "The NVIDIA driver was updated but the kernel still runs the old driver's module, so the new "
+        "libraries and the old module do not match. Reboot, or reload the kernel module without a reboot: "
+        "stop every program using the GPU (`sudo lsof /dev/nvidia*`), then "
+        "`sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia`; "
+        "`nvidia-smi` works again when it is done.",
+    ),
+    "driver-not-loaded": (
+        _NOT_WORKING,
+        "Load the kernel module: `sudo modprobe nvidia`; if that fails, `sudo dmesg | grep -i nvidia` "
+        "says why (Secure Boot needs the module signed, or the driver must be rebuilt for this kernel).",
+    ),
+    "no-permission": (
+        _NOT_WORKING,
+        "Give this user access to /dev/nvidia* (the `video` group on many systems).",
+    ),
+    "pynvml-missing": (_NOT_WORKING, "Reinstall fwsetup's dependency: `pip install nvidia-ml-py`."),
+    "library-crashed": (
+        "The NVIDIA driver library crashed",
+        _DRIVER_LIBRARY_FAILED
+        + "If LD_LIBRARY_PATH names a folder holding another libnvidia-ml.so.1, take that folder out.",
+    ),
+    "library-hung": (
+        "The NVIDIA driver library hung",
+        _DRIVER_LIBRARY_FAILED + "A hung driver often needs a GPU reset (`sudo nvidia-smi -r`) or a reboot; "
+        "`sudo dmesg | grep -i -e NVRM -e Xid` says why (FWSETUP_NVML_TIMEOUT=SECONDS waits longer). "
+        "If LD_LIBRARY_PATH names a folder holding another libnvidia-ml.so.1, take that folder out.",
+    ),
+    "probe-failed": (
+        _NOT_WORKING,
+        "Run `nvidia-smi`: it shows the same error; reinstall the driver if it persists.",
+    ),
+    "error": (
+        _NOT_WORKING,
+        "Run `nvidia-smi`: it shows the same error; reinstall the driver if it persists.",
+    ),
+}
+
+
+def _driver_not_working(f: Facts) -> Words:
+    title, remedy = NVML_BROKEN_WORDS.get(f["nvml"], NVML_BROKEN_WORDS["error"])
+    pci = f["pci"]
+    return (
+        title + (f" ({_gpus_text(len(pci))} on the PCI bus)" if pci else ""),
+        f"NVML: {f['nvml_detail'].rstrip('.')}.",
+        remedy,
+    )
+
+
+_MIG_RULE = (
+    "A CUDA process runs on one MIG instance (a process enumerates one MIG device, however many it is given), "
+    "chosen with CUDA_VISIBLE_DEVICES; fwsetup plans for the GPU's architecture and driver, and refuses only "
+    "several GPUs in one process (--all-gpus)."
+)
+
+
+def _mig_no_instance(f: Facts) -> Words:
+    return (
+        f"{_gpu_label(f)} is in MIG mode with no MIG instance: CUDA sees no device on it",
+        _MIG_RULE,
+        "Create an instance (`sudo nvidia-smi mig -cgi 1g.5gb -C`; profiles: `nvidia-smi mig -lgip`) and run "
+        "in it (`CUDA_VISIBLE_DEVICES=MIG-<uuid>`, from `nvidia-smi -L`), or "
+        f"turn MIG off: `sudo nvidia-smi -i {f['index']} -mig 0` and reset the GPU.",
+    )
+
+
+def _mig(f: Facts) -> Words:
+    """instances: a list of {uuid, name, memory_bytes}, or None when they were not read."""
+    instances = f["instances"]
+    listed = [
+        f"{d['uuid'] or 'MIG-?'} ({d['name'] or 'MIG device'}"
+        + (f", {d['memory_bytes'] / GIB:.1f} GiB" if d["memory_bytes"] is not None else "")
+        + ")"
+        for d in instances or ()
+    ]
+    pick = instances[0]["uuid"] if instances and instances[0]["uuid"] else "MIG-<uuid>"
+    return (
+        f"{_gpu_label(f)} is in MIG mode"
+        + (
+            f": {len(listed)} MIG instance{'s' if len(listed) != 1 else ''}"
+            if instances
+            else " (instances not read)"
+        ),
+        (f"Instances: {'; '.join(listed)}. " if listed else "") + _MIG_RULE,
+        f"Run on an instance: `CUDA_VISIBLE_DEVICES={pick}`"
+        + ("" if instances else " (list them with `nvidia-smi -L`)")
+        + f"; to train on the whole GPU, turn MIG off: `sudo nvidia-smi -i {f['index']} -mig 0` and reset the GPU.",
+    )
+
+
+def _visible_detail(f: Facts) -> str:
+    def names(gpus: list[dict[str, Any]]) -> str:
+        return ", ".join(_gpu_label(g) for g in gpus) or "none"
+
+    detail = f"Visible: {names(f['visible'])}. Hidden: {names(f['hidden'])}."
+    if f["by_index"] and not f["pci_order"]:
+        detail += (
+            " Its entries are indices, which CUDA orders fastest first unless CUDA_DEVICE_ORDER=PCI_BUS_ID: they "
+            "may not be the GPUs nvidia-smi numbers so."
+        )
+    return detail
+
+
+def _visible_unmatched(f: Facts) -> Words:
+    return (
+        f"CUDA_VISIBLE_DEVICES={f['setting']!r} names {f['unmatched']!r}, which is no GPU here",
+        _visible_detail(f) + " CUDA ignores that entry and every one after it.",
+        "Name GPUs by index or UUID as `nvidia-smi -L` lists them (MIG instances as MIG-<uuid>).",
+    )
+
+
+def _visible(f: Facts) -> Words:
+    visible, hidden = f["visible"], f["hidden"]
+    return (
+        f"CUDA_VISIBLE_DEVICES={f['setting']!r}: jobs started here see "
+        + (f"{len(visible)} of {len(visible) + len(hidden)} GPUs" if visible else "no GPU"),
+        _visible_detail(f) + " fwsetup plans for the visible GPUs only.",
+        "Unset it (`unset CUDA_VISIBLE_DEVICES`) to use every GPU." if hidden else "",
+    )
+
+
+# -- CUDA toolkit, Docker, the machine --------------------------------------------------------------------
+
+
+def _toolkit_newer(f: Facts) -> Words:
+    return (
+        f"CUDA toolkit {f['version']} is newer than the driver supports (CUDA {f['driver_cuda']})",
+        f"{f['where']}: programs built with it fail with 'CUDA driver version is insufficient'."
+        if f["newer_major"]
+        else f"{f['where']}: programs built with it run under minor-version compatibility, but PTX it generates "
+        "cannot be JIT-compiled by this driver (cudaErrorUnsupportedPtxVersion).",
+        f"Update the driver to >= {f['toolkit_driver'] or 'the one the toolkit names'}, "
+        f"or use a CUDA {f['driver_cuda']} (or older) toolkit. Frameworks from pip bring "
+        "their own CUDA libraries and do not need this toolkit.",
+    )
+
+
+def _docker_no_runtime(f: Facts) -> Words:
+    how = (
+        f"a `docker run --gpus all` test container failed: {f['probe']}"
+        if f["way"] == "probe"
+        else "it lists no `nvidia` runtime, nvidia-container-runtime-hook is not on its PATH, and it has no "
+        "NVIDIA CDI device"
+    )
+    return (
+        "GPUs are present but the Docker engine cannot give them to containers",
+        f"Docker {f['server']}: {how}. `docker run --gpus all` fails, and GPU images are refused.",
+        _CONTAINER_TOOLKIT,
+    )
+
+
+def _docker_gpus(f: Facts) -> Words:
+    via = {
+        "hook": "nvidia-container-runtime-hook on its PATH (`--gpus`, no `nvidia` runtime registered)",
+        "cdi": f"CDI devices ({', '.join(f['cdi_devices'])})",
+        "probe": "a test container with `--gpus all`",
+    }[f["way"]]
+    return (f"The Docker engine gives containers GPUs through {via.split(' (')[0]}", f"Found: {via}.", "")
+
+
+# -- AMD and Intel -----------------------------------------------------------------------------------------
+
+
+def _amd_gpus(f: Facts) -> Words:
+    runtime = (
+        f"ROCm {f['rocm_version']} at {f['rocm_path'] or '?'}"
+        if f["rocm_version"]
+        else "no ROCm installation (PyTorch's ROCm wheels bring their own; TensorFlow and JAX -local builds need one)"
+    )
+    names = "; ".join(
+        f"GPU {g['index']}: {g['name'] or 'AMD GPU'} ({g['gfx'] or 'gfx ?'})" for g in f["gpus"]
+    )
+    return (f"{len(f['gpus'])} AMD GPU(s), {runtime}", names, "")
+
+
+def _intel_xpu_unsupported(f: Facts) -> Words:
+    families = f["families"]
+    listed = ", ".join(families[:-1]) + f" and {families[-1]}" if len(families) > 1 else "".join(families)
+    return (
+        f"GPU {f['index']} ({f['name']}) is not on PyTorch's list of Intel GPUs",
+        f"{f['family']}: PyTorch's XPU builds are validated on {listed}.",
+        "fwsetup plans CPU builds for it.",
+    )
+
+
+WORDS: dict[FindingCode, Callable[[Facts], Words]] = {
+    "nvidia.driver-missing": _driver_missing,
+    "nvidia.jetson": _jetson,
+    "nvidia.none-wsl": lambda f: (
+        "No NVIDIA driver visible inside WSL",
+        "Under WSL the driver lives in Windows and appears in /usr/lib/wsl/lib.",
+        "For GPU work install the NVIDIA driver for Windows (not a Linux driver inside WSL), "
+        "then `wsl --shutdown` and reopen.",
+    ),
+    "nvidia.none-other-gpu": lambda f: (
+        "No NVIDIA GPU and no NVIDIA driver",
+        "Nothing on the PCI bus is an NVIDIA GPU: CUDA builds would run on the CPU here.",
+        "",
+    ),
+    "nvidia.none": lambda f: (
+        "No NVIDIA GPU and no NVIDIA driver",
+        "Nothing on the PCI bus is an NVIDIA GPU and the NVML library is not installed: frameworks "
+        "run on the CPU here, which is right for this machine.",
+        "Nothing to do for CPU work. Install CPU builds (`fwsetup install NAME --cpu`).",
+    ),
+    "nvidia.driver-not-working": _driver_not_working,
+    "nvidia.no-gpus": lambda f: (
+        "The NVIDIA driver works but sees no GPU",
+        f"Driver {f['driver'] or '?'}; NVML reports 0 GPUs"
+        + (f" while the PCI bus has {f['pci_count']}." if f["pci_count"] else "."),
+        "In a container, start it with `--gpus all` (NVIDIA Container Toolkit). Otherwise check "
+        "`nvidia-smi` and `dmesg` for GPUs that failed to initialise.",
+    ),
+    "nvidia.gpus-missing": lambda f: (
+        f"{f['pci_count']} NVIDIA GPUs on the PCI bus, but the driver sees {f['seen']}",
+        "Some GPUs did not initialise (or this container was given only some of them).",
+        "Check `nvidia-smi -L` and `sudo dmesg | grep -i -E 'nvrm|xid'`.",
+    ),
+    "nvidia.gpu-error": lambda f: (
+        f"{_gpu_label(f)} does not answer fully",
+        f["error"],
+        f"Check `nvidia-smi -q -i {f['index']}`; a GPU that has fallen off the bus needs a reset "
+        f"(`sudo nvidia-smi -r -i {f['index']}`) or a reboot.",
+    ),
+    "nvidia.mig-no-instance": _mig_no_instance,
+    "nvidia.mig": _mig,
+    "nvidia.visible-devices-unmatched": _visible_unmatched,
+    "nvidia.visible-devices": _visible,
+    "cuda.toolkit-without-driver": lambda f: (
+        f"CUDA toolkit {f['version']} is installed, but there is no working NVIDIA driver",
+        f"{f['where']}: nvcc can compile here, but nothing built with it can run on a GPU.",
+        "Nothing to do unless you want GPU work: then install an NVIDIA driver that supports "
+        f"CUDA {f['version']} (>= {f['toolkit_driver'] or '?'}).",
+    ),
+    "cuda.toolkit-newer-than-driver": _toolkit_newer,
+    "docker.engine-not-answering": lambda f: (
+        f"Docker engine not answering at {f['host'] or 'the default socket'}",
+        f["error"].rstrip(".") + "."
+        if f["error"]
+        else "The engine accepted the connection and said nothing.",
+        SILENT_ENGINE_HINT,
+    ),
+    "docker.client-missing": lambda f: (
+        "No Docker client",
+        f["error"] or "docker is not on PATH.",
+        "Only `fwsetup build` needs Docker: install Docker Engine (https://docs.docker.com/engine/install/).",
+    ),
+    "docker.engine-unreachable": lambda f: (
+        f"Docker engine unreachable at {f['host'] or 'the default socket'}",
+        f["error"] or "The engine did not answer.",
+        START_DOCKER
+        + (" DOCKER_HOST is set: check that it names the engine you mean." if f["docker_host_set"] else ""),
+    ),
+    "docker.no-nvidia-runtime": _docker_no_runtime,
+    "docker.nvidia-runtime-unlisted": lambda f: (
+        "GPUs are present; the Docker engine lists no NVIDIA runtime",
+        f"Docker {f['server']} ({f['host'] or 'engine'}) lists no `nvidia` runtime. `--gpus` still works where "
+        "nvidia-container-runtime-hook is on the daemon's PATH (moby's NVIDIA device driver), which fwsetup "
+        "cannot see for this engine; `fwsetup smoke NAME --image TAG --gpu` tells.",
+        _CONTAINER_TOOLKIT,
+    ),
+    "docker.gpus": _docker_gpus,
+    "cpu.no-avx": lambda f: (
+        "This CPU has no AVX",
+        "TensorFlow's pip wheels (and most prebuilt x86-64 builds) need AVX and fail with 'Illegal instruction'.",
+        "Use a build made without AVX (conda-forge, or build from source), or another machine.",
+    ),
+    "disk.low": lambda f: (
+        f"Only {f['free_bytes'] / GIB:.1f} GiB free at {f['path'] or '?'}",
+        "A framework environment with CUDA libraries takes 5-8 GB; a CPU build about 1-2 GB.",
+        "Free some space, or put environments elsewhere (`fwsetup install NAME --env /bigger/disk/env`).",
+    ),
+    "tools.no-installer": lambda f: (
+        "Neither uv nor pip is available",
+        "fwsetup installs with uv, falling back to pip.",
+        "`python -m pip install uv` (or `python -m ensurepip`).",
+    ),
+    "probe.notes": lambda f: (
+        "Some probes reported problems",
+        "; ".join(f["errors"]),
+        "Run with --debug for details; a probe that fails leaves that field unknown.",
+    ),
+    "amd.driver-missing": lambda f: (
+        f"{len(f['pci'])} AMD GPU(s) on the PCI bus, but the amdgpu driver's compute interface is missing",
+        f"PCI: {', '.join(f['pci'])}. /sys/class/kfd (KFD, what ROCm talks to) is not there, so no "
+        "framework can use these GPUs.",
+        "Load the driver (`sudo modprobe amdgpu`), or install it: AMD's amdgpu-install "
+        "(https://rocm.docs.amd.com/projects/install-on-linux/en/latest/), then reboot.",
+    ),
+    "amd.gpus": _amd_gpus,
+    "amd.no-kfd-access": lambda f: (
+        "This user cannot open /dev/kfd, so ROCm cannot reach the AMD GPUs",
+        "Groups of this user among render and video: "
+        + (", ".join(f["groups"]) if f["groups"] else "none")
+        + ". ROCm needs read-write access to /dev/kfd and /dev/dri/renderD*.",
+        "`sudo usermod -aG render,video $USER`, then log out and in again (or `newgrp render`).",
+    ),
+    "amd.no-render-access": lambda f: (
+        "This user cannot open the GPUs' /dev/dri/renderD* nodes",
+        "ROCm opens the render node of every GPU it uses.",
+        "`sudo usermod -aG render,video $USER`, then log out and in again.",
+    ),
+    "amd.hsa-override": lambda f: (
+        f"{HSA_OVERRIDE}={f['value']} is set: ROCm reports a gfx target the GPU does not have",
+        "An unsupported workaround for GPUs outside ROCm's list: code built for the other target may "
+        "crash or compute wrong results. fwsetup plans and checks for the GPU's real target.",
+        f"Unset it (`unset {HSA_OVERRIDE}`), and use a build for this GPU or the CPU build.",
+    ),
+    "amd.gfx-unsupported": lambda f: (
+        f"GPU {f['index']} ({f['name'] or 'AMD GPU'}, {f['gfx']}) is not a target of any ROCm build fwsetup knows",
+        f"PyTorch's ROCm wheels have no code objects for {f['gfx']}, and it is "
+        f"{'on' if f['rocm_listed'] else 'not on'} ROCm's list of supported Linux GPUs: frameworks will not see it.",
+        f"Use the CPU build (`fwsetup install pytorch --cpu`). {HSA_OVERRIDE} (making the runtime "
+        "report a supported target) is an unsupported workaround: fwsetup never sets it.",
+    ),
+    "intel.driver-missing": lambda f: (
+        f"{len(f['unbound'])} Intel GPU(s) without a driver",
+        "; ".join(f"{g['pci']} {g['name']}" for g in f["unbound"]) + ": neither xe nor i915 is bound.",
+        "Install Intel's GPU driver packages (https://dgpu-docs.intel.com/driver/installation.html) "
+        "or load the module (`sudo modprobe xe` / `i915`), then reboot.",
+    ),
+    "intel.no-level-zero": lambda f: (
+        "Intel GPU present, but the Level Zero runtime (libze_loader.so.1) is not installed",
+        "PyTorch's XPU builds reach the GPU through Level Zero and Intel's compute runtime.",
+        "Install the compute runtime and loader (Ubuntu: `sudo apt install libze1 libze-intel-gpu1`, "
+        "or Intel's packages from https://dgpu-docs.intel.com/driver/installation.html).",
+    ),
+    "intel.xpu-unsupported": _intel_xpu_unsupported,
+}
+
+
+def words(code: FindingCode, facts: Facts) -> Words:
+    """The title, detail and remedy of a finding (KeyError: a fact the code needs is missing)."""
+    return WORDS[code](facts)
