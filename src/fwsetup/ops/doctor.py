@@ -20,7 +20,7 @@ from fwsetup.detect import cuda as cuda_probe
 from fwsetup.detect import environment, get_host
 from fwsetup.detect.environment import Framework, GpuCheck, ImportResult, PythonEnv
 from fwsetup.gpu_vendors import has_other_gpu, intel_gpus
-from fwsetup.ops.doctor_findings import Finding, sort_findings
+from fwsetup.ops.doctor_findings import Finding, finding, sort_findings
 from fwsetup.ops.doctor_frameworks import check_frameworks, damaged, decide_gpu, written_since_install
 from fwsetup.ops.doctor_host import check_host
 from fwsetup.profile import HostProfile, IntelGPU, to_dict
@@ -88,14 +88,14 @@ def _env_findings(env: PythonEnv) -> list[Finding]:
         return []
     explicit = env.source == "--python"
     return [
-        Finding(
+        finding(
+            "env.inspect-failed",
             id="env.inspect-failed",
             severity="error" if explicit else "warning",
-            title=f"Cannot inspect the Python environment {env.executable}",
-            detail=f"({env.source}) {env.error}",
-            remedy="Pass an interpreter that runs: `fwsetup doctor --python PATH/bin/python`."
-            if explicit
-            else f"{env.source} points at an interpreter that does not run: deactivate it, or pass --python.",
+            python=env.executable,
+            source=env.source,
+            error=env.error,
+            explicit=explicit,
         )
     ]
 

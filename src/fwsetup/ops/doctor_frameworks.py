@@ -26,7 +26,7 @@ from fwsetup.detect.environment import FileCheck, Framework, GpuCheck, PythonEnv
 from fwsetup.detect.framework_errors import gpu_failure, import_failure
 from fwsetup.envcheck import list_command
 from fwsetup.gpu_vendors import intel_gpus
-from fwsetup.ops.doctor_findings import Finding
+from fwsetup.ops.doctor_findings import Finding, finding
 from fwsetup.ops.doctor_host import no_gpu_reason
 from fwsetup.plan.installed import Installed, Judgement, judge
 from fwsetup.plan.reasons import Failure
@@ -47,10 +47,6 @@ _NO_GPU_OF_ITS_OWN = {
     "theano": "Theano runs on the CPU here (its GPU backend, libgpuarray, is retired)",
     "pytensor": "PyTensor runs on the CPU (GPU work goes through its JAX backend)",
 }
-
-
-def _label(fw: Framework) -> str:
-    return f"{fw.name} {fw.version or '(version unknown)'}"
 
 
 def cpu_build_gpus(host: HostProfile) -> str:
@@ -171,130 +167,117 @@ def check_frameworks(
     names = {fw.name for fw in frameworks}
     if env is not None and env.error is None and not frameworks:
         out.append(
-            Finding(
-                id="env.no-frameworks",
-                severity="info",
-                title=f"No deep-learning framework in {env.executable}",
-                detail="Looked for torch, tensorflow, jax, keras, mxnet, theano and pytensor.",
-                remedy="Install one: `fwsetup install torch` (see `fwsetup recipes list`), or point doctor at an "
-                "environment: `fwsetup doctor --python ENV/bin/python`.",
-            )
+            finding("env.no-frameworks", id="env.no-frameworks", severity="info", python=env.executable)
         )
     for fw in frameworks:
         fid = f"framework.{fw.name}"
-        label = _label(fw)
+        label = {"framework": fw.name, "version": fw.version}  # the facts every framework finding names it by
         if damaged(fw):
             out.append(_files_missing(fw, env))
             continue
         if fw.imported is not None and not fw.imported.ok:
             out.append(
-                Finding(
+                finding(
+                    "framework.import-failed",
                     id=f"{fid}.import-failed",
                     severity="error",
-                    title=f"{label} is installed but does not import",
-                    detail=fw.imported.error or "",
-                    remedy=_import_remedy(fw, env),
+                    error=fw.imported.error or "",
+                    **_import_cause(fw, env),
+                    **label,
                 )
             )
             continue
         if fw.build == "cpu" and usable and fw.name not in _NO_GPU_OF_ITS_OWN:
             out.append(
-                Finding(
+                finding(
+                    "framework.cpu-build",
                     id=f"{fid}.cpu-build",
                     severity="warning",
-                    title=f"{label} is a CPU build, but this machine has {len(usable)} usable NVIDIA GPU(s)",
-                    detail="It will train on the CPU only.",
-                    remedy=f"Install a CUDA build: `fwsetup plan {fw.name} --gpu` shows which one fits this driver, "
-                    f"`fwsetup install {fw.name} --gpu` installs it.",
+                    gpus=len(usable),
+                    **label,
                 )
             )
         if fw.build == "cuda" and not usable:
             out.append(
-                Finding(
+                finding(
+                    "framework.cuda-build-without-gpu",
                     id=f"{fid}.cuda-build-without-gpu",
                     severity="info",
-                    title=f"{label} is a CUDA {fw.cuda or ''} build, but {no_gpu_reason(host)}".replace(
-                        "  ", " "
-                    ),
-                    detail="It runs on the CPU here; its CUDA libraries take disk space for nothing.",
-                    remedy=f"Fine as it is; `fwsetup install {fw.name} --cpu` gives a smaller environment.",
+                    cuda=fw.cuda,
+                    why=no_gpu_reason(host),
+                    **label,
                 )
             )
         if fw.build == "cuda" and fw.cuda and usable:
             j = installed_judgement(host, fw, data)  # the planner's verdict on this build (plan.installed)
             v = driver_verdict(host, fw.cuda, data=data)
             if (too_old := _failure(j, "driver_too_old")) is not None:
-                need = too_old.get("need")
                 out.append(
-                    Finding(
+                    finding(
+                        "framework.driver-too-old",
                         id=f"{fid}.driver-too-old",
                         severity="error",
-                        title=f"{label} needs a newer NVIDIA driver",
-                        detail=f"It was built with CUDA {fw.cuda}, which needs driver >= {need or '?'}; this driver is "
-                        f"{host.nvidia.driver_version or '?'} (CUDA {host.nvidia.cuda_driver_version or '?'}).",
-                        remedy=f"Update the NVIDIA driver to >= {need or 'a newer branch'}, or install a build for an "
-                        f"older CUDA: `fwsetup plan {fw.name} --gpu` picks one this driver runs.",
+                        cuda=fw.cuda,
+                        need=too_old.get("need"),
+                        driver=host.nvidia.driver_version,
+                        driver_cuda=host.nvidia.cuda_driver_version,
+                        **label,
                     )
                 )
             elif v.how == "minor-version compatibility" and cuda_key(host.nvidia.cuda_driver_version):
                 out.append(
-                    Finding(
+                    finding(
+                        "framework.minor-version-compat",
                         id=f"{fid}.minor-version-compat",
                         severity="info",
-                        title=f"{label} (CUDA {fw.cuda}) runs under minor-version compatibility",
-                        detail=f"The driver supports CUDA {host.nvidia.cuda_driver_version}; CUDA {fw.cuda} builds run on it, "
-                        "but kernels shipped only as newer PTX cannot be JIT-compiled.",
-                        remedy=f"Usually fine; a driver >= {v.full or 'newer'} removes the limits.",
+                        cuda=fw.cuda,
+                        driver_cuda=host.nvidia.cuda_driver_version,
+                        full_driver=v.full,
+                        **label,
                     )
                 )
             if (no_kernels := _failure(j, "no_kernels")) is not None:
                 gpu = no_kernels.get("gpu")
-                sass, ptx = no_kernels.get("sass") or (), no_kernels.get("ptx") or ()
-                built = (
-                    f"CUDA {fw.cuda} builds only for compute capability >= {no_kernels.get('floor')} "
-                    "(CUDA 13 dropped Maxwell, Pascal and Volta)."
-                    if no_kernels.get("floor")
-                    else f"This build has kernels for compute capability {', '.join(sass) or 'none'}"  # type: ignore[arg-type]
-                    + (f" and PTX for {', '.join(ptx)}" if ptx else "")  # type: ignore[arg-type]
-                    + "."
-                )
                 out.append(
-                    Finding(
+                    finding(
+                        "framework.gpu-too-old",
                         id=f"{fid}.gpu-too-old",
                         severity="error",
-                        title=f"{label} (CUDA {fw.cuda}) cannot run on GPU {getattr(gpu, 'index', '?')} "
-                        f"(compute capability {getattr(gpu, 'compute_capability', '?')})",
-                        detail=built,
-                        remedy=f"Install a build for an older CUDA: `fwsetup install {fw.name} --gpu` picks one.",
+                        cuda=fw.cuda,
+                        gpu_index=getattr(gpu, "index", "?"),
+                        gpu_cc=getattr(gpu, "compute_capability", "?"),
+                        floor=no_kernels.get("floor"),
+                        sass=list(no_kernels.get("sass") or ()),  # type: ignore[call-overload]
+                        ptx=list(no_kernels.get("ptx") or ()),  # type: ignore[call-overload]
+                        **label,
                     )
                 )
             out += _cudnn_floor(host, fw, env, fid, label, usable, data)
         out += _amd_intel_framework(host, fw, fid, label)
         if fw.gpu.checked == "import" and fw.gpu.visible is False and fw.build == "cuda" and usable:
             out.append(
-                Finding(
+                finding(
+                    "framework.gpu-not-visible",
                     id=f"{fid}.gpu-not-visible",
                     severity="error",
-                    title=f"{label} does not see the GPU",
-                    detail=fw.gpu.reason or "It imported, but found no GPU.",
-                    remedy=_gpu_remedy(fw),
+                    reason=fw.gpu.reason,
+                    cause=fw.gpu.cause
+                    or gpu_failure(fw.gpu.reason),  # the framework's words: framework_errors
+                    visible_devices_set=os.environ.get("CUDA_VISIBLE_DEVICES") is not None,
+                    **label,
                 )
             )
         if fw.name == "keras":
             backend = str(fw.details.get("backend") or "tensorflow")
             if backend in ("tensorflow", "torch", "jax") and backend not in names:
+                there = names & {"torch", "jax", "tensorflow"}
                 out.append(
-                    Finding(
+                    finding(
+                        "framework.keras-backend-missing",
                         id="framework.keras.backend-missing",
                         severity="error",
-                        title=f"Keras is set to the {backend} backend, which is not installed",
-                        detail="Keras 3 needs one backend: tensorflow, jax or torch (KERAS_BACKEND or ~/.keras/keras.json).",
-                        remedy=f"Install {backend} (`fwsetup install {backend}`), or set KERAS_BACKEND to one that is installed"
-                        + (
-                            f": `export KERAS_BACKEND={min(names & {'torch', 'jax', 'tensorflow'})}`."
-                            if names & {"torch", "jax", "tensorflow"}
-                            else "."
-                        ),
+                        backend=backend,
+                        installed_backend=min(there) if there else None,
                     )
                 )
         if (
@@ -304,12 +287,13 @@ def check_frameworks(
             and (_version_key(env.numpy) or (0, 0)) >= (1, 24)
         ):
             out.append(
-                Finding(
+                finding(
+                    "framework.numpy-too-new",
                     id=f"{fid}.numpy-too-new",
                     severity="error",
-                    title=f"{label} needs numpy < 1.24; this environment has numpy {env.numpy}",
-                    detail="It uses aliases numpy removed in 1.24 (np.bool, np.object): import fails.",
-                    remedy=f"`uv pip install --python {env.executable} 'numpy<1.24'` (recipes pin it).",
+                    numpy=env.numpy,
+                    python=env.executable,
+                    **label,
                 )
             )
     out += check_library_path(frameworks, cudart_on_path)
@@ -333,7 +317,7 @@ def _cudnn_floor(
     fw: Framework,
     env: PythonEnv | None,
     fid: str,
-    label: str,
+    label: dict[str, str | None],
     usable: Sequence[GPU],
     data: CompatData,
 ) -> list[Finding]:
@@ -346,56 +330,52 @@ def _cudnn_floor(
     if not old:
         return []
     row = data.cudnn_floor(cudnn)
-    names = ", ".join(
-        f"GPU {g.index} ({g.name or 'NVIDIA GPU'}, compute capability {g.compute_capability})" for g in old
-    )
     return [
-        Finding(
+        finding(
+            "framework.cudnn-gpu-floor",
             id=f"{fid}.cudnn-gpu-floor",
             severity="error" if len(old) == len(usable) else "warning",
-            title=f"{label} loads cuDNN {cudnn}, which does not support {names}",
-            detail=f"cuDNN {cudnn} ({where}) supports compute capability {row.min_cc if row else '?'} and newer only "
-            "(NVIDIA's cuDNN support matrix): convolutions and RNNs fail there (CUDNN_STATUS_ARCH_MISMATCH / "
-            "NOT_SUPPORTED) although the framework's own kernels may run.",
-            remedy=f"`fwsetup plan {fw.name} --gpu` picks a release whose cuDNN supports this GPU.",
+            cudnn=cudnn,
+            where=where,
+            min_cc=row.min_cc if row else None,
+            gpus=[
+                {"index": g.index, "name": g.name, "compute_capability": g.compute_capability} for g in old
+            ],
+            **label,
         )
     ]
 
 
-def _amd_intel_framework(host: HostProfile, fw: Framework, fid: str, label: str) -> list[Finding]:
+def _amd_intel_framework(
+    host: HostProfile, fw: Framework, fid: str, label: dict[str, str | None]
+) -> list[Finding]:
     out: list[Finding] = []
     amd, intel = host.amd.gpus, intel_gpus(host)
     if fw.build == "cpu" and (amd or intel) and not usable_gpus(host) and fw.name not in _NO_GPU_OF_ITS_OWN:
-        vendor = "AMD" if amd else "Intel"
         out.append(
-            Finding(
+            finding(
+                "framework.cpu-build-other-gpu",
                 id=f"{fid}.cpu-build",
                 severity="warning",
-                title=f"{label} is a CPU build, but this machine has {len(amd or intel)} {vendor} GPU(s)",
-                detail="It will train on the CPU only.",
-                remedy=f"`fwsetup plan {fw.name} --gpu` shows whether a {'ROCm' if amd else 'XPU'} build runs on it.",
+                gpus=len(amd or intel),
+                vendor="amd" if amd else "intel",
+                **label,
             )
         )
     if fw.build == "rocm" and amd and (why := rocm_mismatch(host, fw)):
         out.append(
-            Finding(
-                id=f"{fid}.rocm-mismatch",
-                severity="error",
-                title=f"{label} was built for another ROCm than this machine's",
-                detail=why + ".",
-                remedy=f"Install the ROCm it needs, or the build for this ROCm: `fwsetup plan {fw.name} --gpu`.",
-            )
+            finding("framework.rocm-mismatch", id=f"{fid}.rocm-mismatch", severity="error", why=why, **label)
         )
     own = (fw.build == "rocm" and amd) or (fw.build == "xpu" and intel)
     if own and fw.gpu.checked == "import" and fw.gpu.visible is False:
         out.append(
-            Finding(
+            finding(
+                "framework.gpu-not-visible-amd-intel",
                 id=f"{fid}.gpu-not-visible",
                 severity="error",
-                title=f"{label} does not see the {'AMD' if fw.build == 'rocm' else 'Intel'} GPU",
-                detail=fw.gpu.reason or "It imported, but found no GPU.",
-                remedy="See the AMD/Intel findings above (driver, /dev/kfd access, gfx target, Level Zero); "
-                f"`fwsetup plan {fw.name} --gpu` says which build runs here.",
+                vendor="amd" if fw.build == "rocm" else "intel",
+                reason=fw.gpu.reason,
+                **label,
             )
         )
     return out
@@ -434,55 +414,36 @@ def _files_missing(fw: Framework, env: PythonEnv | None) -> Finding:
     assert files is not None
     recipe = {"torch": "pytorch"}.get(fw.name, fw.name)
     prefix = env.prefix if env is not None else None
-    if prefix and os.path.isfile(os.path.join(prefix, ".fwsetup", "lock.json")):
-        remedy = f"Reinstall it: `fwsetup install {recipe} --env {prefix} --force` (a repeat install also repairs it)."
-    else:
-        py = env.executable if env is not None else "python"
-        dist = fw.distribution or fw.name
-        pin = f"=={fw.version}" if fw.version else ""
-        remedy = f"Reinstall it: `uv pip install --python {py} --reinstall '{dist}{pin}'`."
-    return Finding(
+    made_here = bool(prefix and os.path.isfile(os.path.join(prefix, ".fwsetup", "lock.json")))
+    return finding(
+        "framework.files-missing",
         id=f"framework.{fw.name}.files-missing",
         severity="error",
-        title=f"{_label(fw)} is damaged: {files.missing} of {files.checked} of its files are missing or changed",
-        detail="For example: " + ", ".join(files.examples) if files.examples else "",
-        remedy=remedy,
+        framework=fw.name,
+        version=fw.version,
+        missing=files.missing,
+        checked=files.checked,
+        examples=list(files.examples),
+        # fwsetup made the environment: reinstall the recipe there; otherwise the distribution with uv
+        recipe=recipe if made_here else None,
+        prefix=prefix,
+        python=env.executable if env is not None else "python",
+        distribution=fw.distribution or fw.name,
     )
 
 
-def _import_remedy(fw: Framework, env: PythonEnv | None) -> str:
+def _import_cause(fw: Framework, env: PythonEnv | None) -> dict[str, str | None]:
+    """Why the import failed (its words read by detect/framework_errors.py), and for a numpy the framework does
+    not support, the command that lists the environment's packages."""
     why = import_failure(
         fw.imported.error if fw.imported else None, died_of=fw.imported.signal if fw.imported else None
     )
-    py = env.executable if env else "python"
-    if why == "numpy":
-        listing = list_command(py, env.prefix if env else None)
-        return f"A numpy the framework does not support: check `{listing}`; recipes pin a working numpy."
-    if why == "cpu-instructions":
-        return "The build uses CPU instructions this CPU lacks (AVX): install a build made for this CPU."
-    if why == "library-mismatch":
-        return (
-            "A library mismatch: check LD_LIBRARY_PATH (it may shadow the framework's own libraries) and that "
-            "the build matches this OS; reinstalling with `fwsetup install` gives a consistent environment."
-        )
-    return f"Reinstall it into a fresh environment: `fwsetup install {fw.name} --env NEWENV` (the old one stays as it is)."
-
-
-def _gpu_remedy(fw: Framework) -> str:
-    why = fw.gpu.cause or gpu_failure(fw.gpu.reason)
-    if why == "no-kernels":
-        return f"This build does not support the GPU's architecture: `fwsetup plan {fw.name} --gpu` picks one that does."
-    if why == "missing-library":
-        if fw.name == "tensorflow":
-            return "TensorFlow needs its CUDA libraries: `pip install 'tensorflow[and-cuda]'` (or `fwsetup install tensorflow --gpu`)."
-        return "A CUDA library is missing: reinstall the CUDA build (`fwsetup install NAME --gpu`) and check LD_LIBRARY_PATH."
-    if why == "driver":
-        return "Update the NVIDIA driver, or install a build for an older CUDA (`fwsetup plan NAME --gpu`).".replace(
-            "NAME", fw.name
-        )
-    if why == "visible-devices" or os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
-        return "CUDA_VISIBLE_DEVICES is set: check that it names the GPUs you mean."
-    return f"Reinstall the CUDA build (`fwsetup install {fw.name} --gpu`); run its smoke test with `fwsetup smoke {fw.name} --gpu`."
+    listing = (
+        list_command(env.executable if env else "python", env.prefix if env else None)
+        if why == "numpy"
+        else None
+    )
+    return {"cause": why, "listing": listing}
 
 
 def check_library_path(
@@ -493,16 +454,12 @@ def check_library_path(
         return out
     versions = {(major, full or major) for _d, major, full in cudart_on_path}
     if len(versions) > 1:
-        listing = "; ".join(
-            f"{d}: libcudart.so.{m}" + (f" (CUDA {f})" if f else "") for d, m, f in cudart_on_path
-        )
         out.append(
-            Finding(
+            finding(
+                "env.cudart-conflict",
                 id="env.ld-library-path.cudart-conflict",
                 severity="warning",
-                title="LD_LIBRARY_PATH holds CUDA runtimes from different CUDA releases",
-                detail=listing + ". Whichever comes first wins, for every program.",
-                remedy="Keep one CUDA toolkit on LD_LIBRARY_PATH (or none: pip builds bring their own CUDA libraries).",
+                runtimes=[{"dir": d, "major": m, "cuda": f} for d, m, f in cudart_on_path],
             )
         )
     for fw in frameworks:
@@ -514,14 +471,16 @@ def check_library_path(
             if str(fw_key[0]) != major or lib_key is None or "." not in (fw.cuda or "") or lib_key == fw_key:
                 continue
             out.append(
-                Finding(
+                finding(
+                    "env.cudart-shadows",
                     id=f"env.ld-library-path.shadows-{fw.name}",
                     severity="warning",
-                    title=f"LD_LIBRARY_PATH may shadow {fw.name}'s own CUDA {fw.cuda} libraries with CUDA {full}",
-                    detail=f"{d} has libcudart.so.{major} from CUDA {full}; the dynamic loader prefers LD_LIBRARY_PATH over "
-                    f"the libraries {_label(fw)} ships with, which gives errors such as "
-                    "'undefined symbol: __nvJitLinkAddData_12_x'.",
-                    remedy=f"Remove {d} from LD_LIBRARY_PATH when using {fw.name}, or `unset LD_LIBRARY_PATH`.",
+                    framework=fw.name,
+                    version=fw.version,
+                    cuda=fw.cuda,
+                    dir=d,
+                    major=major,
+                    lib_cuda=full,
                 )
             )
             break

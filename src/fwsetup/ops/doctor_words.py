@@ -1,6 +1,7 @@
 """doctor's one wording table: a finding's code and facts in, the title, detail and remedy a person reads out.
 The gathering code (ops/doctor_host.py) decides on codes and facts only, never on the wording, as the planner's
-reasons do (plan/reasons.py -> plan/explain.py). Facts are plain values (str, int, float, bool, None, lists).
+reasons do (plan/reasons.py -> plan/explain.py); so does ops/doctor_frameworks.py for installed frameworks.
+Facts are plain values (str, int, float, bool, None, lists).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ FindingCode = Literal[
     "amd.driver-missing", "amd.gpus", "amd.no-kfd-access", "amd.no-render-access", "amd.hsa-override",
     "amd.gfx-unsupported",
     "intel.driver-missing", "intel.no-level-zero", "intel.xpu-unsupported",
+    "env.inspect-failed", "env.no-frameworks", "env.cudart-conflict", "env.cudart-shadows",
+    "framework.import-failed", "framework.files-missing", "framework.cpu-build", "framework.cpu-build-other-gpu",
+    "framework.cuda-build-without-gpu", "framework.driver-too-old", "framework.minor-version-compat",
+    "framework.gpu-too-old", "framework.cudnn-gpu-floor", "framework.rocm-mismatch", "framework.gpu-not-visible",
+    "framework.gpu-not-visible-amd-intel", "framework.keras-backend-missing", "framework.numpy-too-new",
 ]  # fmt: skip
 CODES: tuple[FindingCode, ...] = get_args(FindingCode)
 
@@ -278,7 +284,204 @@ def _intel_xpu_unsupported(f: Facts) -> Words:
     )
 
 
+# -- installed frameworks (ops/doctor_frameworks.py) ---------------------------------------------------------
+
+
+def _fw(f: Facts) -> str:
+    """An installed framework as the sentences name it: facts `framework` and `version`."""
+    return f"{f['framework']} {f['version'] or '(version unknown)'}"
+
+
+def _import_remedy(f: Facts) -> str:
+    """cause: detect.framework_errors.ImportFailure, read from the framework's own words."""
+    cause = f["cause"]
+    if cause == "numpy":
+        return f"A numpy the framework does not support: check `{f['listing']}`; recipes pin a working numpy."
+    if cause == "cpu-instructions":
+        return "The build uses CPU instructions this CPU lacks (AVX): install a build made for this CPU."
+    if cause == "library-mismatch":
+        return (
+            "A library mismatch: check LD_LIBRARY_PATH (it may shadow the framework's own libraries) and that "
+            "the build matches this OS; reinstalling with `fwsetup install` gives a consistent environment."
+        )
+    return (
+        f"Reinstall it into a fresh environment: `fwsetup install {f['framework']} --env NEWENV` "
+        "(the old one stays as it is)."
+    )
+
+
+def _gpu_remedy(f: Facts) -> str:
+    """cause: GpuCheck.cause, else detect.framework_errors.GpuFailure, read from the framework's own words."""
+    cause, name = f["cause"], f["framework"]
+    if cause == "no-kernels":
+        return f"This build does not support the GPU's architecture: `fwsetup plan {name} --gpu` picks one that does."
+    if cause == "missing-library":
+        if name == "tensorflow":
+            return (
+                "TensorFlow needs its CUDA libraries: `pip install 'tensorflow[and-cuda]'` "
+                "(or `fwsetup install tensorflow --gpu`)."
+            )
+        return (
+            "A CUDA library is missing: reinstall the CUDA build (`fwsetup install NAME --gpu`) and check "
+            "LD_LIBRARY_PATH."
+        )
+    if cause == "driver":
+        return (
+            f"Update the NVIDIA driver, or install a build for an older CUDA (`fwsetup plan {name} --gpu`)."
+        )
+    if cause == "visible-devices" or f["visible_devices_set"]:
+        return "CUDA_VISIBLE_DEVICES is set: check that it names the GPUs you mean."
+    return (
+        f"Reinstall the CUDA build (`fwsetup install {name} --gpu`); run its smoke test with "
+        f"`fwsetup smoke {name} --gpu`."
+    )
+
+
+def _files_missing(f: Facts) -> Words:
+    if f["recipe"]:
+        remedy = (
+            f"Reinstall it: `fwsetup install {f['recipe']} --env {f['prefix']} --force` "
+            "(a repeat install also repairs it)."
+        )
+    else:
+        pin = f"=={f['version']}" if f["version"] else ""
+        remedy = (
+            f"Reinstall it: `uv pip install --python {f['python']} --reinstall '{f['distribution']}{pin}'`."
+        )
+    return (
+        f"{_fw(f)} is damaged: {f['missing']} of {f['checked']} of its files are missing or changed",
+        "For example: " + ", ".join(f["examples"]) if f["examples"] else "",
+        remedy,
+    )
+
+
+def _gpu_too_old(f: Facts) -> Words:
+    sass, ptx = f["sass"], f["ptx"]
+    built = (
+        f"CUDA {f['cuda']} builds only for compute capability >= {f['floor']} "
+        "(CUDA 13 dropped Maxwell, Pascal and Volta)."
+        if f["floor"]
+        else f"This build has kernels for compute capability {', '.join(sass) or 'none'}"
+        + (f" and PTX for {', '.join(ptx)}" if ptx else "")
+        + "."
+    )
+    return (
+        f"{_fw(f)} (CUDA {f['cuda']}) cannot run on GPU {f['gpu_index']} (compute capability {f['gpu_cc']})",
+        built,
+        f"Install a build for an older CUDA: `fwsetup install {f['framework']} --gpu` picks one.",
+    )
+
+
+def _cudnn_floor(f: Facts) -> Words:
+    names = ", ".join(
+        f"GPU {g['index']} ({g['name'] or 'NVIDIA GPU'}, compute capability {g['compute_capability']})"
+        for g in f["gpus"]
+    )
+    return (
+        f"{_fw(f)} loads cuDNN {f['cudnn']}, which does not support {names}",
+        f"cuDNN {f['cudnn']} ({f['where']}) supports compute capability {f['min_cc'] or '?'} and newer only "
+        "(NVIDIA's cuDNN support matrix): convolutions and RNNs fail there (CUDNN_STATUS_ARCH_MISMATCH / "
+        "NOT_SUPPORTED) although the framework's own kernels may run.",
+        f"`fwsetup plan {f['framework']} --gpu` picks a release whose cuDNN supports this GPU.",
+    )
+
+
+_VENDOR = {"amd": ("AMD", "ROCm"), "intel": ("Intel", "XPU")}
+
 WORDS: dict[FindingCode, Callable[[Facts], Words]] = {
+    "env.inspect-failed": lambda f: (
+        f"Cannot inspect the Python environment {f['python']}",
+        f"({f['source']}) {f['error']}",
+        "Pass an interpreter that runs: `fwsetup doctor --python PATH/bin/python`."
+        if f["explicit"]
+        else f"{f['source']} points at an interpreter that does not run: deactivate it, or pass --python.",
+    ),
+    "env.no-frameworks": lambda f: (
+        f"No deep-learning framework in {f['python']}",
+        "Looked for torch, tensorflow, jax, keras, mxnet, theano and pytensor.",
+        "Install one: `fwsetup install torch` (see `fwsetup recipes list`), or point doctor at an "
+        "environment: `fwsetup doctor --python ENV/bin/python`.",
+    ),
+    "env.cudart-conflict": lambda f: (
+        "LD_LIBRARY_PATH holds CUDA runtimes from different CUDA releases",
+        "; ".join(
+            f"{r['dir']}: libcudart.so.{r['major']}" + (f" (CUDA {r['cuda']})" if r["cuda"] else "")
+            for r in f["runtimes"]
+        )
+        + ". Whichever comes first wins, for every program.",
+        "Keep one CUDA toolkit on LD_LIBRARY_PATH (or none: pip builds bring their own CUDA libraries).",
+    ),
+    "env.cudart-shadows": lambda f: (
+        f"LD_LIBRARY_PATH may shadow {f['framework']}'s own CUDA {f['cuda']} libraries with CUDA {f['lib_cuda']}",
+        f"{f['dir']} has libcudart.so.{f['major']} from CUDA {f['lib_cuda']}; the dynamic loader prefers "
+        f"LD_LIBRARY_PATH over the libraries {_fw(f)} ships with, which gives errors such as "
+        "'undefined symbol: __nvJitLinkAddData_12_x'.",
+        f"Remove {f['dir']} from LD_LIBRARY_PATH when using {f['framework']}, or `unset LD_LIBRARY_PATH`.",
+    ),
+    "framework.import-failed": lambda f: (
+        f"{_fw(f)} is installed but does not import",
+        f["error"],
+        _import_remedy(f),
+    ),
+    "framework.files-missing": _files_missing,
+    "framework.cpu-build": lambda f: (
+        f"{_fw(f)} is a CPU build, but this machine has {f['gpus']} usable NVIDIA GPU(s)",
+        "It will train on the CPU only.",
+        f"Install a CUDA build: `fwsetup plan {f['framework']} --gpu` shows which one fits this driver, "
+        f"`fwsetup install {f['framework']} --gpu` installs it.",
+    ),
+    "framework.cpu-build-other-gpu": lambda f: (
+        f"{_fw(f)} is a CPU build, but this machine has {f['gpus']} {_VENDOR[f['vendor']][0]} GPU(s)",
+        "It will train on the CPU only.",
+        f"`fwsetup plan {f['framework']} --gpu` shows whether a {_VENDOR[f['vendor']][1]} build runs on it.",
+    ),
+    "framework.cuda-build-without-gpu": lambda f: (
+        f"{_fw(f)} is a CUDA {f['cuda'] or ''} build, but {f['why']}".replace("  ", " "),
+        "It runs on the CPU here; its CUDA libraries take disk space for nothing.",
+        f"Fine as it is; `fwsetup install {f['framework']} --cpu` gives a smaller environment.",
+    ),
+    "framework.driver-too-old": lambda f: (
+        f"{_fw(f)} needs a newer NVIDIA driver",
+        f"It was built with CUDA {f['cuda']}, which needs driver >= {f['need'] or '?'}; this driver is "
+        f"{f['driver'] or '?'} (CUDA {f['driver_cuda'] or '?'}).",
+        f"Update the NVIDIA driver to >= {f['need'] or 'a newer branch'}, or install a build for an "
+        f"older CUDA: `fwsetup plan {f['framework']} --gpu` picks one this driver runs.",
+    ),
+    "framework.minor-version-compat": lambda f: (
+        f"{_fw(f)} (CUDA {f['cuda']}) runs under minor-version compatibility",
+        f"The driver supports CUDA {f['driver_cuda']}; CUDA {f['cuda']} builds run on it, "
+        "but kernels shipped only as newer PTX cannot be JIT-compiled.",
+        f"Usually fine; a driver >= {f['full_driver'] or 'newer'} removes the limits.",
+    ),
+    "framework.gpu-too-old": _gpu_too_old,
+    "framework.cudnn-gpu-floor": _cudnn_floor,
+    "framework.rocm-mismatch": lambda f: (
+        f"{_fw(f)} was built for another ROCm than this machine's",
+        f["why"] + ".",
+        f"Install the ROCm it needs, or the build for this ROCm: `fwsetup plan {f['framework']} --gpu`.",
+    ),
+    "framework.gpu-not-visible": lambda f: (
+        f"{_fw(f)} does not see the GPU",
+        f["reason"] or "It imported, but found no GPU.",
+        _gpu_remedy(f),
+    ),
+    "framework.gpu-not-visible-amd-intel": lambda f: (
+        f"{_fw(f)} does not see the {_VENDOR[f['vendor']][0]} GPU",
+        f["reason"] or "It imported, but found no GPU.",
+        "See the AMD/Intel findings above (driver, /dev/kfd access, gfx target, Level Zero); "
+        f"`fwsetup plan {f['framework']} --gpu` says which build runs here.",
+    ),
+    "framework.keras-backend-missing": lambda f: (
+        f"Keras is set to the {f['backend']} backend, which is not installed",
+        "Keras 3 needs one backend: tensorflow, jax or torch (KERAS_BACKEND or ~/.keras/keras.json).",
+        f"Install {f['backend']} (`fwsetup install {f['backend']}`), or set KERAS_BACKEND to one that is installed"
+        + (f": `export KERAS_BACKEND={f['installed_backend']}`." if f["installed_backend"] else "."),
+    ),
+    "framework.numpy-too-new": lambda f: (
+        f"{_fw(f)} needs numpy < 1.24; this environment has numpy {f['numpy']}",
+        "It uses aliases numpy removed in 1.24 (np.bool, np.object): import fails.",
+        f"`uv pip install --python {f['python']} 'numpy<1.24'` (recipes pin it).",
+    ),
     "nvidia.driver-missing": _driver_missing,
     "nvidia.jetson": _jetson,
     "nvidia.none-wsl": lambda f: (

@@ -26,7 +26,7 @@ def test_doctor_json_is_pure_and_exit_code_matches(tmp_path: Path) -> None:
     assert data["schema_version"] == 1
     assert set(data) >= {"host", "frameworks", "findings"}
     for f in data["findings"]:
-        assert set(f) == {"id", "severity", "title", "detail", "remedy"}
+        assert set(f) == {"id", "severity", "title", "detail", "remedy", "code"}
         assert f["severity"] in ("error", "warning", "info")
     errors = [f for f in data["findings"] if f["severity"] == "error"]
     assert cp.returncode == (1 if errors else 0), cp.stderr

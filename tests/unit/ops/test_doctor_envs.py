@@ -21,7 +21,8 @@ from envs_world import fake, install, listed, run  # noqa: F401 - `fake` is a fi
 
 from fwsetup import envcheck, staging
 from fwsetup.detect.environment import Framework, ImportResult, PythonEnv
-from fwsetup.ops.doctor_frameworks import _import_remedy
+from fwsetup.ops.doctor_findings import finding
+from fwsetup.ops.doctor_frameworks import _import_cause
 
 SITE = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
 
@@ -184,6 +185,9 @@ def test_advice_names_only_tools_the_env_has(tmp_path: Path) -> None:
     fw = Framework(
         name="jax", imported=ImportResult(ok=False, error="numpy.core.multiarray failed to import")
     )
-    remedy = _import_remedy(fw, PythonEnv(executable=py, source="--python", prefix=str(without)))
+    cause = _import_cause(fw, PythonEnv(executable=py, source="--python", prefix=str(without)))
+    remedy = finding(
+        "framework.import-failed", id="i", severity="error", framework="jax", version=None, error="", **cause
+    ).remedy
     assert f"uv pip list --python {py}" in remedy and "-m pip" not in remedy
     assert os.path.exists(py)
