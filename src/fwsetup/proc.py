@@ -51,7 +51,8 @@ class Result:
     returncode: int | None  # None: could not start, or timed out
     stdout: str
     stderr: str
-    error: str | None = None  # "not found", "timed out after 5s", ...
+    error: str | None = None  # "not found", "timed out after 5s", ... (words for a person: never matched)
+    timed_out: bool = False  # killed at its deadline (the one fact callers branch on)
     left_out: int = 0  # bytes of output not kept (only the last MAX_OUTPUT bytes of each stream are)
 
     @property
@@ -273,7 +274,7 @@ def run(
     if timed_out:
         return Result(
             argv=argv, returncode=None, stdout=out.text(), stderr=err.text(),
-            error=f"timed out after {timeout:g}s", left_out=left_out,
+            error=f"timed out after {timeout:g}s", timed_out=True, left_out=left_out,
         )  # fmt: skip
     return Result(argv=argv, returncode=p.returncode, stdout=out.text(), stderr=err.text(), left_out=left_out)
 
@@ -357,7 +358,7 @@ def run_streamed(
         if timed_out:
             return Result(
                 argv=argv, returncode=None, stdout="", stderr=text, error=f"timed out after {timeout:g}s",
-                left_out=size[1],
+                timed_out=True, left_out=size[1],
             )  # fmt: skip
         return Result(argv=argv, returncode=p.returncode, stdout="", stderr=text, left_out=size[1])
     finally:

@@ -414,7 +414,7 @@ def _probe_nvml_isolated(notes: list[str]) -> NvidiaInfo:
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         pass
     rc = res.returncode
-    if rc is None and res.error and "timed out" in res.error:
+    if res.timed_out:
         return NvidiaInfo(
             nvml="library-hung",
             nvml_detail=f"the NVIDIA driver library{where} did not answer within {timeout:g} s (NVML hung)",

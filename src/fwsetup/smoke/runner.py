@@ -199,7 +199,7 @@ def _reason(res: proc.Result, report: SmokeReport | None, framework: str, where:
     head = _head((report.framework if report else "") or framework, where)
     if report is not None and report.error:
         return f"{head}: {report.error}"
-    if res.error and "timed out" in res.error:
+    if res.timed_out:
         return f"{head}: it did not finish in {timeout:g} s"
     if res.returncode is None:
         return f"{head}: could not start {res.argv[0] if res.argv else 'it'} ({res.error or 'unknown error'})"

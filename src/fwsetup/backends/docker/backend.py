@@ -379,6 +379,7 @@ class DockerBackend(Backend):
         done = proc.Result(
             argv=tuple(cmd), returncode=res.exit_code, stdout=res.stdout, stderr=res.stderr,
             error=None if res.exit_code is not None else f"timed out after {timeout:g}s",
+            timed_out=res.exit_code is None,
         )  # fmt: skip
         device = smoke_device_in_image(plan, gpus)  # the device smoke_command gave the script
         report = check_result(
