@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from fwsetup.backends.docker.imageregistry import Credentials, ImageRef
     from fwsetup.backends.engine import BuildEvent
     from fwsetup.plan import Plan, Request
-    from fwsetup.registry.live import Mode
+    from fwsetup.registry.pages import Mode
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from fwsetup.plan import Plan, Request
     from fwsetup.plan.fleet import Node
     from fwsetup.profile import HostProfile
-    from fwsetup.registry.live import Mode
+    from fwsetup.registry.pages import Mode
 
 _MAX_NODES = 10_000
 

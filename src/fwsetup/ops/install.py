@@ -36,7 +36,7 @@ from fwsetup.settings import resolve
 
 if TYPE_CHECKING:
     from fwsetup.profile import HostProfile
-    from fwsetup.registry.live import Mode
+    from fwsetup.registry.pages import Mode
 
 
 def default_env_dir(name: str, variant: str | None, env: Mapping[str, str] | None = None) -> Path:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from fwsetup.profile import HostProfile
     from fwsetup.recipes.schema import Recipe
     from fwsetup.registry import Registry
-    from fwsetup.registry.live import Mode
+    from fwsetup.registry.pages import Mode
 
 
 def load_inputs(request: Request, host_profile: str | None) -> tuple[HostProfile, Recipe]:

@@ -55,7 +55,7 @@ def test_real_pypi_is_read_live_then_from_the_cache(tmp_path: Path) -> None:
     # what PyPI publishes now holds every release the shipped data knows (and those published since)
     from fwsetup.recipes.load import load_recipes
     from fwsetup.registry import load_registry
-    from fwsetup.registry.live import read_pages
+    from fwsetup.registry.pages import read_pages
 
     (out,) = read_pages([("https://pypi.org/simple", "jax")], cache_dir=tmp_path / "cache", deadline=10)
     assert out.page is not None

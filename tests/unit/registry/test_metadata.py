@@ -1,4 +1,5 @@
-"""What a release's own metadata says, read from the registry at plan time (issue 22, class 2 and companions).
+"""What a release's own metadata says (fwsetup.registry.metadata), read from the registry at plan time (issue 22, class 2
+and companions).
 
 - The cuDNN a build brings is the `nvidia-cudnn-cu1x` requirement of its wheel's core metadata (PyTorch pins
   one; jax[cudaNN] reaches a range through jax-cudaNN-plugin[with-cuda]); data/cudnn.toml is only the
