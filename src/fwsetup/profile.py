@@ -223,6 +223,9 @@ EngineState = Literal[
     "no-client",  # no docker client, and no engine answered on the socket either
 ]
 
+# What the bounded `docker run --gpus all` probe found (detect/tools.probe_gpu_run), its words beside it.
+GpuProbe = Literal["ok", "no-gpu-driver", "error"]
+
 
 class DockerInfo(_Base, frozen=True, kw_only=True):
     client: str | None = None
@@ -238,9 +241,11 @@ class DockerInfo(_Base, frozen=True, kw_only=True):
     cdi_devices: tuple[str, ...] | None = (
         None  # NVIDIA CDI devices the engine can inject ("nvidia.com/gpu=all")
     )
-    # A bounded `docker run --gpus all` probe, run only where the above cannot tell: "ok", "no: <why>",
-    # "error: <why>"; None: not run.
-    gpu_probe: str | None = None
+    # A bounded `docker run --gpus all` probe, run only where the above cannot tell: "ok", "no-gpu-driver" (the
+    # engine has no device driver for GPUs), "error" (the probe failed otherwise); None: not run. The engine's
+    # words are in gpu_probe_detail.
+    gpu_probe: GpuProbe | None = None
+    gpu_probe_detail: str | None = None
     # None: not probed (a partial profile read from a file). Where not given, it follows from the fields above
     # (running, unreachable, no-client); "not-answering" only detection can tell.
     engine: EngineState | None = None
@@ -272,7 +277,7 @@ class DockerInfo(_Base, frozen=True, kw_only=True):
             return True, "hook"
         if self.cdi_devices:
             return True, "cdi"
-        if self.gpu_probe is not None and self.gpu_probe.startswith("no"):
+        if self.gpu_probe == "no-gpu-driver":
             return False, "probe"
         if self.nvidia_runtime is False and self.nvidia_hook is False:
             return False, "none"
@@ -354,6 +359,16 @@ def _fix_nulls(obj: object) -> object:
         ):
             docker["engine"] = "not-answering"
             docker["error"] = docker["error"].removeprefix("not answering").lstrip(": ") or None
+        # An older fwsetup wrote the GPU probe as "no: <the engine's words>" or "error: <why>".
+        if (
+            isinstance(docker, dict)
+            and isinstance(docker.get("gpu_probe"), str)
+            and ": " in docker["gpu_probe"]
+        ):
+            head, _, detail = docker["gpu_probe"].partition(": ")
+            if head in ("no", "error"):
+                docker["gpu_probe"] = "no-gpu-driver" if head == "no" else "error"
+                docker.setdefault("gpu_probe_detail", detail)
     return obj
 
 

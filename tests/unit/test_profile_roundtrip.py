@@ -140,3 +140,22 @@ def test_an_older_profile_with_a_silent_engine_still_loads() -> None:
 )  # fmt: skip
 def test_the_engine_state_of_a_profile_without_one(docker: dict, state: str | None) -> None:
     assert loads(json.dumps({"tools": {"docker": docker}})).tools.docker.engine == state
+
+
+@pytest.mark.parametrize(
+    ("saved", "probe", "detail", "access"),
+    [("ok", "ok", None, (True, "probe")),
+     ('no: could not select device driver "" with capabilities: [[gpu]]', "no-gpu-driver",
+      'could not select device driver "" with capabilities: [[gpu]]', (False, "probe")),
+     ("error: exit 125", "error", "exit 125", (None, "unknown"))],
+)  # fmt: skip
+def test_an_older_profile_with_a_gpu_probe_still_loads(
+    saved: str, probe: str, detail: str | None, access
+) -> None:
+    """Before the closed probe states, the `docker run --gpus all` probe was "ok", "no: <the engine's words>" or
+    "error: <why>": read once into the state and its detail; GPU access is judged on the state."""
+    old = {"tools": {"docker": {"client": "28.2.2", "server": "28.2.2", "gpu_probe": saved}}}
+    d = loads(json.dumps(old)).tools.docker
+    assert (d.gpu_probe, d.gpu_probe_detail) == (probe, detail)
+    assert d.gpu_access == access
+    assert loads(dumps(loads(json.dumps(old)))).tools.docker == d

@@ -23,8 +23,9 @@ from typing import Literal
 import msgspec
 
 from fwsetup import settings
+from fwsetup.detect.docker_messages import run_failure
 from fwsetup.proc import run
-from fwsetup.profile import DockerInfo
+from fwsetup.profile import DockerInfo, GpuProbe
 from fwsetup.settings import resolve
 
 DOCKER_TIMEOUT = 5.0
@@ -231,7 +232,8 @@ def probe_docker(
         # An NVIDIA GPU here, and nothing the engine reports says it can hand it over: ask it (bounded).
         image = _any_image(docker, env, timeout)
         if image:
-            info = msgspec.structs.replace(info, gpu_probe=probe_gpu_run(docker, image, env=env))
+            probe, detail = probe_gpu_run(docker, image, env=env)
+            info = msgspec.structs.replace(info, gpu_probe=probe, gpu_probe_detail=detail)
     return info
 
 
@@ -341,20 +343,21 @@ def _any_image(docker: str, env: Mapping[str, str], timeout: float) -> str | Non
 
 def probe_gpu_run(
     docker: str, image: str, *, env: Mapping[str, str] | None = None, timeout: float = GPU_PROBE_TIMEOUT
-) -> str:
-    """`docker run --rm --gpus all` of a local image, no network, bounded in time: "ok" when the engine handed
-    the container the GPUs (the command ran, or only the image lacked `true`), "no: <engine's words>" when the
-    engine has no device driver for GPUs, "error: ..." otherwise."""
+) -> tuple[GpuProbe, str | None]:
+    """`docker run --rm --gpus all` of a local image, no network, bounded in time: ("ok", None) when the engine
+    handed the container the GPUs (the command ran, or only the image lacked `true`), ("no-gpu-driver", the
+    engine's words) when the engine has no device driver for GPUs, ("error", why) otherwise."""
     cmd = [docker, "run", "--rm", "--gpus", "all", "--network", "none", "--entrypoint", "true", image]
     res = run(cmd, timeout=timeout, env=dict(os.environ if env is None else env))
-    text = " ".join((res.stderr or res.error or "").split())[:300]
     if res.ok:
-        return "ok"
-    if "could not select device driver" in text:  # moby: no registered driver has the "gpu" capability
-        return f"no: {text}"
-    if "executable file not found" in text or "no such file or directory" in text.lower():
-        return "ok"  # the GPUs were set up; only the image has no `true`
-    return f"error: {text or 'exit ' + str(res.returncode)}"
+        return "ok", None
+    text = " ".join((res.stderr or res.error or "").split())[:300]
+    failure = run_failure(text)
+    if failure == "no-gpu-driver":
+        return "no-gpu-driver", text
+    if failure == "no-entrypoint":
+        return "ok", None  # the GPUs were set up; only the image has no `true`
+    return "error", text or f"exit {res.returncode}"
 
 
 def dist_version(name: str, paths: list[str] | None = None) -> str | None:

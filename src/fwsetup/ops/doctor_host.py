@@ -283,7 +283,7 @@ def check_docker(host: HostProfile) -> list[Finding]:
                 severity="warning",
                 server=d.server,
                 way=way,
-                probe=(d.gpu_probe or "").removeprefix("no: "),
+                probe=d.gpu_probe_detail or "",
             )
         )
     elif usable_gpus(host) and ok is None and d.nvidia_runtime is False:

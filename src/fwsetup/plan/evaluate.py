@@ -400,7 +400,7 @@ def _check_engine_gpus(ev: Evaluation, profile: HostProfile) -> None:
     docker = profile.tools.docker
     ok, way = docker.gpu_access
     if ok is False:
-        fail = Failure("gpu", "no_nvidia_runtime", way=way, probe=docker.gpu_probe)
+        fail = Failure("gpu", "no_nvidia_runtime", way=way, probe=docker.gpu_probe_detail)
         ev.fails.append(fail)
     elif docker.server is not None:
         ev.notes.append(Reason("engine_gpus", way=way, cdi=tuple(docker.cdi_devices or ())))

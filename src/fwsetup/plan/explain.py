@@ -102,7 +102,7 @@ _FAILURES: dict[str, Callable[[F], str]] = {
     "no_nvidia_runtime": lambda f: (
         "the Docker engine cannot give containers NVIDIA GPUs ("
         + (
-            f"a `docker run --gpus all` probe: {str(f['probe']).removeprefix('no: ')}"
+            f"a `docker run --gpus all` probe: {f['probe']}"
             if f.get("way") == "probe" and f.get("probe")
             else "no `nvidia` runtime, no nvidia-container-runtime-hook on its PATH, no NVIDIA CDI device"
         )

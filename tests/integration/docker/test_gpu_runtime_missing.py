@@ -111,11 +111,14 @@ def test_gpu_probe_container_on_this_engine() -> None:
     """Issue 22, class 7: where nothing the engine reports settles it, fwsetup runs a bounded
     `docker run --gpus all` probe. This engine has no NVIDIA device driver at all, and says so as moby does
     (https://github.com/docker/cli/issues/2425: "could not select device driver "" with capabilities: [[gpu]]");
-    the probe reads that as "no", and DockerInfo.gpu_access then refuses GPU containers, naming the probe."""
+    the probe reads that as "no-gpu-driver", and DockerInfo.gpu_access then refuses GPU containers, naming the
+    probe."""
     from fwsetup.detect.tools import probe_gpu_run
     from fwsetup.profile import DockerInfo
 
-    result = probe_gpu_run("docker", BASE, timeout=60)
-    assert result.startswith("no: ") and "could not select device driver" in result, result
-    info = DockerInfo(server="20.10", nvidia_runtime=False, nvidia_hook=None, gpu_probe=result)
+    probe, detail = probe_gpu_run("docker", BASE, timeout=60)
+    assert probe == "no-gpu-driver" and "could not select device driver" in (detail or ""), (probe, detail)
+    info = DockerInfo(
+        server="20.10", nvidia_runtime=False, nvidia_hook=None, gpu_probe=probe, gpu_probe_detail=detail
+    )
     assert info.gpu_access == (False, "probe")

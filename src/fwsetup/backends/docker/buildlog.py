@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from fwsetup.backends.engine import BuildEvent
+from fwsetup.detect.docker_messages import is_build_error
 
 _STEP_RE: Final = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _BUILDX_STEP_RE: Final = re.compile(r"^#(\d+) \[(?:[\w.-]+ )?\s*(\d+)/(\d+)\] (.*)$")
@@ -89,7 +90,7 @@ def parse_buildx(lines: Iterator[str], iidfile: Path, returncode: Callable[[], i
             continue
         if re.match(r"^#\d+ (DONE|sha256:|naming|writing|exporting|resolve|transferring|load )", text):
             continue
-        if "ERROR:" in text or text.startswith("ERROR"):
+        if is_build_error(text):
             last_error = text
         if text.strip():
             yield BuildEvent(kind="log", text=re.sub(r"^#\d+ [\d.]+ ", "", text))

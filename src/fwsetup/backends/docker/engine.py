@@ -39,6 +39,7 @@ from fwsetup.backends.engine import (
     RunResult,
     RunSpec,
 )
+from fwsetup.detect.docker_messages import run_failure
 from fwsetup.detect.tools import (
     SILENT_ENGINE_HINT,
     _gpu_ways,
@@ -365,7 +366,8 @@ class DockerEngine(Engine):
             text = _short(exc)
             hint = None
             msg = f"could not run a container from {spec.image}: {text}"
-            if "could not select device driver" in text:  # --gpus: no nvidia runtime, hook or CDI device
+            failure = run_failure(text)
+            if failure == "no-gpu-driver":  # --gpus: no nvidia runtime, hook or CDI device
                 msg = (
                     "the Docker engine cannot give containers NVIDIA GPUs (no `nvidia` runtime, no "
                     "nvidia-container-runtime-hook on its PATH, no NVIDIA CDI device), so the container from "
@@ -376,7 +378,7 @@ class DockerEngine(Engine):
                     "then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`; "
                     "`docker info | grep -i runtimes` then lists nvidia. Or smoke-test without --gpu."
                 )
-            elif "nvidia" in text.lower():
+            elif failure == "nvidia":
                 hint = (
                     "The engine cannot hand GPUs to containers: install the NVIDIA Container Toolkit "
                     "(nvidia-ctk runtime configure --runtime=docker) and restart the engine."
