@@ -27,7 +27,8 @@ from typing import Any, Literal
 
 from fwsetup import envmeta, envs, installed_files, proc
 from fwsetup.backends.transaction import distributions
-from fwsetup.ops.doctor_findings import Finding
+from fwsetup.ops.doctor_findings import Finding, finding
+from fwsetup.ops.doctor_words import FindingCode
 from fwsetup.recipes.load import load_recipes
 
 State = Literal["ok", "missing", "not-fwsetup", "damaged", "broken", "not-an-env"]
@@ -235,45 +236,36 @@ def check_envs(
 
 
 def findings(checks: Sequence[EnvCheck]) -> list[Any]:
-    """doctor's Findings for the checks (ids env.made.<n>.<what>; the remedy names the repair command)."""
+    """doctor's Findings for the checks (ids env.made.<n>.<what>; the remedy names the repair command): codes and
+    facts, worded by doctor's one table (ops/doctor_words.py)."""
     out: list[Finding] = []
     for n, c in enumerate(checks):
         fid = f"env.made.{n}"
         what = f"{c.title or c.framework or 'environment'} {c.version or ''}".strip()
-        fix = " (`fwsetup doctor --fix` runs it)" if c.repair else ""
+        python = str(python_of(Path(c.path)))
+        where = {"path": c.path, "repair": c.repair}
         if c.state == "missing":
-            out.append(Finding(id=f"{fid}.missing", severity="warning",
-                               title=f"The environment {c.path} is gone (deleted by hand)",
-                               detail="fwsetup's list of environments still names it.",
-                               remedy=f"Forget it: `{c.repair}`{fix}."))  # fmt: skip
+            out.append(finding("envs.gone", id=f"{fid}.missing", severity="warning", **where))
         elif c.state == "not-fwsetup":
-            out.append(Finding(id=f"{fid}.replaced", severity="warning",
-                               title=f"{c.path} is no longer the environment fwsetup made there",
-                               detail=c.problem or "", remedy=f"Forget it (its files stay): `{c.repair}`{fix}."))  # fmt: skip
+            out.append(
+                finding("envs.replaced", id=f"{fid}.replaced", severity="warning", problem=c.problem, **where)
+            )
         elif c.state == "not-an-env":
-            out.append(Finding(id=f"{fid}.not-fwsetup", severity="error",
-                               title=f"--env {c.path}: not an environment fwsetup made",
-                               detail=c.problem or "",
-                               remedy="Give the folder of an environment `fwsetup install` made (`fwsetup envs` lists them); "
-                               "for another Python environment use `fwsetup doctor --python PATH/bin/python`."))  # fmt: skip
+            out.append(finding("envs.not-fwsetup", id=f"{fid}.not-fwsetup", severity="error", path=c.path,
+                               problem=c.problem))  # fmt: skip
         elif c.state == "damaged":
-            out.append(Finding(id=f"{fid}.files-changed", severity="error",
-                               title=f"{what} in {c.path}: its files no longer match its lock",
-                               detail=c.damage or "",
-                               remedy=f"Reinstall it as locked: `{c.repair}`{fix}."))  # fmt: skip
+            out.append(finding("envs.files-changed", id=f"{fid}.files-changed", severity="error", what=what,
+                               damage=c.damage, **where))  # fmt: skip
         elif c.state == "broken":
-            out.append(Finding(id=f"{fid}.import-failed", severity="error",
-                               title=f"{what} in {c.path} does not import with {python_of(Path(c.path))} in a clean shell",
-                               detail=f"`import {c.import_name}`: {c.import_error}",
-                               remedy=(f"Reinstall it as locked: `{c.repair}`{fix}" if c.repair else "Reinstall it")
-                               + f"; its packages: `{list_command(str(python_of(Path(c.path))), c.path)}`."))  # fmt: skip
+            out.append(finding("envs.import-failed", id=f"{fid}.import-failed", severity="error", what=what,
+                               python=python, import_name=c.import_name, import_error=c.import_error,
+                               list_command=list_command(python, c.path), **where))  # fmt: skip
         if c.state in ("ok", "broken", "damaged") and c.smoke.get("status") in ("failed", "untested"):
             status = c.smoke["status"]
-            script = c.framework or "NAME"
-            out.append(Finding(id=f"{fid}.smoke-{status}", severity="warning",
-                               title=f"{what} in {c.path}: its smoke test {'failed' if status == 'failed' else 'never ran (untested)'}",
-                               detail=str(c.smoke.get("detail") or ""),
-                               remedy=f"Run it: `fwsetup smoke {script} --python {shlex.quote(str(python_of(Path(c.path))))}`."))  # fmt: skip
+            code: FindingCode = "envs.smoke-failed" if status == "failed" else "envs.smoke-untested"
+            out.append(finding(code, id=f"{fid}.smoke-{status}", severity="warning", what=what,
+                               path=c.path, detail=str(c.smoke.get("detail") or ""),
+                               smoke_command=f"fwsetup smoke {c.framework or 'NAME'} --python {shlex.quote(python)}"))  # fmt: skip
     return out
 
 

@@ -23,6 +23,8 @@ FindingCode = Literal[
     "amd.driver-missing", "amd.gpus", "amd.no-kfd-access", "amd.no-render-access", "amd.hsa-override",
     "amd.gfx-unsupported",
     "intel.driver-missing", "intel.no-level-zero", "intel.xpu-unsupported",
+    "envs.gone", "envs.replaced", "envs.not-fwsetup", "envs.files-changed", "envs.import-failed",
+    "envs.smoke-failed", "envs.smoke-untested",
     "env.inspect-failed", "env.no-frameworks", "env.cudart-conflict", "env.cudart-shadows",
     "framework.import-failed", "framework.files-missing", "framework.cpu-build", "framework.cpu-build-other-gpu",
     "framework.cuda-build-without-gpu", "framework.driver-too-old", "framework.minor-version-compat",
@@ -388,7 +390,54 @@ def _cudnn_floor(f: Facts) -> Words:
 
 _VENDOR = {"amd": ("AMD", "ROCm"), "intel": ("Intel", "XPU")}
 
+
+def _fix(f: Facts) -> str:
+    return " (`fwsetup doctor --fix` runs it)" if f["repair"] else ""
+
+
+# -- the environments fwsetup made (envcheck.py) ----------------------------------------------------------
+_ENVS: dict[FindingCode, Callable[[Facts], Words]] = {
+    "envs.gone": lambda f: (
+        f"The environment {f['path']} is gone (deleted by hand)",
+        "fwsetup's list of environments still names it.",
+        f"Forget it: `{f['repair']}`{_fix(f)}.",
+    ),
+    "envs.replaced": lambda f: (
+        f"{f['path']} is no longer the environment fwsetup made there",
+        f["problem"] or "",
+        f"Forget it (its files stay): `{f['repair']}`{_fix(f)}.",
+    ),
+    "envs.not-fwsetup": lambda f: (
+        f"--env {f['path']}: not an environment fwsetup made",
+        f["problem"] or "",
+        "Give the folder of an environment `fwsetup install` made (`fwsetup envs` lists them); "
+        "for another Python environment use `fwsetup doctor --python PATH/bin/python`.",
+    ),
+    "envs.files-changed": lambda f: (
+        f"{f['what']} in {f['path']}: its files no longer match its lock",
+        f["damage"] or "",
+        f"Reinstall it as locked: `{f['repair']}`{_fix(f)}.",
+    ),
+    "envs.import-failed": lambda f: (
+        f"{f['what']} in {f['path']} does not import with {f['python']} in a clean shell",
+        f"`import {f['import_name']}`: {f['import_error']}",
+        (f"Reinstall it as locked: `{f['repair']}`{_fix(f)}" if f["repair"] else "Reinstall it")
+        + f"; its packages: `{f['list_command']}`.",
+    ),
+    "envs.smoke-failed": lambda f: (
+        f"{f['what']} in {f['path']}: its smoke test failed",
+        f["detail"],
+        f"Run it: `{f['smoke_command']}`.",
+    ),
+    "envs.smoke-untested": lambda f: (
+        f"{f['what']} in {f['path']}: its smoke test never ran (untested)",
+        f["detail"],
+        f"Run it: `{f['smoke_command']}`.",
+    ),
+}
+
 WORDS: dict[FindingCode, Callable[[Facts], Words]] = {
+    **_ENVS,
     "env.inspect-failed": lambda f: (
         f"Cannot inspect the Python environment {f['python']}",
         f"({f['source']}) {f['error']}",

@@ -66,6 +66,18 @@ SAMPLE: dict[str, dict[str, object]] = {
     "intel.xpu-unsupported": {
         "index": 0, "name": "Flex 170", "family": "Data Center GPU Flex", "families": ["Arc A", "Data Center GPU Max"],
     },
+    "envs.gone": {"path": "/e/x", "repair": "fwsetup remove /e/x"},
+    "envs.replaced": {"path": "/e/x", "repair": "fwsetup remove /e/x", "problem": "no .fwsetup folder"},
+    "envs.not-fwsetup": {"path": "/e/x", "problem": "no .fwsetup folder"},
+    "envs.files-changed": {"path": "/e/x", "repair": None, "what": "PyTorch 2.5.1", "damage": "2 files changed"},
+    "envs.import-failed": {
+        "path": "/e/x", "repair": "fwsetup sync /e/x", "what": "PyTorch 2.5.1", "python": "/e/x/bin/python",
+        "import_name": "torch", "import_error": "ImportError: libx", "list_command": "uv pip list --python /e/x/bin/python",
+    },
+    "envs.smoke-failed": {"path": "/e/x", "what": "PyTorch 2.5.1", "detail": "loss nan",
+                          "smoke_command": "fwsetup smoke pytorch --python /e/x/bin/python"},
+    "envs.smoke-untested": {"path": "/e/x", "what": "PyTorch 2.5.1", "detail": "",
+                            "smoke_command": "fwsetup smoke pytorch --python /e/x/bin/python"},
     "env.inspect-failed": {"python": "/e/bin/python", "source": "--python", "error": "exec format", "explicit": True},
     "env.no-frameworks": {"python": "/e/bin/python"},
     "env.cudart-conflict": {"runtimes": [{"dir": "/usr/local/cuda/lib64", "major": "12", "cuda": "12.4"}]},
