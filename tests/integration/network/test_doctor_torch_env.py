@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from torch_cpu_env import torch_env  # noqa: F401 - the module fixture (tests/torch_cpu_env.py)
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -20,7 +21,7 @@ def doctor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
                           env=base, timeout=600, check=False)  # fmt: skip
 
 
-def test_doctor_reports_torch_cpu_build(torch_env: Path) -> None:
+def test_doctor_reports_torch_cpu_build(torch_env: Path) -> None:  # noqa: F811
     py = str(torch_env / "bin" / "python")
     cp = doctor("--json", "--python", py)
     data = json.loads(cp.stdout)
@@ -37,7 +38,7 @@ def test_doctor_reports_torch_cpu_build(torch_env: Path) -> None:
     assert "from VIRTUAL_ENV" in human.stdout
 
 
-def test_doctor_deep_imports_torch(torch_env: Path) -> None:
+def test_doctor_deep_imports_torch(torch_env: Path) -> None:  # noqa: F811
     cp = doctor("--json", "--deep", "--python", str(torch_env / "bin" / "python"))
     (torch,) = [f for f in json.loads(cp.stdout)["frameworks"] if f["name"] == "torch"]
     assert torch["import"]["ok"] is True and torch["import"]["version"].startswith("2.13.0")
