@@ -3,7 +3,8 @@
 QEMU user emulation, FROM the arm64 Debian base the project makes with debootstrap), smoke-tests each in a
 container with no network (arm64: emulated, under its own time limit), and pushes a manifest list joining them
 to a real registry (scripts/start-registry). The registry is then asked, by the docker CLI and not by fwsetup,
-which platforms the list holds.
+which platforms the list holds, and the amd64 image is pulled by its digest from that list into a second, clean
+engine (what a fresh CI runner has: no base, no cache) and smoke-tested there with no network.
 
 Needs: the engine (scripts/start-docker-engine) with buildx, the amd64 base (scripts/make-base-image), QEMU
 binfmt (scripts/start-binfmt: .ci/run installs qemu-user-static binfmt-support) and the arm64 base
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from registries import Engine, start_fresh_engine, stop_fresh_engine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -62,16 +64,28 @@ def arm64_base() -> str:
 
 
 @pytest.fixture
+def fresh_engine() -> Iterator[Engine]:
+    try:
+        engine = start_fresh_engine("arm", 252)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"a second engine could not start: {exc}")
+    yield engine
+    stop_fresh_engine(engine)
+
+
+@pytest.fixture
 def pushed_tags() -> Iterator[list[str]]:
     tags: list[str] = []
     yield tags
     if os.environ.get("FWSETUP_KEEP_TEST_IMAGES") != "1":
         for tag in tags:
             _run(["docker", "image", "rm", tag], 120)
+    if os.environ.get("FWSETUP_TEST_IMAGE_PRUNE", "1") != "0":  # vfs: a full copy per step, both platforms
+        _run(["docker", "builder", "prune", "-f"], 600)
 
 
 def test_jax_for_amd64_and_arm64_is_smoke_tested_and_pushed_as_one_manifest_list(
-    arm64_base: str, registry, pushed_tags: list[str]
+    arm64_base: str, registry, pushed_tags: list[str], fresh_engine: Engine
 ) -> None:
     ref = registry.ref("fwsetup-test/arm64-jax", "cpu")
     env = {k: v for k, v in os.environ.items() if k != "FWSETUP_BUILD_NETWORK"}
@@ -109,6 +123,24 @@ def test_jax_for_amd64_and_arm64_is_smoke_tested_and_pushed_as_one_manifest_list
     assert set(platforms) == set(PLATFORMS)
     assert platforms == {p["platform"]: p["digest"] for p in manifest["platforms"]}
     assert platforms == {p["platform"]: p["push"]["digest"] for p in (amd, arm)}
+    # a fresh engine pulls the amd64 image by the digest the manifest list names, and it trains with no network
+    by_digest = f"{ref.rsplit(':', 1)[0]}@{platforms['linux/amd64']}"
+    fresh = fresh_engine.environ(env)
+    assert _run(["docker", "image", "inspect", by_digest], 60, env=fresh).returncode != 0  # a clean engine
+    pulled_at = time.monotonic()
+    smoke = _run(
+        [sys.executable, "-m", "fwsetup", "smoke", "jax", "--image", by_digest, "--json"], 1200, env=fresh
+    )
+    assert smoke.returncode == 0, f"exit {smoke.returncode}:\n{smoke.stderr[-3000:]}"
+    report = json.loads(smoke.stdout)
+    assert (
+        report["ok"] is True and report["framework"] == "jax" and report["loss_after"] < report["loss_before"]
+    )
+    inspect = json.loads(_run(["docker", "image", "inspect", by_digest], 60, env=fresh).stdout)[0]
+    assert by_digest in inspect["RepoDigests"] and inspect["Architecture"] == "amd64"
+    print(
+        f"\namd64 pulled by digest into a clean engine and smoke-tested: {time.monotonic() - pulled_at:.0f} s"
+    )
     print(
         f"\nbuild+smoke+push of both platforms: {wall:.0f} s; amd64 build {amd['seconds']} s, smoke "
         f"{amd['smoke_seconds']} s; arm64 (emulated) build {arm['seconds']} s, smoke {arm['smoke_seconds']} s"

@@ -82,6 +82,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     seconds = round(time.perf_counter() - t0, 1)
     assert res.returncode == 0, res.stderr[-3000:]
     outcome = json.loads(res.stdout)
+    # The image is built: its build cache (under vfs a full copy per step, the builder stage's venv included,
+    # ~11 GB) goes before the containers below copy the image again (the last CI ran out of disk there).
+    _prune_build_cache()
     import docker
 
     client = docker.from_env(timeout=900)
@@ -126,11 +129,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         if os.environ.get("FWSETUP_KEEP_TEST_IMAGES") != "1":
             with contextlib.suppress(docker.errors.NotFound):
                 client.images.remove(TAG, force=True)
-        if os.environ.get("FWSETUP_TEST_IMAGE_PRUNE", "1") != "0":
-            subprocess.run(
-                ["docker", "builder", "prune", "-f"], capture_output=True, timeout=600, check=False
-            )
+        _prune_build_cache()
         client.close()
+
+
+def _prune_build_cache() -> None:
+    """The engine's unused build cache (this lane builds one image at a time; FWSETUP_TEST_IMAGE_PRUNE=0 keeps it)."""
+    if os.environ.get("FWSETUP_TEST_IMAGE_PRUNE", "1") != "0":
+        subprocess.run(["docker", "builder", "prune", "-f"], capture_output=True, timeout=600, check=False)
 
 
 def test_plan_label_is_the_cuda_build_for_a_stand_in_gpu(built: dict[str, Any]) -> None:
