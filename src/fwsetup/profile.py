@@ -16,6 +16,7 @@ import msgspec
 
 from fwsetup.errors import ProfileError
 from fwsetup.inputfile import InputFileError, read_input
+from fwsetup.profile_fleet import Collectives, NetworkInfo
 
 SCHEMA_VERSION = 1
 
@@ -310,6 +311,13 @@ class HostProfile(_Base, frozen=True, kw_only=True):
     tools: ToolsInfo = msgspec.field(default_factory=ToolsInfo)
     # Free-form notes from probes that failed soft (timeouts, unreadable files): shown by doctor.
     probe_errors: tuple[str, ...] = ()
+    # What `fwsetup profile` adds for `doctor --fleet` (profile_fleet.py); unknown in an older profile.
+    captured_at: str | None = None  # UTC wall clock when the capture began: "2026-12-06T21:20:59.123Z"
+    # Profiles that one launch captured together ("slurm:JOB.STEP": one srun on every node); clock skew is
+    # compared only within one group.
+    capture_group: str | None = None
+    network: NetworkInfo = msgspec.field(default_factory=NetworkInfo)
+    collectives: tuple[Collectives, ...] | None = None  # per framework environment; None: not probed
 
     # -- convenience, derived (never stored) --
     @property
@@ -339,6 +347,7 @@ def _fix_nulls(obj: object) -> object:
             "cuda_toolkit",
             "cudnn",
             "tools",
+            "network",
         ):
             if key in obj and obj[key] is None:
                 obj[key] = {}
