@@ -158,6 +158,11 @@ def _fleet(folder: str, *, json_out: bool) -> None:
             f"  {MARKS['info']} installed frameworks unknown for {escape(', '.join(cmp.no_frameworks))} "
             "(a profile; `fwsetup doctor --json > NODE.json` on the node records them)"
         )
+    for f in cmp.findings:  # what breaks a multi-node job: collective libraries, interfaces, clocks
+        con.print(f"  {MARKS[f.severity]} {escape(f.title)}")
+        for text in (f.detail, f.remedy and f"→ {f.remedy}"):
+            if text:
+                con.print(f"      [dim]{escape(text)}[/]")
     raise typer.Exit(cmp.exit_code)
 
 

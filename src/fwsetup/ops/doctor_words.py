@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 
 from fwsetup.detect.tools import SILENT_ENGINE_HINT
 from fwsetup.gpu_vendors import HSA_OVERRIDE
+from fwsetup.ops.doctor_words_fleet import FLEET_WORDS, FleetCode
 
 FindingCode = Literal[
     "nvidia.driver-missing", "nvidia.jetson", "nvidia.none-wsl", "nvidia.none-other-gpu", "nvidia.none",
@@ -30,6 +31,7 @@ FindingCode = Literal[
     "framework.cuda-build-without-gpu", "framework.driver-too-old", "framework.minor-version-compat",
     "framework.gpu-too-old", "framework.cudnn-gpu-floor", "framework.rocm-mismatch", "framework.gpu-not-visible",
     "framework.gpu-not-visible-amd-intel", "framework.keras-backend-missing", "framework.numpy-too-new",
+    FleetCode,  # doctor --fleet's: fleet.* (ops/fleet_checks.py, worded in ops/doctor_words_fleet.py)
 ]  # fmt: skip
 CODES: tuple[FindingCode, ...] = get_args(FindingCode)
 
@@ -674,6 +676,9 @@ WORDS: dict[FindingCode, Callable[[Facts], Words]] = {
     ),
     "intel.xpu-unsupported": _intel_xpu_unsupported,
 }
+
+
+WORDS.update(FLEET_WORDS.items())  # doctor --fleet's words (ops/doctor_words_fleet.py)
 
 
 def words(code: FindingCode, facts: Facts) -> Words:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fwsetup.errors import ProfileError, UsageError
+from fwsetup.ops.doctor_findings import Finding, sort_findings
+from fwsetup.ops.fleet_checks import check_fleet
 from fwsetup.ops.plan import registry_for
 from fwsetup.plan.fleet import Node, plan_fleet
 from fwsetup.profile import loads, read_profile_bytes
@@ -124,21 +126,35 @@ class FleetComparison:
     no_frameworks: list[
         str
     ]  # nodes whose file records no installed frameworks (a profile, not doctor --json)
+    # what breaks a multi-node job (ops/fleet_checks.py): collective libraries, interfaces, clocks
+    findings: tuple[Finding, ...] = ()
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.differences else 0
+        problems = any(f.severity in ("error", "warning") for f in self.findings)
+        return 1 if self.differences or problems else 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "nodes": self.nodes,
-            "ok": not self.differences,
+            "ok": self.exit_code == 0,
             "agree": self.agree,
             "differences": [
                 {"what": d.what, "majority": d.majority, "majority_nodes": d.majority_nodes, "odd": d.odd}
                 for d in self.differences
             ],
             "frameworks_unknown": self.no_frameworks,
+            "findings": [
+                {
+                    "id": f.id,
+                    "code": f.code,
+                    "severity": f.severity,
+                    "title": f.title,
+                    "detail": f.detail,
+                    "remedy": f.remedy,
+                }
+                for f in self.findings
+            ],
         }
 
 
@@ -198,6 +214,7 @@ def compare_nodes(nodes: Sequence[NodeFile]) -> FleetComparison:
         differences=differences,
         agree=agree,
         no_frameworks=[n.name for n in nodes if n.frameworks is None],
+        findings=sort_findings(check_fleet([(n.name, n.profile) for n in nodes])),
     )
 
 

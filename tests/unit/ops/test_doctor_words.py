@@ -106,6 +106,17 @@ SAMPLE: dict[str, dict[str, object]] = {
     "framework.gpu-not-visible-amd-intel": {**_FW, "vendor": "intel", "reason": "no XPU"},
     "framework.keras-backend-missing": {"backend": "jax", "installed_backend": "torch"},
     "framework.numpy-too-new": {**_FW, "numpy": "1.26.4", "python": "/e/bin/python"},
+    "fleet.nccl-differs": {"library": "NCCL", "framework": "torch", "env": "/e/x/bin/python",
+                           "versions": {"a": "2.21.5", "b": "2.19.3"}},
+    "fleet.gloo-missing": {"framework": "torch", "env": None, "nodes": ["b"], "cpu": True},
+    "fleet.mpi-missing": {"framework": "torch", "env": None, "have": {"a": "Open MPI 4.1.4"}, "missing": ["b"]},
+    "fleet.mpi-differs": {"framework": "torch", "env": None, "versions": {"a": "Open MPI 4.1.4", "b": "MPICH 4.0"}},
+    "fleet.subnet-differs": {"networks": {"10.0.0.0/24": {"a": "eth0"}, "10.1.0.0/24": {"b": "eth0"}}},
+    "fleet.ifname-unmatched": {"variable": "NCCL_SOCKET_IFNAME", "value": "eth0", "set_on": ["a", "b"],
+                               "unmatched": {"b": "ens5"}},
+    "fleet.clock-skew": {"skew_s": 42.5, "earliest": "a", "latest": "b", "threshold_s": 10.0, "group": "slurm:4.0"},
+    "fleet.clock-unknown": {"why": "no-time", "nodes": ["b"], "groups": ["None"]},
+    "fleet.unrecorded": {"nodes": ["b"]},
 }  # fmt: skip
 
 
@@ -117,6 +128,8 @@ def test_the_table_words_exactly_the_closed_set_of_codes() -> None:
 # Other branches of a wording, where one sample leaves some facts unread.
 MORE: dict[str, list[dict[str, object]]] = {
     "framework.files-missing": [{**SAMPLE["framework.files-missing"], "recipe": None}],
+    "fleet.clock-unknown": [{"why": "not-together", "nodes": [], "groups": ["slurm:4.0", "slurm:5.0"]}],
+    "fleet.gloo-missing": [{**SAMPLE["fleet.gloo-missing"], "env": "/e/x/bin/python", "cpu": False}],
 }
 
 
