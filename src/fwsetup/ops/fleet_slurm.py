@@ -110,6 +110,18 @@ def _each_node(
     return out
 
 
+def collect_profiles(nodes: int, folder: Path, *, env: Mapping[str, str] | None = None) -> list[Path]:
+    """Step 1: `fwsetup profile` on each of `nodes` nodes in one srun, written to folder/NODE.json. One job step
+    captures them all, so each profile's capture_group is the same and `doctor --fleet` compares their clocks."""
+    out: list[Path] = []
+    argv = [sys.executable, "-m", "fwsetup", "profile"]
+    for node, text in sorted(_each_node(argv, nodes, timeout=120, env=env).items()):
+        path = folder / f"{Path(node).name}.json"  # a node name is a host name: never a path
+        path.write_text(text)
+        out.append(path)
+    return out
+
+
 def install_fleet(
     request: Any,
     name: str,
@@ -132,8 +144,7 @@ def install_fleet(
         raise UsageError(msg)
     me = [sys.executable, "-m", "fwsetup"]
     with tempfile.TemporaryDirectory(prefix="fwsetup-fleet-") as tmp:
-        for node, text in _each_node([*me, "profile"], nodes, timeout=120, env=env).items():
-            (Path(tmp) / f"{node}.json").write_text(text)
+        collect_profiles(nodes, Path(tmp), env=env)
         plan = plan_fleet_for(request, [tmp], data=data)  # type: ignore[arg-type]
     if on_plan is not None:
         on_plan(plan)

@@ -70,8 +70,10 @@ class _Group:
         return ev is not None and ev.ok
 
 
-# Fields that tell machines apart without changing what runs on them (ids, free space, paths).
-_IDENTITY = ("disk_free_bytes", "disk_path", "memory_bytes", "probe_errors")
+# Fields that tell machines apart without changing what runs on them (ids, free space, paths; when and where a
+# profile was captured, and what doctor --fleet compares: profile_fleet.py).
+_IDENTITY = ("disk_free_bytes", "disk_path", "memory_bytes", "probe_errors", "captured_at", "capture_group",
+             "network", "collectives")  # fmt: skip
 
 
 def group_key(profile: HostProfile) -> str:

@@ -26,6 +26,7 @@ from fwsetup.ops.fleet import fleet_nodes
 from fwsetup.plan import Request, make_plan
 from fwsetup.plan.fleet import Node, group_nodes, plan_fleet
 from fwsetup.profile import load
+from fwsetup.profile_fleet import Collectives, NetworkInfo
 from fwsetup.recipes.load import load_recipes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -142,6 +143,11 @@ def test_grouping_ignores_ids_but_not_drivers() -> None:
     other = msgspec.structs.replace(
         h100,
         disk_free_bytes=123,
+        # when and where it was captured, and what doctor --fleet compares, do not change what runs there
+        captured_at="2026-12-06T21:00:00.000Z",
+        capture_group="slurm:4.0",
+        network=NetworkInfo(interface="eth0", address="10.0.0.7", network="10.0.0.0/24"),
+        collectives=(Collectives(python="/e/bin/python", framework="torch", nccl="2.21.5"),),
         nvidia=msgspec.structs.replace(
             h100.nvidia, gpus=tuple(msgspec.structs.replace(g, uuid="GPU-x") for g in h100.nvidia.gpus)
         ),
