@@ -29,7 +29,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import datetime as dt
-import html.parser
 import json
 import os
 import re
@@ -50,6 +49,7 @@ from fwsetup.errors import FwsetupError, NetworkError, UsageError
 from fwsetup.recipes.load import load_recipes
 from fwsetup.recipes.parsers import parse_requirement, parse_version
 from fwsetup.registry import PYPI, SCHEMA_VERSION, ReleaseInfo, Wheel, canonical, registry_dir
+from fwsetup.registry.pages import parse_html_page, parse_json_page
 
 PYPI_JSON: Final = "https://pypi.org/pypi"
 USER_AGENT: Final = "fwsetup-sync-registry (+https://pypi.org/project/fwsetup/)"
@@ -402,55 +402,22 @@ class Syncer:
 # -- saved copies of other indexes -----------------------------------------------------------------------
 
 
-class _Anchors(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[dict[str, str | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.links.append(dict(attrs))
-
-
 def read_saved_index(folder: Path, index_url: str, dist: str) -> list[tuple[str, Wheel]]:
-    """(public version, wheel) for every wheel of `dist` in a saved PEP 503/691 page under `folder`."""
+    """(public version, wheel) for every wheel of `dist` in a saved PEP 691 (index.json) or PEP 503
+    (index.html, or <dist>.html) page under `folder`, read by the same parsers as a live index's pages."""
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
     base = folder / canonical(dist)
-    entries: list[dict[str, Any]] = []
     if (base / "index.json").is_file():
-        doc = json.loads((base / "index.json").read_text("utf-8"))
-        for f in doc.get("files", []):
-            entries.append(
-                {
-                    "filename": f.get("filename", ""),
-                    "sha256": (f.get("hashes") or {}).get("sha256"),
-                    "size": f.get("size"),
-                    "requires_python": f.get("requires-python"),
-                    "yanked": bool(f.get("yanked")),
-                }
-            )
+        files = parse_json_page((base / "index.json").read_bytes())
     elif (base / "index.html").is_file() or folder.joinpath(f"{canonical(dist)}.html").is_file():
         page = base / "index.html" if (base / "index.html").is_file() else folder / f"{canonical(dist)}.html"
-        parser = _Anchors()
-        parser.feed(page.read_text("utf-8", errors="replace"))
-        for a in parser.links:
-            href = a.get("href") or ""
-            url, _, frag = href.partition("#")
-            name = urllib.parse.unquote(url.rsplit("/", 1)[-1])
-            sha = frag[len("sha256=") :] if frag.startswith("sha256=") else None
-            entries.append(
-                {
-                    "filename": name,
-                    "sha256": sha,
-                    "size": None,
-                    "requires_python": a.get("data-requires-python"),
-                    "yanked": "data-yanked" in a,
-                }
-            )
+        files = parse_html_page(page.read_bytes())
+    else:
+        files = []
     out: list[tuple[str, Wheel]] = []
-    for e in entries:
-        name = e["filename"]
+    for f in files:
+        name = f.filename
         if not name.endswith(".whl"):
             continue
         try:
@@ -458,22 +425,11 @@ def read_saved_index(folder: Path, index_url: str, dist: str) -> list[tuple[str,
         except InvalidWheelFilename:
             continue
         py, abi, plat = name[:-4].split("-")[-3:]
-        out.append(
-            (
-                version.public,
-                Wheel(
-                    filename=name,
-                    index=index_url,
-                    python_tag=py,
-                    abi_tag=abi,
-                    platform_tag=plat,
-                    size=e["size"] or None,
-                    sha256=e["sha256"] or None,
-                    requires_python=e["requires_python"] or None,
-                    yanked=e["yanked"],
-                ),
-            )
-        )
+        wheel = Wheel(
+            filename=name, index=index_url, python_tag=py, abi_tag=abi, platform_tag=plat, size=f.size,
+            sha256=f.sha256, requires_python=f.requires_python, yanked=f.yanked,
+        )  # fmt: skip
+        out.append((version.public, wheel))
     return out
 
 
