@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from slurmcluster import SLURM_DIR, START, Cluster
+from torch_other_version import OTHER_VERSION, STARTS_ENV, copy_env, read_starts, relabel_torch, starts_log
 
 from fwsetup.errors import SmokeError
 from fwsetup.smoke import slurm as launcher
@@ -176,3 +177,46 @@ def test_nodes_with_different_versions_are_refused_before_the_job(slurm: Cluster
     assert "different versions" in error and "not started" in error, error
     assert f"node {slurm.nodes[0][0]}" in error and "jax 0.10.2" in error and "jax 0.9.2" in error
     assert wall < 60, wall  # two metadata reads through srun, no training
+
+
+def test_nodes_with_different_torch_versions_are_refused_before_the_job(
+    slurm: Cluster, torch_python: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--launcher slurm` with PyTorch: the same path on every node (node-local folders) holds torch 2.13.0+cpu
+    on node 0 and the same build installed as another version (a from-source build's `2.13.0a0+…`, see
+    tests/torch_other_version.py) on node 1. Refused with the documented error (exit 6, each node named with
+    its version) before torchrun or a rank starts: the only interpreter starts on the nodes are the version
+    questions (`python -I -c …`, one per node), and the sbatch script is not written."""
+    local = SLURM_DIR / "local" / "torch-env"
+    made = [SLURM_DIR / "node-local" / name / "torch-env" for name, _addr in slurm.nodes[:2]]
+    starts = tmp_path / "starts.log"
+    sbatch = tmp_path / "never.sbatch"
+    try:
+        for i, env in enumerate(made):
+            shutil.rmtree(env, ignore_errors=True)
+            copy_env(torch_python, env)
+            if i == 1:
+                relabel_torch(env)
+            starts_log(env)
+        # The login host (here) has the path too (node 0's env): --python names an interpreter that exists.
+        local.symlink_to(made[0])
+        monkeypatch.setenv(STARTS_ENV, str(starts))  # srun passes it on to the tasks (--export=ALL)
+        code, report, err, wall = smoke(
+            slurm, "pytorch", str(local / "bin" / "python"), 2, "--emit-sbatch", str(sbatch)
+        )
+    finally:
+        local.unlink(missing_ok=True)
+        for env in made:
+            shutil.rmtree(env, ignore_errors=True)
+    assert code == 6, err
+    error = report["error"]
+    (n0, a0), (n1, a1) = slurm.nodes[:2]
+    assert "pytorch multi-node smoke: the nodes have different versions" in error, error
+    assert (
+        f"node {n0} ({a0}): torch 2.13.0+cpu" in error and f"node {n1} ({a1}): torch {OTHER_VERSION}" in error
+    )
+    assert "it was not started" in error
+    # Nothing but the version questions ran on the nodes: no torchrun, no rank, no sbatch script.
+    assert read_starts(starts) == ["-c torch", "-c torch"]
+    assert not sbatch.exists()
+    assert wall < 60, wall
