@@ -20,7 +20,7 @@ from fwsetup.ui import emit_json, err_console, escape, info
 if TYPE_CHECKING:
     from fwsetup.errors import SmokeError
     from fwsetup.ops.result import SmokeOutcome
-    from fwsetup.smoke.multinode import Progress
+    from fwsetup.smoke.ranks import Progress
 
 
 @app.command("smoke")
@@ -122,14 +122,17 @@ def smoke_command(
         ),
     ] = 60.0,
     launcher: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--launcher",
             metavar="L",
-            help="With --nodes: `slurm` (one rank per node of a Slurm allocation: torchrun under srun for "
-            "pytorch, jax.distributed's Slurm detection for jax) or `fwsetup` (ranks started here, by address).",
+            help="With --nodes, who starts the ranks. `torchrun` (pytorch, the default): torchrun on each rank's "
+            "host (c10d rendezvous at rank 0's address and --port). `jax` (jax, the default): each rank calls "
+            "jax.distributed.initialize with rank 0's address as coordinator, the number of ranks and its own. "
+            "`slurm` (pytorch, jax): one rank per node of a Slurm allocation (torchrun under srun; "
+            "jax.distributed's own Slurm detection).",
         ),
-    ] = "fwsetup",
+    ] = None,
     emit_sbatch: Annotated[
         str | None,
         typer.Option(
@@ -155,11 +158,11 @@ def smoke_command(
             raise UsageError("--python and --image exclude each other: check an interpreter or an image.")
         _render(ops.smoke_image(name, image, gpu=gpu, all_gpus=all_gpus, timeout=timeout), json_out=json_out)
         return
-    multi.check_launcher(launcher)
+    multi.check_launcher(launcher, name)
     if launcher == "slurm" or emit_sbatch:
         job = multi.slurm_job(
             name, python, nodes=nodes, others=bool(node_addr or netns or hostfile or rank), port=port,
-            launcher=launcher,
+            launcher=launcher or "",
         )  # fmt: skip
         try:
             report = multi.run_slurm_job(
@@ -172,11 +175,11 @@ def smoke_command(
         _render_slurm(job.framework, report, emit_sbatch, json_out=json_out)
         return
     if nodes is not None or node_addr or netns or hostfile or rank:
-        job = multi.fwsetup_job(
+        job = multi.hosts_job(
             name, python, nodes=nodes, addrs=node_addr or [], netns=netns or [], hostfile=hostfile, port=port
         )
         try:
-            report = multi.run_fwsetup_job(
+            report = multi.run_hosts_job(
                 job, port=port, steps=steps, gpu=gpu, rank_timeout=rank_timeout, timeout=timeout, here=rank,
                 progress=_progress_printer(),
             )  # fmt: skip
@@ -212,7 +215,7 @@ def _failed(framework: str, nodes: int, exc: SmokeError, *, json_out: bool) -> N
 
 
 def _render_multinode(framework: str, report: dict[str, Any], *, json_out: bool) -> None:
-    """`--nodes N` (launcher fwsetup): the report on stdout, the summary on stderr."""
+    """`--nodes N` (on the hosts given: torchrun or jax): the report on stdout, the summary on stderr."""
     import json
 
     if json_out:
@@ -221,7 +224,8 @@ def _render_multinode(framework: str, report: dict[str, Any], *, json_out: bool)
     print(json.dumps(report))
     err_console().print(
         f"[green]✓[/] {escape(framework)} {escape(str(report['version']))}: {report['nodes']} ranks, "
-        f"{escape(_where_ranks_ran(report['ranks']))}; loss {report['loss_before']:.4g} -> "
+        f"{escape(_where_ranks_ran(report['ranks']))}, started by {escape(str(report.get('started_by')))}; "
+        f"loss {report['loss_before']:.4g} -> "
         f"{report['loss_after']:.4g}, identical weights on every rank, all-reduce {report['allreduce_seconds'] * 1000:.2f} ms "
         f"per step, {report['seconds_total']:.1f} s in all"
     )

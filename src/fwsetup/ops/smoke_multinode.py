@@ -1,6 +1,7 @@
-"""`fwsetup smoke NAME --nodes N`: the training step as N ranks that rendezvous over the network, started here
-by address (launcher fwsetup: fwsetup.smoke.multinode) or one per node of a Slurm allocation (launcher slurm:
-fwsetup.smoke.slurm). The request is checked first (UsageError, exit 2, before anything runs); the run returns
+"""`fwsetup smoke NAME --nodes N`: the training step as N ranks that rendezvous over the network, started on the
+hosts given, by address (fwsetup.smoke.multinode: launcher torchrun for PyTorch, jax for JAX's
+jax.distributed.initialize with explicit coordinator arguments) or one per node of a Slurm allocation (launcher
+slurm: fwsetup.smoke.slurm). The request is checked first (UsageError, exit 2, before anything runs); the run returns
 the launcher's combined report or raises SmokeError naming the rank or node."""
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from typing import Any
 from fwsetup.errors import UsageError
 from fwsetup.ops.smoke import default_python, smoke_script
 from fwsetup.smoke import multinode, slurm
-from fwsetup.smoke.multinode import Progress, Rank
+from fwsetup.smoke.ranks import Progress, Rank
 
-LAUNCHERS = ("fwsetup", "slurm")
+LAUNCHERS = ("torchrun", "jax", "slurm")
+_STARTS = {"torchrun": "PyTorch", "jax": "JAX"}
 
 
 @dataclass(frozen=True)
 class Job:
-    """A checked multi-node request: the smoke script, the interpreter, the ranks (launcher fwsetup)."""
+    """A checked multi-node request: the smoke script, the interpreter, the ranks (on the hosts given)."""
 
     framework: str
     python: str
@@ -27,9 +29,22 @@ class Job:
     ranks: tuple[Rank, ...] = ()
 
 
-def check_launcher(launcher: str) -> None:
+def check_launcher(launcher: str | None, name: str) -> None:
+    """--launcher L (None: not given, the framework's own on the hosts given): one of LAUNCHERS, and one that
+    starts NAME's ranks (torchrun: pytorch; jax: jax; slurm: both)."""
+    if launcher is None:
+        return
     if launcher not in LAUNCHERS:
-        raise UsageError(f"--launcher {launcher}: give slurm or fwsetup.")
+        msg = f"--launcher {launcher}: give torchrun (pytorch), jax (jax) or slurm (either, on a Slurm cluster)."
+        raise UsageError(msg)
+    if launcher == "slurm":
+        return
+    framework = smoke_script(name)
+    own = multinode.LAUNCHER.get(framework)
+    if own != launcher:
+        instead = f"--launcher {own} or slurm" if own else "pytorch or jax"
+        msg = f"--launcher {launcher} starts {_STARTS[launcher]} ranks, not {framework}'s: give {instead}."
+        raise UsageError(msg)
 
 
 def _check_port(port: int | None) -> None:
@@ -37,7 +52,7 @@ def _check_port(port: int | None) -> None:
         raise UsageError(f"--port {port}: give a TCP port from 1 to 65535.")
 
 
-def fwsetup_job(
+def hosts_job(
     name: str,
     python: str | None,
     *,
@@ -47,7 +62,7 @@ def fwsetup_job(
     hostfile: str | None,
     port: int | None,
 ) -> Job:
-    """--launcher fwsetup: the ranks from --node-addr / --netns / --hostfile (all on 127.0.0.1 by default)."""
+    """--launcher torchrun / jax: the ranks from --node-addr / --netns / --hostfile (all on 127.0.0.1 by default)."""
     if nodes is None:
         raise UsageError("--node-addr, --netns, --hostfile and --rank go with --nodes N.")
     _check_port(port)
@@ -56,7 +71,7 @@ def fwsetup_job(
     return Job(framework=framework, python=python or default_python(), nodes=nodes, ranks=tuple(ranks))
 
 
-def run_fwsetup_job(
+def run_hosts_job(
     job: Job,
     *,
     port: int | None,
@@ -90,8 +105,8 @@ def slurm_job(
         raise UsageError("--launcher slurm goes with --nodes N (the nodes of the allocation).")
     if others:
         raise UsageError(
-            "--node-addr, --netns, --hostfile and --rank are for --launcher fwsetup; under Slurm the "
-            "allocation says where each rank runs."
+            "--node-addr, --netns, --hostfile and --rank are for ranks started on the hosts given (--launcher "
+            "torchrun or jax); under Slurm the allocation says where each rank runs."
         )
     _check_port(port)
     return Job(framework=smoke_script(name), python=python or default_python(), nodes=nodes)

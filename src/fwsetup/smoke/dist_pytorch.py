@@ -1,9 +1,10 @@
 """fwsetup multi-node smoke test for PyTorch: one rank of a data-parallel job over the network.
 
-Ranks meet at rank 0's TCPStore (the store torchrun's c10d rendezvous uses) at --master-addr:--master-port,
-then form a process group (gloo on CPU, NCCL on GPU) whose traffic uses the interface holding --addr. Rank 0's
-weights are broadcast; each step every rank computes the gradient of its own shard and all-reduces it
-(timed), so all ranks apply the same averaged gradient. The report carries the SHA-256 of the final weights
+Started by torchrun (fwsetup starts torchrun on each node: --launcher torchrun on the hosts given, under srun with
+--launcher slurm, or in each pod of `fwsetup job`): torchrun's c10d rendezvous at --master-addr:--master-port
+gives the rank and world, and its store makes the process group (gloo on CPU, NCCL on GPU), whose traffic uses
+the interface holding --addr. Rank 0's weights are broadcast; each step every rank computes the gradient of its own
+shard and all-reduces it (timed), so all ranks apply the same averaged gradient. The report carries the SHA-256 of the final weights
 (the launcher checks that every rank's is the same) and the global loss before and after.
 """
 
@@ -48,32 +49,17 @@ def train(opts: d.Options, result: dict) -> None:
         os.environ.setdefault("NCCL_SOCKET_IFNAME", ifname)
     result["interface"] = ifname
     timeout = timedelta(seconds=opts.timeout)
-    if opts.launcher == "torchrun":
-        # torchrun's c10d rendezvous has met already (rank and world from it); the process group is made
-        # from the store its agents share (env://: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE).
-        t = time.perf_counter()
-        dist.init_process_group(backend, timeout=timeout)
-        result["rendezvous_seconds"] = round(time.perf_counter() - t, 3)
-        result["rank"], result["world"] = dist.get_rank(), dist.get_world_size()
-        _train(torch, dist, opts, result, cuda, backend)
-        return
-    if opts.rank != 0:
-        result["addr_seen"] = d.wait_reachable(opts.master_addr, opts.master_port, opts.timeout, opts.addr)
-    t = time.perf_counter()
-    try:
-        store = dist.TCPStore(
-            opts.master_addr,
-            opts.master_port,
-            opts.world,
-            is_master=opts.rank == 0,
-            timeout=timeout,
-            wait_for_workers=True,
+    if opts.launcher != "torchrun":
+        msg = (
+            "dist_pytorch.py runs under torchrun (--launcher torchrun): torchrun's rendezvous gives its rank"
         )
-    except Exception as exc:  # noqa: BLE001 - any failure to meet: say where
-        msg = f"rendezvous at {opts.master_addr}:{opts.master_port} failed within {opts.timeout:g} s: {exc}"
-        raise d.Fail(msg) from None
-    dist.init_process_group(backend, store=store, rank=opts.rank, world_size=opts.world, timeout=timeout)
+        raise d.Fail(msg)
+    # torchrun's c10d rendezvous has met already (rank and world from it); the process group is made from the
+    # store its agents share (env://: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE).
+    t = time.perf_counter()
+    dist.init_process_group(backend, timeout=timeout)
     result["rendezvous_seconds"] = round(time.perf_counter() - t, 3)
+    result["rank"], result["world"] = dist.get_rank(), dist.get_world_size()
     _train(torch, dist, opts, result, cuda, backend)
 
 

@@ -6,11 +6,13 @@ machine can start (capacity()), and every distinct (namespace, interpreter) of t
 which version of the framework it has and whether each of its ranks' addresses is its own (bound here, or
 in the namespace given): an address that is not is refused then (bad input, naming where it was given),
 never run here in its place, and ranks that disagree on versions are refused then, not left to hang in
-their first all-reduce. Then the ranks run (dist_<framework>.py), each checking its own address again and
-reporting the host and address it ran at, with a time-out for meeting the others and for each collective;
+their first all-reduce. Then the ranks start the way the framework's engine starts them: PyTorch, one torchrun
+per rank (fwsetup.smoke.torchrun: c10d rendezvous in rank 0's torchrun), which runs dist_pytorch.py; JAX,
+dist_jax.py itself, calling jax.distributed.initialize with rank 0's address, the number of ranks and its own.
+Each rank checks its own address again and reports the host and address it ran at, with a time-out for meeting the others and for each collective;
 when one fails the others are given that time-out to fail on their own and are then stopped, so a job
-never hangs. The verdict: every rank ok and at its own address, the same final weights on every rank
-(SHA-256), the loss fell. Commands are argument lists only.
+never hangs. The verdict (fwsetup.smoke.ranks): every rank ok and at its own address, the same final weights
+on every rank (SHA-256), the loss fell. Commands are argument lists only.
 """
 
 from __future__ import annotations
@@ -21,18 +23,25 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fwsetup import proc
 from fwsetup.errors import SmokeError, UsageError
 from fwsetup.proc import child_environ, preexec
-from fwsetup.smoke import SMOKE_DIR, parse_report
+from fwsetup.smoke import SMOKE_DIR, parse_report, torchrun
+from fwsetup.smoke.ranks import Progress, Rank, RankResult, verdict
 from fwsetup.text import printable
 
 SCRIPTS = {"pytorch": "dist_pytorch.py", "jax": "dist_jax.py"}
+# Who starts the ranks on the hosts given (outside Slurm), per framework: its --launcher name, and in words.
+LAUNCHER = {"pytorch": "torchrun", "jax": "jax"}
+STARTED_BY = {
+    "pytorch": "torchrun (c10d rendezvous at rank 0's address)",
+    "jax": "jax.distributed.initialize (coordinator: rank 0's address)",
+}
 DISTRIBUTIONS = {"pytorch": ("torch",), "jax": ("jax", "jaxlib")}
 DEFAULT_PORT = 29500  # torchrun's default master port
 MAX_HOSTFILE_BYTES = 4 * 2**20  # one short line per rank: 4 MiB is far more than 10,000 ranks need
@@ -47,38 +56,6 @@ _PROBE = "import sys; sys.path.insert(0, sys.argv[1]); import _dist; _dist.probe
 _REPORT_TAIL_BYTES = 256 * 1024  # what is read back of a rank's output: its report line is at the end
 
 _NETNS_DIR = "/var/run/netns"  # where `ip netns add` puts its namespaces (iproute2's NETNS_RUN_DIR)
-
-Progress = Callable[[str, int, int], None]  # (what, done, total)
-
-
-@dataclass(frozen=True)
-class Rank:
-    rank: int
-    addr: str
-    netns: str | None = None
-    python: str | None = None  # None: the job's --python
-    origin: str = field(default="", compare=False)  # where it was given: "hosts, line 3", "--node-addr"
-    node: str | None = None  # a Slurm node's name (--launcher slurm)
-
-    def prefix(self) -> list[str]:
-        return ["ip", "netns", "exec", self.netns] if self.netns else []
-
-    def where(self) -> str:
-        if self.node:
-            return f"node {self.node} ({self.addr})"
-        return f"rank {self.rank} ({self.addr}" + (f", netns {self.netns})" if self.netns else ")")
-
-
-@dataclass
-class RankResult:
-    rank: Rank
-    returncode: int | None
-    report: dict[str, Any] | None
-    stderr_tail: str
-    killed: bool = False
-    ended: float = 0.0  # when it was seen to end (perf_counter)
-    extra: dict[str, Any] = field(default_factory=dict)
-
 
 _LINE = "one line per rank: ADDR [netns=NS] [python=EXE], such as `10.0.0.2 netns=node1`"
 
@@ -479,16 +456,11 @@ def run_multinode(
     with tempfile.TemporaryDirectory(prefix="fwsetup-multinode-") as tmp:
         try:
             for r in ranks:
-                argv = [
-                    *r.prefix(), r.python or python, str(script),
-                    "--rank", str(r.rank), "--world", str(world),
-                    "--master-addr", master.addr, "--master-port", str(port), "--addr", r.addr,
-                    "--device", "cuda" if gpu else "cpu", "--timeout", f"{rank_timeout:g}",
-                ]  # fmt: skip
-                if steps is not None:
-                    argv += ["--steps", str(steps)]
-                if crash is not None and crash[0] == r.rank:
-                    argv += ["--crash-at-step", str(crash[1])]
+                argv = _rank_argv(
+                    framework, script, r, r.python or python, master=master, world=world, port=port,
+                    gpu=gpu, rank_timeout=rank_timeout, steps=steps,
+                    crash=crash[1] if crash is not None and crash[0] == r.rank else None,
+                )  # fmt: skip
                 out = open(os.path.join(tmp, f"rank{r.rank}.out"), "w+b")  # noqa: SIM115 - closed below
                 err = open(os.path.join(tmp, f"rank{r.rank}.err"), "w+b")  # noqa: SIM115
                 p = subprocess.Popen(
@@ -505,14 +477,17 @@ def run_multinode(
                 stdout = _tail(out).decode(errors="replace")
                 stderr = _tail(err).decode(errors="replace")
                 tail = "\n".join(stderr.strip().splitlines()[-6:])
+                report = parse_report(stdout)
+                why = torchrun.worker_why(stderr) if framework == "pytorch" and report is None else None
                 results.append(
                     RankResult(
                         r,
                         p.returncode,
-                        parse_report(stdout),
+                        report,
                         tail,
                         killed=r.rank in killed,
                         ended=ended.get(r.rank, 0.0),
+                        extra={"why": why} if why else {},
                     )
                 )
         finally:
@@ -520,7 +495,47 @@ def run_multinode(
                 _kill(p)
                 out.close()
                 err.close()
-    return _verdict(framework, results, master, port, time.perf_counter() - t_start)
+    together = 2 * torchrun.MONITOR_INTERVAL + 0.5 if framework == "pytorch" else 0.0
+    report = verdict(framework, results, master, port, time.perf_counter() - t_start, together=together)
+    report["launcher"] = LAUNCHER[framework]
+    report["started_by"] = STARTED_BY[framework]
+    return report
+
+
+def _rank_argv(
+    framework: str,
+    script: Path,
+    r: Rank,
+    python: str,
+    *,
+    master: Rank,
+    world: int,
+    port: int,
+    gpu: bool,
+    rank_timeout: float,
+    steps: int | None,
+    crash: int | None,
+) -> list[str]:
+    """How one rank starts here (argument lists only). PyTorch: torchrun on the rank's node (torchrun_node.py
+    checks the rendezvous answers, then becomes torchrun), which runs dist_pytorch.py; JAX: dist_jax.py
+    itself, which calls jax.distributed.initialize with the coordinator (rank 0's address), the number of
+    processes and its own id."""
+    args = ["--device", "cuda" if gpu else "cpu", "--timeout", f"{rank_timeout:g}"]
+    args += ["--master-addr", master.addr, "--master-port", str(port), "--addr", r.addr]
+    if steps is not None:
+        args += ["--steps", str(steps)]
+    if crash is not None:
+        args += ["--crash-at-step", str(crash)]
+    if framework == "pytorch":
+        worker = [str(script), "--launcher", "torchrun", *args]
+        return [
+            *r.prefix(),
+            *torchrun.node_argv(
+                python, nnodes=world, host=r.rank == master.rank, rendezvous=f"{master.addr}:{port}",
+                rdzv_id=f"fwsetup-smoke-{master.addr}-{port}", addr=r.addr, timeout=rank_timeout, worker=worker,
+            ),
+        ]  # fmt: skip
+    return [*r.prefix(), python, str(script), "--rank", str(r.rank), "--world", str(world), *args]
 
 
 def _tail(f: Any) -> bytes:
@@ -576,81 +591,3 @@ def _kill(p: subprocess.Popen[bytes]) -> None:
         except OSError:
             p.kill()
         p.wait()
-
-
-def _verdict(
-    framework: str, results: Sequence[RankResult], master: Rank, port: int, seconds: float
-) -> dict[str, Any]:
-    head = f"the multi-node smoke test of {framework} failed"
-    bad = [x for x in results if not (x.returncode == 0 and x.report and x.report.get("ok"))]
-    if bad:
-        # The first rank that failed on its own says why (the others often fail because of it).
-        own = [x for x in bad if not x.killed] or bad
-        # Seen to end in the same poll: a rank that died without a report comes before those it took down.
-        x = min(own, key=lambda y: (y.ended, y.report is not None, y.rank.rank))
-        if x.report is not None and x.report.get("error"):
-            why = str(x.report["error"])
-        elif x.report is None and x.extra.get("why"):
-            why = str(x.extra["why"])
-        elif x.killed:
-            why = f"it did not finish in time and was stopped (rendezvous {master.addr}:{port})"
-        elif x.returncode is not None and x.returncode != 0 and x.report is None:
-            why = f"it died with exit status {x.returncode} before reporting" + (
-                f"; {x.stderr_tail.splitlines()[-1]}" if x.stderr_tail else ""
-            )
-        else:
-            why = "it printed no report"
-        others = [
-            y.rank.where() + (f": {y.report['error']}" if y.report and y.report.get("error") else "")
-            for y in bad
-            if y is not x
-        ]
-        msg = f"{head}: {x.rank.where()}: {why}" + (f" (then: {'; '.join(others)})" if others else "")
-        raise SmokeError(msg, hint=("last lines of its output:\n" + x.stderr_tail) if x.stderr_tail else None)
-    astray = [x for x in results if (x.report or {}).get("addr_seen") != x.rank.addr]
-    if astray:
-        x = astray[0]
-        rep = x.report or {}
-        msg = (
-            f"{head}: {x.rank.where()} did not run at its address: it reports "
-            f"{printable(str(rep.get('addr_seen') or 'no address'))} on host {printable(str(rep.get('host') or '?'))}"
-        )
-        raise SmokeError(msg)
-    reports = [x.report or {} for x in results]
-    digests = {str(r.get("weights_sha256")) for r in reports}
-    if len(digests) != 1:
-        listing = ", ".join(f"rank {r.get('rank')}: {str(r.get('weights_sha256'))[:12]}" for r in reports)
-        msg = f"{head}: the ranks ended with different weights ({listing}): the gradients were not averaged"
-        raise SmokeError(msg)
-    first = reports[0]
-    allreduce = sorted(float(r.get("allreduce_seconds") or 0.0) for r in reports)
-    return {
-        "ok": True,
-        "framework": framework,
-        "version": first.get("version"),
-        "device": first.get("device"),
-        "backend": first.get("backend"),
-        "nodes": max(int(r.get("world") or 0) for r in reports),
-        "ranks_here": len(results),
-        "steps": first.get("steps"),
-        "loss_before": first.get("loss_before"),
-        "loss_after": first.get("loss_after"),
-        "weights_sha256": first.get("weights_sha256"),
-        "allreduce_seconds": allreduce[len(allreduce) // 2],  # per step, the median rank's median
-        "allreduce_bytes": first.get("allreduce_bytes"),
-        "rendezvous": f"{master.addr}:{port}",
-        "seconds_total": round(seconds, 3),
-        "ranks": [
-            {
-                "rank": x.rank.rank,
-                "addr": x.rank.addr,
-                "netns": x.rank.netns,
-                "host": (x.report or {}).get("host"),  # as the rank saw it
-                "addr_seen": (x.report or {}).get("addr_seen"),
-                "seconds_total": (x.report or {}).get("seconds_total"),
-                "allreduce_seconds": (x.report or {}).get("allreduce_seconds"),
-                "weights_sha256": (x.report or {}).get("weights_sha256"),
-            }
-            for x in results
-        ],
-    }

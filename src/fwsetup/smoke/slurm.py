@@ -35,15 +35,8 @@ from typing import Any
 from fwsetup import proc
 from fwsetup.errors import SmokeError, UsageError
 from fwsetup.smoke import SMOKE_DIR, parse_report
-from fwsetup.smoke.multinode import (
-    DISTRIBUTIONS,
-    SCRIPTS,
-    Progress,
-    Rank,
-    RankResult,
-    _verdict,
-    check_versions,
-)
+from fwsetup.smoke.multinode import DISTRIBUTIONS, SCRIPTS, check_versions
+from fwsetup.smoke.ranks import Progress, Rank, RankResult, verdict
 
 DEFAULT_PORT = 29500  # torchrun's default rendezvous port, on the first node
 _TOOLS = ("srun", "salloc", "scontrol")
@@ -344,7 +337,7 @@ def _slurm_verdict(
     rendezvous = said[0] if said else rendezvous  # JAX: where jax.distributed found its coordinator
     host, _, p = rendezvous.rpartition(":")
     master = Rank(0, host or addrs.get(order[0], order[0]), node=order[0])
-    report = _verdict(framework, results, master, int(p) if p.isdigit() else port, seconds)
+    report = verdict(framework, results, master, int(p) if p.isdigit() else port, seconds)
     report["launcher"] = "slurm"
     report["started_by"] = "torchrun" if framework == "pytorch" else "jax.distributed (Slurm detection)"
     for r, x in zip(report["ranks"], results, strict=True):

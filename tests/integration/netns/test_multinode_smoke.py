@@ -1,7 +1,9 @@
 """The multi-node smoke test across real hosts: each rank in its own network namespace, talking over veth
 pairs and a bridge like machines on a switch (conftest.py). Runs `fwsetup smoke NAME --nodes N` itself
-(the CLI in a subprocess), and the failure cases: a rank that cannot reach the rendezvous, a rank that dies
-mid-step, nodes with different framework versions (refused before the job starts).
+(the CLI in a subprocess): PyTorch ranks started by torchrun (c10d rendezvous at rank 0's address, one torchrun
+per namespace), JAX ranks calling jax.distributed.initialize with explicit coordinator arguments; and the
+failure cases: a rank that cannot reach the rendezvous, a rank that dies mid-step, nodes with different framework
+versions (refused before the job starts).
 
 Marked `network`: the ranks' environments are installed from the registries (once, cached).
 """
@@ -15,9 +17,11 @@ import sys
 import time
 
 import pytest
+from torch_other_version import OTHER_VERSION, STARTS_ENV, copy_env, read_starts, relabel_torch, starts_log
 
 from fwsetup.errors import SmokeError
-from fwsetup.smoke import multinode
+from fwsetup.smoke import SMOKE_DIR, multinode
+from fwsetup.smoke.ranks import Rank
 
 pytestmark = pytest.mark.network
 
@@ -57,6 +61,9 @@ def test_smoke_across_namespaces(framework: str, n: int, make_nodes, request: py
     assert len(digests) == 1 and None not in digests
     assert report["loss_after"] < report["loss_before"]
     assert report["rendezvous"].startswith(f"{nodes[0].addr}:")
+    assert report["launcher"] == ("torchrun" if framework == "pytorch" else "jax"), report
+    if framework == "pytorch":  # torchrun numbered the ranks: each one, once
+        assert sorted(r["global_rank"] for r in report["ranks"]) == list(range(n)), report
     print(
         f"\n{framework} {report['version']} x{n} over netns: all-reduce {report['allreduce_seconds'] * 1000:.2f} ms "
         f"per step ({report['allreduce_bytes']} bytes), whole smoke {report['seconds_total']:.1f} s "
@@ -91,7 +98,7 @@ def test_rank_dying_mid_step_fails_the_job_without_a_hang(
     make_nodes, jax_python: str, torch_python: str
 ) -> None:
     nodes = make_nodes(3)
-    ranks = [multinode.Rank(i, n.addr, n.ns) for i, n in enumerate(nodes)]
+    ranks = [Rank(i, n.addr, n.ns) for i, n in enumerate(nodes)]
     for framework, python in (("pytorch", torch_python), ("jax", jax_python)):
         t0 = time.perf_counter()
         with pytest.raises(SmokeError) as exc:
@@ -99,6 +106,8 @@ def test_rank_dying_mid_step_fails_the_job_without_a_hang(
         wall = time.perf_counter() - t0
         msg = exc.value.message
         assert "rank 1 (10.231.0.11" in msg and "exit status 17" in msg, msg
+        if framework == "pytorch":  # torchrun's worker died; torchrun said with what
+            assert "rank 1 (10.231.0.11" in msg.split(": ", 2)[1] and "its worker (torchrun rank" in msg, msg
         assert wall < 2 * RANK_TIMEOUT + 60, (framework, wall)
 
 
@@ -120,6 +129,39 @@ def test_different_versions_refused_before_the_job(
     assert "different versions" in error and "jax 0.10.2" in error and "jax 0.9.2" in error
     assert "not started" in error
     assert wall < 60  # two metadata reads, no training
+
+
+def test_different_torch_versions_refused_before_torchrun_starts(
+    make_nodes, torch_python: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--launcher torchrun: rank 1's interpreter has the same torch build installed as another version
+    (tests/torch_other_version.py). Refused (exit 6, each rank named with its version) before any torchrun:
+    the only interpreter starts are the version questions (`python -I -c …`)."""
+    nodes = make_nodes(2)
+    envs = [tmp_path / "torch-a", tmp_path / "torch-b"]
+    pythons = [copy_env(torch_python, envs[0]), copy_env(torch_python, envs[1])]
+    relabel_torch(envs[1])
+    for env in envs:
+        starts_log(env)
+    starts = tmp_path / "starts.log"
+    monkeypatch.setenv(STARTS_ENV, str(starts))
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text(
+        f"{nodes[0].addr} netns={nodes[0].ns}\n{nodes[1].addr} netns={nodes[1].ns} python={pythons[1]}\n"
+    )
+    argv = [sys.executable, "-m", "fwsetup", "smoke", "pytorch", "--python", str(pythons[0]), "--nodes", "2",
+            "--hostfile", str(hostfile), "--launcher", "torchrun", "--json"]  # fmt: skip
+    t0 = time.perf_counter()
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    wall = time.perf_counter() - t0
+    assert res.returncode == 6, res.stderr
+    error = json.loads(res.stdout.strip().splitlines()[-1])["error"]
+    assert "pytorch multi-node smoke: the nodes have different versions" in error, error
+    assert f"rank 0 ({nodes[0].addr}, netns {nodes[0].ns}): torch 2.13.0+cpu" in error, error
+    assert f"rank 1 ({nodes[1].addr}, netns {nodes[1].ns}): torch {OTHER_VERSION}" in error, error
+    assert "it was not started" in error
+    assert sorted(read_starts(starts)) == ["-c " + str(SMOKE_DIR)] * 2, read_starts(starts)
+    assert wall < 60
 
 
 def test_rank_whose_address_is_not_in_its_namespace_is_refused_not_run(

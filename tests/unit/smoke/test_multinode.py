@@ -13,16 +13,17 @@ import pytest
 from fwsetup.cli import main
 from fwsetup.errors import SmokeError, UsageError
 from fwsetup.smoke import multinode as mn
+from fwsetup.smoke.ranks import Rank
 
 
 def test_hostfile_ranks(tmp_path: Path) -> None:
     f = tmp_path / "hosts"
     f.write_text("# the job\n10.0.0.2 netns=a\n\n10.0.0.3 python=/opt/env/bin/python netns=b  # two\n")
     assert mn.read_hostfile(f) == [
-        mn.Rank(0, "10.0.0.2", "a", None),
-        mn.Rank(1, "10.0.0.3", "b", "/opt/env/bin/python"),
+        Rank(0, "10.0.0.2", "a", None),
+        Rank(1, "10.0.0.3", "b", "/opt/env/bin/python"),
     ]
-    assert mn.Rank(1, "10.0.0.3", "b").prefix() == ["ip", "netns", "exec", "b"]
+    assert Rank(1, "10.0.0.3", "b").prefix() == ["ip", "netns", "exec", "b"]
     f.write_text("10.0.0.2 ns=a\n")
     with pytest.raises(UsageError, match="line 1"):
         mn.read_hostfile(f)
@@ -40,7 +41,7 @@ def test_make_ranks_checks_counts() -> None:
 
 
 def test_different_versions_refused_before_the_job() -> None:
-    ranks = [mn.Rank(0, "10.0.0.1"), mn.Rank(1, "10.0.0.2")]
+    ranks = [Rank(0, "10.0.0.1"), Rank(1, "10.0.0.2")]
     mn.check_versions(
         "jax", ranks, {0: {"jax": "0.10.2", "jaxlib": "0.10.2"}, 1: {"jax": "0.10.2", "jaxlib": "0.10.2"}}
     )
@@ -54,36 +55,8 @@ def test_different_versions_refused_before_the_job() -> None:
 
 def test_versions_are_read_from_each_interpreter() -> None:
     # This interpreter has no torch: the probe says so (a real subprocess, no namespace).
-    found = mn.versions("pytorch", [mn.Rank(0, "127.0.0.1")], sys.executable)
+    found = mn.versions("pytorch", [Rank(0, "127.0.0.1")], sys.executable)
     assert set(found[0]) == {"torch"}
-
-
-def _result(
-    rank: int, *, ok: bool = True, digest: str = "aa", ended: float = 1.0, **report: object
-) -> mn.RankResult:
-    rep = {"ok": ok, "rank": rank, "world": 2, "weights_sha256": digest, "loss_before": 1.0, "loss_after": 0.5,
-           "allreduce_seconds": 0.001 * (rank + 1), "host": "n1", "addr_seen": f"10.0.0.{rank + 1}",
-           **report}  # fmt: skip
-    return mn.RankResult(mn.Rank(rank, f"10.0.0.{rank + 1}"), 0 if ok else 1, rep, "", ended=ended)
-
-
-def test_verdict() -> None:
-    master = mn.Rank(0, "10.0.0.1")
-    out = mn._verdict("pytorch", [_result(0), _result(1)], master, 29500, 3.0)
-    assert out["ok"] and out["nodes"] == 2 and out["rendezvous"] == "10.0.0.1:29500"
-    assert [(r["host"], r["addr_seen"]) for r in out["ranks"]] == [("n1", "10.0.0.1"), ("n1", "10.0.0.2")]
-    with pytest.raises(SmokeError, match="different weights"):
-        mn._verdict("pytorch", [_result(0), _result(1, digest="bb")], master, 29500, 3.0)
-    # A rank that reports another address than its own did not run where its address says: no proof.
-    with pytest.raises(SmokeError, match=r"rank 1 \(10\.0\.0\.2\) did not run at its address.*127\.0\.0\.1"):
-        mn._verdict("pytorch", [_result(0), _result(1, addr_seen="127.0.0.1")], master, 29500, 3.0)
-    # The rank that failed first is named; the one that failed because of it follows.
-    dead = mn.RankResult(mn.Rank(1, "10.0.0.2"), 17, None, "", ended=1.0)
-    peer = _result(0, ok=False, ended=2.0, error="Connection closed by peer")
-    with pytest.raises(
-        SmokeError, match=r"rank 1 \(10\.0\.0\.2\): it died with exit status 17.*then: rank 0"
-    ):
-        mn._verdict("pytorch", [peer, dead], master, 29500, 3.0)
 
 
 def test_cli_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -93,3 +66,19 @@ def test_cli_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     assert "one per node" in " ".join(capsys.readouterr().err.split())
     assert main(["smoke", "theano", "--nodes", "2"]) == 2
     assert "pytorch, jax" in capsys.readouterr().err
+
+
+def test_help_explains_each_launcher(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["smoke", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    # rich draws a box around each option's help: read the words, not the frame
+    words = " ".join(w for w in text.split() if w not in ("│", "|"))
+    for said in (
+        "`torchrun` (pytorch, the default): torchrun on each rank's host (c10d rendezvous at rank 0's address",
+        "`jax` (jax, the default): each rank calls jax.distributed.initialize with rank 0's address as coordinator",
+        "`slurm` (pytorch, jax): one rank per node of a Slurm allocation (torchrun under srun;",
+    ):
+        assert said in words, (said, words)

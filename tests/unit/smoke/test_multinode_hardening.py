@@ -17,6 +17,7 @@ from fwsetup.cli import main
 from fwsetup.errors import UsageError
 from fwsetup.smoke import SMOKE_DIR
 from fwsetup.smoke import multinode as mn
+from fwsetup.smoke.ranks import Rank
 
 # TEST-NET-1 (RFC 5737): documentation only, never an address of this machine.
 ELSEWHERE = "192.0.2.1"
@@ -157,7 +158,7 @@ def test_capacity_is_bounded_by_open_files(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(
         UsageError, match=rf"10 ranks to start here, but this machine can start at most {limit}"
     ):
-        mn.check_capacity([mn.Rank(i, "127.0.0.1") for i in range(10)])
+        mn.check_capacity([Rank(i, "127.0.0.1") for i in range(10)])
 
 
 def _slow_python(path: Path, log: Path) -> str:
@@ -178,7 +179,7 @@ def test_nodes_asked_in_parallel_once_per_interpreter_with_progress(tmp_path: Pa
         logs.append(log)
         pythons.append(_slow_python(tmp_path / f"python{i}", log))
     for i in range(40):
-        ranks.append(mn.Rank(i, "127.0.0.1", python=pythons[i % 4]))
+        ranks.append(Rank(i, "127.0.0.1", python=pythons[i % 4]))
     seen: list[tuple[str, int, int]] = []
     found = mn.probe_nodes("pytorch", ranks, sys.executable, progress=lambda *a: seen.append(a))
     assert sorted(found) == list(range(40))

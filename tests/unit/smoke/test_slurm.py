@@ -61,7 +61,7 @@ def test_other_frameworks_and_options_are_refused(monkeypatch, capsys: pytest.Ca
     code, err = run("pytorch", "--nodes", "2", "--launcher", "slurm", "--netns", "x")
     assert code == 2 and "the allocation says where each rank runs" in err
     code, err = run("pytorch", "--nodes", "2", "--launcher", "mpi")
-    assert code == 2 and "give slurm or fwsetup" in err
+    assert code == 2 and "give torchrun (pytorch), jax (jax) or slurm" in err
     monkeypatch.setenv("PATH", "/nonexistent")
     code, err = run("pytorch", "--nodes", "2", "--launcher", "slurm", "--python", sys.executable)
     assert code == 2 and "needs Slurm's srun" in err, err
