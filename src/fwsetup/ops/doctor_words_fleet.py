@@ -55,8 +55,9 @@ def _gloo(f: Facts) -> Words:
             if f["cpu"]
             else "NCCL carries the GPU tensors, but CPU tensors and barriers of a job use gloo."
         ),
-        "Install the same torch build as the other nodes on these (PyPI's Linux and macOS wheels have gloo), "
-        "e.g. `fwsetup install pytorch --fleet slurm --nodes N --env PATH`.",
+        "Install the same torch build as the other nodes on these (PyTorch's Linux builds include gloo by "
+        "default: https://docs.pytorch.org/docs/stable/distributed.html), e.g. "
+        "`fwsetup install pytorch --fleet slurm --nodes N --env PATH`.",
     )
 
 
