@@ -67,7 +67,10 @@ def _train(torch, dist, opts: d.Options, result: dict, cuda: bool, backend: str)
     import time
 
     try:
-        device = torch.device("cuda", 0) if cuda else torch.device("cpu")
+        # One process per GPU of the node (torchrun --nproc-per-node): LOCAL_RANK is this process's GPU.
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
+        if cuda:
+            torch.cuda.set_device(device)
         torch.manual_seed(opts.seed + 100 * opts.rank)  # different on purpose: the broadcast must fix it
         model = _model(torch).to(device)
         with torch.no_grad():

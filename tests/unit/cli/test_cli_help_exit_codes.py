@@ -16,7 +16,7 @@ from fwsetup.cli import main
         ("envs", ["0"]),
         ("remove", ["0", "1", "2"]),
         ("sync", ["0", "2", "3", "5", "6", "7"]),
-        ("job", ["0", "2"]),
+        ("job", ["0", "2", "3"]),
     ],
 )
 def test_help_names_the_exit_codes(
