@@ -32,16 +32,17 @@ import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fwsetup import envmeta, installed_files, pipconfig, proc, staging
 from fwsetup.backends import envvars, pip_messages, transaction, uv_messages
 from fwsetup.backends.base import Backend, InstallOptions, InstallResult, Progress, no_progress
 from fwsetup.backends.installer import MIN_UV, Installer, base_python, find_installer, own_interpreter
 from fwsetup.backends.pylock import PYLOCK, locked_requirements, read_locked, read_pip_report, read_pylock
+from fwsetup.backends.venv_failures import damaged_cache, last_line, raise_for, with_log
 from fwsetup.backends.venv_paths import env_python, fix_paths, python_version
 from fwsetup.backends.wheel_sources import Sources, check_sources, index_cache, pip_index_env
-from fwsetup.errors import FwsetupError, InstallError, NetworkError, SmokeError, UsageError
+from fwsetup.errors import FwsetupError, InstallError, NetworkError, UsageError
 from fwsetup.plan import Plan, plan_to_dict
 from fwsetup.proc import env_secrets, run_streamed
 from fwsetup.redact import redact_data, redact_text
@@ -52,38 +53,7 @@ INSTALL_TIMEOUT = 3600.0
 EXPANSION = 2.5  # installed size / wheel size, roughly (torch 190 MB wheel -> ~450 MB installed)
 PLAN_FILE = "plan.json"
 LOG_NAME = "install.log"
-
-
-# -- failure reasons: the installer's own words, read by its adapter (uv_messages, pip_messages) -------------
-
-
-def failure_reason(kind: str, output: str, what: str) -> tuple[str, bool]:
-    """(one sentence, is-network) from the output of installer `kind` (uv or pip)."""
-    code: uv_messages.UvFailureCode | pip_messages.PipFailureCode
-    if kind == "uv":
-        uv = uv_messages.read_failure(output)
-        code, detail, url = uv.code, uv.detail, uv.url
-    else:
-        pip = pip_messages.read_failure(output)
-        code, detail, url = pip.code, pip.detail, pip.url
-    if code == "no_solution":
-        return f"no matching distribution: {detail}", False
-    if code == "no_distribution":
-        return f"no matching distribution for {detail}", False
-    if code == "network":
-        where = f" ({url})" if url else ""
-        return f"could not reach the package index{where}: {detail}", True
-    return f"{what} failed: {detail}", False
-
-
-def _tail(path: Path | None, n: int = 15) -> str:
-    if path is None:
-        return ""
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(lines[-n:])
+T = TypeVar("T")
 
 
 def _env(options: InstallOptions) -> dict[str, str]:
@@ -346,13 +316,14 @@ class VenvBackend(Backend):
         if options.locked is not None:
             locked_text = options.locked.read_text(encoding="utf-8")
             requirements_in = locked_requirements(read_locked(locked_text), str(options.locked))
-        resolving: _Background | None = None
+        resolving: _Background[proc.Result] | None = None
         if lockdir is not None:
             (lockdir / "requirements.in").write_text(requirements_in)
             resolving = _Background(
-                lambda: run_streamed(cmds[1], env=run_env, log=lockdir / LOG_NAME, timeout=INSTALL_TIMEOUT)
+                lambda: run_streamed(cmds[1], env=run_env, log=lockdir / LOG_NAME, timeout=INSTALL_TIMEOUT),
+                "fwsetup-resolve",
             )
-        venv_made = _Background(lambda: proc.run(cmds[0], timeout=300, env=run_env))
+        venv_made = _Background(lambda: proc.run(cmds[0], timeout=300, env=run_env), "fwsetup-venv")
         if inst.kind == "pip" and resolve(env).installer != "pip":
             note = (
                 f"no working uv >= {MIN_UV} found: using python -m venv and pip (slower; pip install -U uv)"
@@ -381,7 +352,7 @@ class VenvBackend(Backend):
             if lockdir is not None and (lockdir / LOG_NAME).is_file():
                 f.write((lockdir / LOG_NAME).read_text())  # redacted by run_streamed
         if not first.ok:
-            why = redact_text(first.error or _last(first.stderr), hidden)
+            why = redact_text(first.error or last_line(first.stderr), hidden)
             msg = f"could not create the environment with {shlex.join(cmds[0][:2])}: {why}"
             wanted = options.python or plan.python
             hint = f"Install it (uv python install {wanted}) or choose another with --python X.Y."
@@ -405,7 +376,7 @@ class VenvBackend(Backend):
             packages = self._uv_install(plan, cmds, run_env, st, progress, repair=options.repair)
         elif inst.kind == "uv":
             assert resolved is not None and lockdir is not None
-            _raise_for(resolved, "resolving", inst.kind)
+            raise_for(resolved, "resolving", inst.kind)
             # the env keeps the lock with its credentials redacted; uv installs from lockdir's (removed after)
             shown = redact_text((lockdir / PYLOCK).read_text(), hidden)
             (st.meta / PYLOCK).write_text(shown)
@@ -417,7 +388,8 @@ class VenvBackend(Backend):
         # Every installed file against its package's RECORD, while the smoke test runs (hashlib leaves the
         # GIL): uv links files from its cache, and a cache entry damaged through another environment's hard
         # link would otherwise pass on unseen (torch: ~2.8 s of one core, issue 21).
-        verified = _Verify(st.path, [p for p in packages if p.get("name") not in set(options.repair)])
+        checked = [p for p in packages if p.get("name") not in set(options.repair)]
+        verified = _Background(lambda: installed_files.verify_hashes(st.path, checked), "fwsetup-verify")
         # the framework's run-time settings live in the env itself (envvars): the smoke test sees only those
         envvars.write_csh_activate(st.path, st.target)  # uv writes none for a relocatable venv
         envvars.write(st.path, envvars.runtime_env(plan))
@@ -429,7 +401,7 @@ class VenvBackend(Backend):
             env_python(st.path), plan, options, log=st.log_file, where="in the new environment"
         )
         if bad := verified.result():
-            _damaged_cache(bad, inst, cmds, run_env, st)
+            damaged_cache(bad, inst, cmds, run_env, st)
         changed = fix_paths(st.path, st.path, st.target)
         if changed:
             with open(st.log_file, "a") as f:
@@ -469,7 +441,7 @@ class VenvBackend(Backend):
             clean = run_streamed(
                 [cmds[2][0], "cache", "clean", *repair], env=env, log=st.log_file, timeout=600
             )
-            _raise_for(clean, "cleaning uv's cache", "uv")
+            raise_for(clean, "cleaning uv's cache", "uv")
         total = sum(p.get("size", 0) for p in packages)
         if total:
             staging.check_free_space(st.target.parent, int(total * (1 + EXPANSION)))
@@ -484,7 +456,7 @@ class VenvBackend(Backend):
                 progress("install", f"installing {n} packages")
 
         res = run_streamed(cmds[2], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT, on_line=on_line)
-        _raise_for(res, "installing", "uv")
+        raise_for(res, "installing", "uv")
         bad = installed_files.verify_hashes(st.path, [{"name": n} for n in repair])
         if bad:
             name, files = next(iter(bad.items()))
@@ -502,112 +474,32 @@ class VenvBackend(Backend):
                 progress("install", "pip: installing")
 
         res = run_streamed(cmds[1], env=env, log=st.log_file, timeout=INSTALL_TIMEOUT, on_line=on_line)
-        _raise_for(res, "installing", "pip")
+        raise_for(res, "installing", "pip")
         return read_pip_report(st.meta / "pip-report.json")
 
 
-class _Verify:
-    """installed_files.verify_hashes in a thread; result() joins it."""
+class _Background(Generic[T]):
+    """A function run in a thread (a child process it waits on, or hashlib: the GIL is free meanwhile);
+    result() joins it and returns its value or raises what it raised."""
 
-    def __init__(self, env: Path, packages: Sequence[Mapping[str, Any]]) -> None:
-        self._bad: dict[str, list[str]] = {}
+    def __init__(self, fn: Callable[[], T], name: str) -> None:
+        self._value: T | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(env, list(packages)), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True, name=name)
         self._thread.start()
 
-    def _run(self, env: Path, packages: list[Any]) -> None:
-        try:
-            self._bad = installed_files.verify_hashes(env, packages)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
-            self._error = exc
-
-    def result(self) -> dict[str, list[str]]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._bad
-
-
-def _damaged_cache(
-    bad: Mapping[str, list[str]],
-    inst: Installer,
-    cmds: list[list[str]],
-    env: dict[str, str],
-    st: staging.Staging,
-) -> None:
-    """Installed files that are not what their package's RECORD says: a damaged cache entry (uv linked it).
-    Those packages are removed from uv's cache, so that the next run unpacks them again; InstallError."""
-    names = sorted(bad)
-    name, files = names[0], bad[names[0]]
-    msg = (
-        f"{name} was installed with {len(files)} files that differ from its RECORD (e.g. {files[0]}): "
-        "the installer's cache holds a damaged copy"
-    )
-    if inst.kind == "uv":
-        clean = run_streamed([cmds[2][0], "cache", "clean", *names], env=env, log=st.log_file, timeout=600)
-        msg += (
-            f"; {', '.join(names)} removed from uv's cache"
-            if clean.ok
-            else f"; `uv cache clean {' '.join(names)}` failed"
-        )
-    raise InstallError(
-        msg + ".", hint="Run the same command again: the packages are unpacked again from their wheels."
-    )
-
-
-class _Background:
-    """A function run in a thread (a child process it waits on: the GIL is free meanwhile); result() joins it
-    and returns its value or raises what it raised."""
-
-    def __init__(self, fn: Callable[[], proc.Result]) -> None:
-        self._value: proc.Result | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True, name="fwsetup-resolve")
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], proc.Result]) -> None:
+    def _run(self, fn: Callable[[], T]) -> None:
         try:
             self._value = fn()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
             self._error = exc
 
-    def result(self) -> proc.Result:
+    def result(self) -> T:
         self._thread.join()
         if self._error is not None:
             raise self._error
         assert self._value is not None
         return self._value
-
-
-def _raise_for(res: proc.Result, what: str, kind: str) -> None:
-    """InstallError (NetworkError when the installer could not reach an index) for a failed run of installer
-    `kind` (uv or pip)."""
-    if res.ok:
-        return
-    if res.returncode is None:
-        msg = f"{what} failed: {res.error}"
-        raise InstallError(msg)
-    reason, network = failure_reason(kind, res.stderr, what)
-    raise (NetworkError if network else InstallError)(reason)
-
-
-def _with_log(exc: FwsetupError, st: staging.Staging) -> FwsetupError:
-    """Add the last lines of the install log and where it was kept to the error's hint."""
-    log = st.failure_log
-    tail = _tail(log, 12)
-    parts = [exc.hint] if exc.hint else []
-    if tail and not isinstance(exc, SmokeError):
-        parts.append("last lines of the log:\n" + "\n".join("  " + ln for ln in tail.splitlines()))
-    if log is not None:
-        parts.append(f"full log: {log}")
-    parts.append(f"{st.target} was left as it was.")
-    exc.hint = "\n".join(parts)
-    return exc
-
-
-def _last(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else "no output"
 
 
 class _VenvJob:
@@ -641,12 +533,12 @@ class _VenvJob:
                 progress("swap", f"moving the new environment into place at {target}")
                 st.commit()
         except FwsetupError as exc:
-            raise _with_log(exc, st) from None
+            raise with_log(exc, st) from None
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # one clear message, the log has the rest
             msg = f"installing {plan.framework} failed: {type(exc).__name__}: {redact_text(str(exc), env_secrets(env))}"
-            raise _with_log(InstallError(msg), st) from exc
+            raise with_log(InstallError(msg), st) from exc
         return transaction.Built(
             message=f"installed {plan.title or plan.framework} {plan.version} ({plan.variant}) in {target}"
             + (", smoke test passed" if result["smoke"] else "")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fwsetup.backends import installer, pylock, venv, venv_paths, wheel_sources
+from fwsetup.backends import installer, pylock, venv_paths, wheel_sources
 from fwsetup.backends.base import InstallOptions
 from fwsetup.backends.engine import EngineInfo
 from fwsetup.cli import main
@@ -190,56 +190,6 @@ def test_reachable_plan_index_is_kept(tmp_path: Path, monkeypatch: pytest.Monkey
     assert wheel_sources.check_sources(_plan(), opts).plan_indexes == (
         "https://download.pytorch.org/whl/cpu",
     )
-
-
-@pytest.mark.parametrize(
-    ("kind", "output", "expected", "network"),
-    [
-        (
-            "uv",
-            "error: No solution found when resolving dependencies\n  cause: Because there is no version of torch==9.9 and you\n"
-            "  require torch==9.9, we can conclude that your requirements are unsatisfiable.\n",
-            "no matching distribution: Because there is no version of torch==9.9 and you require torch==9.9, we can "
-            "conclude that your requirements are unsatisfiable.",
-            False,
-        ),
-        (
-            "uv",
-            "  × No solution found when resolving dependencies:\n  ╰─▶ Because foo was not found in the package registry and\n"
-            "      you require foo, we can conclude that your requirements are unsatisfiable.\n",
-            "no matching distribution: Because foo was not found in the package registry and you require foo, we can "
-            "conclude that your requirements are unsatisfiable.",
-            False,
-        ),
-        (
-            "pip",
-            "ERROR: Could not find a version that satisfies the requirement foo==1\nERROR: No matching distribution found for foo==1\n",
-            "no matching distribution for foo==1",
-            False,
-        ),
-        (
-            "uv",
-            "error: Failed to fetch: `https://download.pytorch.org/whl/cpu/torch/`\n  Caused by: dns error: failed to lookup address\n",
-            "could not reach the package index (https://download.pytorch.org/whl/cpu/torch/): dns error",
-            True,
-        ),
-        (
-            "uv",
-            "something\nerror: disk quota exceeded\n",
-            "installing failed: error: disk quota exceeded",
-            False,
-        ),
-        (
-            "pip",
-            "something\nERROR: disk quota exceeded\n",
-            "installing failed: ERROR: disk quota exceeded",
-            False,
-        ),
-    ],
-)
-def test_failure_reason(kind: str, output: str, expected: str, network: bool) -> None:
-    # the installer's words are read by its own adapter (uv_messages, pip_messages); the sentence is fwsetup's
-    assert venv.failure_reason(kind, output, "installing") == (expected, network)
 
 
 def test_read_pylock_and_pip_report(tmp_path: Path) -> None:
