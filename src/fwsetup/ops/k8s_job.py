@@ -52,7 +52,7 @@ _TORCHRUN = (
     '--master-port "$RDZV_PORT" --addr "$POD_IP" --timeout "$RANK_TIMEOUT" --device "$DEVICE"'
 )
 _JAX = (
-    'exec python "$SMOKE" --launcher fwsetup --rank "$JOB_COMPLETION_INDEX" --world "$NNODES" '
+    'exec python "$SMOKE" --launcher explicit --rank "$JOB_COMPLETION_INDEX" --world "$NNODES" '
     '--master-addr "$RDZV_HOST" --master-port "$RDZV_PORT" --addr "$POD_IP" --timeout "$RANK_TIMEOUT" '
     '--device "$DEVICE"'
 )

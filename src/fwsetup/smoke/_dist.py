@@ -42,7 +42,8 @@ def parse(argv: list[str] | None = None) -> Options:
     slurm (JAX), from Slurm's (SLURM_PROCID, SLURM_NTASKS) and jax.distributed finds the coordinator itself.
     --addr auto: the address this node's traffic to the rendezvous leaves from."""
     p = argparse.ArgumentParser(description="fwsetup multi-node smoke test: one rank of a data-parallel step")
-    p.add_argument("--launcher", default="fwsetup", choices=["fwsetup", "torchrun", "slurm"])
+    # explicit: --rank, --world and --master-addr/--master-port given (JAX's jax.distributed.initialize arguments)
+    p.add_argument("--launcher", default="explicit", choices=["explicit", "torchrun", "slurm"])
     p.add_argument("--rank", type=int, default=-1)
     p.add_argument("--world", type=int, default=0)
     p.add_argument("--master-addr", default="", help="rank 0's address: the rendezvous")

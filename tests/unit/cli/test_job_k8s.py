@@ -57,7 +57,8 @@ def test_manifest_validates_against_kubernetes_schemas(
     if framework == "pytorch":
         assert "torch.distributed.run" in command and "--rdzv-backend=c10d" in command
     else:
-        assert "--master-addr" in command and "torch" not in command
+        # jax.distributed.initialize with explicit coordinator arguments (pod 0, the number of pods, the index)
+        assert "--launcher explicit" in command and "--master-addr" in command and "torch" not in command
     assert "resources" not in container  # a CPU plan: no GPU asked
     assert env["DEVICE"] == "cpu" and env["NPROC"] == "1"
     names = zipfile.ZipFile(io.BytesIO(base64.b64decode(cm["binaryData"]["smoke.pyz"]))).namelist()
