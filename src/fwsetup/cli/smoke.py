@@ -129,8 +129,8 @@ def smoke_command(
             help="With --nodes, who starts the ranks. `torchrun` (pytorch, the default): torchrun on each rank's "
             "host (c10d rendezvous at rank 0's address and --port). `jax` (jax, the default): each rank calls "
             "jax.distributed.initialize with rank 0's address as coordinator, the number of ranks and its own. "
-            "`slurm` (pytorch, jax): one rank per node of a Slurm allocation (torchrun under srun; "
-            "jax.distributed's own Slurm detection).",
+            "`slurm` (pytorch, jax, tensorflow): one rank per node of a Slurm allocation (torchrun under srun; "
+            "jax.distributed's own Slurm detection; MultiWorkerMirroredStrategy with TF_CONFIG from Slurm).",
         ),
     ] = None,
     emit_sbatch: Annotated[

@@ -12,6 +12,8 @@ from typing import Any
 
 from fwsetup.errors import UsageError
 from fwsetup.ops.smoke import default_python, smoke_script
+from fwsetup.plan.multinode import multi_node_refusal
+from fwsetup.recipes.load import load_recipes
 from fwsetup.smoke import multinode, slurm
 from fwsetup.smoke.ranks import Progress, Rank
 
@@ -31,20 +33,39 @@ class Job:
 
 def check_launcher(launcher: str | None, name: str) -> None:
     """--launcher L (None: not given, the framework's own on the hosts given): one of LAUNCHERS, and one that
-    starts NAME's ranks (torchrun: pytorch; jax: jax; slurm: both)."""
+    starts NAME's ranks (torchrun: pytorch; jax: jax; slurm: those of smoke.slurm.LAUNCH)."""
     if launcher is None:
         return
     if launcher not in LAUNCHERS:
-        msg = f"--launcher {launcher}: give torchrun (pytorch), jax (jax) or slurm (either, on a Slurm cluster)."
+        msg = f"--launcher {launcher}: give torchrun (pytorch), jax (jax) or slurm (pytorch, jax or tensorflow, on a Slurm cluster)."
         raise UsageError(msg)
     if launcher == "slurm":
         return
     framework = smoke_script(name)
     own = multinode.LAUNCHER.get(framework)
     if own != launcher:
-        instead = f"--launcher {own} or slurm" if own else "pytorch or jax"
+        instead = (
+            f"--launcher {own} or slurm"
+            if own
+            else "--launcher slurm"
+            if framework in slurm.LAUNCH
+            else "pytorch or jax"
+        )
         msg = f"--launcher {launcher} starts {_STARTS[launcher]} ranks, not {framework}'s: give {instead}."
         raise UsageError(msg)
+
+
+def multinode_script(name: str) -> str:
+    """The smoke script of NAME for a multi-node run: refused (UsageError) when NAME's recipe says the
+    framework does not train across machines (plan.multinode; a bare script name has no recipe to ask)."""
+    framework = smoke_script(name)
+    recipes = load_recipes()
+    found = recipes.resolve(name)
+    if found is not None:
+        why = multi_node_refusal(recipes.recipes[found])
+        if why:
+            raise UsageError(f"--nodes: {why}")
+    return framework
 
 
 def _check_port(port: int | None) -> None:
@@ -66,7 +87,10 @@ def hosts_job(
     if nodes is None:
         raise UsageError("--node-addr, --netns, --hostfile and --rank go with --nodes N.")
     _check_port(port)
-    framework = smoke_script(name)
+    framework = multinode_script(name)
+    if framework in slurm.LAUNCH and framework not in multinode.SCRIPTS:
+        msg = f"--nodes: the multi-node smoke test of {framework} runs under Slurm: add --launcher slurm."
+        raise UsageError(msg)
     ranks = multinode.make_ranks(nodes, addrs, netns, hostfile)
     return Job(framework=framework, python=python or default_python(), nodes=nodes, ranks=tuple(ranks))
 
@@ -109,7 +133,7 @@ def slurm_job(
             "torchrun or jax); under Slurm the allocation says where each rank runs."
         )
     _check_port(port)
-    return Job(framework=smoke_script(name), python=python or default_python(), nodes=nodes)
+    return Job(framework=multinode_script(name), python=python or default_python(), nodes=nodes)
 
 
 def run_slurm_job(

@@ -1,7 +1,8 @@
 """Multi-node smoke through Slurm: the training step as one rank per node of a Slurm allocation, started the
 way a cluster starts real jobs. PyTorch: `torchrun` (torch.distributed.run, c10d rendezvous on the first
 node, --nnodes, --rdzv-endpoint) on every node under `srun`; JAX: `jax.distributed.initialize()` with no
-coordinator arguments (its Slurm detection: the first node of the step, a port from the job id).
+coordinator arguments (its Slurm detection: the first node of the step, a port from the job id); TensorFlow:
+MultiWorkerMirroredStrategy with TF_CONFIG made in each task from the step's Slurm variables (dist_tensorflow).
 
 What runs is one sbatch script (sbatch_script): submit it later with `sbatch FILE`, or fwsetup runs it in
 an allocation of its own (`salloc -N N bash FILE`) and reads each task's lines (`srun --label`). The script
@@ -29,6 +30,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +47,14 @@ _PROBE = (
     "import importlib.metadata as m, json, os, socket, sys\n"
     "v = {}\n"
     "for n in sys.argv[1:]:\n"
-    "    try:\n"
-    "        v[n] = m.version(n)\n"
-    "    except m.PackageNotFoundError:\n"
-    "        v[n] = None\n"
+    "    names = n.split('|')\n"
+    "    v[names[0]] = None\n"
+    "    for x in names:\n"
+    "        try:\n"
+    "            v[names[0]] = m.version(x)\n"
+    "            break\n"
+    "        except m.PackageNotFoundError:\n"
+    "            pass\n"
     "print(json.dumps({'node': os.environ.get('SLURMD_NODENAME'), 'host': socket.gethostname(), 'versions': v}))\n"
 )
 
@@ -84,11 +90,64 @@ trap 'rm -f "$smoke"' EXIT
 printf '%s' "$FWSMOKE_PYZ" | base64 -d >"$smoke"
 "$python" -I "$smoke" --launcher slurm --timeout "$timeout" "$@"
 """
+# TensorFlow: each task makes TF_CONFIG from the step's Slurm variables (worker i: the i-th node's NodeAddr at
+# PORT; worker 0 hosts the coordination service) and meets the others in MultiWorkerMirroredStrategy.
+_RANK_TF = r"""python=$1 port=$3 timeout=$4
+shift 4
+# A folder of its own for the task's temporary files (TensorFlow's autograph writes its modules there).
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/fwsetup-smoke.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+smoke=$tmp/smoke.pyz
+printf '%s' "$FWSMOKE_PYZ" | base64 -d >"$smoke"
+# TensorFlow catches SIGTERM (its preemption notifier) and, blocked in C++, does not act on it: Slurm's SIGTERM
+# to the step becomes a SIGKILL of the worker here, so that no worker outlives its task (or its port).
+TMPDIR=$tmp "$python" -I "$smoke" --launcher slurm --master-port "$port" --timeout "$timeout" "$@" &
+pid=$!
+trap 'kill -KILL "$pid" 2>/dev/null' TERM INT HUP
+while :; do
+  wait "$pid"
+  rc=$?
+  kill -0 "$pid" 2>/dev/null || break
+done
+exit "$rc"
+"""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How one framework's ranks start under Slurm: its script (dist_<framework>.py), the distributions whose
+    versions every node must share ("a|b": whichever of them is installed), the rank's bash (fixed text),
+    and how the report names the starter."""
+
+    script: str
+    distributions: tuple[str, ...]
+    rank: str
+    how: str
+    started_by: str
+
+
+LAUNCH = {
+    "pytorch": Launch(SCRIPTS["pytorch"], DISTRIBUTIONS["pytorch"], _RANK_TORCHRUN,
+                      "torchrun (c10d rendezvous on the first node) on every node", "torchrun"),
+    "jax": Launch(SCRIPTS["jax"], DISTRIBUTIONS["jax"], _RANK_JAX,
+                  "jax.distributed.initialize() (its Slurm detection) on every node",
+                  "jax.distributed (Slurm detection)"),
+    "tensorflow": Launch("dist_tensorflow.py", ("tensorflow|tensorflow-cpu",), _RANK_TF,
+                         "MultiWorkerMirroredStrategy (TF_CONFIG from Slurm's variables) on every node",
+                         "MultiWorkerMirroredStrategy (TF_CONFIG from Slurm)"),
+}  # fmt: skip
+
+
+def _launch(framework: str) -> Launch:
+    if framework not in LAUNCH:
+        msg = f"--launcher slurm runs {', '.join(LAUNCH)}; {framework} has no multi-node smoke test."
+        raise UsageError(msg)
+    return LAUNCH[framework]
 
 
 def smoke_zip(framework: str) -> bytes:
     """dist_<framework>.py and the helpers it imports, as a zip Python runs (`python FILE`)."""
-    script = SCRIPTS[framework]
+    script = _launch(framework).script
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for name in ("_harness.py", "_dist.py", script):
@@ -113,17 +172,10 @@ def sbatch_script(
     extra: Sequence[str] = (),
 ) -> str:
     """The sbatch script of the job (bash; every value quoted, the rank commands fixed text)."""
-    if framework not in SCRIPTS:
-        msg = f"--launcher slurm runs pytorch and jax; {framework} has no multi-node smoke test."
-        raise UsageError(msg)
+    launch = _launch(framework)
     args = ["--device", "cuda" if gpu else "cpu", *(["--steps", str(steps)] if steps is not None else [])]
     args += list(extra)
-    rank = _RANK_TORCHRUN if framework == "pytorch" else _RANK_JAX
-    how = (
-        "torchrun (c10d rendezvous on the first node) on every node"
-        if framework == "pytorch"
-        else "jax.distributed.initialize() (its Slurm detection) on every node"
-    )
+    rank, how = launch.rank, launch.how
     payload = base64.b64encode(smoke_zip(framework)).decode()
     q = shlex.quote
     gres = ["#SBATCH --gpus-per-node=1"] if gpu else []
@@ -205,7 +257,7 @@ def probe(
 ) -> dict[str, dict[str, str | None]]:
     """Each node's versions of the framework's distributions, asked through srun (one task per node)."""
     argv = ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--label", "--job-name=fwsetup-probe",
-            "--time=5", python, "-I", "-c", _PROBE, *DISTRIBUTIONS[framework]]  # fmt: skip
+            "--time=5", python, "-I", "-c", _PROBE, *_launch(framework).distributions]  # fmt: skip
     res = proc.run(argv, timeout=timeout, env=env)
     found: dict[str, dict[str, str | None]] = {}
     for _task, lines in sorted(_by_task(res.stdout).items()):
@@ -245,9 +297,7 @@ def run_slurm(
     extra: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run the job on N nodes of the Slurm cluster; the combined report, or SmokeError naming the node."""
-    if framework not in SCRIPTS:
-        msg = f"--launcher slurm runs pytorch and jax; {framework} has no multi-node smoke test."
-        raise UsageError(msg)
+    _launch(framework)
     _need_slurm()
     t_start = time.perf_counter()
     addrs = cluster_nodes(env)
@@ -339,7 +389,7 @@ def _slurm_verdict(
     master = Rank(0, host or addrs.get(order[0], order[0]), node=order[0])
     report = verdict(framework, results, master, int(p) if p.isdigit() else port, seconds)
     report["launcher"] = "slurm"
-    report["started_by"] = "torchrun" if framework == "pytorch" else "jax.distributed (Slurm detection)"
+    report["started_by"] = _launch(framework).started_by
     for r, x in zip(report["ranks"], results, strict=True):
         r["node"] = x.rank.node
     return report

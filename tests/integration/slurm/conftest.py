@@ -7,7 +7,8 @@ Needs root, iproute2 and Debian's slurm-wlm and munge (.ci/run installs them; st
 apt-get where it can). Not root or not Linux: the tests are skipped and say why. Slurm installed but the
 cluster does not start: the tests fail with the script's own error (daemon logs included).
 
-The environments the ranks run (torch CPU, jax) are the netns lane's (built once with uv, cached).
+The environments the ranks run (torch CPU, jax) are the netns lane's (built once with uv, cached); TensorFlow's
+(tensorflow-cpu) is built the same way, into the same cache.
 """
 
 from __future__ import annotations
@@ -78,3 +79,9 @@ def torch_python() -> str:
 @pytest.fixture(scope="session")
 def jax_python() -> str:
     return str(_hosts._venv("jax-0.10.2", ["jax==0.10.2", "jaxlib==0.10.2"], "import jax"))  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def tf_python() -> str:
+    """TensorFlow's CPU wheel (about 1.5 GB installed), built once into the lanes' shared venv cache."""
+    return str(_hosts._venv("tensorflow-2.21.0", ["tensorflow-cpu==2.21.0"], "import tensorflow"))  # type: ignore[attr-defined]

@@ -30,8 +30,8 @@ def test_a_launcher_that_does_not_start_the_framework_is_refused() -> None:
         UsageError, match="--launcher jax starts JAX ranks, not pytorch's: give --launcher torchrun or slurm"
     ):
         multi.check_launcher("jax", "pytorch")
-    with pytest.raises(UsageError, match="not tensorflow's: give pytorch or jax"):
-        multi.check_launcher("torchrun", "tensorflow")
+    with pytest.raises(UsageError, match="not mxnet's: give pytorch or jax"):
+        multi.check_launcher("torchrun", "mxnet")
 
 
 def test_rank_placement_needs_nodes() -> None:

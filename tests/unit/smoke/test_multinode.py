@@ -64,7 +64,9 @@ def test_cli_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     assert "--nodes" in capsys.readouterr().err
     assert main(["smoke", "pytorch", "--nodes", "2", "--node-addr", "10.0.0.1"]) == 2
     assert "one per node" in " ".join(capsys.readouterr().err.split())
-    assert main(["smoke", "theano", "--nodes", "2"]) == 2
+    assert main(["smoke", "theano", "--nodes", "2"]) == 2  # its recipe: multi_node = "no"
+    assert "Theano does not train across machines" in " ".join(capsys.readouterr().err.split())
+    assert main(["smoke", "mxnet", "--nodes", "2"]) == 2  # it does, but has no multi-node test
     assert "pytorch, jax" in capsys.readouterr().err
 
 
@@ -79,6 +81,6 @@ def test_help_explains_each_launcher(
     for said in (
         "`torchrun` (pytorch, the default): torchrun on each rank's host (c10d rendezvous at rank 0's address",
         "`jax` (jax, the default): each rank calls jax.distributed.initialize with rank 0's address as coordinator",
-        "`slurm` (pytorch, jax): one rank per node of a Slurm allocation (torchrun under srun;",
+        "`slurm` (pytorch, jax, tensorflow): one rank per node of a Slurm allocation (torchrun under srun;",
     ):
         assert said in words, (said, words)
