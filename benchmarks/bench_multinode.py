@@ -6,12 +6,13 @@ end, as the netns lane's are); the Slurm nodes are those of scripts/start-slurm 
 bridge):
   hosts   `fwsetup smoke NAME --nodes N --node-addr A --netns NS …`: torchrun per node (pytorch), explicit
           jax.distributed.initialize (jax)
-  slurm   `fwsetup smoke NAME --nodes N --launcher slurm`: salloc + srun (torchrun under srun; jax's Slurm detection)
+  slurm   `fwsetup smoke NAME --nodes N --launcher slurm`: salloc + srun (torchrun under srun; jax's Slurm detection;
+          MultiWorkerMirroredStrategy with TF_CONFIG from Slurm for tensorflow, --tf: slurm only)
   old     with --old-src DIR (a `src/` of fwsetup before issue 25's launchers, e.g.
           `git archive ce15751 src | tar -x -C /tmp/old`): its home-made spawner (TCPStore rendezvous) on the hosts
 
     eval "$(./scripts/start-slurm)"     # FWSETUP_SLURM_NODES=3 for the 3-node figures
-    .venv/bin/python benchmarks/bench_multinode.py --torch ENV/bin/python --jax ENV2/bin/python [--old-src /tmp/old/src]
+    .venv/bin/python benchmarks/bench_multinode.py --torch ENV/bin/python --jax ENV2/bin/python [--tf ENV3/bin/python] [--old-src /tmp/old/src]
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--torch", help="python of a torch environment (the same path on every node)")
     p.add_argument("--jax", help="python of a jax environment")
+    p.add_argument(
+        "--tf", help="python of a tensorflow environment (its multi-node test runs under slurm only)"
+    )
     p.add_argument("--nodes", type=int, nargs="+", default=[2, 3])
     p.add_argument("--old-src", help="src/ of fwsetup before issue 25's launchers: adds the 'old' launcher")
     p.add_argument("--launchers", nargs="+", default=None, help="hosts, slurm, old (default: all given)")
@@ -117,11 +121,13 @@ def main() -> None:
     launchers = args.launchers or ["hosts", "slurm"] + (["old"] if args.old_src else [])
     rows = []
     with hosts(max(args.nodes)) as where:
-        for framework, python in (("pytorch", args.torch), ("jax", args.jax)):
+        for framework, python in (("pytorch", args.torch), ("jax", args.jax), ("tensorflow", args.tf)):
             if not python:
                 continue
             for n in args.nodes:
                 for launcher in launchers:
+                    if framework == "tensorflow" and launcher != "slurm":
+                        continue  # MultiWorkerMirroredStrategy's TF_CONFIG is made from Slurm's variables
                     rows.append(run(framework, python, n, launcher, args.old_src, where))
                     if not args.json:
                         r = rows[-1]
