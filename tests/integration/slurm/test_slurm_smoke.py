@@ -20,25 +20,13 @@ import time
 from pathlib import Path
 
 import pytest
-from slurmcluster import SLURM_DIR, START, Cluster
+from slurmcluster import RANK_TIMEOUT, SLURM_DIR, START, Cluster, smoke
 from torch_other_version import OTHER_VERSION, STARTS_ENV, copy_env, read_starts, relabel_torch, starts_log
 
 from fwsetup.errors import SmokeError
 from fwsetup.smoke import slurm as launcher
 
 pytestmark = pytest.mark.network
-
-RANK_TIMEOUT = 15.0
-
-
-def smoke(cluster: Cluster, framework: str, python: str, n: int, *extra: str) -> tuple[int, dict, str, float]:
-    argv = [sys.executable, "-m", "fwsetup", "smoke", framework, "--python", python, "--nodes", str(n),
-            "--launcher", "slurm", "--rank-timeout", f"{RANK_TIMEOUT:g}", "--json", *extra]  # fmt: skip
-    t0 = time.perf_counter()
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=cluster.env(), check=False)
-    wall = time.perf_counter() - t0
-    report = json.loads(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else {}
-    return res.returncode, report, " ".join(res.stderr.split()), wall
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "jax"])

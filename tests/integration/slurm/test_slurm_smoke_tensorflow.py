@@ -7,27 +7,13 @@ Marked `network`: TensorFlow's CPU wheel is installed from the registry (once, c
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 import time
 
 import pytest
-from slurmcluster import Cluster
+from slurmcluster import RANK_TIMEOUT, Cluster, smoke
 
 pytestmark = pytest.mark.network
-
-RANK_TIMEOUT = 15.0
-
-
-def smoke(cluster: Cluster, python: str, n: int, *extra: str) -> tuple[int, dict, str, float]:
-    argv = [sys.executable, "-m", "fwsetup", "smoke", "tensorflow", "--python", python, "--nodes", str(n),
-            "--launcher", "slurm", "--rank-timeout", f"{RANK_TIMEOUT:g}", "--json", *extra]  # fmt: skip
-    t0 = time.perf_counter()
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=cluster.env(), check=False)
-    wall = time.perf_counter() - t0
-    report = json.loads(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else {}
-    return res.returncode, report, " ".join(res.stderr.split()), wall
 
 
 def _workers_left(cluster: Cluster, python: str) -> list[str]:
@@ -50,7 +36,7 @@ def _workers_left(cluster: Cluster, python: str) -> list[str]:
 
 def test_two_nodes_under_slurm(slurm: Cluster, tf_python: str, tmp_path) -> None:
     sbatch = tmp_path / "tf.sbatch"
-    code, report, err, wall = smoke(slurm, tf_python, 2, "--emit-sbatch", str(sbatch))
+    code, report, err, wall = smoke(slurm, "tensorflow", tf_python, 2, "--emit-sbatch", str(sbatch))
     assert code == 0, err
     assert report["ok"] is True and report["nodes"] == 2 and report["launcher"] == "slurm"
     assert report["started_by"] == "MultiWorkerMirroredStrategy (TF_CONFIG from Slurm)"
@@ -82,7 +68,7 @@ def test_a_node_that_cannot_reach_worker_0_is_named_with_address_and_port(
     netns = ["ip", "netns", "exec", name, "iptables"]
     subprocess.run([*netns, "-A", *rule], check=True, capture_output=True)
     try:
-        code, report, err, wall = smoke(slurm, tf_python, 2, "--port", "29514")
+        code, report, err, wall = smoke(slurm, "tensorflow", tf_python, 2, "--port", "29514")
     finally:
         subprocess.run([*netns, "-D", *rule], check=False, capture_output=True)
     assert code == 6, err
