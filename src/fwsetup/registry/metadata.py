@@ -6,7 +6,6 @@ FWSETUP_CACHE_DIR/registry/metadata/.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 import time
@@ -16,7 +15,7 @@ from typing import Any, Final
 
 import msgspec
 
-from fwsetup.registry.pages import CACHE_SCHEMA, FAILURE_RETRY, File, _why
+from fwsetup.registry.pages import CACHE_SCHEMA, FAILURE_RETRY, File, _why, write_cache
 from fwsetup.registry.sync import zip_member
 
 # -- a new release's requirements: its core metadata, read once ------------------------------------------------
@@ -127,10 +126,10 @@ def read_requires(
             requires = [str(r) for r in BytesHeaderParser().parsebytes(data).get_all("Requires-Dist") or []]
         except Exception as exc:  # noqa: BLE001 - any failure: the requirements are inherited instead
             if path is not None:
-                _write_meta(path, _Meta(failed=now, error=_why(exc, deadline)))
+                write_cache(path, _Meta(failed=now, error=_why(exc, deadline)))
             return
         if path is not None:
-            _write_meta(path, _Meta(requires=requires))
+            write_cache(path, _Meta(requires=requires))
         with lock:
             out[(dist, version)] = requires
 
@@ -141,13 +140,3 @@ def read_requires(
         t.join(max(0.0, end - time.monotonic()))
     with lock:
         return dict(out)
-
-
-def _write_meta(path: Path, entry: _Meta) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(msgspec.json.encode(entry))
-        tmp.replace(path)
-    except OSError:
-        pass

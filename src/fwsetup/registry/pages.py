@@ -235,7 +235,8 @@ def _read_entry(path: Path) -> _Entry | None:
     return entry if entry.schema == CACHE_SCHEMA else None
 
 
-def _write_entry(path: Path, entry: _Entry) -> None:
+def write_cache(path: Path, entry: msgspec.Struct) -> None:
+    """Write one cache entry (a page, a release's metadata) as JSON atomically: a temporary name, then a rename."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -362,7 +363,7 @@ def _failed(
     why = redact_text(why)
     if path is not None:
         base = entry or _Entry(index=redact_url(index), project=project, fetched=0.0)
-        _write_entry(path, msgspec.structs.replace(base, failed=now, error=why))
+        write_cache(path, msgspec.structs.replace(base, failed=now, error=why))
     if entry is not None and entry.files:
         return Outcome(index, project, _page(index, entry, "cache", why), why)
     return Outcome(index, project, None, why)
@@ -386,5 +387,5 @@ def _answered(
     else:
         return _failed(index, project, entry, path, now, f"HTTP {ans.status}")
     if path is not None:
-        _write_entry(path, fresh)
+        write_cache(path, fresh)
     return Outcome(index, project, _page(index, fresh, "live"))
