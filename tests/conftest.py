@@ -16,8 +16,9 @@ import pytest
 
 _DOCKER_ERROR: list[str] = []
 
-# Session fixtures of a real registry (scripts/start-registry): registry, tls_registry, auth_registry, ...
-pytest_plugins = ["registries"]
+# Session fixtures of a real registry (scripts/start-registry): registry, tls_registry, auth_registry, ...;
+# live_env (plans that read package indexes, with a fresh cache) beside the small index of tests/simple_index.py
+pytest_plugins = ["registries", "simple_index"]
 
 # Tests must not write the user's recipe cache (~/.cache/fwsetup): one private cache for the whole run.
 if "FWSETUP_CACHE_DIR" not in os.environ:

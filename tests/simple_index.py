@@ -25,7 +25,10 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 
 @dataclass(frozen=True)
@@ -214,3 +217,18 @@ def future_jax(platforms: tuple[str, ...] = ("manylinux_2_27_x86_64", "manylinux
         SimpleFile(f"jaxlib-0.99.0-{py}-{py}-{plat}.whl", ">=3.11") for py in pythons for plat in platforms
     ]
     return {"jax": [SimpleFile("jax-0.99.0-py3-none-any.whl", ">=3.11")], "jaxlib": jaxlib}
+
+
+@pytest.fixture
+def live_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Plans read the indexes (tests/conftest.py sets FWSETUP_OFFLINE for every other test), with a fresh
+    cache and no pip configuration but what the test sets."""
+    monkeypatch.delenv("FWSETUP_OFFLINE", raising=False)
+    monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    # the 2 s deadline is tested on its own (test_a_hanging_index_costs_the_deadline_once); here a loaded CI
+    # machine must not turn a live read into the snapshot
+    monkeypatch.setenv("FWSETUP_REGISTRY_TIMEOUT", "20")
+    for var in ("PIP_INDEX_URL", "PIP_NO_INDEX", "PIP_EXTRA_INDEX_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path / "cache"

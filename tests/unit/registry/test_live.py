@@ -26,21 +26,6 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 H100 = FIXTURES / "datacenter-h100.json"  # Linux x86_64, glibc 2.39, Python 3.12, driver 580.65.06
 
 
-@pytest.fixture
-def live_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Plans read the indexes (tests/conftest.py sets FWSETUP_OFFLINE for every other test), with a fresh
-    cache and no pip configuration but what the test sets."""
-    monkeypatch.delenv("FWSETUP_OFFLINE", raising=False)
-    monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
-    # the 2 s deadline is tested on its own (test_a_hanging_index_costs_the_deadline_once); here a loaded CI
-    # machine must not turn a live read into the snapshot
-    monkeypatch.setenv("FWSETUP_REGISTRY_TIMEOUT", "20")
-    for var in ("PIP_INDEX_URL", "PIP_NO_INDEX", "PIP_EXTRA_INDEX_URL"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path / "cache"
-
-
 # ---- merged data, and releases newer than the curated facts ---------------------------------------------------
 
 

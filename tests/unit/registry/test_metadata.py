@@ -31,17 +31,6 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 H100 = FIXTURES / "datacenter-h100.json"  # Linux x86_64, Python 3.12, driver 580.65.06
 
 
-@pytest.fixture
-def live_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.delenv("FWSETUP_OFFLINE", raising=False)
-    monkeypatch.setenv("FWSETUP_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("FWSETUP_REGISTRY_TIMEOUT", "20")
-    for var in ("PIP_INDEX_URL", "PIP_NO_INDEX", "PIP_EXTRA_INDEX_URL"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path / "cache"
-
-
 def with_gpu(profile: HostProfile, name: str, cc: str) -> HostProfile:
     nv = profile.nvidia
     gpus = tuple(msgspec.structs.replace(g, name=name, compute_capability=cc) for g in nv.gpus)
