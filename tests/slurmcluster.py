@@ -3,11 +3,13 @@ and the cluster's nodes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,3 +45,18 @@ def smoke(cluster: Cluster, framework: str, python: str, n: int, *extra: str) ->
     wall = time.perf_counter() - t0
     report = json.loads(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else {}
     return res.returncode, report, " ".join(res.stderr.split()), wall
+
+
+@contextlib.contextmanager
+def unreachable_rendezvous(cluster: Cluster, node: int, port: int) -> Iterator[str]:
+    """Node `node`'s TCP traffic to the first node's `port` dropped (iptables in its namespace) while inside;
+    yields the first node's address."""
+    name, _addr = cluster.nodes[node]
+    head = cluster.nodes[0][1]
+    rule = ["OUTPUT", "-p", "tcp", "-d", head, "--dport", str(port), "-j", "DROP"]
+    netns = ["ip", "netns", "exec", name, "iptables"]
+    subprocess.run([*netns, "-A", *rule], check=True, capture_output=True)
+    try:
+        yield head
+    finally:
+        subprocess.run([*netns, "-D", *rule], check=False, capture_output=True)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from slurmcluster import RANK_TIMEOUT, SLURM_DIR, START, Cluster, smoke
+from slurmcluster import RANK_TIMEOUT, SLURM_DIR, START, Cluster, smoke, unreachable_rendezvous
 from torch_other_version import OTHER_VERSION, STARTS_ENV, copy_env, read_starts, relabel_torch, starts_log
 
 from fwsetup.errors import SmokeError
@@ -127,14 +127,8 @@ def test_a_node_that_cannot_reach_the_rendezvous_is_named_with_address_and_port(
     slurm: Cluster, torch_python: str
 ) -> None:
     name, _addr = slurm.nodes[1]
-    head = slurm.nodes[0][1]
-    rule = ["OUTPUT", "-p", "tcp", "-d", head, "--dport", "29513", "-j", "DROP"]
-    netns = ["ip", "netns", "exec", name, "iptables"]
-    subprocess.run([*netns, "-A", *rule], check=True, capture_output=True)
-    try:
+    with unreachable_rendezvous(slurm, 1, 29513) as head:
         code, report, err, wall = smoke(slurm, "pytorch", torch_python, 2, "--port", "29513")
-    finally:
-        subprocess.run([*netns, "-D", *rule], check=False, capture_output=True)
     assert code == 6, err
     assert f"node {name}" in report["error"], report
     assert f"could not reach the rendezvous at {head}:29513 within {RANK_TIMEOUT:g} s" in report["error"]

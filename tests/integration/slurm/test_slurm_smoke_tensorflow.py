@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from slurmcluster import RANK_TIMEOUT, Cluster, smoke
+from slurmcluster import RANK_TIMEOUT, Cluster, smoke, unreachable_rendezvous
 
 pytestmark = pytest.mark.network
 
@@ -63,14 +63,8 @@ def test_a_node_that_cannot_reach_worker_0_is_named_with_address_and_port(
     """Node 1's traffic to worker 0's port is dropped: the job ends within the time-out naming node 1, the
     address and the port, and no worker is left running on any node (TensorFlow ignores SIGTERM)."""
     name, _addr = slurm.nodes[1]
-    head = slurm.nodes[0][1]
-    rule = ["OUTPUT", "-p", "tcp", "-d", head, "--dport", "29514", "-j", "DROP"]
-    netns = ["ip", "netns", "exec", name, "iptables"]
-    subprocess.run([*netns, "-A", *rule], check=True, capture_output=True)
-    try:
+    with unreachable_rendezvous(slurm, 1, 29514) as head:
         code, report, err, wall = smoke(slurm, "tensorflow", tf_python, 2, "--port", "29514")
-    finally:
-        subprocess.run([*netns, "-D", *rule], check=False, capture_output=True)
     assert code == 6, err
     assert f"node {name}" in report["error"], report
     assert f"could not reach the rendezvous at {head}:29514 within {RANK_TIMEOUT:g} s" in report["error"]
